@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { Roles } from '../domain/roles';
+
+export const NoInput = z.object({}).strict();
+export const Empty = z.object({}).strict();
+export const RoleSchema = z.enum(Roles);
+
+/** Local user names: short, printable, no whitespace; they appear in audit records and shells. */
+export const UserName = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z_][a-z0-9_.-]*$/, 'lower-case letters, digits, _ . - ; starting with a letter or _');
+export const Password = z.string().min(1).max(1024);
+/** New passwords: a minimum policy, deepened with the identity issue. */
+export const NewPassword = z.string().min(12, 'at least 12 characters').max(1024);
+
+/** Host names in Airlock's inventory (not DNS names). */
+export const HostName = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, _ . - ; starting with a letter or digit');
+/** A DNS name or an IPv4/IPv6 literal. No spaces, no shell metacharacters. */
+export const Address = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[A-Za-z0-9.:_-]+$/, 'a host name or IP address');
+export const Port = z.number().int().min(1).max(65535);
+/** POSIX login names. */
+export const SshUser = z
+  .string()
+  .min(1)
+  .max(32)
+  .regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'a POSIX user name');
+/** OpenSSH's SHA256 fingerprint form: `SHA256:` + unpadded base64 of 32 bytes. */
+export const Fingerprint = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'SHA256:<43 base64 characters>');
+export const RequestId = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/);
+/** Text files handed over by a shell (known_hosts, ssh_config): the core never takes a path from the UI. */
+export const FileText = z.string().max(1024 * 1024);

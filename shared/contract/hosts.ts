@@ -1,0 +1,156 @@
+import { z } from 'zod';
+import { channel } from './channel';
+import { Address, FileText, Fingerprint, HostName, NoInput, Port, RequestId, SshUser, Empty } from './common';
+
+export const Gpu = z.object({
+  index: z.number().int().nonnegative(),
+  name: z.string(),
+  uuid: z.string().nullable(),
+  memoryTotalMiB: z.number().nullable(),
+  memoryUsedMiB: z.number().nullable(),
+  utilizationPct: z.number().nullable(),
+  temperatureC: z.number().nullable(),
+  powerDrawW: z.number().nullable(),
+  eccMode: z.string().nullable(),
+  persistenceMode: z.string().nullable(),
+  throttleReasons: z.string().nullable(),
+});
+export type Gpu = z.infer<typeof Gpu>;
+
+export const Inventory = z.object({
+  scannedAt: z.string(),
+  hostname: z.string(),
+  os: z.string(),
+  kernel: z.string(),
+  driverVersion: z.string().nullable(),
+  gpus: z.array(Gpu),
+  /** Why the GPU part is missing, when it is (no nvidia-smi, parse error): shown, never hidden. */
+  gpuError: z.string().nullable(),
+});
+export type Inventory = z.infer<typeof Inventory>;
+
+export const HostStatus = z.enum(['unconfirmed', 'unknown', 'reachable', 'unreachable', 'key-changed', 'auth-failed', 'error']);
+
+export const Host = z.object({
+  name: HostName,
+  address: Address,
+  port: Port,
+  user: SshUser,
+  /** Null until an operator confirms the host key; Airlock refuses to connect until then. */
+  fingerprint: Fingerprint.nullable(),
+  keyType: z.string().nullable(),
+  addedAt: z.string(),
+  status: HostStatus,
+  lastError: z.string().nullable(),
+  lastSeenAt: z.string().nullable(),
+  inventory: Inventory.nullable(),
+});
+export type Host = z.infer<typeof Host>;
+
+export const ProbeResult = z.object({
+  address: Address,
+  port: Port,
+  fingerprint: Fingerprint,
+  keyType: z.string(),
+  /** Set when this address:port is already pinned; a differing fingerprint means the key changed. */
+  pinned: z.object({ host: HostName, fingerprint: Fingerprint }).nullable(),
+});
+
+export const ScanOutcome = z.object({
+  name: HostName,
+  ok: z.boolean(),
+  status: HostStatus,
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+  inventory: Inventory.nullable(),
+  ms: z.number(),
+});
+export type ScanOutcome = z.infer<typeof ScanOutcome>;
+
+export const ImportOutcome = z.object({
+  added: z.array(z.object({ name: HostName, address: Address, port: Port, fingerprint: Fingerprint.nullable() })),
+  skipped: z.array(z.object({ entry: z.string(), reason: z.string() })),
+});
+
+export const hosts = {
+  'hosts:probe': channel({
+    in: z.object({ address: Address, port: Port.default(22) }).strict(),
+    out: ProbeResult,
+    roles: ['admin'],
+    summary: "Connect to an address and read its host key's SHA256 fingerprint (nothing is sent but the key exchange)",
+  }),
+  'hosts:add': channel({
+    in: z
+      .object({
+        name: HostName,
+        address: Address,
+        port: Port.default(22),
+        user: SshUser.default('root'),
+        fingerprint: Fingerprint,
+      })
+      .strict(),
+    out: Host,
+    roles: ['admin'],
+    summary: 'Enrol a host, pinning the host-key fingerprint the operator confirmed',
+  }),
+  'hosts:confirm': channel({
+    in: z.object({ name: HostName, fingerprint: Fingerprint }).strict(),
+    out: Host,
+    roles: ['admin'],
+    summary: 'Pin the host-key fingerprint of an imported, unconfirmed host (after probing it)',
+  }),
+  'hosts:remove': channel({
+    in: z.object({ name: HostName }).strict(),
+    out: Empty,
+    roles: ['admin'],
+    summary: 'Remove a host and its pinned key',
+  }),
+  'hosts:list': channel({
+    in: NoInput,
+    out: z.array(Host),
+    roles: ['admin', 'officer', 'auditor'],
+    summary: 'List enrolled hosts with status and inventory',
+  }),
+  'hosts:scan': channel({
+    in: z
+      .object({
+        names: z.array(HostName).max(10000).optional(),
+        requestId: RequestId.optional(),
+        timeoutMs: z.number().int().min(100).max(600000).optional(),
+      })
+      .strict(),
+    out: z.array(ScanOutcome),
+    roles: ['admin'],
+    summary: 'Scan hosts (all when none named) for OS and GPU inventory, concurrently with a bounded pool',
+  }),
+  'hosts:importKnownHosts': channel({
+    in: z.object({ text: FileText, user: SshUser.default('root') }).strict(),
+    out: ImportOutcome,
+    roles: ['admin'],
+    summary: 'Enrol hosts from an OpenSSH known_hosts file (fingerprints pinned from the file)',
+  }),
+  'hosts:importSshConfig': channel({
+    in: z.object({ text: FileText }).strict(),
+    out: ImportOutcome,
+    roles: ['admin'],
+    summary: 'Import Host entries from an OpenSSH client config as unconfirmed hosts (each needs its key confirmed)',
+  }),
+  'ops:cancel': channel({
+    in: z.object({ requestId: RequestId }).strict(),
+    out: z.object({ cancelled: z.boolean() }),
+    roles: ['admin', 'officer', 'auditor'],
+    summary: 'Cancel a running operation started by this session',
+  }),
+} as const;
+
+export const identity = {
+  'identity:show': channel({
+    in: NoInput,
+    out: z.object({
+      publicKey: z.string(),
+      fingerprint: Fingerprint,
+      agent: z.object({ available: z.boolean(), socket: z.string().nullable() }),
+    }),
+    roles: ['admin', 'officer', 'auditor'],
+    summary: "Airlock's SSH public key in authorized_keys format",
+  }),
+} as const;

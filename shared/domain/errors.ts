@@ -1,0 +1,59 @@
+/**
+ * Stable error codes. They cross process boundaries as plain objects
+ * `{ code, message }`; callers branch on `code`, people read `message`.
+ */
+export const ErrorCodes = [
+  'UNAUTHENTICATED', // no session, or it expired
+  'FORBIDDEN', // the session's roles may not call this channel
+  'INVALID_INPUT', // input failed the channel's schema
+  'UNKNOWN_CHANNEL',
+  'NOT_FOUND',
+  'CONFLICT', // e.g. a host name already in use
+  'SETUP_DONE', // first-run setup called after an admin exists
+  'SETUP_REQUIRED',
+  'BAD_CREDENTIALS',
+  'HOST_KEY_CHANGED', // pinned fingerprint differs: hard refusal
+  'HOST_KEY_MISMATCH', // the fingerprint the user confirmed is not what the host presented
+  'HOST_KEY_UNCONFIRMED', // no pinned key yet: Airlock will not authenticate to it
+  'HOST_UNREACHABLE',
+  'SSH_AUTH_FAILED',
+  'SSH_ERROR',
+  'TIMEOUT',
+  'CANCELLED',
+  'AUDIT_UNAVAILABLE', // the audit event could not be written: the action did not happen
+  'DB_TOO_NEW',
+  'PARSE_ERROR', // untrusted input (file, host output) could not be parsed
+  'INTERNAL',
+] as const;
+export type ErrorCode = (typeof ErrorCodes)[number];
+
+export interface AirlockErrorShape {
+  code: ErrorCode;
+  message: string;
+}
+
+export type Result<T> = { ok: true; value: T } | { ok: false; error: AirlockErrorShape };
+
+/** An error meant for the user: its message is safe to show and its code is stable. */
+export class AirlockError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AirlockError';
+  }
+  toJSON(): AirlockErrorShape {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isErrorShape(x: unknown): x is AirlockErrorShape {
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof (x as { code?: unknown }).code === 'string' &&
+    (ErrorCodes as readonly string[]).includes((x as { code: string }).code) &&
+    typeof (x as { message?: unknown }).message === 'string'
+  );
+}
