@@ -49,7 +49,7 @@ export interface Core {
   readonly config: Required<Pick<CoreConfig, 'dataDir' | 'shell'>> & CoreConfig;
   newClient(opts: { shell: ShellKind; source: string; emit?: (event: string, payload: unknown) => void }): ClientContext;
   /** The one entry point of every shell: session → role → parse → service → audit → parse out. */
-  dispatch(client: ClientContext, channel: string, input: unknown): Promise<Result<unknown>>;
+  dispatch(client: ClientContext, channel: unknown, input: unknown): Promise<Result<unknown>>;
   /** Sign out, close the client's terminals and operations. */
   closeClient(client: ClientContext): Promise<void>;
   close(): Promise<void>;

@@ -1,0 +1,11 @@
+import type Database from 'better-sqlite3';
+import { m0001 } from './0001-initial';
+
+export interface Migration {
+  version: number;
+  name: string;
+  up(db: Database.Database): void;
+}
+
+/** In order. Add a file `NNNN-name.ts` and a test `NNNN-name.test.ts` for each new one. */
+export const migrations: readonly Migration[] = [m0001];

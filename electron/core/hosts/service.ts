@@ -1,0 +1,295 @@
+import type { Host, Inventory, ScanOutcome } from '../../../shared/contract/hosts';
+import { Inventory as InventorySchema } from '../../../shared/contract/hosts';
+import { AirlockError } from '../../../shared/domain/errors';
+import type { Db } from '../db/db';
+import { connect, probeHostKey, type SshAuth, type SshConnection } from '../ssh/connection';
+import { parseKnownHosts } from '../ssh/known-hosts';
+import { parseSshConfig } from '../ssh/ssh-config';
+import { INVENTORY_COMMAND, parseInventory, sanitizeHostText } from './inventory';
+
+interface HostRow {
+  id: number;
+  name: string;
+  address: string;
+  port: number;
+  user: string;
+  fingerprint: string | null;
+  key_type: string | null;
+  added_at: string;
+  status: Host['status'];
+  last_error: string | null;
+  last_seen_at: string | null;
+  inventory: string | null;
+}
+
+export interface HostsDeps {
+  db: Db;
+  now: () => Date;
+  timeoutMs: number;
+  concurrency: number;
+}
+
+type ImportOutcome = {
+  added: Array<{ name: string; address: string; port: number; fingerprint: string | null }>;
+  skipped: Array<{ entry: string; reason: string }>;
+};
+
+/** The host inventory: enrolment with pinned keys, imports, concurrent scans. */
+export class HostsService {
+  constructor(private readonly deps: HostsDeps) {}
+
+  list(): Host[] {
+    return (this.deps.db.prepare('SELECT * FROM hosts ORDER BY name').all() as HostRow[]).map(toHost);
+  }
+
+  get(name: string): Host {
+    return toHost(this.row(name));
+  }
+
+  async probe(address: string, port: number, signal: AbortSignal) {
+    const key = await probeHostKey(address, port, { timeoutMs: this.deps.timeoutMs, signal });
+    const pinned = this.deps.db
+      .prepare('SELECT name, fingerprint FROM hosts WHERE address = ? AND port = ? AND fingerprint IS NOT NULL')
+      .get(address, port) as { name: string; fingerprint: string } | undefined;
+    return {
+      address,
+      port,
+      fingerprint: key.fingerprint,
+      keyType: key.keyType,
+      pinned: pinned ? { host: pinned.name, fingerprint: pinned.fingerprint } : null,
+    };
+  }
+
+  /**
+   * Enrol: the operator confirmed `fingerprint` (from a probe or out of band). We read the
+   * host's key once more and pin only if it is the one they confirmed.
+   */
+  async add(
+    input: { name: string; address: string; port: number; user: string; fingerprint: string },
+    signal: AbortSignal,
+  ): Promise<Host> {
+    this.assertFree(input.name, input.address, input.port);
+    const key = await this.confirmKey(input.address, input.port, input.fingerprint, signal);
+    this.assertFree(input.name, input.address, input.port);
+    this.deps.db
+      .prepare(
+        `INSERT INTO hosts (name, address, port, user, fingerprint, key_type, added_at, status)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'unknown')`,
+      )
+      .run(input.name, input.address, input.port, input.user, key.fingerprint, key.keyType, this.nowIso());
+    return this.get(input.name);
+  }
+
+  async confirm(name: string, fingerprint: string, signal: AbortSignal): Promise<Host> {
+    const row = this.row(name);
+    const key = await this.confirmKey(row.address, row.port, fingerprint, signal);
+    this.deps.db
+      .prepare(`UPDATE hosts SET fingerprint = ?, key_type = ?, status = 'unknown', last_error = NULL WHERE id = ?`)
+      .run(key.fingerprint, key.keyType, row.id);
+    return this.get(name);
+  }
+
+  remove(name: string): void {
+    const r = this.deps.db.prepare('DELETE FROM hosts WHERE name = ?').run(name);
+    if (r.changes === 0) throw new AirlockError('NOT_FOUND', `No host named "${name}".`);
+  }
+
+  /** Connect to an enrolled host with its pinned key. Errors are recorded on the host row. */
+  async open(name: string, auth: SshAuth, signal: AbortSignal, timeoutMs = this.deps.timeoutMs): Promise<SshConnection> {
+    const row = this.row(name);
+    try {
+      return await connect(
+        { address: row.address, port: row.port, user: row.user, fingerprint: row.fingerprint, hostName: row.name },
+        auth,
+        { timeoutMs, signal },
+      );
+    } catch (e) {
+      this.recordFailure(row.id, e);
+      throw e;
+    }
+  }
+
+  /**
+   * Scan with a bounded pool: at most `concurrency` connections at once, every host
+   * bounded by its own timeout, so one dead host never holds up the rest.
+   */
+  async scan(names: string[] | undefined, auth: SshAuth, signal: AbortSignal, timeoutMs?: number): Promise<ScanOutcome[]> {
+    const rows = names?.length ? names.map((n) => this.row(n)) : (this.deps.db.prepare('SELECT * FROM hosts ORDER BY name').all() as HostRow[]);
+    const results: ScanOutcome[] = new Array(rows.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < rows.length) {
+        const i = next++;
+        results[i] = await this.scanOne(rows[i]!, auth, signal, timeoutMs ?? this.deps.timeoutMs);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.deps.concurrency, rows.length) }, worker));
+    return results;
+  }
+
+  private async scanOne(row: HostRow, auth: SshAuth, signal: AbortSignal, timeoutMs: number): Promise<ScanOutcome> {
+    const started = Date.now();
+    let conn: SshConnection | null = null;
+    try {
+      if (signal.aborted) throw new AirlockError('CANCELLED', 'Scan cancelled.');
+      conn = await this.open(row.name, auth, signal, timeoutMs);
+      const res = await conn.exec(INVENTORY_COMMAND, { timeoutMs, signal, maxOutputBytes: 1024 * 1024 });
+      const inventory = parseInventory(res.stdout, this.deps.now());
+      this.deps.db
+        .prepare(`UPDATE hosts SET status = 'reachable', last_error = NULL, last_seen_at = ?, inventory = ? WHERE id = ?`)
+        .run(this.nowIso(), JSON.stringify(inventory), row.id);
+      return { name: row.name, ok: true, status: 'reachable', error: null, inventory, ms: Date.now() - started };
+    } catch (e) {
+      const err = e instanceof AirlockError ? e : new AirlockError('SSH_ERROR', sanitizeHostText(String((e as Error).message), 300));
+      this.recordFailure(row.id, err);
+      return {
+        name: row.name,
+        ok: false,
+        status: statusFor(err.code),
+        error: err.toJSON(),
+        inventory: null,
+        ms: Date.now() - started,
+      };
+    } finally {
+      conn?.close();
+    }
+  }
+
+  importKnownHosts(text: string, user: string): ImportOutcome {
+    const parsed = parseKnownHosts(text);
+    const out: ImportOutcome = { added: [], skipped: parsed.skipped.map((s) => ({ entry: `line ${s.line}: ${s.entry}`, reason: s.reason })) };
+    // Prefer the strongest key type per endpoint: we will pin exactly one.
+    const rank = (t: string) => (t === 'ssh-ed25519' ? 0 : t.startsWith('ecdsa') ? 1 : 2);
+    const best = new Map<string, { host: string; port: number; keyType: string; fingerprint: string; line: number }>();
+    for (const e of parsed.entries) {
+      for (const host of e.hosts) {
+        const k = `${host}:${e.port}`;
+        const cur = best.get(k);
+        if (!cur || rank(e.keyType) < rank(cur.keyType)) best.set(k, { host, port: e.port, keyType: e.keyType, fingerprint: e.fingerprint, line: e.line });
+      }
+    }
+    const insert = this.deps.db.prepare(
+      `INSERT INTO hosts (name, address, port, user, fingerprint, key_type, added_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'unknown')`,
+    );
+    this.deps.db.transaction(() => {
+      for (const e of best.values()) {
+        const name = hostNameFor(e.host, e.port);
+        const reason = this.conflict(name, e.host, e.port);
+        if (reason || !name) {
+          out.skipped.push({ entry: `line ${e.line}: ${e.host}`, reason: reason ?? 'not usable as a host name' });
+          continue;
+        }
+        insert.run(name, e.host, e.port, user, e.fingerprint, e.keyType, this.nowIso());
+        out.added.push({ name, address: e.host, port: e.port, fingerprint: e.fingerprint });
+      }
+    })();
+    return out;
+  }
+
+  importSshConfig(text: string): ImportOutcome {
+    const parsed = parseSshConfig(text);
+    const out: ImportOutcome = { added: [], skipped: parsed.skipped.map((s) => ({ entry: s.entry, reason: s.reason })) };
+    const insert = this.deps.db.prepare(
+      `INSERT INTO hosts (name, address, port, user, fingerprint, key_type, added_at, status) VALUES (?, ?, ?, ?, NULL, NULL, ?, 'unconfirmed')`,
+    );
+    this.deps.db.transaction(() => {
+      for (const e of parsed.entries) {
+        const reason = this.conflict(e.alias, e.hostName, e.port);
+        if (reason) {
+          out.skipped.push({ entry: e.alias, reason });
+          continue;
+        }
+        insert.run(e.alias, e.hostName, e.port, e.user ?? 'root', this.nowIso());
+        out.added.push({ name: e.alias, address: e.hostName, port: e.port, fingerprint: null });
+      }
+    })();
+    return out;
+  }
+
+  private async confirmKey(address: string, port: number, fingerprint: string, signal: AbortSignal) {
+    const key = await probeHostKey(address, port, { timeoutMs: this.deps.timeoutMs, signal });
+    if (key.fingerprint !== fingerprint) {
+      throw new AirlockError(
+        'HOST_KEY_MISMATCH',
+        `The host at ${address}:${port} presents ${key.fingerprint}, not the confirmed ${fingerprint}. Nothing was pinned.`,
+      );
+    }
+    return key;
+  }
+
+  private conflict(name: string, address: string, port: number): string | null {
+    if (this.deps.db.prepare('SELECT 1 FROM hosts WHERE name = ?').get(name)) return `a host named "${name}" already exists`;
+    const other = this.deps.db.prepare('SELECT name FROM hosts WHERE address = ? AND port = ?').get(address, port) as
+      | { name: string }
+      | undefined;
+    if (other) return `${address}:${port} is already enrolled as "${other.name}"`;
+    return null;
+  }
+
+  private assertFree(name: string, address: string, port: number): void {
+    const reason = this.conflict(name, address, port);
+    if (reason) throw new AirlockError('CONFLICT', reason[0]!.toUpperCase() + reason.slice(1) + '.');
+  }
+
+  private recordFailure(id: number, e: unknown): void {
+    const err = e instanceof AirlockError ? e : new AirlockError('SSH_ERROR', String((e as Error)?.message ?? e));
+    this.deps.db
+      .prepare('UPDATE hosts SET status = ?, last_error = ? WHERE id = ?')
+      .run(statusFor(err.code), `${err.code}: ${sanitizeHostText(err.message, 500)}`, id);
+  }
+
+  private row(name: string): HostRow {
+    const row = this.deps.db.prepare('SELECT * FROM hosts WHERE name = ?').get(name) as HostRow | undefined;
+    if (!row) throw new AirlockError('NOT_FOUND', `No host named "${name}".`);
+    return row;
+  }
+
+  private nowIso(): string {
+    return this.deps.now().toISOString();
+  }
+}
+
+function statusFor(code: string): Host['status'] {
+  switch (code) {
+    case 'HOST_KEY_CHANGED':
+      return 'key-changed';
+    case 'HOST_KEY_UNCONFIRMED':
+      return 'unconfirmed';
+    case 'SSH_AUTH_FAILED':
+      return 'auth-failed';
+    case 'HOST_UNREACHABLE':
+    case 'TIMEOUT':
+      return 'unreachable';
+    case 'CANCELLED':
+      return 'unknown';
+    default:
+      return 'error';
+  }
+}
+
+/** A known_hosts entry has no alias: the address (and a non-default port) becomes the name. */
+function hostNameFor(address: string, port: number): string {
+  const base = address.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '');
+  return (port === 22 ? base : `${base}-${port}`).slice(0, 64);
+}
+
+function toHost(r: HostRow): Host {
+  let inventory: Inventory | null = null;
+  if (r.inventory) {
+    const p = InventorySchema.safeParse(JSON.parse(r.inventory));
+    inventory = p.success ? p.data : null;
+  }
+  return {
+    name: r.name,
+    address: r.address,
+    port: r.port,
+    user: r.user,
+    fingerprint: r.fingerprint,
+    keyType: r.key_type,
+    addedAt: r.added_at,
+    status: r.status,
+    lastError: r.last_error,
+    lastSeenAt: r.last_seen_at,
+    inventory,
+  };
+}

@@ -1,0 +1,29 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['electron/**/*.test.ts', 'shared/**/*.test.ts', 'renderer/**/*.test.{ts,tsx}', 'test/lint/**/*.test.ts'],
+          exclude: ['**/*.integration.test.ts', 'node_modules/**', 'dist/**'],
+          environment: 'node',
+          testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts', 'test/lab/**/*.test.ts', 'electron/**/*.integration.test.ts'],
+          exclude: ['node_modules/**', 'dist/**'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          // Lab hosts are namespaces and sshd processes: keep the 2-core machines from thrashing.
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
