@@ -183,9 +183,16 @@ export class Operations {
 
   start(client: ClientContext, requestId: unknown): { signal: AbortSignal; done(): void } {
     const ctl = new AbortController();
-    const key = typeof requestId === 'string' ? `${client.id}/${requestId}` : `${client.id}/#${++this.anonymous}`;
+    let key = typeof requestId === 'string' ? `${client.id}/${requestId}` : `${client.id}/#${++this.anonymous}`;
+    // A reused requestId (or ops:cancel naming the operation it cancels) must not replace the running one.
+    if (this.running.has(key)) key = `${client.id}/#${++this.anonymous}`;
     this.running.set(key, ctl);
-    return { signal: ctl.signal, done: () => this.running.delete(key) };
+    return {
+      signal: ctl.signal,
+      done: () => {
+        if (this.running.get(key) === ctl) this.running.delete(key);
+      },
+    };
   }
 
   cancel(client: ClientContext, requestId: string): boolean {

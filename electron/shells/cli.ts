@@ -147,6 +147,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
 
     const key = `${area} ${verb ?? ''}`.trim();
+    if (!COMMANDS.has(key)) throw new UsageError(`unknown command "${key}"`);
     const actor = o.as ?? (SSH_USER_COMMANDS.has(key) ? undefined : o.user) ?? io.env.AIRLOCK_USER;
     const signedIn = await signIn(call, actor, o['password-file'], io);
     if (signedIn !== true) return fail(signedIn);
@@ -320,6 +321,11 @@ function sshUserOpt(o: { user?: string }) {
   return o.user ? { user: o.user } : {};
 }
 
+const COMMANDS = new Set([
+  'hosts list', 'hosts probe', 'hosts add', 'hosts confirm', 'hosts remove', 'hosts scan',
+  'hosts import-known-hosts', 'hosts import-ssh-config', 'identity show', 'users list', 'users create',
+  'audit list', 'audit verify',
+]);
 const SSH_USER_COMMANDS = new Set(['hosts add', 'hosts import-known-hosts']);
 
 async function readSecret(file: string | undefined, envValue: string | undefined, io: CliIo, question: string): Promise<string> {

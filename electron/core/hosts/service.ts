@@ -99,7 +99,7 @@ export class HostsService {
     const row = this.row(name);
     try {
       return await connect(
-        { address: row.address, port: row.port, user: row.user, fingerprint: row.fingerprint, hostName: row.name },
+        { address: row.address, port: row.port, user: row.user, fingerprint: row.fingerprint, keyType: row.key_type, hostName: row.name },
         auth,
         { timeoutMs, signal },
       );

@@ -1,0 +1,615 @@
+import ssh2 from 'ssh2';
+import type { ClientChannel, ConnectConfig } from 'ssh2';
+import { AirlockError } from '../../../shared/domain/errors';
+import { FINGERPRINT_RE, fingerprintOfKey, keyTypeOfBlob } from './fingerprint';
+import { sanitizeHostText } from './sanitize';
+
+const { Client } = ssh2;
+type Ssh2Client = InstanceType<typeof Client>;
+
+export interface SshTarget {
+  address: string;
+  port: number;
+  user: string;
+  /** The pinned host-key fingerprint; null means not confirmed yet, and nothing will be attempted. */
+  fingerprint: string | null;
+  /**
+   * The pinned key's type, when known. A host with several host keys presents the one the client
+   * prefers; restricting the offer to the pinned type makes it present that one, so a key imported
+   * from known_hosts (say ecdsa) is not mistaken for a change when the host also has ed25519.
+   */
+  keyType?: string | null;
+  /** Airlock's name for the host, for messages. */
+  hostName?: string;
+}
+
+export interface SshAuth {
+  /** OpenSSH or PEM private key text. Takes precedence over the agent. */
+  privateKey?: string;
+  /** ssh-agent socket path (SSH_AUTH_SOCK), used when no private key is given. */
+  agent?: string | null;
+}
+
+export interface SshOptions {
+  /** Bounds the whole connect: TCP, key exchange and authentication. Also the default for opening channels. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** Interval of SSH-level keepalives once connected; three unanswered ones drop the connection. */
+  keepaliveMs?: number;
+}
+
+export interface ExecResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  /** Some output was dropped because stdout or stderr exceeded maxOutputBytes. */
+  truncated: boolean;
+}
+
+export interface ExecOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** Cap per stream (stdout and stderr each); default 4 MiB. */
+  maxOutputBytes?: number;
+  stdin?: string;
+}
+
+export interface PtySession {
+  /** Raw bytes from the PTY. Data is held back (flow-controlled) until the first callback is registered. */
+  onData(cb: (chunk: Buffer) => void): void;
+  /** Called once: with the exit code, or null and a reason (a signal, a lost connection). */
+  onExit(cb: (code: number | null, reason: string | null) => void): void;
+  write(data: string | Buffer): void;
+  resize(cols: number, rows: number): void;
+  close(): void;
+}
+
+export interface SshConnection {
+  readonly fingerprint: string;
+  exec(command: string, opts: ExecOptions): Promise<ExecResult>;
+  shell(opts: { cols: number; rows: number; term?: string }): Promise<PtySession>;
+  close(): void;
+  onClose(cb: () => void): void;
+}
+
+export const DEFAULT_MAX_OUTPUT_BYTES = 4 * 1024 * 1024;
+const DEFAULT_KEEPALIVE_MS = 15_000;
+const KEEPALIVE_COUNT_MAX = 3;
+const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
+
+function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+function label(address: string, port: number, hostName?: string): string {
+  return hostName ? `${hostName} (${hostPort(address, port)})` : hostPort(address, port);
+}
+
+function clampTimeout(ms: number): number {
+  return Number.isFinite(ms) && ms > 0 ? Math.min(ms, MAX_TIMEOUT_MS) : 1;
+}
+
+const UNREACHABLE_CODES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused (is sshd listening on that port?)',
+  EHOSTUNREACH: 'no route to host',
+  ENETUNREACH: 'network unreachable',
+  EHOSTDOWN: 'host is down',
+  ENOTFOUND: 'name not found',
+  EAI_AGAIN: 'name lookup failed',
+  EADDRNOTAVAIL: 'address not available',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection broken',
+};
+
+interface Ssh2Error extends Error {
+  code?: string;
+  level?: string;
+}
+
+/** Map an ssh2/socket error to a user-facing one. Server-provided text in messages is sanitised. */
+function mapError(err: unknown, where: string, user?: string): AirlockError {
+  if (err instanceof AirlockError) return err;
+  const e = (err ?? {}) as Ssh2Error;
+  const msg = sanitizeHostText(typeof e.message === 'string' ? e.message : String(err), 300);
+  if (e.code && UNREACHABLE_CODES[e.code]) {
+    return new AirlockError('HOST_UNREACHABLE', `Cannot reach ${where}: ${UNREACHABLE_CODES[e.code]}.`);
+  }
+  if (e.code === 'ETIMEDOUT' || e.level === 'client-timeout') {
+    return new AirlockError('TIMEOUT', `Timed out talking to ${where}.`);
+  }
+  if (e.level === 'client-authentication') {
+    return new AirlockError(
+      'SSH_AUTH_FAILED',
+      `Authentication to ${where}${user ? ` as ${user}` : ''} failed: the host did not accept Airlock's key (is it in that user's authorized_keys?).`,
+    );
+  }
+  if (e.level === 'agent') {
+    return new AirlockError('SSH_AUTH_FAILED', `Authentication to ${where} failed: the ssh-agent could not be used (${msg}).`);
+  }
+  if (e.level === 'client-dns') return new AirlockError('HOST_UNREACHABLE', `Cannot reach ${where}: ${msg}.`);
+  return new AirlockError('SSH_ERROR', `SSH error with ${where}: ${msg}`);
+}
+
+function cancelled(what: string): AirlockError {
+  return new AirlockError('CANCELLED', `${what} was cancelled.`);
+}
+
+/** ssh2's names for the algorithms that present a key of a given type. */
+function hostKeyAlgorithmsFor(keyType: string | null | undefined): string[] | undefined {
+  if (!keyType) return undefined;
+  if (keyType === 'ssh-rsa') return ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+  if (keyType === 'ssh-ed25519' || /^ecdsa-sha2-nistp(256|384|521)$/.test(keyType) || keyType === 'ssh-dss') return [keyType];
+  return undefined;
+}
+
+interface Attempt<T> {
+  promise: Promise<T>;
+  client: Ssh2Client;
+}
+
+/**
+ * The shared machinery of probe and connect: one ssh2 client, one deadline covering everything up
+ * to `ready`, cancellation that destroys the socket, and a promise that always settles.
+ */
+function attempt<T>(
+  where: string,
+  opts: SshOptions,
+  build: (ctl: {
+    client: Ssh2Client;
+    resolve: (v: T) => void;
+    reject: (e: AirlockError) => void;
+  }) => { config: ConnectConfig; onError: (err: unknown) => AirlockError | T; onReady?: () => T },
+): Attempt<T> {
+  const client = new Client();
+  const promise = new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const finish = (ok: boolean, v: T | AirlockError) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (ok) resolve(v as T);
+      else {
+        // Destroy, not end: nothing more is to be sent to a host we are giving up on.
+        client.destroy();
+        reject(v);
+      }
+    };
+    const onAbort = () => finish(false, cancelled(`Connecting to ${where}`));
+    const timer = setTimeout(
+      () => finish(false, new AirlockError('TIMEOUT', `Connecting to ${where} timed out after ${opts.timeoutMs} ms.`)),
+      clampTimeout(opts.timeoutMs),
+    );
+    if (opts.signal?.aborted) return onAbort();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+    const { config, onError, onReady } = build({
+      client,
+      resolve: (v) => finish(true, v),
+      reject: (e) => finish(false, e),
+    });
+    const handle = (err: unknown) => {
+      const r = onError(err);
+      if (r instanceof AirlockError) finish(false, r);
+      else finish(true, r);
+    };
+    // Never removed: ssh2 can emit errors after we settled, and an unhandled 'error' would crash the core.
+    client.on('error', handle);
+    client.on('close', () => handle(Object.assign(new Error('the connection closed before it was ready'), { level: 'protocol' })));
+    if (onReady) client.on('ready', () => finish(true, onReady()));
+    try {
+      client.connect(config);
+    } catch (err) {
+      finish(false, mapError(err, where));
+    }
+  });
+  return { promise, client };
+}
+
+/**
+ * Read a host's key without authenticating: the verifier refuses every key, so the session ends
+ * right after the key exchange and no user name or credential is ever sent.
+ */
+export async function probeHostKey(
+  address: string,
+  port: number,
+  opts: SshOptions,
+): Promise<{ fingerprint: string; keyType: string }> {
+  const where = hostPort(address, port);
+  let seen: { fingerprint: string; keyType: string } | null = null;
+  const { promise, client } = attempt<{ fingerprint: string; keyType: string }>(where, opts, () => ({
+    config: {
+      host: address,
+      port,
+      username: 'airlock-probe',
+      readyTimeout: clampTimeout(opts.timeoutMs) + 1000,
+      hostVerifier: (key: Buffer) => {
+        seen = { fingerprint: fingerprintOfKey(key), keyType: keyTypeOfBlob(key) ?? 'unknown' };
+        return false;
+      },
+    },
+    onError: (err) => seen ?? mapError(err, where),
+  }));
+  const result = await promise;
+  // ssh2 ends the socket after a refused key already; this covers a server that keeps it open.
+  client.destroy();
+  return result;
+}
+
+/**
+ * Open an authenticated SSH connection to a host whose key is pinned. A host whose key differs
+ * from the pin gets nothing past the key exchange: the check runs before authentication starts.
+ */
+export async function connect(target: SshTarget, auth: SshAuth, opts: SshOptions): Promise<SshConnection> {
+  const where = label(target.address, target.port, target.hostName);
+  const pin = target.fingerprint;
+  if (pin === null) {
+    throw new AirlockError(
+      'HOST_KEY_UNCONFIRMED',
+      `The host key of ${where} has not been confirmed yet; Airlock does not connect to a host before its key is pinned.`,
+    );
+  }
+  if (!FINGERPRINT_RE.test(pin)) {
+    throw new AirlockError('INVALID_INPUT', `The pinned fingerprint of ${where} is not a SHA256 fingerprint.`);
+  }
+  if (opts.signal?.aborted) throw cancelled(`Connecting to ${where}`);
+
+  let mismatch: string | null = null;
+  const hostKeyAlgos = hostKeyAlgorithmsFor(target.keyType);
+  const { promise } = attempt<SshConnection>(where, opts, ({ client }) => {
+    const config: ConnectConfig = {
+      host: target.address,
+      port: target.port,
+      username: target.user,
+      readyTimeout: clampTimeout(opts.timeoutMs) + 1000,
+      keepaliveInterval: opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
+      keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+      hostVerifier: (key: Buffer) => {
+        const presented = fingerprintOfKey(key);
+        if (presented !== pin) {
+          mismatch = presented;
+          return false;
+        }
+        return true;
+      },
+    };
+    if (hostKeyAlgos) config.algorithms = { serverHostKey: hostKeyAlgos as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] };
+    if (auth.privateKey) config.privateKey = auth.privateKey;
+    else if (auth.agent) config.agent = auth.agent;
+    return {
+      config,
+      onError: (err) => {
+        if (mismatch) {
+          return new AirlockError(
+            'HOST_KEY_CHANGED',
+            `Host key for ${where} changed: pinned ${pin}, presented ${mismatch}. Refusing to connect; nothing was sent.`,
+          );
+        }
+        const e = err as Ssh2Error;
+        if (hostKeyAlgos && e?.level === 'handshake' && /host key/i.test(String(e.message))) {
+          return new AirlockError(
+            'HOST_KEY_CHANGED',
+            `Host ${where} no longer offers the pinned ${target.keyType} key (${pin}). Refusing to connect; nothing was sent.`,
+          );
+        }
+        return mapError(err, where, target.user);
+      },
+      onReady: () => new Connection(client, where, pin, clampTimeout(opts.timeoutMs)),
+    };
+  });
+  return promise;
+}
+
+/**
+ * Send a signal request on a session channel. ssh2's `signal()` is a no-op once our side of the
+ * channel is ended, and exec always ends stdin at once (so commands reading it do not hang);
+ * the request itself is still valid then, so it goes straight to the protocol layer.
+ * sshd honours it by killing the session's process group.
+ */
+function signalChannel(ch: ClientChannel, name: string): void {
+  const c = ch as unknown as {
+    type?: string;
+    outgoing?: { id?: number; state?: string };
+    _client?: { _protocol?: { signal?: (id: number, sig: string) => void } };
+  };
+  try {
+    const proto = c._client?._protocol;
+    if (c.type === 'session' && (c.outgoing?.state === 'open' || c.outgoing?.state === 'eof') && typeof c.outgoing.id === 'number' && typeof proto?.signal === 'function') {
+      proto.signal(c.outgoing.id, name);
+    } else ch.signal(name);
+  } catch {
+    // The connection may be gone; closing the channel is all that is left to do.
+  }
+}
+
+/** Output of one stream, kept up to a cap; the rest is read and dropped so the remote never blocks. */
+class CappedBuffer {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+  constructor(private readonly max: number) {}
+  push(b: Buffer): void {
+    const room = this.max - this.size;
+    if (room <= 0) {
+      if (b.length) this.truncated = true;
+      return;
+    }
+    const part = b.length > room ? b.subarray(0, room) : b;
+    if (part.length < b.length) this.truncated = true;
+    this.chunks.push(part);
+    this.size += part.length;
+  }
+  text(): string {
+    return Buffer.concat(this.chunks, this.size).toString('utf8');
+  }
+}
+
+class Connection implements SshConnection {
+  private closed = false;
+  private closedByUs = false;
+  private lastError: unknown = null;
+  private readonly pending = new Set<(err: AirlockError) => void>();
+  private readonly closeCbs: Array<() => void> = [];
+  /** Open terminals: a channel's own 'close' may never come once the socket is gone. */
+  private readonly ptys = new Set<Pty>();
+
+  constructor(
+    private readonly client: Ssh2Client,
+    private readonly where: string,
+    readonly fingerprint: string,
+    private readonly channelTimeoutMs: number,
+  ) {
+    client.on('error', (err: unknown) => {
+      this.lastError = err;
+    });
+    client.on('close', () => this.onClosed());
+  }
+
+  private lostError(): AirlockError {
+    if (this.closedByUs) return new AirlockError('CANCELLED', `The connection to ${this.where} was closed.`);
+    const mapped = this.lastError ? mapError(this.lastError, this.where) : null;
+    if (mapped && mapped.code !== 'SSH_ERROR') {
+      return new AirlockError(mapped.code === 'TIMEOUT' ? 'TIMEOUT' : 'HOST_UNREACHABLE', `The connection to ${this.where} was lost: ${mapped.message}`);
+    }
+    return new AirlockError('HOST_UNREACHABLE', `The connection to ${this.where} was lost.`);
+  }
+
+  private onClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const err = this.lostError();
+    for (const fail of [...this.pending]) fail(err);
+    this.pending.clear();
+    for (const pty of [...this.ptys]) pty.finish();
+    this.ptys.clear();
+    for (const cb of this.closeCbs.splice(0)) {
+      try {
+        cb();
+      } catch {
+        // A listener's failure must not stop the others from learning the connection is gone.
+      }
+    }
+  }
+
+  onClose(cb: () => void): void {
+    if (this.closed) queueMicrotask(cb);
+    else this.closeCbs.push(cb);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closedByUs = true;
+    this.client.end();
+    // end() waits for the peer; a host that never answers must not keep the socket open.
+    setTimeout(() => this.client.destroy(), 2000).unref();
+  }
+
+  /** Open a channel with a deadline; ssh2 alone would wait for the server indefinitely. */
+  private openChannel(
+    what: string,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    open: (cb: (err: Error | undefined, ch: ClientChannel) => void) => void,
+  ): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) return reject(this.lostError());
+      if (signal?.aborted) return reject(cancelled(what));
+      let done = false;
+      const fail = (err: AirlockError) => settle(err, null);
+      const onAbort = () => fail(cancelled(what));
+      const settle = (err: AirlockError | null, ch: ClientChannel | null) => {
+        if (done) {
+          // Opened after we gave up: close it so it does not linger on the host.
+          if (ch) ch.close();
+          return;
+        }
+        done = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.pending.delete(fail);
+        if (err) {
+          if (ch) ch.close();
+          reject(err);
+        } else resolve(ch!);
+      };
+      const timer = setTimeout(() => fail(new AirlockError('TIMEOUT', `${what} timed out after ${timeoutMs} ms.`)), clampTimeout(timeoutMs));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.add(fail);
+      try {
+        open((err, ch) => {
+          if (err) settle(this.closed ? this.lostError() : mapError(err, this.where), ch ?? null);
+          else settle(null, ch);
+        });
+      } catch (err) {
+        settle(mapError(err, this.where), null);
+      }
+    });
+  }
+
+  async exec(command: string, opts: ExecOptions): Promise<ExecResult> {
+    const what = `A command on ${this.where}`;
+    const started = Date.now();
+    const timeoutMs = clampTimeout(opts.timeoutMs);
+    const ch = await this.openChannel(what, timeoutMs, opts.signal, (cb) => this.client.exec(command, cb));
+    const max = opts.maxOutputBytes && opts.maxOutputBytes > 0 ? opts.maxOutputBytes : DEFAULT_MAX_OUTPUT_BYTES;
+    const out = new CappedBuffer(max);
+    const err = new CappedBuffer(max);
+    return new Promise<ExecResult>((resolve, reject) => {
+      let done = false;
+      let exit: { code: number | null; signal: string | null } | null = null;
+      const stop = () => {
+        // KILL first: closing the channel alone leaves e.g. a `sleep` running on the host.
+        signalChannel(ch, 'KILL');
+        try {
+          ch.close();
+        } catch {
+          // The channel or the connection may already be gone.
+        }
+      };
+      const fail = (e: AirlockError) => {
+        if (done) return;
+        done = true;
+        cleanup();
+        stop();
+        reject(e);
+      };
+      const onAbort = () => fail(cancelled(what));
+      const cleanup = () => {
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        this.pending.delete(fail);
+      };
+      const remaining = Math.max(1, timeoutMs - (Date.now() - started));
+      const timer = setTimeout(() => fail(new AirlockError('TIMEOUT', `${what} timed out after ${timeoutMs} ms.`)), remaining);
+      if (opts.signal?.aborted) return onAbort();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.add(fail);
+
+      ch.on('data', (d: Buffer) => out.push(d));
+      ch.stderr.on('data', (d: Buffer) => err.push(d));
+      ch.on('exit', (code: number | null, signal?: string) => {
+        exit = { code: typeof code === 'number' ? code : null, signal: typeof signal === 'string' ? sanitizeHostText(signal, 32) : null };
+      });
+      ch.on('error', () => {
+        // Reported through 'close' below or through the connection; a channel error alone is not fatal here.
+      });
+      ch.on('close', () => {
+        if (done) return;
+        if (!exit && this.closed) return fail(this.lostError());
+        done = true;
+        cleanup();
+        resolve({
+          code: exit?.code ?? null,
+          signal: exit?.signal ?? null,
+          stdout: out.text(),
+          stderr: err.text(),
+          truncated: out.truncated || err.truncated,
+        });
+      });
+      // Always end stdin, so a command that reads it does not wait forever.
+      if (opts.stdin !== undefined) ch.end(opts.stdin);
+      else ch.end();
+    });
+  }
+
+  async shell(opts: { cols: number; rows: number; term?: string }): Promise<PtySession> {
+    const cols = Math.max(1, Math.min(1000, Math.floor(opts.cols) || 80));
+    const rows = Math.max(1, Math.min(1000, Math.floor(opts.rows) || 24));
+    const term = opts.term && /^[A-Za-z0-9._-]{1,64}$/.test(opts.term) ? opts.term : 'xterm-256color';
+    const ch = await this.openChannel(`Opening a terminal on ${this.where}`, this.channelTimeoutMs, undefined, (cb) =>
+      this.client.shell({ term, cols, rows, width: 0, height: 0 }, cb),
+    );
+    const pty = new Pty(ch, this, () => this.ptys.delete(pty));
+    if (this.closed) pty.finish();
+    else this.ptys.add(pty);
+    return pty;
+  }
+
+  /** For Pty: whether the connection underneath went away, and why. */
+  lostReason(): string | null {
+    return this.closed ? this.lostError().message : null;
+  }
+}
+
+class Pty implements PtySession {
+  private exited: { code: number | null; reason: string | null } | null = null;
+  private exitStatus: { code: number | null; reason: string | null } | null = null;
+  private readonly exitCbs: Array<(code: number | null, reason: string | null) => void> = [];
+  private readonly dataCbs: Array<(chunk: Buffer) => void> = [];
+  private flowing = false;
+
+  constructor(
+    private readonly ch: ClientChannel,
+    private readonly conn: Connection,
+    private readonly onFinished: () => void,
+  ) {
+    ch.on('exit', (code: number | null, signal?: string) => {
+      this.exitStatus = {
+        code: typeof code === 'number' ? code : null,
+        reason: typeof signal === 'string' ? `killed by ${sanitizeHostText(signal, 32)}` : null,
+      };
+    });
+    ch.on('error', () => {
+      // Surfaces as 'close'.
+    });
+    ch.on('close', () => this.finish());
+  }
+
+  finish(): void {
+    if (this.exited) return;
+    this.onFinished();
+    const lost = this.conn.lostReason();
+    this.exited = this.exitStatus ?? { code: null, reason: lost ?? 'closed' };
+    const { code, reason } = this.exited;
+    for (const cb of this.exitCbs.splice(0)) {
+      try {
+        cb(code, reason);
+      } catch {
+        // One listener's failure must not hide the exit from the others.
+      }
+    }
+  }
+
+  onData(cb: (chunk: Buffer) => void): void {
+    this.dataCbs.push(cb);
+    if (!this.flowing) {
+      this.flowing = true;
+      const emit = (d: Buffer) => {
+        for (const f of this.dataCbs) {
+          try {
+            f(d);
+          } catch {
+            // Keep delivering to the other listeners.
+          }
+        }
+      };
+      this.ch.on('data', emit);
+      this.ch.stderr.on('data', emit);
+    }
+  }
+
+  onExit(cb: (code: number | null, reason: string | null) => void): void {
+    if (this.exited) {
+      const { code, reason } = this.exited;
+      queueMicrotask(() => cb(code, reason));
+    } else this.exitCbs.push(cb);
+  }
+
+  write(data: string | Buffer): void {
+    if (this.exited) return;
+    this.ch.write(data);
+  }
+
+  resize(cols: number, rows: number): void {
+    if (this.exited) return;
+    const c = Math.max(1, Math.min(1000, Math.floor(cols) || 80));
+    const r = Math.max(1, Math.min(1000, Math.floor(rows) || 24));
+    this.ch.setWindow(r, c, 0, 0);
+  }
+
+  close(): void {
+    if (this.exited) return;
+    this.ch.close();
+  }
+}

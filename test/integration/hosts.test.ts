@@ -1,0 +1,197 @@
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { authorizeKey, cutLink, killSshd, labDown, labUp, replaceHostKey, restoreLink, startSshd, type Lab, type LabHost } from '../lab/lab';
+import { ADMIN, testCore, type TestClient, type TestCore } from '../support/core';
+
+/**
+ * The hosts slice end to end inside the core: real OpenSSH sshd hosts in the lab's
+ * network namespaces, real SQLite files, the same composition root the shells use.
+ */
+const LAB_ID = 'ihosts';
+let lab: Lab;
+let t: TestCore;
+let admin: TestClient;
+let h: LabHost[];
+
+beforeAll(async () => {
+  t = await testCore({ sshTimeoutMs: 4000 });
+  admin = t.client();
+  await admin.ok('session:setup', ADMIN);
+  const id = await admin.ok('identity:show', {});
+  lab = await labUp({ id: LAB_ID, hosts: 4 });
+  await authorizeKey(lab, id.publicKey);
+  h = lab.hosts;
+});
+
+afterAll(async () => {
+  await t?.close();
+  await labDown({ id: LAB_ID });
+});
+
+const enrol = (host: LabHost, name = host.name) =>
+  admin.ok('hosts:add', { name, address: host.address, port: host.port, user: host.user, fingerprint: host.fingerprint });
+
+describe('enrolment with a pinned host key', () => {
+  it('probe shows the same SHA256 fingerprint as ssh-keygen on the host key', async () => {
+    const p = await admin.ok('hosts:probe', { address: h[0]!.address, port: h[0]!.port });
+    expect(p.fingerprint).toBe(h[0]!.fingerprint);
+    expect(p.keyType).toBe('ssh-ed25519');
+    expect(p.pinned).toBeNull();
+  });
+
+  it('refuses to pin a fingerprint the host does not present', async () => {
+    const other = h[1]!.fingerprint;
+    const r = await admin.call('hosts:add', { name: 'wrong', address: h[0]!.address, port: h[0]!.port, user: 'root', fingerprint: other });
+    expect(r).toMatchObject({ ok: false, error: { code: 'HOST_KEY_MISMATCH' } });
+    if (!r.ok) expect(r.error.message).toContain(h[0]!.fingerprint);
+    expect(await admin.ok('hosts:list', {})).toEqual([]);
+  });
+
+  it('enrols hosts, then scans them concurrently for OS and GPU inventory', async () => {
+    for (const host of h) await enrol(host);
+    const out = await admin.ok('hosts:scan', {});
+    expect(out.map((o) => [o.name, o.ok, o.error?.code ?? null])).toEqual(h.map((x) => [x.name, true, null]));
+    const byName = Object.fromEntries(out.map((o) => [o.name, o.inventory!]));
+    const a100 = byName[h[0]!.name]!;
+    expect(a100.hostname).toBe(h[0]!.name);
+    expect(a100.gpus).toHaveLength(8);
+    expect(a100.gpus[0]!.name).toBe('NVIDIA A100-SXM4-80GB');
+    expect(a100.driverVersion).toMatch(/^\d+\.\d+/);
+    expect(a100.os).toMatch(/Debian|Linux/);
+    const h100 = byName[h[1]!.name]!;
+    expect(h100.gpus[0]!.name).toMatch(/H100/);
+    // The older driver: only clocks_throttle_reasons, and N/A power readings become null.
+    const t4 = byName[h[2]!.name]!;
+    expect(t4.gpus[0]!.name).toMatch(/T4/);
+    expect(t4.gpus.some((g) => g.powerDrawW === null)).toBe(true);
+    expect(t4.gpus[0]!.throttleReasons).not.toBeNull();
+    // No GPU (driver not loaded): recorded, not a failure of the scan.
+    const none = byName[h[3]!.name]!;
+    expect(none.gpus).toEqual([]);
+    expect(none.gpuError).toBeTruthy();
+
+    const listed = await admin.ok('hosts:list', {});
+    expect(listed.every((x) => x.status === 'reachable' && x.lastSeenAt)).toBe(true);
+  });
+});
+
+describe('the terminal', () => {
+  it('opens a PTY after the host key check and runs a command', async () => {
+    const c = admin;
+    const { id, fingerprint } = await c.ok('terminal:open', { host: h[0]!.name, cols: 100, rows: 30 });
+    expect(fingerprint).toBe(h[0]!.fingerprint);
+    await c.ok('terminal:input', { id, data: 'echo "host=$(hostname) sum=$((20+22))"\n' });
+    const text = () => c.events.filter((e) => e.event === 'terminal:data' && (e.payload as { id: string }).id === id).map((e) => (e.payload as { data: string }).data).join('');
+    await expect.poll(text, { timeout: 10_000 }).toContain(`host=${h[0]!.name} sum=42`);
+    await c.ok('terminal:resize', { id, cols: 120, rows: 40 });
+    await c.ok('terminal:input', { id, data: 'stty size\n' });
+    await expect.poll(text, { timeout: 10_000 }).toContain('40 120');
+    // Another client cannot type into this terminal.
+    const other = t.client();
+    await other.ok('session:login', { name: 'alice', password: ADMIN.password });
+    expect(await other.call('terminal:input', { id, data: 'reboot\n' })).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+    await c.ok('terminal:close', { id });
+    expect(await c.call('terminal:input', { id, data: 'x' })).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+  });
+});
+
+describe('faults', () => {
+  it('refuses a changed host key, naming both fingerprints, and records it on the host', async () => {
+    const host = h[1]!;
+    const fresh = await replaceHostKey(lab, host.name);
+    expect(fresh).not.toBe(host.fingerprint);
+    const [out] = await admin.ok('hosts:scan', { names: [host.name] });
+    expect(out).toMatchObject({ ok: false, status: 'key-changed', error: { code: 'HOST_KEY_CHANGED' } });
+    expect(out!.error!.message).toContain(host.fingerprint);
+    expect(out!.error!.message).toContain(fresh);
+    const term = await admin.call('terminal:open', { host: host.name, cols: 80, rows: 24 });
+    expect(term).toMatchObject({ ok: false, error: { code: 'HOST_KEY_CHANGED' } });
+    const row = (await admin.ok('hosts:list', {})).find((x) => x.name === host.name)!;
+    expect(row.status).toBe('key-changed');
+    expect(row.fingerprint).toBe(host.fingerprint);
+  });
+
+  it('times out on a cut link with a clear error, without holding up the other hosts', async () => {
+    await cutLink(lab, h[2]!.name);
+    try {
+      const started = Date.now();
+      const out = await admin.ok('hosts:scan', { names: [h[0]!.name, h[2]!.name], timeoutMs: 2000 });
+      expect(out[0]).toMatchObject({ ok: true });
+      expect(out[1]).toMatchObject({ ok: false, status: 'unreachable' });
+      expect(['TIMEOUT', 'HOST_UNREACHABLE']).toContain(out[1]!.error!.code);
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      await restoreLink(lab, h[2]!.name);
+    }
+    const [back] = await admin.ok('hosts:scan', { names: [h[2]!.name] });
+    expect(back).toMatchObject({ ok: true });
+  });
+
+  it('reports a dead sshd as unreachable and recovers when it returns', async () => {
+    await killSshd(lab, h[3]!.name);
+    const [dead] = await admin.ok('hosts:scan', { names: [h[3]!.name], timeoutMs: 2000 });
+    expect(dead).toMatchObject({ ok: false, status: 'unreachable', error: { code: 'HOST_UNREACHABLE' } });
+    await startSshd(lab, h[3]!.name);
+    const [alive] = await admin.ok('hosts:scan', { names: [h[3]!.name] });
+    expect(alive).toMatchObject({ ok: true });
+  });
+
+  it('cancels a running scan', async () => {
+    await cutLink(lab, h[2]!.name);
+    try {
+      const pending = admin.call('hosts:scan', { names: [h[2]!.name], requestId: 'scan-1', timeoutMs: 60_000 });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await admin.ok('ops:cancel', { requestId: 'scan-1' })).toEqual({ cancelled: true });
+      const r = await pending;
+      expect(r.ok && r.value[0]).toMatchObject({ ok: false, error: { code: 'CANCELLED' } });
+    } finally {
+      await restoreLink(lab, h[2]!.name);
+    }
+  });
+});
+
+describe('imports', () => {
+  it('enrols hosts from a known_hosts file written by the real ssh-keyscan', async () => {
+    const other = await testCore();
+    try {
+      const c = other.client();
+      await c.ok('session:setup', ADMIN);
+      const text = execFileSync('ssh-keyscan', ['-T', '5', '-p', String(h[0]!.port), h[0]!.address], { encoding: 'utf8' });
+      const out = await c.ok('hosts:importKnownHosts', { text: '# from ssh-keyscan\n' + text + '\n@revoked * ssh-ed25519 AAAA\n|1|abc=|def= ssh-ed25519 AAAA\n' });
+      expect(out.added).toHaveLength(1);
+      expect(out.added[0]!.fingerprint).toBe(h[0]!.fingerprint);
+      expect(out.skipped.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('imports ssh_config hosts as unconfirmed, refuses to connect until confirmed', async () => {
+    const other = await testCore({ sshTimeoutMs: 4000 });
+    try {
+      const c = other.client();
+      await c.ok('session:setup', ADMIN);
+      await authorizeKey(lab, (await c.ok('identity:show', {})).publicKey);
+      const cfg = `Host gpu-a\n  HostName ${h[0]!.address}\n  Port ${h[0]!.port}\n  User root\n\nHost *\n  ServerAliveInterval 10\n`;
+      const out = await c.ok('hosts:importSshConfig', { text: cfg });
+      expect(out.added).toEqual([{ name: 'gpu-a', address: h[0]!.address, port: h[0]!.port, fingerprint: null }]);
+      const [refused] = await c.ok('hosts:scan', { names: ['gpu-a'] });
+      expect(refused).toMatchObject({ ok: false, error: { code: 'HOST_KEY_UNCONFIRMED' } });
+      await c.ok('hosts:confirm', { name: 'gpu-a', fingerprint: h[0]!.fingerprint });
+      const [ok] = await c.ok('hosts:scan', { names: ['gpu-a'] });
+      expect(ok).toMatchObject({ ok: true });
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('audit of the hosts slice', () => {
+  it('records every action and the chain verifies', async () => {
+    const { events } = await admin.ok('audit:list', { limit: 1000 });
+    const channels = new Set(events.map((e) => e.channel));
+    for (const c of ['hosts:probe', 'hosts:add', 'hosts:scan', 'terminal:open', 'terminal:close', 'ops:cancel']) expect(channels).toContain(c);
+    expect(events.some((e) => e.channel === 'terminal:input')).toBe(false);
+    expect((await admin.ok('audit:verify', {})).ok).toBe(true);
+  });
+});
