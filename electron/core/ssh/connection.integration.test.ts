@@ -14,6 +14,8 @@ import { connect, probeHostKey, type SshConnection } from './connection';
 import { generateIdentity } from './identity';
 
 const SSHD = '/usr/sbin/sshd';
+/** For ordinary connects and commands: generous, as these 2-core machines run other suites at once. */
+const T = 20_000;
 const canRun = process.getuid?.() === 0 && existsSync(SSHD);
 
 interface HostKey {
@@ -108,6 +110,7 @@ async function startSshd(opts: { authorizedKeys: string[]; keyTypes?: string[] }
     return { path, type, fingerprint: keygenFingerprint(`${path}.pub`) };
   });
   writeFileSync(join(dir, 'authorized_keys'), opts.authorizedKeys.join('\n') + '\n', { mode: 0o600 });
+  mkdirSync(join(dir, 'home'));
   const logFile = join(dir, 'sshd.log');
   for (let attempt = 0; attempt < 5; attempt++) {
     const address = `127.0.0.${randomInt(2, 250)}`;
@@ -128,6 +131,9 @@ async function startSshd(opts: { authorizedKeys: string[]; keyTypes?: string[] }
         'PrintMotd no',
         'PrintLastLog no',
         'AcceptEnv none',
+        // Sessions get a HOME of their own: the test machine's dotfiles (slow rc files, shell
+        // history) are neither read nor written by the commands and the PTY run here.
+        `SetEnv HOME=${dir}/home HISTFILE=/dev/null`,
       ].join('\n') + '\n',
     );
     writeFileSync(logFile, '');
@@ -183,7 +189,7 @@ async function rejection(p: Promise<unknown>): Promise<AirlockError> {
 async function connectionLog(s: Sshd, offset: number): Promise<string[]> {
   let port = '';
   await waitFor(() => {
-    const m = / Connection from \S+ port (\d+) on /.exec(' ' + s.log().slice(offset));
+    const m = /^Connection from \S+ port (\d+) on /m.exec(s.log().slice(offset));
     port = m?.[1] ?? '';
     return !!port;
   }, 3000, 'the connection in the sshd log');
@@ -221,7 +227,7 @@ describe.skipIf(!canRun)('ssh connection against a real sshd', () => {
 
   it('probe returns the fingerprint ssh-keygen -lf gives for the host key, and never authenticates', async () => {
     const before = sshd.log().length;
-    const key = await probeHostKey(sshd.address, sshd.port, { timeoutMs: 5000 });
+    const key = await probeHostKey(sshd.address, sshd.port, { timeoutMs: T });
     expect(key).toEqual({ fingerprint: sshd.keys[0]!.fingerprint, keyType: 'ssh-ed25519' });
     const lines = await connectionLog(sshd, before);
     expect(lines.join('\n')).not.toMatch(AUTH_LINE);
@@ -229,24 +235,24 @@ describe.skipIf(!canRun)('ssh connection against a real sshd', () => {
 
   it('connects with the pinned key and a generated identity; exec returns stdout, stderr and exit code', async () => {
     const before = sshd.log().length;
-    const conn = await connect(target(sshd.keys[0]!.fingerprint), { privateKey: identity.privateKey }, { timeoutMs: 5000 });
+    const conn = await connect(target(sshd.keys[0]!.fingerprint), { privateKey: identity.privateKey }, { timeoutMs: T });
     try {
       expect(conn.fingerprint).toBe(sshd.keys[0]!.fingerprint);
-      const r = await conn.exec('echo out; echo err >&2; exit 3', { timeoutMs: 5000 });
+      const r = await conn.exec('echo out; echo err >&2; exit 3', { timeoutMs: T });
       expect(r).toEqual({ code: 3, signal: null, stdout: 'out\n', stderr: 'err\n', truncated: false });
 
-      const many = await Promise.all([1, 2, 3, 4, 5].map((i) => conn.exec(`echo ${i}`, { timeoutMs: 5000 })));
+      const many = await Promise.all([1, 2, 3, 4, 5].map((i) => conn.exec(`echo ${i}`, { timeoutMs: T })));
       expect(many.map((m) => m.stdout)).toEqual(['1\n', '2\n', '3\n', '4\n', '5\n']);
 
-      expect((await conn.exec('cat', { timeoutMs: 5000, stdin: 'from stdin' })).stdout).toBe('from stdin');
+      expect((await conn.exec('cat', { timeoutMs: T, stdin: 'from stdin' })).stdout).toBe('from stdin');
       // A command that reads stdin must not hang when none is given.
-      expect((await conn.exec('cat; echo done', { timeoutMs: 5000 })).stdout).toBe('done\n');
+      expect((await conn.exec('cat; echo done', { timeoutMs: T })).stdout).toBe('done\n');
 
-      const big = await conn.exec('head -c 300000 /dev/zero | tr "\\0" a; echo tail >&2', { timeoutMs: 10000, maxOutputBytes: 1000 });
+      const big = await conn.exec('head -c 300000 /dev/zero | tr "\\0" a; echo tail >&2', { timeoutMs: T, maxOutputBytes: 1000 });
       expect(big).toMatchObject({ code: 0, truncated: true, stderr: 'tail\n' });
       expect(big.stdout).toBe('a'.repeat(1000));
 
-      const killed = await conn.exec('kill -TERM $$', { timeoutMs: 5000 });
+      const killed = await conn.exec('kill -TERM $$', { timeoutMs: T });
       expect(killed).toMatchObject({ code: null, signal: 'SIGTERM' });
     } finally {
       conn.close();
@@ -258,7 +264,7 @@ describe.skipIf(!canRun)('ssh connection against a real sshd', () => {
   it('refuses a changed host key: HOST_KEY_CHANGED names both fingerprints, and sshd saw no authentication', async () => {
     const wrongPin = generateIdentity('other').fingerprint;
     const before = sshd.log().length;
-    const err = await rejection(connect(target(wrongPin), { privateKey: identity.privateKey }, { timeoutMs: 5000 }));
+    const err = await rejection(connect(target(wrongPin), { privateKey: identity.privateKey }, { timeoutMs: T }));
     expect(err.code).toBe('HOST_KEY_CHANGED');
     expect(err.message).toBe(
       `Host key for lab-1 (${sshd.address}:${sshd.port}) changed: pinned ${wrongPin}, presented ${sshd.keys[0]!.fingerprint}. Refusing to connect; nothing was sent.`,
@@ -319,17 +325,42 @@ describe.skipIf(!canRun)('ssh connection against a real sshd', () => {
 
     const pre = new AbortController();
     pre.abort();
-    expect((await rejection(probeHostKey(l.address, l.port, { timeoutMs: 5000, signal: pre.signal }))).code).toBe('CANCELLED');
-    expect((await rejection(connect(target(sshd.keys[0]!.fingerprint), {}, { timeoutMs: 5000, signal: pre.signal }))).code).toBe('CANCELLED');
+    expect((await rejection(probeHostKey(l.address, l.port, { timeoutMs: T, signal: pre.signal }))).code).toBe('CANCELLED');
+    expect((await rejection(connect(target(sshd.keys[0]!.fingerprint), {}, { timeoutMs: T, signal: pre.signal }))).code).toBe('CANCELLED');
     await sleep(100);
     expect(l.accepted()).toBe(1);
   });
 
+  it('reports a peer that is not an SSH server as SSH_ERROR, with its text neutralised', async () => {
+    const address = `127.0.0.${randomInt(2, 250)}`;
+    const rude = net.createServer((sock) => {
+      sock.on('error', () => {});
+      sock.end('SSH-2.0-\u001b]0;pwned\u0007evil\u001b[2J\r\n' + '\u0000\u0000\u0000\u0010\u0004garbage-garbage!');
+    });
+    servers.push(rude);
+    await new Promise<void>((r) => rude.listen(0, address, r));
+    const port = (rude.address() as net.AddressInfo).port;
+    const e1 = await rejection(probeHostKey(address, port, { timeoutMs: T }));
+    expect(e1.code).toBe('SSH_ERROR');
+    expect(e1.message).not.toMatch(/[\u0000-\u001f]/);
+    const e2 = await rejection(connect({ address, port, user: 'root', fingerprint: sshd.keys[0]!.fingerprint }, { privateKey: identity.privateKey }, { timeoutMs: T }));
+    expect(e2.code).toBe('SSH_ERROR');
+  });
+
+  it('refuses an unreadable private key before connecting', async () => {
+    const l = await silentListener();
+    const err = await rejection(connect({ address: l.address, port: l.port, user: 'root', fingerprint: sshd.keys[0]!.fingerprint }, { privateKey: 'not a key' }, { timeoutMs: T }));
+    expect(err.code).toBe('SSH_ERROR');
+    expect(err.message).toMatch(/privateKey/);
+    await sleep(100);
+    expect(l.accepted()).toBe(0);
+  });
+
   it('reports a key the host does not accept as SSH_AUTH_FAILED', async () => {
-    const err = await rejection(connect(target(sshd.keys[0]!.fingerprint), { privateKey: stranger.privateKey }, { timeoutMs: 5000 }));
+    const err = await rejection(connect(target(sshd.keys[0]!.fingerprint), { privateKey: stranger.privateKey }, { timeoutMs: T }));
     expect(err.code).toBe('SSH_AUTH_FAILED');
     expect(err.message).toContain('lab-1');
-    const none = await rejection(connect(target(sshd.keys[0]!.fingerprint), {}, { timeoutMs: 5000 }));
+    const none = await rejection(connect(target(sshd.keys[0]!.fingerprint), {}, { timeoutMs: T }));
     expect(none.code).toBe('SSH_AUTH_FAILED');
   });
 
@@ -341,8 +372,8 @@ describe.skipIf(!canRun)('ssh connection against a real sshd', () => {
       const keyFile = join(sshd.dir, 'agent_key');
       writeFileSync(keyFile, identity.privateKey, { mode: 0o600 });
       execFileSync('ssh-add', ['-q', keyFile], { env: { SSH_AUTH_SOCK: sock }, stdio: 'ignore' });
-      const conn = await connect(target(sshd.keys[0]!.fingerprint), { agent: sock }, { timeoutMs: 5000 });
-      expect((await conn.exec('echo via-agent', { timeoutMs: 5000 })).stdout).toBe('via-agent\n');
+      const conn = await connect(target(sshd.keys[0]!.fingerprint), { agent: sock }, { timeoutMs: T });
+      expect((await conn.exec('echo via-agent', { timeoutMs: T })).stdout).toBe('via-agent\n');
       conn.close();
     } finally {
       agent.kill('SIGKILL');
@@ -350,7 +381,7 @@ describe.skipIf(!canRun)('ssh connection against a real sshd', () => {
   });
 
   it('times out a long exec with TIMEOUT, ends it on the host, and keeps the connection usable', async () => {
-    const conn = await connect(target(sshd.keys[0]!.fingerprint), { privateKey: identity.privateKey }, { timeoutMs: 5000 });
+    const conn = await connect(target(sshd.keys[0]!.fingerprint), { privateKey: identity.privateKey }, { timeoutMs: T });
     const running = (marker: string) =>
       descendants(sshd.proc.pid!).filter((p) => {
         try {
@@ -366,7 +397,7 @@ describe.skipIf(!canRun)('ssh connection against a real sshd', () => {
       const err = await rejection(conn.exec('while :; do echo tick-3141; sleep 0.1; done', { timeoutMs: 500 }));
       expect(err.code).toBe('TIMEOUT');
       expect(Date.now() - t).toBeLessThan(1500);
-      expect((await conn.exec('echo still-here', { timeoutMs: 5000 })).stdout).toBe('still-here\n');
+      expect((await conn.exec('echo still-here', { timeoutMs: T })).stdout).toBe('still-here\n');
       await waitFor(() => running('tick-3141').length === 0, 3000, 'the timed-out command to be gone');
 
       const ac = new AbortController();
@@ -380,19 +411,19 @@ describe.skipIf(!canRun)('ssh connection against a real sshd', () => {
   });
 
   it('runs a PTY shell: input, output, resize, exit', async () => {
-    const conn = await connect(target(sshd.keys[0]!.fingerprint), { privateKey: identity.privateKey }, { timeoutMs: 5000 });
+    const conn = await connect(target(sshd.keys[0]!.fingerprint), { privateKey: identity.privateKey }, { timeoutMs: T });
     try {
       const pty = await conn.shell({ cols: 80, rows: 24 });
       let seen = '';
       pty.onData((d) => (seen += d.toString('utf8')));
       const exited = new Promise<[number | null, string | null]>((r) => pty.onExit((c, reason) => r([c, reason])));
       pty.write('echo hi-$((40+2))\n');
-      await waitFor(() => seen.includes('hi-42'), 5000, 'hi-42 from the PTY');
+      await waitFor(() => seen.includes('hi-42'), T, 'hi-42 from the PTY');
       pty.write('echo term=$TERM; stty size\n');
-      await waitFor(() => /24 80/.test(seen) && seen.includes('term=xterm-256color'), 5000, 'the initial size');
+      await waitFor(() => /24 80/.test(seen) && seen.includes('term=xterm-256color'), T, 'the initial size');
       pty.resize(132, 43);
       pty.write('stty size\n');
-      await waitFor(() => /43 132/.test(seen), 5000, 'the new size');
+      await waitFor(() => /43 132/.test(seen), T, 'the new size');
       pty.write('exit 7\n');
       expect(await exited).toEqual([7, null]);
     } finally {
@@ -401,7 +432,7 @@ describe.skipIf(!canRun)('ssh connection against a real sshd', () => {
   });
 
   it('rejects work on a connection that was closed', async () => {
-    const conn = await connect(target(sshd.keys[0]!.fingerprint), { privateKey: identity.privateKey }, { timeoutMs: 5000 });
+    const conn = await connect(target(sshd.keys[0]!.fingerprint), { privateKey: identity.privateKey }, { timeoutMs: T });
     const closed = new Promise<void>((r) => conn.onClose(r));
     const pending = conn.exec('sleep 30', { timeoutMs: 20_000 });
     await sleep(200);
@@ -418,15 +449,15 @@ describe.skipIf(!canRun)('ssh connection: several host keys, and an sshd that di
     const ecdsa = multi.keys.find((k) => k.type === 'ecdsa-sha2-nistp256')!;
     const ed = multi.keys.find((k) => k.type === 'ssh-ed25519')!;
     const base = { address: multi.address, port: multi.port, user: 'root', hostName: 'multi' };
-    const conn = await connect({ ...base, fingerprint: ecdsa.fingerprint, keyType: ecdsa.type }, { privateKey: identity.privateKey }, { timeoutMs: 5000 });
+    const conn = await connect({ ...base, fingerprint: ecdsa.fingerprint, keyType: ecdsa.type }, { privateKey: identity.privateKey }, { timeoutMs: T });
     expect(conn.fingerprint).toBe(ecdsa.fingerprint);
     conn.close();
     // Without the type, the host presents its preferred (ed25519) key: a different key, refused.
-    const err = await rejection(connect({ ...base, fingerprint: ecdsa.fingerprint }, { privateKey: identity.privateKey }, { timeoutMs: 5000 }));
+    const err = await rejection(connect({ ...base, fingerprint: ecdsa.fingerprint }, { privateKey: identity.privateKey }, { timeoutMs: T }));
     expect(err.code).toBe('HOST_KEY_CHANGED');
     expect(err.message).toContain(ed.fingerprint);
     // A pinned type the host no longer has is a change too.
-    const gone = await rejection(connect({ ...base, fingerprint: ecdsa.fingerprint, keyType: 'ssh-rsa' }, { privateKey: identity.privateKey }, { timeoutMs: 5000 }));
+    const gone = await rejection(connect({ ...base, fingerprint: ecdsa.fingerprint, keyType: 'ssh-rsa' }, { privateKey: identity.privateKey }, { timeoutMs: T }));
     expect(gone.code).toBe('HOST_KEY_CHANGED');
     multi.kill();
   });
@@ -436,7 +467,7 @@ describe.skipIf(!canRun)('ssh connection: several host keys, and an sshd that di
     const conn: SshConnection = await connect(
       { address: doomed.address, port: doomed.port, user: 'root', fingerprint: doomed.keys[0]!.fingerprint, hostName: 'doomed' },
       { privateKey: identity.privateKey },
-      { timeoutMs: 5000, keepaliveMs: 500 },
+      { timeoutMs: T, keepaliveMs: 500 },
     );
     const closed = new Promise<void>((r) => conn.onClose(r));
     const pty = await conn.shell({ cols: 80, rows: 24 });

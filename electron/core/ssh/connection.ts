@@ -155,11 +155,7 @@ interface Attempt<T> {
 function attempt<T>(
   where: string,
   opts: SshOptions,
-  build: (ctl: {
-    client: Ssh2Client;
-    resolve: (v: T) => void;
-    reject: (e: AirlockError) => void;
-  }) => { config: ConnectConfig; onError: (err: unknown) => AirlockError | T; onReady?: () => T },
+  build: (client: Ssh2Client) => { config: ConnectConfig; onError: (err: unknown) => AirlockError | T; onReady?: () => T },
 ): Attempt<T> {
   const client = new Client();
   const promise = new Promise<T>((resolve, reject) => {
@@ -184,11 +180,7 @@ function attempt<T>(
     if (opts.signal?.aborted) return onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
 
-    const { config, onError, onReady } = build({
-      client,
-      resolve: (v) => finish(true, v),
-      reject: (e) => finish(false, e),
-    });
+    const { config, onError, onReady } = build(client);
     const handle = (err: unknown) => {
       const r = onError(err);
       if (r instanceof AirlockError) finish(false, r);
@@ -201,7 +193,9 @@ function attempt<T>(
     try {
       client.connect(config);
     } catch (err) {
-      finish(false, mapError(err, where));
+      // ssh2 validates its config synchronously; an unreadable private key is the usual cause.
+      const msg = sanitizeHostText(err instanceof Error ? err.message : String(err), 200);
+      finish(false, new AirlockError('SSH_ERROR', `Could not start the SSH connection to ${where}: ${msg}`));
     }
   });
   return { promise, client };
@@ -257,7 +251,7 @@ export async function connect(target: SshTarget, auth: SshAuth, opts: SshOptions
 
   let mismatch: string | null = null;
   const hostKeyAlgos = hostKeyAlgorithmsFor(target.keyType);
-  const { promise } = attempt<SshConnection>(where, opts, ({ client }) => {
+  const { promise } = attempt<SshConnection>(where, opts, (client) => {
     const config: ConnectConfig = {
       host: target.address,
       port: target.port,
@@ -275,8 +269,9 @@ export async function connect(target: SshTarget, auth: SshAuth, opts: SshOptions
       },
     };
     if (hostKeyAlgos) config.algorithms = { serverHostKey: hostKeyAlgos as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] };
+    // Both may be offered: ssh2 tries Airlock's own key first, then the agent's keys.
     if (auth.privateKey) config.privateKey = auth.privateKey;
-    else if (auth.agent) config.agent = auth.agent;
+    if (auth.agent) config.agent = auth.agent;
     return {
       config,
       onError: (err) => {

@@ -1,0 +1,89 @@
+/**
+ * The API the preload exposes as `window.airlock` (checklist 20).
+ *
+ * Built from the contract's channel table: one function per channel, grouped by
+ * area (`api.hosts.add(input)`), plus `on(event, listener)` for declared events.
+ * Never `ipcRenderer`, never a generic `invoke(channel)`: a page that is
+ * compromised (an HTML injection from host output, say) can only call what the
+ * contract declares, and the core checks session, role and input again anyway.
+ * The preload itself checks nothing the core does not check again.
+ */
+import type { Client } from '../../shared/contract/client';
+import { channelNames, events } from '../../shared/contract/index';
+import { IPC_CALL, IPC_EVENT, type EventEnvelope } from './ipc-channels';
+
+/** The slice of `ipcRenderer` the API needs; a fake in tests. */
+export interface IpcLike {
+  invoke(channel: string, ...args: unknown[]): Promise<unknown>;
+  on(channel: string, listener: (event: unknown, ...args: unknown[]) => void): unknown;
+  removeListener(channel: string, listener: (event: unknown, ...args: unknown[]) => void): unknown;
+}
+
+type Listener = (payload: unknown) => void;
+
+export function buildApi(
+  ipc: IpcLike,
+  names: readonly string[] = channelNames,
+  eventNames: readonly string[] = Object.keys(events),
+): Client {
+  const api: Record<string, unknown> = {};
+  const areas: Record<string, Record<string, (input?: unknown) => Promise<unknown>>> = {};
+  for (const name of names) {
+    const colon = name.indexOf(':');
+    const area = name.slice(0, colon);
+    const verb = name.slice(colon + 1);
+    if (colon <= 0 || verb === '' || area === 'on') throw new Error(`bad channel name in the contract: ${name}`);
+    const group = (areas[area] ??= {});
+    group[verb] = (input?: unknown) =>
+      ipc.invoke(IPC_CALL, name, input === undefined ? {} : input).catch((e: unknown) => ({
+        ok: false,
+        error: { code: 'INTERNAL', message: `IPC failed: ${e instanceof Error ? e.message : String(e)}` },
+      }));
+  }
+  for (const [area, group] of Object.entries(areas)) api[area] = Object.freeze(group);
+
+  // One IPC listener for all events, attached while anyone listens. The
+  // IpcRendererEvent is never handed to the page: its `sender` is ipcRenderer.
+  const declared = new Set(eventNames);
+  const listeners = new Map<string, Set<Listener>>();
+  let attached = false;
+  const onEnvelope = (_event: unknown, envelope: unknown): void => {
+    if (typeof envelope !== 'object' || envelope === null) return;
+    const { event, payload } = envelope as Partial<EventEnvelope>;
+    if (typeof event !== 'string') return;
+    const set = listeners.get(event);
+    if (!set) return;
+    for (const l of [...set]) {
+      try {
+        l(payload);
+      } catch (e) {
+        console.error(`airlock: listener for ${event} failed`, e);
+      }
+    }
+  };
+  const detachIfIdle = (): void => {
+    if (attached && [...listeners.values()].every((s) => s.size === 0)) {
+      ipc.removeListener(IPC_EVENT, onEnvelope);
+      attached = false;
+    }
+  };
+
+  api.on = (event: unknown, listener: unknown): (() => void) => {
+    if (typeof event !== 'string' || !declared.has(event)) throw new TypeError(`airlock: unknown event ${String(event)}`);
+    if (typeof listener !== 'function') throw new TypeError('airlock: listener must be a function');
+    const l = listener as Listener;
+    let set = listeners.get(event);
+    if (!set) listeners.set(event, (set = new Set()));
+    set.add(l);
+    if (!attached) {
+      ipc.on(IPC_EVENT, onEnvelope);
+      attached = true;
+    }
+    return () => {
+      set.delete(l);
+      detachIfIdle();
+    };
+  };
+
+  return Object.freeze(api) as unknown as Client;
+}
