@@ -6,6 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { ChannelName, Out } from '../../shared/contract/index';
 import type { Result } from '../../shared/domain/errors';
 import { createCore } from '../core/app';
+import { sanitizeHostText } from '../core/ssh/sanitize';
 import type { ClientContext, Core } from '../core/types';
 import { startServe } from './serve';
 
@@ -77,11 +78,8 @@ export function defaultDataDir(env: NodeJS.ProcessEnv): string {
   return path.join(env.XDG_CONFIG_HOME ?? path.join(os.homedir(), '.config'), 'Airlock');
 }
 
-/** Control characters from hosts never reach the operator's terminal raw. */
-function clean(s: unknown): string {
-  // eslint-disable-next-line no-control-regex
-  return String(s ?? '').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '\uFFFD');
-}
+/** Text from hosts (and from the trail) never reaches the operator's terminal with its escape sequences. */
+const clean = (s: unknown): string => sanitizeHostText(s ?? '', 4096);
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   let parsed;

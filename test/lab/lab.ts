@@ -1,0 +1,1330 @@
+/**
+ * The lab: a small simulated GPU cluster on this machine, for integration tests, e2e tests and
+ * demos (DESIGN.md §7).
+ *
+ * Each host is a Linux network namespace with an address on a private /24, a veth into a lab
+ * bridge in the root namespace, and a real OpenSSH `sshd` running in its own mount and UTS
+ * namespaces (so `/root`, `/srv`, `/opt`, `/var/lib/airlock-host`, `/tmp` and `/usr/local/bin`
+ * are the host's own, and `hostname` is the host's name). `/usr/local/bin/nvidia-smi` is an
+ * emulator answering in the real output formats from a per-host GPU profile.
+ *
+ * The lab is sealed: host namespaces have only the connected route to the lab subnet, and an nft
+ * table of the lab's own in the root namespace drops anything forwarded to or from the lab bridge,
+ * so no lab packet can reach an address that is not the lab's. The "outside world" for lockdown
+ * tests is a decoy namespace of the lab's own.
+ *
+ * Without root (or when `ip netns add` fails, or with `AIRLOCK_LAB_MODE=loopback`) the lab falls
+ * back to sshd processes on 127.213.X.Y addresses ("loopback" mode).
+ *
+ * State lives in `/run/airlock-lab/<id>/` (root) or `$TMPDIR/airlock-lab-<uid>/<id>/`, override
+ * with `AIRLOCK_LAB_STATE`. It is deliberately not under /tmp for root: /tmp is one of the
+ * directories each host gets its own copy of, so the sshd config must live elsewhere.
+ */
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as fss from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GPU_PROFILE_NAMES, GPU_PROFILE_ROTATION, makeGpuProfile, type GpuProfile } from './gpu/profiles';
+
+export { GPU_PROFILE_NAMES, GPU_PROFILE_ROTATION, type GpuProfile } from './gpu/profiles';
+
+// ---------------------------------------------------------------------------------------------
+// Public types
+// ---------------------------------------------------------------------------------------------
+
+/** One simulated GPU host. */
+export interface LabHost {
+  /** `host1`, `host2`, … — also the host's `hostname` (netns mode). */
+  name: string;
+  /** Address Airlock connects to (a lab subnet address, or 127.213.X.Y in loopback mode). */
+  address: string;
+  /** sshd port: 22 in netns mode, 2200 + host number in loopback mode. */
+  port: number;
+  /** Login user: `root` in netns mode, the current user in loopback mode when not root. */
+  user: string;
+  /** Host key fingerprint exactly as `ssh-keygen -lf` prints it (`SHA256:` + 43 base64 chars). */
+  fingerprint: string;
+  /** Network namespace name (netns mode), else null. */
+  netns: string | null;
+  /** The host's state directory (keys, sshd_config, logs, and `fs/` = its private filesystem). */
+  dir: string;
+  /** GPU profile name this host's nvidia-smi answers from (`a100`, `h100`, `t4`, `none`, `absent`). */
+  gpuProfile: string;
+  /** Only filled by {@link labStatus}: whether the host's sshd process is alive. */
+  sshdRunning?: boolean;
+  /** Only filled by {@link labStatus}: whether the host's link is cut ({@link cutLink}). */
+  linkCut?: boolean;
+}
+
+/** A running lab. Plain data: it can be serialised and handed to another process. */
+export interface Lab {
+  id: string;
+  /** `netns`: real namespaces (root). `loopback`: fallback on 127.213.X.Y addresses. */
+  mode: 'netns' | 'loopback';
+  /** The lab's /24, e.g. `10.213.7.0/24` (`127.213.7.0/24` in loopback mode). */
+  subnet: string;
+  /** The lab's state directory (contains state.json). */
+  dir: string;
+  hosts: LabHost[];
+  /** The decoy "outside world": a TCP listener answering `decoy\n`, in a namespace of its own. */
+  decoy: { address: string; port: number };
+  /** Set when the lab had to fall back to loopback mode: why, for the user. */
+  notice?: string;
+}
+
+/** Options for {@link labUp}. */
+export interface LabUpOptions {
+  /** Lab id (letters, digits, `-`, `_`; at most 24 chars). Default `demo`. */
+  id?: string;
+  /** Number of hosts, 1–200. */
+  hosts: number;
+  /** `authorized_keys` lines to install on every host. */
+  authorize?: string[];
+  /**
+   * GPU profile per host (cycled when shorter than the host list). Default: the rotation
+   * a100, h100, t4, none. Known: a100, h100, t4, none (driver not loaded), absent (no nvidia-smi).
+   */
+  gpuProfiles?: string[];
+  /** Tear down an existing lab with the same id first instead of refusing. */
+  replace?: boolean;
+  /**
+   * The lab outlives the calling process (the CLI sets this). Otherwise the lab belongs to the
+   * calling process: once that process is gone (say a test run crashed before its `afterAll`),
+   * the lab counts as stale and the next `labUp` with the same id replaces it instead of refusing.
+   */
+  persistent?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Naming and constants
+// ---------------------------------------------------------------------------------------------
+
+/** Default lab id. */
+export const DEFAULT_LAB_ID = 'demo';
+/** Every lab namespace is named `airlock-lab.<id>.<host|decoy>`. */
+export const NETNS_PREFIX = 'airlock-lab.';
+/** Every lab interface in the root namespace is `airlb<slot>` (bridge) or `airlv<slot>…` (veth). */
+const IF_RE = /^airl[bv]\d+/;
+const NFT_TABLE_PREFIX = 'airlock_lab_';
+const SUBNET_PREFIX = '10.213';
+const LOOPBACK_PREFIX = '127.213';
+const HOST_OFFSET = 10; // host N is .(10+N)
+const DECOY_OCTET = 250;
+const DECOY_PORT = 8080;
+const LOOPBACK_PORT_BASE = 2200;
+const MAX_HOSTS = 200;
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,23}$/;
+/** Directories every host gets its own copy of (mount targets inside the host's mount ns). */
+const PRIVATE_DIRS: ReadonlyArray<[target: string, sub: string]> = [
+  ['/root', 'root'],
+  ['/srv', 'srv'],
+  ['/opt', 'opt'],
+  ['/var/lib/airlock-host', 'var-lib-airlock-host'],
+  ['/usr/local/bin', 'usr-local-bin'],
+  ['/tmp', 'tmp'],
+];
+const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const SSHD = ['/usr/sbin/sshd', '/usr/local/sbin/sshd'].find((p) => fss.existsSync(p)) ?? '/usr/sbin/sshd';
+const EMULATOR_SRC = fileURLToPath(new URL('./gpu/nvidia-smi.mjs', import.meta.url));
+
+/** Root of all labs' state directories. */
+export function labStateRoot(): string {
+  if (process.env.AIRLOCK_LAB_STATE) return path.resolve(process.env.AIRLOCK_LAB_STATE);
+  if (isRoot()) return '/run/airlock-lab';
+  return path.join(os.tmpdir(), `airlock-lab-${process.getuid?.() ?? 'user'}`);
+}
+
+function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internal state (state.json)
+// ---------------------------------------------------------------------------------------------
+
+/** A process we started: pid plus its start time, so a recycled pid is never killed. */
+interface ProcRef {
+  pid: number;
+  start: string;
+}
+
+interface HostState extends LabHost {
+  veth: string | null;
+  sshd: ProcRef | null;
+  /** Inode of the sshd's mount namespace (`mnt:[…]`), to find every process of the host. */
+  mntNs: string | null;
+  linkCut: boolean;
+  slowed: boolean;
+}
+
+interface LabState {
+  version: 1;
+  id: string;
+  mode: 'netns' | 'loopback';
+  /** Private mount + UTS namespaces per host (always in netns mode; in loopback mode when root). */
+  isolation: boolean;
+  slot: number;
+  subnet: string;
+  dir: string;
+  status: 'starting' | 'up';
+  createdAt: string;
+  /** The process the lab belongs to (null: persistent, started from the CLI). */
+  owner: ProcRef | null;
+  bridge: string | null;
+  bridgeAddress: string | null;
+  nftTable: string | null;
+  notice?: string;
+  hosts: HostState[];
+  decoy: { address: string; port: number; netns: string | null; veth: string | null; proc: ProcRef | null };
+}
+
+function statePath(dir: string): string {
+  return path.join(dir, 'state.json');
+}
+
+async function readState(dir: string): Promise<LabState | null> {
+  try {
+    return JSON.parse(await fs.readFile(statePath(dir), 'utf8')) as LabState;
+  } catch {
+    return null;
+  }
+}
+
+async function writeState(st: LabState): Promise<void> {
+  const tmp = `${statePath(st.dir)}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(st, null, 2) + '\n');
+  await fs.rename(tmp, statePath(st.dir));
+}
+
+/** Read-modify-write of a lab's state under that lab's lock. */
+async function updateState(dir: string, fn: (st: LabState) => void | Promise<void>): Promise<LabState> {
+  return withLock(dir, async () => {
+    const st = await readState(dir);
+    if (!st) throw new Error(`lab state ${statePath(dir)} is gone (was the lab taken down?)`);
+    await fn(st);
+    await writeState(st);
+    return st;
+  });
+}
+
+function toPublic(st: LabState): Lab {
+  const lab: Lab = {
+    id: st.id,
+    mode: st.mode,
+    subnet: st.subnet,
+    dir: st.dir,
+    hosts: st.hosts.map((h) => ({
+      name: h.name,
+      address: h.address,
+      port: h.port,
+      user: h.user,
+      fingerprint: h.fingerprint,
+      netns: h.netns,
+      dir: h.dir,
+      gpuProfile: h.gpuProfile,
+    })),
+    decoy: { address: st.decoy.address, port: st.decoy.port },
+  };
+  if (st.notice) lab.notice = st.notice;
+  return lab;
+}
+
+async function loadLab(lab: Lab): Promise<LabState> {
+  const st = await readState(lab.dir);
+  if (!st) throw new Error(`lab "${lab.id}" is not up (no ${statePath(lab.dir)})`);
+  return st;
+}
+
+function findHost(st: LabState, name: string): HostState {
+  const h = st.hosts.find((x) => x.name === name);
+  if (!h) throw new Error(`lab "${st.id}" has no host "${name}" (hosts: ${st.hosts.map((x) => x.name).join(', ')})`);
+  return h;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small process helpers
+// ---------------------------------------------------------------------------------------------
+
+interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+interface RunOptions {
+  input?: string;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** Runs a command to completion. Never throws for a non-zero exit; `code` is -1 on spawn error. */
+function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    let stdout = '';
+    let stderr = '';
+    let settled = false;
+    const child = spawn(cmd, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+    });
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          stderr += `\n[lab] timed out after ${opts.timeoutMs} ms`;
+          child.kill('SIGKILL');
+        }, opts.timeoutMs)
+      : null;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdin.on('error', () => {});
+    child.on('error', (err) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      resolve({ code: -1, stdout, stderr: stderr + String(err) });
+    });
+    child.on('close', (code, signal) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : -1), stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Runs a command and throws with its stderr when it fails. */
+async function must(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const r = await run(cmd, args, opts);
+  if (r.code !== 0) {
+    throw new Error(`lab: \`${[cmd, ...args].join(' ')}\` failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
+  }
+  return r;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function readStat(pid: number): { state: string; ppid: number; start: string } | null {
+  try {
+    const s = fss.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { state: f[0] ?? '?', ppid: Number(f[1]), start: f[19] ?? '' };
+  } catch {
+    return null;
+  }
+}
+
+/** Alive = exists, same start time (not a recycled pid), and not a zombie. */
+function alive(ref: ProcRef | null | undefined): boolean {
+  if (!ref) return false;
+  const s = readStat(ref.pid);
+  return !!s && s.start === ref.start && s.state !== 'Z' && s.state !== 'X';
+}
+
+function procRef(pid: number): ProcRef | null {
+  const s = readStat(pid);
+  return s ? { pid, start: s.start } : null;
+}
+
+function allPids(): number[] {
+  return fss
+    .readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number);
+}
+
+/** `pids` plus every descendant of them. */
+function withDescendants(pids: number[]): Set<number> {
+  const children = new Map<number, number[]>();
+  for (const pid of allPids()) {
+    const s = readStat(pid);
+    if (!s) continue;
+    const list = children.get(s.ppid) ?? [];
+    list.push(pid);
+    children.set(s.ppid, list);
+  }
+  const out = new Set<number>();
+  const queue = [...pids];
+  while (queue.length) {
+    const p = queue.pop()!;
+    if (out.has(p)) continue;
+    out.add(p);
+    queue.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+function nsLink(pid: number, kind: 'mnt' | 'net'): string | null {
+  try {
+    return fss.readlinkSync(`/proc/${pid}/ns/${kind}`);
+  } catch {
+    return null;
+  }
+}
+
+/** Never signalled, whatever a caller computes: init, kthreadd, this process and its ancestors. */
+function protectedPids(): Set<number> {
+  const out = new Set<number>([0, 1, 2, process.pid]);
+  let p = process.pid;
+  for (let i = 0; i < 64; i++) {
+    const s = readStat(p);
+    if (!s || s.ppid <= 1) break;
+    out.add(s.ppid);
+    p = s.ppid;
+  }
+  return out;
+}
+
+/** SIGKILLs `pids` (never this process) and waits until they are gone or zombies. */
+async function killAll(pids: Iterable<number>, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  const keep = protectedPids();
+  const targets = [...new Set(pids)].filter((p) => !keep.has(p) && readStat(p)?.ppid !== 2);
+  for (const p of targets) {
+    try {
+      process.kill(p, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+  if (signal !== 'SIGKILL') return;
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    const left = targets.filter((p) => {
+      const s = readStat(p);
+      return s && s.state !== 'Z' && s.state !== 'X';
+    });
+    if (left.length === 0) return;
+    await sleep(20);
+  }
+}
+
+/**
+ * Starts a long-running process detached from us (own session), output appended to `logFile`.
+ * It survives the CLI process that started it; `labDown` finds and kills it.
+ */
+async function spawnDaemon(argv: string[], logFile: string, env?: NodeJS.ProcessEnv): Promise<ProcRef> {
+  const fd = fss.openSync(logFile, 'a');
+  try {
+    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: env ?? process.env, cwd: '/' });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', () => resolve());
+      child.once('error', reject);
+    });
+    child.unref();
+    const ref = procRef(child.pid!);
+    if (!ref) throw new Error(`lab: ${argv.join(' ')} exited immediately; see ${logFile}`);
+    return ref;
+  } finally {
+    fss.closeSync(fd);
+  }
+}
+
+async function tail(file: string, lines = 15): Promise<string> {
+  try {
+    return (await fs.readFile(file, 'utf8')).trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Resolves with the first bytes a TCP server sends, or rejects (refused, timeout). */
+function readBanner(address: string, port: number, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: address, port });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error('timeout'));
+    }, timeoutMs);
+    sock.once('data', (d) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(d.toString('utf8'));
+    });
+    sock.once('error', (e) => {
+      clearTimeout(timer);
+      sock.destroy();
+      reject(e);
+    });
+    sock.once('end', () => {
+      clearTimeout(timer);
+      reject(new Error('closed'));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locking and allocation
+// ---------------------------------------------------------------------------------------------
+
+/** A mkdir-based lock (atomic on every filesystem), broken when its owner is dead. */
+async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const lock = path.join(dir, '.lock');
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await fs.mkdir(lock);
+      await fs.writeFile(path.join(lock, 'owner'), String(process.pid));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const owner = Number(await fs.readFile(path.join(lock, 'owner'), 'utf8').catch(() => '0'));
+      const st = await fs.stat(lock).catch(() => null);
+      const ownerDead = owner > 0 && !readStat(owner);
+      if (ownerDead || (st && Date.now() - st.mtimeMs > 30_000)) {
+        await fs.rm(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`lab: timed out waiting for lock ${lock} (held by pid ${owner})`);
+      await sleep(30 + Math.random() * 50);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await fs.rm(lock, { recursive: true, force: true });
+  }
+}
+
+async function listStates(root: string): Promise<LabState[]> {
+  let names: string[] = [];
+  try {
+    names = await fs.readdir(root);
+  } catch {
+    return [];
+  }
+  const out: LabState[] = [];
+  for (const n of names) {
+    if (n.startsWith('.')) continue;
+    const st = await readState(path.join(root, n));
+    if (st) out.push(st);
+  }
+  return out;
+}
+
+/** Slots (the X of 10.213.X.0/24) already in use: by a lab's state, an interface, or a route. */
+async function usedSlots(root: string, mode: 'netns' | 'loopback'): Promise<Set<number>> {
+  const used = new Set<number>();
+  for (const st of await listStates(root)) used.add(st.slot);
+  // A lab dir without state.json yet is still being created: its name is not a slot, but its
+  // state is written under the same lock that allocates, so nothing is missed.
+  if (mode === 'netns') {
+    const links = await run('ip', ['-o', 'link', 'show']);
+    for (const m of links.stdout.matchAll(/^\d+:\s+airl[bv](\d+)/gm)) used.add(Number(m[1]));
+    const addrs = await run('ip', ['-4', '-o', 'addr', 'show']);
+    const routes = await run('ip', ['-4', 'route', 'show', 'table', 'all']);
+    const re = new RegExp(`\\b${SUBNET_PREFIX.replace('.', '\\.')}\\.(\\d+)\\.`, 'g');
+    for (const m of (addrs.stdout + routes.stdout).matchAll(re)) used.add(Number(m[1]));
+  }
+  return used;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mode detection
+// ---------------------------------------------------------------------------------------------
+
+async function commandWorks(cmd: string, args: string[]): Promise<boolean> {
+  return (await run(cmd, args, { timeoutMs: 5000 })).code === 0;
+}
+
+async function chooseMode(): Promise<{ mode: 'netns' | 'loopback'; isolation: boolean; notice?: string }> {
+  const forced = process.env.AIRLOCK_LAB_MODE;
+  if (forced && forced !== 'netns' && forced !== 'loopback') {
+    throw new Error(`AIRLOCK_LAB_MODE must be "netns" or "loopback", not "${forced}"`);
+  }
+  // AIRLOCK_LAB_NO_UNSHARE=1 simulates a machine without usable mount namespaces (for testing the
+  // unprivileged fallback while root).
+  const canIsolate =
+    isRoot() && !process.env.AIRLOCK_LAB_NO_UNSHARE && (await commandWorks('unshare', ['--uts', '--mount', '--propagation', 'private', 'true']));
+  if (forced === 'loopback') {
+    return {
+      mode: 'loopback',
+      isolation: canIsolate,
+      notice: 'LOOPBACK MODE (AIRLOCK_LAB_MODE=loopback): hosts are sshd processes on 127.213.X.Y addresses, not sealed.',
+    };
+  }
+  let why = '';
+  if (!isRoot()) why = 'not running as root';
+  else if (!canIsolate) why = '`unshare --uts --mount` does not work here';
+  else {
+    const probe = `${NETNS_PREFIX}probe-${process.pid}`;
+    const r = await run('ip', ['netns', 'add', probe]);
+    await run('ip', ['netns', 'del', probe]);
+    if (r.code !== 0) why = `\`ip netns add\` failed: ${r.stderr.trim()}`;
+  }
+  if (!why) return { mode: 'netns', isolation: true };
+  if (forced === 'netns') throw new Error(`lab: AIRLOCK_LAB_MODE=netns but network namespaces are unavailable (${why})`);
+  return {
+    mode: 'loopback',
+    isolation: canIsolate,
+    notice:
+      `LOOPBACK FALLBACK: network namespaces are unavailable (${why}). Hosts are sshd processes on ` +
+      `127.213.X.Y addresses of this machine: not sealed, no per-host firewall, and a cut link is ` +
+      `simulated by stopping the host's sshd.`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host preparation
+// ---------------------------------------------------------------------------------------------
+
+async function keygen(keyFile: string, comment: string): Promise<string> {
+  await fs.rm(keyFile, { force: true });
+  await fs.rm(`${keyFile}.pub`, { force: true });
+  await must('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', keyFile]);
+  return fingerprintOf(`${keyFile}.pub`);
+}
+
+/** `SHA256:…` of a public key file, as printed by `ssh-keygen -lf`. */
+async function fingerprintOf(pubFile: string): Promise<string> {
+  const r = await must('ssh-keygen', ['-lf', pubFile]);
+  const fp = r.stdout.trim().split(/\s+/)[1] ?? '';
+  if (!/^SHA256:[A-Za-z0-9+/]{43}$/.test(fp)) throw new Error(`lab: unexpected ssh-keygen -lf output: ${r.stdout}`);
+  return fp;
+}
+
+/** The node binary the emulator's shebang names; copied out of the way if a host would hide it. */
+async function nodeForHosts(root: string, isolation: boolean): Promise<string> {
+  const real = await fs.realpath(process.execPath);
+  if (!isolation || !PRIVATE_DIRS.some(([t]) => real === t || real.startsWith(t + '/'))) return real;
+  const copy = path.join(root, '.node-bin', 'node');
+  const [a, b] = await Promise.all([fs.stat(real), fs.stat(copy).catch(() => null)]);
+  if (!b || b.size !== a.size) {
+    await fs.mkdir(path.dirname(copy), { recursive: true });
+    await fs.copyFile(real, `${copy}.tmp`);
+    await fs.chmod(`${copy}.tmp`, 0o755);
+    await fs.rename(`${copy}.tmp`, copy);
+  }
+  return copy;
+}
+
+function shQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The script that turns a process into "being on host X": hostname + private directories. */
+function enterScript(h: HostState, shadow: string | null): string {
+  const fsDir = path.join(h.dir, 'fs');
+  const lines = [
+    '#!/bin/sh',
+    `# Enter lab host ${h.name}: run under \`unshare --uts --mount --propagation private\`.`,
+    'set -e',
+    `hostname ${shQuote(h.name)}`,
+    `mount --bind ${shQuote(path.join(h.dir, 'hostname'))} /etc/hostname`,
+    `mount --bind ${shQuote(path.join(h.dir, 'hosts'))} /etc/hosts`,
+    ...PRIVATE_DIRS.map(([target, sub]) => `mount --bind ${shQuote(path.join(fsDir, sub))} ${target}`),
+  ];
+  if (shadow) lines.push(`mount --bind ${shQuote(shadow)} /etc/shadow`);
+  lines.push('exec "$@"', '');
+  return lines.join('\n');
+}
+
+function sshdConfig(st: LabState, h: HostState): string {
+  const listen = st.mode === 'netns' ? `0.0.0.0:${h.port}` : `${h.address}:${h.port}`;
+  const sftp = fss.existsSync('/usr/lib/openssh/sftp-server') ? '/usr/lib/openssh/sftp-server' : 'internal-sftp';
+  const lines = [
+    `# sshd for lab ${st.id} host ${h.name} (generated by test/lab/lab.ts)`,
+    `ListenAddress ${listen}`,
+    `HostKey ${path.join(h.dir, 'ssh_host_ed25519_key')}`,
+    `PidFile ${path.join(h.dir, 'sshd.pid')}`,
+    `AuthorizedKeysFile ${path.join(h.dir, 'fs', 'root', '.ssh', 'authorized_keys')}`,
+    'PubkeyAuthentication yes',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'PermitRootLogin prohibit-password',
+    `AllowUsers ${h.user}`,
+    'UsePAM no',
+    'StrictModes no',
+    'UseDNS no',
+    'PrintMotd no',
+    'PrintLastLog no',
+    'X11Forwarding no',
+    'LoginGraceTime 30',
+    // Scans of many hosts open many sessions at once; do not let sshd's default throttle them.
+    'MaxStartups 200:30:400',
+    'MaxSessions 64',
+    'AcceptEnv LANG LC_*',
+    `Subsystem sftp ${sftp}`,
+  ];
+  if (!st.isolation) {
+    // No private directories: put this host's nvidia-smi first on PATH instead, and give it its
+    // own HOME (so one host's ~ is not another's, and the machine user's shell rc files stay out).
+    lines.push(`SetEnv PATH=${path.join(h.dir, 'fs', 'usr-local-bin')}:${HOST_PATH} HOME=${path.join(h.dir, 'fs', 'root')}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function validateKeyLine(line: string): string {
+  const l = line.trim();
+  if (!/^(?:[^\s]+\s+)?(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-\S+|sk-\S+)\s+[A-Za-z0-9+/=]+/.test(l)) {
+    throw new Error(`lab: not an authorized_keys line: ${l.slice(0, 60)}`);
+  }
+  return l;
+}
+
+function keyLines(lines: string[]): string[] {
+  return lines.map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).map(validateKeyLine);
+}
+
+async function prepareHost(st: LabState, h: HostState, keys: string[], nodePath: string, shadow: string | null, seed: string): Promise<void> {
+  const fsDir = path.join(h.dir, 'fs');
+  await Promise.all(PRIVATE_DIRS.map(([, sub]) => fs.mkdir(path.join(fsDir, sub), { recursive: true })));
+  await fs.mkdir(path.join(fsDir, 'root', '.ssh'), { recursive: true });
+  await fs.chmod(path.join(fsDir, 'root'), 0o700);
+  await fs.chmod(path.join(fsDir, 'tmp'), 0o1777);
+  await fs.writeFile(path.join(h.dir, 'hostname'), `${h.name}\n`);
+  // Like a cluster node's /etc/hosts: itself on 127.0.1.1 (Debian's convention), its peers by name.
+  await fs.writeFile(
+    path.join(h.dir, 'hosts'),
+    [
+      '127.0.0.1\tlocalhost',
+      `127.0.1.1\t${h.name}`,
+      '::1\tlocalhost ip6-localhost ip6-loopback',
+      ...st.hosts.filter((o) => o !== h).map((o) => `${o.address}\t${o.name}`),
+      '',
+    ].join('\n'),
+  );
+  await fs.writeFile(path.join(fsDir, 'root', '.ssh', 'authorized_keys'), keys.map((k) => k + '\n').join(''), { mode: 0o600 });
+  // GPU emulator + profile.
+  const profile = makeGpuProfile(h.gpuProfile, seed);
+  const profilePath = path.join(h.dir, 'gpu.json');
+  await fs.writeFile(profilePath, JSON.stringify(profile, null, 2) + '\n');
+  if (profile.failure !== 'absent') {
+    const src = await fs.readFile(EMULATOR_SRC, 'utf8');
+    const script = src
+      .replace(/^#!.*\n/, `#!${nodePath}\n`)
+      .replace("'__AIRLOCK_LAB_GPU_PROFILE__'", JSON.stringify(profilePath));
+    await fs.writeFile(path.join(fsDir, 'usr-local-bin', 'nvidia-smi'), script, { mode: 0o755 });
+  }
+  await fs.writeFile(path.join(h.dir, 'sshd_config'), sshdConfig(st, h));
+  if (st.isolation) await fs.writeFile(path.join(h.dir, 'enter.sh'), enterScript(h, shadow), { mode: 0o755 });
+  h.fingerprint = await keygen(path.join(h.dir, 'ssh_host_ed25519_key'), `root@${h.name}`);
+}
+
+/** With UsePAM off, sshd refuses a locked account ('!' password): give hosts an unlocked view. */
+async function shadowForHosts(labDir: string): Promise<string | null> {
+  if (!isRoot()) return null;
+  let text: string;
+  try {
+    text = await fs.readFile('/etc/shadow', 'utf8');
+  } catch {
+    return null;
+  }
+  const lines = text.split('\n');
+  const i = lines.findIndex((l) => l.startsWith('root:'));
+  const fields = i >= 0 ? lines[i]!.split(':') : [];
+  if (i < 0 || !fields[1]?.startsWith('!')) return null;
+  fields[1] = '*';
+  lines[i] = fields.join(':');
+  const copy = path.join(labDir, 'shadow');
+  await fs.writeFile(copy, lines.join('\n'), { mode: 0o600 });
+  return copy;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes: sshd and decoy
+// ---------------------------------------------------------------------------------------------
+
+function sshdArgv(st: LabState, h: HostState): string[] {
+  const sshd = [SSHD, '-D', '-f', path.join(h.dir, 'sshd_config'), '-h', path.join(h.dir, 'ssh_host_ed25519_key'), '-E', path.join(h.dir, 'sshd.log')];
+  if (!st.isolation) return sshd;
+  const enter = ['unshare', '--uts', '--mount', '--propagation', 'private', '--', '/bin/sh', path.join(h.dir, 'enter.sh'), ...sshd];
+  return h.netns ? ['ip', 'netns', 'exec', h.netns, ...enter] : enter;
+}
+
+/** Starts the host's sshd and waits until it sends its SSH banner. Updates `h` in place. */
+async function launchSshd(st: LabState, h: HostState, timeoutMs = 20_000): Promise<void> {
+  const log = path.join(h.dir, 'sshd.log');
+  // `ip netns exec`, `unshare` and `sh` all exec: the pid we get is the sshd listener's.
+  const ref = await spawnDaemon(sshdArgv(st, h), log, { PATH: HOST_PATH, LANG: 'C' });
+  h.sshd = ref;
+  h.mntNs = null;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!alive(ref)) throw new Error(`lab: sshd for ${h.name} exited during start:\n${await tail(log)}`);
+    try {
+      const banner = await readBanner(h.address, h.port, 1000);
+      if (banner.startsWith('SSH-')) break;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline) throw new Error(`lab: sshd for ${h.name} did not answer on ${h.address}:${h.port}:\n${await tail(log)}`);
+    await sleep(25);
+  }
+  if (st.isolation) h.mntNs = nsLink(ref.pid, 'mnt');
+}
+
+async function stopSshd(h: HostState, sessions: boolean): Promise<void> {
+  if (!alive(h.sshd)) {
+    h.sshd = null;
+    return;
+  }
+  const ref = h.sshd!;
+  await killAll(sessions ? withDescendants([ref.pid]) : [ref.pid]);
+  h.sshd = null;
+}
+
+const DECOY_JS = `// The lab's decoy "outside world": answers every TCP connection with "decoy\\n" and logs it.
+import net from 'node:net';
+import fs from 'node:fs';
+const [address, port, log] = process.argv.slice(2);
+net
+  .createServer((s) => {
+    fs.appendFileSync(log, JSON.stringify({ at: new Date().toISOString(), from: s.remoteAddress, port: s.remotePort }) + '\\n');
+    s.on('error', () => {});
+    s.end('decoy\\n');
+  })
+  .listen(Number(port), address, () => console.log('decoy listening on ' + address + ':' + port));
+`;
+
+async function launchDecoy(st: LabState): Promise<void> {
+  const dir = path.join(st.dir, 'decoy');
+  await fs.mkdir(dir, { recursive: true });
+  const script = path.join(dir, 'decoy.mjs');
+  const log = path.join(dir, 'decoy.log');
+  await fs.writeFile(script, DECOY_JS);
+  await fs.writeFile(path.join(dir, 'connections.log'), '');
+  const node = await fs.realpath(process.execPath);
+  const cmd = [node, script, st.decoy.address, String(st.decoy.port), path.join(dir, 'connections.log')];
+  const argv = st.decoy.netns ? ['ip', 'netns', 'exec', st.decoy.netns, ...cmd] : cmd;
+  st.decoy.proc = await spawnDaemon(argv, log);
+  // Wait for its own "listening" line rather than connecting: a probe would show up in the
+  // decoy's connection log, which lockdown tests read.
+  const deadline = Date.now() + 15_000;
+  while (!(await fs.readFile(log, 'utf8').catch(() => '')).includes('decoy listening')) {
+    if (!alive(st.decoy.proc)) throw new Error(`lab: decoy exited during start:\n${await tail(log)}`);
+    if (Date.now() > deadline) throw new Error(`lab: decoy did not start:\n${await tail(log)}`);
+    await sleep(25);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network (netns mode)
+// ---------------------------------------------------------------------------------------------
+
+async function buildNetwork(st: LabState): Promise<void> {
+  const br = st.bridge!;
+  const members = [
+    ...st.hosts.map((h) => ({ netns: h.netns!, veth: h.veth!, address: h.address })),
+    { netns: st.decoy.netns!, veth: st.decoy.veth!, address: st.decoy.address },
+  ];
+  const rootCmds = [
+    ...members.map((m) => `netns add ${m.netns}`),
+    `link add ${br} type bridge`,
+    // No IPv6 link-local chatter from the lab's interfaces: the lab speaks IPv4 on its /24 only.
+    `link set ${br} addrgenmode none`,
+    `addr add ${st.bridgeAddress}/24 dev ${br}`,
+    `link set ${br} up`,
+    ...members.flatMap((m) => [
+      `link add ${m.veth} type veth peer name eth0 netns ${m.netns}`,
+      `link set ${m.veth} addrgenmode none`,
+      `link set ${m.veth} master ${br} up`,
+    ]),
+  ];
+  await must('ip', ['-batch', '-'], { input: rootCmds.join('\n') + '\n' });
+  // Inside each namespace: lo, and eth0 with its address. The connected /24 route is the only
+  // route a host gets: no default route, so nothing can be sent off the lab subnet.
+  await Promise.all(
+    members.map((m) =>
+      must('ip', ['-n', m.netns, '-batch', '-'], {
+        input: ['link set lo up', 'link set eth0 addrgenmode none', `addr add ${m.address}/24 dev eth0`, 'link set eth0 up'].join('\n') + '\n',
+      }),
+    ),
+  );
+  // Seal the root namespace: whatever its forwarding settings, nothing is routed between the lab
+  // bridge and any other interface, and hosts can reach no address of this machine but the
+  // bridge's own (the threat: a test or a bug in Airlock making a lab host talk to the real network).
+  const t = st.nftTable!;
+  const ruleset = `table inet ${t} {
+  chain forward {
+    type filter hook forward priority filter - 10; policy accept;
+    iifname "${br}" oifname != "${br}" drop
+    oifname "${br}" iifname != "${br}" drop
+  }
+  chain input {
+    type filter hook input priority filter - 10; policy accept;
+    iifname "${br}" meta nfproto ipv6 drop
+    iifname "${br}" ip daddr != { ${st.bridgeAddress}, 255.255.255.255, 224.0.0.0/4, ${SUBNET_PREFIX}.${st.slot}.255 } drop
+  }
+}
+`;
+  await must('nft', ['-f', '-'], { input: ruleset });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API: up / down / status
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Starts a lab of `opts.hosts` hosts and returns when every sshd answers with its banner.
+ * If anything fails midway, everything made so far is torn down before the error is thrown.
+ * Refuses an id that is already up unless `replace` is set.
+ */
+export async function labUp(opts: LabUpOptions): Promise<Lab> {
+  const id = opts.id ?? DEFAULT_LAB_ID;
+  if (!ID_RE.test(id)) throw new Error(`lab: bad id "${id}" (letters, digits, - and _, at most 24 chars)`);
+  if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > MAX_HOSTS) {
+    throw new Error(`lab: --hosts must be an integer from 1 to ${MAX_HOSTS}`);
+  }
+  const profiles = opts.gpuProfiles?.length ? opts.gpuProfiles : [...GPU_PROFILE_ROTATION];
+  for (const p of profiles) {
+    if (!(GPU_PROFILE_NAMES as readonly string[]).includes(p)) throw new Error(`lab: unknown GPU profile "${p}" (known: ${GPU_PROFILE_NAMES.join(', ')})`);
+  }
+  const keys = keyLines(opts.authorize ?? []);
+  const root = labStateRoot();
+  await fs.mkdir(root, { recursive: true, mode: 0o755 });
+  const dir = path.join(root, id);
+  if (opts.replace) await labDown({ id });
+
+  const { mode, isolation, notice } = await chooseMode();
+  const user = mode === 'netns' || isRoot() ? 'root' : os.userInfo().username;
+
+  // Allocate a slot and claim the id atomically.
+  const st = await withLock(root, async (): Promise<LabState> => {
+    if (fss.existsSync(dir)) {
+      const old = await readState(dir);
+      const stale = !old || (old.owner !== null && !alive(old.owner));
+      if (!stale) {
+        throw new Error(`lab "${id}" already exists (${dir}); take it down first: npm run lab -- down --id ${id}`);
+      }
+      await downOne(root, id); // left behind by a process that died before taking it down
+    }
+    const used = await usedSlots(root, mode);
+    let slot = 0;
+    for (let x = 1; x <= 254; x++) {
+      if (!used.has(x)) {
+        slot = x;
+        break;
+      }
+    }
+    if (!slot) throw new Error('lab: all 254 lab subnets are in use');
+    await fs.mkdir(path.join(dir, 'hosts'), { recursive: true });
+    const prefix = mode === 'netns' ? `${SUBNET_PREFIX}.${slot}` : `${LOOPBACK_PREFIX}.${slot}`;
+    const state: LabState = {
+      version: 1,
+      id,
+      mode,
+      isolation,
+      slot,
+      subnet: `${prefix}.0/24`,
+      dir,
+      status: 'starting',
+      createdAt: new Date().toISOString(),
+      owner: opts.persistent ? null : procRef(process.pid),
+      bridge: mode === 'netns' ? `airlb${slot}` : null,
+      bridgeAddress: mode === 'netns' ? `${prefix}.1` : null,
+      nftTable: mode === 'netns' ? `${NFT_TABLE_PREFIX}${slot}` : null,
+      hosts: Array.from({ length: opts.hosts }, (_, i): HostState => {
+        const n = i + 1;
+        const name = `host${n}`;
+        return {
+          name,
+          address: `${prefix}.${HOST_OFFSET + n}`,
+          port: mode === 'netns' ? 22 : LOOPBACK_PORT_BASE + n,
+          user,
+          fingerprint: '',
+          netns: mode === 'netns' ? `${NETNS_PREFIX}${id}.${name}` : null,
+          dir: path.join(dir, 'hosts', name),
+          gpuProfile: profiles[i % profiles.length]!,
+          veth: mode === 'netns' ? `airlv${slot}h${n}` : null,
+          sshd: null,
+          mntNs: null,
+          linkCut: false,
+          slowed: false,
+        };
+      }),
+      decoy: {
+        address: `${prefix}.${DECOY_OCTET}`,
+        port: DECOY_PORT,
+        netns: mode === 'netns' ? `${NETNS_PREFIX}${id}.decoy` : null,
+        veth: mode === 'netns' ? `airlv${slot}d` : null,
+        proc: null,
+      },
+    };
+    if (notice) state.notice = notice;
+    await writeState(state);
+    return state;
+  });
+
+  try {
+    if (isolation) {
+      // sshd's privilege separation directory, and the one mount point that may not exist.
+      await fs.mkdir('/run/sshd', { recursive: true, mode: 0o755 });
+      await fs.mkdir('/var/lib/airlock-host', { recursive: true, mode: 0o755 });
+      const relRoot = path.relative('/', root);
+      if (PRIVATE_DIRS.some(([t]) => ('/' + relRoot + '/').startsWith(t + '/'))) {
+        throw new Error(`lab: state root ${root} lies under a directory each host replaces; set AIRLOCK_LAB_STATE elsewhere`);
+      }
+    }
+    const nodePath = await nodeForHosts(root, isolation);
+    const shadow = isolation ? await shadowForHosts(dir) : null;
+    await Promise.all(st.hosts.map((h) => fs.mkdir(h.dir, { recursive: true })));
+    await Promise.all(st.hosts.map((h) => prepareHost(st, h, keys, nodePath, shadow, `${id}/${h.name}`)));
+    await writeState(st);
+    if (mode === 'netns') await buildNetwork(st);
+    await launchDecoy(st);
+    await writeState(st);
+    // Start in parallel; record every pid even if one of them fails, so cleanup finds them.
+    const results = await Promise.allSettled(st.hosts.map((h) => launchSshd(st, h)));
+    st.status = results.every((r) => r.status === 'fulfilled') ? 'up' : 'starting';
+    await writeState(st);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return toPublic(st);
+  } catch (err) {
+    await labDown({ id }).catch(() => {});
+    throw err;
+  }
+}
+
+/** Namespaces every ordinary process of this machine is in: never, by itself, a reason to kill. */
+function machineNamespaces(): Set<string> {
+  const out = new Set<string>();
+  for (const pid of [1, process.pid]) {
+    for (const kind of ['mnt', 'net'] as const) {
+      const l = nsLink(pid, kind);
+      if (l) out.add(l);
+    }
+  }
+  return out;
+}
+
+/**
+ * A lab program (an sshd of a host, its `enter.sh`/`unshare` wrapper, the decoy), recognised by
+ * its command line naming a file of the lab's state directory `dirRe` — not merely mentioning the
+ * directory (a `tail -f` of a lab log is not the lab's).
+ */
+function labCommandRe(dirRe: string): RegExp {
+  return new RegExp(`${dirRe}/(?:hosts/[^/\0]+/(?:sshd_config|enter\.sh)|decoy/decoy\.mjs)`);
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function pidsMatchingCommand(re: RegExp): number[] {
+  return allPids().filter((pid) => {
+    try {
+      return re.test(fss.readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Pids found in a lab network namespace (its processes, whatever they are). */
+async function netnsPids(ns: string, machine: Set<string>): Promise<number[]> {
+  const r = await run('ip', ['netns', 'pids', ns]);
+  return r.stdout
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number)
+    .filter((pid) => {
+      const n = nsLink(pid, 'net');
+      return n !== null && !machine.has(n); // belt and braces: must really be outside our netns
+    });
+}
+
+/**
+ * Every process belonging to a lab: anything inside its network namespaces, the processes it
+ * started (checked by start time) and their descendants, anything in a host's private mount
+ * namespace, and lab programs naming its directory. The machine's own namespaces never count:
+ * a loopback host without isolation shares them with every process here.
+ */
+async function labProcesses(st: LabState | null, dir: string, netnsNames: string[]): Promise<Set<number>> {
+  const machine = machineNamespaces();
+  const pids = new Set<number>();
+  for (const ns of netnsNames) for (const p of await netnsPids(ns, machine)) pids.add(p);
+  const roots: number[] = [];
+  const mntNs = new Set<string>();
+  if (st) {
+    for (const h of st.hosts) {
+      if (!alive(h.sshd)) continue;
+      roots.push(h.sshd!.pid);
+      const m = st.isolation ? nsLink(h.sshd!.pid, 'mnt') : null;
+      if (m && !machine.has(m)) mntNs.add(m);
+    }
+    if (alive(st.decoy.proc)) roots.push(st.decoy.proc!.pid);
+  }
+  for (const p of withDescendants(roots)) pids.add(p);
+  if (mntNs.size) {
+    for (const pid of allPids()) {
+      const m = nsLink(pid, 'mnt');
+      if (m && mntNs.has(m)) pids.add(pid);
+    }
+  }
+  for (const p of pidsMatchingCommand(labCommandRe(escapeRe(dir)))) pids.add(p);
+  return pids;
+}
+
+async function listLabNetns(prefix: string): Promise<string[]> {
+  const r = await run('ip', ['netns', 'list']);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.split(/\s+/)[0] ?? '')
+    .filter((n) => n.startsWith(prefix));
+}
+
+async function downOne(root: string, id: string): Promise<void> {
+  const dir = path.join(root, id);
+  const st = await readState(dir);
+  const netnsNames = new Set<string>();
+  const links = new Set<string>();
+  if (st) {
+    for (const h of st.hosts) if (h.netns) netnsNames.add(h.netns);
+    if (st.decoy.netns) netnsNames.add(st.decoy.netns);
+    for (const h of st.hosts) if (h.veth) links.add(h.veth);
+    if (st.decoy.veth) links.add(st.decoy.veth);
+    if (st.bridge) links.add(st.bridge);
+  }
+  if (isRoot()) for (const n of await listLabNetns(`${NETNS_PREFIX}${id}.`)) netnsNames.add(n);
+  const existing = new Set(isRoot() ? await listLabNetns(NETNS_PREFIX) : []);
+  const present = [...netnsNames].filter((n) => existing.has(n));
+
+  await killAll(await labProcesses(st, dir, present));
+  if (isRoot()) {
+    const cmds = [...present.map((n) => `netns del ${n}`), ...[...links].map((l) => `link del ${l}`)];
+    if (cmds.length) await run('ip', ['-force', '-batch', '-'], { input: cmds.join('\n') + '\n' });
+    if (st?.nftTable) await run('nft', ['delete', 'table', 'inet', st.nftTable]);
+  }
+  await fs.rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * Takes a lab down: kills every process it started (sshd listeners and their sessions, anything
+ * run inside its namespaces, the decoy), deletes its namespaces, veths, bridge and nft table, and
+ * removes its state directory. Idempotent, and works on a half-started lab.
+ * `all: true` takes down every lab and sweeps strays (namespaces `airlock-lab.*`, interfaces
+ * `airlb*`/`airlv*`, nft tables `inet airlock_lab_*`, processes naming the state root).
+ */
+export async function labDown(opts: { id?: string; all?: boolean } = {}): Promise<void> {
+  const root = labStateRoot();
+  if (!opts.all) {
+    const id = opts.id ?? DEFAULT_LAB_ID;
+    if (!ID_RE.test(id)) throw new Error(`lab: bad id "${id}"`);
+    await downOne(root, id);
+    return;
+  }
+  let names: string[] = [];
+  try {
+    names = (await fs.readdir(root)).filter((n) => !n.startsWith('.') && ID_RE.test(n));
+  } catch {
+    /* no labs */
+  }
+  for (const n of names) await downOne(root, n);
+  if (isRoot()) {
+    const strays = await listLabNetns(NETNS_PREFIX);
+    const machine = machineNamespaces();
+    const pids = new Set<number>();
+    for (const ns of strays) for (const p of await netnsPids(ns, machine)) pids.add(p);
+    await killAll(pids);
+    const linkList = await run('ip', ['-o', 'link', 'show']);
+    const strayLinks = [...linkList.stdout.matchAll(/^\d+:\s+([^:@\s]+)/gm)].map((m) => m[1]!).filter((n) => IF_RE.test(n));
+    const cmds = [...strays.map((n) => `netns del ${n}`), ...strayLinks.map((l) => `link del ${l}`)];
+    if (cmds.length) await run('ip', ['-force', '-batch', '-'], { input: cmds.join('\n') + '\n' });
+    const tables = await run('nft', ['list', 'tables', 'inet']);
+    for (const m of tables.stdout.matchAll(new RegExp(`table inet (${NFT_TABLE_PREFIX}\\d+)`, 'g'))) {
+      await run('nft', ['delete', 'table', 'inet', m[1]!]);
+    }
+  }
+  await killAll(pidsMatchingCommand(labCommandRe(`${escapeRe(root)}/[^/\\0]+`)));
+}
+
+/** The lab with this id as recorded in its state file (plus live sshd/link status), or null. */
+export async function labStatus(id: string = DEFAULT_LAB_ID): Promise<Lab | null> {
+  const st = await readState(path.join(labStateRoot(), id));
+  if (!st) return null;
+  const lab = toPublic(st);
+  lab.hosts.forEach((h, i) => {
+    const s = st.hosts[i]!;
+    h.sshdRunning = alive(s.sshd);
+    h.linkCut = s.linkCut;
+  });
+  return lab;
+}
+
+/** Every lab that has a state file under {@link labStateRoot}. */
+export async function labList(): Promise<Lab[]> {
+  const out: Lab[] = [];
+  for (const st of await listStates(labStateRoot())) {
+    const lab = await labStatus(st.id);
+    if (lab) out.push(lab);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API: keys, faults, commands
+// ---------------------------------------------------------------------------------------------
+
+/** Adds a public key line to every host's `authorized_keys` (no duplicate if already there). */
+export async function authorizeKey(lab: Lab, publicKeyLine: string): Promise<void> {
+  const [line] = keyLines([publicKeyLine]);
+  if (!line) throw new Error('lab: empty public key');
+  const st = await loadLab(lab);
+  await Promise.all(
+    st.hosts.map(async (h) => {
+      const file = path.join(h.dir, 'fs', 'root', '.ssh', 'authorized_keys');
+      const cur = await fs.readFile(file, 'utf8').catch(() => '');
+      if (!cur.split('\n').some((l) => l.trim() === line)) {
+        await fs.writeFile(file, cur + (cur && !cur.endsWith('\n') ? '\n' : '') + line + '\n', { mode: 0o600 });
+      }
+    }),
+  );
+}
+
+/** Stop/continue a loopback host's sshd and sessions: the nearest thing to a cut cable there. */
+async function freezeLoopbackHost(h: HostState, frozen: boolean): Promise<void> {
+  if (!alive(h.sshd)) return;
+  await killAll(withDescendants([h.sshd!.pid]), frozen ? 'SIGSTOP' : 'SIGCONT');
+}
+
+/**
+ * Cuts a host's link: its veth in the root namespace goes down, so new connections time out or
+ * get "no route to host" and open sessions hang. (Loopback mode: the host's sshd and its sessions
+ * are stopped with SIGSTOP, so connections hang the same way.)
+ */
+export async function cutLink(lab: Lab, host: string): Promise<void> {
+  await updateState(lab.dir, async (st) => {
+    const h = findHost(st, host);
+    if (st.mode === 'netns') await must('ip', ['link', 'set', h.veth!, 'down']);
+    else await freezeLoopbackHost(h, true);
+    h.linkCut = true;
+  });
+}
+
+/** Undoes {@link cutLink} and {@link slowLink}; returns once the host's sshd answers again (if running). */
+export async function restoreLink(lab: Lab, host: string): Promise<void> {
+  const st = await updateState(lab.dir, async (s) => {
+    const h = findHost(s, host);
+    if (s.mode === 'netns') {
+      await run('tc', ['qdisc', 'del', 'dev', h.veth!, 'root']);
+      await run('tc', ['-n', h.netns!, 'qdisc', 'del', 'dev', 'eth0', 'root']);
+      await must('ip', ['link', 'set', h.veth!, 'up']);
+    } else await freezeLoopbackHost(h, false);
+    h.linkCut = false;
+    h.slowed = false;
+  });
+  const h = findHost(st, host);
+  if (!alive(h.sshd)) return;
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    try {
+      if ((await readBanner(h.address, h.port, 1000)).startsWith('SSH-')) return;
+    } catch {
+      /* not yet */
+    }
+    await sleep(50);
+  }
+  throw new Error(`lab: ${host} does not answer after restoring its link`);
+}
+
+/**
+ * Slows a host's link with `tc netem`: `delayMs` (± `jitterMs`) added in each direction, and
+ * `lossPercent` of packets dropped each way. netns mode only. {@link restoreLink} undoes it.
+ */
+export async function slowLink(lab: Lab, host: string, opts: { delayMs: number; jitterMs?: number; lossPercent?: number }): Promise<void> {
+  await updateState(lab.dir, async (st) => {
+    if (st.mode !== 'netns') throw new Error('lab: slowLink needs netns mode');
+    const h = findHost(st, host);
+    const netem = ['netem', 'delay', `${opts.delayMs}ms`];
+    if (opts.jitterMs) netem.push(`${opts.jitterMs}ms`);
+    if (opts.lossPercent) netem.push('loss', `${opts.lossPercent}%`);
+    const probe = await run('tc', ['qdisc', 'replace', 'dev', h.veth!, 'root', ...netem]);
+    if (probe.code !== 0) {
+      throw new Error(
+        /unknown/i.test(probe.stderr)
+          ? 'lab: this kernel has no netem qdisc (sch_netem), so links cannot be slowed here'
+          : `lab: tc netem on ${h.veth} failed: ${probe.stderr.trim()}`,
+      );
+    }
+    await must('tc', ['-n', h.netns!, 'qdisc', 'replace', 'dev', 'eth0', 'root', ...netem]);
+    h.slowed = true;
+  });
+}
+
+/**
+ * SIGKILLs the host's sshd listener: new connections are refused. Open sessions survive (as
+ * with a real sshd crash) unless `opts.sessions` is true.
+ */
+export async function killSshd(lab: Lab, host: string, opts: { sessions?: boolean } = {}): Promise<void> {
+  await updateState(lab.dir, (st) => stopSshd(findHost(st, host), !!opts.sessions));
+}
+
+/** Starts the host's sshd again (no-op if running); returns when it answers. */
+export async function startSshd(lab: Lab, host: string): Promise<void> {
+  await updateState(lab.dir, async (st) => {
+    const h = findHost(st, host);
+    if (alive(h.sshd)) return;
+    if (h.linkCut) throw new Error(`lab: ${host}'s link is cut; restore it before starting sshd`);
+    await launchSshd(st, h);
+  });
+}
+
+/**
+ * Gives the host a new ed25519 host key and (re)starts its sshd with it; open sessions are kept.
+ * Returns the new fingerprint (`SHA256:…`).
+ */
+export async function replaceHostKey(lab: Lab, host: string): Promise<string> {
+  const st = await updateState(lab.dir, async (s) => {
+    const h = findHost(s, host);
+    if (h.linkCut) throw new Error(`lab: ${host}'s link is cut; restore it before replacing its key`);
+    await stopSshd(h, false);
+    h.fingerprint = await keygen(path.join(h.dir, 'ssh_host_ed25519_key'), `root@${h.name}`);
+    await launchSshd(s, h);
+  });
+  return findHost(st, host).fingerprint;
+}
+
+/**
+ * Runs `argv` on the host as root (netns mode), in the host's network, mount and UTS namespaces —
+ * what a command run through ssh would see — without going through ssh. For test assertions.
+ */
+export async function runOnHost(
+  lab: Lab,
+  host: string,
+  argv: string[],
+  opts: { input?: string; timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  if (argv.length === 0) throw new Error('lab: runOnHost needs a command');
+  const st = await loadLab(lab);
+  const h = findHost(st, host);
+  const runOpts = { input: opts.input, timeoutMs: opts.timeoutMs ?? 30_000 };
+  if (!st.isolation) {
+    const bin = path.join(h.dir, 'fs', 'usr-local-bin');
+    const home = path.join(h.dir, 'fs', 'root');
+    return run(argv[0]!, argv.slice(1), { ...runOpts, cwd: home, env: { ...process.env, PATH: `${bin}:${HOST_PATH}`, HOME: home } });
+  }
+  const env = { PATH: HOST_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', LANG: 'C.UTF-8', TERM: 'dumb' };
+  if (alive(h.sshd)) {
+    const nsArgs = ['-t', String(h.sshd!.pid), '-m', '-u', ...(h.netns ? ['-n'] : []), '--'];
+    return run('nsenter', [...nsArgs, ...argv], { ...runOpts, env, cwd: '/' });
+  }
+  // sshd is down (killSshd): build the same view afresh.
+  const enter = ['unshare', '--uts', '--mount', '--propagation', 'private', '--', '/bin/sh', path.join(h.dir, 'enter.sh'), ...argv];
+  const full = h.netns ? ['ip', 'netns', 'exec', h.netns, ...enter] : enter;
+  return run(full[0]!, full.slice(1), { ...runOpts, env, cwd: '/' });
+}
+
+/** Connections the decoy has received so far (each: time, source address and port). */
+export async function decoyConnections(lab: Lab): Promise<Array<{ at: string; from: string; port: number }>> {
+  const text = await fs.readFile(path.join(lab.dir, 'decoy', 'connections.log'), 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { at: string; from: string; port: number });
+}
+
+/** Rewrites a host's GPU profile (the JSON its nvidia-smi reads on every call). */
+export async function setGpuProfile(lab: Lab, host: string, edit: (profile: GpuProfile) => void): Promise<void> {
+  const st = await loadLab(lab);
+  const h = findHost(st, host);
+  const file = path.join(h.dir, 'gpu.json');
+  const profile = JSON.parse(await fs.readFile(file, 'utf8')) as GpuProfile;
+  edit(profile);
+  await fs.writeFile(`${file}.tmp`, JSON.stringify(profile, null, 2) + '\n');
+  await fs.rename(`${file}.tmp`, file);
+}
