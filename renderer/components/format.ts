@@ -1,0 +1,52 @@
+import { safeLine } from './safeText';
+
+export const DASH = '—';
+
+/** null/undefined/empty → "—", otherwise a sanitised single line. */
+export function orDash(v: unknown): string {
+  if (v === null || v === undefined) return DASH;
+  const s = safeLine(v);
+  return s === '' ? DASH : s;
+}
+
+export function formatTime(iso: string | null | undefined): string {
+  if (!iso) return DASH;
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return safeLine(iso);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+export function formatAgo(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return DASH;
+  const t = new Date(iso).getTime();
+  if (Number.isNaN(t)) return safeLine(iso);
+  const s = Math.round((now - t) / 1000);
+  if (s < 5) return 'just now';
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+export function formatMiB(v: number | null): string {
+  if (v === null) return DASH;
+  if (v >= 1024) return `${(v / 1024).toFixed(v % 1024 === 0 ? 0 : 1)} GiB`;
+  return `${v} MiB`;
+}
+
+export function withUnit(v: number | null, unit: string, digits = 0): string {
+  if (v === null) return DASH;
+  return `${v.toFixed(digits)}${unit}`;
+}
+
+/** "SHA256:abcd…wxyz" for narrow cells; the full value goes in the title. */
+export function shortFingerprint(fp: string | null): string {
+  if (!fp) return DASH;
+  const body = fp.startsWith('SHA256:') ? fp.slice(7) : fp;
+  return body.length <= 14 ? fp : `SHA256:${body.slice(0, 8)}…${body.slice(-4)}`;
+}
+
+export function shortHash(h: string, n = 12): string {
+  return h.length > n ? `${h.slice(0, n)}…` : h;
+}

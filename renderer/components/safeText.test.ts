@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { safeLine, safeText } from './safeText';
+import { formatMiB, orDash, shortFingerprint } from './format';
+
+describe('safeText', () => {
+  it('removes terminal escape sequences, control and bidi characters', () => {
+    expect(safeText('\u001b[31mred\u001b[0m')).toBe('red');
+    expect(safeText('title\u001b]0;pwned\u0007 ok')).toBe('title ok');
+    expect(safeText('a\u0000b\u0007c\u007fd\u0085e')).toBe('abcde');
+    expect(safeText('x\u009b31my')).toBe('xy');
+    expect(safeText('abc\u202edcba')).toBe('abcdcba');
+    expect(safeText('tab\tand\nnewline')).toBe('tab\tand\nnewline');
+  });
+
+  it('keeps ordinary text, including non-ASCII', () => {
+    expect(safeText('NVIDIA A100-SXM4-80GB — 80 GiB, 52 °C')).toBe('NVIDIA A100-SXM4-80GB — 80 GiB, 52 °C');
+    expect(safeText(null)).toBe('');
+    expect(safeText(42)).toBe('42');
+  });
+
+  it('collapses whitespace and bounds length for single-line cells', () => {
+    expect(safeLine('  line one\r\n line\ttwo ')).toBe('line one line two');
+    expect(safeLine('x'.repeat(10), 4)).toBe('xxxx…');
+  });
+
+  it('leaves markup as inert text (React renders it escaped)', () => {
+    expect(safeText('<img src=x onerror=alert(1)>')).toBe('<img src=x onerror=alert(1)>');
+  });
+});
+
+describe('format', () => {
+  it('shows null as a dash', () => {
+    expect(orDash(null)).toBe('—');
+    expect(orDash('')).toBe('—');
+    expect(formatMiB(null)).toBe('—');
+  });
+  it('formats memory and fingerprints compactly', () => {
+    expect(formatMiB(81920)).toBe('80 GiB');
+    expect(formatMiB(512)).toBe('512 MiB');
+    expect(shortFingerprint('SHA256:xb8qmh6APF/7zAEm5jOhL4XHDRIhOQsqZxf8rgCb/Qo')).toBe('SHA256:xb8qmh6A…b/Qo');
+  });
+});

@@ -1,0 +1,157 @@
+import { useState } from 'react';
+import type { Out } from '../../../shared/contract/index';
+import type { AirlockErrorShape } from '../../../shared/domain/errors';
+import { ErrorLine } from '../../components/ErrorLine';
+import { Modal } from '../../components/Modal';
+import { safeLine } from '../../components/safeText';
+import { useApp } from '../../context';
+
+export type ImportKind = 'knownHosts' | 'sshConfig';
+type Outcome = Out<'hosts:importKnownHosts'>;
+
+const MAX_BYTES = 1024 * 1024;
+
+/** The file's text, read in the page: the core never takes a path from the UI. */
+function readText(file: File): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const fr = new FileReader();
+    fr.onload = () => resolve(typeof fr.result === 'string' ? fr.result : '');
+    fr.onerror = () => reject(fr.error ?? new Error('read failed'));
+    fr.readAsText(file);
+  });
+}
+
+export function ImportDialog({ kind, onClose, onImported }: { kind: ImportKind; onClose: () => void; onImported: () => void }) {
+  const { client } = useApp();
+  const [file, setFile] = useState<File | null>(null);
+  const [user, setUser] = useState('root');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<AirlockErrorShape | null>(null);
+  const [outcome, setOutcome] = useState<Outcome | null>(null);
+  const title = kind === 'knownHosts' ? 'Import known_hosts' : 'Import ssh_config';
+
+  async function run() {
+    if (!file) return;
+    setError(null);
+    setOutcome(null);
+    if (file.size > MAX_BYTES) {
+      setError({ code: 'INVALID_INPUT', message: `${file.name} is larger than 1 MiB` });
+      return;
+    }
+    setBusy(true);
+    let text: string;
+    try {
+      text = await readText(file);
+    } catch (e) {
+      setBusy(false);
+      setError({ code: 'INVALID_INPUT', message: `Could not read ${file.name}: ${e instanceof Error ? e.message : String(e)}` });
+      return;
+    }
+    const r = kind === 'knownHosts' ? await client.hosts.importKnownHosts({ text, user }) : await client.hosts.importSshConfig({ text });
+    setBusy(false);
+    if (!r.ok) return setError(r.error);
+    setOutcome(r.value);
+    onImported();
+  }
+
+  return (
+    <Modal
+      title={title}
+      onClose={onClose}
+      busy={busy}
+      wide
+      testId="import-dialog"
+      footer={
+        <>
+          <button type="button" onClick={onClose} disabled={busy} data-testid="import-close">
+            {outcome ? 'Done' : 'Cancel'}
+          </button>
+          <button type="button" className="primary" onClick={() => void run()} disabled={!file || busy} data-testid="import-submit">
+            {busy ? 'Importing…' : 'Import'}
+          </button>
+        </>
+      }
+    >
+      {kind === 'knownHosts' ? (
+        <p className="muted">
+          Each entry becomes an enrolled host with its key pinned from the file. Hashed entries (<span className="mono">|1|…</span>)
+          cannot be named and are skipped. Only import a known_hosts file you trust: its keys are taken as confirmed.
+        </p>
+      ) : (
+        <p className="muted">
+          Each <span className="mono">Host</span> entry becomes an <strong>unconfirmed</strong> host: Airlock will not log in to it
+          until you confirm its key with “Confirm key”.
+        </p>
+      )}
+      <div className="form-row">
+        <label className="field">
+          <span>File</span>
+          <input
+            type="file"
+            data-testid="import-file"
+            onChange={(e) => {
+              setFile(e.target.files?.[0] ?? null);
+              setOutcome(null);
+            }}
+          />
+        </label>
+        {kind === 'knownHosts' ? (
+          <label className="field field-narrow">
+            <span>SSH user for these hosts</span>
+            <input value={user} onChange={(e) => setUser(e.target.value.trim())} data-testid="import-user" maxLength={32} />
+          </label>
+        ) : null}
+      </div>
+      <ErrorLine error={error} testId="import-error" />
+      {outcome ? (
+        <div className="import-result" data-testid="import-result">
+          <h3>
+            Added {outcome.added.length} · skipped {outcome.skipped.length}
+          </h3>
+          {outcome.added.length > 0 ? (
+            <table className="grid grid-compact">
+              <thead>
+                <tr>
+                  <th>Name</th>
+                  <th>Address</th>
+                  <th>Fingerprint</th>
+                </tr>
+              </thead>
+              <tbody>
+                {outcome.added.map((a) => (
+                  <tr key={a.name}>
+                    <td>{a.name}</td>
+                    <td className="mono">
+                      {a.address}:{a.port}
+                    </td>
+                    <td className="mono">{a.fingerprint ?? <span className="badge badge-unconfirmed">unconfirmed</span>}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : null}
+          {outcome.skipped.length > 0 ? (
+            <table className="grid grid-compact">
+              <thead>
+                <tr>
+                  <th>Skipped entry</th>
+                  <th>Reason</th>
+                </tr>
+              </thead>
+              <tbody>
+                {outcome.skipped.map((s, i) => (
+                  <tr key={i}>
+                    <td className="mono truncate" title={safeLine(s.entry)}>
+                      {safeLine(s.entry, 200)}
+                    </td>
+                    <td>{safeLine(s.reason)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : null}
+        </div>
+      ) : null}
+    </Modal>
+  );
+}

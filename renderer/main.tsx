@@ -1,0 +1,16 @@
+import './zod-setup';
+import '@xterm/xterm/css/xterm.css';
+import './styles.css';
+import { StrictMode } from 'react';
+import { createRoot } from 'react-dom/client';
+import { createApi } from './api';
+import { App } from './App';
+
+const root = document.getElementById('root');
+if (!root) throw new Error('#root missing from index.html');
+const api = createApi();
+createRoot(root).render(
+  <StrictMode>
+    <App api={api} />
+  </StrictMode>,
+);

@@ -1,0 +1,242 @@
+/**
+ * E2E fixtures: a fresh lab of real sshd hosts, a fresh data directory, and the
+ * console running as a real process — `airlock serve` driven by Debian's
+ * Chromium, or the Electron app where an Electron binary is installed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { _electron, expect, test as base, type ElectronApplication, type Page } from '@playwright/test';
+import { authorizeKey, labDown, labUp } from '../lab/lab';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export type Shell = 'browser' | 'electron';
+export interface ShellOptions {
+  shell: Shell;
+}
+
+export type Lab = Awaited<ReturnType<typeof labUp>>;
+export type LabHost = Lab['hosts'][number];
+
+export interface AirlockApp {
+  page: Page;
+  shell: Shell;
+  dataDir: string;
+}
+
+export const ADMIN = { name: 'admin', password: 'correct horse battery staple' };
+
+/** Where an Electron binary is, or why there is none (electron@45 downloads it lazily, impossible offline). */
+export function electronBinary(): { path: string } | { reason: string } {
+  const override = process.env.ELECTRON_OVERRIDE_DIST_PATH;
+  const pkg = path.join(ROOT, 'node_modules', 'electron');
+  let exe = 'electron';
+  try {
+    exe = readFileSync(path.join(pkg, 'path.txt'), 'utf8').trim() || exe;
+  } catch {
+    // no path.txt: the binary was never installed
+  }
+  if (override) {
+    const p = path.join(override, exe);
+    return existsSync(p) ? { path: p } : { reason: `ELECTRON_OVERRIDE_DIST_PATH=${override} holds no ${exe}` };
+  }
+  const p = path.join(pkg, 'dist', exe);
+  if (existsSync(p)) return { path: p };
+  return {
+    reason:
+      'no Electron binary installed (node_modules/electron/dist is missing and ELECTRON_OVERRIDE_DIST_PATH is unset; ' +
+      'electron would download it on first require, which an air-gapped machine cannot do)',
+  };
+}
+
+let labCounter = 0;
+
+export const test = base.extend<ShellOptions & { lab: Lab; app: AirlockApp; _shellCheck: void }>({
+  shell: ['browser', { option: true }],
+
+  // The single allowed skip: the Electron project on a machine without an Electron binary.
+  _shellCheck: [
+    async ({ shell }, use) => {
+      if (shell === 'electron') {
+        const bin = electronBinary();
+        const main = path.join(ROOT, 'dist', 'electron', 'main.mjs');
+        const reason = 'reason' in bin ? bin.reason : !existsSync(main) ? `${main} is not built (run node scripts/build.mjs)` : null;
+        if (reason) {
+          console.log(`[electron project] skipped: ${reason}`);
+          test.skip(true, reason);
+        }
+      }
+      await use();
+    },
+    { auto: true },
+  ],
+
+  lab: async ({}, use, testInfo) => {
+    const id = `e2e${process.pid % 1000}${++labCounter}`;
+    const lab = await labUp({ id, hosts: 2 });
+    try {
+      await testInfo.attach('lab.json', { body: JSON.stringify(lab.hosts, null, 2), contentType: 'application/json' });
+      await use(lab);
+    } finally {
+      await labDown({ id });
+    }
+  },
+
+  app: async ({ shell, playwright, launchOptions }, use, testInfo) => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'airlock-e2e-'));
+    const logs: string[] = [];
+    let child: ChildProcess | null = null;
+    let electronApp: ElectronApplication | null = null;
+    let closeBrowser: (() => Promise<void>) | null = null;
+    try {
+      let page: Page;
+      if (shell === 'electron') {
+        const bin = electronBinary() as { path: string };
+        electronApp = await _electron.launch({
+          executablePath: bin.path,
+          args: [path.join(ROOT, 'dist', 'electron', 'main.mjs')],
+          env: { ...cleanEnv(), AIRLOCK_DATA: dataDir },
+          cwd: ROOT,
+        });
+        electronApp.process().stderr?.on('data', (b: Buffer) => logs.push(`[electron] ${b.toString()}`));
+        page = await electronApp.firstWindow();
+      } else {
+        const served = await startServe(dataDir, logs);
+        child = served.child;
+        const browser = await playwright.chromium.launch({ ...launchOptions, headless: true });
+        closeBrowser = () => browser.close();
+        const context = await browser.newContext({ viewport: { width: 1480, height: 900 } });
+        page = await context.newPage();
+        await page.goto(served.url);
+      }
+      page.on('console', (m) => logs.push(`[console.${m.type()}] ${m.text()}`));
+      page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
+      await use({ page, shell, dataDir });
+      if (testInfo.status !== testInfo.expectedStatus) {
+        await testInfo.attach('failure.png', { body: await page.screenshot({ fullPage: true }), contentType: 'image/png' }).catch(() => {});
+      }
+    } finally {
+      await testInfo.attach('console-and-core.log', { body: logs.join('\n'), contentType: 'text/plain' }).catch(() => {});
+      writeFileSync(testInfo.outputPath('console-and-core.log'), logs.join('\n') + '\n');
+      await electronApp?.close().catch(() => {});
+      await closeBrowser?.().catch(() => {});
+      if (child) await stop(child);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    // Uncaught exceptions and CSP violations in the renderer are bugs even when the flow got through
+    // (a violation means something — eval, an inline style, a remote fetch — was blocked).
+    const pageErrors = logs.filter((l) => l.startsWith('[pageerror]'));
+    expect(pageErrors, 'uncaught errors in the renderer').toEqual([]);
+    const cspViolations = logs.filter((l) => l.startsWith('[console.') && /Content Security Policy/.test(l));
+    expect(cspViolations, 'CSP violations in the renderer').toEqual([]);
+  },
+});
+
+export { expect };
+
+/** The serve shell must not pick up the developer's ssh-agent: tests use Airlock's own identity. */
+function cleanEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== 'SSH_AUTH_SOCK') env[k] = v;
+  return env;
+}
+
+/** `node bin/airlock.mjs serve --data DIR --json` prints one JSON line with the one-time URL. */
+async function startServe(dataDir: string, logs: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'airlock.mjs'), 'serve', '--data', dataDir, '--json'], {
+    cwd: ROOT,
+    env: cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stderr!.on('data', (b: Buffer) => logs.push(`[serve] ${b.toString().trimEnd()}`));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`airlock serve printed no URL within 45 s:\n${logs.join('\n')}`)), 45_000);
+    child.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      const line = out.slice(0, nl);
+      try {
+        const msg = JSON.parse(line) as { url?: unknown };
+        if (typeof msg.url !== 'string') throw new Error('no url');
+        clearTimeout(timer);
+        resolve(msg.url);
+      } catch {
+        clearTimeout(timer);
+        reject(new Error(`airlock serve printed an unexpected first line: ${line}`));
+      }
+    });
+    child.once('exit', (code, sig) => {
+      clearTimeout(timer);
+      reject(new Error(`airlock serve exited (${code ?? sig}) before printing its URL:\n${logs.join('\n')}`));
+    });
+  });
+  return { child, url };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+// ---------- UI steps shared by the specs ----------
+
+export async function firstRunSetup(page: Page, user = ADMIN): Promise<void> {
+  await expect(page.getByTestId('setup-form')).toBeVisible();
+  await page.getByTestId('setup-name').fill(user.name);
+  await page.getByTestId('setup-password').fill(user.password);
+  await page.getByTestId('setup-confirm').fill(user.password);
+  await page.getByTestId('setup-submit').click();
+  await expect(page.getByTestId('topbar-user')).toHaveText(user.name, { timeout: 30_000 });
+}
+
+export async function signIn(page: Page, user = ADMIN): Promise<void> {
+  await expect(page.getByTestId('login-form')).toBeVisible();
+  await page.getByTestId('login-name').fill(user.name);
+  await page.getByTestId('login-password').fill(user.password);
+  await page.getByTestId('login-submit').click();
+  await expect(page.getByTestId('topbar-user')).toHaveText(user.name);
+}
+
+/** Read Airlock's public key from the Identity view and put it in every lab host's authorized_keys. */
+export async function authorizeAirlock(page: Page, lab: Lab): Promise<string> {
+  await page.getByTestId('nav-identity').click();
+  const box = page.getByTestId('identity-pubkey');
+  await expect(box).toHaveValue(/^ssh-ed25519 AAAA\S+/);
+  const key = (await box.inputValue()).trim();
+  await authorizeKey(lab, key);
+  return key;
+}
+
+/** Enrol a lab host through the dialog, checking the fingerprint shown is the host's real one. */
+export async function enrolHost(page: Page, host: LabHost): Promise<void> {
+  await page.getByTestId('nav-hosts').click();
+  await page.getByTestId('enrol-open').click();
+  await page.getByTestId('enrol-name').fill(host.name);
+  await page.getByTestId('enrol-address').fill(host.address);
+  await page.getByTestId('enrol-port').fill(String(host.port));
+  await page.getByTestId('enrol-user').fill(host.user);
+  await page.getByTestId('enrol-probe').click();
+  await expect(page.getByTestId('enrol-fingerprint')).toHaveText(host.fingerprint, { timeout: 20_000 });
+  await expect(page.getByTestId('enrol-pinned-warning')).toHaveCount(0);
+  await page.getByTestId('enrol-confirm').click();
+  await expect(page.getByTestId('enrol-dialog')).toHaveCount(0);
+  await expect(page.getByTestId(`host-row-${host.name}`)).toBeVisible();
+  await expect(page.getByTestId(`host-fingerprint-${host.name}`)).toHaveAttribute('title', host.fingerprint);
+}
+
+/** Scan one host from its row and wait for the status the scan should end in. */
+export async function scanHost(page: Page, name: string, expected: string): Promise<void> {
+  await page.getByTestId('nav-hosts').click();
+  await page.getByTestId(`host-scan-${name}`).click();
+  await expect(page.getByTestId(`host-status-${name}`)).toHaveAttribute('data-status', expected, { timeout: 45_000 });
+  await expect(page.getByTestId(`host-scan-${name}`)).toBeEnabled({ timeout: 45_000 });
+}
