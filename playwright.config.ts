@@ -10,6 +10,10 @@ import type { ShellOptions } from './test/e2e/fixtures';
  * Electron binary is installed, and is skipped with a printed reason where not
  * (see test/e2e/fixtures.ts).
  */
+// The lab/test switch read only by the shells: specs that exercise TOTP set up their own
+// policy through a fresh serve with AIRLOCK_TOTP_POLICY=required (see test/e2e/fixtures.ts).
+process.env.AIRLOCK_TOTP_POLICY ??= 'off';
+
 export default defineConfig<ShellOptions>({
   testDir: 'test/e2e',
   workers: 1,

@@ -17,6 +17,9 @@ export default defineConfig({
         test: {
           name: 'integration',
           sequence: { groupOrder: 1 },
+          // The lab/test setting (docs/security.md): CLIs the tests spawn let admins in without TOTP.
+          // Identity tests set the policy explicitly.
+          env: { AIRLOCK_TOTP_POLICY: 'off' },
           include: ['test/integration/**/*.test.ts', 'test/lab/**/*.test.ts', 'electron/**/*.integration.test.ts'],
           exclude: ['node_modules/**', 'dist/**'],
           environment: 'node',

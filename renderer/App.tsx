@@ -12,8 +12,13 @@ import { TerminalView } from './features/terminal/TerminalView';
 import { AuditView } from './features/audit/AuditView';
 import { IdentityView } from './features/identity/IdentityView';
 import { UsersView } from './features/users/UsersView';
+import { ApprovalsView } from './features/approvals/ApprovalsView';
+import { AccountView } from './features/account/AccountView';
+import { PasswordForm } from './features/account/PasswordForm';
+import { TotpEnrol } from './features/account/TotpEnrol';
+import { ApprovalModal, StepUpModal } from './features/session/Interventions';
 
-export type View = 'hosts' | 'terminal' | 'audit' | 'identity' | 'users';
+export type View = 'hosts' | 'terminal' | 'audit' | 'approvals' | 'identity' | 'users' | 'account';
 
 interface NavItem {
   view: View;
@@ -26,9 +31,22 @@ const NAV: NavItem[] = [
   { view: 'hosts', label: 'Hosts', needs: 'hosts:list' },
   { view: 'terminal', label: 'Terminal', needs: 'terminal:open' },
   { view: 'audit', label: 'Audit', needs: 'audit:list' },
+  { view: 'approvals', label: 'Approvals', needs: 'approvals:list' },
   { view: 'identity', label: 'Identity', needs: 'identity:show' },
   { view: 'users', label: 'Users', needs: 'users:list' },
+  { view: 'account', label: 'My account', needs: 'session:changePassword' },
 ];
+
+interface StepUpAsk {
+  error: AirlockErrorShape;
+  resolve: (ok: boolean) => void;
+}
+interface ApprovalAsk {
+  channel: ChannelName;
+  input: unknown;
+  error: AirlockErrorShape;
+  resolve: (id: number | null) => void;
+}
 
 export function App({ api }: { api: Api }) {
   const client = api.client;
@@ -51,12 +69,84 @@ export function App({ api }: { api: Api }) {
     void boot();
   }, [boot]);
 
+  // The name of the last signed-in user, prefilled on the sign-in form after an idle lock.
+  const lastName = useRef<string | undefined>(undefined);
+  if (status?.user) lastName.current = status.user.name;
+
+  const [stepUp, setStepUp] = useState<StepUpAsk | null>(null);
+  const [approval, setApproval] = useState<ApprovalAsk | null>(null);
+  // Concurrent STEP_UP_REQUIRED results share one prompt.
+  const pendingStepUp = useRef<Promise<boolean> | null>(null);
+
+  const lock = useCallback((why: string) => {
+    setNotice(why);
+    setStepUp((cur) => (cur ? (cur.resolve(false), null) : null));
+    setStatus((s) => (s ? { ...s, user: null } : s));
+  }, []);
+
   useEffect(() => {
-    api.setUnauthenticatedHandler(() => {
-      setNotice('Your session ended. Sign in again.');
-      setStatus((s) => (s ? { ...s, user: null } : s));
+    api.setInterventions({
+      unauthenticated: () => lock('Your session ended (idle lock or sign-out elsewhere). Sign in again.'),
+      stepUp: (error) => {
+        if (!pendingStepUp.current) {
+          pendingStepUp.current = new Promise<boolean>((resolve) => setStepUp({ error, resolve })).finally(() => {
+            pendingStepUp.current = null;
+          });
+        }
+        return pendingStepUp.current;
+      },
+      approval: (channel, input, error) => new Promise<number | null>((resolve) => setApproval({ channel, input, error, resolve })),
     });
-  }, [api]);
+  }, [api, lock]);
+
+  // Idle lock: the core's lockAt, measured on the core's clock (status.now) so a skewed client
+  // clock does not matter. Re-read status at that moment: any call in between moved it.
+  const user = status?.user ?? null;
+  useEffect(() => {
+    if (!status || !user) return;
+    const offset = Date.parse(status.now) - Date.now();
+    const due = Date.parse(user.lockAt) - offset - Date.now();
+    const t = setTimeout(
+      () => {
+        void client.session.status({}).then((r) => {
+          if (!r.ok) return;
+          if (r.value.user) setStatus(r.value);
+          else lock('Locked after inactivity. Sign in again.');
+        });
+      },
+      Math.max(1000, Math.min(due + 500, 2_000_000_000)),
+    );
+    return () => clearTimeout(t);
+  }, [client, status, user, lock]);
+
+  const modals = (
+    <>
+      {stepUp ? (
+        <StepUpModal
+          client={api.raw}
+          reason={stepUp.error}
+          totpEnrolled={status?.user?.totp.enrolled ?? false}
+          onDone={(ok) => {
+            stepUp.resolve(ok);
+            setStepUp(null);
+            if (ok) void boot();
+          }}
+        />
+      ) : null}
+      {approval ? (
+        <ApprovalModal
+          client={api.raw}
+          channel={approval.channel}
+          input={approval.input}
+          reason={approval.error}
+          onDone={(id) => {
+            approval.resolve(id);
+            setApproval(null);
+          }}
+        />
+      ) : null}
+    </>
+  );
 
   if (!status) {
     return (
@@ -106,6 +196,7 @@ export function App({ api }: { api: Api }) {
         <Login
           client={client}
           notice={notice}
+          initialName={lastName.current}
           onDone={() => {
             setNotice(null);
             void boot();
@@ -115,17 +206,97 @@ export function App({ api }: { api: Api }) {
     );
   }
 
+  const totpOff = status.totpPolicy.requiredFor.length === 0 ? (
+    <div className="shell-banner shell-banner-warn" data-testid="totp-policy-off">
+      TOTP policy off — lab/test setting (AIRLOCK_TOTP_POLICY=off); a production console requires TOTP for admins and officers.
+    </div>
+  ) : null;
+
+  if (status.user.restriction) {
+    return (
+      <>
+        {shellLine}
+        {totpOff}
+        <Restricted
+          api={api}
+          status={status}
+          user={status.user}
+          onDone={() => void boot()}
+          onSignOut={async () => {
+            await client.session.logout({});
+            setNotice(null);
+            void boot();
+          }}
+        />
+        {modals}
+      </>
+    );
+  }
+
   return (
-    <Console
-      api={api}
-      status={status}
-      user={status.user}
-      shellLine={shellLine}
-      onSignedOut={() => {
-        setNotice(null);
-        void boot();
-      }}
-    />
+    <>
+      <Console
+        api={api}
+        status={status}
+        user={status.user}
+        shellLine={
+          <>
+            {shellLine}
+            {totpOff}
+          </>
+        }
+        onStatus={() => void boot()}
+        onSignedOut={() => {
+          setNotice(null);
+          void boot();
+        }}
+      />
+      {modals}
+    </>
+  );
+}
+
+/** A restricted session sees only what lifts the restriction. */
+function Restricted({
+  api,
+  status,
+  user,
+  onDone,
+  onSignOut,
+}: {
+  api: Api;
+  status: SessionStatus;
+  user: NonNullable<SessionStatus['user']>;
+  onDone: () => void;
+  onSignOut: () => Promise<void>;
+}) {
+  return (
+    <div className="auth-page">
+      <div className="auth-card auth-card-wide" data-testid="restricted" data-restriction={user.restriction}>
+        <div className="brand brand-large">Airlock</div>
+        {user.restriction === 'password-change' ? (
+          <>
+            <h1>Choose your password</h1>
+            <p className="muted">
+              An administrator set the password of <strong>{user.name}</strong>. Choose your own before going on.
+            </p>
+            <PasswordForm client={api.client} userName={user.name} title="New password" onDone={onDone} />
+          </>
+        ) : (
+          <>
+            <h1>Set up two-factor authentication</h1>
+            <p className="muted">
+              The policy requires TOTP for the roles {status.totpPolicy.requiredFor.filter((r) => user.roles.includes(r)).join(', ')}.
+              Enrol an authenticator for <strong>{user.name}</strong> to continue.
+            </p>
+            <TotpEnrol client={api.client} onDone={onDone} />
+          </>
+        )}
+        <button type="button" onClick={() => void onSignOut()} data-testid="signout">
+          Sign out
+        </button>
+      </div>
+    </div>
   );
 }
 
@@ -147,12 +318,14 @@ function Console({
   status,
   user,
   shellLine,
+  onStatus,
   onSignedOut,
 }: {
   api: Api;
   status: SessionStatus;
   user: NonNullable<SessionStatus['user']>;
   shellLine: React.ReactNode;
+  onStatus: () => void;
   onSignedOut: () => void;
 }) {
   const hooks = useRef(new Set<() => Promise<void>>());
@@ -175,6 +348,7 @@ function Console({
   const [view, setView] = useState<View>(nav[0]?.view ?? 'identity');
   const [terminalHost, setTerminalHost] = useState<{ name: string; nonce: number } | null>(null);
   const [logoutError, setLogoutError] = useState<AirlockErrorShape | null>(null);
+  const counts = useApprovalCounts(api, ctx.can('approvals:list'));
 
   async function logout() {
     await Promise.allSettled([...hooks.current].map((h) => h()));
@@ -207,6 +381,18 @@ function Console({
                   onClick={() => setView(n.view)}
                 >
                   {n.label}
+                  {n.view === 'approvals' && counts && counts.awaitingMe + counts.readyToExecute > 0 ? (
+                    <span
+                      className="nav-badge"
+                      data-testid="approvals-badge"
+                      data-awaiting={counts.awaitingMe}
+                      data-ready={counts.readyToExecute}
+                      title={`${counts.awaitingMe} awaiting your decision, ${counts.readyToExecute} ready to execute`}
+                    >
+                      {counts.awaitingMe}
+                      {counts.readyToExecute ? ` · ${counts.readyToExecute}▶` : ''}
+                    </span>
+                  ) : null}
                 </button>
               </li>
             ))}
@@ -246,9 +432,37 @@ function Console({
             {view === 'audit' ? <AuditView /> : null}
             {view === 'identity' ? <IdentityView /> : null}
             {view === 'users' ? <UsersView /> : null}
+            {view === 'approvals' ? <ApprovalsView /> : null}
+            {view === 'account' ? <AccountView status={status} onStatus={onStatus} /> : null}
           </main>
         </div>
       </div>
     </AppContext.Provider>
   );
+}
+
+/**
+ * The approvals badge: polled every 10 s with approvals:list, which is passive (it does not keep
+ * an idle session alive).
+ */
+function useApprovalCounts(api: Api, enabled: boolean) {
+  const [counts, setCounts] = useState<{ awaitingMe: number; readyToExecute: number } | null>(null);
+  useEffect(() => {
+    if (!enabled) return;
+    let stop = false;
+    const tick = async () => {
+      const r = await api.client.approvals.list({ status: 'open', limit: 1 });
+      if (!stop && r.ok) setCounts(r.value.counts);
+    };
+    void tick();
+    const t = setInterval(() => void tick(), 10_000);
+    const onChange = () => void tick();
+    window.addEventListener('airlock:approvals-changed', onChange);
+    return () => {
+      stop = true;
+      clearInterval(t);
+      window.removeEventListener('airlock:approvals-changed', onChange);
+    };
+  }, [api, enabled]);
+  return counts;
 }

@@ -13,7 +13,7 @@
 import { createClient, type Client, type Transport } from '../shared/contract/client';
 import { areaOf, channels, type ChannelName, type EventName } from '../shared/contract/index';
 import type { Role } from '../shared/domain/roles';
-import { isErrorShape, type Result } from '../shared/domain/errors';
+import { isErrorShape, type AirlockErrorShape, type Result } from '../shared/domain/errors';
 
 export type ShellKind = 'electron' | 'browser';
 
@@ -200,12 +200,56 @@ class BrowserTransport implements Transport {
   }
 }
 
-/** Wrap a transport so any UNAUTHENTICATED result signs the UI out. */
-function observed(inner: Transport, onUnauthenticated: () => void): Transport {
+/**
+ * What the UI does when a call needs a person: the hooks are registered by the App (modals) and
+ * are awaited by the client wrapper, so every view gets step-up and the two-person rule for free.
+ */
+export interface Interventions {
+  /** STEP_UP_REQUIRED: ask for the password (+ code); resolve true once session:stepUp succeeded. */
+  stepUp(error: AirlockErrorShape): Promise<boolean>;
+  /**
+   * APPROVAL_REQUIRED: offer to file the same call with approvals:request. Resolves with the
+   * request id when filed, null when the user declined.
+   */
+  approval(channel: ChannelName, input: unknown, error: AirlockErrorShape): Promise<number | null>;
+  /** UNAUTHENTICATED (expired or idle-locked session). */
+  unauthenticated(): void;
+}
+
+const noInterventions: Interventions = {
+  stepUp: () => Promise.resolve(false),
+  approval: () => Promise.resolve(null),
+  unauthenticated: () => {},
+};
+
+/**
+ * Wrap a transport once for every view: UNAUTHENTICATED signs the UI out; STEP_UP_REQUIRED opens
+ * the step-up prompt and retries the original call transparently; APPROVAL_REQUIRED offers to
+ * file a two-person request with the same channel and input.
+ */
+export function observed(inner: Transport, hooks: () => Interventions): Transport {
   return {
     async call(channel, input) {
-      const r = await inner.call(channel, input);
-      if (!r.ok && r.error.code === 'UNAUTHENTICATED' && channel !== 'session:status') onUnauthenticated();
+      let r = await inner.call(channel, input);
+      // One retry: a second STEP_UP_REQUIRED right after a successful step-up is a real refusal.
+      if (!r.ok && r.error.code === 'STEP_UP_REQUIRED' && channel !== 'session:stepUp') {
+        if (await hooks().stepUp(r.error)) r = await inner.call(channel, input);
+      }
+      if (!r.ok && r.error.code === 'APPROVAL_REQUIRED' && channel !== 'approvals:request') {
+        const id = await hooks().approval(channel, input, r.error);
+        if (id !== null) {
+          return {
+            ok: false,
+            error: {
+              code: 'APPROVAL_REQUIRED',
+              message: `Filed as two-person request #${id}: another person must approve it, then execute it from Approvals.`,
+            },
+          };
+        }
+      }
+      if (!r.ok && r.error.code === 'UNAUTHENTICATED' && channel !== 'session:status' && channel !== 'session:login') {
+        hooks().unauthenticated();
+      }
       return r;
     },
     subscribe: (event, listener) => inner.subscribe(event, listener),
@@ -219,40 +263,43 @@ export interface Api {
   eventsReady(): Promise<void>;
   /** Connection state of the event stream (always true in Electron). */
   onEventsState(cb: (connected: boolean) => void): () => void;
-  /** Register the handler for an expired or missing session. */
-  setUnauthenticatedHandler(cb: () => void): void;
+  /** Register the handlers for step-up, two-person and an expired session. */
+  setInterventions(hooks: Partial<Interventions>): void;
+  /** The client without the interventions (used by the step-up and approval prompts themselves). */
+  raw: Client;
 }
 
 export function createApi(): Api {
-  let handler: () => void = () => {};
-  const fire = () => handler();
+  let hooks: Interventions = noInterventions;
+  const get = () => hooks;
+  const set = (h: Partial<Interventions>) => {
+    hooks = { ...hooks, ...h };
+  };
   if (typeof window !== 'undefined' && 'airlock' in window && window.airlock) {
     const t = electronTransport(window.airlock);
     return {
-      client: createClient(observed(t, fire)),
+      client: createClient(observed(t, get)),
+      raw: createClient(t),
       shell: 'electron',
       eventsReady: () => Promise.resolve(),
       onEventsState: (cb) => {
         cb(true);
         return () => {};
       },
-      setUnauthenticatedHandler: (cb) => {
-        handler = cb;
-      },
+      setInterventions: set,
     };
   }
   const t = new BrowserTransport();
   return {
-    client: createClient(observed(t, fire)),
+    client: createClient(observed(t, get)),
+    raw: createClient(t),
     shell: 'browser',
     eventsReady: () => t.ready(),
     onEventsState: (cb) => {
       cb(t.isConnected());
       return t.onState(cb);
     },
-    setUnauthenticatedHandler: (cb) => {
-      handler = cb;
-    },
+    setInterventions: set,
   };
 }
 

@@ -48,6 +48,14 @@ const jobs = [];
 if (stale('dist/node/cli.mjs', ['electron/core', 'electron/shells', 'shared'])) {
   jobs.push(['cli', () => esbuild({ ...common, entryPoints: ['electron/shells/main-cli.ts'], outfile: 'dist/node/cli.mjs', format: 'esm', packages: 'external' })]);
 }
+// The audit trail's heavy reads (verify, body searches) run in worker threads: the worker is an entry of
+// its own, beside each bundle that starts it.
+for (const dir of ['dist/node', 'dist/electron']) {
+  const outfile = `${dir}/audit-worker.mjs`;
+  if (stale(outfile, ['electron/core/audit'])) {
+    jobs.push([`audit worker (${dir})`, () => esbuild({ ...common, entryPoints: ['electron/core/audit/worker.ts'], outfile, format: 'esm', packages: 'external' })]);
+  }
+}
 if (stale('dist/electron/main.mjs', ['electron', 'shared'])) {
   jobs.push(['electron main', () => esbuild({ ...common, entryPoints: ['electron/main/main.ts'], outfile: 'dist/electron/main.mjs', format: 'esm', packages: 'external' })]);
   // Sandboxed preloads must be a single CommonJS file with nothing to require but 'electron'.
@@ -55,6 +63,8 @@ if (stale('dist/electron/main.mjs', ['electron', 'shared'])) {
 }
 if (stale('dist/renderer/index.html', ['renderer', 'shared', 'vite.config.ts'])) {
   jobs.push(['renderer', async () => {
+    // A build started from a test runner inherits NODE_ENV=test and would ship React's dev build.
+    process.env.NODE_ENV = 'production';
     const { build } = await import('vite');
     await build({ configFile: path.join(root, 'vite.config.ts'), logLevel: 'warn' });
   }]);

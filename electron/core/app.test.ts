@@ -81,20 +81,27 @@ describe('vault', () => {
     await admin.ok('users:create', { name: 'olga', password: 'officer password 1', roles: ['officer'] });
     const olga = t.client();
     expect(await olga.ok('session:login', { name: 'olga', password: 'officer password 1' })).toMatchObject({ roles: ['officer'] });
+    // The administrator chose that password: olga must choose her own (a new slot) before anything else.
+    expect(await olga.call('identity:show', {})).toMatchObject({ ok: false, error: { code: 'PASSWORD_CHANGE_REQUIRED' } });
+    await olga.ok('session:changePassword', { oldPassword: 'officer password 1', newPassword: 'olga chose this one' });
     expect(await olga.ok('identity:show', {})).toMatchObject({ publicKey: expect.stringMatching(/^ssh-ed25519 /) });
+    const again = t.client();
+    await again.ok('session:login', { name: 'olga', password: 'olga chose this one' });
+    expect(await again.ok('identity:show', {})).toMatchObject({ publicKey: expect.stringMatching(/^ssh-ed25519 /) });
   });
 });
 
 describe('the dispatcher', () => {
-  /** A signed-in client holding exactly `role`. */
-  async function as(role: Role) {
-    const admin = t.client();
+  /** A signed-in client holding exactly `role` (the admin is the first-run admin: a second one needs two persons). */
+  async function as(role: Role, core: TestCore = t) {
+    const admin = core.client();
     if ((await admin.call('session:status', {})).ok && (await admin.ok('session:status', {})).setupRequired) {
       await admin.ok('session:setup', ADMIN);
     } else await admin.ok('session:login', { name: 'alice', password: ADMIN.password });
+    if (role === 'admin') return admin;
     const name = `u-${role}`;
-    await admin.call('users:create', { name, password: 'a long enough password', roles: [role] });
-    const c = t.client();
+    await admin.ok('users:create', { name, password: 'a long enough password', roles: [role], mustChangePassword: false });
+    const c = core.client();
     await c.ok('session:login', { name, password: 'a long enough password' });
     return c;
   }
@@ -116,6 +123,75 @@ describe('the dispatcher', () => {
       }
     }
     expect(checked).toBeGreaterThan(30);
+  });
+
+  /** A valid input for every `stepUp` channel: the step-up matrix needs calls that would otherwise run. */
+  const STEP_UP_SAMPLES: Record<string, Record<string, unknown>> = {
+    'totp:begin': {},
+    'totp:recoveryCodes': {},
+    'totp:disable': {},
+    'users:create': { name: 'zed', password: 'a long enough password', roles: ['auditor'] },
+    'users:setRoles': { name: 'u-auditor', roles: ['auditor', 'officer'] },
+    'users:disable': { name: 'u-auditor' },
+    'users:enable': { name: 'u-auditor', password: 'another long password' },
+    'users:resetPassword': { name: 'u-auditor', password: 'another long password' },
+    'users:resetTotp': { name: 'u-auditor' },
+    'users:remove': { name: 'u-auditor' },
+    'settings:set': { sessionIdleMinutes: 5 },
+    'approvals:approve': { id: 1, reason: 'looks right' },
+    'approvals:reject': { id: 1, reason: 'looks wrong' },
+    'approvals:execute': { id: 1 },
+    'approvals:setPolicy': { operation: 'keys:rotateRoot', approverRoles: ['officer'], expiryMinutes: 60, required: true },
+    'hosts:remove': { name: 'gpu1' },
+  };
+
+  it('refuses every stepUp channel with STEP_UP_REQUIRED once the step-up window passed, and FORBIDDEN for other roles first', async () => {
+    let now = Date.UTC(2026, 0, 1);
+    const c = await testCore({ clock: () => new Date(now) });
+    try {
+      const clients = {} as Record<Role, Awaited<ReturnType<typeof as>>>;
+      for (const r of Roles) clients[r] = await as(r, c);
+      const stepUpChannels = channelNames.filter((n) => (channels[n] as { stepUp?: boolean }).stepUp);
+      expect(stepUpChannels.sort()).toEqual(Object.keys(STEP_UP_SAMPLES).sort());
+      now += 6 * 60_000; // past the 5-minute step-up window, inside the 30-minute idle lock
+      for (const name of stepUpChannels) {
+        for (const role of Roles) {
+          const r = await clients[role].call(name, STEP_UP_SAMPLES[name]!);
+          const allowed = (channels[name].roles as readonly Role[]).includes(role);
+          expect(r, `${name} as ${role}`).toMatchObject({ ok: false, error: { code: allowed ? 'STEP_UP_REQUIRED' : 'FORBIDDEN' } });
+        }
+      }
+      // Nothing ran: the auditor account is untouched.
+      expect((await clients.admin.ok('users:list', {})).find((u) => u.name === 'u-auditor')).toMatchObject({ roles: ['auditor'], disabled: false });
+      // A wrong password does not step up; the right one does, for the configured window.
+      expect(await clients.admin.call('session:stepUp', { password: 'not the password' })).toMatchObject({ ok: false, error: { code: 'BAD_CREDENTIALS' } });
+      const { stepUpUntil } = await clients.admin.ok('session:stepUp', { password: ADMIN.password });
+      expect(stepUpUntil).toBe(new Date(now + 5 * 60_000).toISOString());
+      expect((await clients.admin.ok('users:setRoles', STEP_UP_SAMPLES['users:setRoles']!)).roles).toEqual(['auditor', 'officer']);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('restricts a session that must enrol TOTP to the whileRestricted channels, without masking FORBIDDEN', async () => {
+    const c = await testCore({ requireTotpFor: ['admin', 'officer'] });
+    try {
+      const admin = c.client();
+      await admin.ok('session:setup', ADMIN);
+      expect((await admin.ok('session:status', {})).user).toMatchObject({ restriction: 'totp-enrolment', totp: { enrolled: false, required: true } });
+      let restricted = 0;
+      for (const name of channelNames) {
+        const def = channels[name] as { roles: readonly Role[] | 'public'; whileRestricted?: boolean };
+        if (def.roles === 'public') continue;
+        const r = await admin.call(name, { __fuzz: 1 });
+        const expected = !def.roles.includes('admin') ? 'FORBIDDEN' : def.whileRestricted ? 'INVALID_INPUT' : 'TOTP_ENROLMENT_REQUIRED';
+        expect(r, name).toMatchObject({ ok: false, error: { code: expected } });
+        if (expected === 'TOTP_ENROLMENT_REQUIRED') restricted++;
+      }
+      expect(restricted).toBeGreaterThan(20);
+    } finally {
+      await c.close();
+    }
   });
 
   it('audits refusals and both phases of an allowed call, with secrets redacted', async () => {

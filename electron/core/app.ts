@@ -1,12 +1,17 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { AirlockError } from '../../shared/domain/errors';
-import { AuditTrail } from './audit/audit';
+import { AirlockError, type Result } from '../../shared/domain/errors';
+import { Approvals } from './approvals/approvals';
+import { createAuditService, openAuditedDatabase } from './audit/service';
+import { Identity } from './auth/identity';
+import { DEFAULT_TOTP_ROLES, restrictionFor } from './auth/policy';
 import { Sessions } from './auth/sessions';
+import { IdentitySettings } from './auth/settings';
+import { DEFAULT_LOCKOUT, Throttle, userKey } from './auth/throttle';
 import { Users } from './auth/users';
 import { openDatabase } from './db/db';
-import { Dispatcher, Operations, type Handlers } from './dispatch';
+import { Dispatcher, Operations, toShape, type ApprovedRun, type CallContext, type Handlers } from './dispatch';
 import { HostsService } from './hosts/service';
 import { fingerprintOfLine } from './ssh/fingerprint';
 import { generateIdentity } from './ssh/identity';
@@ -32,12 +37,41 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   const version = config.version ?? '0.1.0';
 
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const db = openDatabase(path.join(config.dataDir, DB_FILE));
+  const dbFile = path.join(config.dataDir, DB_FILE);
+  const db = openAuditedDatabase(dbFile, (f) => openDatabase(f));
 
-  const audit = new AuditTrail(db, clock);
   const vault = new Vault({ db, kdf, random, now: nowIso });
-  const users = new Users({ db, vault, kdf, now: nowIso });
-  const sessions = new Sessions({ idleMs: (config.sessionIdleMinutes ?? 30) * 60_000, now: () => clock().getTime(), random });
+  // ---- audit: the trail, its keys (unsealed at sign-in), checkpoints, verify, export, syslog ----
+  const auditService = createAuditService({ db, dbFile, dataDir: config.dataDir, vault, clock, random, config });
+  const audit = auditService.trail;
+  // ---- identity: users, sessions, lockout, TOTP, settings, the two-person rule ----
+  const requireTotpFor = [...(config.requireTotpFor ?? DEFAULT_TOTP_ROLES)];
+  const lockout = {
+    threshold: config.lockout?.threshold ?? DEFAULT_LOCKOUT.threshold,
+    baseMs: (config.lockout?.baseSeconds ?? DEFAULT_LOCKOUT.baseMs / 1000) * 1000,
+    maxMs: (config.lockout?.maxSeconds ?? DEFAULT_LOCKOUT.maxMs / 1000) * 1000,
+  };
+  const throttle = new Throttle({ db, now: () => clock().getTime(), policy: lockout });
+  const settings = new IdentitySettings({
+    db,
+    defaults: { sessionIdleMinutes: config.sessionIdleMinutes ?? 30, stepUpMinutes: config.stepUpMinutes ?? 5 },
+    lockout,
+    requireTotpFor,
+  });
+  const users = new Users({ db, vault, kdf, now: nowIso, lockedUntil: (name) => throttle.lockedUntilIso(userKey(name)) });
+  const sessions = new Sessions({
+    idleMs: () => settings.idleMs(),
+    stepUpMs: () => settings.stepUpMs(),
+    now: () => clock().getTime(),
+    random,
+    check: (userId, epoch) => {
+      const st = users.state(userId);
+      if (!st || st.disabled || st.epoch !== epoch) return null;
+      return { user: st.name, roles: st.roles, restriction: restrictionFor(st, requireTotpFor) };
+    },
+  });
+  const identity = new Identity({ db, users, vault, sessions, throttle, now: () => clock().getTime(), random, requireTotpFor });
+  const approvals = new Approvals({ db, vault, users, now: clock });
   const ops = new Operations();
   const hosts = new HostsService({
     db,
@@ -58,34 +92,148 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     return { privateKey: key?.toString('utf8'), agent: config.sshAgent ?? null };
   };
 
-  const signIn = (client: ClientContext, u: { name: string; roles: import('../../shared/domain/roles').Role[]; vaultKey: Buffer }) => {
-    if (client.session) sessions.close(client.session.id);
-    client.session = sessions.open(u.name, u.roles, u.vaultKey);
-    return users.view(u.name);
+  /** A session now holds the vault key: the audit keys are unsealed for the process (see audit/service.ts). */
+  const auditSignedIn = (client: ClientContext) => {
+    if (client.session) auditService.signedIn(sessions.vaultKey(client.session.id), client.session.roles);
+  };
+
+  /** The signed-in user acting in a handler, with the vault key their session holds. */
+  const actorOf = (ctx: CallContext) => {
+    const s = ctx.requireSession();
+    return { id: sessions.userId(s.id), name: s.user, roles: s.roles, vaultKey: sessions.vaultKey(s.id) };
+  };
+  const viewerOf = (ctx: CallContext) => {
+    const s = ctx.requireSession();
+    return { id: sessions.userId(s.id), name: s.user, roles: s.roles };
+  };
+  /** A user lost their account or credentials: their sessions here end, their open requests are cancelled. */
+  const revoke = (userId: number, opts: { cancelRequests: boolean }) => {
+    sessions.closeUser(userId);
+    if (opts.cancelRequests) approvals.cancelOpenBy(userId);
   };
 
   const handlers: Handlers = {
     'session:status': (ctx) => {
-      const s = sessions.get(ctx.client.session?.id);
-      return { setupRequired: users.count() === 0, user: s ? { name: s.user, roles: s.roles } : null, shell: config.shell, version };
+      // Asking is not activity: a UI polling status must not keep an idle session alive.
+      const s = sessions.get(ctx.client.session?.id, { touch: false });
+      const times = s ? sessions.times(s.id) : null;
+      const set = settings.get();
+      let user = null;
+      if (s && times) {
+        const userId = sessions.userId(s.id);
+        user = {
+          name: s.user,
+          roles: s.roles,
+          restriction: s.restriction ?? null,
+          totp: { enrolled: identity.enrolled(userId), required: identity.totpRequiredFor(s.roles), recoveryCodesLeft: identity.recoveryCodesLeft(userId) },
+          stepUpUntil: times.stepUpUntil === null ? null : new Date(times.stepUpUntil).toISOString(),
+          lockAt: new Date(times.lockAt).toISOString(),
+        };
+      }
+      return {
+        setupRequired: users.count() === 0,
+        user,
+        shell: config.shell,
+        version,
+        now: nowIso(),
+        idleMinutes: set.sessionIdleMinutes,
+        stepUpMinutes: set.stepUpMinutes,
+        totpPolicy: { requiredFor: requireTotpFor },
+      };
     },
     'session:setup': async (ctx, input) => {
       const u = await users.createFirst(input.admin, input.password, (vaultKey) => {
         const id = generateIdentity(`airlock@${input.admin}`);
         vault.putSecret(vaultKey, IDENTITY_SECRET, Buffer.from(id.privateKey, 'utf8'));
         meta.set(IDENTITY_PUBLIC, id.publicKey);
+        auditService.sealAtSetup(vaultKey);
       });
-      return signIn(ctx.client, u);
+      if (ctx.client.session) sessions.close(ctx.client.session.id);
+      users.recordLogin(u.id);
+      ctx.client.session = sessions.open({ ...u, restriction: identity.restrictionOf(u.id) });
+      auditSignedIn(ctx.client);
+      return users.view(u.name);
     },
-    'session:login': async (ctx, input) => signIn(ctx.client, await users.authenticate(input.name, input.password)),
+    'session:login': async (ctx, input) => {
+      const v = await identity.login(ctx.client, input);
+      auditSignedIn(ctx.client);
+      return v;
+    },
     'session:logout': (ctx) => {
       terminals.closeAllFor(ctx.client);
       sessions.close(ctx.requireSession().id);
       ctx.client.session = null;
       return {};
     },
+    'session:stepUp': (ctx, input) => identity.stepUp(ctx.client, ctx.requireSession(), input),
+    'session:changePassword': async (ctx, input) => {
+      await identity.changePassword(ctx.client, ctx.requireSession(), input.oldPassword, input.newPassword);
+      return {};
+    },
+    'totp:begin': (ctx) => identity.totpBegin(ctx.requireSession()),
+    'totp:confirm': (ctx, input) => identity.totpConfirm(ctx.requireSession(), input.code),
+    'totp:recoveryCodes': (ctx) => identity.regenerateRecoveryCodes(ctx.requireSession()),
+    'totp:disable': (ctx) => (identity.totpDisable(ctx.requireSession()), {}),
     'users:list': () => users.list(),
-    'users:create': (ctx, input) => users.create(input.name, input.password, input.roles, sessions.vaultKey(ctx.requireSession().id)),
+    'users:create': (ctx, input) => {
+      const a = actorOf(ctx);
+      return users.create(a, input.name, input.password, input.roles, a.vaultKey, { mustChangePassword: input.mustChangePassword });
+    },
+    'users:setRoles': (_ctx, input) => users.setRoles(input.name, input.roles),
+    'users:disable': (ctx, input) => {
+      const v = users.disable(actorOf(ctx), input.name);
+      revoke(users.row(input.name).id, { cancelRequests: true });
+      return v;
+    },
+    'users:enable': (ctx, input) => users.enable(input.name, input.password, actorOf(ctx).vaultKey),
+    'users:resetPassword': async (ctx, input) => {
+      const a = actorOf(ctx);
+      const v = await users.resetPassword(a, input.name, input.password, a.vaultKey);
+      revoke(users.row(input.name).id, { cancelRequests: false });
+      return v;
+    },
+    'users:resetTotp': (ctx, input) => {
+      const v = users.resetTotp(actorOf(ctx), input.name);
+      revoke(users.row(input.name).id, { cancelRequests: false });
+      return v;
+    },
+    'users:unlock': (_ctx, input) => {
+      const v = users.view(input.name);
+      throttle.clear(userKey(input.name));
+      return { ...v, lockedUntil: null };
+    },
+    'users:remove': (ctx, input) => {
+      const id = users.remove(actorOf(ctx), input.name);
+      revoke(id, { cancelRequests: true });
+      throttle.clear(userKey(input.name));
+      return {};
+    },
+    'settings:get': () => settings.get(),
+    'settings:set': (_ctx, input) => settings.set(input),
+    'approvals:list': (ctx, input) => approvals.list(viewerOf(ctx), input),
+    'approvals:get': (ctx, input) => approvals.get(viewerOf(ctx), input.id),
+    'approvals:request': (ctx, input) => approvals.file(actorOf(ctx), input.channel, input.input, input.reason),
+    'approvals:approve': (ctx, input) => approvals.approve(viewerOf(ctx), input.id, input.reason),
+    'approvals:reject': (ctx, input) => approvals.reject(viewerOf(ctx), input.id, input.reason),
+    'approvals:cancel': (ctx, input) => approvals.cancel(viewerOf(ctx), input.id),
+    'approvals:execute': async (ctx, input) => {
+      const actor = actorOf(ctx);
+      const claim = approvals.claim(actor, input.id);
+      // Through the dispatcher, so the approved call is checked (role, step-up, exact input) and audited as itself.
+      const run: ApprovedRun = { approval: { id: claim.id, channel: claim.channel, digest: claim.digest }, ran: false };
+      let r: Result<unknown>;
+      try {
+        r = await dispatcher.dispatch(ctx.client, claim.channel, claim.input, run);
+      } catch (e) {
+        r = { ok: false, error: toShape(e) };
+      }
+      if (run.ran) approvals.finish(claim.id, r.ok ? null : r.error.code);
+      else approvals.release(claim.id);
+      if (!r.ok) throw new AirlockError(r.error.code, `Request ${claim.id}: ${r.error.message}`);
+      return { request: approvals.get(actor, claim.id), value: r.value };
+    },
+    'approvals:policy': () => approvals.policy(),
+    'approvals:setPolicy': (ctx, input) => approvals.setPolicy(viewerOf(ctx), input),
     'identity:show': () => {
       const publicKey = meta.get(IDENTITY_PUBLIC);
       if (!publicKey) throw new AirlockError('SETUP_REQUIRED', 'Airlock has no SSH identity yet: run the first-run setup.');
@@ -109,11 +257,17 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     'terminal:input': (ctx, input) => (terminals.write(ctx.client, input.id, input.data), {}),
     'terminal:resize': (ctx, input) => (terminals.resize(ctx.client, input.id, input.cols, input.rows), {}),
     'terminal:close': (ctx, input) => (terminals.close(ctx.client, input.id), {}),
-    'audit:list': (_ctx, input) => audit.list(input),
-    'audit:verify': () => audit.verify(),
+    ...auditService.handlers,
   };
 
-  const dispatcher = new Dispatcher({ handlers, audit, sessions, ops });
+  const dispatcher: Dispatcher = new Dispatcher({
+    handlers,
+    audit,
+    sessions,
+    ops,
+    auditHmac: auditService.hmac,
+    approvalGate: (name, input, session, approved) => approvals.gate(name, input, sessions.vaultKey(session.id), approved),
+  });
   let clients = 0;
 
   return {
@@ -131,6 +285,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     async close() {
       terminals.closeAll();
       sessions.closeAll();
+      await auditService.close();
       db.close();
     },
   };

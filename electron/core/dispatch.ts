@@ -1,10 +1,12 @@
-import crypto from 'node:crypto';
 import type { z } from 'zod';
 import type { ChannelDef } from '../../shared/contract/channel';
 import { channels, isChannelName, type ChannelName } from '../../shared/contract/index';
 import { AirlockError, type AirlockErrorShape, type Result } from '../../shared/domain/errors';
+import type { ApprovedCall } from './approvals/approvals';
 import type { AuditTrail } from './audit/audit';
+import { recordParams, type AuditHmac } from './audit/params';
 import type { Sessions } from './auth/sessions';
+import { sanitizeHostText } from './ssh/sanitize';
 import type { ClientContext, SessionInfo } from './types';
 
 /** What a service handler receives besides its parsed input. */
@@ -15,6 +17,10 @@ export interface CallContext {
   /** Aborted when the client cancels (ops:cancel) or disconnects. */
   signal: AbortSignal;
   requireSession(): SessionInfo;
+  /** The sequence number of this call's audited request event (null for 'io' channels). */
+  requestSeq: number | null;
+  /** Facts the handler adds to its outcome event (what range was read, which file was exported). */
+  auditDetail(detail: Record<string, unknown>): void;
 }
 
 export type Handler<C extends ChannelName> = (
@@ -30,6 +36,24 @@ export interface DispatcherDeps {
   sessions: Sessions;
   /** Operations that may be cancelled, keyed by client and requestId. */
   ops: Operations;
+  /** HMAC of secret parameters under the audit key (null while it is sealed: "[redacted]"). */
+  auditHmac?: AuditHmac;
+  /**
+   * The two-person rule for channels that declare `twoPerson`: null when the call may run, else the
+   * refusal (APPROVAL_REQUIRED, or CONFLICT when an approved run's input differs from the approval).
+   */
+  approvalGate?: (
+    name: ChannelName,
+    input: Record<string, unknown>,
+    session: SessionInfo,
+    approved: ApprovedCall | undefined,
+  ) => AirlockError | null;
+}
+
+/** Passed by approvals:execute only: this call runs an approved request; `ran` tells whether the service started. */
+export interface ApprovedRun {
+  approval: ApprovedCall;
+  ran: boolean;
 }
 
 /**
@@ -40,7 +64,7 @@ export interface DispatcherDeps {
 export class Dispatcher {
   constructor(private readonly deps: DispatcherDeps) {}
 
-  async dispatch(client: ClientContext, name: unknown, rawInput: unknown): Promise<Result<unknown>> {
+  async dispatch(client: ClientContext, name: unknown, rawInput: unknown, run?: ApprovedRun): Promise<Result<unknown>> {
     const channelLabel = typeof name === 'string' ? name.slice(0, 64).replace(/[^\x20-\x7e]/g, '?') : '<not a string>';
     if (!isChannelName(name)) {
       return this.refuse(client, null, channelLabel, null, new AirlockError('UNKNOWN_CHANNEL', `No channel named "${channelLabel}".`));
@@ -49,7 +73,7 @@ export class Dispatcher {
 
     let session: SessionInfo | null = null;
     if (def.roles !== 'public') {
-      session = this.deps.sessions.get(client.session?.id);
+      session = this.deps.sessions.get(client.session?.id, { touch: !def.passive });
       if (!session) {
         client.session = null;
         return this.refuse(client, null, name, null, new AirlockError('UNAUTHENTICATED', 'Sign in first.'));
@@ -64,18 +88,42 @@ export class Dispatcher {
           new AirlockError('FORBIDDEN', `${name} needs one of the roles ${allowed.join(', ')}; you have ${session.roles.join(', ')}.`),
         );
       }
+      // After the role check, so a restriction never masks FORBIDDEN.
+      if (session.restriction && !def.whileRestricted) {
+        return this.refuse(client, session, name, null, restrictedError(session.restriction));
+      }
     }
 
     const parsed = def.in.safeParse(rawInput ?? {});
     if (!parsed.success) {
-      const msg = parsed.error.issues
-        .slice(0, 5)
-        .map((i) => `${i.path.join('.') || 'input'}: ${i.message}`)
-        .join('; ');
+      // Paths and messages can echo attacker-chosen keys: cleaned and bounded before they travel.
+      const msg = sanitizeHostText(
+        parsed.error.issues
+          .slice(0, 5)
+          .map((i) => `${i.path.map((p) => String(p).slice(0, 64)).join('.') || 'input'}: ${i.message.slice(0, 200)}`)
+          .join('; '),
+        1000,
+      );
       return this.refuse(client, session, name, null, new AirlockError('INVALID_INPUT', `Invalid input for ${name}: ${msg}`));
     }
     const input = parsed.data as Record<string, unknown>;
     const target = targetOf(input);
+
+    // Step-up and the two-person rule come after role and input checks: they never mask FORBIDDEN
+    // or INVALID_INPUT, and the person is asked to re-authenticate only for a call that can run.
+    if (session && def.stepUp && !this.deps.sessions.steppedUp(session.id)) {
+      return this.refuse(
+        client,
+        session,
+        name,
+        target,
+        new AirlockError('STEP_UP_REQUIRED', `${name} is a sensitive operation: confirm your password (and TOTP code) with session:stepUp, then retry.`),
+      );
+    }
+    if (session && def.twoPerson && this.deps.approvalGate) {
+      const refusal = this.deps.approvalGate(name, input, session, run?.approval);
+      if (refusal) return this.refuse(client, session, name, target, refusal);
+    }
     const actor = session?.user ?? publicActor(input);
     const audited = def.audit !== 'io';
 
@@ -90,7 +138,7 @@ export class Dispatcher {
           channel: name,
           phase: 'request',
           target,
-          params: redact(input, def.secret),
+          params: auditParams(name, input, def.secret, run, this.deps.auditHmac),
           outcome: 'pending',
           errorCode: null,
         }).seq;
@@ -100,6 +148,7 @@ export class Dispatcher {
     }
 
     const op = this.deps.ops.start(client, input.requestId);
+    let detail: Record<string, unknown> | null = null;
     const ctx: CallContext = {
       client,
       session,
@@ -108,8 +157,13 @@ export class Dispatcher {
         if (!session) throw new AirlockError('UNAUTHENTICATED', 'Sign in first.');
         return session;
       },
+      requestSeq,
+      auditDetail: (d) => {
+        detail = { ...(detail ?? {}), ...recordParams(d, undefined) };
+      },
     };
     let result: Result<unknown>;
+    if (run) run.ran = true;
     try {
       const value = await (this.deps.handlers[name] as (c: CallContext, i: unknown) => unknown)(ctx, input);
       const out = def.out.safeParse(value);
@@ -137,7 +191,7 @@ export class Dispatcher {
           channel: name,
           phase: 'outcome',
           target,
-          params: { request: requestSeq },
+          params: detail ? { request: requestSeq, detail } : { request: requestSeq },
           outcome: result.ok ? 'ok' : 'error',
           errorCode: result.ok ? null : result.error.code,
         });
@@ -218,6 +272,32 @@ function sessionRef(id: string): string {
   return id.slice(0, 8);
 }
 
+function restrictedError(r: NonNullable<SessionInfo['restriction']>): AirlockError {
+  return r === 'password-change'
+    ? new AirlockError('PASSWORD_CHANGE_REQUIRED', 'An administrator set your password: choose your own with session:changePassword first.')
+    : new AirlockError('TOTP_ENROLMENT_REQUIRED', 'Your roles require a TOTP second factor: enrol with totp:begin and totp:confirm first.');
+}
+
+/**
+ * approvals:request carries another channel's input: that channel's secrets are redacted too.
+ * A run of an approved request names the approval it runs.
+ */
+function auditParams(
+  name: string,
+  input: Record<string, unknown>,
+  secret: readonly string[] | undefined,
+  run: ApprovedRun | undefined,
+  hmac: AuditHmac | undefined,
+): unknown {
+  let params = input;
+  if (name === 'approvals:request' && isChannelName(input.channel) && input.input && typeof input.input === 'object') {
+    const inner = channels[input.channel] as unknown as ChannelDef;
+    params = { ...input, input: redact(input.input as Record<string, unknown>, inner.secret, hmac) };
+  }
+  const out = redact(params, secret, hmac);
+  return run ? { ...(out as Record<string, unknown>), approval: run.approval.id } : out;
+}
+
 function targetOf(input: Record<string, unknown>): string | null {
   for (const k of ['name', 'host', 'address', 'id']) {
     const v = input[k];
@@ -232,16 +312,9 @@ function publicActor(input: Record<string, unknown>): string {
 }
 
 /**
- * Secrets never reach the trail; long texts (an imported known_hosts file) are
- * recorded by digest and size, so the event stays small and still identifies the input.
+ * Secrets never reach the trail (an HMAC or "[redacted]" instead); long texts (an imported
+ * known_hosts file) are recorded by digest and size. See electron/core/audit/params.ts.
  */
-function redact(input: Record<string, unknown>, secret: readonly string[] | undefined): unknown {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(input)) {
-    if (secret?.includes(k)) out[k] = '[redacted]';
-    else if (typeof v === 'string' && v.length > 512) {
-      out[k] = { sha256: crypto.createHash('sha256').update(v).digest('hex'), chars: v.length };
-    } else out[k] = v;
-  }
-  return out;
+function redact(input: Record<string, unknown>, secret: readonly string[] | undefined, hmac: AuditHmac | undefined): Record<string, unknown> {
+  return recordParams(input, secret, hmac);
 }

@@ -19,8 +19,25 @@ export interface CoreConfig {
   sshTimeoutMs?: number;
   /** KDF cost; tests lower it, production keeps the defaults. */
   kdf?: { memoryKiB: number; iterations: number };
-  /** Idle minutes before a session expires. */
+  /** Idle minutes before a session expires (the default; an admin may change it with settings:set). */
   sessionIdleMinutes?: number;
+  /** Minutes a sign-in or session:stepUp counts for `stepUp` channels (the default; settings:set changes it). */
+  stepUpMinutes?: number;
+  /**
+   * Roles that must use TOTP (default ['admin', 'officer']). Shells pass [] only for the lab/test
+   * setting AIRLOCK_TOTP_POLICY=off (see `totpPolicyFromEnv`); the core never reads the environment.
+   */
+  requireTotpFor?: Role[];
+  /** Sign-in lockout: after `threshold` failures, `baseSeconds` doubling per further failure up to `maxSeconds`. */
+  lockout?: { threshold?: number; baseSeconds?: number; maxSeconds?: number };
+  /** A signed audit checkpoint after this many events (default 1000)… */
+  auditCheckpointEvery?: number;
+  /** …or once the oldest event not yet covered by one is this many seconds old (default 300). */
+  auditCheckpointSeconds?: number;
+  /** audit:verify, and audit:list searches that scan bodies, run in worker threads from this many events on (default 20,000). */
+  auditWorkerThreshold?: number;
+  /** Syslog forwarder timings in ms (tests shorten them): backoffMinMs, backoffMaxMs, pollMs, graceMs, connectTimeoutMs, flushMs. */
+  auditForwarding?: Partial<Record<'backoffMinMs' | 'backoffMaxMs' | 'pollMs' | 'graceMs' | 'connectTimeoutMs' | 'flushMs', number>>;
   version?: string;
 }
 
@@ -29,6 +46,8 @@ export interface SessionInfo {
   id: string;
   user: string;
   roles: Role[];
+  /** Set while the session may call only `whileRestricted` channels (forced password change, TOTP enrolment). */
+  restriction?: 'password-change' | 'totp-enrolment' | null;
 }
 
 /**

@@ -17,6 +17,7 @@ import type {
   Protocol,
   WebContents,
 } from 'electron';
+import { totpPolicyFromEnv } from '../core/auth/policy';
 import type { ClientContext, Core, CoreConfig } from '../core/types';
 import {
   APP_ENTRY_URL,
@@ -164,6 +165,7 @@ export async function startShell(deps: ShellDeps): Promise<void> {
       dataDir: env.AIRLOCK_DATA ?? path.join(app.getPath('appData'), 'Airlock'),
       shell: 'electron',
       sshAgent: env.SSH_AUTH_SOCK ?? null,
+      requireTotpFor: totpPolicyFromEnv(env.AIRLOCK_TOTP_POLICY),
       version: app.getVersion(),
     });
   } catch (e) {

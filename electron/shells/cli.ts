@@ -3,15 +3,17 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import QRCode from 'qrcode';
 import type { ChannelName, Out } from '../../shared/contract/index';
 import type { Result } from '../../shared/domain/errors';
 import { createCore } from '../core/app';
+import { totpPolicyFromEnv } from '../core/auth/policy';
 import { sanitizeHostText } from '../core/ssh/sanitize';
 import type { ClientContext, Core } from '../core/types';
 import { startServe } from './serve';
 
 /** Exit codes, documented in the README and `airlock help`. */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2, pending: 3 } as const;
 
 export interface CliIo {
   stdout: (s: string) => void;
@@ -38,8 +40,24 @@ const HELP = `airlock <area> <verb> [options]
   hosts import-known-hosts FILE [--user U]
   hosts import-ssh-config FILE
   identity show                          Airlock's SSH public key (authorized_keys format)
-  users list | users create NAME --role R [--role R...]
-  audit list [--limit N] | audit verify
+  users list | users create NAME --role R [--role R...] [--no-password-change] [--reason R]
+  users set-roles NAME --role R [--role R...] [--reason R]
+  users disable NAME | users enable NAME [--reason R] | users remove NAME
+  users reset-password NAME | users reset-totp NAME | users unlock NAME
+  users passwd                           change your own password (new one: --new-password-file or prompt)
+  totp enrol | totp confirm CODE         enrol a TOTP authenticator (QR code in the terminal), then confirm
+  totp recovery-codes | totp disable     new recovery codes; remove TOTP (when the policy allows)
+  settings show | settings set [--idle-minutes N] [--step-up-minutes N]
+  approvals list [--status S] | approvals show ID | approvals policy
+  approvals approve ID --reason R | approvals reject ID --reason R
+  approvals execute ID | approvals cancel ID
+  approvals set-policy OP --approver-role R [--approver-role R] [--expiry-minutes N] [--required|--not-required] --reason R
+  audit list [--limit N]
+  audit verify [--from N] [--to N]       verify the chain and every checkpoint signature; exit 1 names
+                                         the first bad event and what happened to it
+  audit export --format jsonl|csv [--from N] [--to N] [--out FILE]
+  audit forward --host H --port P [--tls [--ca FILE]] | audit forward --off | audit forward
+                                         syslog (RFC 5424 over TCP, optionally TLS); no option: show
 
 Options:
   --data DIR           data directory (default: ${defaultDataDir(process.env)})
@@ -47,9 +65,17 @@ Options:
   --user NAME          acting Airlock user (or --as NAME, or AIRLOCK_USER); on \`hosts add\` and
                        \`hosts import-known-hosts\`, --user is the SSH login user, as in OpenSSH
   --password-file F    password file (or AIRLOCK_PASSWORD); prompted on a terminal otherwise
-  --new-password-file F  the new user's password for init/users create (or AIRLOCK_NEW_PASSWORD)
+  --new-password-file F  a new password: init, users create/enable/reset-password, users passwd
+                       (or AIRLOCK_NEW_PASSWORD)
+  --totp CODE          TOTP code for sign-in (or AIRLOCK_TOTP); prompted on a terminal when needed
+  --recovery-code C    a recovery code instead of a TOTP code (or AIRLOCK_RECOVERY_CODE)
+  --reason R           why: approvals approve/reject, and files a two-person request when a command
+                       needs one (users create with admin, set-roles adding admin, approvals set-policy)
 
-Exit codes: 0 done, 1 refused or failed (or verification failed), 2 usage error.
+Environment: AIRLOCK_TOTP_POLICY=off is a lab/test setting: no role has to enrol TOTP.
+
+Exit codes: 0 done, 1 refused or failed (or verification failed), 2 usage error,
+            3 filed for approval: a second person must approve, then \`airlock approvals execute ID\`.
 `;
 
 const OPTIONS = {
@@ -64,7 +90,26 @@ const OPTIONS = {
   port: { type: 'string' },
   fingerprint: { type: 'string' },
   role: { type: 'string', multiple: true },
+  totp: { type: 'string' },
+  'recovery-code': { type: 'string' },
+  reason: { type: 'string' },
+  status: { type: 'string' },
+  'approver-role': { type: 'string', multiple: true },
+  'expiry-minutes': { type: 'string' },
+  required: { type: 'boolean', default: false },
+  'not-required': { type: 'boolean', default: false },
+  'idle-minutes': { type: 'string' },
+  'step-up-minutes': { type: 'string' },
+  'no-password-change': { type: 'boolean', default: false },
   limit: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  format: { type: 'string' },
+  out: { type: 'string' },
+  host: { type: 'string' },
+  tls: { type: 'boolean', default: false },
+  ca: { type: 'string' },
+  off: { type: 'boolean', default: false },
   'timeout-ms': { type: 'string' },
   open: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -81,6 +126,13 @@ export function defaultDataDir(env: NodeJS.ProcessEnv): string {
 /** Text from hosts (and from the trail) never reaches the operator's terminal with its escape sequences. */
 const clean = (s: unknown): string => sanitizeHostText(s ?? '', 4096);
 
+/**
+ * JSON for scripts: faithful, but 8-bit controls and bidi/invisible characters are written as
+ * \u escapes (JSON.stringify leaves them raw), so no byte on stdout can steer a terminal.
+ */
+const toJson = (value: unknown, indent?: number): string =>
+  JSON.stringify(value, null, indent).replace(/[\u0080-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   let parsed;
   try {
@@ -96,10 +148,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return o.help || area === 'help' ? EXIT.ok : EXIT.usage;
   }
   const json = o.json;
-  const out = (human: string, value: unknown) => io.stdout(json ? JSON.stringify(value, null, 2) + '\n' : human);
+  const out = (human: string, value: unknown) => io.stdout(json ? toJson(value, 2) + '\n' : human);
   const fail = (r: Extract<Result<unknown>, { ok: false }>) => {
-    if (json) io.stdout(JSON.stringify({ ok: false, error: r.error }, null, 2) + '\n');
-    else io.stderr(`airlock: ${r.error.code}: ${clean(r.error.message)}\n`);
+    if (json) io.stdout(toJson({ ok: false, error: r.error }, 2) + '\n');
+    else io.stderr(`airlock: ${r.error.code}: ${clean(r.error.message)}${CLI_HINTS[r.error.code] ?? ''}\n`);
     return EXIT.failed;
   };
 
@@ -111,10 +163,22 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       if (!/^\d+$/.test(v)) throw new UsageError(`--${name} must be a whole number`);
       return Number(v);
     };
+    let requireTotpFor;
+    try {
+      requireTotpFor = totpPolicyFromEnv(io.env.AIRLOCK_TOTP_POLICY);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
 
     if (area === 'serve') {
       if (verb) throw new UsageError('serve takes no verb');
-      core = await createCore({ dataDir, shell: 'browser', sshAgent: io.env.SSH_AUTH_SOCK ?? null, version: io.version });
+      core = await createCore({
+        dataDir,
+        shell: 'browser',
+        sshAgent: io.env.SSH_AUTH_SOCK ?? null,
+        version: io.version,
+        requireTotpFor,
+      });
       const handle = await startServe(core, { port: int('port', o.port) ?? 0, rendererDir: io.rendererDir });
       if (json) io.stdout(JSON.stringify({ url: handle.url, port: handle.port, dataDir }) + '\n');
       else io.stdout(`Airlock is serving ${dataDir}\nOpen this one-time URL (it works once): ${handle.url}\nPress Ctrl+C to stop.\n`);
@@ -126,7 +190,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return EXIT.ok;
     }
 
-    core = await createCore({ dataDir, shell: 'cli', sshAgent: io.env.SSH_AUTH_SOCK ?? null, version: io.version });
+    core = await createCore({
+      dataDir,
+      shell: 'cli',
+      sshAgent: io.env.SSH_AUTH_SOCK ?? null,
+      version: io.version,
+      requireTotpFor,
+    });
     const client = core.newClient({ shell: 'cli', source: `pid ${process.pid}` });
     const call = <C extends ChannelName>(channel: C, input: unknown) => core!.dispatch(client, channel, input) as Promise<Result<Out<C>>>;
 
@@ -136,10 +206,15 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       const r = await call('session:setup', { admin: o.admin, password });
       if (!r.ok) return fail(r);
       const id = await call('identity:show', {});
+      const status = await call('session:status', {});
+      const restriction = status.ok ? (status.value.user?.restriction ?? null) : null;
       out(
         `Created administrator ${r.value.name}, the vault and Airlock's SSH identity.\n` +
-          (id.ok ? `Put this public key in each host's ~/.ssh/authorized_keys:\n${id.value.publicKey}\n` : ''),
-        { user: r.value, identity: id.ok ? id.value : null },
+          (id.ok ? `Put this public key in each host's ~/.ssh/authorized_keys:\n${id.value.publicKey}\n` : '') +
+          (restriction === 'totp-enrolment'
+            ? `Administrators must use TOTP: enrol now with \`airlock totp enrol --user ${r.value.name}\`, then \`airlock totp confirm CODE\`.\n`
+            : ''),
+        { user: r.value, identity: id.ok ? id.value : null, restriction },
       );
       return EXIT.ok;
     }
@@ -147,8 +222,50 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const key = `${area} ${verb ?? ''}`.trim();
     if (!COMMANDS.has(key)) throw new UsageError(`unknown command "${key}"`);
     const actor = o.as ?? (SSH_USER_COMMANDS.has(key) ? undefined : o.user) ?? io.env.AIRLOCK_USER;
-    const signedIn = await signIn(call, actor, o['password-file'], io);
-    if (signedIn !== true) return fail(signedIn);
+    const signedIn = await signIn(call, actor, o['password-file'], { totp: o.totp, recoveryCode: o['recovery-code'] }, io);
+    if (!signedIn.ok) return fail(signedIn);
+
+    /**
+     * A call that may fall under the two-person rule: with --reason, an APPROVAL_REQUIRED refusal
+     * files the same call as a request (exit 3); without, it explains how.
+     */
+    const guarded = async <C extends ChannelName>(channel: C, input: Record<string, unknown>, done: (v: Out<C>) => void): Promise<number> => {
+      const r = await call(channel, input);
+      if (r.ok) {
+        done(r.value);
+        return EXIT.ok;
+      }
+      if (r.error.code !== 'APPROVAL_REQUIRED') return fail(r);
+      if (!o.reason) {
+        return fail({ ok: false, error: { code: 'APPROVAL_REQUIRED', message: `${r.error.message} Re-run with --reason "why" to file the request.` } });
+      }
+      const filed = await call('approvals:request', { channel, input, reason: o.reason });
+      if (!filed.ok) return fail(filed);
+      const q = filed.value;
+      out(
+        `Filed approval request ${q.id}: ${clean(q.summary)}\n` +
+          `A different user with the role ${q.approverRoles.join(' or ')} must run \`airlock approvals approve ${q.id} --reason R\` before ${q.expiresAt};\n` +
+          `then run \`airlock approvals execute ${q.id}\`.\n`,
+        { pending: q },
+      );
+      return EXIT.pending;
+    };
+    const id = (): number => {
+      const v = rest[0];
+      if (!v || !/^\d+$/.test(v)) throw new UsageError(`${key} needs a request ID (a number)`);
+      return Number(v);
+    };
+    const reason = (): string => {
+      if (!o.reason) throw new UsageError(`${key} needs --reason R`);
+      return o.reason;
+    };
+    const showRequest = (q: Out<'approvals:get'>) =>
+      `#${q.id}\t${q.status}\t${q.operation}\t${clean(q.summary)}\n` +
+      `  requested by ${q.requestedBy} at ${q.requestedAt}: ${clean(q.reason)}\n` +
+      `  approvers: ${q.approverRoles.join(' or ')}; expires ${q.expiresAt}\n` +
+      (q.decidedBy ? `  ${q.status === 'rejected' ? 'rejected' : 'approved'} by ${q.decidedBy} at ${q.decidedAt}: ${clean(q.decisionReason ?? '')}\n` : '') +
+      (q.executedAt ? `  executed at ${q.executedAt}${q.resultCode ? ` (failed: ${q.resultCode})` : ''}\n` : '') +
+      (q.status === 'pending' && !q.canApprove && q.cannotApproveReason ? `  you cannot decide it: ${clean(q.cannotApproveReason)}\n` : '');
 
     switch (key) {
       case 'hosts list': {
@@ -265,10 +382,166 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       case 'users create': {
         if (!rest[0]) throw new UsageError('users create needs a NAME');
         if (!o.role?.length) throw new UsageError('users create needs at least one --role admin|officer|auditor');
-        const r = await call('users:create', { name: rest[0], password: await newPassword(o, io), roles: o.role });
+        const input = { name: rest[0], password: await newPassword(o, io), roles: o.role, mustChangePassword: !o['no-password-change'] };
+        return await guarded('users:create', input, (v) =>
+          out(`Created ${v.name} (${v.roles.join(', ')})${v.mustChangePassword ? '; they choose their own password at first sign-in' : ''}\n`, v),
+        );
+      }
+      case 'users set-roles': {
+        if (!rest[0]) throw new UsageError('users set-roles needs a NAME');
+        if (!o.role?.length) throw new UsageError('users set-roles needs at least one --role admin|officer|auditor');
+        return await guarded('users:setRoles', { name: rest[0], roles: o.role }, (v) => out(`${v.name} now has the roles ${v.roles.join(', ')}\n`, v));
+      }
+      case 'users enable': {
+        if (!rest[0]) throw new UsageError('users enable needs a NAME');
+        return await guarded('users:enable', { name: rest[0], password: await newPassword(o, io) }, (v) =>
+          out(`Enabled ${v.name} with a new password (a new vault key slot); they choose their own at first sign-in\n`, v),
+        );
+      }
+      case 'users disable':
+      case 'users remove':
+      case 'users reset-totp':
+      case 'users unlock': {
+        const name = rest[0];
+        if (!name) throw new UsageError(`${key} needs a NAME`);
+        const channel = ({ disable: 'users:disable', remove: 'users:remove', 'reset-totp': 'users:resetTotp', unlock: 'users:unlock' } as const)[
+          verb as 'disable' | 'remove' | 'reset-totp' | 'unlock'
+        ];
+        const r = await call(channel, { name });
         if (!r.ok) return fail(r);
-        out(`Created ${r.value.name} (${r.value.roles.join(', ')})\n`, r.value);
+        const said = {
+          'users:disable': `Disabled ${name}: their sessions ended and their vault key slot was destroyed`,
+          'users:remove': `Removed ${name} and their vault key slot`,
+          'users:resetTotp': `Removed ${name}'s TOTP and recovery codes; they enrol again at next sign-in`,
+          'users:unlock': `Cleared the sign-in lockout of ${name}`,
+        }[channel];
+        out(`${said}\n`, r.value);
         return EXIT.ok;
+      }
+      case 'users reset-password': {
+        if (!rest[0]) throw new UsageError('users reset-password needs a NAME');
+        const r = await call('users:resetPassword', { name: rest[0], password: await newPassword(o, io) });
+        if (!r.ok) return fail(r);
+        out(`Set a new password for ${r.value.name} (new vault key slot); their sessions ended and they choose their own at next sign-in\n`, r.value);
+        return EXIT.ok;
+      }
+      case 'users passwd': {
+        const next = await readSecret(o['new-password-file'], io.env.AIRLOCK_NEW_PASSWORD, io, 'New password: ');
+        const r = await call('session:changePassword', { oldPassword: signedIn.password, newPassword: next });
+        if (!r.ok) return fail(r);
+        out('Password changed; your vault key slot was re-wrapped and your other sessions ended.\n', { changed: true });
+        return EXIT.ok;
+      }
+      case 'totp enrol': {
+        const r = await call('totp:begin', {});
+        if (!r.ok) return fail(r);
+        const qr = await QRCode.toString(r.value.uri, { type: 'utf8', errorCorrectionLevel: 'M', margin: 2 });
+        out(
+          `Scan this QR code with an authenticator app, or type the secret (shown once):\n\n${qr}\n` +
+            `Secret: ${r.value.secret}\nURI:    ${r.value.uri}\n\nThen confirm with \`airlock totp confirm CODE\` within 15 minutes.\n`,
+          r.value,
+        );
+        return EXIT.ok;
+      }
+      case 'totp confirm': {
+        const code = rest[0];
+        if (!code) throw new UsageError('totp confirm needs the CODE your authenticator shows');
+        const r = await call('totp:confirm', { code: code.replace(/\s+/g, '') });
+        if (!r.ok) return fail(r);
+        out(`TOTP is enrolled. Recovery codes (each works once instead of a code; store them offline, they are not shown again):\n${r.value.recoveryCodes.map((c) => `  ${c}`).join('\n')}\n`, r.value);
+        return EXIT.ok;
+      }
+      case 'totp recovery-codes': {
+        const r = await call('totp:recoveryCodes', {});
+        if (!r.ok) return fail(r);
+        out(`New recovery codes (the old ones no longer work):\n${r.value.recoveryCodes.map((c) => `  ${c}`).join('\n')}\n`, r.value);
+        return EXIT.ok;
+      }
+      case 'totp disable': {
+        const r = await call('totp:disable', {});
+        if (!r.ok) return fail(r);
+        out('TOTP removed from your account.\n', { disabled: true });
+        return EXIT.ok;
+      }
+      case 'settings show':
+      case 'settings set': {
+        const r =
+          verb === 'set'
+            ? await call('settings:set', { sessionIdleMinutes: int('idle-minutes', o['idle-minutes']), stepUpMinutes: int('step-up-minutes', o['step-up-minutes']) })
+            : await call('settings:get', {});
+        if (!r.ok) return fail(r);
+        const v = r.value;
+        out(
+          `idle lock: ${v.sessionIdleMinutes} min\nstep-up window: ${v.stepUpMinutes} min\n` +
+            `lockout: after ${v.lockout.threshold} failures, ${v.lockout.baseSeconds} s doubling up to ${v.lockout.maxSeconds} s\n` +
+            `TOTP required for: ${v.totpRequiredFor.length ? v.totpRequiredFor.join(', ') : 'nobody (AIRLOCK_TOTP_POLICY=off: lab/test setting)'}\n`,
+          v,
+        );
+        return EXIT.ok;
+      }
+      case 'approvals list': {
+        const r = await call('approvals:list', { status: o.status, limit: int('limit', o.limit) ?? 100 });
+        if (!r.ok) return fail(r);
+        const { requests, counts } = r.value;
+        out(
+          requests.map((q) => `#${q.id}\t${q.status}\t${q.requestedBy}\t${q.operation}\t${clean(q.summary)}${q.canApprove ? '\t(you may approve)' : ''}`).join('\n') +
+            (requests.length ? '\n' : '') +
+            `${counts.pending} pending, ${counts.awaitingMe} awaiting your decision, ${counts.readyToExecute} of yours ready to execute\n`,
+          r.value,
+        );
+        return EXIT.ok;
+      }
+      case 'approvals show': {
+        const r = await call('approvals:get', { id: id() });
+        if (!r.ok) return fail(r);
+        out(showRequest(r.value) + `  input: ${clean(JSON.stringify(r.value.input))}\n`, r.value);
+        return EXIT.ok;
+      }
+      case 'approvals approve':
+      case 'approvals reject': {
+        const r = await call(verb === 'approve' ? 'approvals:approve' : 'approvals:reject', { id: id(), reason: reason() });
+        if (!r.ok) return fail(r);
+        out(showRequest(r.value), r.value);
+        return EXIT.ok;
+      }
+      case 'approvals cancel': {
+        const r = await call('approvals:cancel', { id: id() });
+        if (!r.ok) return fail(r);
+        out(showRequest(r.value), r.value);
+        return EXIT.ok;
+      }
+      case 'approvals execute': {
+        const r = await call('approvals:execute', { id: id() });
+        if (!r.ok) return fail(r);
+        out(`Executed request ${r.value.request.id}: ${clean(r.value.request.summary)}\n`, r.value);
+        return EXIT.ok;
+      }
+      case 'approvals policy': {
+        const r = await call('approvals:policy', {});
+        if (!r.ok) return fail(r);
+        out(
+          r.value
+            .map((p) => `${p.operation}\t${p.required ? 'required' : 'off'}\t${p.approverRoles.join('|')}\t${p.expiryMinutes} min\t${p.implemented ? p.channels.join(',') : '(no channel yet)'}`)
+            .join('\n') + '\n',
+          r.value,
+        );
+        return EXIT.ok;
+      }
+      case 'approvals set-policy': {
+        const operation = rest[0];
+        if (!operation) throw new UsageError('approvals set-policy needs an OPERATION (see `airlock approvals policy`)');
+        if (o.required && o['not-required']) throw new UsageError('give --required or --not-required, not both');
+        const current = await call('approvals:policy', {});
+        if (!current.ok) return fail(current);
+        const row = current.value.find((p) => p.operation === operation);
+        if (!row) throw new UsageError(`unknown operation "${operation}" (see \`airlock approvals policy\`)`);
+        const input = {
+          operation,
+          approverRoles: o['approver-role']?.length ? o['approver-role'] : row.approverRoles,
+          expiryMinutes: int('expiry-minutes', o['expiry-minutes']) ?? row.expiryMinutes,
+          required: o['not-required'] ? false : o.required ? true : row.required,
+        };
+        return await guarded('approvals:setPolicy', input, (v) => out(`Policy for ${v.operation} updated\n`, v));
       }
       case 'audit list': {
         const r = await call('audit:list', { limit: int('limit', o.limit) ?? 50 });
@@ -282,16 +555,51 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return EXIT.ok;
       }
       case 'audit verify': {
-        const r = await call('audit:verify', {});
+        const r = await call('audit:verify', { fromSeq: int('from', o.from), toSeq: int('to', o.to) });
         if (!r.ok) return fail(r);
         const v = r.value;
+        const notes = (v.warnings ?? []).map((w) => `warning: ${w}\n`).join('');
         out(
           v.ok
-            ? `Audit chain OK: ${v.checked} events, head ${v.headSeq} ${v.headHash}\n`
-            : `Audit chain BROKEN at event ${v.firstBad?.seq}: ${v.firstBad?.reason} (${v.checked} events verified before it)\n`,
+            ? `Audit chain OK: ${v.checked} events (${v.fromSeq ?? 1}–${v.toSeq ?? v.headSeq}), ${v.checkpoints} checkpoint signature(s) verified` +
+                `${v.keyFingerprint ? ` with ${v.keyFingerprint}` : ''}, head ${v.headSeq} ${v.headHash}\n${notes}`
+            : `Audit chain BROKEN at event ${v.firstBad?.seq} (${v.firstBad?.kind}): ${clean(v.firstBad?.reason)} (${v.checked} events verified before it)\n${notes}`,
           v,
         );
         return v.ok ? EXIT.ok : EXIT.failed;
+      }
+      case 'audit export': {
+        if (o.format !== 'jsonl' && o.format !== 'csv') throw new UsageError('audit export needs --format jsonl or --format csv');
+        const r = await call('audit:export', { format: o.format, fromSeq: int('from', o.from), toSeq: int('to', o.to) });
+        if (!r.ok) return fail(r);
+        let file = r.value.file;
+        if (o.out) {
+          fs.copyFileSync(r.value.file, o.out);
+          file = path.resolve(o.out);
+        }
+        out(`Exported ${r.value.events} events (${r.value.fromSeq ?? '-'}–${r.value.toSeq ?? '-'}) to ${file}\nsha256 ${r.value.sha256}\n`, { ...r.value, file });
+        return EXIT.ok;
+      }
+      case 'audit forward': {
+        let r;
+        if (o.off) r = await call('audit:setForwarding', { off: true });
+        else if (o.host !== undefined) {
+          const port = int('port', o.port);
+          if (port === undefined) throw new UsageError('audit forward needs --port P with --host H');
+          if (o.ca && !o.tls) throw new UsageError('--ca goes with --tls');
+          const caPem = o.ca ? fs.readFileSync(o.ca, 'utf8') : undefined;
+          r = await call('audit:setForwarding', { host: o.host, port, tls: o.tls, ...(caPem ? { caPem } : {}) });
+        } else r = await call('audit:getForwarding', {});
+        if (!r.ok) return fail(r);
+        const f = r.value;
+        out(
+          f.enabled
+            ? `Forwarding audit events to ${f.host}:${f.port}${f.tls ? ` over TLS${f.caFingerprint ? ` (CA ${f.caFingerprint})` : ''}` : ' (plain TCP)'}; ` +
+                `sent up to event ${f.forwardedSeq} of ${f.headSeq}${f.lastError ? `; last error: ${clean(f.lastError)}` : ''}\n`
+            : 'Audit forwarding is off.\n',
+          f,
+        );
+        return EXIT.ok;
       }
       default:
         throw new UsageError(`unknown command "${key}"`);
@@ -322,8 +630,19 @@ function sshUserOpt(o: { user?: string }) {
 const COMMANDS = new Set([
   'hosts list', 'hosts probe', 'hosts add', 'hosts confirm', 'hosts remove', 'hosts scan',
   'hosts import-known-hosts', 'hosts import-ssh-config', 'identity show', 'users list', 'users create',
-  'audit list', 'audit verify',
+  'users set-roles', 'users disable', 'users enable', 'users remove', 'users reset-password', 'users reset-totp',
+  'users unlock', 'users passwd', 'totp enrol', 'totp confirm', 'totp recovery-codes', 'totp disable',
+  'settings show', 'settings set', 'approvals list', 'approvals show', 'approvals approve', 'approvals reject',
+  'approvals execute', 'approvals cancel', 'approvals policy', 'approvals set-policy',
+  'audit list', 'audit verify', 'audit export', 'audit forward',
 ]);
+
+/** What a CLI user does about an identity refusal (the core's messages name channels). */
+const CLI_HINTS: Partial<Record<string, string>> = {
+  PASSWORD_CHANGE_REQUIRED: ' (CLI: `airlock users passwd`)',
+  TOTP_ENROLMENT_REQUIRED: ' (CLI: `airlock totp enrol`, then `airlock totp confirm CODE`)',
+  TOTP_REQUIRED: ' (CLI: --totp CODE or AIRLOCK_TOTP, or --recovery-code)',
+};
 const SSH_USER_COMMANDS = new Set(['hosts add', 'hosts import-known-hosts']);
 
 async function readSecret(file: string | undefined, envValue: string | undefined, io: CliIo, question: string): Promise<string> {
@@ -337,16 +656,30 @@ async function newPassword(o: { 'new-password-file'?: string; 'password-file'?: 
   return readSecret(o['new-password-file'] ?? o['password-file'], io.env.AIRLOCK_NEW_PASSWORD ?? io.env.AIRLOCK_PASSWORD, io, 'New password: ');
 }
 
+/**
+ * Each CLI run signs in once (so its step-up window is fresh). A TOTP code comes from --totp,
+ * AIRLOCK_TOTP, a recovery code from --recovery-code or AIRLOCK_RECOVERY_CODE, or — on a
+ * terminal, when the core answers TOTP_REQUIRED — a prompt.
+ */
 async function signIn(
   call: (c: 'session:login', i: unknown) => Promise<Result<unknown>>,
   name: string | undefined,
   passwordFile: string | undefined,
+  second: { totp?: string | undefined; recoveryCode?: string | undefined },
   io: CliIo,
-): Promise<true | Extract<Result<unknown>, { ok: false }>> {
+): Promise<{ ok: true; password: string } | Extract<Result<unknown>, { ok: false }>> {
   if (!name) throw new UsageError('sign in with --user NAME (or --as NAME, or AIRLOCK_USER)');
   const password = await readSecret(passwordFile, io.env.AIRLOCK_PASSWORD, io, `Password for ${name}: `);
-  const r = await call('session:login', { name, password });
-  return r.ok ? true : r;
+  const totp = second.totp ?? io.env.AIRLOCK_TOTP;
+  const recoveryCode = second.recoveryCode ?? io.env.AIRLOCK_RECOVERY_CODE;
+  const input = { name, password, ...(totp ? { totp: totp.replace(/\s+/g, '') } : {}), ...(recoveryCode ? { recoveryCode } : {}) };
+  let r = await call('session:login', input);
+  if (!r.ok && r.error.code === 'TOTP_REQUIRED' && io.prompt) {
+    const answer = (await io.prompt(`TOTP code for ${name} (or a recovery code): `, { secret: true })).trim();
+    const code = answer.replace(/\s+/g, '');
+    r = await call('session:login', { name, password, ...(/^\d{6}$/.test(code) ? { totp: code } : { recoveryCode: answer }) });
+  }
+  return r.ok ? { ok: true, password } : r;
 }
 
 function formatHosts(hosts: Out<'hosts:list'>): string {

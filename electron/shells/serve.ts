@@ -21,6 +21,35 @@ export function serveCsp(port: number): string {
   ].join('; ');
 }
 
+/** What {@link checkRequest} looks at: the TCP peer and two headers, as Node reports them. */
+export interface RequestOrigin {
+  remoteAddress: string | undefined;
+  /** The Host header (undefined when absent). */
+  host: string | undefined;
+  /** The Origin header (undefined when absent: same-origin GETs and non-browser clients send none). */
+  origin: string | undefined;
+}
+
+const LOOPBACK_PEERS = new Set(['127.0.0.1', '::ffff:127.0.0.1', '::1']);
+
+/**
+ * The checks every request and every WebSocket upgrade must pass before anything else (before
+ * the token or cookie is even looked at). Returns why a request is refused, or null.
+ * - the peer is loopback: nobody on the network reaches the console, even if a bind went wrong;
+ * - Host is exactly `127.0.0.1:PORT` or `localhost:PORT`: DNS rebinding (a hostile site
+ *   re-pointing its own name at 127.0.0.1) arrives with that site's name in Host;
+ * - Origin, when sent, is the console's own: cross-site request forgery and cross-site WebSocket
+ *   hijacking come with the attacking page's origin (or `null` from a sandboxed frame or file:).
+ * Exact string comparison only: no parsing that `127.0.0.1.evil` or `127.0.0.1:PORT@evil` could fool.
+ */
+export function checkRequest(req: RequestOrigin, port: number): string | null {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return 'not listening';
+  if (!LOOPBACK_PEERS.has(req.remoteAddress ?? '')) return 'not from loopback';
+  if (req.host !== `127.0.0.1:${port}` && req.host !== `localhost:${port}`) return 'bad Host header';
+  if (req.origin !== undefined && req.origin !== `http://127.0.0.1:${port}` && req.origin !== `http://localhost:${port}`) return 'foreign Origin';
+  return null;
+}
+
 export interface ServeOptions {
   /** 0 = a random free port. */
   port?: number;
@@ -65,18 +94,9 @@ export async function startServe(core: Core, opts: ServeOptions): Promise<ServeH
   const clients = new Map<string, { client: ClientContext; sockets: Set<WebSocket> }>();
   let port = 0;
 
-  const allowedHosts = () => new Set([`127.0.0.1:${port}`, `localhost:${port}`]);
-  const allowedOrigins = () => new Set([`http://127.0.0.1:${port}`, `http://localhost:${port}`]);
-
   /** Checks shared by HTTP and the WebSocket upgrade. Returns a refusal reason or null. */
-  const refuse = (req: http.IncomingMessage): string | null => {
-    const peer = req.socket.remoteAddress ?? '';
-    if (peer !== '127.0.0.1' && peer !== '::ffff:127.0.0.1' && peer !== '::1') return 'not from loopback';
-    if (!allowedHosts().has(req.headers.host ?? '')) return 'bad Host header';
-    const origin = req.headers.origin;
-    if (origin !== undefined && !allowedOrigins().has(origin)) return 'foreign Origin';
-    return null;
-  };
+  const refuse = (req: http.IncomingMessage): string | null =>
+    checkRequest({ remoteAddress: req.socket.remoteAddress, host: req.headers.host, origin: req.headers.origin }, port);
 
   const cookieOf = (req: http.IncomingMessage): string | null => {
     for (const part of (req.headers.cookie ?? '').split(';')) {

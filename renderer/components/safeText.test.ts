@@ -12,6 +12,20 @@ describe('safeText', () => {
     expect(safeText('tab\tand\nnewline')).toBe('tab\tand\nnewline');
   });
 
+  it('removes 8-bit (C1) and string sequences whole, not only their introducer', () => {
+    expect(safeText('a\u009d0;pwned\u009cb')).toBe('ab');
+    expect(safeText('a\u001b]8;;https://evil.example/\u001b\\link\u001b]8;;\u001b\\b')).toBe('alinkb');
+    expect(safeText('a\u001b]52;c;cHduZWQ=\u0007b')).toBe('ab');
+    expect(safeText('a\u001bP+q544e\u001b\\b')).toBe('ab');
+    expect(safeText('a\u0090+q\u009cb\u009e pm \u009cc\u009f apc \u009cd')).toBe('abcd');
+  });
+
+  it('removes every invisible format character a name could hide behind', () => {
+    for (const c of ['\u061c', '\u200b', '\u200c', '\u200d', '\u200e', '\u200f', '\u2060', '\u2061', '\u2062', '\u2063', '\u2064', '\u2066', '\u2069', '\ufeff']) {
+      expect(safeText(`gpu${c}1`), `U+${c.codePointAt(0)!.toString(16)}`).toBe('gpu1');
+    }
+  });
+
   it('keeps ordinary text, including non-ASCII', () => {
     expect(safeText('NVIDIA A100-SXM4-80GB — 80 GiB, 52 °C')).toBe('NVIDIA A100-SXM4-80GB — 80 GiB, 52 °C');
     expect(safeText(null)).toBe('');

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { channel } from './channel';
+import { channel, event } from './channel';
 
 export const AuditEvent = z.object({
   seq: z.number().int().positive(),
@@ -12,6 +12,12 @@ export const AuditEvent = z.object({
   /** 'request' is written before the operation runs (fail-closed); 'outcome' after. */
   phase: z.enum(['request', 'outcome']),
   target: z.string().nullable(),
+  /**
+   * The input, with secrets replaced by `hmac-sha256:<hex>` or "[redacted]" and long texts by
+   * `{ sha256, chars }`. Outcome events: `{ request: <seq of the request event>, detail? }`.
+   * Checkpoints (channel `audit:checkpoint`, actor `airlock`):
+   * `{ headSeq, headHash, headTs, signature, keyFingerprint }`. See docs/formats.md.
+   */
   params: z.unknown(),
   outcome: z.enum(['pending', 'ok', 'refused', 'error']),
   errorCode: z.string().nullable(),
@@ -20,25 +26,84 @@ export const AuditEvent = z.object({
 });
 export type AuditEvent = z.infer<typeof AuditEvent>;
 
+/** What `audit:verify` found wrong first. */
+export const VerifyKind = z.enum(['edited', 'deleted', 'reordered', 'inserted', 'truncated', 'bad-signature']);
+export type VerifyKind = z.infer<typeof VerifyKind>;
+
 export const VerifyReport = z.object({
   ok: z.boolean(),
+  /** Events verified before the first bad one (all of the range when ok). */
   checked: z.number().int().nonnegative(),
+  /** The last good event of the range, and its hash. */
   headSeq: z.number().int().nonnegative(),
   headHash: z.string(),
   firstBad: z
-    .object({ seq: z.number().int(), reason: z.string() })
+    .object({ seq: z.number().int(), kind: VerifyKind, reason: z.string() })
     .nullable(),
+  /** Checkpoint signatures verified. */
+  checkpoints: z.number().int().nonnegative(),
+  /** The range verified (the whole chain unless fromSeq/toSeq were given). */
+  fromSeq: z.number().int().optional(),
+  toSeq: z.number().int().optional(),
+  /** The audit signing key on record: compare it with the one noted at setup. */
+  keyFingerprint: z.string().nullable().optional(),
+  lastCheckpointSeq: z.number().int().nullable().optional(),
+  /** Not failures, but what a reviewer should know (e.g. no signing key yet). */
+  warnings: z.array(z.string()).optional(),
+  /** 'worker': verified in worker threads; 'main': in-process (small trails, or no worker available). */
+  engine: z.enum(['worker', 'main']).optional(),
 });
 export type VerifyReport = z.infer<typeof VerifyReport>;
+
+const Seq = z.number().int().positive();
+const Outcome = z.enum(['pending', 'ok', 'refused', 'error']);
+
+export const ExportFormat = z.enum(['jsonl', 'csv']);
+export const ExportResult = z.object({
+  /** Absolute path of the file the core wrote in the data directory's `exports/` folder. */
+  file: z.string(),
+  format: ExportFormat,
+  events: z.number().int().nonnegative(),
+  /** SHA-256 (hex) of the file's bytes. */
+  sha256: z.string(),
+  fromSeq: z.number().int().nullable(),
+  toSeq: z.number().int().nullable(),
+});
+export type ExportResult = z.infer<typeof ExportResult>;
+
+export const ForwardingStatus = z.object({
+  enabled: z.boolean(),
+  host: z.string().nullable(),
+  port: z.number().int().nullable(),
+  tls: z.boolean(),
+  /** SHA-256 fingerprint of the pinned CA certificate, when one is set. */
+  caFingerprint: z.string().nullable(),
+  /** Every event up to this sequence number has been sent (at least once). */
+  forwardedSeq: z.number().int().nonnegative(),
+  headSeq: z.number().int().nonnegative(),
+  /** Whether this process holds a connection to the receiver right now. */
+  connected: z.boolean(),
+  lastError: z.string().nullable(),
+});
+export type ForwardingStatus = z.infer<typeof ForwardingStatus>;
+
+/** A syslog receiver: a DNS name or IP literal, no spaces or shell metacharacters. */
+const SyslogHost = z.string().min(1).max(253).regex(/^[A-Za-z0-9.:_[\]-]+$/, 'a host name or IP address');
 
 export const audit = {
   'audit:list': channel({
     in: z
       .object({
-        beforeSeq: z.number().int().positive().optional(),
+        beforeSeq: Seq.optional(),
         limit: z.number().int().min(1).max(1000).default(200),
         channel: z.string().max(64).optional(),
         actor: z.string().max(64).optional(),
+        outcome: Outcome.optional(),
+        /** Substring of the target, case-insensitive. */
+        target: z.string().max(256).optional(),
+        /** ISO 8601 times, inclusive. */
+        since: z.string().max(40).optional(),
+        until: z.string().max(40).optional(),
       })
       .strict(),
     out: z.object({ events: z.array(AuditEvent), total: z.number().int() }),
@@ -46,9 +111,53 @@ export const audit = {
     summary: 'Read audit events, newest first (reading is itself audited)',
   }),
   'audit:verify': channel({
-    in: z.object({}).strict(),
+    in: z
+      .object({ fromSeq: Seq.optional(), toSeq: Seq.optional() })
+      .strict()
+      .refine((v) => v.fromSeq === undefined || v.toSeq === undefined || v.fromSeq <= v.toSeq, 'fromSeq must not be after toSeq'),
     out: VerifyReport,
     roles: ['admin', 'officer', 'auditor'],
-    summary: 'Verify the hash chain and name the first bad sequence number',
+    summary: 'Verify the hash chain and checkpoint signatures; name the first bad sequence number and what is wrong',
+  }),
+  'audit:export': channel({
+    in: z
+      .object({ format: ExportFormat, fromSeq: Seq.optional(), toSeq: Seq.optional() })
+      .strict()
+      .refine((v) => v.fromSeq === undefined || v.toSeq === undefined || v.fromSeq <= v.toSeq, 'fromSeq must not be after toSeq'),
+    out: ExportResult,
+    roles: ['admin', 'auditor'],
+    summary: "Export audit events as JSONL or CSV into the data directory's exports/ folder (audited)",
+  }),
+  'audit:getForwarding': channel({
+    in: z.object({}).strict(),
+    out: ForwardingStatus,
+    roles: ['admin', 'officer', 'auditor'],
+    summary: 'The syslog forwarding configuration and how far it has sent',
+  }),
+  'audit:setForwarding': channel({
+    in: z.union([
+      z
+        .object({
+          host: SyslogHost,
+          port: z.number().int().min(1).max(65535),
+          tls: z.boolean().default(false),
+          /** PEM CA certificate(s) to trust for TLS (pinned: no other CA is trusted). */
+          caPem: z.string().max(65536).optional(),
+          /** Forward from this sequence number (default: from the event that turns forwarding on). */
+          fromSeq: Seq.optional(),
+        })
+        .strict(),
+      z.object({ off: z.literal(true) }).strict(),
+    ]),
+    out: ForwardingStatus,
+    roles: ['admin'],
+    summary: 'Forward every audit event to a syslog receiver (RFC 5424 over TCP, optionally TLS), or stop',
+  }),
+} as const;
+
+export const auditEvents = {
+  'audit:verify-progress': event({
+    payload: z.object({ checked: z.number().int().nonnegative(), total: z.number().int().nonnegative() }),
+    summary: 'Progress of a running audit:verify (events checked of total)',
   }),
 } as const;

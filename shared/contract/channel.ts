@@ -19,6 +19,26 @@ export interface ChannelDef<I extends z.ZodType = z.ZodType, O extends z.ZodType
   secret?: readonly string[];
   /** Whether the event is audited. 'io' = streaming I/O on an already-audited session (terminal keystrokes). */
   audit?: 'always' | 'io';
+  /**
+   * Sensitive: the session must have proved its password (and TOTP code when enrolled) within the
+   * step-up window — at sign-in or with `session:stepUp` — else the call is refused with
+   * STEP_UP_REQUIRED before anything runs. Checked after the role check and the input parse.
+   */
+  stepUp?: boolean;
+  /**
+   * Callable by a restricted session: one that must first choose its own password
+   * (PASSWORD_CHANGE_REQUIRED) or enrol TOTP (TOTP_ENROLMENT_REQUIRED). Everything else is refused.
+   */
+  whileRestricted?: boolean;
+  /** Polling (badges): the call does not reset the session's idle timer. */
+  passive?: boolean;
+  /**
+   * Two-person rule: the operation (a row of the approval policy) this channel may trigger. The core
+   * decides per input (e.g. users:create only when the roles include admin); when it applies and the
+   * policy requires it, a direct call is refused with APPROVAL_REQUIRED and must go through
+   * approvals:request → approvals:approve (another person) → approvals:execute.
+   */
+  twoPerson?: string;
 }
 
 export function channel<I extends z.ZodType, O extends z.ZodType>(def: ChannelDef<I, O>): ChannelDef<I, O> {

@@ -12,8 +12,12 @@ export const UserName = z
   .max(64)
   .regex(/^[a-z_][a-z0-9_.-]*$/, 'lower-case letters, digits, _ . - ; starting with a letter or _');
 export const Password = z.string().min(1).max(1024);
-/** New passwords: a minimum policy, deepened with the identity issue. */
-export const NewPassword = z.string().min(12, 'at least 12 characters').max(1024);
+/**
+ * New passwords: transport bounds only. The policy (shared/domain/password-policy.ts: length 12–256,
+ * not the user name, not a common password) is enforced by the core as WEAK_PASSWORD, with a message
+ * naming the rule; the UI may run `passwordProblem` itself for live feedback.
+ */
+export const NewPassword = z.string().min(1).max(1024);
 
 /** Host names in Airlock's inventory (not DNS names). */
 export const HostName = z

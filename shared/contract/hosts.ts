@@ -102,6 +102,7 @@ export const hosts = {
     in: z.object({ name: HostName }).strict(),
     out: Empty,
     roles: ['admin'],
+    stepUp: true,
     summary: 'Remove a host and its pinned key',
   }),
   'hosts:list': channel({

@@ -1,14 +1,18 @@
 import type { z } from 'zod';
-import { audit } from './audit';
+import { approvals } from './approvals';
+import { audit, auditEvents } from './audit';
 import type { ChannelDef } from './channel';
 import { hosts, identity } from './hosts';
-import { session, users } from './session';
+import { session, settings, totp, users } from './session';
 import { terminal, terminalEvents } from './terminal';
 
 /** The whole contract: every operation any shell may ask the core for. */
 export const channels = {
   ...session,
+  ...totp,
   ...users,
+  ...settings,
+  ...approvals,
   ...identity,
   ...hosts,
   ...terminal,
@@ -17,6 +21,7 @@ export const channels = {
 
 export const events = {
   ...terminalEvents,
+  ...auditEvents,
 } as const;
 
 export type Channels = typeof channels;

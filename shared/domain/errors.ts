@@ -12,6 +12,13 @@ export const ErrorCodes = [
   'SETUP_DONE', // first-run setup called after an admin exists
   'SETUP_REQUIRED',
   'BAD_CREDENTIALS',
+  'WEAK_PASSWORD', // a new password fails the policy (length, user name, common passwords); the message says which rule
+  'LOCKED_OUT', // too many failed sign-ins for this user or source; the message says when to retry
+  'TOTP_REQUIRED', // the password was right and this user has TOTP: send the code (or a recovery code) too
+  'TOTP_ENROLMENT_REQUIRED', // policy requires TOTP for this user's roles: only the totp:* enrolment channels work until done
+  'PASSWORD_CHANGE_REQUIRED', // an administrator set this password: only session:changePassword works until the user picks one
+  'STEP_UP_REQUIRED', // a sensitive channel: confirm password (+ TOTP) with session:stepUp first
+  'APPROVAL_REQUIRED', // two-person rule: file the same call with approvals:request; a second person must approve it
   'HOST_KEY_CHANGED', // pinned fingerprint differs: hard refusal
   'HOST_KEY_MISMATCH', // the fingerprint the user confirmed is not what the host presented
   'HOST_KEY_UNCONFIRMED', // no pinned key yet: Airlock will not authenticate to it

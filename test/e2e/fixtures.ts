@@ -18,6 +18,9 @@ export interface ShellOptions {
   shell: Shell;
 }
 
+/** The serve shell's TOTP policy: 'off' (the suite's default lab setting) or 'required' (the product default). */
+export type TotpPolicy = 'off' | 'required';
+
 export type Lab = Awaited<ReturnType<typeof labUp>>;
 export type LabHost = Lab['hosts'][number];
 
@@ -54,8 +57,9 @@ export function electronBinary(): { path: string } | { reason: string } {
 
 let labCounter = 0;
 
-export const test = base.extend<ShellOptions & { lab: Lab; app: AirlockApp; _shellCheck: void }>({
+export const test = base.extend<ShellOptions & { totpPolicy: TotpPolicy; lab: Lab; app: AirlockApp; _shellCheck: void }>({
   shell: ['browser', { option: true }],
+  totpPolicy: ['off', { option: true }],
 
   // The single allowed skip: the Electron project on a machine without an Electron binary.
   _shellCheck: [
@@ -85,7 +89,7 @@ export const test = base.extend<ShellOptions & { lab: Lab; app: AirlockApp; _she
     }
   },
 
-  app: async ({ shell, playwright, launchOptions }, use, testInfo) => {
+  app: async ({ shell, totpPolicy, playwright, launchOptions }, use, testInfo) => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'airlock-e2e-'));
     const logs: string[] = [];
     let child: ChildProcess | null = null;
@@ -98,13 +102,13 @@ export const test = base.extend<ShellOptions & { lab: Lab; app: AirlockApp; _she
         electronApp = await _electron.launch({
           executablePath: bin.path,
           args: [path.join(ROOT, 'dist', 'electron', 'main.mjs')],
-          env: { ...cleanEnv(), AIRLOCK_DATA: dataDir },
+          env: { ...cleanEnv(), AIRLOCK_DATA: dataDir, AIRLOCK_TOTP_POLICY: totpPolicy },
           cwd: ROOT,
         });
         electronApp.process().stderr?.on('data', (b: Buffer) => logs.push(`[electron] ${b.toString()}`));
         page = await electronApp.firstWindow();
       } else {
-        const served = await startServe(dataDir, logs);
+        const served = await startServe(dataDir, logs, { AIRLOCK_TOTP_POLICY: totpPolicy });
         child = served.child;
         const browser = await playwright.chromium.launch({ ...launchOptions, headless: true });
         closeBrowser = () => browser.close();
@@ -138,17 +142,21 @@ export const test = base.extend<ShellOptions & { lab: Lab; app: AirlockApp; _she
 export { expect };
 
 /** The serve shell must not pick up the developer's ssh-agent: tests use Airlock's own identity. */
-function cleanEnv(): Record<string, string> {
+export function cleanEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== 'SSH_AUTH_SOCK') env[k] = v;
   return env;
 }
 
 /** `node bin/airlock.mjs serve --data DIR --json` prints one JSON line with the one-time URL. */
-async function startServe(dataDir: string, logs: string[]): Promise<{ child: ChildProcess; url: string }> {
+export async function startServe(
+  dataDir: string,
+  logs: string[],
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'airlock.mjs'), 'serve', '--data', dataDir, '--json'], {
     cwd: ROOT,
-    env: cleanEnv(),
+    env: { ...cleanEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stderr!.on('data', (b: Buffer) => logs.push(`[serve] ${b.toString().trimEnd()}`));
@@ -178,7 +186,7 @@ async function startServe(dataDir: string, logs: string[]): Promise<{ child: Chi
   return { child, url };
 }
 
-async function stop(child: ChildProcess): Promise<void> {
+export async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   child.kill('SIGTERM');
@@ -239,4 +247,60 @@ export async function scanHost(page: Page, name: string, expected: string): Prom
   await page.getByTestId(`host-scan-${name}`).click();
   await expect(page.getByTestId(`host-status-${name}`)).toHaveAttribute('data-status', expected, { timeout: 45_000 });
   await expect(page.getByTestId(`host-scan-${name}`)).toBeEnabled({ timeout: 45_000 });
+}
+
+/** Run the CLI on a data directory (`node bin/airlock.mjs ARGS --data DIR --json`); resolves with exit code and output. */
+export function cli(
+  dataDir: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'airlock.mjs'), ...args, '--data', dataDir, '--json'], {
+      cwd: ROOT,
+      env: { ...cleanEnv(), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/**
+ * A second console on the same data directory (its own serve process and one-time URL, in its
+ * own browser): how a second person signs in while the first stays signed in.
+ */
+export async function secondConsole(
+  dataDir: string,
+  playwright: { chromium: { launch(o: object): Promise<import('@playwright/test').Browser> } },
+  launchOptions: object,
+  env: Record<string, string> = {},
+): Promise<{ page: Page; close(): Promise<void>; logs: string[] }> {
+  const logs: string[] = [];
+  const served = await startServe(dataDir, logs, env);
+  const browser = await playwright.chromium.launch({ ...launchOptions, headless: true });
+  const page = await (await browser.newContext({ viewport: { width: 1480, height: 900 } })).newPage();
+  page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
+  await page.goto(served.url);
+  return {
+    page,
+    logs,
+    close: async () => {
+      await browser.close().catch(() => {});
+      await stop(served.child);
+    },
+  };
+}
+
+/** Sign in as a user whose password an administrator set: choose a new one on the forced form. */
+export async function chooseOwnPassword(page: Page, oldPassword: string, newPassword: string): Promise<void> {
+  await expect(page.getByTestId('restricted')).toHaveAttribute('data-restriction', 'password-change');
+  await page.getByTestId('password-old').fill(oldPassword);
+  await page.getByTestId('password-new').fill(newPassword);
+  await page.getByTestId('password-confirm').fill(newPassword);
+  await page.getByTestId('password-submit').click();
 }

@@ -22,7 +22,7 @@ import {
 
 const USAGE = `usage: npm run lab -- <command> [options]
 
-  up --hosts N [--authorize PUBKEY_FILE]... [--gpu a100,h100,t4,none,absent] [--replace] [--json] [--id ID]
+  up --hosts N [--authorize PUBKEY_FILE]... [--gpu a100,h100,t4,none,absent,hostile] [--replace] [--json] [--id ID]
   down [--id ID | --all]
   status [--json] [--id ID | --all]
   cut HOST | restore HOST            cut / restore a host's link (restore also undoes slow)

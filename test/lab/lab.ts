@@ -30,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { GPU_PROFILE_NAMES, GPU_PROFILE_ROTATION, makeGpuProfile, type GpuProfile } from './gpu/profiles';
 
 export { GPU_PROFILE_NAMES, GPU_PROFILE_ROTATION, type GpuProfile } from './gpu/profiles';
+export * from './gpu/hostile';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -51,7 +52,7 @@ export interface LabHost {
   netns: string | null;
   /** The host's state directory (keys, sshd_config, logs, and `fs/` = its private filesystem). */
   dir: string;
-  /** GPU profile name this host's nvidia-smi answers from (`a100`, `h100`, `t4`, `none`, `absent`). */
+  /** GPU profile name this host's nvidia-smi answers from (`a100`, `h100`, `t4`, `none`, `absent`, `hostile`). */
   gpuProfile: string;
   /** Only filled by {@link labStatus}: whether the host's sshd process is alive. */
   sshdRunning?: boolean;
@@ -85,7 +86,8 @@ export interface LabUpOptions {
   authorize?: string[];
   /**
    * GPU profile per host (cycled when shorter than the host list). Default: the rotation
-   * a100, h100, t4, none. Known: a100, h100, t4, none (driver not loaded), absent (no nvidia-smi).
+   * a100, h100, t4, none. Known: a100, h100, t4, none (driver not loaded), absent (no nvidia-smi),
+   * hostile (attack text in every field, a hostile hostname and os-release: gpu/hostile.ts).
    */
   gpuProfiles?: string[];
   /** Tear down an existing lab with the same id first instead of refusing. */
@@ -606,20 +608,63 @@ function shQuote(s: string): string {
 }
 
 /** The script that turns a process into "being on host X": hostname + private directories. */
-function enterScript(h: HostState, shadow: string | null): string {
+function enterScript(h: HostState, shadow: string | null, system: HostSystem | null): string {
   const fsDir = path.join(h.dir, 'fs');
   const lines = [
     '#!/bin/sh',
     `# Enter lab host ${h.name}: run under \`unshare --uts --mount --propagation private\`.`,
     'set -e',
-    `hostname ${shQuote(h.name)}`,
+    // A profile's own hostname may hold bytes the `hostname` tool refuses (escape sequences, HTML):
+    // the kernel takes any 64 bytes through /proc, and that is what a hostile host can do too.
+    system?.hostname !== undefined
+      ? `printf '%s' ${shQuote(system.hostname)} > /proc/sys/kernel/hostname`
+      : `hostname ${shQuote(h.name)}`,
     `mount --bind ${shQuote(path.join(h.dir, 'hostname'))} /etc/hostname`,
     `mount --bind ${shQuote(path.join(h.dir, 'hosts'))} /etc/hosts`,
     ...PRIVATE_DIRS.map(([target, sub]) => `mount --bind ${shQuote(path.join(fsDir, sub))} ${target}`),
   ];
+  if (system?.osRelease) lines.push(`mount --bind ${shQuote(path.join(h.dir, 'os-release'))} ${system.osRelease}`);
   if (shadow) lines.push(`mount --bind ${shQuote(shadow)} /etc/shadow`);
   lines.push('exec "$@"', '');
   return lines.join('\n');
+}
+
+/** A profile's `system` part, checked, with the os-release file to shadow (if any). */
+interface HostSystem {
+  hostname?: string;
+  /** The machine's os-release path the host's own copy is mounted over. */
+  osRelease?: string;
+}
+
+/** os-release values are shell-like double-quoted strings: `\`, `"`, `$` and backquote are escaped. */
+function osReleaseQuote(v: string): string {
+  return `"${v.replace(/[\\"$`]/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * Writes the host's own hostname and os-release files for a profile's `system` part. Only isolated
+ * hosts (own UTS and mount namespaces) can say something else than this machine does.
+ */
+async function prepareSystem(st: LabState, h: HostState, profile: GpuProfile): Promise<HostSystem | null> {
+  const sys = profile.system;
+  if (!sys || !st.isolation) return null;
+  const out: HostSystem = {};
+  if (sys.hostname !== undefined) {
+    const bytes = Buffer.byteLength(sys.hostname);
+    if (bytes < 1 || bytes > 64 || /[\0\n]/.test(sys.hostname)) {
+      throw new Error(`lab: profile ${profile.profile}: a hostname is 1–64 bytes without NUL or newline (got ${bytes} bytes)`);
+    }
+    out.hostname = sys.hostname;
+    await fs.writeFile(path.join(h.dir, 'hostname'), `${sys.hostname}\n`);
+  }
+  if (sys.osPrettyName !== undefined) {
+    const target = ['/etc/os-release', '/usr/lib/os-release'].find((p) => fss.existsSync(p));
+    if (!target) throw new Error('lab: this machine has no os-release to shadow');
+    const base = (await fs.readFile(target, 'utf8')).split('\n').filter((l) => l && !l.startsWith('PRETTY_NAME='));
+    await fs.writeFile(path.join(h.dir, 'os-release'), [`PRETTY_NAME=${osReleaseQuote(sys.osPrettyName)}`, ...base, ''].join('\n'));
+    out.osRelease = target;
+  }
+  return out;
 }
 
 function sshdConfig(st: LabState, h: HostState): string {
@@ -700,7 +745,8 @@ async function prepareHost(st: LabState, h: HostState, keys: string[], nodePath:
     await fs.writeFile(path.join(fsDir, 'usr-local-bin', 'nvidia-smi'), script, { mode: 0o755 });
   }
   await fs.writeFile(path.join(h.dir, 'sshd_config'), sshdConfig(st, h));
-  if (st.isolation) await fs.writeFile(path.join(h.dir, 'enter.sh'), enterScript(h, shadow), { mode: 0o755 });
+  const system = await prepareSystem(st, h, profile);
+  if (st.isolation) await fs.writeFile(path.join(h.dir, 'enter.sh'), enterScript(h, shadow, system), { mode: 0o755 });
   h.fingerprint = await keygen(path.join(h.dir, 'ssh_host_ed25519_key'), `root@${h.name}`);
 }
 
@@ -1316,6 +1362,28 @@ export async function decoyConnections(lab: Lab): Promise<Array<{ at: string; fr
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as { at: string; from: string; port: number });
+}
+
+/**
+ * Makes the host's login shell print `text` and exit 1 before running the command of a
+ * non-interactive session (such as Airlock's inventory exec), as a broken or hostile `~/.bashrc`
+ * would; `null` undoes it. Interactive shells (the terminal) are not affected. For tests of how
+ * Airlock shows output it never asked for (a scan fails, quoting it). Needs bash as root's shell.
+ */
+export async function setLoginText(lab: Lab, host: string, text: string | null): Promise<void> {
+  const st = await loadLab(lab);
+  const h = findHost(st, host);
+  const textFile = path.join(h.dir, 'fs', 'var-lib-airlock-host', 'login-text');
+  // The path as the host's shell sees it: its private /var/lib/airlock-host, or the real one.
+  const seen = st.isolation ? '/var/lib/airlock-host/login-text' : textFile;
+  const rc = path.join(h.dir, 'fs', 'root', '.bashrc');
+  const hook =
+    '# Written by the lab (setLoginText): a non-interactive session prints the login text and fails.\n' +
+    `case $- in *i*) ;; *) if [ -f ${shQuote(seen)} ]; then cat ${shQuote(seen)}; exit 1; fi ;; esac\n`;
+  const cur = await fs.readFile(rc, 'utf8').catch(() => '');
+  if (!cur.includes(hook)) await fs.writeFile(rc, cur + hook);
+  if (text === null) await fs.rm(textFile, { force: true });
+  else await fs.writeFile(textFile, text);
 }
 
 /** Rewrites a host's GPU profile (the JSON its nvidia-smi reads on every call). */

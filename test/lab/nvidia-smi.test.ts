@@ -7,15 +7,17 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GPU_PROFILE_NAMES, makeGpuProfile } from './gpu/profiles';
+import { HOSTILE_ERROR_TEXT, HOSTILE_WARNING } from './gpu/hostile';
+import { GPU_PROFILE_NAMES, makeGpuProfile, type GpuProfile } from './gpu/profiles';
 
 const emulator = fileURLToPath(new URL('./gpu/nvidia-smi.mjs', import.meta.url));
 const dir = mkdtempSync(path.join(tmpdir(), 'airlock-smi-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function smi(profile: string, ...args: string[]): { code: number; out: string; err: string } {
-  const file = path.join(dir, `${profile}.json`);
-  writeFileSync(file, JSON.stringify(makeGpuProfile(profile, `test/${profile}`)));
+function smi(profile: string | GpuProfile, ...args: string[]): { code: number; out: string; err: string } {
+  const p = typeof profile === 'string' ? makeGpuProfile(profile, `test/${profile}`) : profile;
+  const file = path.join(dir, `${p.profile}.json`);
+  writeFileSync(file, JSON.stringify(p));
   const r = spawnSync(process.execPath, [emulator, ...args], { env: { ...process.env, AIRLOCK_LAB_GPU_PROFILE: file }, encoding: 'utf8' });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
@@ -94,6 +96,27 @@ describe('nvidia-smi emulator', () => {
     expect(smi('a100', '--bogus').code).toBe(2);
     expect(smi('a100', '--query-gpu=name').code).toBe(2);
     expect(smi('a100', '--query-gpu=name', '--format=xml').code).toBe(2);
+  });
+
+  it('hostile: attack text in every text field, a warning on stderr first, rows that still parse', () => {
+    const r = smi('hostile', '--query-gpu=index,name,uuid,driver_version', '--format=csv,noheader,nounits');
+    expect(r.code).toBe(0);
+    expect(r.err).toBe(`${HOSTILE_WARNING}\n`);
+    const rows = r.out.split('\n').filter(Boolean);
+    expect(rows).toHaveLength(2);
+    // No comma and no newline inside a payload: each row has its four fields.
+    for (const row of rows) expect(row.split(', ')).toHaveLength(4);
+    for (const s of ['\x1b[31m', '\x1b]0;pwned\x07', '\x1b]8;;', '\x1b]52;c;', '\u009b', '\u202e', '\u0000', '\r', '<img src=x', '<script>', '<b>bold</b>']) {
+      expect(r.out, JSON.stringify(s)).toContain(s);
+    }
+    expect(rows[1]!.length).toBeGreaterThan(65536);
+  });
+
+  it('hostile, switched to failure "error": prints its hostile message and exits 15', () => {
+    const p = makeGpuProfile('hostile', 'x');
+    p.failure = 'error';
+    const r = smi(p, '--query-gpu=name', '--format=csv');
+    expect([r.code, r.out]).toEqual([15, `${HOSTILE_ERROR_TEXT}\n\n`]);
   });
 
   it('has every profile name buildable', () => {

@@ -24,10 +24,14 @@ export interface TestClient {
   ok<C extends ChannelName>(channel: C, input: In<C> | Record<string, unknown>): Promise<Out<C>>;
 }
 
-/** The same composition root the shells use, on a temp data dir. */
+/**
+ * The same composition root the shells use, on a temp data dir.
+ * TOTP is not required by default here (as with the shells' AIRLOCK_TOTP_POLICY=off), so tests of
+ * other areas can sign in with a password; identity tests pass `requireTotpFor` explicitly.
+ */
 export async function testCore(config: Partial<CoreConfig> = {}): Promise<TestCore> {
   const dir = config.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-core-'));
-  const core = await createCore({ shell: 'cli', kdf: TEST_KDF, sshTimeoutMs: 5000, ...config, dataDir: dir });
+  const core = await createCore({ shell: 'cli', kdf: TEST_KDF, sshTimeoutMs: 5000, requireTotpFor: [], ...config, dataDir: dir });
   return {
     core,
     dir,

@@ -1,17 +1,32 @@
 import { AirlockError } from '../../../shared/domain/errors';
+import { passwordProblem } from '../../../shared/domain/password-policy';
 import type { Role } from '../../../shared/domain/roles';
 import type { UserView } from '../../../shared/contract/session';
 import type { Db } from '../db/db';
 import { hashPassword, verifyPassword, type KdfParams } from '../vault/crypto';
 import type { Vault } from '../vault/vault';
 
-interface UserRow {
+export interface UserRow {
   id: number;
   name: string;
   roles: string;
   password_hash: string;
   created_at: string;
   disabled: number;
+  created_by: number | null;
+  created_seq: number;
+  roles_seq: number;
+  cred_seq: number;
+  auth_epoch: number;
+  must_change_password: number;
+  password_changed_at: string | null;
+  last_login_at: string | null;
+  disabled_at: string | null;
+}
+
+interface ViewRow extends UserRow {
+  created_by_name: string | null;
+  totp_enrolled: number;
 }
 
 export interface UnlockedUser {
@@ -19,6 +34,18 @@ export interface UnlockedUser {
   name: string;
   roles: Role[];
   vaultKey: Buffer;
+  epoch: number;
+}
+
+/** What a live session needs to know about its user on every call. */
+export interface UserState {
+  id: number;
+  name: string;
+  roles: Role[];
+  disabled: boolean;
+  epoch: number;
+  mustChangePassword: boolean;
+  totpEnrolled: boolean;
 }
 
 export interface UsersDeps {
@@ -26,11 +53,27 @@ export interface UsersDeps {
   vault: Vault;
   kdf: KdfParams;
   now: () => string;
+  /** The running sign-in lockout of a user name (ISO end), for the users list. */
+  lockedUntil?: (name: string) => string | null;
 }
+
+/** Who is acting, for the checks that protect the last admin and one's own account. */
+export interface Actor {
+  id: number;
+  name: string;
+}
+
+const VIEW_SQL = `SELECT u.*, c.name AS created_by_name,
+    (t.sealed_secret IS NOT NULL) AS totp_enrolled
+  FROM users u LEFT JOIN users c ON c.id = u.created_by LEFT JOIN user_totp t ON t.user_id = u.id`;
 
 /**
  * Local users. A password both proves identity (Argon2id hash) and unwraps the
  * user's vault slot, so a successful login always yields the vault key.
+ *
+ * Every identity change that matters to the two-person rule (an account created, roles changed,
+ * credentials set by someone else) stamps the user with the next value of a counter kept in
+ * `meta` ('identity.seq'); an approval request records the counter when filed.
  */
 export class Users {
   private dummyHash: Promise<string> | null = null;
@@ -42,7 +85,60 @@ export class Users {
   }
 
   list(): UserView[] {
-    return (this.deps.db.prepare('SELECT * FROM users ORDER BY name').all() as UserRow[]).map(view);
+    return (this.deps.db.prepare(`${VIEW_SQL} ORDER BY u.name`).all() as ViewRow[]).map((r) => this.toView(r));
+  }
+
+  view(name: string): UserView {
+    const row = this.deps.db.prepare(`${VIEW_SQL} WHERE u.name = ?`).get(name) as ViewRow | undefined;
+    if (!row) throw new AirlockError('NOT_FOUND', `No user named "${name}".`);
+    return this.toView(row);
+  }
+
+  row(name: string): UserRow {
+    const row = this.deps.db.prepare('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined;
+    if (!row) throw new AirlockError('NOT_FOUND', `No user named "${name}".`);
+    return row;
+  }
+
+  rowById(id: number): UserRow | null {
+    return (this.deps.db.prepare('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined) ?? null;
+  }
+
+  state(id: number): UserState | null {
+    const r = this.deps.db
+      .prepare(
+        `SELECT u.id, u.name, u.roles, u.disabled, u.auth_epoch, u.must_change_password,
+           (t.sealed_secret IS NOT NULL) AS totp_enrolled
+         FROM users u LEFT JOIN user_totp t ON t.user_id = u.id WHERE u.id = ?`,
+      )
+      .get(id) as
+      | { id: number; name: string; roles: string; disabled: number; auth_epoch: number; must_change_password: number; totp_enrolled: number }
+      | undefined;
+    if (!r) return null;
+    return {
+      id: r.id,
+      name: r.name,
+      roles: JSON.parse(r.roles) as Role[],
+      disabled: r.disabled === 1,
+      epoch: r.auth_epoch,
+      mustChangePassword: r.must_change_password === 1,
+      totpEnrolled: r.totp_enrolled === 1,
+    };
+  }
+
+  /** The identity counter now (what an approval request records when filed). */
+  identitySeq(): number {
+    const v = this.deps.db.prepare("SELECT value FROM meta WHERE key = 'identity.seq'").get() as { value: string } | undefined;
+    return v ? Number(v.value) : 0;
+  }
+
+  /** Inside a transaction: the next identity counter value. */
+  private nextSeq(): number {
+    const next = this.identitySeq() + 1;
+    this.deps.db
+      .prepare("INSERT INTO meta (key, value) VALUES ('identity.seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+      .run(String(next));
+    return next;
   }
 
   /**
@@ -50,37 +146,46 @@ export class Users {
    * `init` receives the vault key to seal what the installation needs (the SSH identity).
    */
   async createFirst(name: string, password: string, init: (vaultKey: Buffer) => void): Promise<UnlockedUser> {
+    checkPolicy(password, name);
     const hash = await hashPassword(password, this.deps.kdf);
     const vaultKey = this.deps.vault.newVaultKey();
     const slot = await this.deps.vault.prepareSlot(password, vaultKey);
     const userId = this.deps.db
       .transaction(() => {
         if (this.count() > 0) throw new AirlockError('SETUP_DONE', 'Airlock is already set up; sign in instead.');
-        const id = this.insert(name, ['admin'], hash);
+        const id = this.insert(name, ['admin'], hash, null, false);
         this.deps.vault.storeSlot(id, slot);
         init(vaultKey);
         return id;
       })
       .immediate();
-    return { id: userId, name, roles: ['admin'], vaultKey };
+    return { id: userId, name, roles: ['admin'], vaultKey, epoch: 0 };
   }
 
-  async create(name: string, password: string, roles: Role[], vaultKey: Buffer): Promise<UserView> {
+  async create(
+    actor: Actor,
+    name: string,
+    password: string,
+    roles: Role[],
+    vaultKey: Buffer,
+    opts: { mustChangePassword: boolean },
+  ): Promise<UserView> {
+    checkPolicy(password, name);
     const hash = await hashPassword(password, this.deps.kdf);
     const slot = await this.deps.vault.prepareSlot(password, vaultKey);
-    const userId = this.deps.db
+    this.deps.db
       .transaction(() => {
         if (this.deps.db.prepare('SELECT 1 FROM users WHERE name = ?').get(name)) {
           throw new AirlockError('CONFLICT', `A user named "${name}" already exists.`);
         }
-        const id = this.insert(name, dedupe(roles), hash);
+        const id = this.insert(name, dedupe(roles), hash, actor.id, opts.mustChangePassword);
         this.deps.vault.storeSlot(id, slot);
-        return id;
       })
       .immediate();
-    return view(this.deps.db.prepare('SELECT * FROM users WHERE id = ?').get(userId) as UserRow);
+    return this.view(name);
   }
 
+  /** Password check and vault unlock. Unknown and disabled users cost the same work and get the same answer. */
   async authenticate(name: string, password: string): Promise<UnlockedUser> {
     const row = this.deps.db.prepare('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined;
     if (!row || row.disabled) {
@@ -93,33 +198,204 @@ export class Users {
       throw new AirlockError('BAD_CREDENTIALS', 'Wrong user name or password.');
     }
     const vaultKey = await this.deps.vault.unlock(row.id, password);
-    return { id: row.id, name: row.name, roles: JSON.parse(row.roles) as Role[], vaultKey };
+    return { id: row.id, name: row.name, roles: JSON.parse(row.roles) as Role[], vaultKey, epoch: row.auth_epoch };
   }
 
-  view(name: string): UserView {
-    const row = this.deps.db.prepare('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined;
-    if (!row) throw new AirlockError('NOT_FOUND', `No user named "${name}".`);
-    return view(row);
+  /** The password alone (step-up, changing one's own password): no vault work. */
+  async checkPassword(id: number, password: string): Promise<boolean> {
+    const row = this.rowById(id);
+    if (!row || row.disabled) return false;
+    return verifyPassword(row.password_hash, password);
   }
 
-  private insert(name: string, roles: Role[], hash: string): number {
+  recordLogin(id: number): void {
+    this.deps.db.prepare('UPDATE users SET last_login_at = ? WHERE id = ?').run(this.deps.now(), id);
+  }
+
+  /**
+   * A user's own new password: new hash and a new slot wrapping the vault key this session holds.
+   * Other sessions of the user end (the epoch moves); the caller keeps its own. Returns the new epoch.
+   */
+  async changeOwnPassword(id: number, newPassword: string, vaultKey: Buffer): Promise<number> {
+    const row = this.rowById(id);
+    if (!row) throw new AirlockError('NOT_FOUND', 'Your account no longer exists.');
+    checkPolicy(newPassword, row.name);
+    if (await verifyPassword(row.password_hash, newPassword)) {
+      throw new AirlockError('WEAK_PASSWORD', 'Choose a password different from the current one.');
+    }
+    const hash = await hashPassword(newPassword, this.deps.kdf);
+    const slot = await this.deps.vault.prepareSlot(newPassword, vaultKey);
+    return this.deps.db
+      .transaction(() => {
+        this.deps.db
+          .prepare(
+            `UPDATE users SET password_hash = ?, must_change_password = 0, password_changed_at = ?,
+               auth_epoch = auth_epoch + 1 WHERE id = ?`,
+          )
+          .run(hash, this.deps.now(), id);
+        this.deps.vault.storeSlot(id, slot);
+        return (this.rowById(id) as UserRow).auth_epoch;
+      })
+      .immediate();
+  }
+
+  /** An administrator sets another user's password: a new slot, their sessions end, they must change it. */
+  async resetPassword(actor: Actor, name: string, password: string, vaultKey: Buffer): Promise<UserView> {
+    const target = this.row(name);
+    if (target.id === actor.id) {
+      throw new AirlockError('CONFLICT', 'To change your own password use session:changePassword (it asks for the current one).');
+    }
+    if (target.disabled) throw new AirlockError('CONFLICT', `"${name}" is disabled: enable the account (with a new password) instead.`);
+    checkPolicy(password, name);
+    const hash = await hashPassword(password, this.deps.kdf);
+    const slot = await this.deps.vault.prepareSlot(password, vaultKey);
+    this.deps.db
+      .transaction(() => {
+        this.deps.db
+          .prepare(
+            `UPDATE users SET password_hash = ?, must_change_password = 1, password_changed_at = ?, cred_seq = ?,
+               auth_epoch = auth_epoch + 1 WHERE id = ?`,
+          )
+          .run(hash, this.deps.now(), this.nextSeq(), target.id);
+        this.deps.vault.storeSlot(target.id, slot);
+      })
+      .immediate();
+    return this.view(name);
+  }
+
+  setRoles(name: string, roles: Role[]): UserView {
+    const next = dedupe(roles);
+    this.deps.db
+      .transaction(() => {
+        const target = this.row(name);
+        const had = JSON.parse(target.roles) as Role[];
+        if (had.includes('admin') && !next.includes('admin')) this.assertNotLastAdmin(target, 'lose the admin role');
+        if (sameRoles(had, next)) return;
+        this.deps.db.prepare('UPDATE users SET roles = ?, roles_seq = ? WHERE id = ?').run(JSON.stringify(next), this.nextSeq(), target.id);
+      })
+      .immediate();
+    return this.view(name);
+  }
+
+  /**
+   * Disabling destroys the user's vault key slot: their password no longer opens the vault even
+   * with a copy of the database, and re-enabling needs a new password set by an administrator.
+   */
+  disable(actor: Actor, name: string): UserView {
+    this.deps.db
+      .transaction(() => {
+        const target = this.row(name);
+        if (target.disabled) return;
+        this.assertNotLastAdmin(target, 'be disabled');
+        if (target.id === actor.id) throw new AirlockError('CONFLICT', 'You cannot disable your own account.');
+        this.deps.db
+          .prepare('UPDATE users SET disabled = 1, disabled_at = ?, auth_epoch = auth_epoch + 1 WHERE id = ?')
+          .run(this.deps.now(), target.id);
+        this.deps.vault.destroySlot(target.id);
+      })
+      .immediate();
+    return this.view(name);
+  }
+
+  async enable(name: string, password: string, vaultKey: Buffer): Promise<UserView> {
+    const target = this.row(name);
+    if (!target.disabled) throw new AirlockError('CONFLICT', `"${name}" is not disabled.`);
+    checkPolicy(password, name);
+    const hash = await hashPassword(password, this.deps.kdf);
+    const slot = await this.deps.vault.prepareSlot(password, vaultKey);
+    this.deps.db
+      .transaction(() => {
+        const now = this.row(name);
+        if (!now.disabled) throw new AirlockError('CONFLICT', `"${name}" is not disabled.`);
+        this.deps.db
+          .prepare(
+            `UPDATE users SET disabled = 0, disabled_at = NULL, password_hash = ?, must_change_password = 1,
+               password_changed_at = ?, cred_seq = ?, auth_epoch = auth_epoch + 1 WHERE id = ?`,
+          )
+          .run(hash, this.deps.now(), this.nextSeq(), target.id);
+        this.deps.vault.storeSlot(target.id, slot);
+      })
+      .immediate();
+    return this.view(name);
+  }
+
+  /** Removal deletes the account, its slot, TOTP seed and recovery codes (foreign keys cascade). */
+  remove(actor: Actor, name: string): number {
+    return this.deps.db
+      .transaction(() => {
+        const target = this.row(name);
+        this.assertNotLastAdmin(target, 'be removed');
+        if (target.id === actor.id) throw new AirlockError('CONFLICT', 'You cannot remove your own account.');
+        this.deps.db.prepare('DELETE FROM users WHERE id = ?').run(target.id);
+        return target.id;
+      })
+      .immediate();
+  }
+
+  /** An administrator removes another user's second factor (lost device); they enrol again. */
+  resetTotp(actor: Actor, name: string): UserView {
+    this.deps.db
+      .transaction(() => {
+        const target = this.row(name);
+        if (target.id === actor.id) throw new AirlockError('CONFLICT', 'Use totp:begin to re-enrol your own TOTP, or totp:disable.');
+        this.deps.db.prepare('DELETE FROM user_totp WHERE user_id = ?').run(target.id);
+        this.deps.db.prepare('DELETE FROM recovery_codes WHERE user_id = ?').run(target.id);
+        this.deps.db.prepare('UPDATE users SET cred_seq = ?, auth_epoch = auth_epoch + 1 WHERE id = ?').run(this.nextSeq(), target.id);
+      })
+      .immediate();
+    return this.view(name);
+  }
+
+  private assertNotLastAdmin(target: UserRow, what: string): void {
+    if (target.disabled || !(JSON.parse(target.roles) as Role[]).includes('admin')) return;
+    const others = (this.deps.db.prepare('SELECT roles FROM users WHERE disabled = 0 AND id <> ?').all(target.id) as Array<{ roles: string }>).filter(
+      (r) => (JSON.parse(r.roles) as Role[]).includes('admin'),
+    ).length;
+    if (others === 0) {
+      throw new AirlockError(
+        'CONFLICT',
+        `"${target.name}" is the last enabled administrator and cannot ${what}: give another user the admin role first.`,
+      );
+    }
+  }
+
+  private insert(name: string, roles: Role[], hash: string, createdBy: number | null, mustChange: boolean): number {
+    const seq = this.nextSeq();
     return Number(
       this.deps.db
-        .prepare('INSERT INTO users (name, roles, password_hash, created_at) VALUES (?, ?, ?, ?)')
-        .run(name, JSON.stringify(roles), hash, this.deps.now()).lastInsertRowid,
+        .prepare(
+          `INSERT INTO users (name, roles, password_hash, created_at, created_by, created_seq, roles_seq, must_change_password, password_changed_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(name, JSON.stringify(roles), hash, this.deps.now(), createdBy, seq, seq, mustChange ? 1 : 0, this.deps.now()).lastInsertRowid,
     );
+  }
+
+  private toView(row: ViewRow): UserView {
+    return {
+      name: row.name,
+      roles: JSON.parse(row.roles) as Role[],
+      createdAt: row.created_at,
+      disabled: row.disabled === 1,
+      createdBy: row.created_by_name,
+      totpEnrolled: row.totp_enrolled === 1,
+      mustChangePassword: row.must_change_password === 1,
+      lastLoginAt: row.last_login_at,
+      lockedUntil: this.deps.lockedUntil?.(row.name) ?? null,
+    };
   }
 }
 
-function view(row: UserRow): UserView {
-  return {
-    name: row.name,
-    roles: JSON.parse(row.roles) as Role[],
-    createdAt: row.created_at,
-    disabled: row.disabled === 1,
-  };
+/** Throws WEAK_PASSWORD with the rule that failed. */
+export function checkPolicy(password: string, name: string): void {
+  const problem = passwordProblem(password, name);
+  if (problem) throw new AirlockError('WEAK_PASSWORD', problem);
 }
 
 function dedupe(roles: Role[]): Role[] {
   return [...new Set(roles)];
+}
+
+function sameRoles(a: Role[], b: Role[]): boolean {
+  return a.length === b.length && a.every((r) => b.includes(r));
 }

@@ -12,7 +12,7 @@ const CSI = /(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?/g; // colours, 
 const ESC_OTHER = /\x1b[\x20-\x2f]*[\x30-\x7e]?/g;
 // Bidi overrides and isolates reorder what is displayed ("Trojan Source"); zero-width characters and
 // the BOM make two different names look identical.
-const INVISIBLE = /[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+const INVISIBLE = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/g;
 
 /**

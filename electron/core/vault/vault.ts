@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Db } from '../db/db';
 import { deriveSlotKey, open, seal, type KdfParams } from './crypto';
@@ -61,6 +62,33 @@ export class Vault {
     slotKey.fill(0);
     if (!key || key.length !== 32) throw new AirlockError('BAD_CREDENTIALS', 'Wrong user name or password.');
     return key;
+  }
+
+  /** A removed or disabled user's slot is destroyed: their password no longer opens the vault. */
+  destroySlot(userId: number): void {
+    this.deps.db.prepare('DELETE FROM vault_slots WHERE user_id = ?').run(userId);
+  }
+
+  hasSlot(userId: number): boolean {
+    return Boolean(this.deps.db.prepare('SELECT 1 FROM vault_slots WHERE user_id = ?').get(userId));
+  }
+
+  /** Seal a value that lives in another table (a TOTP seed, an approval's input); `context` is bound as AAD. */
+  sealValue(vaultKey: Buffer, context: string, value: Buffer): Buffer {
+    return seal(vaultKey, value, `airlock:${context}`, this.deps.random);
+  }
+
+  /** Null when the key is wrong or the sealed value was altered or moved to another context. */
+  openValue(vaultKey: Buffer, context: string, sealed: Buffer): Buffer | null {
+    return open(vaultKey, sealed, `airlock:${context}`);
+  }
+
+  /**
+   * A key for HMACs that must correlate values without revealing them (an approval's input digest):
+   * HKDF-SHA256 of the vault key, separated by purpose.
+   */
+  hmacKey(vaultKey: Buffer, purpose: string): Buffer {
+    return Buffer.from(crypto.hkdfSync('sha256', vaultKey, Buffer.alloc(0), `airlock:hmac:${purpose}`, 32));
   }
 
   putSecret(vaultKey: Buffer, name: string, value: Buffer): void {

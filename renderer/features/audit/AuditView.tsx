@@ -1,78 +1,188 @@
-import { Fragment, useCallback, useEffect, useState, type FormEvent } from 'react';
-import type { AuditEvent, VerifyReport } from '../../../shared/contract/audit';
-import { channelNames } from '../../../shared/contract/index';
+import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
+import { useVirtualizer } from '@tanstack/react-virtual';
+import type { AuditEvent, ExportResult, VerifyReport } from '../../../shared/contract/audit';
+import { channelNames, type In } from '../../../shared/contract/index';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
 import { DASH, formatTime, shortHash } from '../../components/format';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
 
-const PAGE = 100;
+/** Rows fetched per call (the contract allows up to 1000). */
+const PAGE = 500;
+const ROW_HEIGHT = 26;
+const OUTCOMES = ['ok', 'refused', 'error', 'pending'] as const;
 
 interface Filters {
   channel: string;
   actor: string;
+  outcome: string;
+  target: string;
+  since: string;
+  until: string;
+}
+const EMPTY: Filters = { channel: '', actor: '', outcome: '', target: '', since: '', until: '' };
+const filtered = (f: Filters) => Object.values(f).some((v) => v !== '');
+
+/** datetime-local (the user's local time) → ISO 8601 UTC, as the core compares. */
+function toIso(local: string): string | undefined {
+  if (!local) return undefined;
+  const t = new Date(local).getTime();
+  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
 }
 
-export function AuditView() {
-  const { client, can } = useApp();
-  const [events, setEvents] = useState<AuditEvent[]>([]);
-  const [total, setTotal] = useState<number | null>(null);
-  const [error, setError] = useState<AirlockErrorShape | null>(null);
-  const [loading, setLoading] = useState(false);
-  const [draft, setDraft] = useState<Filters>({ channel: '', actor: '' });
-  const [filters, setFilters] = useState<Filters>({ channel: '', actor: '' });
-  const [verify, setVerify] = useState<VerifyReport | null>(null);
-  const [verifyError, setVerifyError] = useState<AirlockErrorShape | null>(null);
-  const [verifying, setVerifying] = useState(false);
-  const [openSeq, setOpenSeq] = useState<number | null>(null);
+function query(f: Filters): Omit<In<'audit:list'>, 'limit' | 'beforeSeq'> {
+  const since = toIso(f.since);
+  const until = toIso(f.until);
+  return {
+    ...(f.channel ? { channel: f.channel } : {}),
+    ...(f.actor ? { actor: f.actor } : {}),
+    ...(f.outcome ? { outcome: f.outcome as (typeof OUTCOMES)[number] } : {}),
+    ...(f.target ? { target: f.target } : {}),
+    ...(since ? { since } : {}),
+    ...(until ? { until } : {}),
+  };
+}
 
-  const load = useCallback(
-    async (beforeSeq?: number) => {
-      setLoading(true);
-      setError(null);
-      const r = await client.audit.list({
-        limit: PAGE,
-        ...(beforeSeq !== undefined ? { beforeSeq } : {}),
-        ...(filters.channel ? { channel: filters.channel } : {}),
-        ...(filters.actor ? { actor: filters.actor } : {}),
-      });
-      setLoading(false);
+/**
+ * The audit trail, virtualised: only the rows in view (plus a small overscan) are in the DOM.
+ *
+ * Unfiltered, the trail's sequence numbers are contiguous, so row i is seq `head - i`: the
+ * scrollbar spans the whole trail and any position is one `beforeSeq` page away (jumping to the
+ * far end of 1,000,000 events costs one call, not 2,000). A missing sequence number shows as a
+ * gap row (which Verify will name). Filtered, pages are fetched in order as the end comes near.
+ */
+export function AuditView() {
+  const { client, can, api } = useApp();
+  const [draft, setDraft] = useState<Filters>(EMPTY);
+  const [filters, setFilters] = useState<Filters>(EMPTY);
+  const [error, setError] = useState<AirlockErrorShape | null>(null);
+  const [head, setHead] = useState<number | null>(null);
+  const [total, setTotal] = useState<number | null>(null);
+  // Unfiltered: events by seq. Filtered: the list so far (newest first) and whether there is more.
+  const [bySeq, setBySeq] = useState<Map<number, AuditEvent>>(new Map());
+  const [list, setList] = useState<AuditEvent[]>([]);
+  const [more, setMore] = useState(false);
+  const [generation, setGeneration] = useState(0);
+  const inFlight = useRef(new Set<string>());
+  const [open, setOpen] = useState<AuditEvent | null>(null);
+
+  const isFiltered = filtered(filters);
+  const q = useMemo(() => query(filters), [filters]);
+
+  // First page (and on filter change / refresh): the head, the total and the newest rows.
+  useEffect(() => {
+    let live = true;
+    inFlight.current = new Set();
+    void client.audit.list({ limit: PAGE, ...q }).then((r) => {
+      if (!live) return;
       if (!r.ok) return setError(r.error);
-      // Newest first, whatever order the page came in.
+      setError(null);
       const page = [...r.value.events].sort((a, b) => b.seq - a.seq);
-      setEvents((cur) => (beforeSeq === undefined ? page : [...cur, ...page]));
       setTotal(r.value.total);
+      if (isFiltered) {
+        setList(page);
+        setMore(page.length === PAGE);
+        setHead(null);
+      } else {
+        setHead(page[0]?.seq ?? 0);
+        setBySeq(new Map(page.map((e) => [e.seq, e])));
+      }
+    });
+    return () => {
+      live = false;
+    };
+  }, [client, q, isFiltered, generation]);
+
+  const count = isFiltered ? list.length + (more ? 1 : 0) : (head ?? 0);
+  const scrollRef = useRef<HTMLDivElement>(null);
+  const virtualizer = useVirtualizer({
+    count,
+    getScrollElement: () => scrollRef.current,
+    estimateSize: () => ROW_HEIGHT,
+    overscan: 12,
+  });
+  const items = virtualizer.getVirtualItems();
+  const first = items[0]?.index ?? 0;
+  const last = items[items.length - 1]?.index ?? 0;
+
+  const fetchPage = useCallback(
+    async (key: string, input: In<'audit:list'>, apply: (events: AuditEvent[]) => void) => {
+      if (inFlight.current.has(key)) return;
+      inFlight.current.add(key);
+      const gen = inFlight.current;
+      const r = await client.audit.list(input);
+      if (gen !== inFlight.current) return; // filters changed meanwhile
+      if (!r.ok) {
+        inFlight.current.delete(key);
+        return setError(r.error);
+      }
+      apply(r.value.events);
     },
-    [client, filters],
+    [client],
   );
 
+  // Fetch what the viewport shows, a moment after scrolling settles (a fling to the end fetches one page).
   useEffect(() => {
-    void load();
-  }, [load]);
+    if (count === 0) return;
+    const t = setTimeout(() => {
+      if (isFiltered) {
+        if (more && last >= list.length - 50) {
+          const oldest = list[list.length - 1]?.seq;
+          void fetchPage(`before:${oldest}`, { limit: PAGE, ...q, ...(oldest ? { beforeSeq: oldest } : {}) }, (events) => {
+            const page = [...events].sort((a, b) => b.seq - a.seq);
+            setList((cur) => [...cur, ...page]);
+            setMore(page.length === PAGE);
+          });
+        }
+        return;
+      }
+      if (head === null) return;
+      for (let p = Math.floor(first / PAGE); p <= Math.floor(last / PAGE); p++) {
+        const topSeq = head - p * PAGE;
+        if (topSeq < 1 || bySeq.has(topSeq) || bySeq.has(Math.max(1, topSeq - PAGE + 1))) continue;
+        void fetchPage(`page:${p}`, { limit: PAGE, beforeSeq: topSeq + 1 }, (events) => {
+          setBySeq((cur) => {
+            const n = new Map(cur);
+            for (const e of events) n.set(e.seq, e);
+            return n;
+          });
+        });
+      }
+    }, 60);
+    return () => clearTimeout(t);
+  }, [first, last, count, isFiltered, more, list, head, bySeq, q, fetchPage]);
 
-  async function runVerify() {
-    setVerifying(true);
-    setVerify(null);
-    setVerifyError(null);
-    const r = await client.audit.verify({});
-    setVerifying(false);
-    if (r.ok) setVerify(r.value);
-    else setVerifyError(r.error);
+  function rowAt(index: number): AuditEvent | null | undefined {
+    if (isFiltered) return list[index];
+    if (head === null) return undefined;
+    return bySeq.get(head - index);
   }
 
   function applyFilters(e: FormEvent) {
     e.preventDefault();
-    setFilters({ channel: draft.channel.trim(), actor: draft.actor.trim() });
+    const next = { ...draft, channel: draft.channel.trim(), actor: draft.actor.trim(), target: draft.target.trim() };
+    setOpen(null);
+    setFilters(next);
+    setList([]);
+    setBySeq(new Map());
+    virtualizer.scrollToIndex(0);
   }
 
-  const oldest = events.length ? events[events.length - 1]!.seq : null;
-  const more = oldest !== null && oldest > 1 && (total === null || events.length < total);
+  function refresh() {
+    setBySeq(new Map());
+    setList([]);
+    setGeneration((g) => g + 1);
+  }
 
   return (
-    <section className="view" data-testid="audit-view">
+    <section className="view audit-view" data-testid="audit-view">
       <div className="toolbar">
-        <form className="toolbar-form" onSubmit={applyFilters}>
+        <form className="toolbar-form audit-filters" onSubmit={applyFilters}>
+          <label className="inline-field">
+            <span>Actor</span>
+            <input value={draft.actor} onChange={(e) => setDraft({ ...draft, actor: e.target.value })} placeholder="user name" maxLength={64} data-testid="audit-filter-actor" />
+          </label>
           <label className="inline-field">
             <span>Channel</span>
             <input
@@ -85,24 +195,38 @@ export function AuditView() {
             />
           </label>
           <label className="inline-field">
-            <span>Actor</span>
-            <input
-              value={draft.actor}
-              onChange={(e) => setDraft({ ...draft, actor: e.target.value })}
-              placeholder="user name"
-              maxLength={64}
-              data-testid="audit-filter-actor"
-            />
+            <span>Outcome</span>
+            <select value={draft.outcome} onChange={(e) => setDraft({ ...draft, outcome: e.target.value })} data-testid="audit-filter-outcome">
+              <option value="">any</option>
+              {OUTCOMES.map((o) => (
+                <option key={o} value={o}>
+                  {o}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label className="inline-field">
+            <span>Target contains</span>
+            <input value={draft.target} onChange={(e) => setDraft({ ...draft, target: e.target.value })} placeholder="search targets" maxLength={256} data-testid="audit-filter-target" />
+          </label>
+          <label className="inline-field">
+            <span>From</span>
+            <input type="datetime-local" step={1} value={draft.since} onChange={(e) => setDraft({ ...draft, since: e.target.value })} data-testid="audit-filter-since" />
+          </label>
+          <label className="inline-field">
+            <span>To</span>
+            <input type="datetime-local" step={1} value={draft.until} onChange={(e) => setDraft({ ...draft, until: e.target.value })} data-testid="audit-filter-until" />
           </label>
           <button type="submit" data-testid="audit-filter-apply">
             Apply
           </button>
-          {filters.channel || filters.actor ? (
+          {isFiltered ? (
             <button
               type="button"
               onClick={() => {
-                setDraft({ channel: '', actor: '' });
-                setFilters({ channel: '', actor: '' });
+                setDraft(EMPTY);
+                setFilters(EMPTY);
+                setOpen(null);
               }}
               data-testid="audit-filter-clear"
             >
@@ -110,15 +234,9 @@ export function AuditView() {
             </button>
           ) : null}
         </form>
-        <button type="button" onClick={() => void load()} disabled={loading} data-testid="audit-refresh">
+        <button type="button" onClick={refresh} data-testid="audit-refresh">
           Refresh
         </button>
-        <div className="toolbar-spacer" />
-        {can('audit:verify') ? (
-          <button type="button" className="primary" onClick={() => void runVerify()} disabled={verifying} data-testid="audit-verify">
-            {verifying ? 'Verifying…' : 'Verify chain'}
-          </button>
-        ) : null}
       </div>
       <datalist id="audit-channels">
         {channelNames.map((c) => (
@@ -126,127 +244,251 @@ export function AuditView() {
         ))}
       </datalist>
 
-      {verify ? (
-        verify.ok ? (
-          <div className="panel panel-ok" data-testid="audit-verify-result" data-ok="true">
-            <strong>Chain OK</strong> — {verify.checked} events checked; head #{verify.headSeq}{' '}
-            <span className="mono" title={verify.headHash}>
-              {verify.headHash}
-            </span>
-          </div>
-        ) : (
-          <div className="panel panel-bad" role="alert" data-testid="audit-verify-result" data-ok="false">
-            <strong>Chain BROKEN</strong>
-            {verify.firstBad ? (
-              <>
-                {' '}
-                at seq <span className="mono">#{verify.firstBad.seq}</span>: {safeLine(verify.firstBad.reason)}
-              </>
-            ) : null}{' '}
-            ({verify.checked} checked before the break)
-          </div>
-        )
-      ) : null}
-      <ErrorLine error={verifyError} testId="audit-verify-error" />
+      <div className="toolbar">
+        {can('audit:verify') ? <VerifyPanel api={api} /> : null}
+        <div className="toolbar-spacer" />
+        {can('audit:export') ? <ExportButtons /> : null}
+      </div>
       <ErrorLine error={error} testId="audit-error" />
 
       <div className="summary-line">
         {total !== null ? (
-          <span data-testid="audit-count">
-            Showing {events.length} of {total} events{filters.channel || filters.actor ? ' (filtered)' : ''} · newest first
+          <span data-testid="audit-count" data-total={total} data-rows={count}>
+            {isFiltered
+              ? `${list.length}${more ? '+' : ''} matching events (of ${total.toLocaleString('en')}) · newest first`
+              : `${count.toLocaleString('en')} events · newest first`}
           </span>
         ) : (
           <span className="muted">Loading…</span>
         )}
       </div>
 
-      <div className="table-wrap">
-        <table className="grid audit-table" data-testid="audit-table">
-          <thead>
-            <tr>
-              <th className="num">Seq</th>
-              <th>Time</th>
-              <th>Actor</th>
-              <th>Roles</th>
-              <th>Channel</th>
-              <th>Phase</th>
-              <th>Target</th>
-              <th>Outcome</th>
-              <th>Error code</th>
-              <th>Hash</th>
-            </tr>
-          </thead>
-          <tbody>
-            {events.length === 0 && !loading ? (
-              <tr>
-                <td colSpan={10} className="empty">
-                  No events.
-                </td>
-              </tr>
-            ) : null}
-            {events.map((e) => (
-              <Fragment key={e.seq}>
-                <tr
-                  className={openSeq === e.seq ? 'row-open clickable' : 'clickable'}
-                  onClick={() => setOpenSeq(openSeq === e.seq ? null : e.seq)}
-                  data-testid="audit-row"
-                  data-seq={e.seq}
-                  data-channel={e.channel}
-                  data-outcome={e.outcome}
-                >
-                  <td className="num mono">{e.seq}</td>
-                  <td className="nowrap" title={e.ts}>
-                    {formatTime(e.ts)}
-                  </td>
-                  <td>{safeLine(e.actor)}</td>
-                  <td>{e.roles.map((r) => safeLine(r)).join(', ') || DASH}</td>
-                  <td className="mono">{safeLine(e.channel)}</td>
-                  <td>{e.phase}</td>
-                  <td className="truncate" title={safeLine(e.target ?? '')}>
-                    {e.target ? safeLine(e.target) : DASH}
-                  </td>
-                  <td>
-                    <span className={`badge outcome-${e.outcome}`}>{e.outcome}</span>
-                  </td>
-                  <td className="mono">{e.errorCode ? safeLine(e.errorCode) : DASH}</td>
-                  <td className="mono" title={e.hash}>
-                    {shortHash(e.hash)}
-                  </td>
-                </tr>
-                {openSeq === e.seq ? (
-                  <tr className="row-detail">
-                    <td colSpan={10}>
-                      <dl className="kv">
-                        <dt>Session</dt>
-                        <dd className="mono">{e.session ? safeLine(e.session) : DASH}</dd>
-                        <dt>Shell</dt>
-                        <dd>{safeLine(e.shell)}</dd>
-                        <dt>Parameters</dt>
-                        <dd>
-                          <pre className="mono params">{safeText(JSON.stringify(e.params, null, 2) ?? '')}</pre>
-                        </dd>
-                        <dt>Previous hash</dt>
-                        <dd className="mono">{e.prevHash}</dd>
-                        <dt>Hash</dt>
-                        <dd className="mono">{e.hash}</dd>
-                      </dl>
-                    </td>
-                  </tr>
-                ) : null}
-              </Fragment>
-            ))}
-          </tbody>
-        </table>
-      </div>
-      <div className="pager">
-        {more ? (
-          <button type="button" onClick={() => void load(oldest ?? undefined)} disabled={loading} data-testid="audit-load-older">
-            {loading ? 'Loading…' : 'Load older'}
-          </button>
-        ) : events.length ? (
-          <span className="muted">Beginning of the trail.</span>
-        ) : null}
+      <div className="audit-split">
+        <div className="audit-grid" role="table" aria-rowcount={count} data-testid="audit-table">
+          <div className="audit-row audit-head" role="row">
+            <span className="num">Seq</span>
+            <span>Time</span>
+            <span>Actor</span>
+            <span>Channel</span>
+            <span>Phase</span>
+            <span>Target</span>
+            <span>Outcome</span>
+            <span>Error</span>
+            <span>Hash</span>
+          </div>
+          <div className="audit-scroll" ref={scrollRef} data-testid="audit-scroll">
+            {count === 0 && total !== null ? <div className="empty">No events.</div> : null}
+            <div className="audit-canvas" style={{ height: virtualizer.getTotalSize() }}>
+              {items.map((vi) => {
+                const e = rowAt(vi.index);
+                const style = { transform: `translateY(${vi.start}px)`, height: ROW_HEIGHT };
+                if (!e) {
+                  return (
+                    <div key={vi.key} className="audit-row audit-row-loading" style={style} data-testid="audit-row-loading" data-index={vi.index}>
+                      <span className="num mono">{!isFiltered && head !== null ? head - vi.index : ''}</span>
+                      <span className="muted">loading…</span>
+                    </div>
+                  );
+                }
+                return (
+                  <div
+                    key={vi.key}
+                    role="row"
+                    className={open?.seq === e.seq ? 'audit-row clickable row-open' : 'audit-row clickable'}
+                    style={style}
+                    onClick={() => setOpen(open?.seq === e.seq ? null : e)}
+                    data-testid="audit-row"
+                    data-index={vi.index}
+                    data-seq={e.seq}
+                    data-channel={e.channel}
+                    data-outcome={e.outcome}
+                  >
+                    <span className="num mono">{e.seq}</span>
+                    <span className="nowrap" title={e.ts}>
+                      {formatTime(e.ts)}
+                    </span>
+                    <span className="truncate">{safeLine(e.actor)}</span>
+                    <span className="mono truncate">{safeLine(e.channel)}</span>
+                    <span>{e.phase}</span>
+                    <span className="truncate" title={safeLine(e.target ?? '')} data-testid="audit-row-target">
+                      {e.target ? safeLine(e.target) : DASH}
+                    </span>
+                    <span>
+                      <span className={`badge outcome-${e.outcome}`}>{e.outcome}</span>
+                    </span>
+                    <span className="mono truncate">{e.errorCode ? safeLine(e.errorCode) : DASH}</span>
+                    <span className="mono">{shortHash(e.hash)}</span>
+                  </div>
+                );
+              })}
+            </div>
+          </div>
+        </div>
+        {open ? <EventDetail event={open} onClose={() => setOpen(null)} /> : null}
       </div>
     </section>
+  );
+}
+
+function EventDetail({ event: e, onClose }: { event: AuditEvent; onClose: () => void }) {
+  const cp = e.channel === 'audit:checkpoint' && typeof e.params === 'object' && e.params !== null ? (e.params as Record<string, unknown>) : null;
+  return (
+    <aside className="card audit-detail" data-testid="audit-detail" data-seq={e.seq}>
+      <div className="panel-head">
+        <h3>Event #{e.seq}</h3>
+        <button type="button" className="icon-button" aria-label="Close" onClick={onClose}>
+          ×
+        </button>
+      </div>
+      <dl className="kv">
+        <dt>Time</dt>
+        <dd className="mono">{safeLine(e.ts)}</dd>
+        <dt>Actor</dt>
+        <dd>
+          {safeLine(e.actor)} ({e.roles.map((r) => safeLine(r)).join(', ') || DASH})
+        </dd>
+        <dt>Session · shell</dt>
+        <dd className="mono">
+          {e.session ? safeLine(e.session) : DASH} · {safeLine(e.shell)}
+        </dd>
+        <dt>Channel</dt>
+        <dd className="mono">
+          {safeLine(e.channel)} ({e.phase})
+        </dd>
+        <dt>Target</dt>
+        <dd>{e.target ? safeLine(e.target) : DASH}</dd>
+        <dt>Outcome</dt>
+        <dd>
+          {e.outcome}
+          {e.errorCode ? ` · ${safeLine(e.errorCode)}` : ''}
+        </dd>
+        <dt>Chain position</dt>
+        <dd className="mono" data-testid="audit-detail-chain">
+          seq {e.seq}
+          <br />
+          prev {e.prevHash}
+          <br />
+          hash {e.hash}
+        </dd>
+        {cp ? (
+          <>
+            <dt>Checkpoint</dt>
+            <dd className="mono" data-testid="audit-detail-checkpoint">
+              head #{safeLine(cp.headSeq)} {safeLine(cp.headHash)}
+              <br />
+              at {safeLine(cp.headTs)}
+              <br />
+              key {safeLine(cp.keyFingerprint)}
+              <br />
+              signature {safeLine(cp.signature)}
+            </dd>
+          </>
+        ) : null}
+        <dt>Parameters</dt>
+        <dd>
+          <pre className="mono params">{safeText(JSON.stringify(e.params, null, 2) ?? '')}</pre>
+        </dd>
+      </dl>
+    </aside>
+  );
+}
+
+/** "Verify now": progress from the `audit:verify-progress` event; indeterminate until the first one. */
+function VerifyPanel({ api }: { api: ReturnType<typeof useApp>['api'] }) {
+  const { client } = useApp();
+  const [running, setRunning] = useState(false);
+  const [progress, setProgress] = useState<{ checked: number; total: number } | null>(null);
+  const [report, setReport] = useState<VerifyReport | null>(null);
+  const [error, setError] = useState<AirlockErrorShape | null>(null);
+
+  useEffect(() => client.on('audit:verify-progress', (p) => setProgress(p)), [client]);
+
+  async function run() {
+    setRunning(true);
+    setReport(null);
+    setError(null);
+    setProgress(null);
+    await api.eventsReady();
+    const r = await client.audit.verify({});
+    setRunning(false);
+    if (r.ok) setReport(r.value);
+    else setError(r.error);
+  }
+
+  return (
+    <div className="verify-panel">
+      <button type="button" className="primary" onClick={() => void run()} disabled={running} data-testid="audit-verify">
+        {running ? 'Verifying…' : 'Verify now'}
+      </button>
+      {running ? (
+        progress && progress.total > 0 ? (
+          <span className="verify-progress">
+            <progress max={progress.total} value={progress.checked} data-testid="audit-verify-progress" data-checked={progress.checked} />{' '}
+            {progress.checked.toLocaleString('en')} / {progress.total.toLocaleString('en')}
+          </span>
+        ) : (
+          <progress data-testid="audit-verify-progress" />
+        )
+      ) : null}
+      {report ? (
+        report.ok ? (
+          <span className="panel panel-ok" data-testid="audit-verify-result" data-ok="true">
+            <strong>Chain OK</strong> — {report.checked.toLocaleString('en')} events, {report.checkpoints} signed checkpoints; head #{report.headSeq}{' '}
+            <span className="mono" title={report.headHash}>
+              {shortHash(report.headHash)}
+            </span>
+            {report.warnings?.length ? <span className="muted"> · {report.warnings.map((w) => safeLine(w)).join('; ')}</span> : null}
+          </span>
+        ) : (
+          <span className="panel panel-bad" role="alert" data-testid="audit-verify-result" data-ok="false">
+            <strong>Chain BROKEN</strong>
+            {report.firstBad ? (
+              <>
+                {' '}
+                at seq <span className="mono" data-testid="audit-verify-bad-seq">#{report.firstBad.seq}</span> ({report.firstBad.kind}):{' '}
+                {safeLine(report.firstBad.reason)}
+              </>
+            ) : null}{' '}
+            ({report.checked} checked before the break)
+          </span>
+        )
+      ) : null}
+      <ErrorLine error={error} testId="audit-verify-error" />
+    </div>
+  );
+}
+
+function ExportButtons() {
+  const { client } = useApp();
+  const [busy, setBusy] = useState(false);
+  const [result, setResult] = useState<ExportResult | null>(null);
+  const [error, setError] = useState<AirlockErrorShape | null>(null);
+  async function run(format: 'jsonl' | 'csv') {
+    setBusy(true);
+    setError(null);
+    setResult(null);
+    const r = await client.audit.export({ format });
+    setBusy(false);
+    if (r.ok) setResult(r.value);
+    else setError(r.error);
+  }
+  return (
+    <div className="export-panel">
+      <button type="button" onClick={() => void run('jsonl')} disabled={busy} data-testid="audit-export-jsonl">
+        Export JSONL
+      </button>
+      <button type="button" onClick={() => void run('csv')} disabled={busy} data-testid="audit-export-csv">
+        Export CSV
+      </button>
+      {result ? (
+        <span className="info-line" data-testid="audit-export-result">
+          {result.events.toLocaleString('en')} events → <span className="mono">{safeLine(result.file)}</span> · sha256{' '}
+          <span className="mono" data-testid="audit-export-sha256">
+            {result.sha256}
+          </span>
+        </span>
+      ) : null}
+      <ErrorLine error={error} testId="audit-export-error" />
+    </div>
   );
 }

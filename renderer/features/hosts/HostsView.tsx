@@ -51,12 +51,13 @@ export function HostsView({ onOpenTerminal }: { onOpenTerminal: ((name: string) 
   const [filter, setFilter] = useState('');
   const live = useRef(true);
   const cancelRequested = useRef(false);
-  useEffect(
-    () => () => {
+  useEffect(() => {
+    // Set on every mount: StrictMode mounts, unmounts and mounts again in development.
+    live.current = true;
+    return () => {
       live.current = false;
-    },
-    [],
-  );
+    };
+  }, []);
 
   const refresh = useCallback(async () => {
     const r = await client.hosts.list({});

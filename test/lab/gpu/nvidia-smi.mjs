@@ -359,6 +359,10 @@ function main() {
     );
   }
   if (profile.failure === 'no-driver' || profile.failure === 'absent') return finish(9, NO_DRIVER);
+  // Warnings go to stderr before the answer, as the real tool's do (pipes are synchronous on Linux,
+  // so with 2>&1 they come first).
+  for (const w of profile.warnings ?? []) process.stderr.write(`${w}\n`);
+  if (profile.failure === 'error') return finish(profile.errorExitCode ?? 15, `${profile.errorText ?? 'Unknown Error'}\n\n`);
   if (args.version) {
     return finish(
       0,

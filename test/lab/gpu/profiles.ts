@@ -6,6 +6,7 @@
  * what the real tool reports for that card and driver; `null` is printed as `[N/A]`.
  */
 import { createHash } from 'node:crypto';
+import { hostileProfile } from './hostile';
 
 /** One emulated GPU. `null` in a numeric or mode field means the driver reports `[N/A]`. */
 export interface EmulatedGpu {
@@ -55,13 +56,14 @@ export interface EmulatedGpuProcess {
 
 /** What one host's `nvidia-smi` knows: the driver, its quirks, and the cards. */
 export interface GpuProfile {
-  /** Profile name (`a100`, `h100`, `t4`, `none`, `absent`). */
+  /** Profile name (`a100`, `h100`, `t4`, `none`, `absent`, `hostile`). */
   profile: string;
   /**
    * `no-driver`: every call fails like a host whose kernel module is not loaded (exit 9).
    * `absent`: no `nvidia-smi` is installed on the host at all.
+   * `error`: every call prints `errorText` and exits with `errorExitCode` (a driver in a bad state).
    */
-  failure: null | 'no-driver' | 'absent';
+  failure: null | 'no-driver' | 'absent' | 'error';
   driverVersion: string;
   cudaVersion: string;
   nvmlVersion: string;
@@ -73,12 +75,29 @@ export interface GpuProfile {
   unsupportedFields: string[];
   gpus: EmulatedGpu[];
   processes: EmulatedGpuProcess[];
+  /** Lines printed to stderr before every answer, like the real tool's `WARNING: infoROM …`. */
+  warnings?: string[];
+  /** For `failure: 'error'`: what is printed (to stdout, as the real tool does) and the exit code (default 15). */
+  errorText?: string;
+  errorExitCode?: number;
+  /**
+   * What the host says about itself besides its GPUs, applied by the lab when the host's sshd
+   * starts (isolated hosts only; not re-read on every call like the rest of the profile):
+   * `hostname` is written straight into the host's UTS namespace, so `uname -n` and `hostname`
+   * return any bytes the kernel takes (at most 64, no NUL or newline); `osPrettyName` becomes
+   * PRETTY_NAME in the host's own /etc/os-release.
+   */
+  system?: { hostname?: string; osPrettyName?: string };
 }
 
 /** Built-in profile names, in the round-robin order hosts receive them. */
 export const GPU_PROFILE_ROTATION = ['a100', 'h100', 't4', 'none'] as const;
-/** Every built-in profile name (`absent` = no nvidia-smi binary, not in the rotation). */
-export const GPU_PROFILE_NAMES = ['a100', 'h100', 't4', 'none', 'absent'] as const;
+/**
+ * Every built-in profile name. Not in the rotation: `absent` (no nvidia-smi binary) and `hostile`
+ * (escape sequences, control and bidi characters, NUL, HTML and very long strings in every text
+ * field, a hostile hostname and os-release: see hostile.ts).
+ */
+export const GPU_PROFILE_NAMES = ['a100', 'h100', 't4', 'none', 'absent', 'hostile'] as const;
 export type GpuProfileName = (typeof GPU_PROFILE_NAMES)[number];
 
 /** A stable, GPU-looking UUID derived from the lab, host and index, so every host differs. */
@@ -251,6 +270,8 @@ export function makeGpuProfile(name: string, seed: string): GpuProfile {
         processes: [{ gpuIndex: 0, pid: 3131, processName: 'tritonserver', usedMemoryMiB: 9868 }],
       };
     }
+    case 'hostile':
+      return hostileProfile();
     case 'none':
     case 'absent':
       return {

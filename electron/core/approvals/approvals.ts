@@ -1,0 +1,411 @@
+import canonicalize from 'canonicalize';
+import crypto from 'node:crypto';
+import type { z } from 'zod';
+import type { ApprovalOperation, ApprovalPolicy, ApprovalRequest, ApprovalStatus } from '../../../shared/contract/approvals';
+import { ApprovalOperations } from '../../../shared/contract/approvals';
+import type { ChannelDef } from '../../../shared/contract/channel';
+import { channels, isChannelName, type ChannelName } from '../../../shared/contract/index';
+import { AirlockError } from '../../../shared/domain/errors';
+import type { Role } from '../../../shared/domain/roles';
+import type { Users } from '../auth/users';
+import type { Db } from '../db/db';
+import type { Vault } from '../vault/vault';
+import { channelsByOperation, guardOf, operationFor } from './guards';
+
+/** Who is looking or acting: a signed-in user with the vault key their session holds. */
+export interface Actor {
+  id: number;
+  name: string;
+  roles: Role[];
+  vaultKey: Buffer;
+}
+
+/** What the dispatcher is told when it runs an approved request, to check it runs exactly that. */
+export interface ApprovedCall {
+  id: number;
+  channel: ChannelName;
+  digest: string;
+}
+
+interface PolicyRow {
+  operation: ApprovalOperation;
+  description: string;
+  approver_roles: string;
+  expiry_minutes: number;
+  required: number;
+  updated_at: string;
+  updated_by: string | null;
+}
+
+interface RequestRow {
+  id: number;
+  operation: ApprovalOperation;
+  channel: string;
+  summary: string;
+  input_public: string;
+  input_sealed: Buffer;
+  input_digest: string;
+  reason: string;
+  requested_by: number;
+  requested_by_name: string;
+  requested_at: string;
+  identity_seq: number;
+  approver_roles: string;
+  expires_at: string;
+  status: ApprovalStatus;
+  decided_by: number | null;
+  decided_by_name: string | null;
+  decided_at: string | null;
+  decision_reason: string | null;
+  executed_at: string | null;
+  result_code: string | null;
+}
+
+export const SEALED = '[sealed]';
+
+/**
+ * The two-person rule. A guarded call (see guards.ts) refused with APPROVAL_REQUIRED is filed
+ * here with a reason; the exact parsed input is sealed under the vault key (so secrets in it are
+ * never in the clear) and HMAC'd; a different person with the policy's role approves or rejects;
+ * the requester then executes it once, through the dispatcher, with exactly that input.
+ */
+export class Approvals {
+  constructor(private readonly deps: { db: Db; vault: Vault; users: Users; now: () => Date }) {}
+
+  // ---- policy --------------------------------------------------------------
+
+  policy(): Array<z.input<typeof ApprovalPolicy>> {
+    const byOp = channelsByOperation();
+    const rows = this.deps.db.prepare('SELECT * FROM approval_policy').all() as PolicyRow[];
+    const order = (op: string) => (ApprovalOperations as readonly string[]).indexOf(op);
+    return rows
+      .sort((a, b) => order(a.operation) - order(b.operation))
+      .map((r) => ({
+        operation: r.operation,
+        description: r.description,
+        approverRoles: JSON.parse(r.approver_roles) as Array<'admin' | 'officer'>,
+        expiryMinutes: r.expiry_minutes,
+        required: r.required === 1,
+        implemented: (byOp.get(r.operation) ?? []).length > 0,
+        channels: byOp.get(r.operation) ?? [],
+        updatedAt: r.updated_at,
+        updatedBy: r.updated_by,
+      }));
+  }
+
+  private policyRow(op: ApprovalOperation): PolicyRow {
+    const row = this.deps.db.prepare('SELECT * FROM approval_policy WHERE operation = ?').get(op) as PolicyRow | undefined;
+    // A missing row (an edited database) fails safe: required, officers and admins, 24 h.
+    return (
+      row ?? {
+        operation: op,
+        description: op,
+        approver_roles: '["admin","officer"]',
+        expiry_minutes: 1440,
+        required: 1,
+        updated_at: '',
+        updated_by: null,
+      }
+    );
+  }
+
+  setPolicy(actor: { name: string }, p: { operation: ApprovalOperation; approverRoles: Role[]; expiryMinutes: number; required: boolean }) {
+    if (p.operation === 'approvals:setPolicy' && !p.required) {
+      throw new AirlockError('CONFLICT', 'Changing the two-person policy always needs a second person; that row cannot be turned off.');
+    }
+    this.deps.db
+      .prepare('UPDATE approval_policy SET approver_roles = ?, expiry_minutes = ?, required = ?, updated_at = ?, updated_by = ? WHERE operation = ?')
+      .run(JSON.stringify([...new Set(p.approverRoles)]), p.expiryMinutes, p.required ? 1 : 0, this.iso(), actor.name, p.operation);
+    return this.policy().find((r) => r.operation === p.operation)!;
+  }
+
+  // ---- the gate ----------------------------------------------------------------
+
+  /**
+   * For the dispatcher, after the role check, the input parse and the step-up check: null when
+   * the call may run, else the error to refuse it with. `approved` is set only when
+   * approvals:execute runs a request; the input must then be the approved one, byte for byte.
+   */
+  gate(name: ChannelName, input: Record<string, unknown>, vaultKey: Buffer, approved: ApprovedCall | undefined): AirlockError | null {
+    const op = operationFor(name, input, this.deps.users);
+    if (!op) return null;
+    const pol = this.policyRow(op);
+    if (!pol.required) return null;
+    if (approved) {
+      if (approved.channel === name && safeEqualHex(approved.digest, this.digest(vaultKey, name, input))) return null;
+      return new AirlockError('CONFLICT', `The input differs from what request ${approved.id} approved; nothing was run.`);
+    }
+    const roles = (JSON.parse(pol.approver_roles) as string[]).join(' or ');
+    return new AirlockError(
+      'APPROVAL_REQUIRED',
+      `${guardOf(name)!.describe(input)} needs a second person (${op}): file this call with approvals:request and a reason; ` +
+        `another user with the role ${roles} must approve it within ${pol.expiry_minutes} minutes, then you execute it.`,
+    );
+  }
+
+  digest(vaultKey: Buffer, name: string, input: Record<string, unknown>): string {
+    return crypto
+      .createHmac('sha256', this.deps.vault.hmacKey(vaultKey, 'approvals'))
+      .update(`${name}\n${canonical(input)}`)
+      .digest('hex');
+  }
+
+  // ---- requests ---------------------------------------------------------------
+
+  /** approvals:request: validates the call as the dispatcher would, then files it. */
+  file(actor: Actor, channel: string, rawInput: Record<string, unknown>, reason: string): z.input<typeof ApprovalRequest> {
+    if (!isChannelName(channel)) throw new AirlockError('NOT_FOUND', `No channel named "${channel.slice(0, 64)}".`);
+    const def = channels[channel] as unknown as ChannelDef;
+    const guard = guardOf(channel);
+    if (!def.twoPerson || !guard) throw new AirlockError('CONFLICT', `${channel} is not under the two-person rule: call it directly.`);
+    if (def.roles === 'public' || !actor.roles.some((r) => (def.roles as readonly Role[]).includes(r))) {
+      throw new AirlockError('FORBIDDEN', `${channel} needs one of the roles ${def.roles === 'public' ? '-' : def.roles.join(', ')}; you have ${actor.roles.join(', ')}.`);
+    }
+    const parsed = def.in.safeParse(rawInput);
+    if (!parsed.success) {
+      const msg = parsed.error.issues
+        .slice(0, 5)
+        .map((i) => `${i.path.join('.') || 'input'}: ${i.message}`)
+        .join('; ');
+      throw new AirlockError('INVALID_INPUT', `Invalid input for ${channel}: ${msg}`);
+    }
+    const input = parsed.data as Record<string, unknown>;
+    const op = operationFor(channel, input, this.deps.users);
+    if (!op || !this.policyRow(op).required) {
+      throw new AirlockError('CONFLICT', `This ${channel} call does not need a second person: call it directly.`);
+    }
+    guard.precheck?.(input, this.deps.users);
+    const pol = this.policyRow(op);
+    const now = this.deps.now();
+    const publicInput: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(input)) publicInput[k] = def.secret?.includes(k) ? SEALED : v;
+
+    const id = this.deps.db
+      .transaction(() => {
+        const id = Number(
+          this.deps.db
+            .prepare(
+              `INSERT INTO approval_requests (operation, channel, summary, input_public, input_sealed, input_digest, reason,
+                 requested_by, requested_by_name, requested_at, identity_seq, approver_roles, expires_at, status)
+               VALUES (?, ?, ?, ?, x'', ?, ?, ?, ?, ?, ?, ?, ?, 'pending')`,
+            )
+            .run(
+              op,
+              channel,
+              guard.describe(input),
+              JSON.stringify(publicInput),
+              this.digest(actor.vaultKey, channel, input),
+              reason,
+              actor.id,
+              actor.name,
+              now.toISOString(),
+              this.deps.users.identitySeq(),
+              pol.approver_roles,
+              new Date(now.getTime() + pol.expiry_minutes * 60_000).toISOString(),
+            ).lastInsertRowid,
+        );
+        // The id is bound into the seal, so a sealed input moved to another request does not open.
+        const sealed = this.deps.vault.sealValue(actor.vaultKey, sealContext(id), Buffer.from(canonical(input), 'utf8'));
+        this.deps.db.prepare('UPDATE approval_requests SET input_sealed = ? WHERE id = ?').run(sealed, id);
+        return id;
+      })
+      .immediate();
+    return this.get(actor, id);
+  }
+
+  list(
+    viewer: Omit<Actor, 'vaultKey'>,
+    opts: { status?: ApprovalStatus | 'open'; beforeId?: number; limit: number },
+  ): { requests: Array<z.input<typeof ApprovalRequest>>; counts: { pending: number; awaitingMe: number; readyToExecute: number } } {
+    this.expireDue();
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (opts.status === 'open') where.push("status IN ('pending', 'approved')");
+    else if (opts.status) (where.push('status = ?'), args.push(opts.status));
+    if (opts.beforeId !== undefined) (where.push('id < ?'), args.push(opts.beforeId));
+    const rows = this.deps.db
+      .prepare(`SELECT * FROM approval_requests ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
+      .all(...args, opts.limit) as RequestRow[];
+    const pendingRows = this.deps.db.prepare("SELECT * FROM approval_requests WHERE status = 'pending'").all() as RequestRow[];
+    const ready = this.deps.db
+      .prepare("SELECT count(*) AS n FROM approval_requests WHERE status = 'approved' AND requested_by = ?")
+      .get(viewer.id) as { n: number };
+    return {
+      requests: rows.map((r) => this.toView(r, viewer)),
+      counts: {
+        pending: pendingRows.length,
+        awaitingMe: pendingRows.filter((r) => this.approvalBlocker(r, viewer) === null).length,
+        readyToExecute: ready.n,
+      },
+    };
+  }
+
+  get(viewer: Omit<Actor, 'vaultKey'>, id: number): z.input<typeof ApprovalRequest> {
+    this.expireDue();
+    return this.toView(this.row(id), viewer);
+  }
+
+  approve(viewer: Omit<Actor, 'vaultKey'>, id: number, reason: string) {
+    return this.decide(viewer, id, reason, 'approved');
+  }
+
+  reject(viewer: Omit<Actor, 'vaultKey'>, id: number, reason: string) {
+    return this.decide(viewer, id, reason, 'rejected');
+  }
+
+  private decide(viewer: Omit<Actor, 'vaultKey'>, id: number, reason: string, to: 'approved' | 'rejected') {
+    this.expireDue();
+    this.deps.db
+      .transaction(() => {
+        const row = this.row(id);
+        const why = this.approvalBlocker(row, viewer);
+        if (why) throw new AirlockError(row.status === 'pending' ? 'FORBIDDEN' : 'CONFLICT', why);
+        this.deps.db
+          .prepare("UPDATE approval_requests SET status = ?, decided_by = ?, decided_by_name = ?, decided_at = ?, decision_reason = ? WHERE id = ? AND status = 'pending'")
+          .run(to, viewer.id, viewer.name, this.iso(), reason, id);
+      })
+      .immediate();
+    return this.get(viewer, id);
+  }
+
+  cancel(viewer: Omit<Actor, 'vaultKey'>, id: number) {
+    this.expireDue();
+    this.deps.db
+      .transaction(() => {
+        const row = this.row(id);
+        if (row.requested_by !== viewer.id) throw new AirlockError('FORBIDDEN', `Only ${row.requested_by_name}, who filed request ${id}, can cancel it.`);
+        if (row.status !== 'pending' && row.status !== 'approved') throw new AirlockError('CONFLICT', `Request ${id} is ${row.status}; it can no longer be cancelled.`);
+        this.deps.db.prepare("UPDATE approval_requests SET status = 'cancelled' WHERE id = ?").run(id);
+      })
+      .immediate();
+    return this.get(viewer, id);
+  }
+
+  /** When a requester is disabled or removed, their open requests die with the account's rights. */
+  cancelOpenBy(userId: number): void {
+    this.deps.db
+      .prepare("UPDATE approval_requests SET status = 'cancelled', decision_reason = COALESCE(decision_reason, 'requester disabled or removed') WHERE requested_by = ? AND status IN ('pending', 'approved')")
+      .run(userId);
+  }
+
+  /**
+   * approvals:execute, step one: the requester takes their approved request (atomically, so it runs
+   * once even with two shells racing) and gets back the exact input, unsealed.
+   */
+  claim(actor: Actor, id: number): ApprovedCall & { input: Record<string, unknown> } {
+    this.expireDue();
+    return this.deps.db
+      .transaction(() => {
+        const row = this.row(id);
+        if (row.requested_by !== actor.id) {
+          throw new AirlockError('FORBIDDEN', `Only ${row.requested_by_name}, who filed request ${id}, can execute it.`);
+        }
+        if (row.status !== 'approved') {
+          throw new AirlockError('CONFLICT', `Request ${id} is ${row.status}${row.status === 'pending' ? ': it needs an approval first' : ''}; nothing was run.`);
+        }
+        const text = this.deps.vault.openValue(actor.vaultKey, sealContext(id), row.input_sealed);
+        if (!text) throw new AirlockError('CONFLICT', `Request ${id}'s sealed input does not open: it was altered; nothing was run.`);
+        const input = JSON.parse(text.toString('utf8')) as Record<string, unknown>;
+        if (!safeEqualHex(this.digest(actor.vaultKey, row.channel, input), row.input_digest)) {
+          throw new AirlockError('CONFLICT', `Request ${id}'s input does not match its digest: it was altered; nothing was run.`);
+        }
+        this.deps.db.prepare("UPDATE approval_requests SET status = 'executing' WHERE id = ? AND status = 'approved'").run(id);
+        return { id, channel: row.channel as ChannelName, digest: row.input_digest, input };
+      })
+      .immediate();
+  }
+
+  /** The call was refused before it ran (step-up, role, audit unavailable): the approval stays usable. */
+  release(id: number): void {
+    this.deps.db.prepare("UPDATE approval_requests SET status = 'approved' WHERE id = ? AND status = 'executing'").run(id);
+  }
+
+  /** The call ran: executed, or failed with its error code. Either way it never runs again. */
+  finish(id: number, errorCode: string | null): void {
+    this.deps.db
+      .prepare("UPDATE approval_requests SET status = ?, executed_at = ?, result_code = ? WHERE id = ? AND status = 'executing'")
+      .run(errorCode ? 'failed' : 'executed', this.iso(), errorCode, id);
+  }
+
+  // ---- rules -----------------------------------------------------------------------
+
+  /**
+   * Why `viewer` may not approve (or reject) this request now, or null. Self-approval is refused
+   * outright; so is approval from an account whose existence, roles or credentials (set by an
+   * administrator) are newer than the request — a second account made, promoted or taken over
+   * during the request's life, by anyone.
+   */
+  approvalBlocker(row: RequestRow, viewer: Omit<Actor, 'vaultKey'>): string | null {
+    if (row.status !== 'pending') return `Request ${row.id} is ${row.status}.`;
+    if (Date.parse(row.expires_at) <= this.deps.now().getTime()) return `Request ${row.id} expired at ${row.expires_at}.`;
+    if (row.requested_by === viewer.id) return 'You filed this request: a different person must decide it.';
+    const subject = isChannelName(row.channel) ? guardOf(row.channel)?.subject?.(JSON.parse(row.input_public) as Record<string, unknown>) : null;
+    if (subject && subject === viewer.name) return 'This request is about your own account: a different person must decide it.';
+    const roles = JSON.parse(row.approver_roles) as Role[];
+    if (!viewer.roles.some((r) => roles.includes(r))) return `Deciding needs the role ${roles.join(' or ')}.`;
+    const me = this.deps.users.rowById(viewer.id);
+    if (!me || me.disabled) return 'Your account is disabled.';
+    if (me.created_seq > row.identity_seq) return 'Your account was created after this request was filed, so it cannot decide it.';
+    if (me.roles_seq > row.identity_seq) return 'Your roles changed after this request was filed, so you cannot decide it.';
+    if (me.cred_seq > row.identity_seq) return 'An administrator reset your password or TOTP after this request was filed, so you cannot decide it.';
+    if (me.must_change_password) return 'Choose your own password first (an administrator set the current one).';
+    return null;
+  }
+
+  private expireDue(): void {
+    this.deps.db
+      .prepare("UPDATE approval_requests SET status = 'expired' WHERE status IN ('pending', 'approved') AND expires_at <= ?")
+      .run(this.iso());
+  }
+
+  private row(id: number): RequestRow {
+    const row = this.deps.db.prepare('SELECT * FROM approval_requests WHERE id = ?').get(id) as RequestRow | undefined;
+    if (!row) throw new AirlockError('NOT_FOUND', `No approval request ${id}.`);
+    return row;
+  }
+
+  private toView(r: RequestRow, viewer: Omit<Actor, 'vaultKey'>): z.input<typeof ApprovalRequest> {
+    const blocker = this.approvalBlocker(r, viewer);
+    const mine = r.requested_by === viewer.id;
+    return {
+      id: r.id,
+      operation: r.operation,
+      channel: r.channel,
+      summary: r.summary,
+      input: JSON.parse(r.input_public) as Record<string, unknown>,
+      reason: r.reason,
+      requestedBy: r.requested_by_name,
+      requestedAt: r.requested_at,
+      approverRoles: JSON.parse(r.approver_roles) as Array<'admin' | 'officer'>,
+      expiresAt: r.expires_at,
+      status: r.status,
+      decidedBy: r.decided_by_name,
+      decidedAt: r.decided_at,
+      decisionReason: r.decision_reason,
+      executedAt: r.executed_at,
+      resultCode: r.result_code,
+      canApprove: blocker === null,
+      cannotApproveReason: r.status === 'pending' ? blocker : null,
+      canExecute: mine && r.status === 'approved',
+      canCancel: mine && (r.status === 'pending' || r.status === 'approved'),
+    };
+  }
+
+  private iso(): string {
+    return this.deps.now().toISOString();
+  }
+}
+
+const sealContext = (id: number) => `approval:${id}`;
+
+function canonical(v: unknown): string {
+  const s = canonicalize(v);
+  if (s === undefined) throw new AirlockError('INVALID_INPUT', 'The input has no canonical JSON form.');
+  return s;
+}
+
+function safeEqualHex(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'hex');
+  const y = Buffer.from(b, 'hex');
+  return x.length === y.length && x.length > 0 && crypto.timingSafeEqual(x, y);
+}

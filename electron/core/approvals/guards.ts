@@ -1,0 +1,84 @@
+import type { ApprovalOperation } from '../../../shared/contract/approvals';
+import { channels, type ChannelName } from '../../../shared/contract/index';
+import type { ChannelDef } from '../../../shared/contract/channel';
+import { AirlockError } from '../../../shared/domain/errors';
+import type { Role } from '../../../shared/domain/roles';
+import { checkPolicy, type Users } from '../auth/users';
+
+/** Per guarded channel: when its input triggers the operation, what to show people, what to check before filing. */
+interface Guard {
+  operation: ApprovalOperation;
+  /** Whether this input needs the operation (users:create needs it only with the admin role). */
+  applies(input: Record<string, unknown>, users: Users): boolean;
+  describe(input: Record<string, unknown>): string;
+  /** Refuse a request that could never execute (name taken, weak password) before anyone reviews it. */
+  precheck?(input: Record<string, unknown>, users: Users): void;
+  /** The user account the call is about: that user may not decide the request (no approving one's own promotion). */
+  subject?(input: Record<string, unknown>): string | null;
+}
+
+const nameOf = (i: Record<string, unknown>) => (typeof i.name === 'string' ? i.name : null);
+
+const roles = (input: Record<string, unknown>) => (Array.isArray(input.roles) ? (input.roles as Role[]) : []);
+const hasAdmin = (name: unknown, users: Users): boolean => {
+  try {
+    return users.view(String(name)).roles.includes('admin');
+  } catch {
+    return false;
+  }
+};
+
+export const GUARDS: Partial<Record<ChannelName, Guard>> = {
+  'users:create': {
+    operation: 'users:grantAdmin',
+    applies: (i) => roles(i).includes('admin'),
+    describe: (i) => `Create user ${String(i.name)} with roles ${roles(i).join(', ')}`,
+    subject: nameOf,
+    precheck: (i, users) => {
+      if (users.list().some((u) => u.name === i.name)) throw new AirlockError('CONFLICT', `A user named "${String(i.name)}" already exists.`);
+      checkPolicy(String(i.password), String(i.name));
+    },
+  },
+  'users:setRoles': {
+    operation: 'users:grantAdmin',
+    applies: (i, users) => roles(i).includes('admin') && !hasAdmin(i.name, users),
+    describe: (i) => `Give ${String(i.name)} the roles ${roles(i).join(', ')} (adds admin)`,
+    subject: nameOf,
+    precheck: (i, users) => void users.view(String(i.name)),
+  },
+  'users:enable': {
+    operation: 'users:grantAdmin',
+    applies: (i, users) => hasAdmin(i.name, users),
+    describe: (i) => `Re-enable administrator ${String(i.name)} with a new password`,
+    subject: nameOf,
+    precheck: (i, users) => {
+      if (!users.view(String(i.name)).disabled) throw new AirlockError('CONFLICT', `"${String(i.name)}" is not disabled.`);
+      checkPolicy(String(i.password), String(i.name));
+    },
+  },
+  'approvals:setPolicy': {
+    operation: 'approvals:setPolicy',
+    applies: () => true,
+    describe: (i) =>
+      `Set the two-person policy for ${String(i.operation)}: ${i.required ? 'required' : 'NOT required'}, approvers ${roles({ roles: i.approverRoles }).join(' or ')}, expires after ${String(i.expiryMinutes)} min`,
+  },
+};
+
+/** The operation a call triggers, or null when it runs without a second person whatever the policy says. */
+export function operationFor(name: ChannelName, input: Record<string, unknown>, users: Users): ApprovalOperation | null {
+  const g = GUARDS[name];
+  return g && g.applies(input, users) ? g.operation : null;
+}
+
+export function guardOf(name: ChannelName): Guard | undefined {
+  return GUARDS[name];
+}
+
+/** Channels that declare an operation in the contract (`twoPerson`), by operation. */
+export function channelsByOperation(): Map<string, ChannelName[]> {
+  const m = new Map<string, ChannelName[]>();
+  for (const [name, def] of Object.entries(channels) as Array<[ChannelName, ChannelDef]>) {
+    if (def.twoPerson) m.set(def.twoPerson, [...(m.get(def.twoPerson) ?? []), name]);
+  }
+  return m;
+}

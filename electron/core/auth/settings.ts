@@ -1,0 +1,66 @@
+import type { Role } from '../../../shared/domain/roles';
+import type { Settings as SettingsView } from '../../../shared/contract/session';
+import type { Db } from '../db/db';
+import type { LockoutPolicy } from './throttle';
+
+const IDLE_KEY = 'settings.sessionIdleMinutes';
+const STEP_UP_KEY = 'settings.stepUpMinutes';
+
+/**
+ * Identity settings an administrator may change at run time (idle lock, step-up window),
+ * stored in `meta` so every shell on the database uses the same values. The config gives
+ * the defaults; lockout and the TOTP policy stay in the config (shown read-only).
+ */
+export class IdentitySettings {
+  constructor(
+    private readonly deps: {
+      db: Db;
+      defaults: { sessionIdleMinutes: number; stepUpMinutes: number };
+      lockout: LockoutPolicy;
+      requireTotpFor: readonly Role[];
+    },
+  ) {}
+
+  get(): SettingsView {
+    return {
+      sessionIdleMinutes: this.read(IDLE_KEY) ?? this.deps.defaults.sessionIdleMinutes,
+      stepUpMinutes: this.read(STEP_UP_KEY) ?? this.deps.defaults.stepUpMinutes,
+      lockout: {
+        threshold: this.deps.lockout.threshold,
+        baseSeconds: Math.round(this.deps.lockout.baseMs / 1000),
+        maxSeconds: Math.round(this.deps.lockout.maxMs / 1000),
+      },
+      totpRequiredFor: [...this.deps.requireTotpFor],
+    };
+  }
+
+  set(change: { sessionIdleMinutes?: number; stepUpMinutes?: number }): SettingsView {
+    this.deps.db
+      .transaction(() => {
+        if (change.sessionIdleMinutes !== undefined) this.write(IDLE_KEY, change.sessionIdleMinutes);
+        if (change.stepUpMinutes !== undefined) this.write(STEP_UP_KEY, change.stepUpMinutes);
+      })
+      .immediate();
+    return this.get();
+  }
+
+  idleMs(): number {
+    return this.get().sessionIdleMinutes * 60_000;
+  }
+
+  stepUpMs(): number {
+    return this.get().stepUpMinutes * 60_000;
+  }
+
+  private read(key: string): number | null {
+    const row = this.deps.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    const n = row ? Number(row.value) : NaN;
+    return Number.isInteger(n) && n > 0 ? n : null;
+  }
+
+  private write(key: string, value: number): void {
+    this.deps.db
+      .prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+      .run(key, String(value));
+  }
+}
