@@ -70,3 +70,12 @@ describe('publicKeyOf', () => {
     }
   });
 });
+
+describe('generateIdentity at scale', () => {
+  it('every generated key is loadable by ssh2 with a 32-byte public key (ssh2’s own generator fails ~1/256)', () => {
+    for (let i = 0; i < 2000; i++) {
+      const id = generateIdentity('airlock@scale');
+      expect(id.publicKey).toMatch(/^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43} airlock@scale$/);
+    }
+  });
+});

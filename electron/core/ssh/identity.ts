@@ -1,4 +1,6 @@
+import crypto from 'node:crypto';
 import ssh2 from 'ssh2';
+import sshpk from 'sshpk';
 import { AirlockError } from '../../../shared/domain/errors';
 import { fingerprintOfKey } from './fingerprint';
 
@@ -21,12 +23,21 @@ function safeComment(comment: string): string {
     .slice(0, 128);
 }
 
-/** A fresh ed25519 identity for Airlock's own SSH client. */
+/**
+ * A fresh ed25519 identity for Airlock's own SSH client. The key comes from Node's crypto and is
+ * written in OpenSSH format by sshpk: ssh2's own `generateKeyPairSync('ed25519')` drops a leading
+ * zero byte of the public key (about 1 key in 256), producing a key nobody can parse
+ * (see identity.test.ts, which generates thousands).
+ */
 export function generateIdentity(comment: string): SshIdentity {
   const c = safeComment(comment);
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', c ? { comment: c } : {});
-  const publicKey = publicKeyOf(pair.private);
-  return { privateKey: pair.private, publicKey, fingerprint: fingerprintOfPrivateKey(pair.private) };
+  const pem = crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const key = sshpk.parsePrivateKey(pem, 'pkcs8');
+  key.comment = c; // sshpk would otherwise write '(unnamed)'
+  const privateKey = key.toString('ssh-private');
+  // Read back with the client that will use it: a key ssh2 cannot load must never be sealed.
+  const publicKey = publicKeyOf(privateKey);
+  return { privateKey, publicKey, fingerprint: fingerprintOfPrivateKey(privateKey) };
 }
 
 function parsePrivate(privateKey: string) {
