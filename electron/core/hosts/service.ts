@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Host, Inventory, ScanOutcome } from '../../../shared/contract/hosts';
 import { Inventory as InventorySchema } from '../../../shared/contract/hosts';
 import { AirlockError } from '../../../shared/domain/errors';
@@ -116,6 +117,8 @@ export class HostsService {
   async scan(names: string[] | undefined, auth: SshAuth, signal: AbortSignal, timeoutMs?: number): Promise<ScanOutcome[]> {
     const rows = names?.length ? names.map((n) => this.row(n)) : (this.deps.db.prepare('SELECT * FROM hosts ORDER BY name').all() as HostRow[]);
     const results: ScanOutcome[] = new Array(rows.length);
+    // Every connection in the pool listens on the one cancel signal: that is expected, not a leak.
+    setMaxListeners(Math.max(10, this.deps.concurrency * 2 + 10), signal);
     let next = 0;
     const worker = async () => {
       while (next < rows.length) {
