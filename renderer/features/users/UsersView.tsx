@@ -149,27 +149,7 @@ export function UsersView() {
               />
             </label>
           </div>
-          <fieldset className="roles-field">
-            <legend>Roles</legend>
-            {Roles.map((r) => (
-              <label key={r} className="check">
-                <input
-                  type="checkbox"
-                  checked={roles.has(r)}
-                  onChange={(e) =>
-                    setRoles((cur) => {
-                      const n = new Set(cur);
-                      if (e.target.checked) n.add(r);
-                      else n.delete(r);
-                      return n;
-                    })
-                  }
-                  data-testid={`user-create-role-${r}`}
-                />
-                <span className="role-name">{r}</span> <span className="muted">— {ROLE_HELP[r]}</span>
-              </label>
-            ))}
-          </fieldset>
+          <RolesField roles={roles} setRoles={setRoles} testIdPrefix="user-create-role" withHelp />
           <label className="check">
             <input type="checkbox" checked={mustChange} onChange={(e) => setMustChange(e.target.checked)} data-testid="user-create-must-change" />
             <span>Must change password at first sign-in</span>
@@ -249,27 +229,7 @@ function UserActionDialog({ action, onClose, onDone }: { action: UserAction; onC
       <form onSubmit={run} className="form-grid">
         {warning[kind] ? <div className={destructive ? 'danger-box' : 'info-line'}>{warning[kind]}</div> : null}
         {kind === 'roles' ? (
-          <fieldset className="roles-field">
-            <legend>Roles</legend>
-            {Roles.map((r) => (
-              <label key={r} className="check">
-                <input
-                  type="checkbox"
-                  checked={roles.has(r)}
-                  onChange={(e) =>
-                    setRoles((cur) => {
-                      const n = new Set(cur);
-                      if (e.target.checked) n.add(r);
-                      else n.delete(r);
-                      return n;
-                    })
-                  }
-                  data-testid={`user-action-role-${r}`}
-                />
-                <span className="role-name">{r}</span>
-              </label>
-            ))}
-          </fieldset>
+          <RolesField roles={roles} setRoles={setRoles} testIdPrefix="user-action-role" />
         ) : null}
         {needsPassword ? (
           <label className="field">
@@ -289,5 +249,44 @@ function UserActionDialog({ action, onClose, onDone }: { action: UserAction; onC
         </div>
       </form>
     </Modal>
+  );
+}
+
+/** The role checkboxes shared by "create user" and "set roles". */
+function RolesField(props: {
+  roles: Set<Role>;
+  setRoles: (update: (cur: Set<Role>) => Set<Role>) => void;
+  testIdPrefix: string;
+  withHelp?: boolean;
+}) {
+  const { roles, setRoles, testIdPrefix, withHelp } = props;
+  return (
+    <fieldset className="roles-field">
+      <legend>Roles</legend>
+      {Roles.map((r) => (
+        <label key={r} className="check">
+          <input
+            type="checkbox"
+            checked={roles.has(r)}
+            onChange={(e) =>
+              setRoles((cur) => {
+                const n = new Set(cur);
+                if (e.target.checked) n.add(r);
+                else n.delete(r);
+                return n;
+              })
+            }
+            data-testid={`${testIdPrefix}-${r}`}
+          />
+          <span className="role-name">{r}</span>
+          {withHelp ? (
+            <>
+              {' '}
+              <span className="muted">— {ROLE_HELP[r]}</span>
+            </>
+          ) : null}
+        </label>
+      ))}
+    </fieldset>
   );
 }
