@@ -4,11 +4,12 @@
  * Chromium, or the Electron app where an Electron binary is installed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { _electron, expect, test as base, type ElectronApplication, type Page } from '@playwright/test';
+import { electronBinaryPath } from '../../electron/main/availability';
 import { authorizeKey, labDown, labUp } from '../lab/lab';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -33,50 +34,12 @@ export interface AirlockApp {
 export const ADMIN = { name: 'admin', password: 'correct horse battery staple' };
 
 /** Where an Electron binary is, or why there is none (electron@45 downloads it lazily, impossible offline). */
-export function electronBinary(): { path: string } | { reason: string } {
-  const override = process.env.ELECTRON_OVERRIDE_DIST_PATH;
-  const pkg = path.join(ROOT, 'node_modules', 'electron');
-  let exe = 'electron';
-  try {
-    exe = readFileSync(path.join(pkg, 'path.txt'), 'utf8').trim() || exe;
-  } catch {
-    // no path.txt: the binary was never installed
-  }
-  if (override) {
-    const p = path.join(override, exe);
-    return existsSync(p) ? { path: p } : { reason: `ELECTRON_OVERRIDE_DIST_PATH=${override} holds no ${exe}` };
-  }
-  const p = path.join(pkg, 'dist', exe);
-  if (existsSync(p)) return { path: p };
-  return {
-    reason:
-      'no Electron binary installed (node_modules/electron/dist is missing and ELECTRON_OVERRIDE_DIST_PATH is unset; ' +
-      'electron would download it on first require, which an air-gapped machine cannot do)',
-  };
-}
-
 let labCounter = 0;
 
-export const test = base.extend<ShellOptions & { totpPolicy: TotpPolicy; lab: Lab; app: AirlockApp; _shellCheck: void }>({
+export const test = base.extend<ShellOptions & { totpPolicy: TotpPolicy; lab: Lab; app: AirlockApp }>({
   shell: ['browser', { option: true }],
   totpPolicy: ['off', { option: true }],
 
-  // The single allowed skip: the Electron project on a machine without an Electron binary.
-  _shellCheck: [
-    async ({ shell }, use) => {
-      if (shell === 'electron') {
-        const bin = electronBinary();
-        const main = path.join(ROOT, 'dist', 'electron', 'main.mjs');
-        const reason = 'reason' in bin ? bin.reason : !existsSync(main) ? `${main} is not built (run node scripts/build.mjs)` : null;
-        if (reason) {
-          console.log(`[electron project] skipped: ${reason}`);
-          test.skip(true, reason);
-        }
-      }
-      await use();
-    },
-    { auto: true },
-  ],
 
   lab: async ({}, use, testInfo) => {
     const id = `e2e${process.pid % 1000}${++labCounter}`;
@@ -98,9 +61,11 @@ export const test = base.extend<ShellOptions & { totpPolicy: TotpPolicy; lab: La
     try {
       let page: Page;
       if (shell === 'electron') {
-        const bin = electronBinary() as { path: string };
+        // The config only defines the electron project when a binary exists (playwright.config.ts).
+        const executablePath = electronBinaryPath();
+        if (!executablePath) throw new Error('the electron project ran without an Electron binary');
         electronApp = await _electron.launch({
-          executablePath: bin.path,
+          executablePath,
           args: [path.join(ROOT, 'dist', 'electron', 'main.mjs')],
           env: { ...cleanEnv(), AIRLOCK_DATA: dataDir, AIRLOCK_TOTP_POLICY: totpPolicy },
           cwd: ROOT,
