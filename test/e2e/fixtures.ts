@@ -269,3 +269,68 @@ export async function chooseOwnPassword(page: Page, oldPassword: string, newPass
   await page.getByTestId('password-confirm').fill(newPassword);
   await page.getByTestId('password-submit').click();
 }
+
+// ---------- helpers for the identity, approval-policy and audit specs (added; the ones above are unchanged) ----------
+
+/** Fill and submit the Users view's create form (the two-person dialog, if any, is the caller's business). */
+export async function createUser(page: Page, name: string, password: string, roles: string[]): Promise<void> {
+  await page.getByTestId('nav-users').click();
+  await page.getByTestId('user-create-name').fill(name);
+  await page.getByTestId('user-create-password').fill(password);
+  for (const r of ['admin', 'officer', 'auditor']) {
+    await page.getByTestId(`user-create-role-${r}`).setChecked(roles.includes(r));
+  }
+  await page.getByTestId('user-create-submit').click();
+}
+
+/** Open a per-user action from the Users view's row menu (the dialog opens; the caller confirms). */
+export async function openUserAction(
+  page: Page,
+  name: string,
+  kind: 'roles' | 'enable' | 'disable' | 'resetPassword' | 'resetTotp' | 'unlock' | 'remove',
+): Promise<void> {
+  await page.getByTestId('nav-users').click();
+  await page.getByTestId(`user-action-${name}`).selectOption(kind);
+  await expect(page.getByTestId('user-action-dialog')).toBeVisible();
+}
+
+/** Sign in on the login form as any user; resolves once the form was submitted (the caller checks the outcome). */
+export async function submitLogin(page: Page, name: string, password: string): Promise<void> {
+  await expect(page.getByTestId('login-form')).toBeVisible();
+  await page.getByTestId('login-name').fill(name);
+  await page.getByTestId('login-password').fill(password);
+  await page.getByTestId('login-submit').click();
+}
+
+/** Apply the audit view's filters (empty strings clear a field) and wait for the filtered count. */
+export async function filterAudit(
+  page: Page,
+  f: { channel?: string; actor?: string; outcome?: string; target?: string; since?: string; until?: string },
+): Promise<void> {
+  await page.getByTestId('nav-audit').click();
+  await page.getByTestId('audit-filter-channel').fill(f.channel ?? '');
+  await page.getByTestId('audit-filter-actor').fill(f.actor ?? '');
+  await page.getByTestId('audit-filter-outcome').selectOption(f.outcome ?? '');
+  await page.getByTestId('audit-filter-target').fill(f.target ?? '');
+  await page.getByTestId('audit-filter-since').fill(f.since ?? '');
+  await page.getByTestId('audit-filter-until').fill(f.until ?? '');
+  await page.getByTestId('audit-filter-apply').click();
+  // The first page for these filters is shown (not the previous filters' rows).
+  await expect(page.getByTestId('audit-table')).toHaveAttribute('data-loading', 'false');
+  await expect(page.getByTestId('audit-count')).toContainText('matching events');
+}
+
+/**
+ * A TOTP code the core has not accepted yet: it refuses a code whose 30 s step is not after the
+ * last accepted one, so this waits (polling the clock) until the authenticator shows a new code.
+ */
+export async function freshTotpCode(totp: { generate(o?: { timestamp?: number }): string }, used: Set<string>): Promise<string> {
+  for (;;) {
+    const code = totp.generate();
+    if (!used.has(code)) {
+      used.add(code);
+      return code;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}

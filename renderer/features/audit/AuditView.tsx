@@ -66,6 +66,8 @@ export function AuditView() {
   const [generation, setGeneration] = useState(0);
   const inFlight = useRef(new Set<string>());
   const [open, setOpen] = useState<AuditEvent | null>(null);
+  // True from a filter change or refresh until its first page is shown (so a stale list is never taken for the new one).
+  const [loading, setLoading] = useState(true);
 
   const isFiltered = filtered(filters);
   const q = useMemo(() => query(filters), [filters]);
@@ -76,6 +78,7 @@ export function AuditView() {
     inFlight.current = new Set();
     void client.audit.list({ limit: PAGE, ...q }).then((r) => {
       if (!live) return;
+      setLoading(false);
       if (!r.ok) return setError(r.error);
       setError(null);
       const page = [...r.value.events].sort((a, b) => b.seq - a.seq);
@@ -163,6 +166,7 @@ export function AuditView() {
     e.preventDefault();
     const next = { ...draft, channel: draft.channel.trim(), actor: draft.actor.trim(), target: draft.target.trim() };
     setOpen(null);
+    setLoading(true);
     setFilters(next);
     setList([]);
     setBySeq(new Map());
@@ -170,6 +174,7 @@ export function AuditView() {
   }
 
   function refresh() {
+    setLoading(true);
     setBySeq(new Map());
     setList([]);
     setGeneration((g) => g + 1);
@@ -225,6 +230,7 @@ export function AuditView() {
               type="button"
               onClick={() => {
                 setDraft(EMPTY);
+                setLoading(true);
                 setFilters(EMPTY);
                 setOpen(null);
               }}
@@ -264,7 +270,7 @@ export function AuditView() {
       </div>
 
       <div className="audit-split">
-        <div className="audit-grid" role="table" aria-rowcount={count} data-testid="audit-table">
+        <div className="audit-grid" role="table" aria-rowcount={count} aria-busy={loading} data-testid="audit-table" data-loading={loading}>
           <div className="audit-row audit-head" role="row">
             <span className="num">Seq</span>
             <span>Time</span>
