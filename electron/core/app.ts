@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AirlockError, type Result } from '../../shared/domain/errors';
 import { Approvals } from './approvals/approvals';
+import { keyFingerprint } from './audit/keys';
 import { createAuditService, openAuditedDatabase } from './audit/service';
 import { Identity } from './auth/identity';
 import { DEFAULT_TOTP_ROLES, restrictionFor } from './auth/policy';
@@ -11,8 +12,12 @@ import { IdentitySettings } from './auth/settings';
 import { DEFAULT_LOCKOUT, Throttle, userKey } from './auth/throttle';
 import { Users } from './auth/users';
 import { openDatabase } from './db/db';
-import { Dispatcher, Operations, toShape, type ApprovedRun, type CallContext, type Handlers } from './dispatch';
+import { Dispatcher, Operations, sessionRef, toShape, type ApprovedRun, type CallContext, type Handlers } from './dispatch';
 import { HostsService } from './hosts/service';
+import { Attestations } from './provisioning/attest';
+import { Provisioner, type Caller } from './provisioning/engine';
+import { Playbooks } from './provisioning/playbooks';
+import { DEFAULT_MEDIA_ROOTS, OfflineStore } from './provisioning/store';
 import { fingerprintOfLine } from './ssh/fingerprint';
 import { generateIdentity } from './ssh/identity';
 import type { SshAuth } from './ssh/connection';
@@ -80,6 +85,35 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     concurrency: config.scanConcurrency ?? 32,
   });
   const terminals = new TerminalService({ hosts, random });
+  // ---- provisioning: playbooks, the offline store, runs, attestations ----
+  const store = new OfflineStore({ db, dataDir: config.dataDir, mediaRoots: config.mediaRoots ?? DEFAULT_MEDIA_ROOTS, now: nowIso });
+  const playbooks = new Playbooks({ db, now: nowIso });
+  const attestations = new Attestations({ db, vault, now: nowIso });
+  const provisioner = new Provisioner({
+    db,
+    hosts,
+    store,
+    playbooks,
+    attestations,
+    audit,
+    now: clock,
+    timeoutMs: config.sshTimeoutMs ?? 15_000,
+    concurrency: config.provisionConcurrency ?? 8,
+  });
+  /** Who runs a provisioning operation, with what credentials, reporting progress to which client. */
+  const callerOf = (ctx: CallContext): Caller => {
+    const s = ctx.requireSession();
+    return {
+      actor: s.user,
+      roles: s.roles,
+      sessionRef: sessionRef(s.id),
+      shell: `${ctx.client.shell}:${ctx.client.source}`,
+      vaultKey: sessions.vaultKey(s.id),
+      auth: sshAuth(s.id),
+      signal: ctx.signal,
+      emit: (event, payload) => ctx.client.emit(event, payload),
+    };
+  };
 
   const meta = {
     get: (k: string) => (db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: string } | undefined)?.value ?? null,
@@ -248,6 +282,31 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     'hosts:confirm': (ctx, input) => hosts.confirm(input.name, input.fingerprint, ctx.signal),
     'hosts:remove': (_ctx, input) => (hosts.remove(input.name), {}),
     'hosts:list': () => hosts.list(),
+    'hosts:setLabels': (_ctx, input) => hosts.setLabels(input.name, input.labels),
+    'provision:playbooks': () => playbooks.all().map((p) => playbooks.info(p)),
+    'provision:importPlaybook': (ctx, input) => playbooks.info(playbooks.import(input.text, ctx.requireSession().user)),
+    'provision:plan': (ctx, input) => provisioner.plan(callerOf(ctx), input),
+    'provision:apply': (ctx, input) => provisioner.apply(callerOf(ctx), input),
+    'provision:resume': (ctx, input) => provisioner.resume(callerOf(ctx), input.runId, input.concurrency),
+    'provision:drift': (ctx, input) => provisioner.drift(callerOf(ctx), input.hosts),
+    'provision:status': (_ctx, input) => provisioner.get(input.runId),
+    'provision:runs': (_ctx, input) => provisioner.list(input.limit),
+    'store:list': () => ({ debs: store.listDebs(), models: store.listModels(), mediaRoots: store.mediaRoots }),
+    'store:importDebs': (ctx, input) => store.importDebs(input.dir, ctx.requireSession().user),
+    'store:importModel': (ctx, input) => store.importModel(input.dir, input.name, input.version, ctx.requireSession().user),
+    'attest:list': (_ctx, input) => attestations.list(input.host),
+    'attest:show': (_ctx, input) => {
+      if (input.id) return attestations.get(input.id);
+      if (!input.host) throw new AirlockError('INVALID_INPUT', 'Name an attestation id or a host.');
+      const a = attestations.latest(input.host);
+      if (!a) throw new AirlockError('NOT_FOUND', `No attestation for ${input.host} yet.`);
+      return a;
+    },
+    'attest:verify': (_ctx, input) => attestations.verify(input.text),
+    'attest:key': () => {
+      const pem = attestations.publicKeyPem();
+      return { publicKey: pem, fingerprint: pem ? keyFingerprint(pem) : null };
+    },
     'hosts:scan': (ctx, input) => hosts.scan(input.names, sshAuth(ctx.requireSession().id), ctx.signal, input.timeoutMs),
     'hosts:importKnownHosts': (_ctx, input) => hosts.importKnownHosts(input.text, input.user),
     'hosts:importSshConfig': (_ctx, input) => hosts.importSshConfig(input.text),

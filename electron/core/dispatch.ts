@@ -268,7 +268,7 @@ export function toShape(e: unknown): AirlockErrorShape {
 }
 
 /** The audit trail records which session acted, not the session secret itself. */
-function sessionRef(id: string): string {
+export function sessionRef(id: string): string {
   return id.slice(0, 8);
 }
 

@@ -38,6 +38,13 @@ export interface CoreConfig {
   auditWorkerThreshold?: number;
   /** Syslog forwarder timings in ms (tests shorten them): backoffMinMs, backoffMaxMs, pollMs, graceMs, connectTimeoutMs, flushMs. */
   auditForwarding?: Partial<Record<'backoffMinMs' | 'backoffMaxMs' | 'pollMs' | 'graceMs' | 'connectTimeoutMs' | 'flushMs', number>>;
+  /** Hosts provisioned at once by plan/apply (default 8). */
+  provisionConcurrency?: number;
+  /**
+   * Directories removable media are mounted under: the offline store imports only from below these
+   * (default /media, /mnt, /run/media; shells add AIRLOCK_MEDIA_ROOTS).
+   */
+  mediaRoots?: string[];
   version?: string;
 }
 

@@ -18,6 +18,7 @@ import type {
   WebContents,
 } from 'electron';
 import { totpPolicyFromEnv } from '../core/auth/policy';
+import { mediaRootsFromEnv } from '../core/provisioning/store';
 import type { ClientContext, Core, CoreConfig } from '../core/types';
 import {
   APP_ENTRY_URL,
@@ -166,6 +167,7 @@ export async function startShell(deps: ShellDeps): Promise<void> {
       shell: 'electron',
       sshAgent: env.SSH_AUTH_SOCK ?? null,
       requireTotpFor: totpPolicyFromEnv(env.AIRLOCK_TOTP_POLICY),
+      mediaRoots: mediaRootsFromEnv(env),
       version: app.getVersion(),
     });
   } catch (e) {

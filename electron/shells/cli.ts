@@ -8,9 +8,11 @@ import type { ChannelName, Out } from '../../shared/contract/index';
 import type { Result } from '../../shared/domain/errors';
 import { createCore } from '../core/app';
 import { totpPolicyFromEnv } from '../core/auth/policy';
+import { mediaRootsFromEnv } from '../core/provisioning/store';
 import { sanitizeHostText } from '../core/ssh/sanitize';
 import type { ClientContext, Core } from '../core/types';
 import { startServe } from './serve';
+import { formatVerify, progressPrinter, PROVISION_COMMANDS, PROVISION_HELP, PROVISION_OPTIONS, provisionCommand, verifyOffline } from './cli-provision';
 
 /** Exit codes, documented in the README and `airlock help`. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, pending: 3 } as const;
@@ -52,7 +54,7 @@ const HELP = `airlock <area> <verb> [options]
   approvals approve ID --reason R | approvals reject ID --reason R
   approvals execute ID | approvals cancel ID
   approvals set-policy OP --approver-role R [--approver-role R] [--expiry-minutes N] [--required|--not-required] --reason R
-  audit list [--limit N]
+${PROVISION_HELP}  audit list [--limit N]
   audit verify [--from N] [--to N]       verify the chain and every checkpoint signature; exit 1 names
                                          the first bad event and what happened to it
   audit export --format jsonl|csv [--from N] [--to N] [--out FILE]
@@ -113,6 +115,7 @@ const OPTIONS = {
   'timeout-ms': { type: 'string' },
   open: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
+  ...PROVISION_OPTIONS,
 } satisfies ParseArgsConfig['options'];
 
 export function defaultDataDir(env: NodeJS.ProcessEnv): string {
@@ -178,6 +181,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         sshAgent: io.env.SSH_AUTH_SOCK ?? null,
         version: io.version,
         requireTotpFor,
+        mediaRoots: mediaRootsFromEnv(io.env),
       });
       const handle = await startServe(core, { port: int('port', o.port) ?? 0, rendererDir: io.rendererDir });
       if (json) io.stdout(JSON.stringify({ url: handle.url, port: handle.port, dataDir }) + '\n');
@@ -196,8 +200,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       sshAgent: io.env.SSH_AUTH_SOCK ?? null,
       version: io.version,
       requireTotpFor,
+      mediaRoots: mediaRootsFromEnv(io.env),
     });
-    const client = core.newClient({ shell: 'cli', source: `pid ${process.pid}` });
+    const client = core.newClient({ shell: 'cli', source: `pid ${process.pid}`, emit: json ? undefined : progressPrinter(io.stderr) });
     const call = <C extends ChannelName>(channel: C, input: unknown) => core!.dispatch(client, channel, input) as Promise<Result<Out<C>>>;
 
     if (area === 'init') {
@@ -221,6 +226,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
     const key = `${area} ${verb ?? ''}`.trim();
     if (!COMMANDS.has(key)) throw new UsageError(`unknown command "${key}"`);
+    if (key === 'attest verify' && o.key) {
+      // Offline: the file and the console's public key are all an auditor needs.
+      const v = verifyOffline(rest[0] ?? '', o.key);
+      out(formatVerify(v), v);
+      return v.ok ? EXIT.ok : EXIT.failed;
+    }
     const actor = o.as ?? (SSH_USER_COMMANDS.has(key) ? undefined : o.user) ?? io.env.AIRLOCK_USER;
     const signedIn = await signIn(call, actor, o['password-file'], { totp: o.totp, recoveryCode: o['recovery-code'] }, io);
     if (!signedIn.ok) return fail(signedIn);
@@ -602,6 +613,21 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return EXIT.ok;
       }
       default:
+        if ((PROVISION_COMMANDS as readonly string[]).includes(key)) {
+          return await provisionCommand({
+            key,
+            rest,
+            o,
+            json,
+            call,
+            out,
+            fail,
+            int,
+            usage: (m) => {
+              throw new UsageError(m);
+            },
+          });
+        }
         throw new UsageError(`unknown command "${key}"`);
     }
   } catch (e) {
@@ -634,7 +660,7 @@ const COMMANDS = new Set([
   'users unlock', 'users passwd', 'totp enrol', 'totp confirm', 'totp recovery-codes', 'totp disable',
   'settings show', 'settings set', 'approvals list', 'approvals show', 'approvals approve', 'approvals reject',
   'approvals execute', 'approvals cancel', 'approvals policy', 'approvals set-policy',
-  'audit list', 'audit verify', 'audit export', 'audit forward',
+  'audit list', 'audit verify', 'audit export', 'audit forward', ...PROVISION_COMMANDS,
 ]);
 
 /** What a CLI user does about an identity refusal (the core's messages name channels). */

@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { channel } from './channel';
 import { Address, FileText, Fingerprint, HostName, NoInput, Port, RequestId, SshUser, Empty } from './common';
 
+/** A host label: short, no spaces. */
+export const HostLabel = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . -');
+
 export const Gpu = z.object({
   index: z.number().int().nonnegative(),
   name: z.string(),
@@ -44,6 +47,8 @@ export const Host = z.object({
   lastError: z.string().nullable(),
   lastSeenAt: z.string().nullable(),
   inventory: Inventory.nullable(),
+  /** Labels (enclave, rack, role) that provisioning selectors name as `label:<x>`. */
+  labels: z.array(z.string()),
 });
 export type Host = z.infer<typeof Host>;
 
@@ -104,6 +109,12 @@ export const hosts = {
     roles: ['admin'],
     stepUp: true,
     summary: 'Remove a host and its pinned key',
+  }),
+  'hosts:setLabels': channel({
+    in: z.object({ name: HostName, labels: z.array(HostLabel).max(32) }).strict(),
+    out: Host,
+    roles: ['admin'],
+    summary: 'Set the labels of a host (provisioning selects hosts by label:<x>)',
   }),
   'hosts:list': channel({
     in: NoInput,

@@ -3,6 +3,7 @@ import { approvals } from './approvals';
 import { audit, auditEvents } from './audit';
 import type { ChannelDef } from './channel';
 import { hosts, identity } from './hosts';
+import { provision, provisionEvents } from './provision';
 import { session, settings, totp, users } from './session';
 import { terminal, terminalEvents } from './terminal';
 
@@ -17,11 +18,13 @@ export const channels = {
   ...hosts,
   ...terminal,
   ...audit,
+  ...provision,
 } as const;
 
 export const events = {
   ...terminalEvents,
   ...auditEvents,
+  ...provisionEvents,
 } as const;
 
 export type Channels = typeof channels;

@@ -21,6 +21,7 @@ interface HostRow {
   last_error: string | null;
   last_seen_at: string | null;
   inventory: string | null;
+  labels: string;
 }
 
 export interface HostsDeps {
@@ -87,6 +88,14 @@ export class HostsService {
     this.deps.db
       .prepare(`UPDATE hosts SET fingerprint = ?, key_type = ?, status = 'unknown', last_error = NULL WHERE id = ?`)
       .run(key.fingerprint, key.keyType, row.id);
+    return this.get(name);
+  }
+
+  /** Labels (enclave, role, rack…) select hosts for provisioning: `label:<x>`. */
+  setLabels(name: string, labels: string[]): Host {
+    const row = this.row(name);
+    const clean = [...new Set(labels)].sort();
+    this.deps.db.prepare('UPDATE hosts SET labels = ? WHERE id = ?').run(JSON.stringify(clean), row.id);
     return this.get(name);
   }
 
@@ -294,5 +303,15 @@ function toHost(r: HostRow): Host {
     lastError: r.last_error,
     lastSeenAt: r.last_seen_at,
     inventory,
+    labels: parseLabels(r.labels),
   };
+}
+
+function parseLabels(s: string | undefined): string[] {
+  try {
+    const v = JSON.parse(s ?? '[]') as unknown;
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  } catch {
+    return [];
+  }
 }

@@ -36,3 +36,17 @@ export function sanitizeHostText(s: unknown, maxLen: number): string {
   const cps = Array.from(t);
   return cps.length > maxLen ? cps.slice(0, maxLen).join('') : t;
 }
+
+/**
+ * Multi-line host output (command output shown in a run's log): like {@link sanitizeHostText} per
+ * line, but newlines are kept (CR LF and lone CR become LF) and at most `maxLen` code points of the
+ * *end* are kept, since the tail of a log is what explains a failure. Never throws.
+ */
+export function sanitizeHostLines(s: unknown, maxLen: number): string {
+  if (typeof s !== 'string' || maxLen <= 0) return '';
+  const t = s.length > maxLen * 4 + 4096 ? s.slice(s.length - (maxLen * 4 + 4096)) : s;
+  const lines = t.replace(/\r\n?/g, '\n').split('\n').map((l) => sanitizeHostText(l, maxLen).replace(/\s+$/, ''));
+  const out = lines.join('\n');
+  const cps = Array.from(out);
+  return cps.length > maxLen ? cps.slice(cps.length - maxLen).join('') : out;
+}

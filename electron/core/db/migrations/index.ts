@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { m0001 } from './0001-initial';
 import { m0002 } from './0002-identity-approvals';
+import { m0003 } from './0003-provisioning';
 
 export interface Migration {
   version: number;
@@ -9,4 +10,4 @@ export interface Migration {
 }
 
 /** In order. Add a file `NNNN-name.ts` and a test `NNNN-name.test.ts` for each new one. */
-export const migrations: readonly Migration[] = [m0001, m0002];
+export const migrations: readonly Migration[] = [m0001, m0002, m0003];

@@ -1,0 +1,120 @@
+import crypto from 'node:crypto';
+import { AttestationBody, SignedAttestation, type AttestationBody as Body } from '../../../shared/contract/provision';
+import { AirlockError } from '../../../shared/domain/errors';
+import { canonical } from '../audit/canonical';
+import { keyFingerprint } from '../audit/keys';
+import type { Db } from '../db/db';
+import type { Vault } from '../vault/vault';
+
+export const ATTEST_SECRET = 'attest.signing.private';
+export const ATTEST_PUBLIC_META = 'attest.signing.public';
+
+/**
+ * As-built attestations: canonical JSON (RFC 8785) signed with the console's Ed25519 attestation
+ * key. The private key is sealed in the vault (unsealed only with a signed-in user's vault key);
+ * the public key is in `meta` and inside every exported attestation, so an auditor can check the
+ * signature offline and compare the key's fingerprint with the one the console shows.
+ */
+export class Attestations {
+  constructor(private readonly deps: { db: Db; vault: Vault; now: () => string }) {}
+
+  publicKeyPem(): string | null {
+    return (this.deps.db.prepare('SELECT value FROM meta WHERE key = ?').get(ATTEST_PUBLIC_META) as { value: string } | undefined)?.value ?? null;
+  }
+
+  private signingKey(vaultKey: Buffer): crypto.KeyObject {
+    const sealed = this.deps.vault.getSecret(vaultKey, ATTEST_SECRET);
+    if (sealed) return crypto.createPrivateKey({ key: sealed, format: 'der', type: 'pkcs8' });
+    const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
+    this.deps.db.transaction(() => {
+      this.deps.vault.putSecret(vaultKey, ATTEST_SECRET, privateKey.export({ format: 'der', type: 'pkcs8' }));
+      this.deps.db
+        .prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+        .run(ATTEST_PUBLIC_META, publicKey.export({ format: 'pem', type: 'spki' }).toString());
+    })();
+    return privateKey;
+  }
+
+  /** Sign and store. Attestations are append-only (triggers refuse edits). */
+  create(body: Body, vaultKey: Buffer): SignedAttestation {
+    const parsed = AttestationBody.parse(body);
+    const key = this.signingKey(vaultKey);
+    const pub = crypto.createPublicKey(key);
+    const text = canonical(parsed);
+    const signature = crypto.sign(null, Buffer.from(text, 'utf8'), key).toString('base64');
+    const fp = keyFingerprint(pub);
+    this.deps.db
+      .prepare('INSERT INTO attestations (id, host, run_id, created_at, playbook, body, digest, signature, key_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(parsed.id, parsed.host.name, parsed.run, parsed.createdAt, parsed.playbook.name, text, sha256(text), signature, fp);
+    return this.get(parsed.id);
+  }
+
+  list(host?: string) {
+    const rows = (
+      host
+        ? this.deps.db.prepare('SELECT id, host, run_id, created_at, playbook, digest FROM attestations WHERE host = ? ORDER BY created_at DESC, rowid DESC').all(host)
+        : this.deps.db.prepare('SELECT id, host, run_id, created_at, playbook, digest FROM attestations ORDER BY created_at DESC, rowid DESC LIMIT 1000').all()
+    ) as Array<{ id: string; host: string; run_id: string; created_at: string; playbook: string; digest: string }>;
+    return rows.map((r) => ({ id: r.id, host: r.host, run: r.run_id, createdAt: r.created_at, playbook: r.playbook, digest: r.digest }));
+  }
+
+  get(id: string): SignedAttestation {
+    const r = this.deps.db.prepare('SELECT body, signature FROM attestations WHERE id = ?').get(id) as { body: string; signature: string } | undefined;
+    if (!r) throw new AirlockError('NOT_FOUND', `No attestation ${id}.`);
+    const pem = this.publicKeyPem();
+    if (!pem) throw new AirlockError('INTERNAL', 'The attestation public key is missing from the database.');
+    const pub = crypto.createPublicKey(pem);
+    return {
+      attestation: AttestationBody.parse(JSON.parse(r.body)),
+      signature: { alg: 'Ed25519', publicKey: pub.export({ format: 'der', type: 'spki' }).toString('base64'), keyFingerprint: keyFingerprint(pub), value: r.signature },
+    };
+  }
+
+  latest(host: string): SignedAttestation | null {
+    const r = this.deps.db.prepare('SELECT id FROM attestations WHERE host = ? ORDER BY created_at DESC, rowid DESC LIMIT 1').get(host) as { id: string } | undefined;
+    return r ? this.get(r.id) : null;
+  }
+
+  /** Verify an exported attestation file: well-formed, signature valid, and made with this console's key. */
+  verify(text: string) {
+    return verifyAttestationText(text, this.publicKeyPem());
+  }
+}
+
+const sha256 = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
+
+/** Pure: usable offline by `airlock attest verify FILE` (with the console's public key when known). */
+export function verifyAttestationText(text: string, trustedPem: string | null) {
+  const problems: string[] = [];
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return { ok: false, signatureValid: false, trustedKey: false, keyFingerprint: null, host: null, problems: ['not JSON'] };
+  }
+  const r = SignedAttestation.safeParse(doc);
+  if (!r.success) {
+    return { ok: false, signatureValid: false, trustedKey: false, keyFingerprint: null, host: null, problems: [`not an attestation: ${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`] };
+  }
+  const a = r.data;
+  let signatureValid = false;
+  let fp: string | null = null;
+  try {
+    const pub = crypto.createPublicKey({ key: Buffer.from(a.signature.publicKey, 'base64'), format: 'der', type: 'spki' });
+    fp = keyFingerprint(pub);
+    // The signed bytes are the canonical form of the body as read: any edit to any field breaks it.
+    signatureValid = crypto.verify(null, Buffer.from(canonical((doc as { attestation: unknown }).attestation), 'utf8'), pub, Buffer.from(a.signature.value, 'base64'));
+  } catch (e) {
+    problems.push(`the public key or signature cannot be read: ${(e as Error).message}`);
+  }
+  if (!signatureValid) problems.push('the signature does not match the attestation (it was changed, or signed by another key)');
+  if (fp && fp !== a.signature.keyFingerprint) problems.push(`the file names key ${a.signature.keyFingerprint} but carries ${fp}`);
+  let trustedKey = false;
+  if (trustedPem) {
+    trustedKey = fp !== null && fp === keyFingerprint(trustedPem);
+    if (!trustedKey) problems.push(`signed by ${fp ?? 'an unreadable key'}, not by this console's attestation key ${keyFingerprint(trustedPem)}`);
+  } else {
+    problems.push("this console has no attestation key to compare with (pass the console's public key)");
+  }
+  return { ok: problems.length === 0, signatureValid, trustedKey, keyFingerprint: fp, host: a.attestation.host.name, problems };
+}

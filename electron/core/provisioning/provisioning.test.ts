@@ -1,0 +1,132 @@
+import crypto from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { openDatabase } from '../db/db';
+import { verifyAttestationText } from './attest';
+import { diffJson } from './engine';
+import { Playbooks, stepParams, validatePlaybook } from './playbooks';
+import { q } from './remote';
+import { parseCidr, renderRuleset } from './steps/egress';
+import { egressLockdown } from './steps/egress';
+import { canonical } from '../audit/canonical';
+
+const base = { format: 'airlock.playbook/v1', name: 'p', version: '1', steps: [{ id: 'gpu', type: 'gpu-driver-check', params: {} }] };
+
+describe('playbooks', () => {
+  it('ships built-in playbooks that validate against the catalogue', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-'));
+    const db = openDatabase(path.join(dir, 'a.db'));
+    const pbs = new Playbooks({ db, now: () => 'now' });
+    const names = pbs.all().map((p) => p.playbook.name);
+    expect(names).toEqual(expect.arrayContaining(['gpu-inference-node', 'lab-gpu-node']));
+    for (const p of pbs.all()) expect(pbs.info(p).steps.map((s) => s.type)).toEqual(p.playbook.steps.map((s) => s.type));
+    db.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses unknown step types, bad parameters, duplicate ids and anything that is not data', () => {
+    expect(() => validatePlaybook({ ...base, steps: [{ id: 'x', type: 'run-shell', params: { cmd: 'rm -rf /' } }] })).toThrow(/unknown type "run-shell"/);
+    expect(() => validatePlaybook({ ...base, steps: [{ id: 'gpu', type: 'gpu-driver-check', params: { minCount: -1 } }] })).toThrow(/minCount/);
+    expect(() => validatePlaybook({ ...base, steps: [{ id: 'gpu', type: 'gpu-driver-check', params: { shell: 'x' } }] })).toThrow(/gpu/);
+    expect(() => validatePlaybook({ ...base, steps: [base.steps[0], base.steps[0]] })).toThrow(/twice/);
+    expect(() => validatePlaybook({ ...base, format: 'ansible' })).toThrow(/Not a valid playbook/);
+    expect(() => validatePlaybook({ ...base, extra: 1 })).toThrow(/Not a valid playbook/);
+  });
+
+  it('applies run overrides on top of the playbook, validated by the step schema', () => {
+    const pb = validatePlaybook({ ...base, steps: [{ id: 'egress', type: 'egress-lockdown', params: { allowCidrs: ['10.0.0.0/8'] } }] });
+    expect(stepParams(pb, 'egress', { egress: { deadManSeconds: 9 } })).toMatchObject({ allowCidrs: ['10.0.0.0/8'], deadManSeconds: 9 });
+    expect(() => stepParams(pb, 'egress', { egress: { allowCidrs: ['not-an-ip'] } })).toThrow(/allowCidrs/);
+    expect(() => stepParams(pb, 'nope', {})).toThrow(/no step "nope"/);
+  });
+});
+
+describe('egress lockdown ruleset', () => {
+  it('normalises CIDRs to their network address', () => {
+    expect(parseCidr('10.213.5.77/25')).toBe('10.213.5.0/25');
+    expect(parseCidr('10.213.5.200/25')).toBe('10.213.5.128/25');
+    expect(parseCidr('10.0.0.1')).toBe('10.0.0.1');
+    expect(parseCidr('10.0.0.1/33')).toBeNull();
+    expect(parseCidr('10.0.0.256')).toBeNull();
+    expect(parseCidr('::1')).toBeNull();
+  });
+
+  it('renders a ruleset nft itself accepts (nft -c), replacing only Airlock\'s table', () => {
+    const p = egressLockdown.params.parse({ allowCidrs: ['10.213.5.0/25'], managementCidrs: ['10.213.5.1'] });
+    const text = renderRuleset(p, '10.213.5.1');
+    expect(text).toContain('policy drop;');
+    expect(text).toContain('elements = { 10.213.5.0/25, 10.213.5.1 }');
+    expect(text).toMatch(/^table inet airlock_egress\ndelete table inet airlock_egress\n/m);
+    const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nft-')), 'r.nft');
+    fs.writeFileSync(f, text);
+    // -c: parse and check only, nothing is loaded on this machine.
+    execFileSync('nft', ['-c', '-f', f]);
+  });
+});
+
+describe('attestation verification (offline)', () => {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
+  const pem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
+  const body = {
+    format: 'airlock.attestation/v1',
+    id: 'att-0123456789abcdef',
+    host: { name: 'gpu1', address: '10.0.0.1', port: 22, hostKey: { fingerprint: `SHA256:${'A'.repeat(43)}`, type: 'ssh-ed25519' } },
+    playbook: { name: 'p', version: '1', digest: 'a'.repeat(64) },
+    run: 'run-0123456789abcdef',
+    operator: 'alice',
+    createdAt: '2026-11-25T00:00:00.000Z',
+    facts: { gpu: { type: 'gpu-driver-check', facts: { count: 8 } } },
+  };
+  const sign = (b: unknown, key = privateKey) => ({
+    attestation: b,
+    signature: {
+      alg: 'Ed25519',
+      publicKey: crypto.createPublicKey(key).export({ format: 'der', type: 'spki' }).toString('base64'),
+      keyFingerprint: '',
+      value: crypto.sign(null, Buffer.from(canonical(b)), key).toString('base64'),
+    },
+  });
+  const withFp = (doc: ReturnType<typeof sign>) => {
+    const v = verifyAttestationText(JSON.stringify(doc), null);
+    doc.signature.keyFingerprint = v.keyFingerprint!;
+    return JSON.stringify(doc, null, 2);
+  };
+
+  it('accepts an intact attestation signed by the trusted key', () => {
+    const v = verifyAttestationText(withFp(sign(body)), pem);
+    expect(v).toMatchObject({ ok: true, signatureValid: true, trustedKey: true, host: 'gpu1', problems: [] });
+  });
+
+  it('names an edited field, a foreign key, and garbage', () => {
+    const doc = JSON.parse(withFp(sign(body)));
+    doc.attestation.facts.gpu.facts.count = 7;
+    const edited = verifyAttestationText(JSON.stringify(doc), pem);
+    expect(edited.ok).toBe(false);
+    expect(edited.problems.join(' ')).toMatch(/signature does not match/);
+    const other = crypto.generateKeyPairSync('ed25519').privateKey;
+    const foreign = verifyAttestationText(withFp(sign(body, other)), pem);
+    expect(foreign).toMatchObject({ ok: false, signatureValid: true, trustedKey: false });
+    expect(foreign.problems.join(' ')).toMatch(/not by this console's attestation key/);
+    expect(verifyAttestationText('{nope', pem).problems).toEqual(['not JSON']);
+    expect(verifyAttestationText('{"attestation":{}}', pem).ok).toBe(false);
+  });
+});
+
+describe('helpers', () => {
+  it('quotes for the shell and refuses newlines', () => {
+    expect(q("it's")).toBe(`'it'\\''s'`);
+    expect(execFileSync('/bin/sh', ['-c', `printf %s ${q("a'b $(x) \`y\`")}`]).toString()).toBe("a'b $(x) `y`");
+    expect(() => q('a\nb')).toThrow(/newline/);
+  });
+
+  it('diffs JSON facts by path', () => {
+    expect(diffJson({ a: 1, b: [1, 2], c: { d: 'x' } }, { a: 1, b: [1, 3], c: { d: 'y' }, e: true }, '')).toEqual([
+      { path: 'b[1]', attested: 2, now: 3 },
+      { path: 'c.d', attested: 'x', now: 'y' },
+      { path: 'e', attested: null, now: true },
+    ]);
+  });
+});

@@ -1,0 +1,90 @@
+import { AirlockError } from '../../../shared/domain/errors';
+import type { ExecResult, SshConnection } from '../ssh/connection';
+
+/** POSIX single-quote escaping. Refuses NUL and newlines, which no path or value we send should contain. */
+export function q(s: string): string {
+  if (/[\0\n\r]/.test(s)) throw new AirlockError('INVALID_INPUT', 'A value sent to a host contains a NUL or newline character.');
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Absolute host paths: printable, no `..` segment, no shell surprises beyond what q() escapes. */
+export function checkHostPath(p: string, what: string): string {
+  if (!/^\/[A-Za-z0-9._+@:/-]*$/.test(p) || p.split('/').includes('..') || p.length > 1024) {
+    throw new AirlockError('INVALID_INPUT', `${what} must be an absolute path of letters, digits and ._+@:/- (got ${JSON.stringify(p.slice(0, 80))}).`);
+  }
+  return p;
+}
+
+export interface RunOpts {
+  timeoutMs?: number;
+  /** Called with each chunk of stdout/stderr as it arrives (the step's live log). */
+  onOutput?: (chunk: string) => void;
+  stdin?: string;
+  maxOutputBytes?: number;
+}
+
+/**
+ * A host as a step sees it: one SSH connection, commands run as root (directly when the login
+ * user is root, else through `sudo -n`, which must be configured not to ask for a password),
+ * always through `/bin/sh -c` so the login shell does not matter.
+ */
+export class Remote {
+  constructor(
+    readonly conn: SshConnection,
+    readonly asRoot: boolean,
+    private readonly signal: AbortSignal,
+    private readonly defaultTimeoutMs: number,
+  ) {}
+
+  /** Run a POSIX sh script; returns the result whatever the exit code. */
+  async sh(script: string, opts: RunOpts = {}): Promise<ExecResult> {
+    const cmd = `${this.asRoot ? '' : 'sudo -n '}/bin/sh -c ${q(script)}`;
+    return this.conn.exec(cmd, {
+      timeoutMs: opts.timeoutMs ?? this.defaultTimeoutMs,
+      signal: this.signal,
+      stdin: opts.stdin,
+      maxOutputBytes: opts.maxOutputBytes,
+      onStdout: opts.onOutput ? (b: Buffer) => opts.onOutput!(b.toString('utf8')) : undefined,
+      onStderr: opts.onOutput ? (b: Buffer) => opts.onOutput!(b.toString('utf8')) : undefined,
+    });
+  }
+
+  /** Run and require exit 0; a failure names what was being done and carries the output's tail. */
+  async must(script: string, what: string, opts: RunOpts = {}): Promise<ExecResult> {
+    const r = await this.sh(script, opts);
+    if (r.code !== 0) throw new StepFailure(`${what} failed (exit ${r.code ?? r.signal ?? '?'})`, r.code, `${r.stdout}${r.stderr}`);
+    return r;
+  }
+
+  /** A file's content, or null when it does not exist. Bounded. */
+  async readFile(path: string, maxBytes = 1024 * 1024): Promise<string | null> {
+    const r = await this.sh(`if [ -f ${q(path)} ]; then head -c ${maxBytes} ${q(path)}; else exit 44; fi`);
+    if (r.code === 44) return null;
+    if (r.code !== 0) throw new StepFailure(`reading ${path} failed`, r.code, r.stderr);
+    return r.stdout;
+  }
+
+  /** Write a file atomically (temp name in the same directory, then rename), with a mode. */
+  async writeFile(path: string, content: string, mode = '0644'): Promise<void> {
+    const dir = path.slice(0, path.lastIndexOf('/')) || '/';
+    const tmp = `${path}.airlock-tmp`;
+    await this.must(
+      `set -e; mkdir -p ${q(dir)}; umask 077; cat > ${q(tmp)}; chmod ${mode} ${q(tmp)}; mv -f ${q(tmp)} ${q(path)}`,
+      `writing ${path}`,
+      { stdin: content },
+    );
+  }
+}
+
+/** A step went wrong on the host: the message is for people, the output is the host's (untrusted). */
+export class StepFailure extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number | null = null,
+    readonly output = '',
+    readonly code: string = 'STEP_FAILED',
+  ) {
+    super(message);
+    this.name = 'StepFailure';
+  }
+}

@@ -1,0 +1,54 @@
+import type { z } from 'zod';
+import type { Change } from '../../../../shared/contract/provision';
+import type { SshConnection } from '../../ssh/connection';
+import type { Remote } from '../remote';
+import type { OfflineStore } from '../store';
+
+/** What a step's check found. */
+export interface CheckResult {
+  /** ok: already in the wanted state. change: apply would change `changes`. fail: cannot be made so by this step. */
+  state: 'ok' | 'change' | 'fail';
+  changes: Change[];
+  message?: string;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  /** What was proven; goes into the as-built attestation and is compared for drift. JSON only. */
+  facts: unknown;
+  message?: string;
+}
+
+export interface StepContext {
+  host: { name: string; address: string; port: number; user: string; fingerprint: string };
+  remote: Remote;
+  store: OfflineStore;
+  signal: AbortSignal;
+  /** Extra connections to the same host (parallel transfers); closed by the engine after the step. */
+  extraConnections(n: number): Promise<SshConnection[]>;
+  /** A brand-new connection, to prove Airlock can still get in (after firewall or sshd changes). Closed by the caller. */
+  freshConnection(timeoutMs: number): Promise<SshConnection>;
+  /** Append to the step's live log (neutralised and capped by the engine). */
+  log(text: string): void;
+  transfer(p: { sent: number; done: number; total: number }): void;
+  /** Default timeout for one command on the host. */
+  timeoutMs: number;
+}
+
+export interface StepImpl<P = unknown> {
+  type: string;
+  title: string;
+  /** Typed, validated parameters: a playbook can only choose values, never code. */
+  params: z.ZodType<P>;
+  needs: { root: boolean; store: (p: P) => string[] };
+  /** Read-only: is the host already in the wanted state, and if not, what would change. */
+  check(ctx: StepContext, p: P): Promise<CheckResult>;
+  /** Make it so. Idempotent. */
+  apply(ctx: StepContext, p: P, found: CheckResult): Promise<void>;
+  /** Prove it (read-only), and say what was proven. */
+  verify(ctx: StepContext, p: P): Promise<VerifyResult>;
+}
+
+export function defineStep<P>(s: StepImpl<P>): StepImpl<P> {
+  return s;
+}
