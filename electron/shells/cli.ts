@@ -160,6 +160,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
   let core: Core | null = null;
   try {
+    if (area === 'attest' && verb === 'verify' && o.key) {
+      // Offline: the file and the console's public key are all an auditor needs; no database, no sign-in.
+      if (!rest[0]) throw new UsageError('attest verify needs a FILE');
+      const v = verifyOffline(rest[0], o.key);
+      out(formatVerify(v), v);
+      return v.ok ? EXIT.ok : EXIT.failed;
+    }
     const dataDir = path.resolve(o.data ?? defaultDataDir(io.env));
     const int = (name: string, v: string | undefined): number | undefined => {
       if (v === undefined) return undefined;
@@ -226,12 +233,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
     const key = `${area} ${verb ?? ''}`.trim();
     if (!COMMANDS.has(key)) throw new UsageError(`unknown command "${key}"`);
-    if (key === 'attest verify' && o.key) {
-      // Offline: the file and the console's public key are all an auditor needs.
-      const v = verifyOffline(rest[0] ?? '', o.key);
-      out(formatVerify(v), v);
-      return v.ok ? EXIT.ok : EXIT.failed;
-    }
+
     const actor = o.as ?? (SSH_USER_COMMANDS.has(key) ? undefined : o.user) ?? io.env.AIRLOCK_USER;
     const signedIn = await signIn(call, actor, o['password-file'], { totp: o.totp, recoveryCode: o['recovery-code'] }, io);
     if (!signedIn.ok) return fail(signedIn);

@@ -17,6 +17,8 @@ import { openDatabase } from '../../electron/core/db/db';
 import { startServe } from '../../electron/shells/serve';
 import { authorizeKey, labDown, labUp } from '../lab/lab';
 import { ADMIN, testCore } from '../support/core';
+import { benchPlan } from './provision';
+import { benchTransfer } from './transfer';
 
 /**
  * Each figure is printed beside its anchor, measured in the same run on the same machine,
@@ -326,6 +328,8 @@ if (!only || only === 'scan') await benchScan();
 if (!only || only === 'serve') await benchRoundTrip();
 if (!only || only === 'start') await benchColdStart();
 if (!only || only === 'audit') await benchAudit();
+if (!only || only === 'plan') await benchPlan(rows);
+if (!only || only === 'transfer') await benchTransfer(rows);
 
 const cols = ['figure', 'value', 'anchor', 'anchorValue', 'ratio', 'goal'] as const;
 const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => r[c].length)));
