@@ -289,6 +289,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     'provision:apply': (ctx, input) => provisioner.apply(callerOf(ctx), input),
     'provision:resume': (ctx, input) => provisioner.resume(callerOf(ctx), input.runId, input.concurrency),
     'provision:drift': (ctx, input) => provisioner.drift(callerOf(ctx), input.hosts),
+    'provision:disableEgressLockdown': (ctx, input) => provisioner.disableEgress(callerOf(ctx), input.host),
     'provision:status': (_ctx, input) => provisioner.get(input.runId),
     'provision:runs': (_ctx, input) => provisioner.list(input.limit),
     'store:list': () => ({ debs: store.listDebs(), models: store.listModels(), mediaRoots: store.mediaRoots }),

@@ -233,6 +233,14 @@ export const provision = {
     stepUp: true,
     summary: 'Resume an interrupted, failed or cancelled apply from each host\'s first unfinished step (re-checked first)',
   }),
+  'provision:disableEgressLockdown': channel({
+    in: z.object({ host: HostName }).strict(),
+    out: z.object({ host: HostName, removed: z.boolean() }),
+    roles: ['admin'],
+    stepUp: true,
+    twoPerson: 'hosts:disableEgressLockdown',
+    summary: "Remove a host's egress lockdown (two-person rule: another person must approve)",
+  }),
   'provision:drift': channel({
     in: z.object({ hosts: HostSelector, requestId: RequestId.optional() }).strict(),
     out: z.array(DriftReport),

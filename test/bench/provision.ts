@@ -12,7 +12,7 @@ const ms = (x: number) => `${x.toFixed(1)} ms`;
  */
 export async function benchPlan(rows: Row[]) {
   const lab = await labUp({ id: 'bench-plan', hosts: 20 });
-  const t = await testCore({ sshTimeoutMs: 20_000, provisionConcurrency: 20 });
+  const t = await testCore({ sshTimeoutMs: 20_000, provisionConcurrency: 20, stepUpMinutes: 600 });
   try {
     const c = t.client();
     await c.ok('session:setup', ADMIN);

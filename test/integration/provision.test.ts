@@ -60,7 +60,7 @@ const onHost = async (host: string, script: string) => runOnHost(lab, host, ['/b
 beforeAll(async () => {
   lab = await labUp({ id: LAB, hosts: 3, gpuProfiles: ['a100', 'h100', 'a100'] });
   media = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-media-'));
-  t = await testCore({ mediaRoots: [media], sshTimeoutMs: 10_000 });
+  t = await testCore({ mediaRoots: [media], sshTimeoutMs: 10_000, stepUpMinutes: 600 });
   c = t.client();
   await c.ok('session:setup', ADMIN);
   await authorizeKey(lab, (await c.ok('identity:show', {})).publicKey);
@@ -205,6 +205,26 @@ describe('provisioning a lab host', () => {
     expect(r.hosts[0]!.attestationId).toBeNull();
     // The steps after it did not run.
     expect(step(r, 'host1', 'inference').status).toBe('pending');
+  });
+});
+
+describe('two-person rule', () => {
+  it("removing a host's egress lockdown needs a second person; once approved it is gone for real", async () => {
+    await c.ok('users:create', { name: 'olga', password: 'officer passphrase 0001', roles: ['officer'], mustChangePassword: false });
+    const direct = await c.call('provision:disableEgressLockdown', { host: 'host1' });
+    expect(direct).toMatchObject({ ok: false, error: { code: 'APPROVAL_REQUIRED' } });
+    const q = await c.ok('approvals:request', { channel: 'provision:disableEgressLockdown', input: { host: 'host1' }, reason: 'maintenance window: vendor support session' });
+    expect((await onHost('host1', 'nft list tables')).stdout).toContain('airlock_egress');
+    const olga = t.client();
+    await olga.ok('session:login', { name: 'olga', password: 'officer passphrase 0001' });
+    await olga.ok('approvals:approve', { id: q.id, reason: 'ticket 4711' });
+    const done = await c.ok('approvals:execute', { id: q.id });
+    expect(done.value).toEqual({ host: 'host1', removed: true });
+    expect((await onHost('host1', 'nft list tables')).stdout).not.toContain('airlock_egress');
+    expect((await onHost('host1', `timeout 3 bash -c 'exec 3<>/dev/tcp/${lab.decoy.address}/${lab.decoy.port}' && echo open || echo blocked`)).stdout.trim()).toBe('open');
+    // The host has drifted from its attestation, and drift says so.
+    const d = await c.ok('provision:drift', { hosts: ['host1'] });
+    expect(d[0]!.items.map((i) => `${i.stepId}:${i.path}`)).toContain('egress:rulesetSha256');
   });
 });
 

@@ -56,6 +56,11 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
       checkPolicy(String(i.password), String(i.name));
     },
   },
+  'provision:disableEgressLockdown': {
+    operation: 'hosts:disableEgressLockdown',
+    applies: () => true,
+    describe: (i) => `Remove the egress lockdown of host ${String(i.host)} (it could then reach any address)`,
+  },
   'approvals:setPolicy': {
     operation: 'approvals:setPolicy',
     applies: () => true,

@@ -12,6 +12,7 @@ import { sanitizeHostLines } from '../ssh/sanitize';
 import type { Attestations } from './attest';
 import { checkOverrides, playbookDigest, stepParams, type Playbooks } from './playbooks';
 import { Remote, StepFailure } from './remote';
+import { TABLE as EGRESS_TABLE } from './steps/egress';
 import { STEPS } from './steps/index';
 import type { StepContext } from './steps/types';
 import type { OfflineStore } from './store';
@@ -451,6 +452,22 @@ export class Provisioner {
       }
     }
     return out;
+  }
+
+  /** Remove Airlock's egress table from a host (the two-person rule guards the channel). */
+  async disableEgress(c: Caller, name: string): Promise<{ host: string; removed: boolean }> {
+    const host = this.resolveHosts([name])[0]!;
+    const conn = await this.deps.hosts.open(host.name, c.auth, c.signal);
+    try {
+      const remote = new Remote(conn, host.user === 'root', c.signal, this.deps.timeoutMs);
+      const r = await remote.must(
+        `if nft list table inet ${EGRESS_TABLE} >/dev/null 2>&1; then nft delete table inet ${EGRESS_TABLE} && echo removed; fi; rm -f /etc/airlock/egress.nft /var/lib/airlock/egress/applied.sha256`,
+        'removing the egress lockdown',
+      );
+      return { host: host.name, removed: r.stdout.includes('removed') };
+    } finally {
+      conn.close();
+    }
   }
 
   // ---- records ----
