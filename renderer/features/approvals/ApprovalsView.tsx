@@ -62,7 +62,15 @@ export function ApprovalsView() {
           )}
         </div>
         <div className="toolbar-spacer" />
-        <button type="button" onClick={() => void load()} data-testid="approvals-refresh">
+        {/* The policy too: another person may have changed it (the 10 s poll reads only the passive queue). */}
+        <button
+          type="button"
+          onClick={() => {
+            void load();
+            void loadPolicy();
+          }}
+          data-testid="approvals-refresh"
+        >
           Refresh
         </button>
       </div>
@@ -151,11 +159,13 @@ export function ApprovalsView() {
                   {safeLine(p.description)}
                   {!p.implemented ? <span className="muted"> (not yet in the product)</span> : null}
                 </td>
-                <td>{p.required ? 'required' : <span className="badge badge-warn">off</span>}</td>
-                <td>{p.approverRoles.join(', ')}</td>
-                <td>{p.expiryMinutes} min</td>
+                <td data-testid={`policy-required-${p.operation}`} data-required={p.required}>
+                  {p.required ? 'required' : <span className="badge badge-warn">off</span>}
+                </td>
+                <td data-testid={`policy-roles-${p.operation}`}>{p.approverRoles.join(', ')}</td>
+                <td className="nowrap" data-testid={`policy-expiry-${p.operation}`}>{p.expiryMinutes} min</td>
                 <td className="mono">{p.channels.join(', ') || DASH}</td>
-                <td className="nowrap">
+                <td className="nowrap" data-testid={`policy-updated-${p.operation}`}>
                   {formatTime(p.updatedAt)} {p.updatedBy ? `by ${safeLine(p.updatedBy)}` : ''}
                 </td>
                 <td className="col-actions">
@@ -351,6 +361,7 @@ function PolicyForm({ row, onClose, onChanged }: { row: ApprovalPolicy; onClose:
                   return n;
                 })
               }
+              data-testid={`policy-role-${r}`}
             />
             <span>{r}</span>
           </label>
@@ -361,7 +372,13 @@ function PolicyForm({ row, onClose, onChanged }: { row: ApprovalPolicy; onClose:
         <input type="number" min={5} max={10080} value={expiry} onChange={(e) => setExpiry(e.target.value)} data-testid="policy-expiry" />
       </label>
       <label className="check">
-        <input type="checkbox" checked={required} onChange={(e) => setRequired(e.target.checked)} disabled={row.operation === 'approvals:setPolicy'} />
+        <input
+          type="checkbox"
+          checked={required}
+          onChange={(e) => setRequired(e.target.checked)}
+          disabled={row.operation === 'approvals:setPolicy'}
+          data-testid="policy-required"
+        />
         <span>Second person required</span>
       </label>
       <ErrorLine error={error} testId="policy-form-error" />
