@@ -21,6 +21,7 @@ export function AccountView({ status, onStatus }: { status: SessionStatus; onSta
     if (busy || !window.confirm('Replace your recovery codes? The old ones stop working.')) return;
     setBusy(true);
     setError(null);
+    setNote(null);
     const r = await client.totp.recoveryCodes({});
     setBusy(false);
     if (!r.ok) return setError(r.error);
@@ -32,6 +33,7 @@ export function AccountView({ status, onStatus }: { status: SessionStatus; onSta
     if (busy || !window.confirm('Remove your TOTP second factor?')) return;
     setBusy(true);
     setError(null);
+    setNote(null);
     const r = await client.totp.disable({});
     setBusy(false);
     if (!r.ok) return setError(r.error);
@@ -56,7 +58,11 @@ export function AccountView({ status, onStatus }: { status: SessionStatus; onSta
         <dd>{formatTime(me.lockAt)}</dd>
       </dl>
       <ErrorLine error={error} testId="account-error" />
-      {note ? <div className="info-line">{note}</div> : null}
+      {note ? (
+        <div className="info-line" data-testid="account-note">
+          {note}
+        </div>
+      ) : null}
 
       <PasswordForm client={client} userName={user.name} title="Change password" onDone={() => setNote('Password changed.')} />
 
@@ -74,7 +80,15 @@ export function AccountView({ status, onStatus }: { status: SessionStatus; onSta
         <div className="card form-card">
           <h3>Two-factor authentication</h3>
           <div className="form-actions">
-            <button type="button" onClick={() => setEnrolling(true)} data-testid="account-totp-enrol">
+            <button
+              type="button"
+              onClick={() => {
+                setNote(null);
+                setCodes(null);
+                setEnrolling(true);
+              }}
+              data-testid="account-totp-enrol"
+            >
               {me.totp.enrolled ? 'Re-enrol on a new device' : 'Enrol an authenticator'}
             </button>
             {me.totp.enrolled ? (
