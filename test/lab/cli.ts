@@ -118,6 +118,7 @@ function jsonView(lab: Lab): unknown {
       ...(h.sshdRunning === undefined ? {} : { sshdRunning: h.sshdRunning, linkCut: h.linkCut }),
     })),
     decoy: lab.decoy,
+    privateSystem: lab.privateSystem,
   };
 }
 

@@ -3,10 +3,15 @@
  * demos (DESIGN.md §7).
  *
  * Each host is a Linux network namespace with an address on a private /24, a veth into a lab
- * bridge in the root namespace, and a real OpenSSH `sshd` running in its own mount and UTS
- * namespaces (so `/root`, `/srv`, `/opt`, `/var/lib/airlock-host`, `/tmp` and `/usr/local/bin`
- * are the host's own, and `hostname` is the host's name). `/usr/local/bin/nvidia-smi` is an
- * emulator answering in the real output formats from a per-host GPU profile.
+ * bridge in the root namespace, and its own mount and UTS namespaces, held open by a small holder
+ * process, in which a real OpenSSH `sshd` runs. In the host's mount namespace, the machine's
+ * `/etc`, `/usr` and `/var` are overlays with per-host upper directories (so `dpkg -i`, units in
+ * /etc/systemd/system or sshd drop-ins change that host only), `/run` is a tmpfs of its own, and
+ * `/root`, `/srv`, `/opt`, `/var/lib/airlock-host`, `/tmp` and `/usr/local/bin` are the host's own
+ * directories; `hostname` is the host's name. `/usr/local/bin/nvidia-smi` is an emulator
+ * answering in the real output formats from a per-host GPU profile; `/usr/local/bin/systemctl`
+ * (+ `journalctl`) simulates systemd, which cannot run in a lab host (host/systemctl.mjs), and
+ * `/usr/local/bin/airlock-inference-sim` is a vLLM-shaped inference server (host/airlock-inference-sim.mjs).
  *
  * The lab is sealed: host namespaces have only the connected route to the lab subnet, and an nft
  * table of the lab's own in the root namespace drops anything forwarded to or from the lab bridge,
@@ -72,6 +77,13 @@ export interface Lab {
   hosts: LabHost[];
   /** The decoy "outside world": a TCP listener answering `decoy\n`, in a namespace of its own. */
   decoy: { address: string; port: number };
+  /**
+   * Whether each host has a system of its own: private `/etc`, `/usr`, `/var` (overlays) and
+   * `/run`, so that installing packages, writing units or sshd drop-ins on a host changes that
+   * host only. Only then may a test change system state on a host (netns mode always; loopback
+   * mode as root). Without it a host shares this machine's files.
+   */
+  privateSystem: boolean;
   /** Set when the lab had to fall back to loopback mode: why, for the user. */
   notice?: string;
 }
@@ -128,9 +140,17 @@ const PRIVATE_DIRS: ReadonlyArray<[target: string, sub: string]> = [
   ['/usr/local/bin', 'usr-local-bin'],
   ['/tmp', 'tmp'],
 ];
+/** The machine's directories each isolated host sees through an overlay with upper dirs of its own. */
+const SYSTEM_OVERLAYS = ['/etc', '/usr', '/var'] as const;
 const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const SSHD = ['/usr/sbin/sshd', '/usr/local/sbin/sshd'].find((p) => fss.existsSync(p)) ?? '/usr/sbin/sshd';
 const EMULATOR_SRC = fileURLToPath(new URL('./gpu/nvidia-smi.mjs', import.meta.url));
+const SYSTEMCTL_SRC = fileURLToPath(new URL('./host/systemctl.mjs', import.meta.url));
+const INFERENCE_SIM_SRC = fileURLToPath(new URL('./host/airlock-inference-sim.mjs', import.meta.url));
+/** Inside an isolated host (private /run), sshd's pid file is where Debian keeps it. */
+const HOST_SSHD_PIDFILE = '/run/sshd.pid';
+/** Inside an isolated host, the host key sshd serves (a copy of `<host dir>/ssh_host_ed25519_key`). */
+const HOST_KEY_IN_HOST = '/etc/ssh/ssh_host_ed25519_key';
 
 /** Root of all labs' state directories. */
 export function labStateRoot(): string {
@@ -156,6 +176,11 @@ interface ProcRef {
 interface HostState extends LabHost {
   veth: string | null;
   sshd: ProcRef | null;
+  /**
+   * Isolated hosts: the process holding the host's mount and UTS namespaces (its `enter.sh`),
+   * which sshd and {@link runOnHost} enter. Absent in labs started by an older lab.ts.
+   */
+  holder?: ProcRef | null;
   /** Inode of the sshd's mount namespace (`mnt:[…]`), to find every process of the host. */
   mntNs: string | null;
   linkCut: boolean;
@@ -229,6 +254,7 @@ function toPublic(st: LabState): Lab {
       gpuProfile: h.gpuProfile,
     })),
     decoy: { address: st.decoy.address, port: st.decoy.port },
+    privateSystem: st.isolation,
   };
   if (st.notice) lab.notice = st.notice;
   return lab;
@@ -532,15 +558,33 @@ async function commandWorks(cmd: string, args: string[]): Promise<boolean> {
   return (await run(cmd, args, { timeoutMs: 5000 })).code === 0;
 }
 
-async function chooseMode(): Promise<{ mode: 'netns' | 'loopback'; isolation: boolean; notice?: string }> {
+/**
+ * Whether this machine can give hosts a system of their own: a private mount namespace in which
+ * an overlay can be mounted with its upper directory under the lab state root.
+ */
+async function canIsolateHosts(root: string): Promise<boolean> {
+  if (!isRoot() || process.env.AIRLOCK_LAB_NO_UNSHARE) return false;
+  const probe = path.join(root, `.probe-${process.pid}`);
+  try {
+    await Promise.all(['l', 'u', 'w', 'm'].map((d) => fs.mkdir(path.join(probe, d), { recursive: true })));
+    const [l, u, w, m] = ['l', 'u', 'w', 'm'].map((d) => path.join(probe, d));
+    return await commandWorks('unshare', [
+      '--uts', '--mount', '--propagation', 'private', '--',
+      'mount', '-t', 'overlay', 'airlock-lab-probe', '-o', `lowerdir=${l},upperdir=${u},workdir=${w}`, m!,
+    ]);
+  } finally {
+    await fs.rm(probe, { recursive: true, force: true });
+  }
+}
+
+async function chooseMode(root: string): Promise<{ mode: 'netns' | 'loopback'; isolation: boolean; notice?: string }> {
   const forced = process.env.AIRLOCK_LAB_MODE;
   if (forced && forced !== 'netns' && forced !== 'loopback') {
     throw new Error(`AIRLOCK_LAB_MODE must be "netns" or "loopback", not "${forced}"`);
   }
   // AIRLOCK_LAB_NO_UNSHARE=1 simulates a machine without usable mount namespaces (for testing the
   // unprivileged fallback while root).
-  const canIsolate =
-    isRoot() && !process.env.AIRLOCK_LAB_NO_UNSHARE && (await commandWorks('unshare', ['--uts', '--mount', '--propagation', 'private', 'true']));
+  const canIsolate = await canIsolateHosts(root);
   if (forced === 'loopback') {
     return {
       mode: 'loopback',
@@ -550,7 +594,7 @@ async function chooseMode(): Promise<{ mode: 'netns' | 'loopback'; isolation: bo
   }
   let why = '';
   if (!isRoot()) why = 'not running as root';
-  else if (!canIsolate) why = '`unshare --uts --mount` does not work here';
+  else if (!canIsolate) why = '`unshare --uts --mount` or an overlay mount does not work here';
   else {
     const probe = `${NETNS_PREFIX}probe-${process.pid}`;
     const r = await run('ip', ['netns', 'add', probe]);
@@ -565,7 +609,8 @@ async function chooseMode(): Promise<{ mode: 'netns' | 'loopback'; isolation: bo
     notice:
       `LOOPBACK FALLBACK: network namespaces are unavailable (${why}). Hosts are sshd processes on ` +
       `127.213.X.Y addresses of this machine: not sealed, no per-host firewall, and a cut link is ` +
-      `simulated by stopping the host's sshd.`,
+      `simulated by stopping the host's sshd.` +
+      (canIsolate ? '' : ' Hosts share this machine\'s files: no provisioning tests (packages, units, sshd drop-ins) here.'),
   };
 }
 
@@ -607,33 +652,107 @@ function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** The script that turns a process into "being on host X": hostname + private directories. */
-function enterScript(h: HostState, shadow: string | null, system: HostSystem | null): string {
+/** A host's overlay upper and work directories for one of {@link SYSTEM_OVERLAYS}. */
+function overlayDirs(h: HostState, sys: string): { upper: string; work: string } {
+  const name = sys.slice(1);
+  return { upper: path.join(h.dir, 'system', 'upper', name), work: path.join(h.dir, 'system', 'work', name) };
+}
+
+function overlayOf(p: string): (typeof SYSTEM_OVERLAYS)[number] | null {
+  return SYSTEM_OVERLAYS.find((d) => p === d || p.startsWith(d + '/')) ?? null;
+}
+
+/** Where a file an isolated host sees at `p` (under /etc, /usr or /var) lives in its upper dir. */
+function upperPath(h: HostState, p: string): string {
+  const sys = overlayOf(p);
+  if (!sys) throw new Error(`lab: ${p} is not under ${SYSTEM_OVERLAYS.join(', ')}`);
+  return path.join(overlayDirs(h, sys).upper, path.relative(sys, p));
+}
+
+/** Copies a machine directory's mode and owner onto its upper-dir counterpart (what the host sees). */
+async function mirrorDirAttrs(lower: string, upper: string): Promise<void> {
+  const st = await fs.stat(lower).catch(() => null);
+  if (!st?.isDirectory()) return;
+  await fs.chmod(upper, st.mode & 0o7777);
+  await fs.chown(upper, st.uid, st.gid);
+}
+
+/** Makes the directories leading to `p` (inclusive) in the host's upper dir, with the machine's modes. */
+async function mkUpperDirs(h: HostState, p: string): Promise<void> {
+  const sys = overlayOf(p);
+  if (!sys) throw new Error(`lab: ${p} is not under ${SYSTEM_OVERLAYS.join(', ')}`);
+  let lower: string = sys;
+  let upper = overlayDirs(h, sys).upper;
+  for (const part of path.relative(sys, p).split('/').filter(Boolean)) {
+    lower = path.join(lower, part);
+    upper = path.join(upper, part);
+    if (fss.existsSync(upper)) continue;
+    await fs.mkdir(upper, { mode: 0o755 });
+    await mirrorDirAttrs(lower, upper);
+  }
+}
+
+/** Writes a file into the host's system (its upper dir), before the host's overlays are mounted. */
+async function writeHostSystemFile(h: HostState, p: string, content: string, mode: number, owner?: { uid: number; gid: number }): Promise<void> {
+  await mkUpperDirs(h, path.dirname(p));
+  const f = upperPath(h, p);
+  await fs.rm(f, { force: true });
+  await fs.writeFile(f, content, { mode });
+  await fs.chmod(f, mode);
+  if (owner) await fs.chown(f, owner.uid, owner.gid);
+}
+
+/** Hides a machine file from the host: an overlay whiteout (a 0/0 character device) in its upper dir. */
+async function whiteout(h: HostState, p: string): Promise<void> {
+  await mkUpperDirs(h, path.dirname(p));
+  const f = upperPath(h, p);
+  await fs.rm(f, { force: true, recursive: true });
+  await must('mknod', [f, 'c', '0', '0']);
+}
+
+/**
+ * The script that makes a host (run under `unshare --uts --mount --propagation private`, inside
+ * the host's netns): its hostname, overlays over the machine's /etc, /usr and /var, a /run of its
+ * own, its private directories; then it holds the namespaces open for sshd and runOnHost to enter.
+ */
+function enterScript(st: LabState, h: HostState, system: HostSystem | null): string {
   const fsDir = path.join(h.dir, 'fs');
+  const stage = path.join(h.dir, 'run-stage');
+  const root = path.dirname(st.dir);
+  const rootInRun = root.startsWith('/run/') ? path.relative('/run', root) : null;
   const lines = [
     '#!/bin/sh',
-    `# Enter lab host ${h.name}: run under \`unshare --uts --mount --propagation private\`.`,
+    `# Lab host ${h.name} of lab ${st.id} (written by test/lab/lab.ts). Run under`,
+    '# `unshare --uts --mount --propagation private`: builds the host and holds its namespaces.',
     'set -e',
     // A profile's own hostname may hold bytes the `hostname` tool refuses (escape sequences, HTML):
     // the kernel takes any 64 bytes through /proc, and that is what a hostile host can do too.
     system?.hostname !== undefined
       ? `printf '%s' ${shQuote(system.hostname)} > /proc/sys/kernel/hostname`
       : `hostname ${shQuote(h.name)}`,
-    `mount --bind ${shQuote(path.join(h.dir, 'hostname'))} /etc/hostname`,
-    `mount --bind ${shQuote(path.join(h.dir, 'hosts'))} /etc/hosts`,
-    ...PRIVATE_DIRS.map(([target, sub]) => `mount --bind ${shQuote(path.join(fsDir, sub))} ${target}`),
+    '# The machine\'s /etc, /usr and /var, with every change going to this host\'s upper dirs.',
+    ...SYSTEM_OVERLAYS.map((d) => {
+      const o = overlayDirs(h, d);
+      return `mount -n -t overlay airlock-lab-${h.name} -o ${shQuote(`lowerdir=${d},upperdir=${o.upper},workdir=${o.work}`)} ${d}`;
+    }),
+    '# A /run of its own: sshd\'s privilege separation dir and pid file, and "systemd is running".',
+    `mount -n -t tmpfs -o mode=0755,nosuid,nodev,size=256m airlock-lab-run ${shQuote(stage)}`,
+    `mkdir -p ${shQuote(stage)}/sshd ${shQuote(stage)}/lock ${shQuote(stage)}/systemd/system ${shQuote(stage)}/user`,
+    `chmod 1777 ${shQuote(stage)}/lock`,
+    // The lab state (host keys, logs, the private directories) stays where sshd and the lab expect it.
+    ...(rootInRun ? [`mkdir -p ${shQuote(path.join(stage, rootInRun))}`, `mount -n --bind ${shQuote(root)} ${shQuote(path.join(stage, rootInRun))}`] : []),
+    `mount -n --move ${shQuote(stage)} /run`,
+    ...PRIVATE_DIRS.map(([target, sub]) => `mount -n --bind ${shQuote(path.join(fsDir, sub))} ${target}`),
+    `: > ${shQuote(path.join(h.dir, 'holder.ready'))}`,
+    'while :; do sleep 86400; done',
+    '',
   ];
-  if (system?.osRelease) lines.push(`mount --bind ${shQuote(path.join(h.dir, 'os-release'))} ${system.osRelease}`);
-  if (shadow) lines.push(`mount --bind ${shQuote(shadow)} /etc/shadow`);
-  lines.push('exec "$@"', '');
   return lines.join('\n');
 }
 
-/** A profile's `system` part, checked, with the os-release file to shadow (if any). */
+/** A profile's `system` part, checked. */
 interface HostSystem {
   hostname?: string;
-  /** The machine's os-release path the host's own copy is mounted over. */
-  osRelease?: string;
 }
 
 /** os-release values are shell-like double-quoted strings: `\`, `"`, `$` and backquote are escaped. */
@@ -642,8 +761,8 @@ function osReleaseQuote(v: string): string {
 }
 
 /**
- * Writes the host's own hostname and os-release files for a profile's `system` part. Only isolated
- * hosts (own UTS and mount namespaces) can say something else than this machine does.
+ * Writes the host's own hostname and os-release for a profile's `system` part. Only isolated
+ * hosts (own UTS namespace and system files) can say something else than this machine does.
  */
 async function prepareSystem(st: LabState, h: HostState, profile: GpuProfile): Promise<HostSystem | null> {
   const sys = profile.system;
@@ -655,14 +774,16 @@ async function prepareSystem(st: LabState, h: HostState, profile: GpuProfile): P
       throw new Error(`lab: profile ${profile.profile}: a hostname is 1–64 bytes without NUL or newline (got ${bytes} bytes)`);
     }
     out.hostname = sys.hostname;
-    await fs.writeFile(path.join(h.dir, 'hostname'), `${sys.hostname}\n`);
+    await writeHostSystemFile(h, '/etc/hostname', `${sys.hostname}\n`, 0o644);
   }
   if (sys.osPrettyName !== undefined) {
     const target = ['/etc/os-release', '/usr/lib/os-release'].find((p) => fss.existsSync(p));
     if (!target) throw new Error('lab: this machine has no os-release to shadow');
+    // /etc/os-release is usually a link to /usr/lib/os-release: the host gets its own copy of the file.
+    const real = await fs.realpath(target);
+    if (!overlayOf(real)) throw new Error(`lab: os-release at ${real} is outside ${SYSTEM_OVERLAYS.join(', ')}`);
     const base = (await fs.readFile(target, 'utf8')).split('\n').filter((l) => l && !l.startsWith('PRETTY_NAME='));
-    await fs.writeFile(path.join(h.dir, 'os-release'), [`PRETTY_NAME=${osReleaseQuote(sys.osPrettyName)}`, ...base, ''].join('\n'));
-    out.osRelease = target;
+    await writeHostSystemFile(h, real, [`PRETTY_NAME=${osReleaseQuote(sys.osPrettyName)}`, ...base, ''].join('\n'), 0o644);
   }
   return out;
 }
@@ -670,16 +791,8 @@ async function prepareSystem(st: LabState, h: HostState, profile: GpuProfile): P
 function sshdConfig(st: LabState, h: HostState): string {
   const listen = st.mode === 'netns' ? `0.0.0.0:${h.port}` : `${h.address}:${h.port}`;
   const sftp = fss.existsSync('/usr/lib/openssh/sftp-server') ? '/usr/lib/openssh/sftp-server' : 'internal-sftp';
-  const lines = [
-    `# sshd for lab ${st.id} host ${h.name} (generated by test/lab/lab.ts)`,
-    `ListenAddress ${listen}`,
-    `HostKey ${path.join(h.dir, 'ssh_host_ed25519_key')}`,
-    `PidFile ${path.join(h.dir, 'sshd.pid')}`,
-    `AuthorizedKeysFile ${path.join(h.dir, 'fs', 'root', '.ssh', 'authorized_keys')}`,
-    'PubkeyAuthentication yes',
-    'PasswordAuthentication no',
+  const common = [
     'KbdInteractiveAuthentication no',
-    'PermitRootLogin prohibit-password',
     `AllowUsers ${h.user}`,
     'UsePAM no',
     'StrictModes no',
@@ -694,11 +807,39 @@ function sshdConfig(st: LabState, h: HostState): string {
     'AcceptEnv LANG LC_*',
     `Subsystem sftp ${sftp}`,
   ];
-  if (!st.isolation) {
+  if (st.isolation) {
+    // The host's own /etc/ssh/sshd_config (sshd reads it from its default place, so `sshd -T` and
+    // `sshd -t` on the host see what the listener runs with, and drop-ins + SIGHUP really apply).
+    return [
+      `# /etc/ssh/sshd_config of lab host ${h.name}, lab ${st.id} (generated by test/lab/lab.ts).`,
+      "# As on Debian, drop-ins come first and win: sshd keeps the first value it reads for a setting.",
+      'Include /etc/ssh/sshd_config.d/*.conf',
+      '',
+      `ListenAddress ${listen}`,
+      `HostKey ${HOST_KEY_IN_HOST}`,
+      `PidFile ${HOST_SSHD_PIDFILE}`,
+      // Like a host nobody has hardened yet: root may log in and password authentication is on
+      // (sshd's default) — but root has no password in this host's /etc/shadow, so only keys work.
+      'PermitRootLogin yes',
+      'PubkeyAuthentication yes',
+      ...common,
+      '',
+    ].join('\n');
+  }
+  const lines = [
+    `# sshd for lab ${st.id} host ${h.name} (generated by test/lab/lab.ts)`,
+    `ListenAddress ${listen}`,
+    `HostKey ${path.join(h.dir, 'ssh_host_ed25519_key')}`,
+    `PidFile ${path.join(h.dir, 'sshd.pid')}`,
+    `AuthorizedKeysFile ${path.join(h.dir, 'fs', 'root', '.ssh', 'authorized_keys')}`,
+    'PubkeyAuthentication yes',
+    'PasswordAuthentication no',
+    'PermitRootLogin prohibit-password',
+    ...common,
     // No private directories: put this host's nvidia-smi first on PATH instead, and give it its
     // own HOME (so one host's ~ is not another's, and the machine user's shell rc files stay out).
-    lines.push(`SetEnv PATH=${path.join(h.dir, 'fs', 'usr-local-bin')}:${HOST_PATH} HOME=${path.join(h.dir, 'fs', 'root')}`);
-  }
+    `SetEnv PATH=${path.join(h.dir, 'fs', 'usr-local-bin')}:${HOST_PATH} HOME=${path.join(h.dir, 'fs', 'root')}`,
+  ];
   return lines.join('\n') + '\n';
 }
 
@@ -714,16 +855,61 @@ function keyLines(lines: string[]): string[] {
   return lines.map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).map(validateKeyLine);
 }
 
-async function prepareHost(st: LabState, h: HostState, keys: string[], nodePath: string, shadow: string | null, seed: string): Promise<void> {
-  const fsDir = path.join(h.dir, 'fs');
-  await Promise.all(PRIVATE_DIRS.map(([, sub]) => fs.mkdir(path.join(fsDir, sub), { recursive: true })));
-  await fs.mkdir(path.join(fsDir, 'root', '.ssh'), { recursive: true });
-  await fs.chmod(path.join(fsDir, 'root'), 0o700);
-  await fs.chmod(path.join(fsDir, 'tmp'), 0o1777);
-  await fs.writeFile(path.join(h.dir, 'hostname'), `${h.name}\n`);
+/** A host program from test/lab/host/: node shebang, and its lab configuration filled in. */
+const hostProgramCache = new Map<string, string>();
+async function hostProgram(src: string, nodePath: string, config?: Record<string, unknown>): Promise<string> {
+  let text = hostProgramCache.get(src);
+  if (text === undefined) {
+    text = await fs.readFile(src, 'utf8');
+    hostProgramCache.set(src, text);
+  }
+  text = text.replace(/^#!.*\n/, `#!${nodePath}\n`);
+  if (config) text = text.replace(/\/\*LAB_CONFIG\*\/[\s\S]*?\/\*END_LAB_CONFIG\*\//, `/*LAB_CONFIG*/ ${JSON.stringify(config)} /*END_LAB_CONFIG*/`);
+  return text;
+}
+
+/** What an isolated host's system gets from the machine, computed once per lab. */
+interface SystemBase {
+  /** The machine's /etc/shadow with every password replaced: nobody can log in to a host by password. */
+  shadow: { text: string; mode: number; uid: number; gid: number } | null;
+  sshdDropIns: string[];
+  otherHostKeys: string[];
+}
+
+async function systemBase(): Promise<SystemBase> {
+  let shadow: SystemBase['shadow'] = null;
+  try {
+    const [text, st] = await Promise.all([fs.readFile('/etc/shadow', 'utf8'), fs.stat('/etc/shadow')]);
+    const lines = text.split('\n').map((l) => {
+      const f = l.split(':');
+      if (f.length < 2) return l;
+      // With UsePAM off, sshd refuses a locked account ('!'): root gets '*' (no password, not locked).
+      f[1] = f[0] === 'root' || !f[1]!.startsWith('!') ? '*' : '!';
+      return f.join(':');
+    });
+    shadow = { text: lines.join('\n'), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+  } catch {
+    /* no readable shadow: the host sees the machine's */
+  }
+  const sshdDropIns = await fs.readdir('/etc/ssh/sshd_config.d').catch(() => [] as string[]);
+  const otherHostKeys = (await fs.readdir('/etc/ssh').catch(() => [] as string[])).filter((n) => /^ssh_host_.+_key(\.pub)?$/.test(n));
+  return { shadow, sshdDropIns, otherHostKeys };
+}
+
+/** An isolated host's own system: upper/work dirs and the files it must differ from the machine in. */
+async function prepareHostSystem(st: LabState, h: HostState, base: SystemBase): Promise<void> {
+  for (const d of SYSTEM_OVERLAYS) {
+    const o = overlayDirs(h, d);
+    await fs.mkdir(o.upper, { recursive: true });
+    await fs.mkdir(o.work, { recursive: true });
+    await mirrorDirAttrs(d, o.upper);
+  }
+  await fs.mkdir(path.join(h.dir, 'run-stage'), { recursive: true });
+  await writeHostSystemFile(h, '/etc/hostname', `${h.name}\n`, 0o644);
   // Like a cluster node's /etc/hosts: itself on 127.0.1.1 (Debian's convention), its peers by name.
-  await fs.writeFile(
-    path.join(h.dir, 'hosts'),
+  await writeHostSystemFile(
+    h,
+    '/etc/hosts',
     [
       '127.0.0.1\tlocalhost',
       `127.0.1.1\t${h.name}`,
@@ -731,63 +917,134 @@ async function prepareHost(st: LabState, h: HostState, keys: string[], nodePath:
       ...st.hosts.filter((o) => o !== h).map((o) => `${o.address}\t${o.name}`),
       '',
     ].join('\n'),
+    0o644,
   );
+  if (base.shadow) await writeHostSystemFile(h, '/etc/shadow', base.shadow.text, base.shadow.mode, base.shadow);
+  await writeHostSystemFile(h, '/etc/ssh/sshd_config', sshdConfig(st, h), 0o644);
+  // The machine's sshd drop-ins and host keys are not this host's.
+  for (const n of base.sshdDropIns) await whiteout(h, `/etc/ssh/sshd_config.d/${n}`);
+  for (const n of base.otherHostKeys) await whiteout(h, `/etc/ssh/${n}`);
+  // Mount points and directories a Debian host has.
+  for (const d of ['/etc/ssh/sshd_config.d', '/etc/systemd/system', ...PRIVATE_DIRS.map(([t]) => t).filter((t) => overlayOf(t))]) {
+    await mkUpperDirs(h, d);
+  }
+}
+
+/** Copies the host key from `<host dir>` to where the isolated host's sshd reads it. */
+async function hostKeyFiles(h: HostState): Promise<{ key: string; pub: string }> {
+  const keyFile = path.join(h.dir, 'ssh_host_ed25519_key');
+  return { key: await fs.readFile(keyFile, 'utf8'), pub: await fs.readFile(`${keyFile}.pub`, 'utf8') };
+}
+
+async function prepareHost(st: LabState, h: HostState, keys: string[], nodePath: string, base: SystemBase | null, seed: string): Promise<void> {
+  const fsDir = path.join(h.dir, 'fs');
+  await Promise.all(PRIVATE_DIRS.map(([, sub]) => fs.mkdir(path.join(fsDir, sub), { recursive: true })));
+  await fs.mkdir(path.join(fsDir, 'root', '.ssh'), { recursive: true });
+  await fs.chmod(path.join(fsDir, 'root'), 0o700);
+  await fs.chmod(path.join(fsDir, 'tmp'), 0o1777);
   await fs.writeFile(path.join(fsDir, 'root', '.ssh', 'authorized_keys'), keys.map((k) => k + '\n').join(''), { mode: 0o600 });
+  h.fingerprint = await keygen(path.join(h.dir, 'ssh_host_ed25519_key'), `root@${h.name}`);
+  if (st.isolation) {
+    await prepareHostSystem(st, h, base!);
+    const { key, pub } = await hostKeyFiles(h);
+    await writeHostSystemFile(h, HOST_KEY_IN_HOST, key, 0o600);
+    await writeHostSystemFile(h, `${HOST_KEY_IN_HOST}.pub`, pub, 0o644);
+  } else {
+    await fs.writeFile(path.join(h.dir, 'sshd_config'), sshdConfig(st, h));
+  }
   // GPU emulator + profile.
   const profile = makeGpuProfile(h.gpuProfile, seed);
   const profilePath = path.join(h.dir, 'gpu.json');
   await fs.writeFile(profilePath, JSON.stringify(profile, null, 2) + '\n');
+  const bin = path.join(fsDir, 'usr-local-bin');
   if (profile.failure !== 'absent') {
-    const src = await fs.readFile(EMULATOR_SRC, 'utf8');
-    const script = src
-      .replace(/^#!.*\n/, `#!${nodePath}\n`)
-      .replace("'__AIRLOCK_LAB_GPU_PROFILE__'", JSON.stringify(profilePath));
-    await fs.writeFile(path.join(fsDir, 'usr-local-bin', 'nvidia-smi'), script, { mode: 0o755 });
+    const script = (await hostProgram(EMULATOR_SRC, nodePath)).replace("'__AIRLOCK_LAB_GPU_PROFILE__'", JSON.stringify(profilePath));
+    await fs.writeFile(path.join(bin, 'nvidia-smi'), script, { mode: 0o755 });
   }
-  await fs.writeFile(path.join(h.dir, 'sshd_config'), sshdConfig(st, h));
+  await fs.writeFile(path.join(bin, 'airlock-inference-sim'), await hostProgram(INFERENCE_SIM_SRC, nodePath), { mode: 0o755 });
+  if (st.isolation) {
+    // systemd's stand-in (only where the host has its own /etc, /var and /run to keep units in).
+    const systemctl = await hostProgram(SYSTEMCTL_SRC, nodePath, {
+      unitPath: ['/etc/systemd/system', '/run/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system'],
+      stateDir: '/var/lib/airlock-host/systemd',
+      sshdPidFile: HOST_SSHD_PIDFILE,
+      sshd: SSHD,
+    });
+    await fs.writeFile(path.join(bin, 'systemctl'), systemctl, { mode: 0o755 });
+    await fs.writeFile(path.join(bin, 'journalctl'), systemctl, { mode: 0o755 });
+  }
   const system = await prepareSystem(st, h, profile);
-  if (st.isolation) await fs.writeFile(path.join(h.dir, 'enter.sh'), enterScript(h, shadow, system), { mode: 0o755 });
-  h.fingerprint = await keygen(path.join(h.dir, 'ssh_host_ed25519_key'), `root@${h.name}`);
+  if (st.isolation) await fs.writeFile(path.join(h.dir, 'enter.sh'), enterScript(st, h, system), { mode: 0o755 });
 }
 
-/** With UsePAM off, sshd refuses a locked account ('!' password): give hosts an unlocked view. */
-async function shadowForHosts(labDir: string): Promise<string | null> {
-  if (!isRoot()) return null;
-  let text: string;
-  try {
-    text = await fs.readFile('/etc/shadow', 'utf8');
-  } catch {
-    return null;
+// ---------------------------------------------------------------------------------------------
+// Processes: host namespaces, sshd and decoy
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Starts the process that makes an isolated host and holds its mount and UTS namespaces (its
+ * `enter.sh`, inside the host's netns), and waits until the host's filesystem is built.
+ */
+async function launchHolder(st: LabState, h: HostState, timeoutMs = 15_000): Promise<void> {
+  const ready = path.join(h.dir, 'holder.ready');
+  const log = path.join(h.dir, 'holder.log');
+  await fs.rm(ready, { force: true });
+  const enter = ['unshare', '--uts', '--mount', '--propagation', 'private', '--', '/bin/sh', path.join(h.dir, 'enter.sh')];
+  const ref = await spawnDaemon(h.netns ? ['ip', 'netns', 'exec', h.netns, ...enter] : enter, log, { PATH: HOST_PATH, LANG: 'C' });
+  h.holder = ref;
+  const deadline = Date.now() + timeoutMs;
+  while (!fss.existsSync(ready)) {
+    if (!alive(ref)) throw new Error(`lab: ${h.name}'s namespaces could not be set up:\n${await tail(log)}`);
+    if (Date.now() > deadline) throw new Error(`lab: ${h.name}'s namespaces were not ready after ${timeoutMs} ms:\n${await tail(log)}`);
+    await sleep(10);
   }
-  const lines = text.split('\n');
-  const i = lines.findIndex((l) => l.startsWith('root:'));
-  const fields = i >= 0 ? lines[i]!.split(':') : [];
-  if (i < 0 || !fields[1]?.startsWith('!')) return null;
-  fields[1] = '*';
-  lines[i] = fields.join(':');
-  const copy = path.join(labDir, 'shadow');
-  await fs.writeFile(copy, lines.join('\n'), { mode: 0o600 });
-  return copy;
+  h.mntNs = nsLink(ref.pid, 'mnt');
 }
 
-// ---------------------------------------------------------------------------------------------
-// Processes: sshd and decoy
-// ---------------------------------------------------------------------------------------------
+/** The holder of an isolated host, (re)started if it is gone. */
+async function ensureHolder(st: LabState, h: HostState): Promise<ProcRef> {
+  if (h.holder === undefined) {
+    throw new Error(`lab "${st.id}" was started by an older lab.ts (no namespace holder for ${h.name}); take it down and up again`);
+  }
+  if (!alive(h.holder)) await launchHolder(st, h);
+  return h.holder!;
+}
+
+/** Runs `argv` inside an isolated host's namespaces (its holder must be alive). */
+function execInHost(h: HostState, holder: ProcRef, argv: string[], opts: { input?: string; timeoutMs?: number }): Promise<RunResult> {
+  const env = { PATH: HOST_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', LANG: 'C.UTF-8', TERM: 'dumb' };
+  const nsArgs = ['-t', String(holder.pid), '-m', '-u', ...(h.netns ? ['-n'] : []), '--'];
+  return run('nsenter', [...nsArgs, ...argv], { input: opts.input, timeoutMs: opts.timeoutMs ?? 30_000, env, cwd: '/' });
+}
+
+/** Puts the host key of `<host dir>` where an isolated host's sshd reads it. */
+async function installHostKey(st: LabState, h: HostState): Promise<void> {
+  const holder = await ensureHolder(st, h);
+  const { key, pub } = await hostKeyFiles(h);
+  for (const [file, text, umask] of [
+    [HOST_KEY_IN_HOST, key, '077'],
+    [`${HOST_KEY_IN_HOST}.pub`, pub, '022'],
+  ] as const) {
+    const r = await execInHost(h, holder, ['/bin/sh', '-c', `umask ${umask} && cat > "$1.new" && mv -f "$1.new" "$1"`, 'sh', file], { input: text });
+    if (r.code !== 0) throw new Error(`lab: writing ${file} on ${h.name} failed: ${r.stderr.trim()}`);
+  }
+}
 
 function sshdArgv(st: LabState, h: HostState): string[] {
-  const sshd = [SSHD, '-D', '-f', path.join(h.dir, 'sshd_config'), '-h', path.join(h.dir, 'ssh_host_ed25519_key'), '-E', path.join(h.dir, 'sshd.log')];
-  if (!st.isolation) return sshd;
-  const enter = ['unshare', '--uts', '--mount', '--propagation', 'private', '--', '/bin/sh', path.join(h.dir, 'enter.sh'), ...sshd];
-  return h.netns ? ['ip', 'netns', 'exec', h.netns, ...enter] : enter;
+  const log = path.join(h.dir, 'sshd.log');
+  if (!st.isolation) return [SSHD, '-D', '-f', path.join(h.dir, 'sshd_config'), '-h', path.join(h.dir, 'ssh_host_ed25519_key'), '-E', log];
+  // Inside the host, sshd reads the host's own /etc/ssh/sshd_config. nsenter execs (no fork).
+  return ['nsenter', '-t', String(h.holder!.pid), '-m', '-u', ...(h.netns ? ['-n'] : []), '--', SSHD, '-D', '-E', log];
 }
 
 /** Starts the host's sshd and waits until it sends its SSH banner. Updates `h` in place. */
 async function launchSshd(st: LabState, h: HostState, timeoutMs = 20_000): Promise<void> {
   const log = path.join(h.dir, 'sshd.log');
-  // `ip netns exec`, `unshare` and `sh` all exec: the pid we get is the sshd listener's.
+  if (st.isolation) await ensureHolder(st, h);
+  // `nsenter` (or nothing) execs: the pid we get is the sshd listener's. A SIGHUP makes sshd
+  // re-execute itself with the same argv: same pid, same start time, still ours.
   const ref = await spawnDaemon(sshdArgv(st, h), log, { PATH: HOST_PATH, LANG: 'C' });
   h.sshd = ref;
-  h.mntNs = null;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (!alive(ref)) throw new Error(`lab: sshd for ${h.name} exited during start:\n${await tail(log)}`);
@@ -800,7 +1057,6 @@ async function launchSshd(st: LabState, h: HostState, timeoutMs = 20_000): Promi
     if (Date.now() > deadline) throw new Error(`lab: sshd for ${h.name} did not answer on ${h.address}:${h.port}:\n${await tail(log)}`);
     await sleep(25);
   }
-  if (st.isolation) h.mntNs = nsLink(ref.pid, 'mnt');
 }
 
 async function stopSshd(h: HostState, sessions: boolean): Promise<void> {
@@ -925,7 +1181,7 @@ export async function labUp(opts: LabUpOptions): Promise<Lab> {
   const dir = path.join(root, id);
   if (opts.replace) await labDown({ id });
 
-  const { mode, isolation, notice } = await chooseMode();
+  const { mode, isolation, notice } = await chooseMode(root);
   const user = mode === 'netns' || isRoot() ? 'root' : os.userInfo().username;
 
   // Allocate a slot and claim the id atomically.
@@ -977,6 +1233,7 @@ export async function labUp(opts: LabUpOptions): Promise<Lab> {
           gpuProfile: profiles[i % profiles.length]!,
           veth: mode === 'netns' ? `airlv${slot}h${n}` : null,
           sshd: null,
+          holder: null,
           mntNs: null,
           linkCut: false,
           slowed: false,
@@ -997,24 +1254,30 @@ export async function labUp(opts: LabUpOptions): Promise<Lab> {
 
   try {
     if (isolation) {
-      // sshd's privilege separation directory, and the one mount point that may not exist.
-      await fs.mkdir('/run/sshd', { recursive: true, mode: 0o755 });
-      await fs.mkdir('/var/lib/airlock-host', { recursive: true, mode: 0o755 });
-      const relRoot = path.relative('/', root);
-      if (PRIVATE_DIRS.some(([t]) => ('/' + relRoot + '/').startsWith(t + '/'))) {
+      const inside = [...PRIVATE_DIRS.map(([t]) => t), ...SYSTEM_OVERLAYS];
+      if (inside.some((t) => (root + '/').startsWith(t + '/'))) {
         throw new Error(`lab: state root ${root} lies under a directory each host replaces; set AIRLOCK_LAB_STATE elsewhere`);
       }
+      if (/[\s,:\\'"]/.test(root)) throw new Error(`lab: state root ${root} must not contain spaces, quotes, commas, colons or backslashes (overlay mount options)`);
+    } else {
+      // sshd's privilege separation directory (isolated hosts have a /run of their own).
+      await fs.mkdir('/run/sshd', { recursive: true, mode: 0o755 }).catch(() => {});
     }
     const nodePath = await nodeForHosts(root, isolation);
-    const shadow = isolation ? await shadowForHosts(dir) : null;
+    const base = isolation ? await systemBase() : null;
     await Promise.all(st.hosts.map((h) => fs.mkdir(h.dir, { recursive: true })));
-    await Promise.all(st.hosts.map((h) => prepareHost(st, h, keys, nodePath, shadow, `${id}/${h.name}`)));
+    await Promise.all(st.hosts.map((h) => prepareHost(st, h, keys, nodePath, base, `${id}/${h.name}`)));
     await writeState(st);
     if (mode === 'netns') await buildNetwork(st);
     await launchDecoy(st);
     await writeState(st);
     // Start in parallel; record every pid even if one of them fails, so cleanup finds them.
-    const results = await Promise.allSettled(st.hosts.map((h) => launchSshd(st, h)));
+    const results = await Promise.allSettled(
+      st.hosts.map(async (h) => {
+        if (isolation) await launchHolder(st, h);
+        await launchSshd(st, h);
+      }),
+    );
     st.status = results.every((r) => r.status === 'fulfilled') ? 'up' : 'starting';
     await writeState(st);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -1039,12 +1302,14 @@ function machineNamespaces(): Set<string> {
 }
 
 /**
- * A lab program (an sshd of a host, its `enter.sh`/`unshare` wrapper, the decoy), recognised by
- * its command line naming a file of the lab's state directory `dirRe` — not merely mentioning the
- * directory (a `tail -f` of a lab log is not the lab's).
+ * A lab program (an sshd of a host — also after a SIGHUP re-exec, which keeps its argv —, a host's
+ * namespace holder `enter.sh`, the decoy), recognised by its command line naming a file of the
+ * lab's state directory `dirRe` in the way only the lab does — not merely mentioning the
+ * directory (a `tail -f` of a lab log is not the lab's). `sshd_config` matches labs started by an
+ * older lab.ts and hosts without a system of their own.
  */
 function labCommandRe(dirRe: string): RegExp {
-  return new RegExp(`${dirRe}/(?:hosts/[^/\0]+/(?:sshd_config|enter\.sh)|decoy/decoy\.mjs)`);
+  return new RegExp(`(?:^|\0)-E\0${dirRe}/hosts/[^/\0]+/sshd\.log(?:\0|$)|${dirRe}/(?:hosts/[^/\0]+/(?:sshd_config|enter\.sh)|decoy/decoy\.mjs)`);
 }
 
 function escapeRe(s: string): string {
@@ -1088,10 +1353,12 @@ async function labProcesses(st: LabState | null, dir: string, netnsNames: string
   const mntNs = new Set<string>();
   if (st) {
     for (const h of st.hosts) {
-      if (!alive(h.sshd)) continue;
-      roots.push(h.sshd!.pid);
-      const m = st.isolation ? nsLink(h.sshd!.pid, 'mnt') : null;
-      if (m && !machine.has(m)) mntNs.add(m);
+      for (const ref of [h.holder, h.sshd]) {
+        if (!alive(ref)) continue;
+        roots.push(ref!.pid);
+        const m = st.isolation ? nsLink(ref!.pid, 'mnt') : null;
+        if (m && !machine.has(m)) mntNs.add(m);
+      }
     }
     if (alive(st.decoy.proc)) roots.push(st.decoy.proc!.pid);
   }
@@ -1320,14 +1587,17 @@ export async function replaceHostKey(lab: Lab, host: string): Promise<string> {
     if (h.linkCut) throw new Error(`lab: ${host}'s link is cut; restore it before replacing its key`);
     await stopSshd(h, false);
     h.fingerprint = await keygen(path.join(h.dir, 'ssh_host_ed25519_key'), `root@${h.name}`);
+    if (s.isolation) await installHostKey(s, h);
     await launchSshd(s, h);
   });
   return findHost(st, host).fingerprint;
 }
 
 /**
- * Runs `argv` on the host as root (netns mode), in the host's network, mount and UTS namespaces —
- * what a command run through ssh would see — without going through ssh. For test assertions.
+ * Runs `argv` on the host as root, in the host's network, mount and UTS namespaces — what a
+ * command run through ssh would see (also while its sshd is down) — without going through ssh.
+ * For test assertions. (A host without a system of its own: `argv` runs on this machine with the
+ * host's PATH and HOME.)
  */
 export async function runOnHost(
   lab: Lab,
@@ -1344,15 +1614,63 @@ export async function runOnHost(
     const home = path.join(h.dir, 'fs', 'root');
     return run(argv[0]!, argv.slice(1), { ...runOpts, cwd: home, env: { ...process.env, PATH: `${bin}:${HOST_PATH}`, HOME: home } });
   }
-  const env = { PATH: HOST_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', LANG: 'C.UTF-8', TERM: 'dumb' };
-  if (alive(h.sshd)) {
-    const nsArgs = ['-t', String(h.sshd!.pid), '-m', '-u', ...(h.netns ? ['-n'] : []), '--'];
-    return run('nsenter', [...nsArgs, ...argv], { ...runOpts, env, cwd: '/' });
+  let holder = h.holder;
+  if (!alive(holder)) {
+    // Someone killed the host's namespace holder: make the host again (its files are kept).
+    const fresh = await updateState(lab.dir, async (s) => {
+      await ensureHolder(s, findHost(s, host));
+    });
+    holder = findHost(fresh, host).holder;
   }
-  // sshd is down (killSshd): build the same view afresh.
-  const enter = ['unshare', '--uts', '--mount', '--propagation', 'private', '--', '/bin/sh', path.join(h.dir, 'enter.sh'), ...argv];
-  const full = h.netns ? ['ip', 'netns', 'exec', h.netns, ...enter] : enter;
-  return run(full[0]!, full.slice(1), { ...runOpts, env, cwd: '/' });
+  return execInHost(h, holder!, argv, runOpts);
+}
+
+// A byte flipper that runs inside the host (node is there: the machine's /usr, or the lab's copy).
+const CORRUPT_JS = `
+const fs = require('fs');
+const [file, off, mask] = process.argv.slice(1);
+const fd = fs.openSync(file, 'r+');
+const size = fs.fstatSync(fd).size;
+let o = Number(off);
+if (o < 0) o += size;
+if (!Number.isInteger(o) || o < 0 || o >= size) { console.error('offset ' + off + ' is outside ' + file + ' (' + size + ' bytes)'); process.exit(2); }
+const b = Buffer.alloc(1);
+fs.readSync(fd, b, 0, 1, o);
+const before = b[0];
+b[0] = before ^ Number(mask);
+fs.writeSync(fd, b, 0, 1, o);
+fs.fsyncSync(fd);
+fs.closeSync(fd);
+console.log(JSON.stringify({ offset: o, before, after: b[0] }));
+`;
+
+/**
+ * Flips one byte of a file inside a host's filesystem (XOR `mask`, default 0xff: every bit of it),
+ * for fault tests — a model file or a package damaged after it was checked. `offset` counts from
+ * the start of the file, or from its end when negative. It runs inside the host, so a file the host
+ * sees through its overlay is copied up first: only the host's copy changes, never the machine's.
+ * Returns where the byte was and its value before and after. A host without a system of its own
+ * only allows files under its own directory (`LabHost.dir`).
+ */
+export async function corruptFile(
+  lab: Lab,
+  host: string,
+  file: string,
+  offset: number,
+  mask = 0xff,
+): Promise<{ offset: number; before: number; after: number }> {
+  if (!Number.isInteger(offset)) throw new Error(`lab: corruptFile needs an integer offset, not ${offset}`);
+  if (!Number.isInteger(mask) || mask < 1 || mask > 0xff) throw new Error('lab: corruptFile mask must be 1..255');
+  if (!path.isAbsolute(file)) throw new Error(`lab: corruptFile needs an absolute path inside the host, not ${file}`);
+  const st = await loadLab(lab);
+  const h = findHost(st, host);
+  if (!st.isolation && !path.resolve(file).startsWith(h.dir + '/')) {
+    throw new Error(`lab: ${host} has no filesystem of its own (no isolation); corruptFile only touches files under ${h.dir}`);
+  }
+  const node = await nodeForHosts(labStateRoot(), st.isolation);
+  const r = await runOnHost(lab, host, [node, '-e', CORRUPT_JS, file, String(offset), String(mask)]);
+  if (r.code !== 0) throw new Error(`lab: corrupting ${file} on ${host} failed: ${(r.stderr || r.stdout).trim()}`);
+  return JSON.parse(r.stdout) as { offset: number; before: number; after: number };
 }
 
 /** Connections the decoy has received so far (each: time, source address and port). */
