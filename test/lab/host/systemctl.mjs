@@ -342,11 +342,36 @@ function parseExec(value, u, env) {
   return { ignoreFailure, argv: words };
 }
 
+/** Words as systemd splits Environment= values: quotes may open anywhere in a word. */
+function splitWords(value) {
+  const words = [];
+  let i = 0;
+  while (i < value.length) {
+    while (i < value.length && /\s/.test(value[i])) i++;
+    if (i >= value.length) break;
+    let w = '';
+    while (i < value.length && !/\s/.test(value[i])) {
+      const c = value[i];
+      if (c === '"' || c === "'") {
+        i++;
+        while (i < value.length && value[i] !== c) {
+          if (c === '"' && value[i] === '\\' && i + 1 < value.length) i++;
+          w += value[i++];
+        }
+        i++;
+      } else if (c === '\\' && i + 1 < value.length) {
+        w += value[i + 1];
+        i += 2;
+      } else w += value[i++];
+    }
+    words.push(w);
+  }
+  return words;
+}
+
 function parseEnvAssignments(value) {
   const out = [];
-  const re = /"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g;
-  for (const m of value.matchAll(re)) {
-    const s = m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (m[2] ?? m[3]);
+  for (const s of splitWords(value)) {
     const eq = s.indexOf('=');
     if (eq > 0) out.push([s.slice(0, eq), s.slice(eq + 1)]);
   }
