@@ -24,16 +24,22 @@ interface Filters {
 const EMPTY: Filters = { channel: '', actor: '', outcome: '', target: '', since: '', until: '' };
 const filtered = (f: Filters) => Object.values(f).some((v) => v !== '');
 
-/** datetime-local (the user's local time) → ISO 8601 UTC, as the core compares. */
-function toIso(local: string): string | undefined {
+/**
+ * datetime-local (the user's local time) → ISO 8601 UTC, as the core compares (inclusive, to the
+ * millisecond). An upper bound covers the whole minute or second typed: "To 10:00:05" includes
+ * an event the table shows at 10:00:05 (recorded at 10:00:05.734), as a person reading it expects.
+ */
+function toIso(local: string, bound: 'from' | 'to'): string | undefined {
   if (!local) return undefined;
   const t = new Date(local).getTime();
-  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+  if (Number.isNaN(t)) return undefined;
+  const rest = bound === 'from' ? 0 : /T\d{2}:\d{2}$/.test(local) ? 59_999 : /T\d{2}:\d{2}:\d{2}$/.test(local) ? 999 : 0;
+  return new Date(t + rest).toISOString();
 }
 
 function query(f: Filters): Omit<In<'audit:list'>, 'limit' | 'beforeSeq'> {
-  const since = toIso(f.since);
-  const until = toIso(f.until);
+  const since = toIso(f.since, 'from');
+  const until = toIso(f.until, 'to');
   return {
     ...(f.channel ? { channel: f.channel } : {}),
     ...(f.actor ? { actor: f.actor } : {}),
@@ -306,6 +312,7 @@ export function AuditView() {
                     data-testid="audit-row"
                     data-index={vi.index}
                     data-seq={e.seq}
+                    data-ts={e.ts}
                     data-channel={e.channel}
                     data-outcome={e.outcome}
                   >
@@ -487,8 +494,8 @@ function ExportButtons() {
         Export CSV
       </button>
       {result ? (
-        <span className="info-line" data-testid="audit-export-result">
-          {result.events.toLocaleString('en')} events → <span className="mono">{safeLine(result.file)}</span> · sha256{' '}
+        <span className="info-line" data-testid="audit-export-result" data-format={result.format} data-events={result.events}>
+          {result.events.toLocaleString('en')} events → <span className="mono" data-testid="audit-export-file">{safeLine(result.file)}</span> · sha256{' '}
           <span className="mono" data-testid="audit-export-sha256">
             {result.sha256}
           </span>
