@@ -13,12 +13,13 @@ import { AuditView } from './features/audit/AuditView';
 import { IdentityView } from './features/identity/IdentityView';
 import { UsersView } from './features/users/UsersView';
 import { ApprovalsView } from './features/approvals/ApprovalsView';
+import { ProvisionView } from './features/provision/ProvisionView';
 import { AccountView } from './features/account/AccountView';
 import { PasswordForm } from './features/account/PasswordForm';
 import { TotpEnrol } from './features/account/TotpEnrol';
 import { ApprovalModal, StepUpModal } from './features/session/Interventions';
 
-export type View = 'hosts' | 'terminal' | 'audit' | 'approvals' | 'identity' | 'users' | 'account';
+export type View = 'hosts' | 'terminal' | 'provision' | 'audit' | 'approvals' | 'identity' | 'users' | 'account';
 
 interface NavItem {
   view: View;
@@ -30,6 +31,7 @@ interface NavItem {
 const NAV: NavItem[] = [
   { view: 'hosts', label: 'Hosts', needs: 'hosts:list' },
   { view: 'terminal', label: 'Terminal', needs: 'terminal:open' },
+  { view: 'provision', label: 'Provisioning', needs: 'provision:runs' },
   { view: 'audit', label: 'Audit', needs: 'audit:list' },
   { view: 'approvals', label: 'Approvals', needs: 'approvals:list' },
   { view: 'identity', label: 'Identity', needs: 'identity:show' },
@@ -427,6 +429,11 @@ function Console({
             {ctx.can('terminal:open') ? (
               <div className={view === 'terminal' ? 'view-slot' : 'view-slot view-hidden'}>
                 <TerminalView active={view === 'terminal'} request={terminalHost} />
+              </div>
+            ) : null}
+            {ctx.can('provision:runs') ? (
+              <div className={view === 'provision' ? 'view-slot' : 'view-slot view-hidden'}>
+                <ProvisionView active={view === 'provision'} />
               </div>
             ) : null}
             {view === 'audit' ? <AuditView /> : null}

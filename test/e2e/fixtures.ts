@@ -36,9 +36,11 @@ export const ADMIN = { name: 'admin', password: 'correct horse battery staple' }
 /** Where an Electron binary is, or why there is none (electron@45 downloads it lazily, impossible offline). */
 let labCounter = 0;
 
-export const test = base.extend<ShellOptions & { totpPolicy: TotpPolicy; lab: Lab; app: AirlockApp }>({
+export const test = base.extend<ShellOptions & { totpPolicy: TotpPolicy; serveEnv: Record<string, string>; lab: Lab; app: AirlockApp }>({
   shell: ['browser', { option: true }],
   totpPolicy: ['off', { option: true }],
+  /** Extra environment for the console process (serve or Electron), e.g. AIRLOCK_MEDIA_ROOTS. */
+  serveEnv: [{}, { option: true }],
 
 
   lab: async ({}, use, testInfo) => {
@@ -52,7 +54,7 @@ export const test = base.extend<ShellOptions & { totpPolicy: TotpPolicy; lab: La
     }
   },
 
-  app: async ({ shell, totpPolicy, playwright, launchOptions }, use, testInfo) => {
+  app: async ({ shell, totpPolicy, serveEnv, playwright, launchOptions }, use, testInfo) => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'airlock-e2e-'));
     const logs: string[] = [];
     let child: ChildProcess | null = null;
@@ -67,13 +69,13 @@ export const test = base.extend<ShellOptions & { totpPolicy: TotpPolicy; lab: La
         electronApp = await _electron.launch({
           executablePath,
           args: [path.join(ROOT, 'dist', 'electron', 'main.mjs')],
-          env: { ...cleanEnv(), AIRLOCK_DATA: dataDir, AIRLOCK_TOTP_POLICY: totpPolicy },
+          env: { ...cleanEnv(), ...serveEnv, AIRLOCK_DATA: dataDir, AIRLOCK_TOTP_POLICY: totpPolicy },
           cwd: ROOT,
         });
         electronApp.process().stderr?.on('data', (b: Buffer) => logs.push(`[electron] ${b.toString()}`));
         page = await electronApp.firstWindow();
       } else {
-        const served = await startServe(dataDir, logs, { AIRLOCK_TOTP_POLICY: totpPolicy });
+        const served = await startServe(dataDir, logs, { ...serveEnv, AIRLOCK_TOTP_POLICY: totpPolicy });
         child = served.child;
         const browser = await playwright.chromium.launch({ ...launchOptions, headless: true });
         closeBrowser = () => browser.close();

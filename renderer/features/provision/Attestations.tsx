@@ -1,0 +1,327 @@
+import { useCallback, useEffect, useState } from 'react';
+import type { Out } from '../../../shared/contract/index';
+import type { SignedAttestation } from '../../../shared/contract/provision';
+import type { AirlockErrorShape } from '../../../shared/domain/errors';
+import { copyText } from '../../components/clipboard';
+import { ErrorLine } from '../../components/ErrorLine';
+import { formatTime, shortHash } from '../../components/format';
+import { Modal } from '../../components/Modal';
+import { safeLine, safeText } from '../../components/safeText';
+import { useApp } from '../../context';
+import { downloadText } from './download';
+import { attestationFileName } from './model';
+
+type KeyInfo = Out<'attest:key'>;
+
+/** This console's attestation key (public): fetched when enabled, again whenever `token` changes. */
+export function useAttestKey(enabled = true, token: unknown = null): KeyInfo | null {
+  const { client } = useApp();
+  const [key, setKey] = useState<KeyInfo | null>(null);
+  useEffect(() => {
+    if (!enabled) return;
+    let live = true;
+    void client.attest.key({}).then((r) => {
+      if (live && r.ok) setKey(r.value);
+    });
+    return () => {
+      live = false;
+    };
+  }, [client, enabled, token]);
+  return key;
+}
+
+/** The file an auditor receives: the signed attestation as JSON (the signature covers its canonical form). */
+export function attestationFileText(a: SignedAttestation): string {
+  return `${JSON.stringify(a, null, 2)}\n`;
+}
+
+/** One attestation: the signed JSON, pretty-printed, its key fingerprint, Export and Copy. */
+export function AttestationDialog({ id, host, onClose }: { id: string; host: string; onClose: () => void }) {
+  const { client } = useApp();
+  const key = useAttestKey();
+  const [att, setAtt] = useState<SignedAttestation | null>(null);
+  const [error, setError] = useState<AirlockErrorShape | null>(null);
+  const [note, setNote] = useState<string | null>(null);
+
+  useEffect(() => {
+    let live = true;
+    void client.attest.show({ id }).then((r) => {
+      if (!live) return;
+      if (r.ok) setAtt(r.value);
+      else setError(r.error);
+    });
+    return () => {
+      live = false;
+    };
+  }, [client, id]);
+
+  const text = att ? attestationFileText(att) : '';
+  const fileName = attestationFileName(att?.attestation.host.name ?? host, id);
+  const trusted = att && key?.fingerprint ? att.signature.keyFingerprint === key.fingerprint : null;
+
+  return (
+    <Modal
+      title={`Attestation ${id}`}
+      onClose={onClose}
+      wide
+      testId="attestation-dialog"
+      footer={
+        <>
+          {note ? (
+            <span className="muted" data-testid="attestation-note">
+              {note}
+            </span>
+          ) : null}
+          <button
+            type="button"
+            disabled={!att}
+            onClick={() => void copyText(text).then((ok) => setNote(ok ? 'Copied the signed JSON.' : 'Copy failed: select the text and copy it.'))}
+            data-testid="attestation-copy"
+          >
+            Copy JSON
+          </button>
+          <button
+            type="button"
+            className="primary"
+            disabled={!att}
+            onClick={() => {
+              downloadText(fileName, text);
+              setNote(`Exported ${fileName}.`);
+            }}
+            data-testid="attestation-export"
+          >
+            Export…
+          </button>
+          <button type="button" onClick={onClose} data-testid="attestation-close">
+            Close
+          </button>
+        </>
+      }
+    >
+      <ErrorLine error={error} testId="attestation-error" />
+      {att ? (
+        <>
+          <dl className="kv" data-testid="attestation-summary">
+            <dt>Host</dt>
+            <dd data-testid="attestation-host">
+              {safeLine(att.attestation.host.name)} <span className="muted mono">{safeLine(`${att.attestation.host.address}:${att.attestation.host.port}`)}</span>
+            </dd>
+            <dt>Host key</dt>
+            <dd className="mono">{att.attestation.host.hostKey.fingerprint}</dd>
+            <dt>Playbook</dt>
+            <dd>
+              {safeLine(att.attestation.playbook.name)} v{safeLine(att.attestation.playbook.version)}{' '}
+              <span className="mono muted" title={att.attestation.playbook.digest}>
+                sha256 {shortHash(att.attestation.playbook.digest, 16)}
+              </span>
+            </dd>
+            <dt>Run</dt>
+            <dd className="mono">{att.attestation.run}</dd>
+            <dt>Operator</dt>
+            <dd>{safeLine(att.attestation.operator)}</dd>
+            <dt>Created</dt>
+            <dd>{formatTime(att.attestation.createdAt)}</dd>
+            <dt>Signed with</dt>
+            <dd className="prov-att-fp">
+              <span className="mono" data-testid="attestation-key-fp">
+                {att.signature.keyFingerprint}
+              </span>{' '}
+              ({att.signature.alg}){' '}
+              {trusted === true ? (
+                <span className="badge prov-tone-ok" data-testid="attestation-key-trusted">
+                  this console&apos;s attestation key
+                </span>
+              ) : trusted === false ? (
+                <span className="badge prov-tone-bad" data-testid="attestation-key-untrusted">
+                  not this console&apos;s key ({key?.fingerprint})
+                </span>
+              ) : null}
+            </dd>
+          </dl>
+          <pre className="prov-pre prov-att-json" data-testid="attestation-json">
+            {safeText(text)}
+          </pre>
+          <p className="hint">
+            The signature covers the RFC 8785 canonical JSON of <span className="mono">attestation</span>; anyone can check it offline with the public key in the
+            file (<span className="mono">airlock attest verify FILE</span>) and compare its fingerprint with the one this console shows.
+          </p>
+        </>
+      ) : !error ? (
+        <p className="muted">Loading…</p>
+      ) : null}
+    </Modal>
+  );
+}
+
+type AttRow = Out<'attest:list'>[number];
+type VerifyReport = Out<'attest:verify'>;
+
+/** Every attestation (newest first), this console's key, and checking an exported file. */
+export function AttestationsPanel({ active, onOpen }: { active: boolean; onOpen: (host: string, id: string) => void }) {
+  const { client } = useApp();
+  const [rows, setRows] = useState<AttRow[] | null>(null);
+  const key = useAttestKey(active, rows);
+  const [error, setError] = useState<AirlockErrorShape | null>(null);
+  const [filter, setFilter] = useState('');
+
+  const refresh = useCallback(async () => {
+    const r = await client.attest.list({});
+    if (r.ok) {
+      setRows(r.value);
+      setError(null);
+    } else setError(r.error);
+  }, [client]);
+
+  useEffect(() => {
+    if (active) void refresh();
+  }, [active, refresh]);
+
+  const q = filter.trim().toLowerCase();
+  const shown = (rows ?? []).filter((r) => !q || r.host.toLowerCase().includes(q) || r.id.includes(q) || r.run.includes(q) || r.playbook.includes(q));
+
+  return (
+    <div data-testid="prov-attestations">
+      <div className="toolbar">
+        <button type="button" onClick={() => void refresh()} data-testid="prov-attestations-refresh">
+          Refresh
+        </button>
+        <span className="muted">
+          Attestation key:{' '}
+          <span className="mono" data-testid="prov-attest-key-fp">
+            {key ? (key.fingerprint ?? 'none yet (made on the first apply)') : '…'}
+          </span>
+        </span>
+        {key?.publicKey ? (
+          <button type="button" className="small" onClick={() => downloadText('airlock-attestation-key.pem', key.publicKey!, 'application/x-pem-file')} data-testid="prov-attest-key-export">
+            Export public key
+          </button>
+        ) : null}
+        <div className="toolbar-spacer" />
+        <input className="filter" type="search" placeholder="Filter by host, id, run, playbook" value={filter} onChange={(e) => setFilter(e.target.value)} data-testid="prov-attestations-filter" />
+      </div>
+      <ErrorLine error={error} testId="prov-attestations-error" />
+      <div className="table-wrap">
+        <table className="grid" data-testid="prov-attestations-table">
+          <thead>
+            <tr>
+              <th>Host</th>
+              <th>Attestation</th>
+              <th>Playbook</th>
+              <th>Run</th>
+              <th>Created</th>
+              <th className="col-actions">Actions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows && shown.length === 0 ? (
+              <tr>
+                <td colSpan={6} className="empty">
+                  {rows.length === 0 ? 'No attestation yet: a host gets one when an apply succeeds on it.' : 'No attestation matches the filter.'}
+                </td>
+              </tr>
+            ) : null}
+            {shown.map((r) => (
+              <tr key={r.id} data-testid={`prov-attestation-row-${r.id}`} data-host={r.host}>
+                <td className="strong">{r.host}</td>
+                <td className="mono">{r.id}</td>
+                <td>
+                  {safeLine(r.playbook)}{' '}
+                  <span className="mono muted" title={r.digest}>
+                    {shortHash(r.digest)}
+                  </span>
+                </td>
+                <td className="mono">{r.run}</td>
+                <td>{formatTime(r.createdAt)}</td>
+                <td className="col-actions">
+                  <button type="button" className="small" onClick={() => onOpen(r.host, r.id)} data-testid={`prov-attestation-show-${r.id}`}>
+                    Show
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <VerifyFile />
+    </div>
+  );
+}
+
+const MAX_FILE = 4 * 1024 * 1024;
+
+function readText(file: File): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const fr = new FileReader();
+    fr.onload = () => resolve(typeof fr.result === 'string' ? fr.result : '');
+    fr.onerror = () => reject(fr.error ?? new Error('read failed'));
+    fr.readAsText(file);
+  });
+}
+
+/** Check an exported attestation file against this console's key (attest:verify). */
+function VerifyFile() {
+  const { client } = useApp();
+  const [file, setFile] = useState<File | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<AirlockErrorShape | null>(null);
+  const [report, setReport] = useState<VerifyReport | null>(null);
+
+  async function verify() {
+    if (!file) return;
+    setError(null);
+    setReport(null);
+    if (file.size > MAX_FILE) return setError({ code: 'INVALID_INPUT', message: `${file.name} is larger than 4 MiB` });
+    setBusy(true);
+    try {
+      const r = await client.attest.verify({ text: await readText(file) });
+      if (r.ok) setReport(r.value);
+      else setError(r.error);
+    } catch (e) {
+      setError({ code: 'INVALID_INPUT', message: `Could not read ${file.name}: ${e instanceof Error ? e.message : String(e)}` });
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <div className="card prov-run">
+      <h3>Verify an exported attestation</h3>
+      <div className="toolbar-form">
+        <input type="file" accept=".json,application/json" onChange={(e) => setFile(e.target.files?.[0] ?? null)} data-testid="prov-verify-file" />
+        <button type="button" onClick={() => void verify()} disabled={!file || busy} data-testid="prov-verify-submit">
+          {busy ? 'Verifying…' : 'Verify'}
+        </button>
+      </div>
+      <ErrorLine error={error} testId="prov-verify-error" />
+      {report ? (
+        <div className={report.ok ? 'panel panel-ok' : 'panel panel-bad'} data-testid="prov-verify-result" data-ok={report.ok}>
+          <div>
+            {report.ok ? 'Valid: signed by this console’s attestation key' : 'Not valid'}
+            {report.host ? (
+              <>
+                {' '}
+                · host <strong>{safeLine(report.host)}</strong>
+              </>
+            ) : null}
+            {report.keyFingerprint ? (
+              <>
+                {' '}
+                · key <span className="mono">{report.keyFingerprint}</span>
+              </>
+            ) : null}
+          </div>
+          <div className="muted">
+            signature {report.signatureValid ? 'valid' : 'INVALID'} · key {report.trustedKey ? 'is this console’s' : 'is not this console’s'}
+          </div>
+          {report.problems.length ? (
+            <ul data-testid="prov-verify-problems">
+              {report.problems.map((p, i) => (
+                <li key={i}>{safeLine(p)}</li>
+              ))}
+            </ul>
+          ) : null}
+        </div>
+      ) : null}
+    </div>
+  );
+}
