@@ -9,7 +9,7 @@ import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { corruptFile, decoyConnections, killSshd, labDown, labStatus, labUp, runOnHost, startSshd, type Lab, type LabHost } from './lab';
+import { corruptFile, decoyConnections, killSshd, labDown, labStatus, labUp, runOnHost, setGpuProfile, startSshd, type Lab, type LabHost } from './lab';
 import { exec, livePids, SshClient } from './testkit';
 
 const ID = 'lab-sys';
@@ -199,6 +199,29 @@ describe('lab hosts have a system of their own', () => {
     expect(mine.stdout.split(' ')[0]).not.toBe(machineSha);
     expect(theirs.stdout.split(' ')[0]).toBe(machineSha);
     expect(sha('/etc/debian_version')).toBe(machineSha);
+  }, 30_000);
+
+  it('nvidia-smi answers a repeated query from its cache, and setGpuProfile starts afresh', async () => {
+    const q = 'nvidia-smi --query-gpu=index,name,power.limit --format=csv,noheader';
+    const first = await client.ssh(host(2), q);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout.split('\n')[0]).toBe('0, NVIDIA H100 80GB HBM3, 700.00 W');
+    const entry = path.join(host(2).dir, 'smi-cache', '1', `+${q.split(' ').slice(1).join('+')}`);
+    expect(readFileSync(path.join(entry, 'out'), 'utf8')).toBe(first.stdout);
+    // Served from the cache: make the cached answer recognisable to prove it.
+    await writeFile(path.join(entry, 'out'), 'from the cache\n');
+    expect((await client.ssh(host(2), q)).stdout).toBe('from the cache\n');
+    await setGpuProfile(lab, 'host2', (p) => {
+      p.gpus[0]!.name = 'NVIDIA H100 PCIe';
+    });
+    const changed = await client.ssh(host(2), q);
+    expect(changed.stdout.split('\n')[0]).toBe('0, NVIDIA H100 PCIe, 700.00 W');
+    // Answers that show the clock are never cached; errors keep their exit code.
+    const table = await client.ssh(host(2), 'nvidia-smi --query-gpu=timestamp,index --format=csv,noheader; nvidia-smi --query-gpu=bogus --format=csv; echo "rc=$?"; nvidia-smi --query-gpu=bogus --format=csv; echo "rc=$?"');
+    expect(table.stdout).toMatch(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d\.\d{3}, 0\n/);
+    expect(table.stdout).toContain('Field "bogus" is not a valid field to query.\n\nrc=2\nField "bogus" is not a valid field to query.\n\nrc=2\n');
+    expect(readFileSync(path.join(host(2).dir, 'smi-cache', 'gen'), 'utf8').trim()).toBe('2');
+    expect(existsSync(path.join(host(2).dir, 'smi-cache', '2', '+--query-gpu=timestamp,index+--format=csv,noheader'))).toBe(false);
   }, 30_000);
 
   it('runOnHost works while the host\'s sshd is down, in the same system', async () => {
