@@ -30,6 +30,8 @@ export const ErrorCodes = [
   'AUDIT_UNAVAILABLE', // the audit event could not be written: the action did not happen
   'DB_TOO_NEW',
   'PARSE_ERROR', // untrusted input (file, host output) could not be parsed
+  'NO_SPACE', // the host (or the console) has too little free space for a transfer; nothing was replaced
+  'HASH_MISMATCH', // a file's SHA-256 on the host is not the expected one; never reported as success
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
