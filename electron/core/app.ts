@@ -234,6 +234,9 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     'users:unlock': (_ctx, input) => {
       const v = users.view(input.name);
       throttle.clear(userKey(input.name));
+      // In the browser shell every tab signs in from 127.0.0.1: a source lock there locks everyone
+      // out, so an administrator's unlock lifts the loopback sources too (remote sources stay locked).
+      throttle.clearLoopbackSources();
       return { ...v, lockedUntil: null };
     },
     'users:remove': (ctx, input) => {

@@ -46,6 +46,17 @@ describe('sign-in throttling', () => {
     expect(() => throttle.assertOpen([userKey('bob'), sourceKey('cli', 'pid 9')])).not.toThrow();
   });
 
+  it("an administrator's unlock lifts loopback source locks (browser tabs) but not remote ones", () => {
+    const { throttle } = setup();
+    for (let i = 0; i < 5; i++) {
+      throttle.fail([userKey('mallory'), sourceKey('browser', '127.0.0.1')], 'x');
+      throttle.fail([userKey('mallory'), sourceKey('browser', '10.1.2.3')], 'x');
+    }
+    throttle.clearLoopbackSources();
+    expect(() => throttle.assertOpen([userKey('bob'), sourceKey('browser', '127.0.0.1')])).not.toThrow();
+    expect(() => throttle.assertOpen([userKey('bob'), sourceKey('browser', '10.1.2.3')])).toThrow(/LOCKED_OUT|from this client/);
+  });
+
   it('forgets failures on success, and is shared by every process using the database', () => {
     const { throttle, file, clock } = setup();
     const keys = [userKey('alice')];

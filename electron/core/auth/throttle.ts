@@ -88,6 +88,11 @@ export class Throttle {
     for (const key of keys) this.clear(key);
   }
 
+  /** Lift source locks of loopback clients (the browser shell's tabs all sign in from 127.0.0.1). */
+  clearLoopbackSources(): void {
+    this.deps.db.prepare(`DELETE FROM auth_throttle WHERE key LIKE 'source:%:127.0.0.1' OR key LIKE 'source:%:::1'`).run();
+  }
+
   clear(key: string): void {
     this.deps.db.prepare('DELETE FROM auth_throttle WHERE key = ?').run(key);
   }

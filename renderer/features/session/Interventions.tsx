@@ -118,7 +118,7 @@ export function ApprovalModal({
         <p data-testid="approval-message">{safeLine(reason.message)}</p>
         <p className="muted">
           File this operation (<span className="mono">{safeLine(channel)}</span>, with exactly the input you entered) as a
-          request. Another administrator or officer must approve it; then you execute it from Approvals.
+          request. A different person with the approver role named above must approve it; then you execute it from Approvals.
         </p>
         <label className="field">
           <span>Reason (seen by the approver, audited)</span>
