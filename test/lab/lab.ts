@@ -26,6 +26,7 @@
  * directories each host gets its own copy of, so the sshd config must live elsewhere.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as fss from 'node:fs';
 import * as net from 'node:net';
@@ -627,9 +628,10 @@ async function keygen(keyFile: string, comment: string): Promise<string> {
 
 /** `SHA256:…` of a public key file, as printed by `ssh-keygen -lf`. */
 async function fingerprintOf(pubFile: string): Promise<string> {
-  const r = await must('ssh-keygen', ['-lf', pubFile]);
-  const fp = r.stdout.trim().split(/\s+/)[1] ?? '';
-  if (!/^SHA256:[A-Za-z0-9+/]{43}$/.test(fp)) throw new Error(`lab: unexpected ssh-keygen -lf output: ${r.stdout}`);
+  // What ssh-keygen -lf computes: SHA-256 of the key blob, unpadded base64 (no process to start).
+  const blob = (await fs.readFile(pubFile, 'utf8')).trim().split(/\s+/)[1] ?? '';
+  const fp = `SHA256:${createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64').replace(/=+$/, '')}`;
+  if (!blob || !/^SHA256:[A-Za-z0-9+/]{43}$/.test(fp)) throw new Error(`lab: ${pubFile} is not a public key file`);
   return fp;
 }
 
@@ -669,16 +671,35 @@ function upperPath(h: HostState, p: string): string {
   return path.join(overlayDirs(h, sys).upper, path.relative(sys, p));
 }
 
-/** Copies a machine directory's mode and owner onto its upper-dir counterpart (what the host sees). */
-async function mirrorDirAttrs(lower: string, upper: string): Promise<void> {
-  const st = await fs.stat(lower).catch(() => null);
-  if (!st?.isDirectory()) return;
-  await fs.chmod(upper, st.mode & 0o7777);
-  await fs.chown(upper, st.uid, st.gid);
+/**
+ * `mkdir -p`, synchronous and cheap: node's own recursive mkdir costs milliseconds per call, which
+ * adds up over a lab's hosts.
+ */
+function mkdirp(p: string, mode = 0o755): void {
+  try {
+    fss.mkdirSync(p, { mode });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT') throw e;
+    mkdirp(path.dirname(p));
+    fss.mkdirSync(p, { mode });
+  }
 }
 
-/** Makes the directories leading to `p` (inclusive) in the host's upper dir, with the machine's modes. */
-async function mkUpperDirs(h: HostState, p: string): Promise<void> {
+/** Copies a machine directory's mode and owner onto its upper-dir counterpart (what the host sees). */
+function mirrorDirAttrs(lower: string, upper: string): void {
+  const st = fss.statSync(lower, { throwIfNoEntry: false });
+  if (!st?.isDirectory()) return;
+  fss.chmodSync(upper, st.mode & 0o7777);
+  fss.chownSync(upper, st.uid, st.gid);
+}
+
+/**
+ * Makes the directories leading to `p` (inclusive) in the host's upper dir, with the machine's
+ * modes. (The host-system helpers are synchronous: many small calls, cheaper than the thread pool.)
+ */
+function mkUpperDirs(h: HostState, p: string): void {
   const sys = overlayOf(p);
   if (!sys) throw new Error(`lab: ${p} is not under ${SYSTEM_OVERLAYS.join(', ')}`);
   let lower: string = sys;
@@ -687,62 +708,66 @@ async function mkUpperDirs(h: HostState, p: string): Promise<void> {
     lower = path.join(lower, part);
     upper = path.join(upper, part);
     if (fss.existsSync(upper)) continue;
-    await fs.mkdir(upper, { mode: 0o755 });
-    await mirrorDirAttrs(lower, upper);
+    fss.mkdirSync(upper, { mode: 0o755 });
+    mirrorDirAttrs(lower, upper);
   }
 }
 
 /** Writes a file into the host's system (its upper dir), before the host's overlays are mounted. */
-async function writeHostSystemFile(h: HostState, p: string, content: string, mode: number, owner?: { uid: number; gid: number }): Promise<void> {
-  await mkUpperDirs(h, path.dirname(p));
+function writeHostSystemFile(h: HostState, p: string, content: string, mode: number, owner?: { uid: number; gid: number }): void {
+  mkUpperDirs(h, path.dirname(p));
   const f = upperPath(h, p);
-  await fs.rm(f, { force: true });
-  await fs.writeFile(f, content, { mode });
-  await fs.chmod(f, mode);
-  if (owner) await fs.chown(f, owner.uid, owner.gid);
+  fss.writeFileSync(f, content, { mode });
+  fss.chmodSync(f, mode);
+  if (owner) fss.chownSync(f, owner.uid, owner.gid);
 }
 
-/** Hides a machine file from the host: an overlay whiteout (a 0/0 character device) in its upper dir. */
-async function whiteout(h: HostState, p: string): Promise<void> {
-  await mkUpperDirs(h, path.dirname(p));
+/**
+ * Hides a machine file from the host: an overlay whiteout (a 0/0 character device) in its upper
+ * dir — a hard link to the lab's one whiteout node, as overlayfs itself shares them.
+ */
+function whiteout(h: HostState, p: string, template: string): void {
+  mkUpperDirs(h, path.dirname(p));
   const f = upperPath(h, p);
-  await fs.rm(f, { force: true, recursive: true });
-  await must('mknod', [f, 'c', '0', '0']);
+  fss.linkSync(template, f);
+}
+
+/**
+ * The mounts that make an isolated host, in fstab form for one `mount -a` (one process instead of
+ * a dozen): overlays over the machine's /etc, /usr and /var, a /run of its own (with the lab state
+ * bound back in when it lives under /run), and the host's private directories.
+ */
+function hostFstab(st: LabState, h: HostState): string {
+  const root = path.dirname(st.dir);
+  const rootInRun = root.startsWith('/run/') ? path.join(h.dir, 'run', path.relative('/run', root)) : null;
+  const lines = [
+    `# Mounts of lab host ${h.name} of lab ${st.id}, made by its enter.sh (test/lab/lab.ts).`,
+    ...SYSTEM_OVERLAYS.map((d) => {
+      const o = overlayDirs(h, d);
+      return `airlock-lab-${h.name} ${d} overlay lowerdir=${d},upperdir=${o.upper},workdir=${o.work} 0 0`;
+    }),
+    ...(rootInRun ? [`${root} ${rootInRun} none bind 0 0`] : []),
+    `${path.join(h.dir, 'run')} /run none rbind 0 0`,
+    ...PRIVATE_DIRS.map(([target, sub]) => `${path.join(h.dir, 'fs', sub)} ${target} none bind 0 0`),
+  ];
+  return lines.join('\n') + '\n';
 }
 
 /**
  * The script that makes a host (run under `unshare --uts --mount --propagation private`, inside
- * the host's netns): its hostname, overlays over the machine's /etc, /usr and /var, a /run of its
- * own, its private directories; then it holds the namespaces open for sshd and runOnHost to enter.
+ * the host's netns): its hostname and mounts ({@link hostFstab}); then it holds the namespaces
+ * open for sshd and runOnHost to enter.
  */
 function enterScript(st: LabState, h: HostState, system: HostSystem | null): string {
-  const fsDir = path.join(h.dir, 'fs');
-  const stage = path.join(h.dir, 'run-stage');
-  const root = path.dirname(st.dir);
-  const rootInRun = root.startsWith('/run/') ? path.relative('/run', root) : null;
   const lines = [
     '#!/bin/sh',
     `# Lab host ${h.name} of lab ${st.id} (written by test/lab/lab.ts). Run under`,
     '# `unshare --uts --mount --propagation private`: builds the host and holds its namespaces.',
     'set -e',
-    // A profile's own hostname may hold bytes the `hostname` tool refuses (escape sequences, HTML):
-    // the kernel takes any 64 bytes through /proc, and that is what a hostile host can do too.
-    system?.hostname !== undefined
-      ? `printf '%s' ${shQuote(system.hostname)} > /proc/sys/kernel/hostname`
-      : `hostname ${shQuote(h.name)}`,
-    '# The machine\'s /etc, /usr and /var, with every change going to this host\'s upper dirs.',
-    ...SYSTEM_OVERLAYS.map((d) => {
-      const o = overlayDirs(h, d);
-      return `mount -n -t overlay airlock-lab-${h.name} -o ${shQuote(`lowerdir=${d},upperdir=${o.upper},workdir=${o.work}`)} ${d}`;
-    }),
-    '# A /run of its own: sshd\'s privilege separation dir and pid file, and "systemd is running".',
-    `mount -n -t tmpfs -o mode=0755,nosuid,nodev,size=256m airlock-lab-run ${shQuote(stage)}`,
-    `mkdir -p ${shQuote(stage)}/sshd ${shQuote(stage)}/lock ${shQuote(stage)}/systemd/system ${shQuote(stage)}/user`,
-    `chmod 1777 ${shQuote(stage)}/lock`,
-    // The lab state (host keys, logs, the private directories) stays where sshd and the lab expect it.
-    ...(rootInRun ? [`mkdir -p ${shQuote(path.join(stage, rootInRun))}`, `mount -n --bind ${shQuote(root)} ${shQuote(path.join(stage, rootInRun))}`] : []),
-    `mount -n --move ${shQuote(stage)} /run`,
-    ...PRIVATE_DIRS.map(([target, sub]) => `mount -n --bind ${shQuote(path.join(fsDir, sub))} ${target}`),
+    // Through /proc: a profile's own hostname may hold bytes the `hostname` tool refuses (escape
+    // sequences, HTML); the kernel takes any 64 bytes, and that is what a hostile host can do too.
+    `printf '%s' ${shQuote(system?.hostname ?? h.name)} > /proc/sys/kernel/hostname`,
+    `mount -n -a -T ${shQuote(path.join(h.dir, 'fstab'))}`,
     `: > ${shQuote(path.join(h.dir, 'holder.ready'))}`,
     'while :; do sleep 86400; done',
     '',
@@ -774,7 +799,7 @@ async function prepareSystem(st: LabState, h: HostState, profile: GpuProfile): P
       throw new Error(`lab: profile ${profile.profile}: a hostname is 1–64 bytes without NUL or newline (got ${bytes} bytes)`);
     }
     out.hostname = sys.hostname;
-    await writeHostSystemFile(h, '/etc/hostname', `${sys.hostname}\n`, 0o644);
+    writeHostSystemFile(h, '/etc/hostname', `${sys.hostname}\n`, 0o644);
   }
   if (sys.osPrettyName !== undefined) {
     const target = ['/etc/os-release', '/usr/lib/os-release'].find((p) => fss.existsSync(p));
@@ -783,7 +808,7 @@ async function prepareSystem(st: LabState, h: HostState, profile: GpuProfile): P
     const real = await fs.realpath(target);
     if (!overlayOf(real)) throw new Error(`lab: os-release at ${real} is outside ${SYSTEM_OVERLAYS.join(', ')}`);
     const base = (await fs.readFile(target, 'utf8')).split('\n').filter((l) => l && !l.startsWith('PRETTY_NAME='));
-    await writeHostSystemFile(h, real, [`PRETTY_NAME=${osReleaseQuote(sys.osPrettyName)}`, ...base, ''].join('\n'), 0o644);
+    writeHostSystemFile(h, real, [`PRETTY_NAME=${osReleaseQuote(sys.osPrettyName)}`, ...base, ''].join('\n'), 0o644);
   }
   return out;
 }
@@ -906,9 +931,11 @@ interface SystemBase {
   shadow: { text: string; mode: number; uid: number; gid: number } | null;
   sshdDropIns: string[];
   otherHostKeys: string[];
+  /** A whiteout node every host's whiteouts are hard links to. */
+  whiteout: string;
 }
 
-async function systemBase(): Promise<SystemBase> {
+async function systemBase(labDir: string): Promise<SystemBase> {
   let shadow: SystemBase['shadow'] = null;
   try {
     const [text, st] = await Promise.all([fs.readFile('/etc/shadow', 'utf8'), fs.stat('/etc/shadow')]);
@@ -924,22 +951,31 @@ async function systemBase(): Promise<SystemBase> {
     /* no readable shadow: the host sees the machine's */
   }
   const sshdDropIns = await fs.readdir('/etc/ssh/sshd_config.d').catch(() => [] as string[]);
-  const otherHostKeys = (await fs.readdir('/etc/ssh').catch(() => [] as string[])).filter((n) => /^ssh_host_.+_key(\.pub)?$/.test(n));
-  return { shadow, sshdDropIns, otherHostKeys };
+  const otherHostKeys = (await fs.readdir('/etc/ssh').catch(() => [] as string[])).filter((n) => /^ssh_host_.+_key(\.pub)?$/.test(n) && !n.startsWith(path.basename(HOST_KEY_IN_HOST)));
+  const whiteoutNode = path.join(labDir, '.whiteout');
+  await fs.rm(whiteoutNode, { force: true });
+  await must('mknod', [whiteoutNode, 'c', '0', '0']);
+  return { shadow, sshdDropIns, otherHostKeys, whiteout: whiteoutNode };
 }
 
 /** An isolated host's own system: upper/work dirs and the files it must differ from the machine in. */
-async function prepareHostSystem(st: LabState, h: HostState, base: SystemBase): Promise<void> {
+function prepareHostSystem(st: LabState, h: HostState, base: SystemBase): void {
   for (const d of SYSTEM_OVERLAYS) {
     const o = overlayDirs(h, d);
-    await fs.mkdir(o.upper, { recursive: true });
-    await fs.mkdir(o.work, { recursive: true });
-    await mirrorDirAttrs(d, o.upper);
+    mkdirp(o.upper);
+    mkdirp(o.work);
+    mirrorDirAttrs(d, o.upper);
   }
-  await fs.mkdir(path.join(h.dir, 'run-stage'), { recursive: true });
-  await writeHostSystemFile(h, '/etc/hostname', `${h.name}\n`, 0o644);
+  // The host's /run: sshd's privilege separation dir and pid file, a lock dir, "systemd is running".
+  const run = path.join(h.dir, 'run');
+  for (const d of ['sshd', 'lock', 'user', 'systemd/system']) mkdirp(path.join(run, d));
+  fss.chmodSync(path.join(run, 'lock'), 0o1777);
+  const root = path.dirname(st.dir);
+  if (root.startsWith('/run/')) mkdirp(path.join(run, path.relative('/run', root)));
+  fss.writeFileSync(path.join(h.dir, 'fstab'), hostFstab(st, h));
+  writeHostSystemFile(h, '/etc/hostname', `${h.name}\n`, 0o644);
   // Like a cluster node's /etc/hosts: itself on 127.0.1.1 (Debian's convention), its peers by name.
-  await writeHostSystemFile(
+  writeHostSystemFile(
     h,
     '/etc/hosts',
     [
@@ -951,14 +987,14 @@ async function prepareHostSystem(st: LabState, h: HostState, base: SystemBase): 
     ].join('\n'),
     0o644,
   );
-  if (base.shadow) await writeHostSystemFile(h, '/etc/shadow', base.shadow.text, base.shadow.mode, base.shadow);
-  await writeHostSystemFile(h, '/etc/ssh/sshd_config', sshdConfig(st, h), 0o644);
+  if (base.shadow) writeHostSystemFile(h, '/etc/shadow', base.shadow.text, base.shadow.mode, base.shadow);
+  writeHostSystemFile(h, '/etc/ssh/sshd_config', sshdConfig(st, h), 0o644);
   // The machine's sshd drop-ins and host keys are not this host's.
-  for (const n of base.sshdDropIns) await whiteout(h, `/etc/ssh/sshd_config.d/${n}`);
-  for (const n of base.otherHostKeys) await whiteout(h, `/etc/ssh/${n}`);
+  for (const n of base.sshdDropIns) whiteout(h, `/etc/ssh/sshd_config.d/${n}`, base.whiteout);
+  for (const n of base.otherHostKeys) whiteout(h, `/etc/ssh/${n}`, base.whiteout);
   // Mount points and directories a Debian host has.
   for (const d of ['/etc/ssh/sshd_config.d', '/etc/systemd/system', ...PRIVATE_DIRS.map(([t]) => t).filter((t) => overlayOf(t))]) {
-    await mkUpperDirs(h, d);
+    mkUpperDirs(h, d);
   }
 }
 
@@ -970,34 +1006,37 @@ async function hostKeyFiles(h: HostState): Promise<{ key: string; pub: string }>
 
 async function prepareHost(st: LabState, h: HostState, keys: string[], nodePath: string, base: SystemBase | null, seed: string): Promise<void> {
   const fsDir = path.join(h.dir, 'fs');
-  await Promise.all(PRIVATE_DIRS.map(([, sub]) => fs.mkdir(path.join(fsDir, sub), { recursive: true })));
-  await fs.mkdir(path.join(fsDir, 'root', '.ssh'), { recursive: true });
+  for (const [, sub] of PRIVATE_DIRS) mkdirp(path.join(fsDir, sub));
+  mkdirp(path.join(fsDir, 'root', '.ssh'));
   await fs.chmod(path.join(fsDir, 'root'), 0o700);
   await fs.chmod(path.join(fsDir, 'tmp'), 0o1777);
   await fs.writeFile(path.join(fsDir, 'root', '.ssh', 'authorized_keys'), keys.map((k) => k + '\n').join(''), { mode: 0o600 });
-  h.fingerprint = await keygen(path.join(h.dir, 'ssh_host_ed25519_key'), `root@${h.name}`);
+  const fingerprint = keygen(path.join(h.dir, 'ssh_host_ed25519_key'), `root@${h.name}`);
+  fingerprint.catch(() => {}); // awaited below; meanwhile the host's system is written
   if (st.isolation) {
-    await prepareHostSystem(st, h, base!);
+    prepareHostSystem(st, h, base!);
+    h.fingerprint = await fingerprint;
     const { key, pub } = await hostKeyFiles(h);
-    await writeHostSystemFile(h, HOST_KEY_IN_HOST, key, 0o600);
-    await writeHostSystemFile(h, `${HOST_KEY_IN_HOST}.pub`, pub, 0o644);
+    writeHostSystemFile(h, HOST_KEY_IN_HOST, key, 0o600);
+    writeHostSystemFile(h, `${HOST_KEY_IN_HOST}.pub`, pub, 0o644);
   } else {
+    h.fingerprint = await fingerprint;
     await fs.writeFile(path.join(h.dir, 'sshd_config'), sshdConfig(st, h));
   }
   // GPU emulator + profile.
   const profile = makeGpuProfile(h.gpuProfile, seed);
   const profilePath = path.join(h.dir, 'gpu.json');
-  await fs.writeFile(profilePath, JSON.stringify(profile, null, 2) + '\n');
+  fss.writeFileSync(profilePath, JSON.stringify(profile, null, 2) + '\n');
   const bin = path.join(fsDir, 'usr-local-bin');
   if (profile.failure !== 'absent') {
     const emulator = path.join(h.dir, 'nvidia-smi.mjs');
     const script = (await hostProgram(EMULATOR_SRC, nodePath)).replace("'__AIRLOCK_LAB_GPU_PROFILE__'", JSON.stringify(profilePath));
-    await fs.writeFile(emulator, script, { mode: 0o755 });
-    await fs.mkdir(path.join(h.dir, 'smi-cache'), { recursive: true });
-    await fs.writeFile(path.join(h.dir, 'smi-cache', 'gen'), '1\n');
-    await fs.writeFile(path.join(bin, 'nvidia-smi'), smiFrontEnd(h, nodePath, emulator), { mode: 0o755 });
+    fss.writeFileSync(emulator, script, { mode: 0o755 });
+    mkdirp(path.join(h.dir, 'smi-cache'));
+    fss.writeFileSync(path.join(h.dir, 'smi-cache', 'gen'), '1\n');
+    fss.writeFileSync(path.join(bin, 'nvidia-smi'), smiFrontEnd(h, nodePath, emulator), { mode: 0o755 });
   }
-  await fs.writeFile(path.join(bin, 'airlock-inference-sim'), await hostProgram(INFERENCE_SIM_SRC, nodePath), { mode: 0o755 });
+  fss.writeFileSync(path.join(bin, 'airlock-inference-sim'), await hostProgram(INFERENCE_SIM_SRC, nodePath), { mode: 0o755 });
   if (st.isolation) {
     // systemd's stand-in (only where the host has its own /etc, /var and /run to keep units in).
     const systemctl = await hostProgram(SYSTEMCTL_SRC, nodePath, {
@@ -1006,8 +1045,8 @@ async function prepareHost(st: LabState, h: HostState, keys: string[], nodePath:
       sshdPidFile: HOST_SSHD_PIDFILE,
       sshd: SSHD,
     });
-    await fs.writeFile(path.join(bin, 'systemctl'), systemctl, { mode: 0o755 });
-    await fs.writeFile(path.join(bin, 'journalctl'), systemctl, { mode: 0o755 });
+    fss.writeFileSync(path.join(bin, 'systemctl'), systemctl, { mode: 0o755 });
+    fss.writeFileSync(path.join(bin, 'journalctl'), systemctl, { mode: 0o755 });
   }
   const system = await prepareSystem(st, h, profile);
   if (st.isolation) await fs.writeFile(path.join(h.dir, 'enter.sh'), enterScript(st, h, system), { mode: 0o755 });
@@ -1300,8 +1339,8 @@ export async function labUp(opts: LabUpOptions): Promise<Lab> {
       await fs.mkdir('/run/sshd', { recursive: true, mode: 0o755 }).catch(() => {});
     }
     const nodePath = await nodeForHosts(root, isolation);
-    const base = isolation ? await systemBase() : null;
-    await Promise.all(st.hosts.map((h) => fs.mkdir(h.dir, { recursive: true })));
+    const base = isolation ? await systemBase(dir) : null;
+    for (const h of st.hosts) mkdirp(h.dir);
     await Promise.all(st.hosts.map((h) => prepareHost(st, h, keys, nodePath, base, `${id}/${h.name}`)));
     await writeState(st);
     if (mode === 'netns') await buildNetwork(st);
