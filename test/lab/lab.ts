@@ -6,7 +6,7 @@
  * bridge in the root namespace, and its own mount and UTS namespaces, held open by a small holder
  * process, in which a real OpenSSH `sshd` runs. In the host's mount namespace, the machine's
  * `/etc`, `/usr` and `/var` are overlays with per-host upper directories (so `dpkg -i`, units in
- * /etc/systemd/system or sshd drop-ins change that host only), `/run` is a tmpfs of its own, and
+ * /etc/systemd/system or sshd drop-ins change that host only), `/run` is a directory of its own, and
  * `/root`, `/srv`, `/opt`, `/var/lib/airlock-host`, `/tmp` and `/usr/local/bin` are the host's own
  * directories; `hostname` is the host's name. `/usr/local/bin/nvidia-smi` is an emulator
  * answering in the real output formats from a per-host GPU profile; `/usr/local/bin/systemctl`
