@@ -931,6 +931,8 @@ interface SystemBase {
   shadow: { text: string; mode: number; uid: number; gid: number } | null;
   sshdDropIns: string[];
   otherHostKeys: string[];
+  /** Machine files a host must not see (a container's policy-rc.d that forbids starting services). */
+  hidden: string[];
   /** A whiteout node every host's whiteouts are hard links to. */
   whiteout: string;
 }
@@ -955,7 +957,8 @@ async function systemBase(labDir: string): Promise<SystemBase> {
   const whiteoutNode = path.join(labDir, '.whiteout');
   await fs.rm(whiteoutNode, { force: true });
   await must('mknod', [whiteoutNode, 'c', '0', '0']);
-  return { shadow, sshdDropIns, otherHostKeys, whiteout: whiteoutNode };
+  const hidden = ['/usr/sbin/policy-rc.d'].filter((f) => fss.existsSync(f));
+  return { shadow, sshdDropIns, otherHostKeys, hidden, whiteout: whiteoutNode };
 }
 
 /** An isolated host's own system: upper/work dirs and the files it must differ from the machine in. */
@@ -992,6 +995,8 @@ function prepareHostSystem(st: LabState, h: HostState, base: SystemBase): void {
   // The machine's sshd drop-ins and host keys are not this host's.
   for (const n of base.sshdDropIns) whiteout(h, `/etc/ssh/sshd_config.d/${n}`, base.whiteout);
   for (const n of base.otherHostKeys) whiteout(h, `/etc/ssh/${n}`, base.whiteout);
+  // A host is a machine, not a container: packages may start their services (with the simulator).
+  for (const f of base.hidden) whiteout(h, f, base.whiteout);
   // Mount points and directories a Debian host has.
   for (const d of ['/etc/ssh/sshd_config.d', '/etc/systemd/system', ...PRIVATE_DIRS.map(([t]) => t).filter((t) => overlayOf(t))]) {
     mkUpperDirs(h, d);

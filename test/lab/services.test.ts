@@ -4,6 +4,9 @@
  * daemon-reload, enable, restart, is-active — over real SSH. Needs root (netns mode).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killSshd, labDown, labUp, runOnHost, startSshd, type Lab, type LabHost } from './lab';
 import { exec, livePids, SshClient } from './testkit';
@@ -191,6 +194,46 @@ describe('systemctl and the inference server on lab hosts', () => {
     const pid = await mainPid('env-probe');
     started.push(pid);
     expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+0\s/m); // User= is ignored in the lab
+  }, 30_000);
+
+  it('a package with a unit: dpkg\'s maintainer scripts enable and start it through the simulator', async () => {
+    // What debhelper generates for a service package, cut down: deb-systemd-helper + deb-systemd-invoke.
+    const pkg = 'airlock-lab-svc-probe';
+    const root = await mkdtemp(path.join(tmpdir(), 'airlock-lab-svcpkg-'));
+    try {
+      await mkdir(path.join(root, 'DEBIAN'), { recursive: true });
+      await mkdir(path.join(root, 'lib', 'systemd', 'system'), { recursive: true });
+      await mkdir(path.join(root, 'usr', 'bin'), { recursive: true });
+      await writeFile(path.join(root, 'DEBIAN', 'control'), `Package: ${pkg}\nVersion: 1.0\nArchitecture: all\nMaintainer: Airlock lab <lab@invalid>\nDescription: service probe\n`);
+      await writeFile(path.join(root, 'usr', 'bin', pkg), '#!/bin/sh\nexec sleep 600\n', { mode: 0o755 });
+      await writeFile(path.join(root, 'lib', 'systemd', 'system', `${pkg}.service`), `[Unit]\nDescription=service probe\n[Service]\nExecStart=/usr/bin/${pkg}\n[Install]\nWantedBy=multi-user.target\n`);
+      await writeFile(
+        path.join(root, 'DEBIAN', 'postinst'),
+        [
+          '#!/bin/sh',
+          'set -e',
+          `if [ "$1" = configure ]; then`,
+          `  if deb-systemd-helper --quiet was-enabled '${pkg}.service'; then deb-systemd-helper enable '${pkg}.service' >/dev/null || true;`,
+          `  else deb-systemd-helper update-state '${pkg}.service' >/dev/null || true; fi`,
+          '  if [ -d /run/systemd/system ]; then',
+          '    systemctl --system daemon-reload >/dev/null || true',
+          `    deb-systemd-invoke start '${pkg}.service' >/dev/null || true`,
+          '  fi',
+          'fi',
+          '',
+        ].join('\n'),
+        { mode: 0o755 },
+      );
+      const deb = path.join(host(1).dir, 'fs', 'tmp', `${pkg}.deb`);
+      const built = await exec('dpkg-deb', ['--root-owner-group', '--build', root, deb]);
+      expect(built.code, built.stderr).toBe(0);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+    const r = await ssh(`dpkg -i /tmp/${pkg}.deb >/dev/null 2>&1; systemctl is-enabled ${pkg}; systemctl is-active ${pkg}`);
+    expect(r.stdout).toBe('enabled\nactive\n');
+    started.push(await mainPid(pkg));
+    expect(existsSync(`/lib/systemd/system/${pkg}.service`)).toBe(false);
   }, 30_000);
 
   it('labDown ends every service it started', async () => {

@@ -990,14 +990,37 @@ function systemctl(args) {
       return 0;
     }
     case 'enable':
-    case 'disable': {
+    case 'disable':
+    case 'preset': {
+      // preset: Debian's preset policy is "enable *" (what deb-systemd-helper asks for).
       need();
       for (const n of units) {
         const u = loadUnit(n);
         if (!u) throw new Exit(1, `Failed to ${verb} unit: Unit file ${n} does not exist.`);
-        doEnable(u, verb === 'enable');
-        if (now) verb === 'enable' ? doStart(u) : doStop(u);
+        doEnable(u, verb !== 'disable');
+        if (now) verb === 'disable' ? doStop(u) : doStart(u);
       }
+      return 0;
+    }
+    case 'preset-all':
+      return 0;
+    case 'mask':
+    case 'unmask': {
+      need();
+      for (const n of units) {
+        const link = path.join(ETC_UNITS, n);
+        if (verb === 'mask') {
+          if (readText(link) !== null && !isSymlink(link)) throw new Exit(1, `Failed to mask unit: File ${link} already exists.`);
+          fs.rmSync(link, { force: true });
+          fs.mkdirSync(ETC_UNITS, { recursive: true });
+          fs.symlinkSync('/dev/null', link);
+          if (!quiet) err(`Created symlink ${link} → /dev/null.\n`);
+        } else if (isSymlink(link) && fs.readlinkSync(link) === '/dev/null') {
+          fs.rmSync(link);
+          if (!quiet) err(`Removed "${link}".\n`);
+        }
+      }
+      fs.rmSync(path.join(STATE, 'loaded'), { recursive: true, force: true });
       return 0;
     }
     case 'is-active':
@@ -1094,7 +1117,7 @@ function systemctl(args) {
       return 0;
     }
     default:
-      throw new Exit(1, `Unknown command verb '${verb}' (the lab's systemctl simulator supports daemon-reload, start, stop, restart, try-restart, reload, reload-or-restart, enable, disable, is-active, is-failed, is-enabled, status, show, cat, kill, reset-failed, list-units).`);
+      throw new Exit(1, `Unknown command verb '${verb}' (the lab's systemctl simulator supports daemon-reload, start, stop, restart, try-restart, reload, reload-or-restart, enable, disable, preset, mask, unmask, is-active, is-failed, is-enabled, status, show, cat, kill, reset-failed, list-units).`);
   }
 }
 
