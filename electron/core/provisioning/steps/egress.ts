@@ -44,9 +44,33 @@ export function parseCidr(s: string): string | null {
   return bits === 32 ? ip : `${ip}/${bits}`;
 }
 
+/** The [first, last] addresses of a normalised CIDR. */
+function range(c: string): [number, number] {
+  const [ip, bits] = c.split('/');
+  const n = ip!.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+  const size = 2 ** (32 - (bits === undefined ? 32 : Number(bits)));
+  return [n, n + size - 1];
+}
+
+/**
+ * CIDR blocks are nested or disjoint: drop duplicates and blocks inside another (nft refuses
+ * overlapping elements in an interval set), keep the order stable.
+ */
+export function minimalCidrs(cidrs: string[]): string[] {
+  const uniq = [...new Set(cidrs)];
+  return uniq.filter((c) => {
+    const [a, b] = range(c);
+    return !uniq.some((o) => {
+      if (o === c) return false;
+      const [x, y] = range(o);
+      return x <= a && b <= y && (x < a || b < y);
+    });
+  });
+}
+
 /** The ruleset, replacing only Airlock's own table, atomically (`nft -f`). */
 export function renderRuleset(p: Params, airlock: string | null): string {
-  const allow = [...new Set([...p.allowCidrs.map((c) => parseCidr(c)!), ...(p.allowAirlock && airlock ? [airlock] : [])])];
+  const allow = minimalCidrs([...p.allowCidrs.map((c) => parseCidr(c)!), ...(p.allowAirlock && airlock ? [airlock] : [])]);
   const lines = [
     '# Written by Airlock: egress lockdown. Changes here are drift and will be reported.',
     `table inet ${TABLE}`,
