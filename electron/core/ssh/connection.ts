@@ -1,5 +1,7 @@
+import type { Socket } from 'node:net';
+import { Duplex, type Readable } from 'node:stream';
 import ssh2 from 'ssh2';
-import type { ClientChannel, ConnectConfig } from 'ssh2';
+import type { ClientChannel, ConnectConfig, SFTPWrapper, Stats } from 'ssh2';
 import { AirlockError } from '../../../shared/domain/errors';
 import { FINGERPRINT_RE, fingerprintOfKey, keyTypeOfBlob } from './fingerprint';
 import { sanitizeHostText } from './sanitize';
@@ -52,7 +54,69 @@ export interface ExecOptions {
   signal?: AbortSignal;
   /** Cap per stream (stdout and stderr each); default 4 MiB. */
   maxOutputBytes?: number;
-  stdin?: string;
+  /**
+   * What the command reads: a string, sent whole, or a stream, piped as it produces data (the
+   * command's stdin ends when the stream does). Without it stdin is closed at once.
+   */
+  stdin?: string | Readable;
+  /**
+   * Called with each chunk of stdout as it arrives, uncapped and raw (host output: untrusted).
+   * The result still holds the capped text. A callback that throws is ignored.
+   */
+  onStdout?(chunk: Buffer): void;
+  /** As {@link ExecOptions.onStdout}, for stderr. */
+  onStderr?(chunk: Buffer): void;
+}
+
+/** What {@link SftpSession.stat} tells about a path. */
+export interface SftpStat {
+  size: number;
+  /** Permission bits and file type, as stat(2) gives them. */
+  mode: number;
+  isFile: boolean;
+  isDirectory: boolean;
+  /** Seconds since the epoch. */
+  mtime: number;
+}
+
+/** SFTP open flags (draft-ietf-secsh-filexfer-02), for {@link SftpSession.open}. */
+export const SFTP_OPEN = { READ: 0x01, WRITE: 0x02, APPEND: 0x04, CREAT: 0x08, TRUNC: 0x10, EXCL: 0x20 } as const;
+
+/**
+ * An SFTP session (one `sftp` subsystem channel) on an {@link SshConnection}. Every promise
+ * settles: requests are bounded by the session's timeout, and fail with the connection's own
+ * error (HOST_UNREACHABLE, TIMEOUT, CANCELLED) once it is gone. Closed with the connection.
+ */
+export interface SftpSession {
+  /** ssh2's SFTP client underneath, for what is not wrapped here (no timeouts there). */
+  readonly raw: SFTPWrapper;
+  /** Whether the server announced an extension, e.g. `posix-rename@openssh.com`, `fsync@openssh.com`. */
+  hasExtension(name: string): boolean;
+  /** Open a file; `flags` is an {@link SFTP_OPEN} combination. Resolves to the handle. */
+  open(path: string, flags: number, mode?: number): Promise<Buffer>;
+  /**
+   * Write `length` bytes of `data` from `offset` at file `position`. Callback style and untimed, for
+   * pipelining: keep many writes outstanding and bound their wait yourself. The bytes are copied
+   * before this returns, so `data` may be reused at once. The callback is called exactly once.
+   */
+  write(handle: Buffer, data: Buffer, offset: number, length: number, position: number, cb: (err: AirlockError | null) => void): void;
+  /** fsync(2) on the host (`fsync@openssh.com`). Resolves false, doing nothing, when the server lacks it. */
+  fsync(handle: Buffer): Promise<boolean>;
+  fchmod(handle: Buffer, mode: number): Promise<void>;
+  close(handle: Buffer): Promise<void>;
+  /** Attributes of a path (following symlinks), or null when nothing is there. */
+  stat(path: string): Promise<SftpStat | null>;
+  /** Rename, replacing `to` atomically (`posix-rename@openssh.com`; plain SFTP rename where the server lacks it, which refuses an existing target). */
+  rename(from: string, to: string): Promise<void>;
+  /** Remove a file; no error when it is already gone. */
+  unlink(path: string): Promise<void>;
+  /**
+   * Close the session's channel; pending requests fail with CANCELLED. Resolves once the server
+   * has closed it too (OpenSSH's sftp-server has then handled every request it received), or
+   * after at most 5 s, or at once when the connection is gone.
+   */
+  end(): Promise<void>;
+  readonly closed: boolean;
 }
 
 export interface PtySession {
@@ -65,10 +129,28 @@ export interface PtySession {
   close(): void;
 }
 
+export interface ChannelOptions {
+  /** Bounds the channel open (and, for SFTP, each request); default: the connect timeout. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
 export interface SshConnection {
   readonly fingerprint: string;
+  /** The host as messages name it: Airlock's name and address, e.g. `gpu-1 (10.0.0.5:22)`. */
+  readonly label: string;
+  /** Whether the connection is gone (closed by us, or lost). */
+  readonly closed: boolean;
   exec(command: string, opts: ExecOptions): Promise<ExecResult>;
   shell(opts: { cols: number; rows: number; term?: string }): Promise<PtySession>;
+  /** Open an SFTP session; it is closed with the connection. */
+  sftp(opts?: ChannelOptions): Promise<SftpSession>;
+  /**
+   * A `direct-tcpip` tunnel: a byte stream to `host:port` as the host itself connects to it (so
+   * `127.0.0.1` is the host's loopback). Destroyed, with the connection's error, when the
+   * connection goes. Data from it is untrusted.
+   */
+  forwardOut(host: string, port: number, opts?: ChannelOptions): Promise<Duplex>;
   close(): void;
   onClose(cb: () => void): void;
 }
@@ -341,13 +423,17 @@ class CappedBuffer {
 }
 
 class Connection implements SshConnection {
-  private closed = false;
+  private gone = false;
   private closedByUs = false;
   private lastError: unknown = null;
   private readonly pending = new Set<(err: AirlockError) => void>();
   private readonly closeCbs: Array<() => void> = [];
   /** Open terminals: a channel's own 'close' may never come once the socket is gone. */
   private readonly ptys = new Set<Pty>();
+  private readonly sftps = new Set<Sftp>();
+  private readonly tunnels = new Set<ClientChannel>();
+  private corked = false;
+  private bulkUsers = 0;
 
   constructor(
     private readonly client: Ssh2Client,
@@ -371,13 +457,21 @@ class Connection implements SshConnection {
   }
 
   private onClosed(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.gone) return;
+    this.gone = true;
     const err = this.lostError();
     for (const fail of [...this.pending]) fail(err);
     this.pending.clear();
     for (const pty of [...this.ptys]) pty.finish();
     this.ptys.clear();
+    for (const session of [...this.sftps]) session.finish();
+    this.sftps.clear();
+    // ssh2 closes the tunnels right after this ('close' once a stream is read to its end); the ones
+    // nobody reads are destroyed with the reason.
+    const tunnels = [...this.tunnels];
+    setImmediate(() => {
+      for (const t of tunnels) if (this.tunnels.delete(t)) destroyTunnel(t, err);
+    });
     for (const cb of this.closeCbs.splice(0)) {
       try {
         cb();
@@ -388,12 +482,12 @@ class Connection implements SshConnection {
   }
 
   onClose(cb: () => void): void {
-    if (this.closed) queueMicrotask(cb);
+    if (this.gone) queueMicrotask(cb);
     else this.closeCbs.push(cb);
   }
 
   close(): void {
-    if (this.closed) return;
+    if (this.gone) return;
     this.closedByUs = true;
     this.client.end();
     // end() waits for the peer; a host that never answers must not keep the socket open.
@@ -407,16 +501,35 @@ class Connection implements SshConnection {
     signal: AbortSignal | undefined,
     open: (cb: (err: Error | undefined, ch: ClientChannel) => void) => void,
   ): Promise<ClientChannel> {
+    return this.openAny<ClientChannel>(what, timeoutMs, signal, open, (ch) => ch.close(), (err) => (this.gone ? this.lostError() : mapError(err, this.where)));
+  }
+
+  /** {@link openChannel} for any kind of channel: `dispose` closes one that came too late. */
+  private openAny<T>(
+    what: string,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    open: (cb: (err: Error | undefined, ch: T) => void) => void,
+    dispose: (ch: T) => void,
+    mapOpenError: (err: Error) => AirlockError,
+  ): Promise<T> {
     return new Promise((resolve, reject) => {
-      if (this.closed) return reject(this.lostError());
+      if (this.gone) return reject(this.lostError());
       if (signal?.aborted) return reject(cancelled(what));
       let done = false;
       const fail = (err: AirlockError) => settle(err, null);
       const onAbort = () => fail(cancelled(what));
-      const settle = (err: AirlockError | null, ch: ClientChannel | null) => {
+      const close = (ch: T) => {
+        try {
+          dispose(ch);
+        } catch {
+          // The channel or the connection may already be gone.
+        }
+      };
+      const settle = (err: AirlockError | null, ch: T | null) => {
         if (done) {
           // Opened after we gave up: close it so it does not linger on the host.
-          if (ch) ch.close();
+          if (ch) close(ch);
           return;
         }
         done = true;
@@ -424,7 +537,7 @@ class Connection implements SshConnection {
         signal?.removeEventListener('abort', onAbort);
         this.pending.delete(fail);
         if (err) {
-          if (ch) ch.close();
+          if (ch) close(ch);
           reject(err);
         } else resolve(ch!);
       };
@@ -433,7 +546,7 @@ class Connection implements SshConnection {
       this.pending.add(fail);
       try {
         open((err, ch) => {
-          if (err) settle(this.closed ? this.lostError() : mapError(err, this.where), ch ?? null);
+          if (err) settle(this.gone ? this.lostError() : mapOpenError(err), ch ?? null);
           else settle(null, ch);
         });
       } catch (err) {
@@ -481,8 +594,14 @@ class Connection implements SshConnection {
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.add(fail);
 
-      ch.on('data', (d: Buffer) => out.push(d));
-      ch.stderr.on('data', (d: Buffer) => err.push(d));
+      ch.on('data', (d: Buffer) => {
+        out.push(d);
+        if (opts.onStdout) callSafely(opts.onStdout, d);
+      });
+      ch.stderr.on('data', (d: Buffer) => {
+        err.push(d);
+        if (opts.onStderr) callSafely(opts.onStderr, d);
+      });
       ch.on('exit', (code: number | null, signal?: string) => {
         exit = { code: typeof code === 'number' ? code : null, signal: typeof signal === 'string' ? sanitizeHostText(signal, 32) : null };
       });
@@ -491,7 +610,7 @@ class Connection implements SshConnection {
       });
       ch.on('close', () => {
         if (done) return;
-        if (!exit && this.closed) return fail(this.lostError());
+        if (!exit && this.gone) return fail(this.lostError());
         done = true;
         cleanup();
         resolve({
@@ -503,8 +622,13 @@ class Connection implements SshConnection {
         });
       });
       // Always end stdin, so a command that reads it does not wait forever.
-      if (opts.stdin !== undefined) ch.end(opts.stdin);
-      else ch.end();
+      const stdin = opts.stdin;
+      if (typeof stdin === 'string') ch.end(stdin);
+      else if (stdin) {
+        // A failing source must still end the command's stdin rather than leave it waiting.
+        stdin.once('error', () => ch.end());
+        stdin.pipe(ch);
+      } else ch.end();
     });
   }
 
@@ -516,15 +640,321 @@ class Connection implements SshConnection {
       this.client.shell({ term, cols, rows, width: 0, height: 0 }, cb),
     );
     const pty = new Pty(ch, this, () => this.ptys.delete(pty));
-    if (this.closed) pty.finish();
+    if (this.gone) pty.finish();
     else this.ptys.add(pty);
     return pty;
   }
 
   /** For Pty: whether the connection underneath went away, and why. */
   lostReason(): string | null {
-    return this.closed ? this.lostError().message : null;
+    return this.gone ? this.lostError().message : null;
   }
+
+  get label(): string {
+    return this.where;
+  }
+
+  get closed(): boolean {
+    return this.gone;
+  }
+
+  /** For SftpSession: the connection's error when it is gone, else null. */
+  goneError(): AirlockError | null {
+    return this.gone ? this.lostError() : null;
+  }
+
+  async sftp(opts: ChannelOptions = {}): Promise<SftpSession> {
+    const timeoutMs = clampTimeout(opts.timeoutMs ?? this.channelTimeoutMs);
+    const raw = await this.openAny<SFTPWrapper>(
+      `Opening an SFTP session on ${this.where}`,
+      timeoutMs,
+      opts.signal,
+      (cb) => this.client.sftp(cb),
+      (s) => s.end(),
+      (err) => {
+        const e = mapError(err, this.where);
+        // sshd refuses the subsystem (no Subsystem line, or a ForceCommand): say so plainly.
+        return e.code === 'SSH_ERROR' ? new AirlockError('SSH_ERROR', `${this.where} did not start an SFTP session (is the sftp subsystem enabled in its sshd?): ${sanitizeHostText(err.message, 200)}`) : e;
+      },
+    );
+    const session = new Sftp(raw, this, timeoutMs, () => this.sftps.delete(session));
+    if (this.gone) session.finish();
+    else this.sftps.add(session);
+    return session;
+  }
+
+  async forwardOut(host: string, port: number, opts: ChannelOptions = {}): Promise<Duplex> {
+    if (typeof host !== 'string' || !/^[A-Za-z0-9._:%-]{1,253}$/.test(host)) {
+      throw new AirlockError('INVALID_INPUT', 'A tunnel destination must be a host name or an IP address.');
+    }
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new AirlockError('INVALID_INPUT', 'A tunnel destination port must be 1–65535.');
+    const dest = hostPort(host, port);
+    const what = `Opening a tunnel to ${dest} on ${this.where}`;
+    const ch = await this.openAny<ClientChannel>(
+      what,
+      clampTimeout(opts.timeoutMs ?? this.channelTimeoutMs),
+      opts.signal,
+      (cb) => this.client.forwardOut('127.0.0.1', 0, host, port, cb),
+      (c) => c.close(),
+      (err) => {
+        const reason = (err as { reason?: unknown }).reason;
+        if (reason === 2 || reason === 'CONNECT_FAILED') {
+          return new AirlockError('HOST_UNREACHABLE', `${this.where} could not connect to ${dest} (is anything listening there?).`);
+        }
+        if (reason === 1 || reason === 'ADMINISTRATIVELY_PROHIBITED') {
+          return new AirlockError('SSH_ERROR', `${this.where} refused a tunnel to ${dest}: TCP forwarding is not allowed by its sshd (AllowTcpForwarding).`);
+        }
+        return new AirlockError('SSH_ERROR', `${what} failed: ${sanitizeHostText(err.message, 200)}`);
+      },
+    );
+    ch.on('error', () => {
+      // A channel error reaches the user as the stream's end or through the connection.
+    });
+    // ssh2 only emits 'close' on a lost connection once the stream has been read to its end; a
+    // tunnel nobody reads must still learn it is gone (onClosed destroys it with the reason).
+    this.tunnels.add(ch);
+    ch.once('close', () => this.tunnels.delete(ch));
+    if (this.gone) {
+      this.tunnels.delete(ch);
+      destroyTunnel(ch, this.lostError());
+    }
+    return ch;
+  }
+
+  /**
+   * Coalesce the SSH packets written in this turn of the event loop into one `writev`, instead of
+   * one write syscall per 32 KiB packet. Bulk SFTP writes spend most of their system time there.
+   */
+  batchWrites(): void {
+    const sock = (this.client as unknown as { _sock?: Socket })._sock;
+    if (this.corked || !sock || typeof sock.cork !== 'function' || sock.destroyed) return;
+    this.corked = true;
+    sock.cork();
+    setImmediate(() => {
+      this.corked = false;
+      sock.uncork();
+    });
+  }
+
+  /**
+   * While bulk writers are active, also batch what ssh2 writes in reaction to incoming data
+   * (queued SFTP writes released by a window adjust, replies to acks): a prepended 'data' listener
+   * corks before ssh2 parses. Counted, so several SFTP sessions can ask.
+   */
+  bulk(on: boolean): void {
+    this.bulkUsers = Math.max(0, this.bulkUsers + (on ? 1 : -1));
+    const sock = (this.client as unknown as { _sock?: Socket })._sock;
+    if (!sock || typeof sock.prependListener !== 'function') return;
+    if (on && this.bulkUsers === 1) sock.prependListener('data', this.onBulkData);
+    else if (!on && this.bulkUsers === 0) sock.removeListener('data', this.onBulkData);
+  }
+
+  private readonly onBulkData = () => this.batchWrites();
+}
+
+/**
+ * Destroy a tunnel as a stream ('error' with the reason, then 'close'). ssh2's own destroy() only
+ * sends a close request, and its channels are built not to emit 'close' on a stream destroy.
+ */
+function destroyTunnel(ch: ClientChannel, err: AirlockError): void {
+  if (ch.destroyed) return;
+  Duplex.prototype.destroy.call(ch, err);
+  // After the 'error' the destroy just queued.
+  process.nextTick(() => ch.emit('close'));
+}
+
+function callSafely(cb: (chunk: Buffer) => void, chunk: Buffer): void {
+  try {
+    cb(chunk);
+  } catch {
+    // A listener's failure must not break the command.
+  }
+}
+
+/** SFTP status codes (draft-ietf-secsh-filexfer-02). */
+const SFTP_NO_SUCH_FILE = 2;
+const SFTP_PERMISSION_DENIED = 3;
+
+class Sftp implements SftpSession {
+  /** end() was called, or the channel or connection went away: no new requests. */
+  private closing = false;
+  private ended = false;
+  private bulkOn = false;
+  private readonly pending = new Set<(err: AirlockError) => void>();
+  private resolveEnded!: () => void;
+  private readonly endedP = new Promise<void>((r) => (this.resolveEnded = r));
+
+  constructor(
+    readonly raw: SFTPWrapper,
+    private readonly conn: Connection,
+    private readonly timeoutMs: number,
+    private readonly onFinished: () => void,
+  ) {
+    raw.on('error', () => {
+      // Surfaces as failed requests and 'close'.
+    });
+    raw.on('close', () => this.finish());
+  }
+
+  get closed(): boolean {
+    return this.closing || this.conn.closed;
+  }
+
+  /** The channel is gone (closed by the server, by end(), or with the connection). */
+  finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.closing = true;
+    if (this.bulkOn) {
+      this.bulkOn = false;
+      this.conn.bulk(false);
+    }
+    this.onFinished();
+    this.failPending();
+    this.resolveEnded();
+  }
+
+  private failPending(): void {
+    const err = this.goneError();
+    for (const fail of [...this.pending]) fail(err);
+    this.pending.clear();
+  }
+
+  private goneError(): AirlockError {
+    return this.conn.goneError() ?? new AirlockError('CANCELLED', `The SFTP session on ${this.conn.label} was closed.`);
+  }
+
+  /** An SFTP failure as the user should see it: the connection's error once it is gone, the server's (sanitised) text otherwise. */
+  private mapErr(err: unknown, what: string): AirlockError {
+    if (err instanceof AirlockError) return err;
+    if (this.closed) return this.goneError();
+    const e = (err ?? {}) as { code?: unknown; message?: unknown };
+    const msg = sanitizeHostText(typeof e.message === 'string' ? e.message : String(err), 200);
+    if (e.code === SFTP_NO_SUCH_FILE) return new AirlockError('NOT_FOUND', `${what} on ${this.conn.label} failed: no such file or directory.`);
+    if (e.code === SFTP_PERMISSION_DENIED) return new AirlockError('SSH_ERROR', `${what} on ${this.conn.label} failed: permission denied.`);
+    return new AirlockError('SSH_ERROR', `${what} on ${this.conn.label} failed: ${msg}`);
+  }
+
+  /** One request with a deadline; fails with the connection's error if it goes away meanwhile. */
+  private request<T>(what: string, send: (cb: (err: Error | null | undefined, v?: T) => void) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.closed) return reject(this.goneError());
+      let done = false;
+      const fail = (e: AirlockError) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.pending.delete(fail);
+        reject(e);
+      };
+      const timer = setTimeout(() => fail(new AirlockError('TIMEOUT', `${what} on ${this.conn.label} timed out after ${this.timeoutMs} ms.`)), this.timeoutMs);
+      this.pending.add(fail);
+      try {
+        send((err, v) => {
+          if (done) return;
+          if (err) return fail(this.mapErr(err, what));
+          done = true;
+          clearTimeout(timer);
+          this.pending.delete(fail);
+          resolve(v as T);
+        });
+      } catch (err) {
+        fail(this.mapErr(err, what));
+      }
+    });
+  }
+
+  hasExtension(name: string): boolean {
+    const ext = (this.raw as unknown as { _extensions?: Record<string, string> })._extensions;
+    return !!ext && Object.prototype.hasOwnProperty.call(ext, name);
+  }
+
+  open(path: string, flags: number, mode?: number): Promise<Buffer> {
+    return this.request<Buffer>(`Opening ${path}`, (cb) => this.raw.open(path, flags as unknown as 'r', mode === undefined ? {} : { mode }, cb));
+  }
+
+  write(handle: Buffer, data: Buffer, offset: number, length: number, position: number, cb: (err: AirlockError | null) => void): void {
+    if (this.closed) {
+      const err = this.goneError();
+      process.nextTick(cb, err);
+      return;
+    }
+    if (!this.bulkOn) {
+      this.bulkOn = true;
+      this.conn.bulk(true);
+    }
+    this.conn.batchWrites();
+    let called = false;
+    const done = (err: Error | null | undefined) => {
+      if (called) return;
+      called = true;
+      cb(err ? this.mapErr(err, 'Writing') : null);
+    };
+    try {
+      this.raw.write(handle, data, offset, length, position, done);
+    } catch (err) {
+      process.nextTick(done, err as Error);
+    }
+  }
+
+  async fsync(handle: Buffer): Promise<boolean> {
+    if (!this.hasExtension('fsync@openssh.com')) return false;
+    await this.request<unknown>('Flushing a file to disk', (cb) => this.raw.ext_openssh_fsync(handle, (err) => cb(err)));
+    return true;
+  }
+
+  fchmod(handle: Buffer, mode: number): Promise<void> {
+    return this.request<void>('Setting a file mode', (cb) => this.raw.fchmod(handle, mode, (err) => cb(err)));
+  }
+
+  close(handle: Buffer): Promise<void> {
+    return this.request<void>('Closing a file', (cb) => this.raw.close(handle, (err) => cb(err)));
+  }
+
+  async stat(path: string): Promise<SftpStat | null> {
+    try {
+      const st = await this.request<Stats>(`Reading the attributes of ${path}`, (cb) => this.raw.stat(path, cb));
+      return { size: st.size, mode: st.mode, isFile: st.isFile(), isDirectory: st.isDirectory(), mtime: st.mtime };
+    } catch (err) {
+      if (err instanceof AirlockError && err.code === 'NOT_FOUND') return null;
+      throw err;
+    }
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    const what = `Renaming ${from} to ${to}`;
+    if (this.hasExtension('posix-rename@openssh.com')) return this.request<void>(what, (cb) => this.raw.ext_openssh_rename(from, to, (err) => cb(err)));
+    return this.request<void>(what, (cb) => this.raw.rename(from, to, (err) => cb(err)));
+  }
+
+  async unlink(path: string): Promise<void> {
+    try {
+      await this.request<void>(`Removing ${path}`, (cb) => this.raw.unlink(path, (err) => cb(err)));
+    } catch (err) {
+      if (err instanceof AirlockError && err.code === 'NOT_FOUND') return;
+      throw err;
+    }
+  }
+
+  end(): Promise<void> {
+    if (!this.closing) {
+      this.closing = true;
+      this.failPending();
+      try {
+        this.raw.end();
+      } catch {
+        // Already gone with the connection.
+      }
+    }
+    if (!this.ended) {
+      // A host that never confirms the close must not hold the caller.
+      const timer = setTimeout(() => this.finish(), Math.min(this.timeoutMs, 5000));
+      timer.unref();
+      void this.endedP.then(() => clearTimeout(timer));
+    }
+    return this.endedP;
+  }
+
 }
 
 class Pty implements PtySession {
