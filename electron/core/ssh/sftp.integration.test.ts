@@ -1,0 +1,401 @@
+/**
+ * uploadFile and SftpSession against a real lab host (OpenSSH sshd + sftp-server in its own
+ * namespaces). Nothing is mocked: what lands on the host is checked on the host, through the lab's
+ * runOnHost, or by looking at the host's private filesystem from outside (LabHost.dir/fs).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AirlockError } from '../../../shared/domain/errors';
+import { authorizeKey, cutLink, labDown, labUp, restoreLink, runOnHost, type Lab, type LabHost } from '../../../test/lab/lab';
+import { connect, SFTP_OPEN, type SshConnection } from './connection';
+import { generateIdentity } from './identity';
+import { PART_SUFFIX, shellQuote, SIDECAR_SUFFIX, uploadFile, type UploadProgress } from './sftp';
+
+const LAB_ID = 'ssh-xfer';
+const T = 20_000;
+const MiB = 1024 * 1024;
+
+let lab: Lab;
+let host: LabHost;
+const identity = generateIdentity('airlock-sftp-test');
+const open: SshConnection[] = [];
+const dir = mkdtempSync(join(tmpdir(), 'airlock-sftp-test-'));
+
+interface LocalFile {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+function localFile(name: string, size: number): LocalFile {
+  const data = randomBytes(size);
+  const path = join(dir, name);
+  writeFileSync(path, data);
+  return { path, size, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+/** A path on the host as seen from this machine: the host's private directories live under its state dir. */
+function onHostFs(hostPath: string): string {
+  const m = /^\/(srv|tmp|root|opt)(\/.*)?$/.exec(hostPath);
+  if (!m) throw new Error(`not a private host directory: ${hostPath}`);
+  return join(host.dir, 'fs', m[1]!, m[2] ?? '');
+}
+
+async function sh(script: string): Promise<string> {
+  const r = await runOnHost(lab, host.name, ['/bin/sh', '-c', script]);
+  if (r.code !== 0) throw new Error(`on host: ${script}: exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function hostSha(path: string): Promise<string> {
+  return (await sh(`sha256sum < ${shellQuote(path)}`)).split(' ')[0]!;
+}
+
+async function conn(keepaliveMs?: number): Promise<SshConnection> {
+  const c = await connect(
+    { address: host.address, port: host.port, user: host.user, fingerprint: host.fingerprint, hostName: host.name },
+    { privateKey: identity.privateKey },
+    { timeoutMs: T, keepaliveMs },
+  );
+  open.push(c);
+  return c;
+}
+
+async function rejection(p: Promise<unknown>): Promise<AirlockError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(AirlockError);
+    return e as AirlockError;
+  }
+  throw new Error('expected a rejection');
+}
+
+beforeAll(async () => {
+  lab = await labUp({ id: LAB_ID, hosts: 1 });
+  await authorizeKey(lab, identity.publicKey);
+  host = lab.hosts[0]!;
+});
+
+afterAll(async () => {
+  for (const c of open) c.close();
+  await labDown({ id: LAB_ID });
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('uploadFile', () => {
+  it('uploads, creates the parent directories, verifies on the host and renames atomically: nothing under the final name until it is whole', async () => {
+    const f = localFile('a.bin', 48 * MiB);
+    const c = await conn();
+    const target = '/srv/models/llama/v1/a.bin';
+    const seen: Array<{ final: boolean; part: boolean; sidecar: boolean }> = [];
+    const progress: UploadProgress[] = [];
+    const r = await uploadFile({
+      connections: [c],
+      localPath: f.path,
+      remotePath: target,
+      sha256: f.sha256,
+      mode: 0o640,
+      onProgress: (p) => {
+        progress.push(p);
+        // Called from inside the transfer: the look is synchronous, so the upload is frozen meanwhile.
+        if (p.sent > 0 && p.sent < f.size) {
+          seen.push({ final: existsSync(onHostFs(target)), part: existsSync(onHostFs(target + PART_SUFFIX)), sidecar: existsSync(onHostFs(target + SIDECAR_SUFFIX)) });
+        }
+      },
+    });
+    expect(r).toEqual({ bytesSent: f.size, resumedFrom: 0, sha256: f.sha256, remotePath: target, skipped: false });
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((s) => !s.final && s.part && s.sidecar)).toBe(true);
+    expect(progress.every((p) => p.total === f.size && p.done === p.sent)).toBe(true);
+    expect(progress.at(-1)).toEqual({ sent: f.size, done: f.size, total: f.size });
+    for (let i = 1; i < progress.length; i++) expect(progress[i]!.sent).toBeGreaterThanOrEqual(progress[i - 1]!.sent);
+
+    expect(await hostSha(target)).toBe(f.sha256);
+    expect(await sh(`stat -c '%s %a' ${target}; ls -a /srv/models/llama/v1`)).toBe(`${f.size} 640\n.\n..\na.bin\n`);
+  });
+
+  it('skips a file that is already there with the right SHA-256: nothing is sent or rewritten', async () => {
+    const f = localFile('b.bin', 3 * MiB);
+    const c = await conn();
+    const target = '/srv/b.bin';
+    await uploadFile({ connections: [c], localPath: f.path, remotePath: target, sha256: f.sha256 });
+    const before = await sh(`stat -c '%i %Y %s' ${target}`);
+    const progress: UploadProgress[] = [];
+    const r = await uploadFile({ connections: [c], localPath: f.path, remotePath: target, sha256: f.sha256, onProgress: (p) => progress.push(p) });
+    expect(r).toEqual({ bytesSent: 0, resumedFrom: 0, sha256: f.sha256, remotePath: target, skipped: true });
+    expect(progress).toEqual([{ sent: 0, done: f.size, total: f.size }]);
+    // Same inode, same mtime: the file was not touched.
+    expect(await sh(`stat -c '%i %Y %s' ${target}`)).toBe(before);
+
+    // Same size, other content: not skipped, replaced.
+    await sh(`head -c ${f.size} /dev/zero > ${target}`);
+    const again = await uploadFile({ connections: [c], localPath: f.path, remotePath: target, sha256: f.sha256 });
+    expect(again).toMatchObject({ skipped: false, bytesSent: f.size });
+    expect(await hostSha(target)).toBe(f.sha256);
+  });
+
+  it('resumes after a cancel: only the missing bytes are sent, and the result is right', async () => {
+    const f = localFile('c.bin', 96 * MiB);
+    const c = await conn();
+    const target = '/srv/c.bin';
+    const ac = new AbortController();
+    const err = await rejection(
+      uploadFile({ connections: [c], localPath: f.path, remotePath: target, sha256: f.sha256, signal: ac.signal, onProgress: (p) => p.sent > 0 && ac.abort() }),
+    );
+    expect(err.code).toBe('CANCELLED');
+    expect(err.message).toContain(target);
+    expect(existsSync(onHostFs(target))).toBe(false);
+    const partSize = statSync(onHostFs(target + PART_SUFFIX)).size;
+    expect(partSize).toBeGreaterThan(0);
+    expect(partSize).toBeLessThan(f.size);
+
+    const progress: UploadProgress[] = [];
+    const r = await uploadFile({ connections: [c], localPath: f.path, remotePath: target, sha256: f.sha256, onProgress: (p) => progress.push(p) });
+    expect(r.skipped).toBe(false);
+    expect(r.resumedFrom).toBe(partSize);
+    expect(r.bytesSent).toBe(f.size - partSize);
+    expect(r.bytesSent).toBeLessThan(f.size);
+    expect(progress[0]).toEqual({ sent: 0, done: partSize, total: f.size });
+    expect(await hostSha(target)).toBe(f.sha256);
+    expect(existsSync(onHostFs(target + PART_SUFFIX))).toBe(false);
+    expect(existsSync(onHostFs(target + SIDECAR_SUFFIX))).toBe(false);
+  });
+
+  it('resumes after the link is cut mid-upload and restored', async () => {
+    const f = localFile('d.bin', 128 * MiB);
+    const target = '/srv/d.bin';
+    // Short keepalives: a cut link is noticed in about 2 s.
+    const c = await conn(500);
+    let cutting: Promise<void> | null = null;
+    const t0 = Date.now();
+    const err = await rejection(
+      uploadFile({
+        connections: [c],
+        localPath: f.path,
+        remotePath: target,
+        sha256: f.sha256,
+        timeoutMs: 30_000,
+        onProgress: (p) => {
+          if (p.sent > 0 && !cutting) cutting = cutLink(lab, host.name);
+        },
+      }),
+    );
+    await cutting;
+    expect(['HOST_UNREACHABLE', 'TIMEOUT']).toContain(err.code);
+    expect(err.message).toMatch(/lost/);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(c.closed).toBe(true);
+    await restoreLink(lab, host.name);
+
+    const partSize = statSync(onHostFs(target + PART_SUFFIX)).size;
+    expect(partSize).toBeGreaterThan(0);
+    expect(existsSync(onHostFs(target))).toBe(false);
+    const c2 = await conn();
+    const r = await uploadFile({ connections: [c2], localPath: f.path, remotePath: target, sha256: f.sha256 });
+    expect(r.resumedFrom).toBeGreaterThan(0);
+    expect(r.resumedFrom).toBeLessThanOrEqual(partSize);
+    expect(r.bytesSent).toBe(f.size - r.resumedFrom);
+    expect(await hostSha(target)).toBe(f.sha256);
+  });
+
+  it('a corrupted part file is caught on the host: HASH_MISMATCH naming the file and both digests, the part removed, the next try clean', async () => {
+    const f = localFile('e.bin', 64 * MiB);
+    const c = await conn();
+    const target = '/srv/e.bin';
+    const ac = new AbortController();
+    await rejection(uploadFile({ connections: [c], localPath: f.path, remotePath: target, sha256: f.sha256, signal: ac.signal, onProgress: (p) => p.sent > 0 && ac.abort() }));
+    const part = target + PART_SUFFIX;
+    expect(statSync(onHostFs(part)).size).toBeGreaterThan(1000);
+    // Flip the bits of byte 1000 of what is already on the host.
+    await runOnHost(lab, host.name, ['python3', '-c', 'import sys\nf=open(sys.argv[1],"r+b"); f.seek(1000); b=f.read(1); f.seek(1000); f.write(bytes([b[0]^0xff]))', part]);
+
+    const err = await rejection(uploadFile({ connections: [c], localPath: f.path, remotePath: target, sha256: f.sha256 }));
+    expect(err.code).toBe('HASH_MISMATCH');
+    expect(err.message).toContain(target);
+    expect(err.message).toContain(host.name);
+    expect(err.message).toContain(f.sha256);
+    const got = /SHA-256 on the host ([0-9a-f]{64})/.exec(err.message)?.[1];
+    expect(got).toMatch(/^[0-9a-f]{64}$/);
+    expect(got).not.toBe(f.sha256);
+    expect(existsSync(onHostFs(part))).toBe(false);
+    expect(existsSync(onHostFs(target + SIDECAR_SUFFIX))).toBe(false);
+    expect(existsSync(onHostFs(target))).toBe(false);
+
+    const r = await uploadFile({ connections: [c], localPath: f.path, remotePath: target, sha256: f.sha256 });
+    expect(r).toMatchObject({ resumedFrom: 0, bytesSent: f.size, skipped: false });
+    expect(await hostSha(target)).toBe(f.sha256);
+  });
+
+  it('a wrong expected digest is never reported as success: HASH_MISMATCH, nothing under the final name', async () => {
+    const f = localFile('f.bin', 2 * MiB);
+    const c = await conn();
+    const wrong = createHash('sha256').update('something else').digest('hex');
+    const err = await rejection(uploadFile({ connections: [c], localPath: f.path, remotePath: '/srv/f.bin', sha256: wrong }));
+    expect(err.code).toBe('HASH_MISMATCH');
+    expect(err.message).toContain(wrong);
+    expect(err.message).toContain(f.sha256); // what the host computed: the file's real digest
+    expect(await sh('ls -a /srv | grep "^f.bin" || true')).toBe('');
+  });
+
+  it('starts over when the part file on the host was meant for other content', async () => {
+    const f = localFile('g.bin', 4 * MiB);
+    const c = await conn();
+    const target = '/srv/g.bin';
+    const other = createHash('sha256').update('other').digest('hex');
+    await sh(`head -c 1048576 /dev/urandom > ${target}${PART_SUFFIX}; printf '%s' '{"v":1,"sha256":"${other}","size":${f.size},"committed":null}' > ${target}${SIDECAR_SUFFIX}`);
+    const r = await uploadFile({ connections: [c], localPath: f.path, remotePath: target, sha256: f.sha256 });
+    expect(r).toMatchObject({ resumedFrom: 0, bytesSent: f.size });
+    expect(await hostSha(target)).toBe(f.sha256);
+
+    // A sidecar that is not ours (garbage) is no reason to trust the part file either.
+    await sh(`head -c 1048576 /dev/urandom > /srv/h.bin${PART_SUFFIX}; printf 'garbage' > /srv/h.bin${SIDECAR_SUFFIX}`);
+    const r2 = await uploadFile({ connections: [c], localPath: f.path, remotePath: '/srv/h.bin', sha256: f.sha256 });
+    expect(r2).toMatchObject({ resumedFrom: 0, bytesSent: f.size });
+  });
+
+  it('refuses with NO_SPACE when the target file system is too small, naming the path and the sizes; nothing is written', async () => {
+    await sh('mkdir -p /srv/tiny && mount -t tmpfs -o size=1m airlock-test-tiny /srv/tiny');
+    try {
+      const f = localFile('big-for-tiny.bin', 4 * MiB);
+      const c = await conn();
+      const err = await rejection(uploadFile({ connections: [c], localPath: f.path, remotePath: '/srv/tiny/sub/x.bin', sha256: f.sha256 }));
+      expect(err.code).toBe('NO_SPACE');
+      expect(err.message).toContain('/srv/tiny/sub/x.bin');
+      expect(err.message).toContain(host.name);
+      expect(err.message).toContain(`${f.size} bytes`);
+      expect(err.message).toMatch(/\b\d+ bytes \([\d.]+ (KiB|MiB)\) available in \/srv\/tiny\b/);
+      expect(await sh('ls -A /srv/tiny')).toBe('');
+
+      // The same file system takes a file that fits.
+      const small = localFile('small.bin', 100 * 1024);
+      const r = await uploadFile({ connections: [c], localPath: small.path, remotePath: '/srv/tiny/sub/x.bin', sha256: small.sha256 });
+      expect(r.skipped).toBe(false);
+      expect(await hostSha('/srv/tiny/sub/x.bin')).toBe(small.sha256);
+    } finally {
+      await sh('umount /srv/tiny');
+    }
+  });
+
+  it('splits the file over 2 and 4 connections (and 2 channels on one connection) and gets the bytes right', async () => {
+    const f = localFile('p.bin', 72 * MiB + 12345);
+    const c1 = await conn();
+    const c2 = await conn();
+    const c3 = await conn();
+    const c4 = await conn();
+    for (const [i, conns] of [[c1, c2], [c1, c2, c3, c4], [c1, c1]].entries()) {
+      const target = `/srv/par/p${i}.bin`;
+      const r = await uploadFile({ connections: conns, localPath: f.path, remotePath: target, sha256: f.sha256, chunkSize: 128 * 1024 });
+      expect(r).toEqual({ bytesSent: f.size, resumedFrom: 0, sha256: f.sha256, remotePath: target, skipped: false });
+      expect(await hostSha(target)).toBe(f.sha256);
+    }
+  });
+
+  it('resumes a cancelled upload over several connections from the prefix it knows is whole', async () => {
+    const f = localFile('q.bin', 96 * MiB);
+    const conns = [await conn(), await conn(), await conn()];
+    const target = '/srv/q.bin';
+    const ac = new AbortController();
+    const err = await rejection(
+      uploadFile({ connections: conns, localPath: f.path, remotePath: target, sha256: f.sha256, signal: ac.signal, onProgress: (p) => p.sent >= 40 * MiB && ac.abort() }),
+    );
+    expect(err.code).toBe('CANCELLED');
+    const side = JSON.parse(await sh(`cat ${target}${SIDECAR_SUFFIX}`)) as { sha256: string; size: number; committed: number };
+    expect(side).toMatchObject({ v: 1, sha256: f.sha256, size: f.size });
+    expect(side.committed).toBeGreaterThan(0);
+
+    const r = await uploadFile({ connections: conns.slice(0, 2), localPath: f.path, remotePath: target, sha256: f.sha256 });
+    expect(r.resumedFrom).toBe(side.committed);
+    expect(r.bytesSent).toBe(f.size - side.committed);
+    expect(await hostSha(target)).toBe(f.sha256);
+  });
+
+  it('quotes remote paths for the shell, and refuses NUL, newlines and relative paths before touching the host', async () => {
+    const f = localFile('q1.bin', 64 * 1024);
+    const c = await conn();
+    const odd = "/srv/we ird/it's $(touch pwned) `id` \\ ; x.bin";
+    const r = await uploadFile({ connections: [c], localPath: f.path, remotePath: odd, sha256: f.sha256 });
+    expect(r.skipped).toBe(false);
+    expect(await hostSha(odd)).toBe(f.sha256);
+    // The command substitution in the name ran nowhere: the directory holds that one file, and no
+    // `pwned` appeared in the home directory (where the host's commands run) or beside the file.
+    expect(await sh('ls -A /srv/we\\ ird')).toBe("it's $(touch pwned) `id` \\ ; x.bin\n");
+    expect(existsSync(onHostFs('/root/pwned'))).toBe(false);
+    expect(existsSync(onHostFs('/srv/pwned'))).toBe(false);
+
+    for (const bad of ['/srv/a\nb.bin', '/srv/a\0b.bin', '/srv/a\rb.bin', 'relative.bin', '/srv/', '/srv/..']) {
+      const e = await rejection(uploadFile({ connections: [c], localPath: f.path, remotePath: bad, sha256: f.sha256 }));
+      expect(e.code).toBe('INVALID_INPUT');
+    }
+    expect((await rejection(uploadFile({ connections: [c], localPath: f.path, remotePath: '/srv/z.bin', sha256: 'not-a-digest' }))).code).toBe('INVALID_INPUT');
+    expect((await rejection(uploadFile({ connections: [], localPath: f.path, remotePath: '/srv/z.bin', sha256: f.sha256 }))).code).toBe('INVALID_INPUT');
+    expect((await rejection(uploadFile({ connections: [c], localPath: join(dir, 'missing'), remotePath: '/srv/z.bin', sha256: f.sha256 }))).code).toBe('NOT_FOUND');
+    expect(() => shellQuote('a\nb')).toThrow(AirlockError);
+    expect(shellQuote("it's")).toBe(`'it'\\''s'`);
+  });
+
+  it('hashes with sha256sum on a host where openssl does not work', async () => {
+    // The host's own /usr/local/bin comes first on its PATH: a broken openssl, and a sha256sum that logs its use.
+    await sh(
+      [
+        `printf '#!/bin/sh\\nexit 1\\n' > /usr/local/bin/openssl`,
+        `printf '#!/bin/sh\\necho used >> /tmp/sha256sum.log\\nexec /usr/bin/sha256sum "$@"\\n' > /usr/local/bin/sha256sum`,
+        'chmod 755 /usr/local/bin/openssl /usr/local/bin/sha256sum',
+      ].join('; '),
+    );
+    try {
+      const f = localFile('s.bin', 5 * MiB);
+      const c = await conn();
+      const r = await uploadFile({ connections: [c], localPath: f.path, remotePath: '/srv/s.bin', sha256: f.sha256 });
+      expect(r.skipped).toBe(false);
+      expect(await hostSha('/srv/s.bin')).toBe(f.sha256);
+      expect(await sh('cat /tmp/sha256sum.log')).toContain('used');
+      const again = await uploadFile({ connections: [c], localPath: f.path, remotePath: '/srv/s.bin', sha256: f.sha256 });
+      expect(again.skipped).toBe(true);
+    } finally {
+      await sh('rm -f /usr/local/bin/openssl /usr/local/bin/sha256sum /tmp/sha256sum.log');
+    }
+  });
+});
+
+describe('SshConnection.sftp', () => {
+  it('opens, writes, stats, renames and removes; a missing path stats as null', async () => {
+    const c = await conn();
+    const s = await c.sftp();
+    expect(s.hasExtension('posix-rename@openssh.com')).toBe(true);
+    const h = await s.open('/srv/raw.txt', SFTP_OPEN.WRITE | SFTP_OPEN.CREAT | SFTP_OPEN.TRUNC, 0o600);
+    const data = Buffer.from('hello over sftp\n');
+    await new Promise<void>((resolve, reject) => s.write(h, data, 0, data.length, 0, (e) => (e ? reject(e) : resolve())));
+    expect(await s.fsync(h)).toBe(true);
+    await s.close(h);
+    expect(await s.stat('/srv/raw.txt')).toMatchObject({ size: data.length, isFile: true, isDirectory: false });
+    expect((await s.stat('/srv/raw.txt'))!.mode & 0o777).toBe(0o600);
+    expect(await s.stat('/srv/nothing-here')).toBeNull();
+    await s.rename('/srv/raw.txt', '/srv/raw2.txt');
+    expect(await sh('cat /srv/raw2.txt')).toBe('hello over sftp\n');
+    await s.unlink('/srv/raw2.txt');
+    await s.unlink('/srv/raw2.txt'); // already gone: fine
+    expect(await s.stat('/srv/raw2.txt')).toBeNull();
+    const e = await rejection(s.open('/srv/no/such/dir/x', SFTP_OPEN.WRITE | SFTP_OPEN.CREAT));
+    expect(e.code).toBe('NOT_FOUND');
+    expect(e.message).toContain(host.name);
+    await s.end();
+    expect(s.closed).toBe(true);
+    expect((await rejection(s.stat('/srv'))).code).toBe('CANCELLED');
+  });
+
+  it('is closed with the connection: later requests and writes fail with CANCELLED', async () => {
+    const c = await conn();
+    const s = await c.sftp();
+    c.close();
+    await new Promise<void>((r) => c.onClose(r));
+    expect(s.closed).toBe(true);
+    expect((await rejection(s.stat('/srv'))).code).toBe('CANCELLED');
+    const err = await new Promise<AirlockError | null>((r) => s.write(Buffer.from('x'), Buffer.from('y'), 0, 1, 0, r));
+    expect(err?.code).toBe('CANCELLED');
+    expect((await rejection(c.sftp())).code).toBe('CANCELLED');
+  });
+});

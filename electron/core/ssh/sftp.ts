@@ -1,0 +1,636 @@
+/**
+ * Pushing files to a host over SFTP: resumable, verified on the host, atomically renamed into
+ * place, and fast (many outstanding write requests per channel, several channels at once).
+ *
+ * On the host, an upload of `/x/f` works with two files beside it:
+ * - `/x/f.airlock-part`: the bytes so far;
+ * - `/x/f.airlock-part.json`: `{"v":1,"sha256":…,"size":…,"committed":…}`, what the part file is
+ *   meant to become, and how much of it is known good (`committed`: bytes from the start; null
+ *   when the part file was written by one stream in order, so all of it is).
+ * Only a file whose SHA-256, computed on the host, is the expected one is renamed to `/x/f`.
+ */
+import { promises as fsp } from 'node:fs';
+import { PassThrough } from 'node:stream';
+import { AirlockError } from '../../../shared/domain/errors';
+import { SFTP_OPEN, type ExecResult, type SftpSession, type SshConnection } from './connection';
+import { sanitizeHostText } from './sanitize';
+
+export interface UploadProgress {
+  /** Bytes this call has had acknowledged by the host (the result's `bytesSent`, so far). */
+  sent: number;
+  /** Bytes of the file known to be on the host: what a resume started from, plus `sent`. */
+  done: number;
+  total: number;
+}
+
+export interface UploadOptions {
+  /**
+   * 1..n open connections to the same host. Each carries one SFTP stream; more connections mean
+   * more streams in parallel (the same connection may be given twice for two channels on it).
+   * The first one also runs the commands (space check, hashing). Not closed here.
+   */
+  connections: SshConnection[];
+  localPath: string;
+  /** Absolute path on the host; no NUL, CR or LF. */
+  remotePath: string;
+  /** Expected SHA-256 of the local file (hex), computed by the caller. What the host must end up with. */
+  sha256: string;
+  /** Permission bits of the file on the host; default 0o644. */
+  mode?: number;
+  /** Called as acknowledgements arrive (at most every 100 ms), and once at the end. */
+  onProgress?(p: UploadProgress): void;
+  signal?: AbortSignal;
+  /** Bytes per SFTP write request (4 KiB – 255 KiB); default 64 KiB. */
+  chunkSize?: number;
+  /**
+   * The longest the host may keep us waiting: for a command or request to answer, or, while
+   * writes are outstanding, for the next acknowledgement. Default 60 s. Hashing a whole file on the
+   * host is allowed this plus 1 s per 20 MB.
+   */
+  timeoutMs?: number;
+  /** Write requests kept outstanding per stream; default 64 (OpenSSH's sftp keeps 64 × 32 KiB). */
+  requestsPerStream?: number;
+}
+
+export interface UploadResult {
+  /** Bytes sent by this call (a resumed upload counts only the new ones; 0 when skipped). */
+  bytesSent: number;
+  /** Where this call started: the bytes of an earlier attempt that were kept. */
+  resumedFrom: number;
+  /** The SHA-256 the file on the host was verified to have. */
+  sha256: string;
+  remotePath: string;
+  /** The file was already there with this SHA-256: nothing was sent. */
+  skipped: boolean;
+}
+
+/**
+ * POSIX single-quote escaping for a value put into a shell command on a host. Refuses NUL, CR and
+ * LF, which no path or value Airlock sends should contain.
+ */
+export function shellQuote(s: string): string {
+  if (typeof s !== 'string' || /[\0\r\n]/.test(s)) {
+    throw new AirlockError('INVALID_INPUT', 'A value sent to a host contains a NUL, CR or newline character.');
+  }
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The suffixes of the files an upload works with beside its target. */
+export const PART_SUFFIX = '.airlock-part';
+export const SIDECAR_SUFFIX = '.airlock-part.json';
+
+const DEFAULT_CHUNK = 64 * 1024;
+const MIN_CHUNK = 4 * 1024;
+/** OpenSSH's sftp-server accepts writes up to 256 KiB per request; keep room for the header. */
+const MAX_CHUNK = 255 * 1024;
+const DEFAULT_REQUESTS = 64;
+const DEFAULT_TIMEOUT_MS = 60_000;
+/** Bytes read from the local file at once, and handed to one stream as a unit. */
+const PIECE = 8 * 1024 * 1024;
+/** Tell the host-side hasher about new bytes in steps of at least this much. */
+const HASH_STEP = 16 * 1024 * 1024;
+/** With several streams, record the known-good prefix in the sidecar every this many bytes. */
+const CHECKPOINT_STEP = 128 * 1024 * 1024;
+/** Hashing a whole file on the host: allowed time beyond timeoutMs, per byte (20 MB/s). */
+const HASH_MS_PER_BYTE = 1 / 20_000;
+const PROGRESS_MS = 100;
+const SIDECAR_MAX = 4096;
+
+interface Sidecar {
+  sha256: string;
+  size: number;
+  committed: number | null;
+}
+
+/** What the host has before an upload: the target, a part file, its sidecar, free space. */
+interface RemoteState {
+  final: { kind: 'none' | 'dir' | 'other' } | { kind: 'file'; size: number };
+  partSize: number | null;
+  avail: number;
+  /** The nearest existing directory at or above the target's directory (where `avail` was measured). */
+  spaceDir: string;
+  sidecar: Sidecar | null;
+}
+
+function fmtBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+function checkRemotePath(p: string): string {
+  if (typeof p !== 'string' || /[\0\r\n]/.test(p)) {
+    throw new AirlockError('INVALID_INPUT', 'The remote path contains a NUL, CR or newline character.');
+  }
+  const base = p.slice(p.lastIndexOf('/') + 1);
+  if (!p.startsWith('/') || p.length > 4000 || base === '' || base === '.' || base === '..') {
+    throw new AirlockError('INVALID_INPUT', `The remote path must be an absolute path to a file (got ${JSON.stringify(sanitizeHostText(p, 80))}).`);
+  }
+  return p;
+}
+
+function dirOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i <= 0 ? '/' : p.slice(0, i);
+}
+
+/** The first SHA-256 digest at the start of a line of `sha256sum`/`openssl dgst -r` output. */
+function parseDigest(out: string): string | null {
+  const m = /^([0-9a-fA-F]{64})(?:[ \t]|$)/m.exec(out);
+  return m ? m[1]!.toLowerCase() : null;
+}
+
+/**
+ * Shell snippet defining `h`, a SHA-256 of stdin or of file arguments: OpenSSL's when it works on
+ * this host (it uses the CPU's SHA instructions; coreutils' sha256sum is often several times
+ * slower), else sha256sum. Both print the digest first on the line.
+ */
+const HASHER = `if command -v openssl >/dev/null 2>&1 && printf '' | openssl dgst -sha256 -r >/dev/null 2>&1; then h() { openssl dgst -sha256 -r "$@"; }; else h() { sha256sum -b "$@"; }; fi`;
+
+/** A script of ours (values in it already quoted) as one command, run by /bin/sh whatever the login shell is. */
+function sh(script: string): string {
+  if (script.includes('\0')) throw new AirlockError('INTERNAL', 'A host script contains a NUL character.');
+  return `/bin/sh -c '${script.replace(/'/g, `'\\''`)}'`;
+}
+
+function parseSidecar(text: string): Sidecar | null {
+  try {
+    const j = JSON.parse(text) as Record<string, unknown>;
+    if (j === null || typeof j !== 'object' || j.v !== 1) return null;
+    const { sha256, size, committed } = j;
+    if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) return null;
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) return null;
+    if (committed !== null && (typeof committed !== 'number' || !Number.isSafeInteger(committed) || committed < 0)) return null;
+    return { sha256, size, committed: committed as number | null };
+  } catch {
+    return null;
+  }
+}
+
+function sidecarText(s: Sidecar): string {
+  return JSON.stringify({ v: 1, sha256: s.sha256, size: s.size, committed: s.committed });
+}
+
+/** Host commands of one upload, through its first connection. */
+class Host {
+  constructor(
+    readonly conn: SshConnection,
+    private readonly timeoutMs: number,
+    private readonly signal: AbortSignal | undefined,
+  ) {}
+
+  get label(): string {
+    return this.conn.label;
+  }
+
+  /** Run a script with /bin/sh; `uncancellable` for the bookkeeping that follows a cancellation. */
+  async run(script: string, what: string, opts: { stdin?: string; timeoutMs?: number; okCodes?: number[]; uncancellable?: boolean } = {}): Promise<ExecResult> {
+    const r = await this.conn.exec(sh(script), {
+      timeoutMs: opts.timeoutMs ?? this.timeoutMs,
+      signal: opts.uncancellable ? undefined : this.signal,
+      stdin: opts.stdin,
+      maxOutputBytes: 64 * 1024,
+    });
+    if (!(opts.okCodes ?? [0]).includes(r.code ?? -1)) {
+      const detail = sanitizeHostText(r.stderr.trim().split('\n').slice(-3).join(' / ') || r.stdout.trim().slice(-200), 300);
+      throw new AirlockError('SSH_ERROR', `${what} on ${this.label} failed (${r.code === null ? `signal ${r.signal ?? '?'}` : `exit ${r.code}`})${detail ? `: ${detail}` : '.'}`);
+    }
+    return r;
+  }
+
+  async state(remotePath: string): Promise<RemoteState> {
+    const f = shellQuote(remotePath);
+    const script = [
+      `f=${f}; p=${shellQuote(remotePath + PART_SUFFIX)}; s=${shellQuote(remotePath + SIDECAR_SUFFIX)}; d=${shellQuote(dirOf(remotePath))}`,
+      `sz() { stat -c %s -- "$1" 2>/dev/null || wc -c < "$1"; }`,
+      `if [ -d "$f" ]; then echo "final dir"; elif [ -f "$f" ]; then echo "final $(sz "$f")"; elif [ -e "$f" ] || [ -L "$f" ]; then echo "final other"; else echo "final none"; fi`,
+      `if [ -f "$p" ]; then echo "part $(sz "$p")"; else echo "part none"; fi`,
+      `a=$d; while [ ! -d "$a" ]; do a=$(dirname -- "$a"); done`,
+      `v=$(df -B1 --output=avail -- "$a" 2>/dev/null | tail -n 1 | tr -d ' ')`,
+      `case $v in ''|*[!0-9]*) v=$(df -Pk -- "$a" 2>/dev/null | awk 'NR==2 {printf "%.0f", $4 * 1024}') ;; esac`,
+      `echo "avail $v"`,
+      `printf 'dir %s\\n' "$a"`,
+      `echo side`,
+      `if [ -f "$s" ]; then head -c ${SIDECAR_MAX} -- "$s"; fi`,
+    ].join('\n');
+    const r = await this.run(script, `Looking at ${remotePath}`);
+    const [head, side = ''] = splitOnce(r.stdout, '\nside\n');
+    const line = (key: string) => new RegExp(`^${key} (.*)$`, 'm').exec(head)?.[1] ?? null;
+    const fin = line('final');
+    const part = line('part');
+    const avail = line('avail');
+    const spaceDir = line('dir');
+    const int = (v: string | null) => (v !== null && /^\d{1,17}$/.test(v) ? Number(v) : null);
+    if (fin === null || part === null || int(avail) === null || spaceDir === null) {
+      throw new AirlockError('PARSE_ERROR', `Could not read the state of ${remotePath} on ${this.label} (free space, sizes): unexpected output from the host.`);
+    }
+    const finalSize = int(fin);
+    return {
+      final: finalSize !== null ? { kind: 'file', size: finalSize } : { kind: fin === 'dir' ? 'dir' : fin === 'other' ? 'other' : 'none' },
+      partSize: part === 'none' ? null : int(part),
+      avail: int(avail)!,
+      spaceDir: sanitizeHostText(spaceDir, 300),
+      sidecar: side ? parseSidecar(side.slice(0, SIDECAR_MAX)) : null,
+    };
+  }
+
+  /** SHA-256 of a whole file on the host, or null when it could not be computed. */
+  async sha256(path: string, size: number): Promise<string | null> {
+    // Through stdin: sha256sum escapes odd file names in its output, and then the line starts with a backslash.
+    const r = await this.run(`${HASHER}\nh < ${shellQuote(path)}`, `Hashing ${path}`, {
+      timeoutMs: this.timeoutMs + Math.ceil(size * HASH_MS_PER_BYTE),
+      okCodes: [0, 1, 2],
+    });
+    return r.code === 0 ? parseDigest(r.stdout) : null;
+  }
+
+  async writeSidecar(remotePath: string, s: Sidecar, uncancellable = false): Promise<void> {
+    const side = shellQuote(remotePath + SIDECAR_SUFFIX);
+    await this.run(`cat > ${side}.tmp && mv -f ${side}.tmp ${side}`, `Writing ${remotePath}${SIDECAR_SUFFIX}`, { stdin: sidecarText(s), uncancellable });
+  }
+}
+
+function splitOnce(s: string, sep: string): [string, string | undefined] {
+  const i = s.indexOf(sep);
+  return i < 0 ? [s, undefined] : [s.slice(0, i), s.slice(i + sep.length)];
+}
+
+/**
+ * A SHA-256 computed on the host while the part file is written: a command reading the file
+ * through one descriptor, as many bytes at a time as it is told on stdin, so only bytes the host
+ * has acknowledged are read and the digest is ready as soon as the last write is. Its digest is
+ * only trusted when it matches; anything else falls back to hashing the finished file.
+ */
+class StreamingHash {
+  private readonly input = new PassThrough();
+  private readonly abort = new AbortController();
+  private announced = 0;
+  readonly result: Promise<string | null>;
+
+  constructor(conn: SshConnection, partPath: string) {
+    const script = [
+      HASHER,
+      `exec 3< ${shellQuote(partPath)} || exit 3`,
+      `{ while IFS= read -r n; do case $n in ''|*[!0-9]*) exit 4 ;; esac; head -c "$n" <&3 || exit 5; done; echo airlock-fed >&2; } | h`,
+    ].join('\n');
+    this.result = conn
+      .exec(sh(script), { timeoutMs: 24 * 3600 * 1000, signal: this.abort.signal, stdin: this.input, maxOutputBytes: 4096 })
+      .then((r) => (r.code === 0 && r.stderr.includes('airlock-fed') ? parseDigest(r.stdout) : null))
+      .catch(() => null);
+  }
+
+  /** The hasher may read up to `bytes` from the start of the part file. */
+  advance(bytes: number, force = false): void {
+    const delta = bytes - this.announced;
+    if (delta <= 0 || (!force && delta < HASH_STEP)) return;
+    this.input.write(`${delta}\n`);
+    this.announced = bytes;
+  }
+
+  /** No more bytes: the digest of everything announced, or null if the hasher did not make it in time. */
+  async finish(bytes: number, waitMs: number): Promise<string | null> {
+    this.advance(bytes, true);
+    this.input.end();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((r) => (timer = setTimeout(() => r(null), waitMs)));
+    const got = await Promise.race([this.result, late]);
+    clearTimeout(timer);
+    if (got === null) this.stop();
+    return got;
+  }
+
+  stop(): void {
+    this.input.end();
+    this.abort.abort();
+  }
+}
+
+interface Piece {
+  start: number;
+  end: number;
+  acked: number;
+}
+
+interface Stream {
+  index: number;
+  sftp: SftpSession;
+  handle: Buffer;
+  outstanding: number;
+  wake: (() => void) | null;
+}
+
+function callSafely(f: () => void): void {
+  try {
+    f();
+  } catch {
+    // A caller's progress listener must not break the transfer.
+  }
+}
+
+/**
+ * Upload a file to a host, resumably and verified. See the module comment for the files it uses.
+ *
+ * - The target already there with the right size and SHA-256: skipped, nothing sent.
+ * - A part file from an earlier attempt for the same SHA-256 and size: resumed from its known-good
+ *   prefix. Any other part file: started over.
+ * - Free space is checked first (NO_SPACE), parent directories are created.
+ * - After the last write: fsync, close, SHA-256 on the host, and only on a match an atomic rename
+ *   and removal of the sidecar. A mismatch is HASH_MISMATCH and removes the part file.
+ * - Cancelled (CANCELLED) or a connection lost (HOST_UNREACHABLE / TIMEOUT): the part file stays,
+ *   and the next call resumes.
+ *
+ * One upload per remote path at a time: two at once would write into the same part file.
+ */
+export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
+  const conns = opts.connections;
+  if (!Array.isArray(conns) || conns.length === 0) throw new AirlockError('INVALID_INPUT', 'An upload needs at least one connection.');
+  if (conns.length > 32) throw new AirlockError('INVALID_INPUT', 'An upload uses at most 32 connections.');
+  if (conns.some((c) => c.fingerprint !== conns[0]!.fingerprint)) {
+    throw new AirlockError('INVALID_INPUT', 'The connections of an upload must all go to the same host.');
+  }
+  const remotePath = checkRemotePath(opts.remotePath);
+  const partPath = remotePath + PART_SUFFIX;
+  const want = typeof opts.sha256 === 'string' ? opts.sha256.toLowerCase() : '';
+  if (!/^[0-9a-f]{64}$/.test(want)) throw new AirlockError('INVALID_INPUT', 'The expected SHA-256 must be 64 hex digits.');
+  const mode = opts.mode ?? 0o644;
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new AirlockError('INVALID_INPUT', 'The file mode must be a number from 0 to 0o7777.');
+  const chunk = Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, Math.floor(opts.chunkSize ?? DEFAULT_CHUNK)));
+  const perStream = Math.min(1024, Math.max(1, Math.floor(opts.requestsPerStream ?? DEFAULT_REQUESTS)));
+  const timeoutMs = opts.timeoutMs && opts.timeoutMs > 0 ? opts.timeoutMs : DEFAULT_TIMEOUT_MS;
+  const signal = opts.signal;
+  const label = conns[0]!.label;
+  const what = `Uploading ${remotePath} to ${label}`;
+  if (signal?.aborted) throw new AirlockError('CANCELLED', `${what} was cancelled.`);
+
+  let size: number;
+  const local = await fsp.open(opts.localPath, 'r').catch((err: NodeJS.ErrnoException) => {
+    throw new AirlockError(err.code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_INPUT', `Cannot read the local file ${opts.localPath}: ${err.code ?? err.message}.`);
+  });
+  try {
+    const st = await local.stat();
+    if (!st.isFile()) throw new AirlockError('INVALID_INPUT', `${opts.localPath} is not a regular file.`);
+    size = st.size;
+
+    const host = new Host(conns[0]!, timeoutMs, signal);
+    const progress = (sent: number, done: number) => opts.onProgress && callSafely(() => opts.onProgress!({ sent, done, total: size }));
+    const state = await host.state(remotePath);
+
+    if (state.final.kind === 'dir') throw new AirlockError('INVALID_INPUT', `${remotePath} on ${label} is a directory.`);
+    if (state.final.kind === 'file' && state.final.size === size && (await host.sha256(remotePath, size)) === want) {
+      // Already there. A part file meant to become this same file is of no use any more.
+      if (state.sidecar?.sha256 === want) {
+        await host.run(`rm -f -- ${shellQuote(partPath)} ${shellQuote(remotePath + SIDECAR_SUFFIX)}`, `Removing ${partPath}`);
+      }
+      progress(0, size);
+      return { bytesSent: 0, resumedFrom: 0, sha256: want, remotePath, skipped: true };
+    }
+
+    // Resume only a part file meant for exactly this content, from its known-good prefix.
+    const side = state.sidecar;
+    const part = state.partSize;
+    let resumeFrom = 0;
+    if (part !== null && side && side.sha256 === want && side.size === size && part <= size) {
+      resumeFrom = side.committed === null ? part : Math.min(side.committed, part);
+    }
+    const startOver = resumeFrom === 0;
+    // Starting over (or cutting the part file back) frees what it held past the resume point; the old
+    // target's space only comes back after the rename.
+    const avail = state.avail + (part !== null && part > resumeFrom ? part - resumeFrom : 0);
+    const needed = size - resumeFrom;
+    if (needed > avail) {
+      throw new AirlockError(
+        'NO_SPACE',
+        `Not enough space on ${label} for ${remotePath}: ${needed} bytes (${fmtBytes(needed)}) needed, ${avail} bytes (${fmtBytes(avail)}) available in ${state.spaceDir}.`,
+      );
+    }
+
+    const streams = conns.length;
+    const prep = [`mkdir -p -- ${shellQuote(dirOf(remotePath))}`];
+    if (startOver) prep.push(`rm -f -- ${shellQuote(partPath)}`);
+    // What lies past the resume point may have holes (several streams): cut it off, so the part file
+    // is a contiguous prefix again.
+    else if (part !== resumeFrom) prep.push(`truncate -s ${resumeFrom} -- ${shellQuote(partPath)}`);
+    const side0: Sidecar = { sha256: want, size, committed: streams > 1 ? resumeFrom : null };
+    const sideQ = shellQuote(remotePath + SIDECAR_SUFFIX);
+    prep.push(`cat > ${sideQ}.tmp`, `mv -f ${sideQ}.tmp ${sideQ}`);
+    await host.run(`set -e\n${prep.join('\n')}`, `Preparing ${remotePath}`, { stdin: sidecarText(side0) });
+
+    return await transfer({ conns, host, local, size, resumeFrom, remotePath, partPath, want, mode, chunk, perStream, timeoutMs, signal, what, progress });
+  } finally {
+    await local.close().catch(() => {});
+  }
+}
+
+interface TransferArgs {
+  conns: SshConnection[];
+  host: Host;
+  local: fsp.FileHandle;
+  size: number;
+  resumeFrom: number;
+  remotePath: string;
+  partPath: string;
+  want: string;
+  mode: number;
+  chunk: number;
+  perStream: number;
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+  what: string;
+  progress: (sent: number, done: number) => void;
+}
+
+async function transfer(a: TransferArgs): Promise<UploadResult> {
+  const { host, size, resumeFrom, remotePath, partPath, want } = a;
+  const label = host.label;
+  const multi = a.conns.length > 1;
+  const pieces: Piece[] = [];
+  for (let s = resumeFrom; s < size; s += PIECE) pieces.push({ start: s, end: Math.min(size, s + PIECE), acked: 0 });
+
+  let failure: AirlockError | null = null;
+  const streams: Stream[] = [];
+  let hasher: StreamingHash | null = null;
+  let nextPiece = 0;
+  let lowPiece = 0;
+  let lowWater = resumeFrom;
+  let sent = 0;
+  let lastAck = Date.now();
+  let lastProgress = 0;
+  let checkpointed = resumeFrom;
+  let checkpointing = false;
+
+  const fail = (err: AirlockError) => {
+    if (failure) return;
+    failure = err;
+    for (const s of streams) s.wake?.();
+  };
+  const onAbort = () => fail(new AirlockError('CANCELLED', `${a.what} was cancelled.`));
+  a.signal?.addEventListener('abort', onAbort, { once: true });
+  const watchdog = setInterval(
+    () => {
+      const waiting = streams.some((s) => s.outstanding > 0);
+      if (waiting && Date.now() - lastAck > a.timeoutMs) fail(new AirlockError('TIMEOUT', `${a.what} stalled: the host acknowledged nothing for ${a.timeoutMs} ms.`));
+    },
+    Math.max(50, Math.min(1000, a.timeoutMs / 4)),
+  );
+  // A lost connection needs no listener here: its outstanding and later writes fail with its error.
+
+  const checkpoint = () => {
+    if (!multi || checkpointing || lowWater - checkpointed < CHECKPOINT_STEP || failure) return;
+    checkpointing = true;
+    const at = lowWater;
+    host
+      .writeSidecar(remotePath, { sha256: want, size, committed: at })
+      .then(() => (checkpointed = at))
+      .catch(() => {
+        // The transfer itself reports a lost connection; a missed checkpoint only costs resent bytes.
+      })
+      .finally(() => (checkpointing = false));
+  };
+
+  const onAcked = (piece: Piece, len: number) => {
+    piece.acked += len;
+    sent += len;
+    lastAck = Date.now();
+    while (lowPiece < pieces.length && pieces[lowPiece]!.acked === pieces[lowPiece]!.end - pieces[lowPiece]!.start) {
+      lowWater = pieces[lowPiece]!.end;
+      lowPiece++;
+    }
+    hasher?.advance(lowWater);
+    checkpoint();
+    if (lastAck - lastProgress >= PROGRESS_MS) {
+      lastProgress = lastAck;
+      a.progress(sent, resumeFrom + sent);
+    }
+  };
+
+  const readPiece = async (p: Piece): Promise<Buffer> => {
+    const len = p.end - p.start;
+    const buf = Buffer.allocUnsafe(len);
+    let got = 0;
+    while (got < len) {
+      const { bytesRead } = await a.local.read(buf, got, len - got, p.start + got);
+      if (bytesRead === 0) throw new AirlockError('CONFLICT', `The local file changed during the upload (it is shorter than ${size} bytes now).`);
+      got += bytesRead;
+    }
+    return buf;
+  };
+
+  const runStream = async (s: Stream) => {
+    const take = (): [Piece, Promise<Buffer>] | null => {
+      if (failure || nextPiece >= pieces.length) return null;
+      const p = pieces[nextPiece++]!;
+      const r = readPiece(p);
+      r.catch(() => {}); // read ahead: a failure is seen when awaited, or not at all once the transfer failed
+      return [p, r];
+    };
+    let cur = take();
+    while (cur && !failure) {
+      const [piece, reading] = cur;
+      let data: Buffer;
+      try {
+        data = await reading;
+      } catch (err) {
+        fail(err instanceof AirlockError ? err : new AirlockError('INTERNAL', `Reading the local file failed: ${(err as Error).message}`));
+        break;
+      }
+      cur = take();
+      for (let off = 0; off < data.length && !failure; ) {
+        while (s.outstanding >= a.perStream && !failure) await new Promise<void>((r) => (s.wake = r));
+        if (failure) break;
+        const len = Math.min(a.chunk, data.length - off);
+        s.outstanding++;
+        s.sftp.write(s.handle, data, off, len, piece.start + off, (err) => {
+          s.outstanding--;
+          if (err) fail(err);
+          else onAcked(piece, len);
+          const w = s.wake;
+          s.wake = null;
+          w?.();
+        });
+        off += len;
+      }
+    }
+    while (s.outstanding > 0 && !failure) await new Promise<void>((r) => (s.wake = r));
+  };
+
+  try {
+    a.progress(0, resumeFrom);
+    const opening = await Promise.allSettled(a.conns.map((c) => c.sftp({ timeoutMs: a.timeoutMs, signal: a.signal })));
+    const sessions = opening.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+    const refused = opening.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (refused) {
+      await Promise.all(sessions.map((s) => s.end()));
+      throw refused.reason;
+    }
+    try {
+      const handles = await Promise.all(sessions.map((s) => s.open(partPath, SFTP_OPEN.WRITE | SFTP_OPEN.CREAT, 0o600)));
+      sessions.forEach((sftp, index) => streams.push({ index, sftp, handle: handles[index]!, outstanding: 0, wake: null }));
+      hasher = new StreamingHash(host.conn, partPath);
+      hasher.advance(resumeFrom, true);
+      await Promise.all(streams.map(runStream));
+      if (failure) throw failure;
+
+      const main = streams[0]!;
+      await main.sftp.fsync(main.handle);
+      await main.sftp.fchmod(main.handle, a.mode);
+      await Promise.all(streams.map((s) => s.sftp.close(s.handle)));
+      if (failure) throw failure;
+      a.progress(sent, resumeFrom + sent);
+
+      let got = await hasher.finish(size, a.timeoutMs);
+      const onHost = await main.sftp.stat(partPath);
+      if (!onHost || onHost.size !== size) {
+        await removeQuietly(host, remotePath);
+        throw new AirlockError(
+          'HASH_MISMATCH',
+          `${remotePath} on ${label} came out ${onHost ? `${onHost.size} bytes` : 'missing'} instead of ${size} bytes (expected SHA-256 ${want}). The partial file was removed; the next upload starts over.`,
+        );
+      }
+      // Only a match is taken from the streaming hash; anything else is settled by hashing the finished file.
+      if (got !== want) got = await host.sha256(partPath, size);
+      if (got !== want) {
+        await removeQuietly(host, remotePath);
+        throw new AirlockError(
+          'HASH_MISMATCH',
+          `${remotePath} on ${label} does not have the expected content: SHA-256 on the host ${got ?? '(could not be computed)'}, expected ${want}. The partial file was removed; the next upload starts over.`,
+        );
+      }
+      await main.sftp.rename(partPath, remotePath);
+      await main.sftp.unlink(remotePath + SIDECAR_SUFFIX);
+      return { bytesSent: sent, resumedFrom: resumeFrom, sha256: want, remotePath, skipped: false };
+    } finally {
+      // Wait for the channels to close: then the host has handled every write it received, and the
+      // part file no longer changes under a caller who looks at it or resumes at once.
+      await Promise.all(sessions.map((s) => s.end()));
+    }
+  } catch (err) {
+    const e = err instanceof AirlockError ? err : new AirlockError('INTERNAL', `${a.what} failed: ${(err as Error).message}`);
+    if (e.code === 'HASH_MISMATCH') throw e;
+    // Cancelled while the connection lives: record how far the bytes are good, for the next resume.
+    if (multi && !host.conn.closed && lowWater > checkpointed) {
+      await withTimeout(host.writeSidecar(remotePath, { sha256: want, size, committed: lowWater }, true), 5000).catch(() => {});
+    }
+    throw e;
+  } finally {
+    clearInterval(watchdog);
+    a.signal?.removeEventListener('abort', onAbort);
+    hasher?.stop();
+  }
+}
+
+async function removeQuietly(host: Host, remotePath: string): Promise<void> {
+  await host
+    .run(`rm -f -- ${shellQuote(remotePath + PART_SUFFIX)} ${shellQuote(remotePath + SIDECAR_SUFFIX)}`, `Removing ${remotePath}${PART_SUFFIX}`, { uncancellable: true })
+    .catch(() => {});
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), ms)))]).finally(() => clearTimeout(timer));
+}
