@@ -41,13 +41,16 @@ function modelDir(name: string, files: Record<string, Buffer>) {
   return d;
 }
 
-/** The lab's /24 → the /25 holding the hosts (.11…) and Airlock's side (.1), not the decoy (.250). */
+/**
+ * The lab's /24 → the /25 holding the hosts (.11…) and Airlock's side (.1), not the decoy (.250).
+ * The inside probe target is host3's sshd, which no test provisions while host1/host2 are probed.
+ */
 function overrides(extra: Record<string, Record<string, unknown>> = {}) {
   const base = lab.subnet.replace(/\.0\/24$/, '');
   return {
     egress: {
       allowCidrs: [`${base}.0/25`],
-      probes: { outside: [{ host: lab.decoy.address, port: lab.decoy.port }], inside: [{ host: lab.hosts[1]!.address, port: 22 }] },
+      probes: { outside: [{ host: lab.decoy.address, port: lab.decoy.port }], inside: [{ host: lab.hosts[2]!.address, port: 22 }] },
       deadManSeconds: 15,
     },
     ...extra,
@@ -127,7 +130,7 @@ describe('provisioning a lab host', () => {
     // The host really is in the wanted state.
     const h1 = await onHost(
       'host1',
-      'dpkg-query -W -f="${Version}\\n" airlock-node-tools; sshd -T | grep -E "^(passwordauthentication|permitrootlogin) "; nft list table inet airlock_egress >/dev/null && echo nft-ok; cd /srv/models/tiny-llm/1 && sha256sum model.safetensors',
+      'dpkg-query -W -f=\'${Version}\\n\' airlock-node-tools; sshd -T | grep -E "^(passwordauthentication|permitrootlogin) "; nft list table inet airlock_egress >/dev/null && echo nft-ok; cd /srv/models/tiny-llm/1 && sha256sum model.safetensors',
     );
     expect(h1.stdout).toContain('1.0\n');
     expect(h1.stdout).toMatch(/passwordauthentication no/);

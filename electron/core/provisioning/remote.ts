@@ -7,6 +7,12 @@ export function q(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/** A whole script for `sh -c`: newlines are its own, so only NUL is refused. */
+function qScript(s: string): string {
+  if (s.includes('\0')) throw new AirlockError('INVALID_INPUT', 'A script sent to a host contains a NUL character.');
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
 /** Absolute host paths: printable, no `..` segment, no shell surprises beyond what q() escapes. */
 export function checkHostPath(p: string, what: string): string {
   if (!/^\/[A-Za-z0-9._+@:/-]*$/.test(p) || p.split('/').includes('..') || p.length > 1024) {
@@ -38,7 +44,7 @@ export class Remote {
 
   /** Run a POSIX sh script; returns the result whatever the exit code. */
   async sh(script: string, opts: RunOpts = {}): Promise<ExecResult> {
-    const cmd = `${this.asRoot ? '' : 'sudo -n '}/bin/sh -c ${q(script)}`;
+    const cmd = `${this.asRoot ? '' : 'sudo -n '}/bin/sh -c ${qScript(script)}`;
     return this.conn.exec(cmd, {
       timeoutMs: opts.timeoutMs ?? this.defaultTimeoutMs,
       signal: this.signal,
@@ -52,7 +58,10 @@ export class Remote {
   /** Run and require exit 0; a failure names what was being done and carries the output's tail. */
   async must(script: string, what: string, opts: RunOpts = {}): Promise<ExecResult> {
     const r = await this.sh(script, opts);
-    if (r.code !== 0) throw new StepFailure(`${what} failed (exit ${r.code ?? r.signal ?? '?'})`, r.code, `${r.stdout}${r.stderr}`);
+    if (r.code !== 0) {
+      const why = r.stderr.trim().split('\n').pop()?.slice(0, 200);
+      throw new StepFailure(`${what} failed (exit ${r.code ?? r.signal ?? '?'}${why ? `: ${why}` : ''})`, r.code, `${r.stdout}${r.stderr}`);
+    }
     return r;
   }
 
@@ -60,7 +69,7 @@ export class Remote {
   async readFile(path: string, maxBytes = 1024 * 1024): Promise<string | null> {
     const r = await this.sh(`if [ -f ${q(path)} ]; then head -c ${maxBytes} ${q(path)}; else exit 44; fi`);
     if (r.code === 44) return null;
-    if (r.code !== 0) throw new StepFailure(`reading ${path} failed`, r.code, r.stderr);
+    if (r.code !== 0) throw new StepFailure(`reading ${path} failed (exit ${r.code ?? r.signal ?? '?'}${r.stderr ? `: ${r.stderr.trim().split('\n')[0]!.slice(0, 200)}` : ''})`, r.code, r.stderr);
     return r.stdout;
   }
 

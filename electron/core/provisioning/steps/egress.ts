@@ -120,6 +120,17 @@ const sha = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
 async function probe(ctx: StepContext, p: Params) {
   const all = [...p.probes.outside.map((t) => ({ ...t, expect: 'blocked' as const })), ...p.probes.inside.map((t) => ({ ...t, expect: 'open' as const }))];
   if (all.length === 0) return [];
+  const first = await probeOnce(ctx, p, all);
+  // An inside target that did not answer gets a second chance (a service restarting is not a lockdown
+  // failure); an outside target that answered never does.
+  const retry = first.filter((x) => x.expect === 'open' && !x.pass);
+  if (retry.length === 0) return first;
+  await new Promise((r) => setTimeout(r, 1000));
+  const second = await probeOnce(ctx, p, retry.map((x) => ({ host: x.target.split(':')[0]!, port: Number(x.target.split(':')[1]), expect: 'open' as const })));
+  return first.map((x) => second.find((y) => y.target === x.target) ?? x);
+}
+
+async function probeOnce(ctx: StepContext, p: Params, all: Array<{ host: string; port: number; expect: 'open' | 'blocked' }>) {
   const t = p.probeTimeoutSeconds;
   // bash's /dev/tcp opens a real TCP connection from the host; `timeout` bounds a dropped SYN.
   const script = all

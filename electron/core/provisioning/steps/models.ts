@@ -3,7 +3,7 @@ import { ModelName, ModelVersion } from '../../../../shared/contract/provision';
 import { uploadFile } from '../../ssh/sftp';
 import { checkHostPath, q, StepFailure } from '../remote';
 import type { StoreModel } from '../store';
-import { defineStep, type StepContext } from './types';
+import { defineStep, UPLOAD_STALL_MS, type StepContext } from './types';
 
 const Params = z
   .object({
@@ -88,6 +88,8 @@ export const modelWeights = defineStep<Params>({
         sha256: f.sha256,
         mode: 0o644,
         signal: ctx.signal,
+        // A host that stops acknowledging for this long is given up on (the part file stays for resume).
+        timeoutMs: UPLOAD_STALL_MS,
         onProgress: (pr) => ctx.transfer({ sent: sent + pr.sent, done: done + pr.done, total: need }),
       });
       done += f.size;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { uploadFile } from '../../ssh/sftp';
 import { q, StepFailure } from '../remote';
 import type { StoreDeb } from '../store';
-import { defineStep, type StepContext } from './types';
+import { defineStep, UPLOAD_STALL_MS, type StepContext } from './types';
 
 const PkgName = z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/);
 const Params = z
@@ -77,6 +77,8 @@ export const offlinePackages = defineStep<Params>({
         sha256: x.deb.sha256,
         mode: 0o600,
         signal: ctx.signal,
+        // A host that stops acknowledging for this long is given up on (the part file stays for resume).
+        timeoutMs: UPLOAD_STALL_MS,
         onProgress: (pr) => ctx.transfer({ sent: pr.sent, done: done + pr.done, total }),
       });
       done += x.deb.size;

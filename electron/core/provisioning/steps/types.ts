@@ -4,6 +4,9 @@ import type { SshConnection } from '../../ssh/connection';
 import type { Remote } from '../remote';
 import type { OfflineStore } from '../store';
 
+/** How long an upload may wait for the host's next acknowledgement before it fails (resumable). */
+export const UPLOAD_STALL_MS = 20_000;
+
 /** What a step's check found. */
 export interface CheckResult {
   /** ok: already in the wanted state. change: apply would change `changes`. fail: cannot be made so by this step. */
