@@ -110,6 +110,10 @@ export interface SftpSession {
   rename(from: string, to: string): Promise<void>;
   /** Remove a file; no error when it is already gone. */
   unlink(path: string): Promise<void>;
+  /** Create one directory (not its parents). */
+  mkdir(path: string, mode?: number): Promise<void>;
+  /** Set a file's size (cut it, or extend it with a hole). */
+  truncate(path: string, size: number): Promise<void>;
   /**
    * Close the session's channel; pending requests fail with CANCELLED. Resolves once the server
    * has closed it too (OpenSSH's sftp-server has then handled every request it received), or
@@ -934,6 +938,14 @@ class Sftp implements SftpSession {
       if (err instanceof AirlockError && err.code === 'NOT_FOUND') return;
       throw err;
     }
+  }
+
+  mkdir(path: string, mode?: number): Promise<void> {
+    return this.request<void>(`Creating the directory ${path}`, (cb) => this.raw.mkdir(path, mode === undefined ? {} : { mode }, (err) => cb(err)));
+  }
+
+  truncate(path: string, size: number): Promise<void> {
+    return this.request<void>(`Setting the size of ${path}`, (cb) => this.raw.setstat(path, { size }, (err) => cb(err)));
   }
 
   end(): Promise<void> {

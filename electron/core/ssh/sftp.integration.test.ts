@@ -51,7 +51,8 @@ async function sh(script: string): Promise<string> {
 }
 
 async function hostSha(path: string): Promise<string> {
-  return (await sh(`sha256sum < ${shellQuote(path)}`)).split(' ')[0]!;
+  // The real one: some tests put a logging sha256sum first on the host's PATH.
+  return (await sh(`/usr/bin/sha256sum < ${shellQuote(path)}`)).split(' ')[0]!;
 }
 
 async function conn(keepaliveMs?: number): Promise<SshConnection> {
@@ -337,26 +338,50 @@ describe('uploadFile', () => {
     expect(shellQuote("it's")).toBe(`'it'\\''s'`);
   });
 
-  it('hashes with sha256sum on a host where openssl does not work', async () => {
-    // The host's own /usr/local/bin comes first on its PATH: a broken openssl, and a sha256sum that logs its use.
+  it('hashes while writing (python3 on this host): the finished file is not read again by openssl or sha256sum', async () => {
     await sh(
       [
-        `printf '#!/bin/sh\\nexit 1\\n' > /usr/local/bin/openssl`,
-        `printf '#!/bin/sh\\necho used >> /tmp/sha256sum.log\\nexec /usr/bin/sha256sum "$@"\\n' > /usr/local/bin/sha256sum`,
+        `printf '#!/bin/sh\\necho "openssl $*" >> /tmp/hash.log\\nexec /usr/bin/openssl "$@"\\n' > /usr/local/bin/openssl`,
+        `printf '#!/bin/sh\\necho "sha256sum $*" >> /tmp/hash.log\\nexec /usr/bin/sha256sum "$@"\\n' > /usr/local/bin/sha256sum`,
         'chmod 755 /usr/local/bin/openssl /usr/local/bin/sha256sum',
+        ': > /tmp/hash.log',
       ].join('; '),
     );
     try {
-      const f = localFile('s.bin', 5 * MiB);
+      const f = localFile('py.bin', 40 * MiB);
+      const c = await conn();
+      const r = await uploadFile({ connections: [c, c], localPath: f.path, remotePath: '/srv/py.bin', sha256: f.sha256 });
+      expect(r.bytesSent).toBe(f.size);
+      expect(await hostSha('/srv/py.bin')).toBe(f.sha256);
+      expect(await sh('cat /tmp/hash.log')).toBe('');
+    } finally {
+      await sh('rm -f /usr/local/bin/openssl /usr/local/bin/sha256sum /tmp/hash.log');
+    }
+  });
+
+  it('hashes with sha256sum, while writing, on a host where neither python3 nor openssl works', async () => {
+    // The host's own /usr/local/bin comes first on its PATH: a broken python3 and openssl, and a sha256sum that logs its use.
+    await sh(
+      [
+        `printf '#!/bin/sh\\nexit 1\\n' > /usr/local/bin/openssl`,
+        `cp /usr/local/bin/openssl /usr/local/bin/python3`,
+        `printf '#!/bin/sh\\necho used >> /tmp/sha256sum.log\\nexec /usr/bin/sha256sum "$@"\\n' > /usr/local/bin/sha256sum`,
+        'chmod 755 /usr/local/bin/openssl /usr/local/bin/python3 /usr/local/bin/sha256sum',
+      ].join('; '),
+    );
+    try {
+      const f = localFile('s.bin', 40 * MiB);
       const c = await conn();
       const r = await uploadFile({ connections: [c], localPath: f.path, remotePath: '/srv/s.bin', sha256: f.sha256 });
       expect(r.skipped).toBe(false);
       expect(await hostSha('/srv/s.bin')).toBe(f.sha256);
-      expect(await sh('cat /tmp/sha256sum.log')).toContain('used');
+      // Once: the streaming hash (head into sha256sum) matched, so the file was not hashed again.
+      expect(await sh('cat /tmp/sha256sum.log')).toBe('used\n');
       const again = await uploadFile({ connections: [c], localPath: f.path, remotePath: '/srv/s.bin', sha256: f.sha256 });
       expect(again.skipped).toBe(true);
+      expect(await sh('cat /tmp/sha256sum.log')).toBe('used\nused\n');
     } finally {
-      await sh('rm -f /usr/local/bin/openssl /usr/local/bin/sha256sum /tmp/sha256sum.log');
+      await sh('rm -f /usr/local/bin/openssl /usr/local/bin/python3 /usr/local/bin/sha256sum /tmp/sha256sum.log');
     }
   });
 });

@@ -262,10 +262,43 @@ function splitOnce(s: string, sep: string): [string, string | undefined] {
 }
 
 /**
+ * The streaming hasher in Python, where the host has it: it reads the file itself in large
+ * blocks, with no pipe in between (a `head | openssl` pipeline costs about twice the CPU).
+ * Reads exactly the byte counts it is given, one per line; exits 5 if the file is shorter. Opens
+ * the file at the first count, so it can be started before the file exists.
+ */
+const PY_HASHER = [
+  'import hashlib, os, sys',
+  'fd = None',
+  'h = hashlib.sha256()',
+  'buf = bytearray(4 << 20)',
+  'mv = memoryview(buf)',
+  'for line in sys.stdin.buffer:',
+  '    n = int(line)',
+  '    if fd is None:',
+  '        fd = os.open(sys.argv[1], os.O_RDONLY)',
+  '    while n > 0:',
+  '        k = os.readv(fd, [mv[:min(n, len(buf))]])',
+  '        if k <= 0:',
+  '            sys.exit(5)',
+  '        h.update(mv[:k])',
+  '        n -= k',
+  'print(h.hexdigest())',
+  'sys.stderr.write("airlock-fed\\n")',
+].join('\n');
+
+/** Single-quote a multi-line value of ours (Python source) for the shell. */
+function quoteLines(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
  * A SHA-256 computed on the host while the part file is written: a command reading the file
- * through one descriptor, as many bytes at a time as it is told on stdin, so only bytes the host
- * has acknowledged are read and the digest is ready as soon as the last write is. Its digest is
- * only trusted when it matches; anything else falls back to hashing the finished file.
+ * through one descriptor (opened at the first count), as many bytes at a time as it is told on
+ * stdin, so only bytes the host has acknowledged are read and the digest is ready as soon as the
+ * last write is (python3's
+ * hashlib where it works, else `head` into openssl or sha256sum). Its digest is only trusted when
+ * it matches; anything else falls back to hashing the finished file.
  */
 class StreamingHash {
   private readonly input = new PassThrough();
@@ -274,10 +307,12 @@ class StreamingHash {
   readonly result: Promise<string | null>;
 
   constructor(conn: SshConnection, partPath: string) {
+    const part = shellQuote(partPath);
     const script = [
+      `if python3 -c 'import hashlib, os' >/dev/null 2>&1; then exec python3 -c ${quoteLines(PY_HASHER)} ${part}; fi`,
       HASHER,
-      `exec 3< ${shellQuote(partPath)} || exit 3`,
-      `{ while IFS= read -r n; do case $n in ''|*[!0-9]*) exit 4 ;; esac; head -c "$n" <&3 || exit 5; done; echo airlock-fed >&2; } | h`,
+      `o=`,
+      `{ while IFS= read -r n; do case $n in ''|*[!0-9]*) exit 4 ;; esac; [ -n "$o" ] || { exec 3< ${part} || exit 3; o=1; }; head -c "$n" <&3 || exit 5; done; echo airlock-fed >&2; } | h`,
     ].join('\n');
     this.result = conn
       .exec(sh(script), { timeoutMs: 24 * 3600 * 1000, signal: this.abort.signal, stdin: this.input, maxOutputBytes: 4096 })
@@ -379,56 +414,97 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
 
     const host = new Host(conns[0]!, timeoutMs, signal);
     const progress = (sent: number, done: number) => opts.onProgress && callSafely(() => opts.onProgress!({ sent, done, total: size }));
-    const state = await host.state(remotePath);
-
-    if (state.final.kind === 'dir') throw new AirlockError('INVALID_INPUT', `${remotePath} on ${label} is a directory.`);
-    if (state.final.kind === 'file' && state.final.size === size && (await host.sha256(remotePath, size)) === want) {
-      // Already there. A part file meant to become this same file is of no use any more.
-      if (state.sidecar?.sha256 === want) {
-        await host.run(`rm -f -- ${shellQuote(partPath)} ${shellQuote(remotePath + SIDECAR_SUFFIX)}`, `Removing ${partPath}`);
+    // The SFTP sessions open while the host's state is read (each costs a process start on the host).
+    const opening = Promise.allSettled(conns.map((c) => c.sftp({ timeoutMs, signal })));
+    let hasher: StreamingHash | null = null;
+    try {
+      const state = await host.state(remotePath);
+      if (state.final.kind === 'dir') throw new AirlockError('INVALID_INPUT', `${remotePath} on ${label} is a directory.`);
+      if (state.final.kind === 'file' && state.final.size === size && (await host.sha256(remotePath, size)) === want) {
+        // Already there. A part file meant to become this same file is of no use any more.
+        if (state.sidecar?.sha256 === want) await removeQuietly(host, remotePath);
+        progress(0, size);
+        return { bytesSent: 0, resumedFrom: 0, sha256: want, remotePath, skipped: true };
       }
-      progress(0, size);
-      return { bytesSent: 0, resumedFrom: 0, sha256: want, remotePath, skipped: true };
-    }
+      // An upload it is: the hasher starts now, while the rest is prepared.
+      hasher = new StreamingHash(host.conn, partPath);
 
-    // Resume only a part file meant for exactly this content, from its known-good prefix.
-    const side = state.sidecar;
-    const part = state.partSize;
-    let resumeFrom = 0;
-    if (part !== null && side && side.sha256 === want && side.size === size && part <= size) {
-      resumeFrom = side.committed === null ? part : Math.min(side.committed, part);
-    }
-    const startOver = resumeFrom === 0;
-    // Starting over (or cutting the part file back) frees what it held past the resume point; the old
-    // target's space only comes back after the rename.
-    const avail = state.avail + (part !== null && part > resumeFrom ? part - resumeFrom : 0);
-    const needed = size - resumeFrom;
-    if (needed > avail) {
-      throw new AirlockError(
-        'NO_SPACE',
-        `Not enough space on ${label} for ${remotePath}: ${needed} bytes (${fmtBytes(needed)}) needed, ${avail} bytes (${fmtBytes(avail)}) available in ${state.spaceDir}.`,
-      );
-    }
+      // Resume only a part file meant for exactly this content, from its known-good prefix.
+      const side = state.sidecar;
+      const part = state.partSize;
+      let resumeFrom = 0;
+      if (part !== null && side && side.sha256 === want && side.size === size && part <= size) {
+        resumeFrom = side.committed === null ? part : Math.min(side.committed, part);
+      }
+      // Starting over (or cutting the part file back) frees what it held past the resume point; the old
+      // target's space only comes back after the rename.
+      const avail = state.avail + (part !== null && part > resumeFrom ? part - resumeFrom : 0);
+      const needed = size - resumeFrom;
+      if (needed > avail) {
+        throw new AirlockError(
+          'NO_SPACE',
+          `Not enough space on ${label} for ${remotePath}: ${needed} bytes (${fmtBytes(needed)}) needed, ${avail} bytes (${fmtBytes(avail)}) available in ${state.spaceDir}.`,
+        );
+      }
 
-    const streams = conns.length;
-    const prep = [`mkdir -p -- ${shellQuote(dirOf(remotePath))}`];
-    if (startOver) prep.push(`rm -f -- ${shellQuote(partPath)}`);
-    // What lies past the resume point may have holes (several streams): cut it off, so the part file
-    // is a contiguous prefix again.
-    else if (part !== resumeFrom) prep.push(`truncate -s ${resumeFrom} -- ${shellQuote(partPath)}`);
-    const side0: Sidecar = { sha256: want, size, committed: streams > 1 ? resumeFrom : null };
-    const sideQ = shellQuote(remotePath + SIDECAR_SUFFIX);
-    prep.push(`cat > ${sideQ}.tmp`, `mv -f ${sideQ}.tmp ${sideQ}`);
-    await host.run(`set -e\n${prep.join('\n')}`, `Preparing ${remotePath}`, { stdin: sidecarText(side0) });
+      const opened = await opening;
+      const refused = opened.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+      if (refused) throw refused.reason;
+      const sessions = opened.map((o) => (o as PromiseFulfilledResult<SftpSession>).value);
+      const s0 = sessions[0]!;
+      await mkdirs(s0, dirOf(remotePath), state.spaceDir);
+      if (resumeFrom === 0) await s0.unlink(partPath);
+      // What lies past the resume point may have holes (several streams): cut it off, so the part file
+      // is a contiguous prefix again.
+      else if (part !== resumeFrom) await s0.truncate(partPath, resumeFrom);
+      await writeSidecar(s0, remotePath, { sha256: want, size, committed: conns.length > 1 ? resumeFrom : null });
 
-    return await transfer({ conns, host, local, size, resumeFrom, remotePath, partPath, want, mode, chunk, perStream, timeoutMs, signal, what, progress });
+      return await transfer({ conns, sessions, hasher, host, local, size, resumeFrom, remotePath, partPath, want, mode, chunk, perStream, timeoutMs, signal, what, progress });
+    } finally {
+      hasher?.stop();
+      // Wait for the channels to close: then the host has handled every write it received, and the
+      // part file no longer changes under a caller who looks at it or resumes at once.
+      const opened = await opening;
+      await Promise.all(opened.map((o) => (o.status === 'fulfilled' ? o.value.end() : undefined)));
+    }
   } finally {
     await local.close().catch(() => {});
   }
 }
 
+/** `mkdir -p` over SFTP: the directories below `existing` (the nearest one the host reported). */
+async function mkdirs(s: SftpSession, dir: string, existing: string): Promise<void> {
+  const parts = dir.split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const d = `/${parts.slice(0, i).join('/')}`;
+    if (existing === '/' ? false : existing === d || existing.startsWith(`${d}/`)) continue;
+    try {
+      await s.mkdir(d);
+    } catch (err) {
+      // Already there (made meanwhile, or the reported directory was not this path's ancestor).
+      if ((await s.stat(d).catch(() => null))?.isDirectory) continue;
+      throw err;
+    }
+  }
+}
+
+/** Replace the sidecar atomically: a temporary file renamed over it. */
+async function writeSidecar(s: SftpSession, remotePath: string, side: Sidecar): Promise<void> {
+  const file = remotePath + SIDECAR_SUFFIX;
+  const data = Buffer.from(sidecarText(side));
+  const h = await s.open(`${file}.tmp`, SFTP_OPEN.WRITE | SFTP_OPEN.CREAT | SFTP_OPEN.TRUNC, 0o600);
+  try {
+    await new Promise<void>((resolve, reject) => s.write(h, data, 0, data.length, 0, (err) => (err ? reject(err) : resolve())));
+  } finally {
+    await s.close(h);
+  }
+  await s.rename(`${file}.tmp`, file);
+}
+
 interface TransferArgs {
   conns: SshConnection[];
+  sessions: SftpSession[];
+  hasher: StreamingHash;
   host: Host;
   local: fsp.FileHandle;
   size: number;
@@ -454,7 +530,7 @@ async function transfer(a: TransferArgs): Promise<UploadResult> {
 
   let failure: AirlockError | null = null;
   const streams: Stream[] = [];
-  let hasher: StreamingHash | null = null;
+  const hasher = a.hasher;
   let nextPiece = 0;
   let lowPiece = 0;
   let lowWater = resumeFrom;
@@ -501,7 +577,7 @@ async function transfer(a: TransferArgs): Promise<UploadResult> {
       lowWater = pieces[lowPiece]!.end;
       lowPiece++;
     }
-    hasher?.advance(lowWater);
+    hasher.advance(lowWater);
     checkpoint();
     if (lastAck - lastProgress >= PROGRESS_MS) {
       lastProgress = lastAck;
@@ -509,29 +585,33 @@ async function transfer(a: TransferArgs): Promise<UploadResult> {
     }
   };
 
-  const readPiece = async (p: Piece): Promise<Buffer> => {
+  const readPiece = async (p: Piece, into: Buffer): Promise<Buffer> => {
     const len = p.end - p.start;
-    const buf = Buffer.allocUnsafe(len);
     let got = 0;
     while (got < len) {
-      const { bytesRead } = await a.local.read(buf, got, len - got, p.start + got);
+      const { bytesRead } = await a.local.read(into, got, len - got, p.start + got);
       if (bytesRead === 0) throw new AirlockError('CONFLICT', `The local file changed during the upload (it is shorter than ${size} bytes now).`);
       got += bytesRead;
     }
-    return buf;
+    return into.subarray(0, len);
   };
 
   const runStream = async (s: Stream) => {
-    const take = (): [Piece, Promise<Buffer>] | null => {
+    // Two buffers per stream, reused: one being sent while the next piece is read into the other.
+    // ssh2 copies what it is given to write before returning, so a buffer is free again as soon as
+    // its piece's writes are issued. (Fresh 8 MiB buffers per piece cost a lot of garbage collection.)
+    const free: Buffer[] = [Buffer.allocUnsafe(Math.min(PIECE, size)), Buffer.allocUnsafe(Math.min(PIECE, size))];
+    const take = (): [Piece, Buffer, Promise<Buffer>] | null => {
       if (failure || nextPiece >= pieces.length) return null;
       const p = pieces[nextPiece++]!;
-      const r = readPiece(p);
+      const buf = free.pop()!;
+      const r = readPiece(p, buf);
       r.catch(() => {}); // read ahead: a failure is seen when awaited, or not at all once the transfer failed
-      return [p, r];
+      return [p, buf, r];
     };
     let cur = take();
     while (cur && !failure) {
-      const [piece, reading] = cur;
+      const [piece, buf, reading] = cur;
       let data: Buffer;
       try {
         data = await reading;
@@ -555,72 +635,59 @@ async function transfer(a: TransferArgs): Promise<UploadResult> {
         });
         off += len;
       }
+      free.push(buf);
     }
     while (s.outstanding > 0 && !failure) await new Promise<void>((r) => (s.wake = r));
   };
 
   try {
     a.progress(0, resumeFrom);
-    const opening = await Promise.allSettled(a.conns.map((c) => c.sftp({ timeoutMs: a.timeoutMs, signal: a.signal })));
-    const sessions = opening.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
-    const refused = opening.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-    if (refused) {
-      await Promise.all(sessions.map((s) => s.end()));
-      throw refused.reason;
-    }
-    try {
-      const handles = await Promise.all(sessions.map((s) => s.open(partPath, SFTP_OPEN.WRITE | SFTP_OPEN.CREAT, 0o600)));
-      sessions.forEach((sftp, index) => streams.push({ index, sftp, handle: handles[index]!, outstanding: 0, wake: null }));
-      hasher = new StreamingHash(host.conn, partPath);
-      hasher.advance(resumeFrom, true);
-      await Promise.all(streams.map(runStream));
-      if (failure) throw failure;
+    const handles = await Promise.all(a.sessions.map((s) => s.open(partPath, SFTP_OPEN.WRITE | SFTP_OPEN.CREAT, 0o600)));
+    a.sessions.forEach((sftp, index) => streams.push({ index, sftp, handle: handles[index]!, outstanding: 0, wake: null }));
+    const main = streams[0]!;
+    // The final mode from the start: the part file is not under the final name anyway.
+    await main.sftp.fchmod(main.handle, a.mode);
+    hasher.advance(resumeFrom, true);
+    await Promise.all(streams.map(runStream));
+    if (failure) throw failure;
 
-      const main = streams[0]!;
-      await main.sftp.fsync(main.handle);
-      await main.sftp.fchmod(main.handle, a.mode);
-      await Promise.all(streams.map((s) => s.sftp.close(s.handle)));
-      if (failure) throw failure;
-      a.progress(sent, resumeFrom + sent);
+    // The hasher catches up while the file is flushed and closed.
+    const hashing = hasher.finish(size, a.timeoutMs);
+    await main.sftp.fsync(main.handle);
+    await Promise.all(streams.map((s) => s.sftp.close(s.handle)));
+    if (failure) throw failure;
+    a.progress(sent, resumeFrom + sent);
 
-      let got = await hasher.finish(size, a.timeoutMs);
-      const onHost = await main.sftp.stat(partPath);
-      if (!onHost || onHost.size !== size) {
-        await removeQuietly(host, remotePath);
-        throw new AirlockError(
-          'HASH_MISMATCH',
-          `${remotePath} on ${label} came out ${onHost ? `${onHost.size} bytes` : 'missing'} instead of ${size} bytes (expected SHA-256 ${want}). The partial file was removed; the next upload starts over.`,
-        );
-      }
-      // Only a match is taken from the streaming hash; anything else is settled by hashing the finished file.
-      if (got !== want) got = await host.sha256(partPath, size);
-      if (got !== want) {
-        await removeQuietly(host, remotePath);
-        throw new AirlockError(
-          'HASH_MISMATCH',
-          `${remotePath} on ${label} does not have the expected content: SHA-256 on the host ${got ?? '(could not be computed)'}, expected ${want}. The partial file was removed; the next upload starts over.`,
-        );
-      }
-      await main.sftp.rename(partPath, remotePath);
-      await main.sftp.unlink(remotePath + SIDECAR_SUFFIX);
-      return { bytesSent: sent, resumedFrom: resumeFrom, sha256: want, remotePath, skipped: false };
-    } finally {
-      // Wait for the channels to close: then the host has handled every write it received, and the
-      // part file no longer changes under a caller who looks at it or resumes at once.
-      await Promise.all(sessions.map((s) => s.end()));
+    const [streamed, onHost] = await Promise.all([hashing, main.sftp.stat(partPath)]);
+    if (!onHost || onHost.size !== size) {
+      await removeQuietly(host, remotePath);
+      throw new AirlockError(
+        'HASH_MISMATCH',
+        `${remotePath} on ${label} came out ${onHost ? `${onHost.size} bytes` : 'missing'} instead of ${size} bytes (expected SHA-256 ${want}). The partial file was removed; the next upload starts over.`,
+      );
     }
+    // Only a match is taken from the streaming hash; anything else is settled by hashing the finished file.
+    const got = streamed === want ? streamed : await host.sha256(partPath, size);
+    if (got !== want) {
+      await removeQuietly(host, remotePath);
+      throw new AirlockError(
+        'HASH_MISMATCH',
+        `${remotePath} on ${label} does not have the expected content: SHA-256 on the host ${got ?? '(could not be computed)'}, expected ${want}. The partial file was removed; the next upload starts over.`,
+      );
+    }
+    await main.sftp.rename(partPath, remotePath);
+    await main.sftp.unlink(remotePath + SIDECAR_SUFFIX);
+    return { bytesSent: sent, resumedFrom: resumeFrom, sha256: want, remotePath, skipped: false };
   } catch (err) {
     const e = err instanceof AirlockError ? err : new AirlockError('INTERNAL', `${a.what} failed: ${(err as Error).message}`);
-    if (e.code === 'HASH_MISMATCH') throw e;
     // Cancelled while the connection lives: record how far the bytes are good, for the next resume.
-    if (multi && !host.conn.closed && lowWater > checkpointed) {
+    if (e.code !== 'HASH_MISMATCH' && multi && !host.conn.closed && lowWater > checkpointed) {
       await withTimeout(host.writeSidecar(remotePath, { sha256: want, size, committed: lowWater }, true), 5000).catch(() => {});
     }
     throw e;
   } finally {
     clearInterval(watchdog);
     a.signal?.removeEventListener('abort', onAbort);
-    hasher?.stop();
   }
 }
 
