@@ -106,6 +106,21 @@ test.beforeAll(async () => {
   lab = await labUp({ id: LAB_ID, hosts: 2, gpuProfiles: ['a100', 'h100'] });
 });
 
+// When something fails, what the view showed (run, hosts, steps, messages) is kept beside the log.
+test.afterEach(async ({ app }, testInfo) => {
+  if (testInfo.status === testInfo.expectedStatus) return;
+  // Open every step's details and output first, so the messages and host output are in the text.
+  const shown = app.page.getByTestId('prov-live');
+  for (const b of await shown.locator('button[aria-expanded=false]').all()) await b.click({ timeout: 2000 }).catch(() => {});
+  for (const d of await shown.locator('details:not([open]) > summary').all()) await d.click({ timeout: 2000 }).catch(() => {});
+  await app.page.waitForTimeout(300);
+  const text = await app.page
+    .getByTestId('provision-view')
+    .innerText({ timeout: 5000 })
+    .catch((e: unknown) => `(no provisioning view: ${String(e)})`);
+  fs.writeFileSync(testInfo.outputPath('provision-view.txt'), text);
+});
+
 test.afterAll(async () => {
   await labDown({ id: LAB_ID });
   fs.rmSync(MEDIA, { recursive: true, force: true });
@@ -117,6 +132,8 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   const [h1, h2] = [lab.hosts[0]!, lab.hosts[1]!];
   const names = [h1.name, h2.name];
   const media = prepareMedia();
+  // The run this view started (plan, apply, resume); the Runs tab shows opened runs with the same ids.
+  const live = page.getByTestId('prov-live');
 
   await firstRunSetup(page);
   const signedInAt = Date.now();
@@ -188,25 +205,24 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   // ---------- Plan ----------
   await page.getByTestId('prov-params').fill(JSON.stringify(overrides(lab), null, 2));
   await page.getByTestId('prov-plan').click();
-  const live = page.getByTestId('prov-live');
   await expect(live).toHaveAttribute('data-kind', 'plan');
   await expect(live).toHaveAttribute('data-phase', 'done', { timeout: 120_000 });
   await expect(live).toHaveAttribute('data-status', 'succeeded');
   const planId = await live.getAttribute('data-run-id');
   expect(planId).toMatch(/^run-[0-9a-f]{16}$/);
-  await expect(page.getByTestId('prov-plan-summary')).toHaveAttribute('data-failed', '0');
-  await expect(page.getByTestId('prov-plan-summary')).toHaveAttribute('data-changing', String(2 * (STEPS.length - 1)));
+  await expect(live.getByTestId('prov-plan-summary')).toHaveAttribute('data-failed', '0');
+  await expect(live.getByTestId('prov-plan-summary')).toHaveAttribute('data-changing', String(2 * (STEPS.length - 1)));
   for (const h of names) {
-    await expect(page.getByTestId(`prov-step-${h}-gpu`)).toHaveAttribute('data-status', 'ok');
-    for (const s of STEPS.slice(1)) await expect(page.getByTestId(`prov-step-${h}-${s}`), `${h} ${s}`).toHaveAttribute('data-status', 'would-change');
+    await expect(live.getByTestId(`prov-step-${h}-gpu`)).toHaveAttribute('data-status', 'ok');
+    for (const s of STEPS.slice(1)) await expect(live.getByTestId(`prov-step-${h}-${s}`), `${h} ${s}`).toHaveAttribute('data-status', 'would-change');
   }
   // Review: what would change, with the diffs of files and rulesets (as text).
-  const pkgChange = page.getByTestId(`prov-changes-${h1.name}-packages`).locator('[data-testid=prov-change][data-kind=package]');
+  const pkgChange = live.getByTestId(`prov-changes-${h1.name}-packages`).locator('[data-testid=prov-change][data-kind=package]');
   await expect(pkgChange).toHaveAttribute('data-target', 'airlock-node-tools');
   await expect(pkgChange).toContainText('absent');
   await expect(pkgChange).toContainText('1.0 (all)');
-  await expect(page.getByTestId(`prov-changes-${h1.name}-model`)).toContainText('/srv/models/tiny-llm/1/model.safetensors');
-  const diffOf = (host: string, step: string) => page.getByTestId(`prov-step-detail-${host}-${step}`).locator('pre.prov-diff');
+  await expect(live.getByTestId(`prov-changes-${h1.name}-model`)).toContainText('/srv/models/tiny-llm/1/model.safetensors');
+  const diffOf = (host: string, step: string) => live.getByTestId(`prov-step-detail-${host}-${step}`).locator('pre.prov-diff');
   const unitDiff = diffOf(h1.name, 'inference');
   await expect(unitDiff).toContainText('+ExecStart=/usr/local/bin/airlock-inference-sim --model /srv/models/tiny-llm/1');
   await expect(unitDiff.locator('.d-add').first()).toBeVisible();
@@ -243,39 +259,39 @@ test('plan → review the diff → apply → watch progress → attestation (exp
 
   // Progress arrives as events while the call is still running.
   await expect(page.getByTestId('prov-cancel')).toBeVisible();
-  await expect(page.getByTestId(`prov-host-${h1.name}`)).toHaveAttribute('data-status', 'running', { timeout: 60_000 });
+  await expect(live.getByTestId(`prov-host-${h1.name}`)).toHaveAttribute('data-status', 'running', { timeout: 60_000 });
   await expect(live).toHaveAttribute('data-run-id', /^run-[0-9a-f]{16}$/);
   const applyId = await live.getAttribute('data-run-id');
   // The egress step takes seconds (a dead-man switch, a fresh SSH login, a blocked probe): seen running.
-  await expect(page.getByTestId(`prov-step-${h1.name}-egress`)).toHaveAttribute('data-status', 'running', { timeout: 240_000 });
-  await expect(page.getByTestId(`prov-step-${h1.name}-model`)).toHaveAttribute('data-status', 'changed');
+  await expect(live.getByTestId(`prov-step-${h1.name}-egress`)).toHaveAttribute('data-status', 'running', { timeout: 240_000 });
+  await expect(live.getByTestId(`prov-step-${h1.name}-model`)).toHaveAttribute('data-status', 'changed');
   await expect(live).toHaveAttribute('data-phase', 'running');
 
   await expect(live).toHaveAttribute('data-phase', 'done', { timeout: 300_000 });
-  await expect(page.getByTestId('prov-final')).toHaveAttribute('data-status', 'succeeded');
+  await expect(live.getByTestId('prov-final')).toHaveAttribute('data-status', 'succeeded');
   await expect(live).toHaveAttribute('data-run-id', applyId!);
   for (const h of names) {
-    await expect(page.getByTestId(`prov-host-${h}`)).toHaveAttribute('data-status', 'succeeded');
-    await expect(page.getByTestId(`prov-step-${h}-gpu`)).toHaveAttribute('data-status', 'ok');
-    for (const s of STEPS.slice(1)) await expect(page.getByTestId(`prov-step-${h}-${s}`), `${h} ${s}`).toHaveAttribute('data-status', 'changed');
+    await expect(live.getByTestId(`prov-host-${h}`)).toHaveAttribute('data-status', 'succeeded');
+    await expect(live.getByTestId(`prov-step-${h}-gpu`)).toHaveAttribute('data-status', 'ok');
+    for (const s of STEPS.slice(1)) await expect(live.getByTestId(`prov-step-${h}-${s}`), `${h} ${s}`).toHaveAttribute('data-status', 'changed');
     // The model went over SFTP: the transfer bar reached its total.
-    const bar = page.getByTestId(`prov-step-progress-${h}-model`);
+    const bar = live.getByTestId(`prov-step-progress-${h}-model`);
     await expect(bar).toHaveAttribute('data-total', String(media.modelBytes));
     await expect(bar).toHaveAttribute('data-done', String(media.modelBytes));
   }
   // Each step's output is kept: dpkg installed the package from the uploaded file.
-  await page.getByTestId(`prov-step-toggle-${h1.name}-packages`).click();
-  await page.getByTestId(`prov-step-output-${h1.name}-packages`).locator('summary').click();
-  await expect(page.getByTestId(`prov-step-log-${h1.name}-packages`)).toContainText('verified on the host');
-  await expect(page.getByTestId(`prov-step-log-${h1.name}-packages`)).toContainText('Setting up airlock-node-tools (1.0)');
+  await live.getByTestId(`prov-step-toggle-${h1.name}-packages`).click();
+  await live.getByTestId(`prov-step-output-${h1.name}-packages`).locator('summary').click();
+  await expect(live.getByTestId(`prov-step-log-${h1.name}-packages`)).toContainText('verified on the host');
+  await expect(live.getByTestId(`prov-step-log-${h1.name}-packages`)).toContainText('Setting up airlock-node-tools (1.0)');
   const installed = await runOnHost(lab, h1.name, ['/bin/sh', '-c', 'dpkg-query -W airlock-node-tools; cat /usr/share/airlock-node-tools/README']);
   expect(installed.stdout).toContain('airlock-node-tools\t1.0');
   expect(installed.stdout).toContain('installed by the e2e provisioning test');
 
   // ---------- the attestation: shown, exported as a file, checked ----------
-  const attId = await page.getByTestId(`prov-host-${h1.name}`).getAttribute('data-attestation');
+  const attId = await live.getByTestId(`prov-host-${h1.name}`).getAttribute('data-attestation');
   expect(attId).toMatch(/^att-[0-9a-f]{16}$/);
-  await page.getByTestId(`prov-attestation-open-${h1.name}`).click();
+  await live.getByTestId(`prov-attestation-open-${h1.name}`).click();
   const att = page.getByTestId('attestation-dialog');
   await expect(att).toBeVisible();
   const json = page.getByTestId('attestation-json');
@@ -362,12 +378,12 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   await page.getByTestId('prov-apply-confirm').click();
   await stepUpIfAsked(page, page.getByTestId('prov-live-dismiss'), 180_000);
   await expect(live).toHaveAttribute('data-phase', 'done', { timeout: 180_000 });
-  await expect(page.getByTestId('prov-final')).toHaveAttribute('data-status', 'failed');
+  await expect(live.getByTestId('prov-final')).toHaveAttribute('data-status', 'failed');
   const failedId = await live.getAttribute('data-run-id');
-  await expect(page.getByTestId(`prov-step-${h1.name}-model`)).toHaveAttribute('data-status', 'failed');
-  await expect(page.getByTestId(`prov-step-message-${h1.name}-model`)).toContainText('failed');
-  await expect(page.getByTestId(`prov-step-${h1.name}-inference`)).toHaveAttribute('data-status', 'pending');
-  await expect(page.getByTestId(`prov-host-${h1.name}`)).toHaveAttribute('data-attestation', '');
+  await expect(live.getByTestId(`prov-step-${h1.name}-model`)).toHaveAttribute('data-status', 'failed');
+  await expect(live.getByTestId(`prov-step-message-${h1.name}-model`)).toContainText('failed');
+  await expect(live.getByTestId(`prov-step-${h1.name}-inference`)).toHaveAttribute('data-status', 'pending');
+  await expect(live.getByTestId(`prov-host-${h1.name}`)).toHaveAttribute('data-attestation', '');
   // The operator clears the way and resumes: the run continues at the model step.
   await runOnHost(lab, h1.name, ['/bin/sh', '-c', 'rm -f /srv/models/tiny-llm']);
   await page.getByTestId('prov-live-resume').click();
@@ -375,11 +391,11 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   await expect(live).toHaveAttribute('data-kind', 'resume');
   await expect(live).toHaveAttribute('data-phase', 'done', { timeout: 240_000 });
   await expect(live).toHaveAttribute('data-run-id', failedId!);
-  await expect(page.getByTestId('prov-final')).toHaveAttribute('data-status', 'succeeded');
-  await expect(page.getByTestId('prov-run-header')).toContainText('2 attempts');
-  await expect(page.getByTestId(`prov-step-${h1.name}-packages`)).toHaveAttribute('data-status', 'ok');
-  await expect(page.getByTestId(`prov-step-${h1.name}-model`)).toHaveAttribute('data-status', 'changed');
-  await expect(page.getByTestId(`prov-host-${h1.name}`)).toHaveAttribute('data-attestation', /^att-/);
+  await expect(live.getByTestId('prov-final')).toHaveAttribute('data-status', 'succeeded');
+  await expect(live.getByTestId('prov-run-header')).toContainText('2 attempts');
+  await expect(live.getByTestId(`prov-step-${h1.name}-packages`)).toHaveAttribute('data-status', 'ok');
+  await expect(live.getByTestId(`prov-step-${h1.name}-model`)).toHaveAttribute('data-status', 'changed');
+  await expect(live.getByTestId(`prov-host-${h1.name}`)).toHaveAttribute('data-attestation', /^att-/);
 
   // ---------- an apply cancelled mid-step, resumed from the runs list ----------
   // Slow probes (the decoy's port drops the SYN, so each probe waits its full timeout).
@@ -388,11 +404,11 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   await page.getByTestId('prov-apply').click();
   await page.getByTestId('prov-apply-confirm').click();
   await stepUpIfAsked(page, page.getByTestId('prov-cancel'), 60_000);
-  await expect(page.getByTestId(`prov-step-${h2.name}-egress`)).toHaveAttribute('data-phase', 'verify', { timeout: 180_000 });
+  await expect(live.getByTestId(`prov-step-${h2.name}-egress`)).toHaveAttribute('data-phase', 'verify', { timeout: 180_000 });
   await page.getByTestId('prov-cancel').click();
   await expect(live).toHaveAttribute('data-phase', 'done', { timeout: 60_000 });
-  await expect(page.getByTestId('prov-final')).toHaveAttribute('data-status', 'cancelled');
-  await expect(page.getByTestId(`prov-step-${h2.name}-egress`)).toHaveAttribute('data-status', 'cancelled');
+  await expect(live.getByTestId('prov-final')).toHaveAttribute('data-status', 'cancelled');
+  await expect(live.getByTestId(`prov-step-${h2.name}-egress`)).toHaveAttribute('data-status', 'cancelled');
   const cancelledId = await live.getAttribute('data-run-id');
   await page.getByTestId('prov-tab-runs').click();
   await page.getByTestId('prov-runs-refresh').click();
@@ -401,8 +417,8 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   await stepUpIfAsked(page, page.getByTestId('prov-cancel').or(page.getByTestId('prov-live-dismiss')), 60_000);
   await expect(live).toHaveAttribute('data-kind', 'resume');
   await expect(live).toHaveAttribute('data-phase', 'done', { timeout: 180_000 });
-  await expect(page.getByTestId('prov-final')).toHaveAttribute('data-status', 'succeeded');
-  await expect(page.getByTestId(`prov-step-${h2.name}-egress`)).toHaveAttribute('data-status', 'ok');
+  await expect(live.getByTestId('prov-final')).toHaveAttribute('data-status', 'succeeded');
+  await expect(live.getByTestId(`prov-step-${h2.name}-egress`)).toHaveAttribute('data-status', 'ok');
   await page.getByTestId('prov-tab-runs').click();
   await expect(page.getByTestId(`prov-run-row-${cancelledId}`)).toHaveAttribute('data-status', 'succeeded');
 

@@ -131,7 +131,7 @@ function HostLine({
   }
 
   return (
-    <div className="check" data-testid={`${prefix}-host-${host.name}`}>
+    <div className="check" data-testid={`${prefix}-pick-${host.name}`}>
       <input
         type="checkbox"
         checked={checked && pinned}

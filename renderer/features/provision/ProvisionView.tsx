@@ -565,7 +565,7 @@ function LivePanel({
             : `${final.hosts.filter((h) => h.status === 'succeeded').length} of ${final.hosts.length} host(s) succeeded; the run is ${final.status}.${resumable(final) ? ' Resume continues each host from its first unfinished step.' : ''}`}
         </div>
       ) : null}
-      <RunHosts hosts={live.hosts} logs={live.logs} live={live.phase === 'running'} onAttestation={onAttestation} expandFailed={live.kind === 'plan' || live.phase !== 'running'} />
+      <RunHosts key={live.requestId} hosts={live.hosts} logs={live.logs} live={live.phase === 'running'} onAttestation={onAttestation} expandFailed={live.kind === 'plan' || live.phase !== 'running'} />
     </div>
   );
 }
