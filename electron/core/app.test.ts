@@ -143,6 +143,10 @@ describe('the dispatcher', () => {
     'approvals:execute': { id: 1 },
     'approvals:setPolicy': { operation: 'keys:rotateRoot', approverRoles: ['officer'], expiryMinutes: 60, required: true },
     'hosts:remove': { name: 'gpu1' },
+    'provision:importPlaybook': { text: '{}' },
+    'provision:apply': { playbook: 'lab-gpu-node', hosts: ['gpu1'] },
+    'provision:resume': { runId: 'run-0123456789abcdef' },
+    'provision:disableEgressLockdown': { host: 'gpu1' },
   };
 
   it('refuses every stepUp channel with STEP_UP_REQUIRED once the step-up window passed, and FORBIDDEN for other roles first', async () => {

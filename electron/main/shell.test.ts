@@ -55,7 +55,7 @@ describe('startShell', () => {
 
   it('creates the core for the electron shell in <appData>/Airlock (as the CLI) with the agent socket', async () => {
     const { configs } = await start({}, { SSH_AUTH_SOCK: '/run/agent.sock' });
-    expect(configs).toEqual([{ dataDir: '/fake/appData/Airlock', shell: 'electron', sshAgent: '/run/agent.sock', requireTotpFor: ['admin', 'officer'], version: '0.1.0-test' }]);
+    expect(configs).toEqual([{ dataDir: '/fake/appData/Airlock', shell: 'electron', sshAgent: '/run/agent.sock', requireTotpFor: ['admin', 'officer'], mediaRoots: ['/media', '/mnt', '/run/media'], version: '0.1.0-test' }]);
     const none = await start({}, {});
     expect(none.configs[0]).toMatchObject({ sshAgent: null });
   });
