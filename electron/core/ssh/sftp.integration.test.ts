@@ -314,6 +314,39 @@ describe('uploadFile', () => {
     expect(await hostSha(target)).toBe(f.sha256);
   });
 
+  it('resumes over several connections after a cut link from the prefix recorded on the way, whatever lies beyond it', async () => {
+    const f = localFile('r.bin', 256 * MiB);
+    const target = '/srv/r.bin';
+    const conns = [await conn(500), await conn(500)];
+    let cutting: Promise<void> | null = null;
+    const err = await rejection(
+      uploadFile({
+        connections: conns,
+        localPath: f.path,
+        remotePath: target,
+        sha256: f.sha256,
+        timeoutMs: 30_000,
+        // Past the first checkpoint (every 128 MiB of whole prefix) with room to spare.
+        onProgress: (p) => {
+          if (p.sent >= 200 * MiB && !cutting) cutting = cutLink(lab, host.name);
+        },
+      }),
+    );
+    await cutting;
+    expect(['HOST_UNREACHABLE', 'TIMEOUT']).toContain(err.code);
+    await restoreLink(lab, host.name);
+    const side = JSON.parse(await sh(`cat ${target}${SIDECAR_SUFFIX}`)) as { committed: number };
+    const partSize = statSync(onHostFs(target + PART_SUFFIX)).size;
+    expect(side.committed).toBeGreaterThanOrEqual(128 * MiB);
+    // Written beyond the recorded prefix (acknowledged up to 200 MiB): that part is cut off and resent.
+    expect(partSize).toBeGreaterThan(side.committed);
+
+    const r = await uploadFile({ connections: [await conn(), await conn()], localPath: f.path, remotePath: target, sha256: f.sha256 });
+    expect(r.resumedFrom).toBe(side.committed);
+    expect(r.bytesSent).toBe(f.size - side.committed);
+    expect(await hostSha(target)).toBe(f.sha256);
+  });
+
   it('quotes remote paths for the shell, and refuses NUL, newlines and relative paths before touching the host', async () => {
     const f = localFile('q1.bin', 64 * 1024);
     const c = await conn();

@@ -40,7 +40,7 @@ export interface UploadOptions {
   /** Called as acknowledgements arrive (at most every 100 ms), and once at the end. */
   onProgress?(p: UploadProgress): void;
   signal?: AbortSignal;
-  /** Bytes per SFTP write request (4 KiB – 255 KiB); default 64 KiB. */
+  /** Bytes per SFTP write request (4 KiB – 255 KiB); default 128 KiB. */
   chunkSize?: number;
   /**
    * The longest the host may keep us waiting: for a command or request to answer, or, while
@@ -48,7 +48,10 @@ export interface UploadOptions {
    * host is allowed this plus 1 s per 20 MB.
    */
   timeoutMs?: number;
-  /** Write requests kept outstanding per stream; default 64 (OpenSSH's sftp keeps 64 × 32 KiB). */
+  /**
+   * Write requests kept outstanding per stream; default 32, so 4 MiB in flight per stream
+   * (OpenSSH's sftp keeps 64 × 32 KiB = 2 MiB).
+   */
   requestsPerStream?: number;
 }
 
@@ -79,11 +82,11 @@ export function shellQuote(s: string): string {
 export const PART_SUFFIX = '.airlock-part';
 export const SIDECAR_SUFFIX = '.airlock-part.json';
 
-const DEFAULT_CHUNK = 64 * 1024;
+const DEFAULT_CHUNK = 128 * 1024;
 const MIN_CHUNK = 4 * 1024;
 /** OpenSSH's sftp-server accepts writes up to 256 KiB per request; keep room for the header. */
 const MAX_CHUNK = 255 * 1024;
-const DEFAULT_REQUESTS = 64;
+const DEFAULT_REQUESTS = 32;
 const DEFAULT_TIMEOUT_MS = 60_000;
 /** Bytes read from the local file at once, and handed to one stream as a unit. */
 const PIECE = 8 * 1024 * 1024;
@@ -265,7 +268,10 @@ function splitOnce(s: string, sep: string): [string, string | undefined] {
  * The streaming hasher in Python, where the host has it: it reads the file itself in large
  * blocks, with no pipe in between (a `head | openssl` pipeline costs about twice the CPU).
  * Reads exactly the byte counts it is given, one per line; exits 5 if the file is shorter. Opens
- * the file at the first count, so it can be started before the file exists.
+ * the file at the first count, so it can be started before the file exists. After each range it
+ * advises the kernel it is done with it (POSIX_FADV_DONTNEED), which starts writing those dirty
+ * pages to disk now: the fsync at the end then waits for the tail only, and tens of GB of weights
+ * do not sit dirty in the host's page cache until then.
  */
 const PY_HASHER = [
   'import hashlib, os, sys',
@@ -273,16 +279,23 @@ const PY_HASHER = [
   'h = hashlib.sha256()',
   'buf = bytearray(4 << 20)',
   'mv = memoryview(buf)',
+  'pos = 0',
   'for line in sys.stdin.buffer:',
   '    n = int(line)',
   '    if fd is None:',
   '        fd = os.open(sys.argv[1], os.O_RDONLY)',
+  '    start = pos',
   '    while n > 0:',
   '        k = os.readv(fd, [mv[:min(n, len(buf))]])',
   '        if k <= 0:',
   '            sys.exit(5)',
   '        h.update(mv[:k])',
   '        n -= k',
+  '        pos += k',
+  '    try:',
+  '        os.posix_fadvise(fd, start, pos - start, os.POSIX_FADV_DONTNEED)',
+  '    except Exception:',
+  '        pass',
   'print(h.hexdigest())',
   'sys.stderr.write("airlock-fed\\n")',
 ].join('\n');
@@ -296,9 +309,8 @@ function quoteLines(s: string): string {
  * A SHA-256 computed on the host while the part file is written: a command reading the file
  * through one descriptor (opened at the first count), as many bytes at a time as it is told on
  * stdin, so only bytes the host has acknowledged are read and the digest is ready as soon as the
- * last write is (python3's
- * hashlib where it works, else `head` into openssl or sha256sum). Its digest is only trusted when
- * it matches; anything else falls back to hashing the finished file.
+ * last write is (python3's hashlib where it works, else `head` into openssl or sha256sum). Its
+ * digest is only trusted when it matches; anything else falls back to hashing the finished file.
  */
 class StreamingHash {
   private readonly input = new PassThrough();
@@ -426,9 +438,6 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
         progress(0, size);
         return { bytesSent: 0, resumedFrom: 0, sha256: want, remotePath, skipped: true };
       }
-      // An upload it is: the hasher starts now, while the rest is prepared.
-      hasher = new StreamingHash(host.conn, partPath);
-
       // Resume only a part file meant for exactly this content, from its known-good prefix.
       const side = state.sidecar;
       const part = state.partSize;
@@ -447,6 +456,8 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
         );
       }
 
+      // An upload it is: the hasher starts now, while the rest is prepared.
+      hasher = new StreamingHash(host.conn, partPath);
       const opened = await opening;
       const refused = opened.find((o): o is PromiseRejectedResult => o.status === 'rejected');
       if (refused) throw refused.reason;
@@ -538,7 +549,7 @@ async function transfer(a: TransferArgs): Promise<UploadResult> {
   let lastAck = Date.now();
   let lastProgress = 0;
   let checkpointed = resumeFrom;
-  let checkpointing = false;
+  let checkpointing: Promise<void> | null = null;
 
   const fail = (err: AirlockError) => {
     if (failure) return;
@@ -558,15 +569,16 @@ async function transfer(a: TransferArgs): Promise<UploadResult> {
 
   const checkpoint = () => {
     if (!multi || checkpointing || lowWater - checkpointed < CHECKPOINT_STEP || failure) return;
-    checkpointing = true;
     const at = lowWater;
-    host
+    checkpointing = host
       .writeSidecar(remotePath, { sha256: want, size, committed: at })
-      .then(() => (checkpointed = at))
+      .then(() => {
+        checkpointed = at;
+      })
       .catch(() => {
         // The transfer itself reports a lost connection; a missed checkpoint only costs resent bytes.
       })
-      .finally(() => (checkpointing = false));
+      .finally(() => (checkpointing = null));
   };
 
   const onAcked = (piece: Piece, len: number) => {
@@ -650,6 +662,9 @@ async function transfer(a: TransferArgs): Promise<UploadResult> {
     hasher.advance(resumeFrom, true);
     await Promise.all(streams.map(runStream));
     if (failure) throw failure;
+    // No acknowledgement comes any more, so no new checkpoint; one still under way would bring the
+    // sidecar back after its removal below.
+    await checkpointing;
 
     // The hasher catches up while the file is flushed and closed.
     const hashing = hasher.finish(size, a.timeoutMs);
@@ -681,6 +696,7 @@ async function transfer(a: TransferArgs): Promise<UploadResult> {
   } catch (err) {
     const e = err instanceof AirlockError ? err : new AirlockError('INTERNAL', `${a.what} failed: ${(err as Error).message}`);
     // Cancelled while the connection lives: record how far the bytes are good, for the next resume.
+    await checkpointing;
     if (e.code !== 'HASH_MISMATCH' && multi && !host.conn.closed && lowWater > checkpointed) {
       await withTimeout(host.writeSidecar(remotePath, { sha256: want, size, committed: lowWater }, true), 5000).catch(() => {});
     }
