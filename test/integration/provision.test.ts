@@ -278,6 +278,21 @@ describe('faults', () => {
     expect((await onHost('host3', 'sha256sum /srv/models/big-llm/1/weights.bin')).stdout).toContain(sha(big));
   });
 
+  it('a disk too small for the weights is refused before anything is sent, naming the path and the sizes', async () => {
+    // A 1 MiB tmpfs where the big model would go, inside host2's own mount namespace.
+    await onHost('host2', 'rm -rf /srv/models/big-llm && mkdir -p /srv/models/big-llm/1 && mount -t tmpfs -o size=1m tmpfs /srv/models/big-llm/1');
+    try {
+      const r = await c.ok('provision:apply', { playbook: 'test-weights', hosts: ['host2'], params: {} });
+      const m = step(r, 'host2', 'model');
+      expect(m.status).toBe('failed');
+      expect(m.errorCode).toBe('NO_SPACE');
+      expect(m.message).toMatch(/not enough space in \/srv\/models\/big-llm\/1: \d+ bytes to write, \d+ free/);
+      expect((await onHost('host2', 'ls -A /srv/models/big-llm/1')).stdout.trim()).toBe('');
+    } finally {
+      await onHost('host2', 'umount /srv/models/big-llm/1');
+    }
+  });
+
   it('a lockdown that would cut Airlock off is rolled back by the host\'s dead-man switch and reported', async () => {
     const pb = {
       format: 'airlock.playbook/v1',
