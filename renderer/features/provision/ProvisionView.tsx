@@ -12,6 +12,7 @@ import { useApp } from '../../context';
 import { AttestationDialog, AttestationsPanel } from './Attestations';
 import { DriftPanel } from './DriftPanel';
 import { HostPicker } from './HostPicker';
+import { ImportPlaybook } from './ImportPlaybook';
 import {
   applyProgress,
   currentParams,
@@ -176,6 +177,7 @@ export function ProvisionView({ active }: { active: boolean }) {
             playbooks={playbooks}
             hosts={hosts}
             onHostsChanged={() => void loadHosts()}
+            onPlaybooksChanged={() => void loadPlaybooks()}
             live={live}
             cancelError={cancelError}
             onStart={begin}
@@ -221,6 +223,7 @@ function RunTab({
   playbooks,
   hosts,
   onHostsChanged,
+  onPlaybooksChanged,
   live,
   cancelError,
   onStart,
@@ -232,6 +235,7 @@ function RunTab({
   playbooks: PlaybookInfo[] | null;
   hosts: Host[];
   onHostsChanged: () => void;
+  onPlaybooksChanged: () => void;
   live: LiveRun | null;
   cancelError: AirlockErrorShape | null;
   onStart: (init: { kind: LiveKind; playbook: string; skeleton: StepSkeleton[]; expect: string[] | null }, call: (requestId: string) => Promise<Result<Run>>) => Promise<void>;
@@ -314,6 +318,14 @@ function RunTab({
               </option>
             ))}
           </select>
+          {can('provision:importPlaybook') ? (
+            <ImportPlaybook
+              onImported={(name) => {
+                onPlaybooksChanged();
+                setForm((f) => ({ ...f, playbook: name }));
+              }}
+            />
+          ) : null}
           {pb ? (
             <>
               {pb.description ? <p className="hint">{safeText(pb.description)}</p> : null}
