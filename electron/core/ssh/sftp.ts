@@ -25,11 +25,17 @@ export interface UploadProgress {
 
 export interface UploadOptions {
   /**
-   * 1..n open connections to the same host. Each carries one SFTP stream; more connections mean
-   * more streams in parallel (the same connection may be given twice for two channels on it).
-   * The first one also runs the commands (space check, hashing). Not closed here.
+   * 1..n open connections to the same host; more connections mean more streams in parallel. The
+   * first one also runs the commands (space check, hashing). Not closed here.
    */
   connections: SshConnection[];
+  /**
+   * SFTP channels (streams) opened on each connection, 1–4; default 2. sshd lets each channel have
+   * at most 2 MiB in flight, which alone caps one channel's throughput once the host is busy. With
+   * one stream in all, a resume starts from the part file's size; with several, from the whole
+   * prefix last recorded in the sidecar (every 32 MiB).
+   */
+  channelsPerConnection?: number;
   localPath: string;
   /** Absolute path on the host; no NUL, CR or LF. */
   remotePath: string;
@@ -87,13 +93,14 @@ const MIN_CHUNK = 4 * 1024;
 /** OpenSSH's sftp-server accepts writes up to 256 KiB per request; keep room for the header. */
 const MAX_CHUNK = 255 * 1024;
 const DEFAULT_REQUESTS = 32;
+const DEFAULT_CHANNELS = 2;
 const DEFAULT_TIMEOUT_MS = 60_000;
 /** Bytes read from the local file at once, and handed to one stream as a unit. */
 const PIECE = 8 * 1024 * 1024;
 /** Tell the host-side hasher about new bytes in steps of at least this much. */
 const HASH_STEP = 16 * 1024 * 1024;
-/** With several streams, record the known-good prefix in the sidecar every this many bytes. */
-const CHECKPOINT_STEP = 128 * 1024 * 1024;
+/** With several streams, record the known-good prefix in the sidecar (over SFTP: no process on the host) every this many bytes. */
+const CHECKPOINT_STEP = 32 * 1024 * 1024;
 /** Hashing a whole file on the host: allowed time beyond timeoutMs, per byte (20 MB/s). */
 const HASH_MS_PER_BYTE = 1 / 20_000;
 const PROGRESS_MS = 100;
@@ -252,11 +259,6 @@ class Host {
     });
     return r.code === 0 ? parseDigest(r.stdout) : null;
   }
-
-  async writeSidecar(remotePath: string, s: Sidecar, uncancellable = false): Promise<void> {
-    const side = shellQuote(remotePath + SIDECAR_SUFFIX);
-    await this.run(`cat > ${side}.tmp && mv -f ${side}.tmp ${side}`, `Writing ${remotePath}${SIDECAR_SUFFIX}`, { stdin: sidecarText(s), uncancellable });
-  }
 }
 
 function splitOnce(s: string, sep: string): [string, string | undefined] {
@@ -398,6 +400,12 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
   const conns = opts.connections;
   if (!Array.isArray(conns) || conns.length === 0) throw new AirlockError('INVALID_INPUT', 'An upload needs at least one connection.');
   if (conns.length > 32) throw new AirlockError('INVALID_INPUT', 'An upload uses at most 32 connections.');
+  const perConn = opts.channelsPerConnection ?? DEFAULT_CHANNELS;
+  // sshd allows 10 sessions per connection by default (MaxSessions); the first connection also
+  // carries a bookkeeping session, the hasher, and whatever else its owner runs meanwhile.
+  if (!Number.isInteger(perConn) || perConn < 1 || perConn > 4) throw new AirlockError('INVALID_INPUT', 'channelsPerConnection must be 1–4.');
+  // One entry per stream: each connection as many times as it carries channels.
+  const streamConns = conns.flatMap((c) => Array.from({ length: perConn }, () => c));
   if (conns.some((c) => c.fingerprint !== conns[0]!.fingerprint)) {
     throw new AirlockError('INVALID_INPUT', 'The connections of an upload must all go to the same host.');
   }
@@ -426,8 +434,10 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
 
     const host = new Host(conns[0]!, timeoutMs, signal);
     const progress = (sent: number, done: number) => opts.onProgress && callSafely(() => opts.onProgress!({ sent, done, total: size }));
-    // The SFTP sessions open while the host's state is read (each costs a process start on the host).
-    const opening = Promise.allSettled(conns.map((c) => c.sftp({ timeoutMs, signal })));
+    // The SFTP sessions open while the host's state is read (each costs a process start on the host):
+    // one per stream, and one on the first connection for the bookkeeping (directories, sidecar,
+    // checkpoints, the final rename), so that never queues behind megabytes of writes.
+    const opening = Promise.allSettled([conns[0]!, ...streamConns].map((c) => c.sftp({ timeoutMs, signal })));
     let hasher: StreamingHash | null = null;
     try {
       const state = await host.state(remotePath);
@@ -461,16 +471,15 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
       const opened = await opening;
       const refused = opened.find((o): o is PromiseRejectedResult => o.status === 'rejected');
       if (refused) throw refused.reason;
-      const sessions = opened.map((o) => (o as PromiseFulfilledResult<SftpSession>).value);
-      const s0 = sessions[0]!;
-      await mkdirs(s0, dirOf(remotePath), state.spaceDir);
-      if (resumeFrom === 0) await s0.unlink(partPath);
+      const [control, ...sessions] = opened.map((o) => (o as PromiseFulfilledResult<SftpSession>).value);
+      await mkdirs(control!, dirOf(remotePath), state.spaceDir);
+      if (resumeFrom === 0) await control!.unlink(partPath);
       // What lies past the resume point may have holes (several streams): cut it off, so the part file
       // is a contiguous prefix again.
-      else if (part !== resumeFrom) await s0.truncate(partPath, resumeFrom);
-      await writeSidecar(s0, remotePath, { sha256: want, size, committed: conns.length > 1 ? resumeFrom : null });
+      else if (part !== resumeFrom) await control!.truncate(partPath, resumeFrom);
+      await writeSidecar(control!, remotePath, { sha256: want, size, committed: sessions.length > 1 ? resumeFrom : null });
 
-      return await transfer({ conns, sessions, hasher, host, local, size, resumeFrom, remotePath, partPath, want, mode, chunk, perStream, timeoutMs, signal, what, progress });
+      return await transfer({ control: control!, sessions, hasher, host, local, size, resumeFrom, remotePath, partPath, want, mode, chunk, perStream, timeoutMs, signal, what, progress });
     } finally {
       hasher?.stop();
       // Wait for the channels to close: then the host has handled every write it received, and the
@@ -513,7 +522,7 @@ async function writeSidecar(s: SftpSession, remotePath: string, side: Sidecar): 
 }
 
 interface TransferArgs {
-  conns: SshConnection[];
+  control: SftpSession;
   sessions: SftpSession[];
   hasher: StreamingHash;
   host: Host;
@@ -535,7 +544,7 @@ interface TransferArgs {
 async function transfer(a: TransferArgs): Promise<UploadResult> {
   const { host, size, resumeFrom, remotePath, partPath, want } = a;
   const label = host.label;
-  const multi = a.conns.length > 1;
+  const multi = a.sessions.length > 1;
   const pieces: Piece[] = [];
   for (let s = resumeFrom; s < size; s += PIECE) pieces.push({ start: s, end: Math.min(size, s + PIECE), acked: 0 });
 
@@ -570,8 +579,7 @@ async function transfer(a: TransferArgs): Promise<UploadResult> {
   const checkpoint = () => {
     if (!multi || checkpointing || lowWater - checkpointed < CHECKPOINT_STEP || failure) return;
     const at = lowWater;
-    checkpointing = host
-      .writeSidecar(remotePath, { sha256: want, size, committed: at })
+    checkpointing = withTimeout(writeSidecar(a.control, remotePath, { sha256: want, size, committed: at }), a.timeoutMs)
       .then(() => {
         checkpointed = at;
       })
@@ -673,7 +681,7 @@ async function transfer(a: TransferArgs): Promise<UploadResult> {
     if (failure) throw failure;
     a.progress(sent, resumeFrom + sent);
 
-    const [streamed, onHost] = await Promise.all([hashing, main.sftp.stat(partPath)]);
+    const [streamed, onHost] = await Promise.all([hashing, a.control.stat(partPath)]);
     if (!onHost || onHost.size !== size) {
       await removeQuietly(host, remotePath);
       throw new AirlockError(
@@ -690,15 +698,15 @@ async function transfer(a: TransferArgs): Promise<UploadResult> {
         `${remotePath} on ${label} does not have the expected content: SHA-256 on the host ${got ?? '(could not be computed)'}, expected ${want}. The partial file was removed; the next upload starts over.`,
       );
     }
-    await main.sftp.rename(partPath, remotePath);
-    await main.sftp.unlink(remotePath + SIDECAR_SUFFIX);
+    await a.control.rename(partPath, remotePath);
+    await a.control.unlink(remotePath + SIDECAR_SUFFIX);
     return { bytesSent: sent, resumedFrom: resumeFrom, sha256: want, remotePath, skipped: false };
   } catch (err) {
     const e = err instanceof AirlockError ? err : new AirlockError('INTERNAL', `${a.what} failed: ${(err as Error).message}`);
     // Cancelled while the connection lives: record how far the bytes are good, for the next resume.
     await checkpointing;
-    if (e.code !== 'HASH_MISMATCH' && multi && !host.conn.closed && lowWater > checkpointed) {
-      await withTimeout(host.writeSidecar(remotePath, { sha256: want, size, committed: lowWater }, true), 5000).catch(() => {});
+    if (e.code !== 'HASH_MISMATCH' && multi && !a.control.closed && lowWater > checkpointed) {
+      await withTimeout(writeSidecar(a.control, remotePath, { sha256: want, size, committed: lowWater }), 5000).catch(() => {});
     }
     throw e;
   } finally {
