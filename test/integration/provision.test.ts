@@ -317,4 +317,18 @@ describe('faults', () => {
     const scan = await c.ok('hosts:scan', { names: ['host3'] });
     expect(scan[0]!.ok).toBe(true);
   });
+
+  it('sshd settings that would lock Airlock out are rolled back by the dead-man switch too', async () => {
+    const pb = { format: 'airlock.playbook/v1', name: 'test-sshd', version: '1', steps: [{ id: 'sshd', type: 'ssh-hardening', params: {} }] };
+    await c.ok('provision:importPlaybook', { text: JSON.stringify(pb) });
+    const before = (await onHost('host3', 'sshd -T | grep -E "^permitrootlogin "')).stdout;
+    // Airlock logs in as root: PermitRootLogin no shuts it out.
+    const r = await c.ok('provision:apply', { playbook: 'test-sshd', hosts: ['host3'], params: { sshd: { permitRootLogin: 'no', deadManSeconds: 5 } } });
+    const s = step(r, 'host3', 'sshd');
+    expect(s.status).toBe('failed');
+    expect(s.errorCode).toBe('LOCKDOWN_ROLLED_BACK');
+    expect(s.message).toMatch(/dead-man switch restored the previous settings/);
+    expect((await onHost('host3', 'sshd -T | grep -E "^permitrootlogin "')).stdout).toBe(before);
+    expect((await c.ok('hosts:scan', { names: ['host3'] }))[0]!.ok).toBe(true);
+  });
 });

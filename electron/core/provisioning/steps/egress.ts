@@ -3,6 +3,7 @@ import net from 'node:net';
 import { createTwoFilesPatch } from 'diff';
 import { z } from 'zod';
 import { q, StepFailure } from '../remote';
+import { awaitRollback } from './deadman';
 import { defineStep, type StepContext } from './types';
 
 const Cidr4 = z.string().refine((s) => parseCidr(s) !== null, 'an IPv4 address or CIDR (a.b.c.d/n)');
@@ -215,23 +216,7 @@ export const egressLockdown = defineStep<Params>({
       ctx.log(`a new SSH connection failed (${(e as Error).message}); waiting for the dead-man switch\n`);
     }
     // Airlock was cut off: the host restores the previous ruleset when the timer fires. Prove it did.
-    const until = Date.now() + (p.deadManSeconds + 20) * 1000;
-    let rolledBack: string | null = null;
-    while (Date.now() < until && !ctx.signal.aborted) {
-      await new Promise((r) => setTimeout(r, 2000));
-      try {
-        const fresh = await ctx.freshConnection(5000);
-        try {
-          const r = await fresh.exec(`${ctx.remote.asRoot ? '' : 'sudo -n '}cat ${STATE}/rolled-back`, { timeoutMs: 5000 });
-          rolledBack = r.code === 0 ? r.stdout.trim() : 'unknown time';
-        } finally {
-          fresh.close();
-        }
-        break;
-      } catch {
-        // still cut off; keep waiting for the timer
-      }
-    }
+    const rolledBack = await awaitRollback(ctx, p.deadManSeconds, `${STATE}/rolled-back`);
     throw new StepFailure(
       rolledBack
         ? `the new ruleset cut Airlock off; the host's dead-man switch restored the previous ruleset (at ${rolledBack}) — nothing was locked down`

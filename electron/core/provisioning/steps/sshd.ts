@@ -3,6 +3,7 @@ import { createTwoFilesPatch } from 'diff';
 import { z } from 'zod';
 import type { Change } from '../../../../shared/contract/provision';
 import { q, StepFailure } from '../remote';
+import { awaitRollback } from './deadman';
 import { defineStep, type StepContext } from './types';
 
 const Algo = z.string().regex(/^[a-z0-9@.+-]+$/);
@@ -148,7 +149,16 @@ export const sshHardening = defineStep<Params>({
         lastErr = (e as Error).message;
       }
     }
-    throw new StepFailure(`Airlock could not log in anew after the sshd reload (${lastErr}); the host restores the previous settings after ${p.deadManSeconds} s`, null, '', 'LOCKDOWN_ROLLED_BACK');
+    ctx.log(`a new SSH login failed (${lastErr}); waiting for the dead-man switch\n`);
+    const rolledBack = await awaitRollback(ctx, p.deadManSeconds, `${st}/rolled-back`);
+    throw new StepFailure(
+      rolledBack
+        ? `the new sshd settings locked Airlock out (${lastErr}); the host's dead-man switch restored the previous settings (at ${rolledBack})`
+        : `the new sshd settings locked Airlock out (${lastErr}) and Airlock could not get back in after the dead-man switch was due (${p.deadManSeconds} s)`,
+      null,
+      '',
+      'LOCKDOWN_ROLLED_BACK',
+    );
   },
   async verify(ctx, p) {
     const eff = await effective(ctx);
