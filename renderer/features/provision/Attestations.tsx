@@ -37,7 +37,7 @@ export function attestationFileText(a: SignedAttestation): string {
 
 /** One attestation: the signed JSON, pretty-printed, its key fingerprint, Export and Copy. */
 export function AttestationDialog({ id, host, onClose }: { id: string; host: string; onClose: () => void }) {
-  const { client } = useApp();
+  const { client, api } = useApp();
   const key = useAttestKey();
   const [att, setAtt] = useState<SignedAttestation | null>(null);
   const [error, setError] = useState<AirlockErrorShape | null>(null);
@@ -141,6 +141,15 @@ export function AttestationDialog({ id, host, onClose }: { id: string; host: str
           <pre className="prov-pre prov-att-json" data-testid="attestation-json">
             {safeText(text)}
           </pre>
+          {api.shell === 'electron' ? (
+            <p className="hint" data-testid="attestation-electron-note">
+              The desktop window does not save downloads (hardening): use Copy JSON, or{' '}
+              <span className="mono">
+                airlock attest show {id} --out attestation-{host}-{id}.json
+              </span>
+              .
+            </p>
+          ) : null}
           <p className="hint">
             The signature covers the RFC 8785 canonical JSON of <span className="mono">attestation</span>; anyone can check it offline with the public key in the
             file (<span className="mono">airlock attest verify FILE</span>) and compare its fingerprint with the one this console shows.
