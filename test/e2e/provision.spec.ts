@@ -234,6 +234,10 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   await expect(diffOf(h2.name, 'inference')).toContainText('+ExecStart=');
   // The diff is text in a <pre>: its only elements are the line spans the view made.
   expect(await unitDiff.locator(':scope > :not(span)').count()).toBe(0);
+  const shot = async (name: string) => {
+    if (process.env.AIRLOCK_SCREENSHOT === '1') await page.screenshot({ path: testInfo.outputPath(`${name}.png`), fullPage: true });
+  };
+  await shot('provision-plan');
   // A plan changes nothing on the hosts.
   const untouched = await runOnHost(lab, h1.name, ['/bin/sh', '-c', 'dpkg-query -W airlock-node-tools 2>&1; ls /srv/models 2>&1; nft list tables']);
   expect(untouched.stdout).not.toMatch(/airlock-node-tools\t1\.0|tiny-llm|airlock_egress/);
@@ -280,6 +284,7 @@ test('plan → review the diff → apply → watch progress → attestation (exp
     await expect(bar).toHaveAttribute('data-total', String(media.modelBytes));
     await expect(bar).toHaveAttribute('data-done', String(media.modelBytes));
   }
+  await shot('provision-applied');
   // Each step's output is kept: dpkg installed the package from the uploaded file.
   await live.getByTestId(`prov-step-toggle-${h1.name}-packages`).click();
   await live.getByTestId(`prov-step-output-${h1.name}-packages`).locator('summary').click();
@@ -301,6 +306,7 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   await expect(json).toContainText(`"run": "${applyId}"`);
   await expect(page.getByTestId('attestation-key-trusted')).toBeVisible();
   const keyFp = (await page.getByTestId('attestation-key-fp').innerText()).trim();
+  await shot('provision-attestation');
   expect(keyFp).toMatch(/^SHA256:/);
   const downloadP = page.waitForEvent('download');
   await page.getByTestId('attestation-export').click();
@@ -363,6 +369,7 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   const item = page.getByTestId(`prov-drift-host-${h1.name}`).locator('[data-testid=prov-drift-item][data-step=model]');
   await expect(item).toHaveCount(1);
   await expect(item).toHaveAttribute('data-path', /files\[\d+\]\.sha256/);
+  await shot('provision-drift');
 
   // ---------- the runs record ----------
   await page.getByTestId('prov-tab-runs').click();
