@@ -563,13 +563,23 @@ class Connection implements SshConnection {
     const what = `A command on ${this.where}`;
     const started = Date.now();
     const timeoutMs = clampTimeout(opts.timeoutMs);
-    const ch = await this.openChannel(what, timeoutMs, opts.signal, (cb) => this.client.exec(command, cb));
+    // ssh2 emits 'exit' while parsing packets: when the channel's confirmation and its exit-status
+    // arrive in one read, that happens before the await below returns. Record it from the start.
+    let early: { code: number | null; signal: string | null } | null = null;
+    const ch = await this.openChannel(what, timeoutMs, opts.signal, (cb) =>
+      this.client.exec(command, (err, c) => {
+        c?.once('exit', (code: number | null, signal?: string) => {
+          early = { code: typeof code === 'number' ? code : null, signal: typeof signal === 'string' ? sanitizeHostText(signal, 32) : null };
+        });
+        cb(err, c);
+      }),
+    );
     const max = opts.maxOutputBytes && opts.maxOutputBytes > 0 ? opts.maxOutputBytes : DEFAULT_MAX_OUTPUT_BYTES;
     const out = new CappedBuffer(max);
     const err = new CappedBuffer(max);
     return new Promise<ExecResult>((resolve, reject) => {
       let done = false;
-      let exit: { code: number | null; signal: string | null } | null = null;
+      let exit: { code: number | null; signal: string | null } | null = early;
       const stop = () => {
         // KILL first: closing the channel alone leaves e.g. a `sleep` running on the host.
         signalChannel(ch, 'KILL');
