@@ -197,17 +197,34 @@ describe('provisioning a lab host', () => {
     await onHost('host2', 'rm -f /etc/ssh/sshd_config.d/00-drift.conf');
   });
 
-  it('a byte flipped on the host is caught by verify, naming the file; never reported as success', async () => {
-    await corruptFile(lab, 'host1', '/srv/models/tiny-llm/1/model.safetensors', 1000);
+  it('a byte flipped on the host is caught by verify, naming the file; never reported as success; rehash repairs it', async () => {
+    const f = '/srv/models/tiny-llm/1/model.safetensors';
+    // A stealthy corruption: same size, and the modification time put back.
+    const mtime = (await onHost('host1', `stat -c %Y ${f}`)).stdout.trim();
+    await corruptFile(lab, 'host1', f, 1000);
+    await onHost('host1', `touch -d @${mtime} ${f}`);
     const r = await c.ok('provision:apply', { playbook: 'lab-gpu-node', hosts: ['host1'], params: overrides() });
     expect(r.status).toBe('failed');
     const m = step(r, 'host1', 'model');
     expect(m.status).toBe('failed');
     expect(m.errorCode).toBe('VERIFY_FAILED');
-    expect(m.message).toContain('/srv/models/tiny-llm/1/model.safetensors');
+    expect(m.message).toContain(f);
     expect(r.hosts[0]!.attestationId).toBeNull();
     // The steps after it did not run.
     expect(step(r, 'host1', 'inference').status).toBe('pending');
+    // rehash: check hashes on the host, finds the file, apply re-pushes it, verify proves it.
+    const fixed = await c.ok('provision:apply', { playbook: 'lab-gpu-node', hosts: ['host1'], params: { ...overrides(), model: { rehash: true } } });
+    expect(fixed.status).toBe('succeeded');
+    expect(step(fixed, 'host1', 'model')).toMatchObject({ status: 'changed', changes: [expect.objectContaining({ target: f })] });
+    expect((await onHost('host1', `sha256sum ${f}`)).stdout).toContain(sha(fs.readFileSync(path.join(media, 'tiny', 'model.safetensors'))));
+  });
+
+  it('a file written on the host since Airlock verified it shows in the plan', async () => {
+    await corruptFile(lab, 'host1', '/srv/models/tiny-llm/1/config.json', 2);
+    const r = await c.ok('provision:plan', { playbook: 'lab-gpu-node', hosts: ['host1'], params: overrides() });
+    expect(step(r, 'host1', 'model')).toMatchObject({ status: 'would-change', changes: [expect.objectContaining({ from: 'files changed since Airlock verified them' })] });
+    const fixed = await c.ok('provision:apply', { playbook: 'lab-gpu-node', hosts: ['host1'], params: overrides() });
+    expect(fixed.status).toBe('succeeded');
   });
 });
 

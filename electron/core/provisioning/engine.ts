@@ -342,6 +342,9 @@ export class Provisioner {
           rec.finish(aborted ? 'cancelled' : 'failed', { message: info.message, errorCode: aborted ? 'CANCELLED' : info.code, exitCode: info.exitCode, durationMs: Date.now() - started });
           this.auditStep(c, runId, host.name, decl.id, decl.type, 'outcome', 'error', { status: aborted ? 'cancelled' : 'failed', message: info.message.slice(0, 500) }, aborted ? 'CANCELLED' : info.code);
           if (e instanceof AirlockError && e.code === 'AUDIT_UNAVAILABLE') throw e;
+          // A plan shows every step: a check that could not run is reported and the next one is tried,
+          // unless the run was cancelled or the connection is gone.
+          if (kind === 'plan' && !aborted && !conn.closed) continue;
           failed = { status: aborted ? 'cancelled' : 'failed', message: `${decl.id}: ${info.message}` };
           break;
         }

@@ -13,11 +13,18 @@ const Params = z
     dest: z.string().default('/srv/models'),
     /** SSH connections used at once for the transfer (parallel SFTP streams). */
     connections: z.number().int().min(1).max(8).default(2),
+    /**
+     * check re-hashes every file on the host instead of trusting sizes and modification times
+     * (slow for large models; for repairing a corruption that kept both, which verify reports).
+     */
+    rehash: z.boolean().default(false),
   })
   .strict();
 type Params = z.infer<typeof Params>;
 
 export const MANIFEST = '.airlock-manifest.sha256';
+/** Size and modification time of every file as Airlock last verified it: a change means re-check. */
+export const STAT = '.airlock-manifest.stat';
 
 export function modelDir(p: { dest: string; model: string; version: string }): string {
   return `${checkHostPath(p.dest, 'dest').replace(/\/+$/, '')}/${p.model}/${p.version}`;
@@ -27,16 +34,31 @@ function manifest(m: StoreModel): string {
   return m.files.map((f) => `${f.sha256}  ${f.path}\n`).join('');
 }
 
-/** Sizes of the files present (missing ones absent), and the manifest Airlock left last time. */
+/** Sizes and modification times of the files present (missing ones absent), and what Airlock recorded last time. */
 async function present(ctx: StepContext, dir: string, m: StoreModel) {
   const paths = m.files.map((f) => `${dir}/${f.path}`);
-  const r = await ctx.remote.sh(`for f in ${paths.map(q).join(' ')}; do if [ -f "$f" ]; then printf '%s\\t%s\\n' "$(stat -c %s "$f")" "$f"; fi; done; true`);
+  const r = await ctx.remote.sh(`for f in ${paths.map(q).join(' ')}; do if [ -f "$f" ]; then printf '%s\\t%s\\n' "$(stat -c '%s %Y' "$f")" "$f"; fi; done; true`);
   const sizes = new Map<string, number>();
+  const lines: string[] = [];
   for (const line of r.stdout.split('\n')) {
     const t = line.indexOf('\t');
-    if (t > 0) sizes.set(line.slice(t + 1), Number(line.slice(0, t)));
+    if (t > 0) {
+      sizes.set(line.slice(t + 1), Number(line.slice(0, t).split(' ')[0]));
+      lines.push(line);
+    }
   }
-  return { sizes, manifest: await ctx.remote.readFile(`${dir}/${MANIFEST}`) };
+  return { sizes, stat: lines.join('\n') + '\n', manifest: await ctx.remote.readFile(`${dir}/${MANIFEST}`), recorded: await ctx.remote.readFile(`${dir}/${STAT}`) };
+}
+
+/** SHA-256 of each file as computed on the host (null where missing or unreadable). */
+async function hostHashes(ctx: StepContext, dir: string, m: StoreModel): Promise<Map<string, string>> {
+  const r = await ctx.remote.sh(`cd ${q(dir)} && sha256sum -- ${m.files.map((f) => q(f.path)).join(' ')}`, { timeoutMs: 60 * 60_000 });
+  const got = new Map<string, string>();
+  for (const line of r.stdout.split('\n')) {
+    const mm = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+    if (mm) got.set(mm[2]!, mm[1]!);
+  }
+  return got;
 }
 
 /**
@@ -52,13 +74,20 @@ export const modelWeights = defineStep<Params>({
   async check(ctx, p) {
     const m = ctx.store.model(p.model, p.version);
     const dir = modelDir(p);
-    const { sizes, manifest: have } = await present(ctx, dir, m);
+    const { sizes, manifest: have, stat, recorded } = await present(ctx, dir, m);
+    const hashes = p.rehash ? await hostHashes(ctx, dir, m) : null;
     const changes = m.files
-      .filter((f) => sizes.get(`${dir}/${f.path}`) !== f.size)
-      .map((f) => ({ kind: 'model' as const, target: `${dir}/${f.path}`, from: sizes.has(`${dir}/${f.path}`) ? `${sizes.get(`${dir}/${f.path}`)} bytes` : null, to: `${f.size} bytes, sha256 ${f.sha256.slice(0, 16)}…`, diff: null }));
-    if (changes.length === 0 && have !== manifest(m)) {
-      // Sizes match but Airlock has not verified these bytes (or they were changed): re-verify and re-push what differs.
-      changes.push({ kind: 'model', target: `${dir}/${MANIFEST}`, from: have === null ? null : 'different', to: `${m.files.length} file(s) verified`, diff: null });
+      .filter((f) => sizes.get(`${dir}/${f.path}`) !== f.size || (hashes && hashes.get(f.path) !== f.sha256))
+      .map((f) => ({
+        kind: 'model' as const,
+        target: `${dir}/${f.path}`,
+        from: sizes.has(`${dir}/${f.path}`) ? `${sizes.get(`${dir}/${f.path}`)} bytes${hashes ? `, sha256 ${(hashes.get(f.path) ?? '?').slice(0, 16)}…` : ''}` : null,
+        to: `${f.size} bytes, sha256 ${f.sha256.slice(0, 16)}…`,
+        diff: null,
+      }));
+    if (changes.length === 0 && (have !== manifest(m) || recorded !== stat)) {
+      // Sizes match, but Airlock has not verified these bytes, or a file was written since: re-verify (on the host) and re-push what differs.
+      changes.push({ kind: 'model', target: `${dir}/${MANIFEST}`, from: have === null ? null : 'files changed since Airlock verified them', to: `${m.files.length} file(s) verified`, diff: null });
     }
     return { state: changes.length ? 'change' : 'ok', changes };
   },
@@ -100,16 +129,12 @@ export const modelWeights = defineStep<Params>({
       );
     }
     await ctx.remote.writeFile(`${dir}/${MANIFEST}`, manifest(m), '0644');
+    await ctx.remote.writeFile(`${dir}/${STAT}`, (await present(ctx, dir, m)).stat, '0644');
   },
   async verify(ctx, p) {
     const m = ctx.store.model(p.model, p.version);
     const dir = modelDir(p);
-    const r = await ctx.remote.sh(`cd ${q(dir)} && sha256sum -- ${m.files.map((f) => q(f.path)).join(' ')}`, { timeoutMs: 60 * 60_000 });
-    const got = new Map<string, string>();
-    for (const line of r.stdout.split('\n')) {
-      const mm = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
-      if (mm) got.set(mm[2]!, mm[1]!);
-    }
+    const got = await hostHashes(ctx, dir, m);
     const bad = m.files.filter((f) => got.get(f.path) !== f.sha256);
     return {
       ok: bad.length === 0,
