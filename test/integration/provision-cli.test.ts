@@ -68,7 +68,7 @@ describe('provisioning from the CLI', () => {
     const pb = path.join(data, 'pb.json');
     fs.writeFileSync(
       pb,
-      JSON.stringify({ format: 'airlock.playbook/v1', name: 'weights-only', version: '1', steps: [{ id: 'model', type: 'model-weights', params: { model: 'big-llm', version: '7', connections: 1 } }] }),
+      JSON.stringify({ format: 'airlock.playbook/v1', name: 'weights-only', version: '1', steps: [{ id: 'model', type: 'model-weights', params: { model: 'big-llm', version: '7', connections: 1, channelsPerConnection: 1 } }] }),
     );
     expect(airlock(['provision', 'import-playbook', pb]).code).toBe(0);
     const bad = path.join(data, 'bad.json');

@@ -256,7 +256,7 @@ describe('faults', () => {
       format: 'airlock.playbook/v1',
       name: 'test-weights',
       version: '1',
-      steps: [{ id: 'model', type: 'model-weights', params: { model: 'big-llm', version: '1', connections: 1 } }],
+      steps: [{ id: 'model', type: 'model-weights', params: { model: 'big-llm', version: '1', connections: 1, channelsPerConnection: 1 } }],
     };
     await c.ok('provision:importPlaybook', { text: JSON.stringify(pb) });
     let cut = false;

@@ -14,6 +14,11 @@ const Params = z
     /** SSH connections used at once for the transfer (parallel SFTP streams). */
     connections: z.number().int().min(1).max(8).default(2),
     /**
+     * SFTP channels per connection (sshd allows about 2 MiB in flight per channel). One stream in
+     * all (1 × 1) resumes exactly from the part file; more streams resume from the last checkpoint.
+     */
+    channelsPerConnection: z.number().int().min(1).max(4).default(2),
+    /**
      * check re-hashes every file on the host instead of trusting sizes and modification times
      * (slow for large models; for repairing a corruption that kept both, which verify reports).
      */
@@ -112,6 +117,7 @@ export const modelWeights = defineStep<Params>({
       const remotePath = `${dir}/${f.path}`;
       const r = await uploadFile({
         connections: conns,
+        channelsPerConnection: p.channelsPerConnection,
         localPath: ctx.store.objectPath(f.sha256),
         remotePath,
         sha256: f.sha256,
