@@ -11,7 +11,7 @@ const ms = (x: number) => `${x.toFixed(1)} ms`;
  * sshd -T), which runs on the same 2 cores as Airlock; the CPU split is printed for context.
  */
 export async function benchPlan(rows: Row[]) {
-  const lab = await labUp({ id: 'bench-plan', hosts: 20 });
+  const lab = await labUp({ id: 'bench-plan', hosts: 20, gpuProfiles: ['a100', 'h100', 't4'] });
   const t = await testCore({ sshTimeoutMs: 20_000, provisionConcurrency: 20, stepUpMinutes: 600 });
   try {
     const c = t.client();

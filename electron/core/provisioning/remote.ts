@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { ExecResult, SshConnection } from '../ssh/connection';
 
@@ -63,6 +64,33 @@ export class Remote {
       throw new StepFailure(`${what} failed (exit ${r.code ?? r.signal ?? '?'}${why ? `: ${why}` : ''})`, r.code, `${r.stdout}${r.stderr}`);
     }
     return r;
+  }
+
+  /**
+   * Several read-only scripts in one SSH exec (each in its own subshell, stderr dropped): a check
+   * that needs four facts costs one session on the host instead of four. Returns each part's exit
+   * code and stdout.
+   */
+  async batch(scripts: string[], opts: RunOpts = {}): Promise<Array<{ code: number; stdout: string }>> {
+    const mark = `__airlock_part_${crypto.randomBytes(6).toString('hex')}__`;
+    const body = scripts.map((x, i) => `(\n${x}\n) 2>/dev/null; printf '\\n${mark} ${i} %s\\n' "$?"`).join('\n');
+    const r = await this.sh(body, opts);
+    const out: Array<{ code: number; stdout: string }> = [];
+    let buf = '';
+    for (const line of r.stdout.split('\n')) {
+      const m = line.startsWith(mark) ? /^\S+ (\d+) (\d+)$/.exec(line) : null;
+      if (m && Number(m[1]) === out.length) {
+        out.push({ code: Number(m[2]), stdout: buf.endsWith('\n') ? buf.slice(0, -1) : buf });
+        buf = '';
+      } else buf += `${line}\n`;
+    }
+    if (out.length !== scripts.length) throw new StepFailure(`the host answered ${out.length} of ${scripts.length} checks`, r.code, r.stderr);
+    return out;
+  }
+
+  /** The script for {@link batch} that prints a file, or exits 44 when there is none. */
+  static cat(path: string, maxBytes = 1024 * 1024): string {
+    return `if [ -f ${q(path)} ]; then head -c ${maxBytes} ${q(path)}; else exit 44; fi`;
   }
 
   /** A file's content, or null when it does not exist. Bounded. */

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import { createTwoFilesPatch } from 'diff';
 import { z } from 'zod';
-import { q, StepFailure } from '../remote';
+import { q, Remote, StepFailure } from '../remote';
 import { awaitRollback } from './deadman';
 import { defineStep, type StepContext } from './types';
 
@@ -160,10 +160,18 @@ export const egressLockdown = defineStep<Params>({
   params: Params,
   needs: { root: true, store: () => [] },
   async check(ctx, p) {
-    const want = renderRuleset(p, await airlockAddress(ctx));
-    const source = await ctx.remote.readFile(SOURCE);
-    const now = await listing(ctx);
-    const applied = (await ctx.remote.readFile(`${STATE}/applied.sha256`))?.trim() ?? null;
+    // One session on the host for all four facts.
+    const [addr, src, list, app] = await ctx.remote.batch([
+      'printf "%s" "${SSH_CONNECTION%% *}"',
+      Remote.cat(SOURCE),
+      `nft -s list table inet ${TABLE}`,
+      Remote.cat(`${STATE}/applied.sha256`),
+    ]);
+    const airlock = net.isIPv4(addr!.stdout.trim()) ? addr!.stdout.trim() : null;
+    const want = renderRuleset(p, airlock);
+    const source = src!.code === 0 ? src!.stdout : null;
+    const now = list!.code === 0 ? list!.stdout : null;
+    const applied = app!.code === 0 ? app!.stdout.trim() : null;
     if (source === want && now !== null && applied === sha(now)) return { state: 'ok', changes: [] };
     return {
       state: 'change',

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { createTwoFilesPatch } from 'diff';
 import { z } from 'zod';
 import type { Change } from '../../../../shared/contract/provision';
-import { q, StepFailure } from '../remote';
+import { q, Remote, StepFailure } from '../remote';
 import { awaitRollback } from './deadman';
 import { defineStep, type StepContext } from './types';
 
@@ -58,16 +58,20 @@ export function renderDropIn(p: Params): string {
 
 /** The effective configuration, read from sshd itself. */
 async function effective(ctx: StepContext): Promise<Record<string, string>> {
-  const r = await ctx.remote.must('sshd -T 2>&1 || /usr/sbin/sshd -T', 'reading the effective sshd configuration (sshd -T)');
+  const r = await ctx.remote.must('sshd -T', 'reading the effective sshd configuration (sshd -T)');
+  return parseEffective(r.stdout, r.code);
+}
+
+function parseEffective(stdout: string, code: number | null): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const line of r.stdout.split('\n')) {
+  for (const line of stdout.split('\n')) {
     const i = line.indexOf(' ');
     if (i > 0) {
       const k = line.slice(0, i).toLowerCase();
       if (!(k in out)) out[k] = line.slice(i + 1).trim();
     }
   }
-  if (!out.port) throw new StepFailure('sshd -T printed no configuration', r.code, r.stdout);
+  if (!out.port) throw new StepFailure(`sshd -T printed no configuration (exit ${code ?? '?'})`, code, stdout);
   return out;
 }
 
@@ -91,8 +95,9 @@ export const sshHardening = defineStep<Params>({
   params: Params,
   needs: { root: true, store: () => [] },
   async check(ctx, p) {
-    const diff = differences(await effective(ctx), p);
-    const have = await ctx.remote.readFile(p.dropIn);
+    const [t, d] = await ctx.remote.batch(['sshd -T', Remote.cat(p.dropIn)]);
+    const diff = differences(parseEffective(t!.stdout, t!.code), p);
+    const have = d!.code === 0 ? d!.stdout : null;
     const want = renderDropIn(p);
     const changes: Change[] = diff.map((d) => ({ kind: 'config' as const, target: `sshd ${d.key}`, from: d.now, to: d.want, diff: null }));
     if (have !== want) {
