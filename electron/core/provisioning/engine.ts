@@ -290,27 +290,9 @@ export class Provisioner {
         const impl = STEPS.get(decl.type)!;
         const params = stepParams(pb, decl.id, overrides);
         const rec = new StepLog(this, c, runId, host.name, idx);
-        const ctx: StepContext = {
-          host: { name: host.name, address: host.address, port: host.port, user: host.user, fingerprint: host.fingerprint! },
-          remote,
-          store: this.deps.store,
-          signal: c.signal,
-          timeoutMs: this.deps.timeoutMs,
-          log: (t) => rec.log(t),
-          transfer: (p) => rec.transfer(p),
-          extraConnections: async (n) => {
-            const out: SshConnection[] = [];
-            for (let i = 0; i < n; i++) {
-              const x = await this.deps.hosts.open(host.name, c.auth, c.signal);
-              extras.push(x);
-              out.push(x);
-            }
-            return out;
-          },
-          freshConnection: (timeoutMs) => this.deps.hosts.open(host.name, c.auth, c.signal, timeoutMs),
-        };
+        const ctx = this.context(c, host, remote, { log: (t) => rec.log(t), transfer: (p) => rec.transfer(p), extras });
         const started = Date.now();
-        rec.begin(kind === 'plan' ? 'check' : 'check');
+        rec.begin();
         try {
           if (c.signal.aborted) throw new AirlockError('CANCELLED', 'Cancelled.');
           const found = await impl.check(ctx, params);
@@ -424,19 +406,10 @@ export class Provisioner {
         if (conn.fingerprint !== att.attestation.host.hostKey.fingerprint) {
           items.push({ stepId: 'host', path: 'hostKey.fingerprint', attested: att.attestation.host.hostKey.fingerprint, now: conn.fingerprint });
         }
+        // Drift only reads: no log, no transfers, no extra connections.
+        const ctx = this.context(c, host, remote, { log: () => {}, transfer: () => {}, extras: null });
         for (const decl of pb.steps) {
           const impl = STEPS.get(decl.type)!;
-          const ctx: StepContext = {
-            host: { name: host.name, address: host.address, port: host.port, user: host.user, fingerprint: host.fingerprint! },
-            remote,
-            store: this.deps.store,
-            signal: c.signal,
-            timeoutMs: this.deps.timeoutMs,
-            log: () => {},
-            transfer: () => {},
-            extraConnections: async () => [],
-            freshConnection: (t) => this.deps.hosts.open(host.name, c.auth, c.signal, t),
-          };
           let now: unknown;
           try {
             now = (await impl.verify(ctx, stepParams(pb, decl.id, overrides))).facts;
@@ -473,6 +446,34 @@ export class Provisioner {
     }
   }
 
+  /** What a step sees of its host. `extras` collects extra connections for the caller to close (null: none allowed). */
+  private context(
+    c: Caller,
+    host: Host,
+    remote: Remote,
+    io: { log: StepContext['log']; transfer: StepContext['transfer']; extras: SshConnection[] | null },
+  ): StepContext {
+    return {
+      host: { name: host.name, address: host.address, port: host.port, user: host.user, fingerprint: host.fingerprint! },
+      remote,
+      store: this.deps.store,
+      signal: c.signal,
+      timeoutMs: this.deps.timeoutMs,
+      log: io.log,
+      transfer: io.transfer,
+      extraConnections: async (n) => {
+        const out: SshConnection[] = [];
+        for (let i = 0; i < n && io.extras; i++) {
+          const x = await this.deps.hosts.open(host.name, c.auth, c.signal);
+          io.extras.push(x);
+          out.push(x);
+        }
+        return out;
+      },
+      freshConnection: (timeoutMs) => this.deps.hosts.open(host.name, c.auth, c.signal, timeoutMs),
+    };
+  }
+
   // ---- records ----
 
   row(runId: string): RunRow {
@@ -501,16 +502,7 @@ export class Provisioner {
       attestation_id: string | null;
     }>;
     return {
-      id: r.id,
-      kind: r.kind,
-      playbook: r.playbook,
-      playbookVersion: r.playbook_version,
-      playbookDigest: r.playbook_digest,
-      actor: r.actor,
-      status: r.status,
-      startedAt: r.started_at,
-      finishedAt: r.finished_at,
-      attempts: r.attempts,
+      ...runFields(r),
       hosts: hosts.map((h) => ({
         host: h.host,
         status: h.status,
@@ -525,26 +517,14 @@ export class Provisioner {
 
   list(limit: number) {
     this.sweep();
-    const rows = this.deps.db.prepare('SELECT * FROM provision_runs ORDER BY started_at DESC, rowid DESC LIMIT ?').all(limit) as RunRow[];
-    return rows.map((r) => {
-      const counts = this.deps.db
-        .prepare(`SELECT COUNT(*) AS n, SUM(status IN ('failed', 'cancelled', 'interrupted')) AS bad FROM provision_hosts WHERE run_id = ?`)
-        .get(r.id) as { n: number; bad: number | null };
-      return {
-        id: r.id,
-        kind: r.kind,
-        playbook: r.playbook,
-        playbookVersion: r.playbook_version,
-        playbookDigest: r.playbook_digest,
-        actor: r.actor,
-        status: r.status,
-        startedAt: r.started_at,
-        finishedAt: r.finished_at,
-        attempts: r.attempts,
-        hostCount: counts.n,
-        failedHosts: counts.bad ?? 0,
-      };
-    });
+    const rows = this.deps.db
+      .prepare(
+        `SELECT r.*, COUNT(h.host) AS host_count, COALESCE(SUM(h.status IN ('failed', 'cancelled', 'interrupted')), 0) AS failed_hosts
+         FROM provision_runs r LEFT JOIN provision_hosts h ON h.run_id = r.id
+         GROUP BY r.id ORDER BY r.started_at DESC, r.rowid DESC LIMIT ?`,
+      )
+      .all(limit) as Array<RunRow & { host_count: number; failed_hosts: number }>;
+    return rows.map((r) => ({ ...runFields(r), hostCount: r.host_count, failedHosts: r.failed_hosts }));
   }
 
   // ---- writes used by StepLog ----
@@ -632,11 +612,11 @@ class StepLog {
     this.out = prev.output ? `${prev.output}\n--- resumed: re-checking ---\n` : '';
   }
 
-  begin(phase: 'check') {
+  begin() {
     this.startedAt = new Date().toISOString();
     this.p.writeStep(this.runId, this.host, this.idx, {
       status: 'running',
-      phase,
+      phase: 'check',
       started_at: this.startedAt,
       finished_at: null,
       duration_ms: null,
@@ -710,6 +690,22 @@ function failureInfo(e: unknown): { message: string; code: string; exitCode: num
   if (e instanceof AirlockError) return { message: e.message, code: e.code, exitCode: null, output: '' };
   const err = e as NodeJS.ErrnoException & { code?: unknown };
   return { message: err?.message ?? String(e), code: typeof err?.code === 'string' ? err.code : 'STEP_FAILED', exitCode: null, output: '' };
+}
+
+/** A run's own fields, as the contract names them. */
+function runFields(r: RunRow): Omit<Run, 'hosts'> {
+  return {
+    id: r.id,
+    kind: r.kind,
+    playbook: r.playbook,
+    playbookVersion: r.playbook_version,
+    playbookDigest: r.playbook_digest,
+    actor: r.actor,
+    status: r.status,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    attempts: r.attempts,
+  };
 }
 
 function toStep(r: StepRow): StepRecord {

@@ -1,12 +1,10 @@
 import crypto from 'node:crypto';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { ExecResult, SshConnection } from '../ssh/connection';
+import { shellQuote as q } from '../ssh/sftp';
 
-/** POSIX single-quote escaping. Refuses NUL and newlines, which no path or value we send should contain. */
-export function q(s: string): string {
-  if (/[\0\n\r]/.test(s)) throw new AirlockError('INVALID_INPUT', 'A value sent to a host contains a NUL or newline character.');
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+/** POSIX single-quote escaping (refuses NUL, CR, LF): the SSH layer's, under a short name for scripts. */
+export { q };
 
 /** A whole script for `sh -c`: newlines are its own, so only NUL is refused. */
 function qScript(s: string): string {
