@@ -83,6 +83,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     now: clock,
     timeoutMs: config.sshTimeoutMs ?? 15_000,
     concurrency: config.scanConcurrency ?? 32,
+    poolIdleMs: config.sshPoolIdleMs ?? 30_000,
   });
   const terminals = new TerminalService({ hosts, random });
   // ---- provisioning: playbooks, the offline store, runs, attestations ----
@@ -347,6 +348,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     },
     async close() {
       terminals.closeAll();
+      hosts.close();
       sessions.closeAll();
       await auditService.close();
       db.close();

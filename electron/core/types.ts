@@ -17,6 +17,8 @@ export interface CoreConfig {
   scanConcurrency?: number;
   /** Per SSH operation (connect, exec) unless a call says otherwise. */
   sshTimeoutMs?: number;
+  /** Idle ms a clean SSH connection is kept for the next operation on its host (default 30 000; 0 keeps none). */
+  sshPoolIdleMs?: number;
   /** KDF cost; tests lower it, production keeps the defaults. */
   kdf?: { memoryKiB: number; iterations: number };
   /** Idle minutes before a session expires (the default; an admin may change it with settings:set). */

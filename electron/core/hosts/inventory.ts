@@ -26,7 +26,9 @@ const BASE_FIELDS = GPU_FIELDS.slice(0, -1).join(',');
 export const NVIDIA_SMI_TIMEOUT_S = 20;
 
 /*
- * Read-only and POSIX sh only. Every section is captured and printed between markers with its own
+ * Read-only and POSIX sh only, with as few processes as it can: hostname, kernel and os-release are
+ * read by the shell itself (from /proc/sys/kernel and the file; uname only where /proc is not
+ * there), so a scan costs the host one shell and nvidia-smi. Every section is captured and printed between markers with its own
  * exit code, so one failing probe (no nvidia-smi, no os-release) never hides the others.
  * Driver releases before 535 name the last field clocks_throttle_reasons.active and reject the new
  * name (exit 2, `Field "…" is not a valid field to query.`); then the query is repeated with the
@@ -37,10 +39,11 @@ export const NVIDIA_SMI_TIMEOUT_S = 20;
 const SCRIPT = `LC_ALL=C; export LC_ALL
 s() { printf "@@AIRLOCK:BEGIN:%s@@\\n%s\\n@@AIRLOCK:END:%s:%s@@\\n" "$1" "$2" "$1" "$3"; }
 printf "@@AIRLOCK:INVENTORY:1@@\\n"
-o=$(uname -n 2>&1); s hostname "$o" $?
-o=$(uname -sr 2>&1); s kernel "$o" $?
+if IFS= read -r o </proc/sys/kernel/hostname; then s hostname "$o" 0; else o=$(uname -n 2>&1); s hostname "$o" $?; fi
+if IFS= read -r a </proc/sys/kernel/ostype && IFS= read -r b </proc/sys/kernel/osrelease; then s kernel "$a $b" 0; else o=$(uname -sr 2>&1); s kernel "$o" $?; fi
 f=/etc/os-release; [ -r $f ] || f=/usr/lib/os-release
-o=$(sed -n "s/^PRETTY_NAME=//p" $f 2>&1); s os "$o" $?
+o=; r=1; if [ -r $f ]; then r=0; while IFS= read -r l || [ -n "$l" ]; do case $l in PRETTY_NAME=*) o=\${o:+$o
+}\${l#PRETTY_NAME=} ;; esac; done <$f; else o="cannot read $f"; fi; s os "$o" $r
 T=; if command -v timeout >/dev/null 2>&1; then T="timeout ${NVIDIA_SMI_TIMEOUT_S}"; fi
 Q=${BASE_FIELDS}
 o=$($T nvidia-smi --query-gpu=$Q,clocks_event_reasons.active --format=csv,noheader,nounits 2>&1); r=$?

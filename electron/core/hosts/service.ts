@@ -3,7 +3,9 @@ import type { Host, Inventory, ScanOutcome } from '../../../shared/contract/host
 import { Inventory as InventorySchema } from '../../../shared/contract/hosts';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Db } from '../db/db';
+import crypto from 'node:crypto';
 import { connect, probeHostKey, type SshAuth, type SshConnection } from '../ssh/connection';
+import { ConnectionPool } from '../ssh/pool';
 import { parseKnownHosts } from '../ssh/known-hosts';
 import { parseSshConfig } from '../ssh/ssh-config';
 import { INVENTORY_COMMAND, parseInventory, sanitizeHostText } from './inventory';
@@ -29,6 +31,8 @@ export interface HostsDeps {
   now: () => Date;
   timeoutMs: number;
   concurrency: number;
+  /** Idle ms a connection is kept for the next operation on its host (0: none kept). */
+  poolIdleMs?: number;
 }
 
 type ImportOutcome = {
@@ -38,7 +42,17 @@ type ImportOutcome = {
 
 /** The host inventory: enrolment with pinned keys, imports, concurrent scans. */
 export class HostsService {
-  constructor(private readonly deps: HostsDeps) {}
+  /** Connections kept between operations (scan → plan → apply); see ConnectionPool. */
+  readonly pool: ConnectionPool;
+
+  constructor(private readonly deps: HostsDeps) {
+    this.pool = new ConnectionPool({ idleMs: deps.poolIdleMs ?? 30_000 });
+  }
+
+  /** Close every kept connection (at exit). */
+  close(): void {
+    this.pool.drain();
+  }
 
   list(): Host[] {
     return (this.deps.db.prepare('SELECT * FROM hosts ORDER BY name').all() as HostRow[]).map(toHost);
@@ -88,6 +102,7 @@ export class HostsService {
     this.deps.db
       .prepare(`UPDATE hosts SET fingerprint = ?, key_type = ?, status = 'unknown', last_error = NULL WHERE id = ?`)
       .run(key.fingerprint, key.keyType, row.id);
+    this.pool.drain(poolPrefix(name));
     return this.get(name);
   }
 
@@ -102,6 +117,22 @@ export class HostsService {
   remove(name: string): void {
     const r = this.deps.db.prepare('DELETE FROM hosts WHERE name = ?').run(name);
     if (r.changes === 0) throw new AirlockError('NOT_FOUND', `No host named "${name}".`);
+    this.pool.drain(poolPrefix(name));
+  }
+
+  /**
+   * A connection for one operation that mostly runs commands (scan, plan, apply, drift): kept in the
+   * pool afterwards when it stayed clean, so the next operation on this host skips the handshake.
+   * Operations that need a connection of their own (a terminal, a dead-man switch's proof that a
+   * new login still works) use {@link HostsService.open}.
+   */
+  async lease(name: string, auth: SshAuth, signal: AbortSignal, timeoutMs = this.deps.timeoutMs, opts: { fresh?: boolean } = {}): Promise<SshConnection> {
+    const row = this.row(name);
+    if (!this.pool.enabled) return this.open(name, auth, signal, timeoutMs);
+    const who = auth.privateKey !== undefined ? `key:${crypto.createHash('sha256').update(auth.privateKey).digest('hex')}` : `agent:${auth.agent ?? ''}`;
+    const key = `${poolPrefix(row.name)}${row.address}\0${row.port}\0${row.user}\0${row.fingerprint ?? ''}\0${who}`;
+    if (signal.aborted) throw new AirlockError('CANCELLED', `Connecting to ${row.name} was cancelled.`);
+    return this.pool.lease(key, () => this.open(name, auth, signal, timeoutMs), opts);
   }
 
   /** Connect to an enrolled host with its pinned key. Errors are recorded on the host row. */
@@ -144,7 +175,9 @@ export class HostsService {
     let conn: SshConnection | null = null;
     try {
       if (signal.aborted) throw new AirlockError('CANCELLED', 'Scan cancelled.');
-      conn = await this.open(row.name, auth, signal, timeoutMs);
+      // A scan is the health check: always a new connection (reachable now, with the pinned key now);
+      // it is kept afterwards for the operation that usually follows.
+      conn = await this.lease(row.name, auth, signal, timeoutMs, { fresh: true });
       const res = await conn.exec(INVENTORY_COMMAND, { timeoutMs, signal, maxOutputBytes: 1024 * 1024 });
       const inventory = parseInventory(res.stdout, this.deps.now());
       this.deps.db
@@ -314,4 +347,9 @@ function parseLabels(s: string | undefined): string[] {
   } catch {
     return [];
   }
+}
+
+/** Pool keys of a host start with its name (to drop them when it is removed or re-pinned). */
+function poolPrefix(name: string): string {
+  return `${name}\0`;
 }

@@ -275,7 +275,7 @@ export class Provisioner {
     const extras: SshConnection[] = [];
     let conn: SshConnection;
     try {
-      conn = await this.deps.hosts.open(host.name, c.auth, c.signal);
+      conn = await this.deps.hosts.lease(host.name, c.auth, c.signal);
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       const first = from < pb.steps.length ? from : null;
@@ -400,7 +400,7 @@ export class Provisioner {
       const overrides = JSON.parse(run.params) as Record<string, Record<string, unknown>>;
       let conn: SshConnection | null = null;
       try {
-        conn = await this.deps.hosts.open(host.name, c.auth, c.signal);
+        conn = await this.deps.hosts.lease(host.name, c.auth, c.signal);
         const remote = new Remote(conn, host.user === 'root', c.signal, this.deps.timeoutMs);
         const items: Array<{ stepId: string; path: string; attested: unknown; now: unknown }> = [];
         if (conn.fingerprint !== att.attestation.host.hostKey.fingerprint) {
@@ -433,7 +433,7 @@ export class Provisioner {
   /** Remove Airlock's egress table from a host (the two-person rule guards the channel). */
   async disableEgress(c: Caller, name: string): Promise<{ host: string; removed: boolean }> {
     const host = this.resolveHosts([name])[0]!;
-    const conn = await this.deps.hosts.open(host.name, c.auth, c.signal);
+    const conn = await this.deps.hosts.lease(host.name, c.auth, c.signal);
     try {
       const remote = new Remote(conn, host.user === 'root', c.signal, this.deps.timeoutMs);
       const r = await remote.must(
