@@ -26,86 +26,11 @@ import {
   type Lab,
   type LabHost,
 } from './lab';
+import { exec, SshClient } from './testkit';
 
 const isRoot = process.getuid?.() === 0;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
-
-interface Out {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function exec(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Out> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
-
-/** A throwaway client identity and known_hosts, like an operator's ~/.ssh. */
-class Client {
-  constructor(
-    readonly dir: string,
-    readonly key: string,
-  ) {}
-
-  static async create(): Promise<Client> {
-    const dir = await mkdtemp(path.join(tmpdir(), 'airlock-lab-test-'));
-    const key = path.join(dir, 'id_ed25519');
-    const r = await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'lab-test', '-f', key]);
-    expect(r.code).toBe(0);
-    return new Client(dir, key);
-  }
-
-  get knownHosts(): string {
-    return path.join(this.dir, 'known_hosts');
-  }
-
-  publicKey(): string {
-    return readFileSync(`${this.key}.pub`, 'utf8').trim();
-  }
-
-  /** known_hosts from the host keys the lab wrote (what the operator would have pinned). */
-  async pin(hosts: LabHost[]): Promise<void> {
-    const lines = hosts.map((h) => {
-      const pub = readFileSync(path.join(h.dir, 'ssh_host_ed25519_key.pub'), 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
-      return `${h.port === 22 ? h.address : `[${h.address}]:${h.port}`} ${pub}`;
-    });
-    await writeFile(this.knownHosts, lines.join('\n') + '\n');
-  }
-
-  /** Runs a command on a host with the real OpenSSH client, host key checked strictly. */
-  ssh(h: LabHost, command: string, connectTimeout = 4): Promise<Out> {
-    return exec(
-      'ssh',
-      [
-        '-F', '/dev/null',
-        '-i', this.key,
-        '-o', 'IdentitiesOnly=yes',
-        '-o', 'BatchMode=yes',
-        '-o', 'StrictHostKeyChecking=yes',
-        '-o', `UserKnownHostsFile=${this.knownHosts}`,
-        '-o', 'GlobalKnownHostsFile=/dev/null',
-        '-o', `ConnectTimeout=${connectTimeout}`,
-        '-o', 'LogLevel=ERROR',
-        '-p', String(h.port),
-        `${h.user}@${h.address}`,
-        command,
-      ],
-      { timeoutMs: (connectTimeout + 15) * 1000 },
-    );
-  }
-}
 
 /** The served host key's fingerprint, the way an operator checks it: ssh-keyscan | ssh-keygen -lf -. */
 async function scannedFingerprint(h: LabHost): Promise<string> {
@@ -169,11 +94,11 @@ const uniq = `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
 describe.skipIf(!isRoot)('lab in netns mode (root)', () => {
   const id = `t${uniq}`;
   let lab: Lab;
-  let client: Client;
+  let client: SshClient;
   const host = (n: number): LabHost => lab.hosts[n - 1]!;
 
   beforeAll(async () => {
-    client = await Client.create();
+    client = await SshClient.create();
     lab = await labUp({ id, hosts: 3, authorize: [client.publicKey()] });
     await client.pin(lab.hosts);
   }, 60_000);
@@ -314,7 +239,7 @@ describe.skipIf(!isRoot)('lab in netns mode (root)', () => {
 
   it('cutLink makes the host unreachable and restoreLink brings it back', async () => {
     await cutLink(lab, 'host1');
-    const cut = await client.ssh(host(1), 'true', 2);
+    const cut = await client.ssh(host(1), 'true', { connectTimeout: 2 });
     expect(cut.code).toBe(255);
     expect(cut.stderr).toMatch(/timed out|No route to host|unreachable/i);
     expect((await labStatus(id))!.hosts[0]!.linkCut).toBe(true);
@@ -350,7 +275,7 @@ describe.skipIf(!isRoot)('lab in netns mode (root)', () => {
   }, 20_000);
 
   it('authorizeKey adds a key on every host', async () => {
-    const other = await Client.create();
+    const other = await SshClient.create();
     try {
       await other.pin(lab.hosts);
       expect((await other.ssh(host(1), 'true')).code).toBe(255);
@@ -447,10 +372,10 @@ describe.skipIf(!isRoot)('lab in netns mode (root)', () => {
 describe('lab in loopback fallback mode', () => {
   const saved = { mode: process.env.AIRLOCK_LAB_MODE, noUnshare: process.env.AIRLOCK_LAB_NO_UNSHARE };
   const started: string[] = [];
-  let client: Client;
+  let client: SshClient;
 
   beforeAll(async () => {
-    client = await Client.create();
+    client = await SshClient.create();
   });
 
   afterAll(async () => {
