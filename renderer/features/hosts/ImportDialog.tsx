@@ -1,9 +1,9 @@
 import { useState } from 'react';
 import type { Out } from '../../../shared/contract/index';
-import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
 import { Modal } from '../../components/Modal';
 import { safeLine } from '../../components/safeText';
+import { useTextFile } from '../../components/useTextFile';
 import { useApp } from '../../context';
 
 export type ImportKind = 'knownHosts' | 'sshConfig';
@@ -11,47 +11,16 @@ type Outcome = Out<'hosts:importKnownHosts'>;
 
 const MAX_BYTES = 1024 * 1024;
 
-/** The file's text, read in the page: the core never takes a path from the UI. */
-function readText(file: File): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const fr = new FileReader();
-    fr.onload = () => resolve(typeof fr.result === 'string' ? fr.result : '');
-    fr.onerror = () => reject(fr.error ?? new Error('read failed'));
-    fr.readAsText(file);
-  });
-}
-
 export function ImportDialog({ kind, onClose, onImported }: { kind: ImportKind; onClose: () => void; onImported: () => void }) {
   const { client } = useApp();
-  const [file, setFile] = useState<File | null>(null);
   const [user, setUser] = useState('root');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<AirlockErrorShape | null>(null);
-  const [outcome, setOutcome] = useState<Outcome | null>(null);
+  const f = useTextFile<Outcome>(MAX_BYTES);
+  const { busy, value: outcome } = f;
   const title = kind === 'knownHosts' ? 'Import known_hosts' : 'Import ssh_config';
 
   async function run() {
-    if (!file) return;
-    setError(null);
-    setOutcome(null);
-    if (file.size > MAX_BYTES) {
-      setError({ code: 'INVALID_INPUT', message: `${file.name} is larger than 1 MiB` });
-      return;
-    }
-    setBusy(true);
-    let text: string;
-    try {
-      text = await readText(file);
-    } catch (e) {
-      setBusy(false);
-      setError({ code: 'INVALID_INPUT', message: `Could not read ${file.name}: ${e instanceof Error ? e.message : String(e)}` });
-      return;
-    }
-    const r = kind === 'knownHosts' ? await client.hosts.importKnownHosts({ text, user }) : await client.hosts.importSshConfig({ text });
-    setBusy(false);
-    if (!r.ok) return setError(r.error);
-    setOutcome(r.value);
-    onImported();
+    const r = await f.submit((text) => (kind === 'knownHosts' ? client.hosts.importKnownHosts({ text, user }) : client.hosts.importSshConfig({ text })));
+    if (r) onImported();
   }
 
   return (
@@ -66,7 +35,7 @@ export function ImportDialog({ kind, onClose, onImported }: { kind: ImportKind; 
           <button type="button" onClick={onClose} disabled={busy} data-testid="import-close">
             {outcome ? 'Done' : 'Cancel'}
           </button>
-          <button type="button" className="primary" onClick={() => void run()} disabled={!file || busy} data-testid="import-submit">
+          <button type="button" className="primary" onClick={() => void run()} disabled={!f.file || busy} data-testid="import-submit">
             {busy ? 'Importing…' : 'Import'}
           </button>
         </>
@@ -90,8 +59,7 @@ export function ImportDialog({ kind, onClose, onImported }: { kind: ImportKind; 
             type="file"
             data-testid="import-file"
             onChange={(e) => {
-              setFile(e.target.files?.[0] ?? null);
-              setOutcome(null);
+              f.pick(e.target.files?.[0] ?? null);
             }}
           />
         </label>
@@ -102,7 +70,7 @@ export function ImportDialog({ kind, onClose, onImported }: { kind: ImportKind; 
           </label>
         ) : null}
       </div>
-      <ErrorLine error={error} testId="import-error" />
+      <ErrorLine error={f.error} testId="import-error" />
       {outcome ? (
         <div className="import-result" data-testid="import-result">
           <h3>

@@ -4,6 +4,7 @@ import type { SignedAttestation } from '../../../shared/contract/provision';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { copyText } from '../../components/clipboard';
 import { ErrorLine } from '../../components/ErrorLine';
+import { useTextFile } from '../../components/useTextFile';
 import { formatTime, shortHash } from '../../components/format';
 import { Modal } from '../../components/Modal';
 import { safeLine, safeText } from '../../components/safeText';
@@ -258,50 +259,22 @@ export function AttestationsPanel({ active, onOpen }: { active: boolean; onOpen:
 
 const MAX_FILE = 4 * 1024 * 1024;
 
-function readText(file: File): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const fr = new FileReader();
-    fr.onload = () => resolve(typeof fr.result === 'string' ? fr.result : '');
-    fr.onerror = () => reject(fr.error ?? new Error('read failed'));
-    fr.readAsText(file);
-  });
-}
-
 /** Check an exported attestation file against this console's key (attest:verify). */
 function VerifyFile() {
   const { client } = useApp();
-  const [file, setFile] = useState<File | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<AirlockErrorShape | null>(null);
-  const [report, setReport] = useState<VerifyReport | null>(null);
-
-  async function verify() {
-    if (!file) return;
-    setError(null);
-    setReport(null);
-    if (file.size > MAX_FILE) return setError({ code: 'INVALID_INPUT', message: `${file.name} is larger than 4 MiB` });
-    setBusy(true);
-    try {
-      const r = await client.attest.verify({ text: await readText(file) });
-      if (r.ok) setReport(r.value);
-      else setError(r.error);
-    } catch (e) {
-      setError({ code: 'INVALID_INPUT', message: `Could not read ${file.name}: ${e instanceof Error ? e.message : String(e)}` });
-    } finally {
-      setBusy(false);
-    }
-  }
+  const f = useTextFile<VerifyReport>(MAX_FILE);
+  const report = f.value;
 
   return (
     <div className="card prov-run">
       <h3>Verify an exported attestation</h3>
       <div className="toolbar-form">
-        <input type="file" accept=".json,application/json" onChange={(e) => setFile(e.target.files?.[0] ?? null)} data-testid="prov-verify-file" />
-        <button type="button" onClick={() => void verify()} disabled={!file || busy} data-testid="prov-verify-submit">
-          {busy ? 'Verifying…' : 'Verify'}
+        <input type="file" accept=".json,application/json" onChange={(e) => f.pick(e.target.files?.[0] ?? null)} data-testid="prov-verify-file" />
+        <button type="button" onClick={() => void f.submit((text) => client.attest.verify({ text }))} disabled={!f.file || f.busy} data-testid="prov-verify-submit">
+          {f.busy ? 'Verifying…' : 'Verify'}
         </button>
       </div>
-      <ErrorLine error={error} testId="prov-verify-error" />
+      <ErrorLine error={f.error} testId="prov-verify-error" />
       {report ? (
         <div className={report.ok ? 'panel panel-ok' : 'panel panel-bad'} data-testid="prov-verify-result" data-ok={report.ok}>
           <div>
