@@ -4,6 +4,7 @@ import type { SignedAttestation } from '../../../shared/contract/provision';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { copyText } from '../../components/clipboard';
 import { ErrorLine } from '../../components/ErrorLine';
+import { useLoaded } from '../../components/useLoaded';
 import { useTextFile } from '../../components/useTextFile';
 import { formatTime, shortHash } from '../../components/format';
 import { Modal } from '../../components/Modal';
@@ -169,22 +170,9 @@ type VerifyReport = Out<'attest:verify'>;
 /** Every attestation (newest first), this console's key, and checking an exported file. */
 export function AttestationsPanel({ active, onOpen }: { active: boolean; onOpen: (host: string, id: string) => void }) {
   const { client } = useApp();
-  const [rows, setRows] = useState<AttRow[] | null>(null);
+  const { data: rows, error, refresh } = useLoaded<AttRow[]>(active, () => client.attest.list({}));
   const key = useAttestKey(active, rows);
-  const [error, setError] = useState<AirlockErrorShape | null>(null);
   const [filter, setFilter] = useState('');
-
-  const refresh = useCallback(async () => {
-    const r = await client.attest.list({});
-    if (r.ok) {
-      setRows(r.value);
-      setError(null);
-    } else setError(r.error);
-  }, [client]);
-
-  useEffect(() => {
-    if (active) void refresh();
-  }, [active, refresh]);
 
   const q = filter.trim().toLowerCase();
   const shown = (rows ?? []).filter((r) => !q || r.host.toLowerCase().includes(q) || r.id.includes(q) || r.run.includes(q) || r.playbook.includes(q));

@@ -3,6 +3,7 @@ import type { Out } from '../../../shared/contract/index';
 import type { Run } from '../../../shared/contract/provision';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
+import { useLoaded } from '../../components/useLoaded';
 import { formatTime } from '../../components/format';
 import { safeLine } from '../../components/safeText';
 import { useApp } from '../../context';
@@ -31,19 +32,10 @@ export function RunsPanel({
   onAttestation: (host: string, id: string) => void;
 }) {
   const { client, can } = useApp();
-  const [rows, setRows] = useState<RunRow[] | null>(null);
-  const [error, setError] = useState<AirlockErrorShape | null>(null);
+  const { data: rows, error, refresh } = useLoaded<RunRow[]>(active, () => client.provision.runs({ limit: 100 }));
   const [open, setOpen] = useState<Run | null>(null);
   const [openError, setOpenError] = useState<AirlockErrorShape | null>(null);
   const [loadingId, setLoadingId] = useState<string | null>(null);
-
-  const refresh = useCallback(async () => {
-    const r = await client.provision.runs({ limit: 100 });
-    if (r.ok) {
-      setRows(r.value);
-      setError(null);
-    } else setError(r.error);
-  }, [client]);
 
   const show = useCallback(
     async (id: string) => {
@@ -57,8 +49,9 @@ export function RunsPanel({
     [client],
   );
 
+  // A finished run (generation) changes the list.
   useEffect(() => {
-    if (active) void refresh();
+    if (active && generation > 0) void refresh();
   }, [active, refresh, generation]);
 
   // A run shown here that the parent just finished (a resume) is re-read.

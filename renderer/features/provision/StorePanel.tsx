@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from 'react';
 import type { Out } from '../../../shared/contract/index';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
+import { useLoaded } from '../../components/useLoaded';
 import { formatTime, shortHash } from '../../components/format';
 import { safeLine } from '../../components/safeText';
 import { useApp } from '../../context';
@@ -16,20 +17,7 @@ type Store = Out<'store:list'>;
  */
 export function StorePanel({ active }: { active: boolean }) {
   const { client, can } = useApp();
-  const [store, setStore] = useState<Store | null>(null);
-  const [error, setError] = useState<AirlockErrorShape | null>(null);
-
-  const refresh = useCallback(async () => {
-    const r = await client.store.list({});
-    if (r.ok) {
-      setStore(r.value);
-      setError(null);
-    } else setError(r.error);
-  }, [client]);
-
-  useEffect(() => {
-    if (active) void refresh();
-  }, [active, refresh]);
+  const { data: store, error, refresh } = useLoaded<Store>(active, () => client.store.list({}));
 
   return (
     <div data-testid="prov-store">
