@@ -898,6 +898,7 @@ async function hostProgram(src: string, nodePath: string, config?: Record<string
  * same profile generation) from the emulator's cached answer — a scan then costs a fork of sh and
  * cat instead of starting node (~75 ms of CPU) — and otherwise runs the emulator, which fills the
  * cache with answers that do not depend on the clock. {@link setGpuProfile} starts a new generation.
+ * The key is one path component: up to 250 bytes (Airlock's inventory query is 203).
  */
 function smiFrontEnd(h: HostState, nodePath: string, emulator: string): string {
   const cache = path.join(h.dir, 'smi-cache');
@@ -911,7 +912,7 @@ function smiFrontEnd(h: HostState, nodePath: string, emulator: string): string {
     `  case $a in ''|*[!A-Za-z0-9_.,=-]*) exec ${emu} "$@" ;; esac`,
     '  k=$k+$a',
     'done',
-    'if [ -n "$k" ] && [ ${#k} -le 200 ] && [ -f "$c/gen" ] && read g < "$c/gen"; then',
+    'if [ -n "$k" ] && [ ${#k} -le 250 ] && [ -f "$c/gen" ] && read g < "$c/gen"; then',
     '  d=$c/$g/$k',
     '  if [ -f "$d/code" ] && read code < "$d/code"; then',
     '    if [ -s "$d/err" ]; then cat "$d/err" >&2; fi',

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { corruptFile, decoyConnections, killSshd, labDown, labStatus, labUp, runOnHost, setGpuProfile, startSshd, type Lab, type LabHost } from './lab';
+import { GPU_FIELDS } from '../../electron/core/hosts/inventory';
 import { exec, livePids, SshClient } from './testkit';
 
 const ID = 'lab-sys';
@@ -222,6 +223,10 @@ describe('lab hosts have a system of their own', () => {
     expect(table.stdout).toContain('Field "bogus" is not a valid field to query.\n\nrc=2\nField "bogus" is not a valid field to query.\n\nrc=2\n');
     expect(readFileSync(path.join(host(2).dir, 'smi-cache', 'gen'), 'utf8').trim()).toBe('2');
     expect(existsSync(path.join(host(2).dir, 'smi-cache', '2', '+--query-gpu=timestamp,index+--format=csv,noheader'))).toBe(false);
+    // Airlock's own scan query (a 203-byte key: longer keys once bypassed the cache) is cached too.
+    const scan = `nvidia-smi --query-gpu=${[...GPU_FIELDS].join(',')} --format=csv,noheader,nounits`;
+    expect((await client.ssh(host(2), scan)).code).toBe(0);
+    expect(existsSync(path.join(host(2).dir, 'smi-cache', '2', `+${scan.split(' ').slice(1).join('+')}`, 'out'))).toBe(true);
   }, 30_000);
 
   it('runOnHost works while the host\'s sshd is down, in the same system', async () => {
