@@ -6,7 +6,8 @@
  * figure also includes what sftp does not do: free-space check, SHA-256 verification on the host,
  * fsync and the atomic rename. CPU: Airlock's own process (process.cpuUsage) against the sftp child
  * and its ssh (this process's reaped-children time), and the whole machine (the lab's sshd and
- * sftp-server run on the same cores).
+ * sftp-server run on the same cores). The anchor is sftp as users run it (OpenSSH's default cipher,
+ * chacha20-poly1305 with these OpenSSH versions); a context row gives sftp with ssh2's AES-GCM.
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -34,6 +35,8 @@ const CONNECTIONS = [1, 2, 4];
 /** uploadFile's default: each connection carries this many SFTP channels. */
 const CHANNELS = 2;
 const REMOTE = '/srv/bench/transfer.bin';
+/** The cipher ssh2 negotiates with OpenSSH (AES-NI); sftp's default is chacha20-poly1305. */
+const GCM = 'aes128-gcm@openssh.com';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const mbps = (seconds: number) => SIZE / 1e6 / seconds;
@@ -120,13 +123,18 @@ export async function benchTransfer(rows: BenchRow[]): Promise<void> {
     const clean = () => onHost(`mkdir -p /srv/bench && rm -f ${REMOTE} ${REMOTE}.airlock-part ${REMOTE}.airlock-part.json`);
 
     const sshOpts = ['-i', keyFile, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${known}`, '-o', 'LogLevel=ERROR'];
-    /** OpenSSH's sftp put; `verified`: then, over ssh, what uploadFile does beyond it: sha256sum and a sync of the file. */
-    const sftp = async (verified: boolean): Promise<Sample> => {
+    /**
+     * OpenSSH's sftp put, as users run it (OpenSSH's default cipher order); `cipher`: with that
+     * cipher instead (context: ssh2's choice, AES-GCM); `verified`: then, over ssh, what uploadFile
+     * does beyond it: sha256sum and a sync of the file.
+     */
+    const sftp = async (verified: boolean, cipher?: string): Promise<Sample> => {
       await clean();
       const c0 = childrenCpu();
       const m0 = machineCpu();
       const t0 = performance.now();
-      const r = await run('sftp', ['-q', '-b', '-', ...sshOpts, '-P', String(host.port), `${host.user}@${host.address}`], `put ${local} ${REMOTE}\n`);
+      const opts = cipher ? [...sshOpts, '-o', `Ciphers=${cipher}`] : sshOpts;
+      const r = await run('sftp', ['-q', '-b', '-', ...opts, '-P', String(host.port), `${host.user}@${host.address}`], `put ${local} ${REMOTE}\n`);
       if (r.code !== 0) throw new Error(`transfer bench: sftp failed (${r.code}): ${r.stderr}`);
       if (verified) {
         const v = await run('ssh', [...sshOpts, '-p', String(host.port), `${host.user}@${host.address}`, `sha256sum -b ${REMOTE} && sync ${REMOTE}`]);
@@ -161,15 +169,21 @@ export async function benchTransfer(rows: BenchRow[]): Promise<void> {
       return { seconds, ownCpu: (u.user + u.system) / 1e6, machineCpu: machineCpu() - m0 };
     };
 
+    // The cipher sftp negotiates by default (ssh -v names it), for the summary line.
+    const probe = await run('ssh', [...sshOpts, '-v', '-p', String(host.port), `${host.user}@${host.address}`, 'true']);
+    const sftpCipher = /kex: client->server cipher: (\S+)/.exec(probe.stderr)?.[1] ?? '?';
+
     // Warm-up (page cache of the local file, sshd's first-connection costs), not counted.
     await sftp(false);
     await airlock(1);
-    const order = ['sftp', 'sftpVerified', ...CONNECTIONS.map((n) => `airlock${n}`)];
+    const order = ['sftp', 'sftpVerified', 'sftpGcm', ...CONNECTIONS.map((n) => `airlock${n}`)];
     const samples: Record<string, Sample[]> = Object.fromEntries(order.map((k) => [k, []]));
     for (let rep = 0; rep < REPS; rep++) {
       // Rotate the order, so no variant always runs right after the same other one.
       for (const key of [...order.slice(rep % order.length), ...order.slice(0, rep % order.length)]) {
-        samples[key]!.push(key.startsWith('sftp') ? await sftp(key === 'sftpVerified') : await airlock(Number(key.slice('airlock'.length))));
+        samples[key]!.push(
+          key.startsWith('sftp') ? await sftp(key === 'sftpVerified', key === 'sftpGcm' ? GCM : undefined) : await airlock(Number(key.slice('airlock'.length))),
+        );
       }
     }
     await clean();
@@ -195,6 +209,15 @@ export async function benchTransfer(rows: BenchRow[]): Promise<void> {
       const s = stat(`airlock${n}`);
       rows.push({ figure: `(context) uploadFile, ${connsLabel(n)}`, value: rate(s.seconds), anchor, anchorValue: rate(base.seconds), ratio: `${(base.seconds / s.seconds).toFixed(2)}×`, goal: 'report' });
     }
+    const gcm = stat('sftpGcm');
+    rows.push({
+      figure: `(context) uploadFile best (${connsLabel(best.n)})`,
+      value: rate(best.seconds),
+      anchor: `sftp put with -o Ciphers=${GCM} (ssh2's cipher)`,
+      anchorValue: rate(gcm.seconds),
+      ratio: `${(gcm.seconds / best.seconds).toFixed(2)}×`,
+      goal: 'report',
+    });
     const verified = stat('sftpVerified');
     rows.push({
       figure: `(context) uploadFile best (${connsLabel(best.n)})`,
@@ -221,7 +244,7 @@ export async function benchTransfer(rows: BenchRow[]): Promise<void> {
       goal: 'report',
     });
     console.error(
-      `transfer bench: ssh2 cipher ${cipher}; ${REPS} runs each, medians; ` +
+      `transfer bench: ssh2 cipher ${cipher}, sftp's default ${sftpCipher}; ${REPS} runs each, medians; ` +
         Object.entries(samples)
           .map(([k, v]) => `${k}: ${v.map((x) => x.seconds.toFixed(2)).join('/')} s`)
           .join('; '),
