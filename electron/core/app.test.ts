@@ -234,6 +234,24 @@ describe('the dispatcher', () => {
     expect((await c.ok('audit:verify', {})).ok).toBe(true);
   });
 
+  it('runs nothing when the session ended while the request event was being committed', async () => {
+    const c = t.client();
+    await c.ok('session:setup', ADMIN);
+    const before = await c.ok('settings:get', {});
+    // The checks pass and the request event is queued for the group commit; before it commits, the
+    // session ends (the window that awaiting it opens). The call must not run. settings:set needs
+    // nothing of the session once dispatched, so only the dispatcher's re-check can stop it.
+    const pending = c.call('settings:set', { sessionIdleMinutes: before.sessionIdleMinutes + 7 });
+    await t.core.closeClient(c.ctx);
+    expect(await pending).toMatchObject({ ok: false, error: { code: 'UNAUTHENTICATED' } });
+    const again = t.client();
+    await again.ok('session:login', { name: ADMIN.admin, password: ADMIN.password });
+    expect((await again.ok('settings:get', {})).sessionIdleMinutes).toBe(before.sessionIdleMinutes);
+    const { events } = await again.ok('audit:list', { limit: 20 });
+    const req = events.find((e) => e.channel === 'settings:set' && e.phase === 'request')!;
+    expect(events.find((e) => e.channel === 'settings:set' && e.phase === 'outcome')).toMatchObject({ outcome: 'error', errorCode: 'UNAUTHENTICATED', params: { request: req.seq } });
+  });
+
   it('never crashes on malformed input to any channel (property-based)', async () => {
     const c = t.client();
     await c.ok('session:setup', ADMIN);

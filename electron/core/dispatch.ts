@@ -60,6 +60,9 @@ export interface ApprovedRun {
  * The one way in. In order: session → role → parse input → audit the request
  * (fail-closed: if it cannot be written the service never runs) → service →
  * audit the outcome → parse output → `{ ok, value } | { ok: false, error }`.
+ *
+ * Events go through the trail's group commit (`appendAsync`): the calls of many clients in
+ * flight share one transaction, and each await returns only once its event has committed.
  */
 export class Dispatcher {
   constructor(private readonly deps: DispatcherDeps) {}
@@ -67,7 +70,7 @@ export class Dispatcher {
   async dispatch(client: ClientContext, name: unknown, rawInput: unknown, run?: ApprovedRun): Promise<Result<unknown>> {
     const channelLabel = typeof name === 'string' ? name.slice(0, 64).replace(/[^\x20-\x7e]/g, '?') : '<not a string>';
     if (!isChannelName(name)) {
-      return this.refuse(client, null, channelLabel, null, new AirlockError('UNKNOWN_CHANNEL', `No channel named "${channelLabel}".`));
+      return await this.refuse(client, null, channelLabel, null, new AirlockError('UNKNOWN_CHANNEL', `No channel named "${channelLabel}".`));
     }
     const def = channels[name] as unknown as ChannelDef;
 
@@ -76,11 +79,11 @@ export class Dispatcher {
       session = this.deps.sessions.get(client.session?.id, { touch: !def.passive });
       if (!session) {
         client.session = null;
-        return this.refuse(client, null, name, null, new AirlockError('UNAUTHENTICATED', 'Sign in first.'));
+        return await this.refuse(client, null, name, null, new AirlockError('UNAUTHENTICATED', 'Sign in first.'));
       }
       const allowed = def.roles;
       if (!session.roles.some((r) => allowed.includes(r))) {
-        return this.refuse(
+        return await this.refuse(
           client,
           session,
           name,
@@ -90,7 +93,7 @@ export class Dispatcher {
       }
       // After the role check, so a restriction never masks FORBIDDEN.
       if (session.restriction && !def.whileRestricted) {
-        return this.refuse(client, session, name, null, restrictedError(session.restriction));
+        return await this.refuse(client, session, name, null, restrictedError(session.restriction));
       }
     }
 
@@ -104,7 +107,7 @@ export class Dispatcher {
           .join('; '),
         1000,
       );
-      return this.refuse(client, session, name, null, new AirlockError('INVALID_INPUT', `Invalid input for ${name}: ${msg}`));
+      return await this.refuse(client, session, name, null, new AirlockError('INVALID_INPUT', `Invalid input for ${name}: ${msg}`));
     }
     const input = parsed.data as Record<string, unknown>;
     const target = targetOf(input);
@@ -112,7 +115,7 @@ export class Dispatcher {
     // Step-up and the two-person rule come after role and input checks: they never mask FORBIDDEN
     // or INVALID_INPUT, and the person is asked to re-authenticate only for a call that can run.
     if (session && def.stepUp && !this.deps.sessions.steppedUp(session.id)) {
-      return this.refuse(
+      return await this.refuse(
         client,
         session,
         name,
@@ -122,15 +125,18 @@ export class Dispatcher {
     }
     if (session && def.twoPerson && this.deps.approvalGate) {
       const refusal = this.deps.approvalGate(name, input, session, run?.approval);
-      if (refusal) return this.refuse(client, session, name, target, refusal);
+      if (refusal) return await this.refuse(client, session, name, target, refusal);
     }
     const actor = session?.user ?? publicActor(input);
     const audited = def.audit !== 'io';
 
+    // Registered before the request is audited, so an ops:cancel sent meanwhile is not lost.
+    const op = this.deps.ops.start(client, input.requestId);
     let requestSeq: number | null = null;
     if (audited) {
       try {
-        requestSeq = this.deps.audit.append({
+        // Committed before the service runs (fail-closed); awaited with the other calls in flight.
+        const request = await this.deps.audit.appendAsync({
           actor,
           roles: session?.roles ?? [],
           session: session ? sessionRef(session.id) : null,
@@ -141,13 +147,14 @@ export class Dispatcher {
           params: auditParams(name, input, def.secret, run, this.deps.auditHmac),
           outcome: 'pending',
           errorCode: null,
-        }).seq;
+        });
+        requestSeq = request.seq;
       } catch (e) {
+        op.done();
         return { ok: false, error: toShape(e) };
       }
     }
 
-    const op = this.deps.ops.start(client, input.requestId);
     let detail: Record<string, unknown> | null = null;
     const ctx: CallContext = {
       client,
@@ -165,6 +172,9 @@ export class Dispatcher {
     let result: Result<unknown>;
     if (run) run.ran = true;
     try {
+      // Awaiting the request event let other calls run: the session checked above must still be
+      // signed in, with the same roles and no new restriction or lapsed step-up, or nothing runs.
+      if (session && audited) this.recheck(session, def);
       const value = await (this.deps.handlers[name] as (c: CallContext, i: unknown) => unknown)(ctx, input);
       const out = def.out.safeParse(value);
       if (!out.success) {
@@ -183,7 +193,7 @@ export class Dispatcher {
       // The session may have changed during the call (login, logout).
       const after = name === 'session:login' || name === 'session:setup' ? client.session : session;
       try {
-        this.deps.audit.append({
+        await this.deps.audit.appendAsync({
           actor: after?.user ?? actor,
           roles: after?.roles ?? session?.roles ?? [],
           session: after ? sessionRef(after.id) : null,
@@ -203,15 +213,25 @@ export class Dispatcher {
     return result;
   }
 
-  private refuse(
+  private recheck(was: SessionInfo, def: ChannelDef): void {
+    const now = this.deps.sessions.get(was.id, { touch: false });
+    if (!now) throw new AirlockError('UNAUTHENTICATED', 'The session ended while the call was being recorded; sign in again.');
+    if (now.user !== was.user || now.roles.join(',') !== was.roles.join(',') || !now.roles.some((r) => def.roles.includes(r))) {
+      throw new AirlockError('FORBIDDEN', 'Your roles changed while the call was being recorded; it was not run.');
+    }
+    if (now.restriction && !def.whileRestricted) throw restrictedError(now.restriction);
+    if (def.stepUp && !this.deps.sessions.steppedUp(was.id)) throw new AirlockError('STEP_UP_REQUIRED', 'Re-authenticate to continue.');
+  }
+
+  private async refuse(
     client: ClientContext,
     session: SessionInfo | null,
     channel: string,
     target: string | null,
     err: AirlockError,
-  ): Result<unknown> {
+  ): Promise<Result<unknown>> {
     try {
-      this.deps.audit.append({
+      await this.deps.audit.appendAsync({
         actor: session?.user ?? '-',
         roles: session?.roles ?? [],
         session: session ? sessionRef(session.id) : null,

@@ -182,9 +182,11 @@ async function benchColdStart() {
 }
 
 /**
- * Audit: durable appends (each one committed) against a raw better-sqlite3 insert loop of the
- * same rows with the same pragmas; verification of 1,000,000 events against raw SHA-256 over the
- * same bytes, with the longest main-thread event-loop stall while it runs.
+ * Audit: durable appends by many concurrent producers (group commit: the dispatcher serving many
+ * clients) against a raw better-sqlite3 loop committing the same rows in the same batch sizes,
+ * and, as context, one producer appending one committed event at a time against a raw
+ * insert+commit per row; verification of 1,000,000 events against raw SHA-256 over the same
+ * bytes, with the longest main-thread event-loop stall while it runs.
  */
 async function benchAudit() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-bench-audit-'));
@@ -197,8 +199,91 @@ async function benchAudit() {
     i % 2 === 0
       ? { actor: 'alice', roles: ['admin'], session: 'Jx3k9Qa2', shell: 'cli:pid 4242', channel: 'hosts:add', phase: 'request', target: `gpu-${i}`, params: { name: `gpu-${i}`, address: `10.0.${(i >> 8) & 255}.${i & 255}`, port: 22, user: 'root', fingerprint: 'SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8' }, outcome: 'pending', errorCode: null }
       : { actor: 'alice', roles: ['admin'], session: 'Jx3k9Qa2', shell: 'cli:pid 4242', channel: 'hosts:add', phase: 'outcome', target: `gpu-${i - 1}`, params: { request: i - 1 }, outcome: 'ok', errorCode: null };
+  const rate = (x: number) => `${Math.round(x).toLocaleString('en-US')} ev/s`;
+  type Row = unknown[];
+  const readRows = (db: ReturnType<typeof openDatabase>) => db.prepare('SELECT seq, ts, actor, channel, body, prev_hash, hash FROM audit_events ORDER BY seq').raw().all() as Row[];
+  /** A raw better-sqlite3 database with Airlock's schema and pragmas, and one prepared INSERT. */
+  const rawDb = (file: string) => {
+    const raw = openDatabase(file);
+    const insert = raw.prepare('INSERT INTO audit_events (seq, ts, actor, channel, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const begin = raw.prepare('BEGIN IMMEDIATE');
+    const commit = raw.prepare('COMMIT');
+    /** Commits `rows` in transactions of the given sizes, in order. */
+    const put = (rows: Row[], sizes: number[]) => {
+      let k = 0;
+      for (const n of sizes) {
+        begin.run();
+        for (const end = k + n; k < end; k++) insert.run(...rows[k]!);
+        commit.run();
+      }
+    };
+    return { raw, put };
+  };
   try {
-    // ---- durable append ----
+    // ---- durable append, concurrent producers (group commit) ----
+    {
+      const P = 64;
+      const N = 40_000;
+      const runs: number[] = [];
+      const rawRuns: number[] = [];
+      const rawPerRowRuns: number[] = [];
+      const meanBatch: number[] = [];
+      for (let run = 0; run < 3; run++) {
+        const db = openDatabase(path.join(dir, `group-${run}.db`));
+        const sizes: number[] = [];
+        const trail = new AuditTrail(db, () => new Date(), { signer, checkpointEvery: 1000, checkpointSeconds: 300, onBatch: (n) => sizes.push(n) });
+        // P producers, each awaiting its append (committed) before the next, as P dispatcher calls in flight.
+        const produce = async (count: number) => {
+          let next = 0;
+          const producer = async () => {
+            for (let i = next++; i < count; i = next++) await trail.appendAsync(event(i));
+          };
+          await Promise.all(Array.from({ length: P }, producer));
+        };
+        await produce(2000); // warm-up
+        const before = trail.head().seq;
+        sizes.length = 0;
+        const t0 = performance.now();
+        await produce(N);
+        const airlockMs = performance.now() - t0;
+        runs.push(N / (airlockMs / 1000));
+        const written = readRows(db);
+        db.close();
+        const timed = written.slice(before);
+        if (sizes.reduce((a, b) => a + b, 0) !== timed.length) throw new Error('append bench: batch sizes do not add up to the rows written');
+        meanBatch.push(timed.length / sizes.length);
+        // Anchor: the same rows, same schema and pragmas, committed in the same batch sizes.
+        const r1 = rawDb(path.join(dir, `group-raw-${run}.db`));
+        r1.put(written.slice(0, before), [before]);
+        let r0 = performance.now();
+        r1.put(timed, sizes);
+        const rawMs = performance.now() - r0;
+        r1.raw.close();
+        // Ratio on time for the same rows (Airlock's figure counts the producers' events, not its checkpoints).
+        rawRuns.push(N / (rawMs / 1000));
+        // Context: the same rows, one commit each.
+        const r2 = rawDb(path.join(dir, `group-raw1-${run}.db`));
+        r2.put(written.slice(0, before), [before]);
+        r0 = performance.now();
+        r2.put(timed, timed.map(() => 1));
+        rawPerRowRuns.push(N / ((performance.now() - r0) / 1000));
+        r2.raw.close();
+      }
+      const a = median(runs);
+      const r = median(rawRuns);
+      rows.push({
+        figure: `audit append, durable, ${P} concurrent producers (group commit)`,
+        value: rate(a),
+        anchor: `raw better-sqlite3, same rows in the same transactions (mean ${median(meanBatch).toFixed(1)} rows)`,
+        anchorValue: rate(r),
+        ratio: `${((a / r) * 100).toFixed(0)}%`,
+        goal: '≥ 50,000 ev/s, ≥ 50%',
+      });
+      const r1 = median(rawPerRowRuns);
+      rows.push({ figure: `(context) the same ${P} producers`, value: rate(a), anchor: 'raw better-sqlite3, same rows, one commit each', anchorValue: rate(r1), ratio: `${((a / r1) * 100).toFixed(0)}%`, goal: 'report' });
+    }
+
+    // ---- durable append, one producer, each event committed before the next (context) ----
     const N = 20_000;
     const appendRuns: number[] = [];
     const rawRuns: number[] = [];
@@ -228,8 +313,7 @@ async function benchAudit() {
     }
     const a = median(appendRuns);
     const r = median(rawRuns);
-    const rate = (x: number) => `${Math.round(x).toLocaleString('en-US')} ev/s`;
-    rows.push({ figure: 'audit append, durable (each committed)', value: rate(a), anchor: 'raw better-sqlite3 insert+commit loop', anchorValue: rate(r), ratio: `${((a / r) * 100).toFixed(0)}%`, goal: '≥ 50,000 ev/s, ≥ 50%' });
+    rows.push({ figure: '(context) audit append, 1 producer, each committed', value: rate(a), anchor: 'raw better-sqlite3 insert+commit loop', anchorValue: rate(r), ratio: `${((a / r) * 100).toFixed(0)}%`, goal: 'report' });
 
     // ---- verify 1,000,000 events ----
     const M = 1_000_000;

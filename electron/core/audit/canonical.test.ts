@@ -1,7 +1,7 @@
 import canonicalize from 'canonicalize';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonical, wellFormed } from './canonical';
+import { canonical, canonicalEvent, wellFormed } from './canonical';
 
 describe('canonical JSON (RFC 8785)', () => {
   it('matches the reference implementation (the canonicalize package) on arbitrary JSON values', () => {
@@ -34,6 +34,35 @@ describe('canonical JSON (RFC 8785)', () => {
     const loop: Record<string, unknown> = {};
     loop.self = loop;
     expect(() => canonical(loop)).toThrow(/Circular/);
+  });
+
+  it('canonicalEvent(input, seq, ts) is canonical({ ...input, seq, ts }), for event-shaped inputs and any other', () => {
+    const member = fc.oneof(fc.jsonValue(), fc.constant(undefined));
+    const members = { actor: member, roles: member, session: member, shell: member, channel: member, phase: member, target: member, params: member, outcome: member, errorCode: member };
+    const anyInput = fc.oneof(fc.record(members), fc.record(members, { requiredKeys: [] }), fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 12 }));
+    fc.assert(
+      fc.property(anyInput, fc.integer({ min: 1 }), fc.string(), (i, seq, ts) => {
+        const ev = i as Record<string, unknown>;
+        let expected: string | Error;
+        try {
+          expected = canonical({ ...ev, seq, ts });
+        } catch (e) {
+          expected = e as Error;
+        }
+        if (expected instanceof Error) expect(() => canonicalEvent(ev, seq, ts)).toThrow(expected.message);
+        else expect(canonicalEvent(ev, seq, ts)).toBe(expected);
+      }),
+      { numRuns: 3000 },
+    );
+    const ok = { actor: 'a', roles: ['admin'], session: null, shell: 'cli', channel: 'hosts:add', phase: 'request', target: null, params: { b: 1, a: [2] }, outcome: 'pending', errorCode: null };
+    // Keys in another insertion order, a member left undefined, a foreign key, a toJSON, a cycle.
+    const reordered = Object.fromEntries(Object.entries(ok).reverse());
+    const cases: Array<Record<string, unknown>> = [ok, reordered, { ...ok, target: undefined }, { ...ok, seq: 9 }, { ...ok, extra: 1 }, { ...ok, toJSON: () => 'x' }];
+    for (const c of cases) expect(canonicalEvent(c, 7, 'T')).toBe(canonical({ ...c, seq: 7, ts: 'T' }));
+    const loop: Record<string, unknown> = { ...ok };
+    loop.params = loop;
+    expect(() => canonicalEvent(loop, 1, 'T')).toThrow(/Circular/);
+    expect(() => canonicalEvent({ ...ok, params: { n: NaN } }, 1, 'T')).toThrow(/NaN/);
   });
 
   it('wellFormed replaces lone surrogates and keeps pairs', () => {

@@ -113,6 +113,7 @@ export function createAuditService(o: {
     },
     async close() {
       clearInterval(timer);
+      trail.flush(); // group-committed events still queued, before the database closes
       await forwarder.stop();
       keys.wipe();
     },
