@@ -13,6 +13,7 @@ import { AUDIT_PUBLIC_META, keyFingerprint } from './keys';
 import { verifyAudit } from './verify';
 import { ChainScanner } from './verify-core';
 import { startAuditWorker } from './workers';
+import { sampleEvent } from '../../../test/support/audit';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -61,18 +62,7 @@ function trail(opts: { file?: boolean; every?: number; seconds?: number; signed?
   return { db, audit, signer: s, clock, dir, headFile, verify };
 }
 
-const ev = (i: number): AuditInput => ({
-  actor: 'alice',
-  roles: ['admin'],
-  session: 's1',
-  shell: 'cli:test',
-  channel: 'hosts:add',
-  phase: 'request',
-  target: `gpu-${i}`,
-  params: { name: `gpu-${i}`, port: 22 },
-  outcome: 'pending',
-  errorCode: null,
-});
+const ev = sampleEvent;
 
 /** Edits the raw file the way an attacker with the database would: bypassing the triggers. */
 function tamper(db: Database.Database, sql: string, ...args: unknown[]) {

@@ -10,6 +10,7 @@ import { migrations } from '../db/migrations';
 import { AuditTrail, CHECKPOINT_CHANNEL, GENESIS_HASH, chainHash, readHighWater, type AuditInput } from './audit';
 import { AUDIT_PUBLIC_META, keyFingerprint } from './keys';
 import { verifyAudit } from './verify';
+import { sampleEvent } from '../../../test/support/audit';
 
 const dirs: string[] = [];
 const open: Database.Database[] = [];
@@ -52,18 +53,7 @@ function trail(opts: { file?: boolean; every?: number; signed?: boolean } = {}) 
   return { db, dir, audit, batches, headFile, verify };
 }
 
-const ev = (i: number): AuditInput => ({
-  actor: 'alice',
-  roles: ['admin'],
-  session: 's1',
-  shell: 'cli:test',
-  channel: 'hosts:add',
-  phase: 'request',
-  target: `gpu-${i}`,
-  params: { name: `gpu-${i}`, port: 22 },
-  outcome: 'pending',
-  errorCode: null,
-});
+const ev = sampleEvent;
 
 const rows = (db: Database.Database) =>
   db.prepare('SELECT seq, channel, body, prev_hash AS prevHash, hash FROM audit_events ORDER BY seq').all() as Array<{ seq: number; channel: string; body: string; prevHash: string; hash: string }>;

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AirlockError } from '../../../shared/domain/errors';
 import { connect, probeHostKey, type SshConnection } from './connection';
 import { generateIdentity } from './identity';
+import { rejection } from '../../../test/support/errors';
 
 const SSHD = '/usr/sbin/sshd';
 /** For ordinary connects and commands: generous, as these 2-core machines run other suites at once. */
@@ -170,16 +171,6 @@ async function silentListener(): Promise<{ port: number; address: string; accept
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, address, r));
   return { port: (server.address() as net.AddressInfo).port, address, accepted: () => accepted, closed: () => closed };
-}
-
-async function rejection(p: Promise<unknown>): Promise<AirlockError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(AirlockError);
-    return e as AirlockError;
-  }
-  throw new Error('expected a rejection');
 }
 
 /**

@@ -14,6 +14,7 @@ import { authorizeKey, cutLink, labDown, labUp, restoreLink, runOnHost, type Lab
 import { connect, SFTP_OPEN, type SshConnection } from './connection';
 import { generateIdentity } from './identity';
 import { PART_SUFFIX, shellQuote, SIDECAR_SUFFIX, uploadFile, type UploadProgress } from './sftp';
+import { rejection } from '../../../test/support/errors';
 
 const LAB_ID = 'ssh-xfer';
 // ssh2's internal classes, to watch which of its paths the upload's data takes.
@@ -68,16 +69,6 @@ async function conn(keepaliveMs?: number): Promise<SshConnection> {
   );
   open.push(c);
   return c;
-}
-
-async function rejection(p: Promise<unknown>): Promise<AirlockError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(AirlockError);
-    return e as AirlockError;
-  }
-  throw new Error('expected a rejection');
 }
 
 beforeAll(async () => {

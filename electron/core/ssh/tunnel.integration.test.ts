@@ -77,6 +77,7 @@ class H(http.server.BaseHTTPRequestHandler):
 
 http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
 `;
+import { rejection } from '../../../test/support/errors';
 
 let lab: Lab;
 let host: LabHost;
@@ -91,16 +92,6 @@ async function connectHost(): Promise<SshConnection> {
     { privateKey: identity.privateKey },
     { timeoutMs: T },
   );
-}
-
-async function rejection(p: Promise<unknown>): Promise<AirlockError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(AirlockError);
-    return e as AirlockError;
-  }
-  throw new Error('expected a rejection');
 }
 
 beforeAll(async () => {
