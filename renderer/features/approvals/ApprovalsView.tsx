@@ -5,6 +5,9 @@ import { ErrorLine } from '../../components/ErrorLine';
 import { DASH, formatTime } from '../../components/format';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
+import { RoleChecks } from '../../components/RoleChecks';
+
+const APPROVER_ROLES = ['admin', 'officer'] as const;
 
 type Counts = { pending: number; awaitingMe: number; readyToExecute: number };
 
@@ -346,27 +349,7 @@ function PolicyForm({ row, onClose, onChanged }: { row: ApprovalPolicy; onClose:
         Change policy: <span className="mono">{row.operation}</span>
       </h3>
       <p className="muted">A policy change is itself a two-person request.</p>
-      <fieldset className="roles-field">
-        <legend>Approver roles</legend>
-        {(['admin', 'officer'] as const).map((r) => (
-          <label key={r} className="check">
-            <input
-              type="checkbox"
-              checked={roles.has(r)}
-              onChange={(e) =>
-                setRoles((cur) => {
-                  const n = new Set(cur);
-                  if (e.target.checked) n.add(r);
-                  else n.delete(r);
-                  return n;
-                })
-              }
-              data-testid={`policy-role-${r}`}
-            />
-            <span>{r}</span>
-          </label>
-        ))}
-      </fieldset>
+      <RoleChecks legend="Approver roles" options={APPROVER_ROLES} roles={roles} setRoles={setRoles} testIdPrefix="policy-role" />
       <label className="field field-narrow">
         <span>Expiry (minutes, 5–10080)</span>
         <input type="number" min={5} max={10080} value={expiry} onChange={(e) => setExpiry(e.target.value)} data-testid="policy-expiry" />

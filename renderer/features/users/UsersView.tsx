@@ -7,6 +7,7 @@ import { DASH, formatTime } from '../../components/format';
 import { passwordProblem } from '../../../shared/domain/password-policy';
 import { Modal } from '../../components/Modal';
 import { useApp } from '../../context';
+import { RoleChecks } from '../../components/RoleChecks';
 
 const ROLE_HELP: Record<Role, string> = {
   admin: 'enrol and manage hosts, terminals, users',
@@ -149,7 +150,7 @@ export function UsersView() {
               />
             </label>
           </div>
-          <RolesField roles={roles} setRoles={setRoles} testIdPrefix="user-create-role" withHelp />
+          <RoleChecks legend="Roles" options={Roles} roles={roles} setRoles={setRoles} testIdPrefix="user-create-role" help={ROLE_HELP} />
           <label className="check">
             <input type="checkbox" checked={mustChange} onChange={(e) => setMustChange(e.target.checked)} data-testid="user-create-must-change" />
             <span>Must change password at first sign-in</span>
@@ -229,7 +230,7 @@ function UserActionDialog({ action, onClose, onDone }: { action: UserAction; onC
       <form onSubmit={run} className="form-grid">
         {warning[kind] ? <div className={destructive ? 'danger-box' : 'info-line'}>{warning[kind]}</div> : null}
         {kind === 'roles' ? (
-          <RolesField roles={roles} setRoles={setRoles} testIdPrefix="user-action-role" />
+          <RoleChecks legend="Roles" options={Roles} roles={roles} setRoles={setRoles} testIdPrefix="user-action-role" />
         ) : null}
         {needsPassword ? (
           <label className="field">
@@ -252,41 +253,3 @@ function UserActionDialog({ action, onClose, onDone }: { action: UserAction; onC
   );
 }
 
-/** The role checkboxes shared by "create user" and "set roles". */
-function RolesField(props: {
-  roles: Set<Role>;
-  setRoles: (update: (cur: Set<Role>) => Set<Role>) => void;
-  testIdPrefix: string;
-  withHelp?: boolean;
-}) {
-  const { roles, setRoles, testIdPrefix, withHelp } = props;
-  return (
-    <fieldset className="roles-field">
-      <legend>Roles</legend>
-      {Roles.map((r) => (
-        <label key={r} className="check">
-          <input
-            type="checkbox"
-            checked={roles.has(r)}
-            onChange={(e) =>
-              setRoles((cur) => {
-                const n = new Set(cur);
-                if (e.target.checked) n.add(r);
-                else n.delete(r);
-                return n;
-              })
-            }
-            data-testid={`${testIdPrefix}-${r}`}
-          />
-          <span className="role-name">{r}</span>
-          {withHelp ? (
-            <>
-              {' '}
-              <span className="muted">— {ROLE_HELP[r]}</span>
-            </>
-          ) : null}
-        </label>
-      ))}
-    </fieldset>
-  );
-}
