@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Run, StepRecord } from '../../shared/contract/provision';
-import { authorizeKey, corruptFile, cutLink, decoyConnections, labDown, labUp, restoreLink, runOnHost, type Lab } from '../lab/lab';
+import { authorizeKey, corruptFile, cutLink, decoyConnections, labDown, labUp, restoreLink, runOnHost, throttleLink, type Lab } from '../lab/lab';
 import { ADMIN, testCore, type TestClient, type TestCore } from '../support/core';
 
 /**
@@ -259,6 +259,8 @@ describe('faults', () => {
       steps: [{ id: 'model', type: 'model-weights', params: { model: 'big-llm', version: '1', connections: 1, channelsPerConnection: 1 } }],
     };
     await c.ok('provision:importPlaybook', { text: JSON.stringify(pb) });
+    // host3's link capped (~25 MB/s: 48 MiB take 2 s) so the cut lands mid-upload however fast the machine is.
+    if (lab.mode === 'netns') await throttleLink(lab, 'host3', { mbit: 200 });
     let cut = false;
     const watcher = setInterval(() => {
       const p = c.events

@@ -1590,7 +1590,7 @@ export async function cutLink(lab: Lab, host: string): Promise<void> {
   });
 }
 
-/** Undoes {@link cutLink} and {@link slowLink}; returns once the host's sshd answers again (if running). */
+/** Undoes {@link cutLink}, {@link slowLink} and {@link throttleLink}; returns once the host's sshd answers again (if running). */
 export async function restoreLink(lab: Lab, host: string): Promise<void> {
   const st = await updateState(lab.dir, async (s) => {
     const h = findHost(s, host);
@@ -1636,6 +1636,22 @@ export async function slowLink(lab: Lab, host: string, opts: { delayMs: number; 
       );
     }
     await must('tc', ['-n', h.netns!, 'qdisc', 'replace', 'dev', 'eth0', 'root', ...netem]);
+    h.slowed = true;
+  });
+}
+
+/**
+ * Caps what reaches a host over its link at `mbit` megabits/s (`tc tbf` on Airlock's side of the
+ * veth, so uploads to the host slow down; tbf needs no netem). For fault tests that must act in
+ * the middle of a transfer however fast the machine is. netns mode only. {@link restoreLink}
+ * undoes it.
+ */
+export async function throttleLink(lab: Lab, host: string, opts: { mbit: number }): Promise<void> {
+  if (!(opts.mbit > 0)) throw new Error('lab: throttleLink needs a positive rate');
+  await updateState(lab.dir, async (st) => {
+    if (st.mode !== 'netns') throw new Error('lab: throttleLink needs netns mode');
+    const h = findHost(st, host);
+    await must('tc', ['qdisc', 'replace', 'dev', h.veth!, 'root', 'tbf', 'rate', `${opts.mbit}mbit`, 'burst', '256kb', 'latency', '400ms']);
     h.slowed = true;
   });
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AirlockError } from '../../../shared/domain/errors';
-import { authorizeKey, cutLink, labDown, labUp, restoreLink, runOnHost, type Lab, type LabHost } from '../../../test/lab/lab';
+import { authorizeKey, cutLink, labDown, labUp, restoreLink, runOnHost, throttleLink, type Lab, type LabHost } from '../../../test/lab/lab';
 import { connect, SFTP_OPEN, type SshConnection } from './connection';
 import { generateIdentity } from './identity';
 import { PART_SUFFIX, shellQuote, SIDECAR_SUFFIX, uploadFile, type UploadProgress } from './sftp';
@@ -59,6 +59,11 @@ async function sh(script: string): Promise<string> {
 async function hostSha(path: string): Promise<string> {
   // The real one: some tests put a logging sha256sum first on the host's PATH.
   return (await sh(`/usr/bin/sha256sum < ${shellQuote(path)}`)).split(' ')[0]!;
+}
+
+/** Caps the host's link (netns labs; a loopback lab keeps its speed) until restoreLink. */
+async function slowDown(): Promise<void> {
+  if (lab.mode === 'netns') await throttleLink(lab, host.name, { mbit: 400 });
 }
 
 async function conn(keepaliveMs?: number): Promise<SshConnection> {
@@ -168,6 +173,8 @@ describe('uploadFile', () => {
     // Short keepalives: a cut link is noticed in about 2 s.
     const c = await conn(500);
     let cutting: Promise<void> | null = null;
+    // At a capped rate, so that the cut lands mid-upload however fast the machine is.
+    await slowDown();
     const t0 = Date.now();
     const err = await rejection(
       uploadFile({
@@ -331,6 +338,8 @@ describe('uploadFile', () => {
     const channelData = vi.spyOn(Protocol.prototype, 'channelData');
     let r: Awaited<ReturnType<typeof uploadFile>>;
     let bulk: number;
+    // At a capped rate (~2 s for the file), so that the key exchanges land mid-upload however fast the machine is.
+    await slowDown();
     try {
       r = await uploadFile({
         connections: [c],
@@ -348,6 +357,7 @@ describe('uploadFile', () => {
       bulk = channelData.mock.calls.filter((call) => (call[1] as Buffer).length > 4096).length;
     } finally {
       channelData.mockRestore();
+      await restoreLink(lab, host.name);
     }
     expect(rekeys).toBeGreaterThan(0);
     await vi.waitFor(() => expect(handshakes).toBe(rekeys));
@@ -362,9 +372,18 @@ describe('uploadFile', () => {
     const conns = [await conn(), await conn(), await conn()];
     const target = '/srv/q.bin';
     const ac = new AbortController();
-    const err = await rejection(
-      uploadFile({ connections: conns, localPath: f.path, remotePath: target, sha256: f.sha256, signal: ac.signal, onProgress: (p) => p.sent >= 40 * MiB && ac.abort() }),
-    );
+    // Cancelled once 64 MiB are acknowledged, so that (6 streams each on its own 8 MiB pieces) the
+    // prefix known whole is past the first pieces: at a capped rate (~50 MB/s), so that this moment
+    // comes before the end however fast the machine is.
+    await slowDown();
+    let err: AirlockError;
+    try {
+      err = await rejection(
+        uploadFile({ connections: conns, localPath: f.path, remotePath: target, sha256: f.sha256, signal: ac.signal, onProgress: (p) => p.sent >= 64 * MiB && ac.abort() }),
+      );
+    } finally {
+      await restoreLink(lab, host.name);
+    }
     expect(err.code).toBe('CANCELLED');
     const side = JSON.parse(await sh(`cat ${target}${SIDECAR_SUFFIX}`)) as { sha256: string; size: number; committed: number };
     expect(side).toMatchObject({ v: 1, sha256: f.sha256, size: f.size });
@@ -381,6 +400,8 @@ describe('uploadFile', () => {
     const target = '/srv/r.bin';
     const conns = [await conn(500), await conn(500)];
     let cutting: Promise<void> | null = null;
+    // At a capped rate (~50 MB/s), so that the cut at 200 MiB comes before the end however fast the machine is.
+    await slowDown();
     const err = await rejection(
       uploadFile({
         connections: conns,
