@@ -26,7 +26,7 @@ import {
   type Lab,
   type LabHost,
 } from './lab';
-import { exec, SshClient } from './testkit';
+import { exec, livePids, SshClient } from './testkit';
 
 const isRoot = process.getuid?.() === 0;
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -59,19 +59,6 @@ function tcpConnect(address: string, port: number, timeoutMs = 2000): Promise<'o
       clearTimeout(t);
       resolve(e.code === 'ECONNREFUSED' ? 'refused' : 'error');
     });
-  });
-}
-
-/** Live (non-zombie) pids among `pids`. */
-function livePids(pids: number[]): number[] {
-  return pids.filter((p) => {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-      return state !== 'Z' && state !== 'X';
-    } catch {
-      return false;
-    }
   });
 }
 

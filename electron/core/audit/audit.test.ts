@@ -2,66 +2,18 @@ import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { migrate, openDatabase } from '../db/db';
-import { migrations } from '../db/migrations';
-import { AuditTrail, canonical, chainHash, CHECKPOINT_CHANNEL, GENESIS_HASH, readHighWater, type AuditInput } from './audit';
+import { describe, expect, it } from 'vitest';
+import { AuditTrail, canonical, chainHash, CHECKPOINT_CHANNEL, GENESIS_HASH, readHighWater } from './audit';
+import { openDatabase } from '../db/db';
 import { checkpointPayload } from './chain';
 import { AUDIT_PUBLIC_META, keyFingerprint } from './keys';
 import { verifyAudit } from './verify';
 import { ChainScanner } from './verify-core';
 import { startAuditWorker } from './workers';
-import { sampleEvent } from '../../../test/support/audit';
+import { auditSigner, sampleEvent, testTrail } from '../../../test/support/audit';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
-
-/** A signer with a fresh Ed25519 key whose public half is on record in meta, as the core's is. */
-function signer(db: Database.Database) {
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
-  const pem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
-  db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(AUDIT_PUBLIC_META, pem);
-  const fp = keyFingerprint(pem);
-  let unlocked = true;
-  return {
-    publicKey,
-    fp,
-    lock: () => (unlocked = false),
-    unlock: () => (unlocked = true),
-    sign: (payload: Buffer) => (unlocked ? { signature: crypto.sign(null, payload, privateKey).toString('base64'), keyFingerprint: fp } : null),
-  };
-}
-
-function trail(opts: { file?: boolean; every?: number; seconds?: number; signed?: boolean } = {}) {
-  let db: Database.Database;
-  let dir: string | null = null;
-  if (opts.file) {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-audit-'));
-    dirs.push(dir);
-    db = openDatabase(path.join(dir, 'airlock.db'));
-  } else {
-    db = new Database(':memory:');
-    migrate(db, migrations);
-  }
-  let t = Date.UTC(2026, 0, 1);
-  const clock = { advance: (ms: number) => (t += ms) };
-  const s = opts.signed ? signer(db) : null;
-  const headFile = dir ? path.join(dir, 'audit.head') : null;
-  const audit = new AuditTrail(db, () => new Date((t += 1000)), {
-    signer: s,
-    checkpointEvery: opts.every ?? 1000,
-    checkpointSeconds: opts.seconds ?? 1e9,
-    headFile,
-  });
-  const verify = (range: { fromSeq?: number; toSeq?: number } = {}, workers = false) =>
-    verifyAudit({ db, dbFile: workers ? path.join(dir!, 'airlock.db') : null, headFile, workerThreshold: 0, ...range });
-  return { db, audit, signer: s, clock, dir, headFile, verify };
-}
-
+const trail = testTrail;
 const ev = sampleEvent;
 
 /** Edits the raw file the way an attacker with the database would: bypassing the triggers. */
@@ -306,7 +258,7 @@ describe('signed checkpoints', () => {
     const { db, audit } = trail({ signed: true, every: 3 });
     for (let i = 1; i <= 5; i++) audit.append(ev(i));
     // Someone replaces the public key on record (to re-sign a rewritten chain with their own).
-    signer(db);
+    auditSigner(db);
     expect((await audit.verify()).firstBad).toMatchObject({ seq: 4, kind: 'bad-signature', reason: expect.stringMatching(/not on record/) });
   });
 

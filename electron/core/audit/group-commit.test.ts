@@ -1,58 +1,11 @@
 import Database from 'better-sqlite3';
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { AuditEvent } from '../../../shared/contract/audit';
-import { migrate, openDatabase } from '../db/db';
-import { migrations } from '../db/migrations';
-import { AuditTrail, CHECKPOINT_CHANNEL, GENESIS_HASH, chainHash, readHighWater, type AuditInput } from './audit';
-import { AUDIT_PUBLIC_META, keyFingerprint } from './keys';
-import { verifyAudit } from './verify';
-import { sampleEvent } from '../../../test/support/audit';
+import { CHECKPOINT_CHANNEL, GENESIS_HASH, chainHash, readHighWater } from './audit';
+import { sampleEvent, testTrail } from '../../../test/support/audit';
 
-const dirs: string[] = [];
-const open: Database.Database[] = [];
-afterEach(() => {
-  for (const db of open.splice(0)) if (db.open) db.close();
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function signer(db: Database.Database) {
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
-  const pem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
-  db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(AUDIT_PUBLIC_META, pem);
-  const fp = keyFingerprint(pem);
-  return { sign: (payload: Buffer) => ({ signature: crypto.sign(null, payload, privateKey).toString('base64'), keyFingerprint: fp }) };
-}
-
-function trail(opts: { file?: boolean; every?: number; signed?: boolean } = {}) {
-  let db: Database.Database;
-  let dir: string | null = null;
-  if (opts.file) {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-group-'));
-    dirs.push(dir);
-    db = openDatabase(path.join(dir, 'airlock.db'));
-  } else {
-    db = new Database(':memory:');
-    migrate(db, migrations);
-  }
-  open.push(db);
-  let t = Date.UTC(2026, 0, 1);
-  const batches: number[] = [];
-  const headFile = dir ? path.join(dir, 'audit.head') : null;
-  const audit = new AuditTrail(db, () => new Date((t += 1000)), {
-    signer: opts.signed ? signer(db) : null,
-    checkpointEvery: opts.every ?? 1000,
-    checkpointSeconds: 1e9,
-    headFile,
-    onBatch: (n) => batches.push(n),
-  });
-  const verify = () => verifyAudit({ db, dbFile: null, headFile, workerThreshold: 1e9 });
-  return { db, dir, audit, batches, headFile, verify };
-}
-
+const trail = testTrail;
 const ev = sampleEvent;
 
 const rows = (db: Database.Database) =>
@@ -85,7 +38,9 @@ describe('group commit (appendAsync)', () => {
   it('resolves only once the event is committed: another connection already sees it', async () => {
     const { dir, audit } = trail({ file: true });
     const other = new Database(path.join(dir!, 'airlock.db'), { readonly: true });
-    open.push(other);
+    onTestFinished(() => {
+      other.close();
+    });
     const count = () => other.prepare('SELECT count(*) FROM audit_events').pluck().get() as number;
     const seen: number[] = [];
     await Promise.all(Array.from({ length: 5 }, (_, i) => audit.appendAsync(ev(i)).then(() => seen.push(count()))));
