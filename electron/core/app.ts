@@ -69,9 +69,9 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     stepUpMs: () => settings.stepUpMs(),
     now: () => clock().getTime(),
     random,
-    check: (userId, epoch) => {
+    check: (userId, uid, epoch) => {
       const st = users.state(userId);
-      if (!st || st.disabled || st.epoch !== epoch) return null;
+      if (!st || st.uid !== uid || st.disabled || st.epoch !== epoch) return null;
       return { user: st.name, roles: st.roles, restriction: restrictionFor(st, requireTotpFor) };
     },
   });
@@ -106,6 +106,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     const s = ctx.requireSession();
     return {
       actor: s.user,
+      principal: s.uid,
       roles: s.roles,
       sessionRef: sessionRef(s.id),
       shell: `${ctx.client.shell}:${ctx.client.source}`,
@@ -135,11 +136,21 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   /** The signed-in user acting in a handler, with the vault key their session holds. */
   const actorOf = (ctx: CallContext) => {
     const s = ctx.requireSession();
-    return { id: sessions.userId(s.id), name: s.user, roles: s.roles, vaultKey: sessions.vaultKey(s.id) };
+    return { id: sessions.userId(s.id), uid: sessions.uid(s.id), name: s.user, roles: s.roles, vaultKey: sessions.vaultKey(s.id) };
   };
   const viewerOf = (ctx: CallContext) => {
     const s = ctx.requireSession();
-    return { id: sessions.userId(s.id), name: s.user, roles: s.roles };
+    return { id: sessions.userId(s.id), uid: sessions.uid(s.id), name: s.user, roles: s.roles };
+  };
+  /**
+   * An approved run: the object must still be the one approved (checked here, after the request
+   * event was written); for accounts, the state is passed on and checked again inside the change's
+   * own transaction.
+   */
+  const approvedAccount = (ctx: CallContext) => {
+    approvals.assertTarget(ctx.approval ?? undefined);
+    const t = ctx.approval?.target;
+    return t?.kind === 'user' && t.state ? t.state : undefined;
   };
   /** A user lost their account or credentials: their sessions here end, their open requests are cancelled. */
   const revoke = (userId: number, opts: { cancelRequests: boolean }) => {
@@ -211,16 +222,17 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     'totp:disable': (ctx) => (identity.totpDisable(ctx.requireSession()), {}),
     'users:list': () => users.list(),
     'users:create': (ctx, input) => {
+      approvedAccount(ctx);
       const a = actorOf(ctx);
       return users.create(a, input.name, input.password, input.roles, a.vaultKey, { mustChangePassword: input.mustChangePassword });
     },
-    'users:setRoles': (_ctx, input) => users.setRoles(input.name, input.roles),
+    'users:setRoles': (ctx, input) => users.setRoles(input.name, input.roles, approvedAccount(ctx)),
     'users:disable': (ctx, input) => {
       const v = users.disable(actorOf(ctx), input.name);
       revoke(users.row(input.name).id, { cancelRequests: true });
       return v;
     },
-    'users:enable': (ctx, input) => users.enable(input.name, input.password, actorOf(ctx).vaultKey),
+    'users:enable': (ctx, input) => users.enable(input.name, input.password, actorOf(ctx).vaultKey, approvedAccount(ctx)),
     'users:resetPassword': async (ctx, input) => {
       const a = actorOf(ctx);
       const v = await users.resetPassword(a, input.name, input.password, a.vaultKey);
@@ -258,7 +270,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
       const actor = actorOf(ctx);
       const claim = approvals.claim(actor, input.id);
       // Through the dispatcher, so the approved call is checked (role, step-up, exact input) and audited as itself.
-      const run: ApprovedRun = { approval: { id: claim.id, channel: claim.channel, digest: claim.digest }, ran: false };
+      const run: ApprovedRun = { approval: { id: claim.id, channel: claim.channel, digest: claim.digest, target: claim.target }, ran: false };
       let r: Result<unknown>;
       try {
         r = await dispatcher.dispatch(ctx.client, claim.channel, claim.input, run);
@@ -271,7 +283,10 @@ export async function createCore(config: CoreConfig): Promise<Core> {
       return { request: approvals.get(actor, claim.id), value: r.value };
     },
     'approvals:policy': () => approvals.policy(),
-    'approvals:setPolicy': (ctx, input) => approvals.setPolicy(viewerOf(ctx), input),
+    'approvals:setPolicy': (ctx, input) => {
+      approvals.assertTarget(ctx.approval ?? undefined);
+      return approvals.setPolicy(viewerOf(ctx), input);
+    },
     'identity:show': () => {
       const publicKey = meta.get(IDENTITY_PUBLIC);
       if (!publicKey) throw new AirlockError('SETUP_REQUIRED', 'Airlock has no SSH identity yet: run the first-run setup.');
@@ -293,7 +308,10 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     'provision:apply': (ctx, input) => provisioner.apply(callerOf(ctx), input),
     'provision:resume': (ctx, input) => provisioner.resume(callerOf(ctx), input.runId, input.concurrency),
     'provision:drift': (ctx, input) => provisioner.drift(callerOf(ctx), input.hosts),
-    'provision:disableEgressLockdown': (ctx, input) => provisioner.disableEgress(callerOf(ctx), input.host),
+    'provision:disableEgressLockdown': (ctx, input) => {
+      approvals.assertTarget(ctx.approval ?? undefined);
+      return provisioner.disableEgress(callerOf(ctx), input.host);
+    },
     'provision:status': (_ctx, input) => provisioner.get(input.runId),
     'provision:runs': (_ctx, input) => provisioner.list(input.limit),
     'store:list': () => ({ debs: store.listDebs(), models: store.listModels(), mediaRoots: store.mediaRoots }),

@@ -19,6 +19,8 @@ export interface CallContext {
   requireSession(): SessionInfo;
   /** The sequence number of this call's audited request event (null for 'io' channels). */
   requestSeq: number | null;
+  /** Set when approvals:execute runs this call: the approval, with the object it is bound to. */
+  approval: ApprovedCall | null;
   /** Facts the handler adds to its outcome event (what range was read, which file was exported). */
   auditDetail(detail: Record<string, unknown>): void;
 }
@@ -138,6 +140,7 @@ export class Dispatcher {
         // Committed before the service runs (fail-closed); awaited with the other calls in flight.
         const request = await this.deps.audit.appendAsync({
           actor,
+          principal: session?.uid ?? null,
           roles: session?.roles ?? [],
           session: session ? sessionRef(session.id) : null,
           shell: `${client.shell}:${client.source}`,
@@ -165,6 +168,7 @@ export class Dispatcher {
         return session;
       },
       requestSeq,
+      approval: run?.approval ?? null,
       auditDetail: (d) => {
         detail = { ...(detail ?? {}), ...recordParams(d, undefined) };
       },
@@ -195,6 +199,7 @@ export class Dispatcher {
       try {
         await this.deps.audit.appendAsync({
           actor: after?.user ?? actor,
+          principal: after?.uid ?? session?.uid ?? null,
           roles: after?.roles ?? session?.roles ?? [],
           session: after ? sessionRef(after.id) : null,
           shell: `${client.shell}:${client.source}`,
@@ -233,6 +238,7 @@ export class Dispatcher {
     try {
       await this.deps.audit.appendAsync({
         actor: session?.user ?? '-',
+        principal: session?.uid ?? null,
         roles: session?.roles ?? [],
         session: session ? sessionRef(session.id) : null,
         shell: `${client.shell}:${client.source}`,

@@ -53,6 +53,8 @@ export interface CoreConfig {
 /** A signed-in (or not yet) user as the dispatcher sees them. */
 export interface SessionInfo {
   id: string;
+  /** The signed-in account's identity (users.uid), never reused by a later account. */
+  uid: string;
   user: string;
   roles: Role[];
   /** Set while the session may call only `whileRestricted` channels (forced password change, TOTP enrolment). */

@@ -5,6 +5,12 @@ export const AuditEvent = z.object({
   seq: z.number().int().positive(),
   ts: z.string(),
   actor: z.string(),
+  /**
+   * The acting account's identity (users.uid, a UUID no later account can take): `actor` is its
+   * name, which a later account may reuse. Null when nobody was signed in; absent in events written
+   * before it was recorded, and in the core's own events (checkpoints).
+   */
+  principal: z.string().nullable().optional(),
   roles: z.array(z.string()),
   session: z.string().nullable(),
   shell: z.string(),

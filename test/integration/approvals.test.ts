@@ -179,10 +179,15 @@ describe('the two-person rule', () => {
     expect((await alice.ok('approvals:get', { id: q.id })).status).toBe('approved');
     await alice.ok('session:stepUp', { password: ADMIN.password });
     await alice.ok('approvals:execute', { id: q.id });
-    // carol's name gets taken another way meanwhile: the approved call runs, fails, and is never retried.
+    // carol's name gets taken another way meanwhile: the request was bound to "no account named
+    // carol", so the approval is void; it fails without running and is never retried.
     await alice.ok('users:create', { name: 'carol', password: 'carol own password', roles: ['auditor'] });
-    expect(await alice.call('approvals:execute', { id: q2.id })).toMatchObject({ ok: false, error: { code: 'CONFLICT', message: expect.stringMatching(/already exists/) } });
-    expect(await alice.ok('approvals:get', { id: q2.id })).toMatchObject({ status: 'failed', resultCode: 'CONFLICT' });
+    expect(await alice.call('approvals:execute', { id: q2.id })).toMatchObject({
+      ok: false,
+      error: { code: 'CONFLICT', message: expect.stringMatching(/an account named "carol" was created since/) },
+    });
+    expect(await alice.ok('approvals:get', { id: q2.id })).toMatchObject({ status: 'failed', resultCode: 'APPROVAL_VOID' });
+    expect((await alice.ok('users:list', {})).find((u) => u.name === 'carol')?.roles).toEqual(['auditor']);
     expect(code(await alice.call('approvals:execute', { id: q2.id }))).toBe('CONFLICT');
   });
 

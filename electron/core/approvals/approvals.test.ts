@@ -29,8 +29,8 @@ async function setup() {
   await users.create(alice, 'olga', 'olga long password', ['officer'], alice.vaultKey, { mustChangePassword: false });
   const olga = users.row('olga');
   const approvals = new Approvals({ db, vault, users, now });
-  const a = { id: alice.id, name: 'alice', roles: alice.roles, vaultKey: alice.vaultKey };
-  const o = { id: olga.id, name: 'olga', roles: ['officer' as const] };
+  const a = { id: alice.id, uid: alice.uid, name: 'alice', roles: alice.roles, vaultKey: alice.vaultKey };
+  const o = { id: olga.id, uid: olga.uid, name: 'olga', roles: ['officer' as const] };
   return { db, clock, users, approvals, a, o, key: alice.vaultKey };
 }
 
@@ -78,7 +78,7 @@ describe('approval requests', () => {
     approvals.approve(o, q.id, 'checked with alice in person');
     const claim = approvals.claim(a, q.id);
     expect(claim.input).toEqual(input);
-    const approved = { id: claim.id, channel: claim.channel, digest: claim.digest };
+    const approved = { id: claim.id, channel: claim.channel, digest: claim.digest, target: claim.target };
     expect(approvals.gate('users:create', claim.input, key, approved)).toBeNull();
     expect(approvals.gate('users:create', { ...input, name: 'mallory' }, key, approved)).toMatchObject({ code: 'CONFLICT' });
     expect(approvals.gate('users:create', { ...input, password: 'another password here' }, key, approved)).toMatchObject({ code: 'CONFLICT' });

@@ -7,14 +7,16 @@ import type { ChannelDef } from '../../../shared/contract/channel';
 import { channels, isChannelName, type ChannelName } from '../../../shared/contract/index';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Role } from '../../../shared/domain/roles';
-import type { Users } from '../auth/users';
+import { accountChange, accountState, type AccountState, type Users } from '../auth/users';
 import type { Db } from '../db/db';
 import type { Vault } from '../vault/vault';
-import { channelsByOperation, guardOf, operationFor } from './guards';
+import { channelsByOperation, guardOf, operationFor, type TargetRef } from './guards';
 
 /** Who is looking or acting: a signed-in user with the vault key their session holds. */
 export interface Actor {
   id: number;
+  /** The account identity (users.uid): an approval names accounts by it, not by id or name. */
+  uid: string;
   name: string;
   roles: Role[];
   vaultKey: Buffer;
@@ -25,7 +27,19 @@ export interface ApprovedCall {
   id: number;
   channel: ChannelName;
   digest: string;
+  /** What the call acts on, as it was when the request was filed (and approved): it must still be. */
+  target: TargetBinding | null;
 }
+
+/**
+ * The object a request acts on, bound when it is filed: an account by its identity and state
+ * (null state: no account had that name), a host by its id, endpoint and pinned key, a policy row
+ * by its last change. Approval and execution both refuse when the object is no longer this one.
+ */
+export type TargetBinding =
+  | { kind: 'user'; name: string; state: AccountState | null }
+  | { kind: 'host'; name: string; state: { id: number; address: string; port: number; fingerprint: string | null } | null }
+  | { kind: 'policy'; name: string; state: { updatedAt: string; updatedBy: string | null } | null };
 
 interface PolicyRow {
   operation: ApprovalOperation;
@@ -47,6 +61,7 @@ interface RequestRow {
   input_digest: string;
   reason: string;
   requested_by: number;
+  requested_by_uid: string | null;
   requested_by_name: string;
   requested_at: string;
   identity_seq: number;
@@ -54,11 +69,14 @@ interface RequestRow {
   expires_at: string;
   status: ApprovalStatus;
   decided_by: number | null;
+  decided_by_uid: string | null;
   decided_by_name: string | null;
   decided_at: string | null;
   decision_reason: string | null;
   executed_at: string | null;
   result_code: string | null;
+  /** JSON TargetBinding, or null (requests filed before migration 0004 carry none and were cancelled by it). */
+  target: string | null;
 }
 
 export const SEALED = '[sealed]';
@@ -132,8 +150,11 @@ export class Approvals {
     const pol = this.policyRow(op);
     if (!pol.required) return null;
     if (approved) {
-      if (approved.channel === name && safeEqualHex(approved.digest, this.digest(vaultKey, name, input))) return null;
-      return new AirlockError('CONFLICT', `The input differs from what request ${approved.id} approved; nothing was run.`);
+      if (approved.channel !== name || !safeEqualHex(approved.digest, this.digest(vaultKey, name, input))) {
+        return new AirlockError('CONFLICT', `The input differs from what request ${approved.id} approved; nothing was run.`);
+      }
+      const changed = this.targetChange(approved.target);
+      return changed ? new AirlockError('CONFLICT', `Request ${approved.id} was approved for another object: ${changed}; nothing was run.`) : null;
     }
     const roles = (JSON.parse(pol.approver_roles) as string[]).join(' or ');
     return new AirlockError(
@@ -176,6 +197,7 @@ export class Approvals {
     }
     guard.precheck?.(input, this.deps.users);
     const pol = this.policyRow(op);
+    const target = this.bind(guard.target?.(input) ?? null);
     const now = this.deps.now();
     const publicInput: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(input)) publicInput[k] = def.secret?.includes(k) ? SEALED : v;
@@ -186,8 +208,8 @@ export class Approvals {
           this.deps.db
             .prepare(
               `INSERT INTO approval_requests (operation, channel, summary, input_public, input_sealed, input_digest, reason,
-                 requested_by, requested_by_name, requested_at, identity_seq, approver_roles, expires_at, status)
-               VALUES (?, ?, ?, ?, x'', ?, ?, ?, ?, ?, ?, ?, ?, 'pending')`,
+                 requested_by, requested_by_uid, requested_by_name, requested_at, identity_seq, approver_roles, expires_at, status, target)
+               VALUES (?, ?, ?, ?, x'', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
             )
             .run(
               op,
@@ -197,11 +219,13 @@ export class Approvals {
               this.digest(actor.vaultKey, channel, input),
               reason,
               actor.id,
+              actor.uid,
               actor.name,
               now.toISOString(),
               this.deps.users.identitySeq(),
               pol.approver_roles,
               new Date(now.getTime() + pol.expiry_minutes * 60_000).toISOString(),
+              target ? JSON.stringify(target) : null,
             ).lastInsertRowid,
         );
         // The id is bound into the seal, so a sealed input moved to another request does not open.
@@ -261,8 +285,10 @@ export class Approvals {
         const why = this.approvalBlocker(row, viewer);
         if (why) throw new AirlockError(row.status === 'pending' ? 'FORBIDDEN' : 'CONFLICT', why);
         this.deps.db
-          .prepare("UPDATE approval_requests SET status = ?, decided_by = ?, decided_by_name = ?, decided_at = ?, decision_reason = ? WHERE id = ? AND status = 'pending'")
-          .run(to, viewer.id, viewer.name, this.iso(), reason, id);
+          .prepare(
+            "UPDATE approval_requests SET status = ?, decided_by = ?, decided_by_uid = ?, decided_by_name = ?, decided_at = ?, decision_reason = ? WHERE id = ? AND status = 'pending'",
+          )
+          .run(to, viewer.id, viewer.uid, viewer.name, this.iso(), reason, id);
       })
       .immediate();
     return this.get(viewer, id);
@@ -273,7 +299,7 @@ export class Approvals {
     this.deps.db
       .transaction(() => {
         const row = this.row(id);
-        if (row.requested_by !== viewer.id) throw new AirlockError('FORBIDDEN', `Only ${row.requested_by_name}, who filed request ${id}, can cancel it.`);
+        if (!this.isRequester(row, viewer)) throw new AirlockError('FORBIDDEN', `Only ${row.requested_by_name}, who filed request ${id}, can cancel it.`);
         if (row.status !== 'pending' && row.status !== 'approved') throw new AirlockError('CONFLICT', `Request ${id} is ${row.status}; it can no longer be cancelled.`);
         this.deps.db.prepare("UPDATE approval_requests SET status = 'cancelled' WHERE id = ?").run(id);
       })
@@ -294,14 +320,23 @@ export class Approvals {
    */
   claim(actor: Actor, id: number): ApprovedCall & { input: Record<string, unknown> } {
     this.expireDue();
-    return this.deps.db
-      .transaction(() => {
+    const taken = this.deps.db
+      .transaction((): (ApprovedCall & { input: Record<string, unknown> }) | AirlockError => {
         const row = this.row(id);
-        if (row.requested_by !== actor.id) {
+        if (!this.isRequester(row, actor)) {
           throw new AirlockError('FORBIDDEN', `Only ${row.requested_by_name}, who filed request ${id}, can execute it.`);
         }
         if (row.status !== 'approved') {
           throw new AirlockError('CONFLICT', `Request ${id} is ${row.status}${row.status === 'pending' ? ': it needs an approval first' : ''}; nothing was run.`);
+        }
+        // The approval is judged again now, under the policy as it is now, and the object must
+        // still be the one that was approved. A void approval never runs: the request fails.
+        const void_ = this.executionBlocker(row);
+        if (void_) {
+          this.deps.db
+            .prepare("UPDATE approval_requests SET status = 'failed', executed_at = ?, result_code = 'APPROVAL_VOID', decision_reason = ? WHERE id = ? AND status = 'approved'")
+            .run(this.iso(), `${row.decision_reason ?? ''} [void at execution: ${void_}]`.trim(), id);
+          return new AirlockError('CONFLICT', `Request ${id} can no longer be executed: ${void_}. Nothing was run; file the request again.`);
         }
         const text = this.deps.vault.openValue(actor.vaultKey, sealContext(id), row.input_sealed);
         if (!text) throw new AirlockError('CONFLICT', `Request ${id}'s sealed input does not open: it was altered; nothing was run.`);
@@ -310,9 +345,21 @@ export class Approvals {
           throw new AirlockError('CONFLICT', `Request ${id}'s input does not match its digest: it was altered; nothing was run.`);
         }
         this.deps.db.prepare("UPDATE approval_requests SET status = 'executing' WHERE id = ? AND status = 'approved'").run(id);
-        return { id, channel: row.channel as ChannelName, digest: row.input_digest, input };
+        return { id, channel: row.channel as ChannelName, digest: row.input_digest, target: parseTarget(row.target), input };
       })
       .immediate();
+    if (taken instanceof AirlockError) throw taken;
+    return taken;
+  }
+
+  /**
+   * For a handler running an approved call, right before (or inside the transaction of) the
+   * change: the object must still be the one that was approved. Throws CONFLICT otherwise.
+   */
+  assertTarget(approved: ApprovedCall | undefined): void {
+    if (!approved) return;
+    const changed = this.targetChange(approved.target);
+    if (changed) throw new AirlockError('CONFLICT', `Request ${approved.id} was approved for another object: ${changed}; nothing was run.`);
   }
 
   /** The call was refused before it ran (step-up, role, audit unavailable): the approval stays usable. */
@@ -338,18 +385,99 @@ export class Approvals {
   approvalBlocker(row: RequestRow, viewer: Omit<Actor, 'vaultKey'>): string | null {
     if (row.status !== 'pending') return `Request ${row.id} is ${row.status}.`;
     if (Date.parse(row.expires_at) <= this.deps.now().getTime()) return `Request ${row.id} expired at ${row.expires_at}.`;
-    if (row.requested_by === viewer.id) return 'You filed this request: a different person must decide it.';
+    if (this.isRequester(row, viewer)) return 'You filed this request: a different person must decide it.';
     const subject = isChannelName(row.channel) ? guardOf(row.channel)?.subject?.(JSON.parse(row.input_public) as Record<string, unknown>) : null;
-    if (subject && subject === viewer.name) return 'This request is about your own account: a different person must decide it.';
+    const target = parseTarget(row.target);
+    if ((subject && subject === viewer.name) || (target?.kind === 'user' && target.state?.uid === viewer.uid)) {
+      return 'This request is about your own account: a different person must decide it.';
+    }
+    if (row.requested_by_uid === null) return 'This request was filed before approvals were bound to account identities: file it again.';
+    const changed = this.targetChange(target);
+    if (changed) return `What this request acts on changed since it was filed: ${changed}. It cannot be approved; file it again.`;
     const roles = JSON.parse(row.approver_roles) as Role[];
     if (!viewer.roles.some((r) => roles.includes(r))) return `Deciding needs the role ${roles.join(' or ')}.`;
     const me = this.deps.users.rowById(viewer.id);
-    if (!me || me.disabled) return 'Your account is disabled.';
+    if (!me || me.uid !== viewer.uid || me.disabled) return 'Your account is disabled.';
     if (me.created_seq > row.identity_seq) return 'Your account was created after this request was filed, so it cannot decide it.';
     if (me.roles_seq > row.identity_seq) return 'Your roles changed after this request was filed, so you cannot decide it.';
     if (me.cred_seq > row.identity_seq) return 'An administrator reset your password or TOTP after this request was filed, so you cannot decide it.';
     if (me.must_change_password) return 'Choose your own password first (an administrator set the current one).';
     return null;
+  }
+
+  /**
+   * Why an approved request may not execute now, or null: the approval is judged under the
+   * current policy (an approver who lost the approver role, was disabled or removed no longer
+   * counts; a policy that now names other approver roles needs a new approval), and the object
+   * it acts on must be unchanged.
+   */
+  private executionBlocker(row: RequestRow): string | null {
+    if (row.requested_by_uid === null) return 'it was filed before approvals were bound to account identities';
+    const pol = this.policyRow(row.operation);
+    if (pol.required) {
+      if (row.decided_by === null || row.decided_by_uid === null) return 'it carries no approver identity';
+      const approver = this.deps.users.rowById(row.decided_by);
+      if (!approver || approver.uid !== row.decided_by_uid) return `the approver ${row.decided_by_name ?? '?'} no longer exists`;
+      if (approver.disabled) return `the approver ${approver.name} is disabled`;
+      if (approver.id === row.requested_by || approver.uid === row.requested_by_uid) return 'the approver is the requester';
+      const roles = JSON.parse(pol.approver_roles) as Role[];
+      const has = JSON.parse(approver.roles) as Role[];
+      if (!has.some((r) => roles.includes(r))) {
+        return `the approver ${approver.name} no longer holds a role the policy requires for ${row.operation} (${roles.join(' or ')})`;
+      }
+      const target = parseTarget(row.target);
+      if (target?.kind === 'user' && target.state?.uid === approver.uid) return 'the approver is the account the request is about';
+    }
+    return this.targetChange(parseTarget(row.target));
+  }
+
+  private isRequester(row: RequestRow, who: { id: number; uid: string }): boolean {
+    return row.requested_by === who.id || row.requested_by_uid === who.uid;
+  }
+
+  /** The binding of a target as it is now. */
+  private bind(ref: TargetRef | null): TargetBinding | null {
+    if (!ref) return null;
+    if (ref.kind === 'user') {
+      let row = null;
+      try {
+        row = this.deps.users.row(ref.name);
+      } catch {
+        row = null;
+      }
+      return { kind: 'user', name: ref.name, state: row ? accountState(row) : null };
+    }
+    if (ref.kind === 'host') {
+      const h = this.deps.db.prepare('SELECT id, address, port, fingerprint FROM hosts WHERE name = ?').get(ref.name) as
+        | { id: number; address: string; port: number; fingerprint: string | null }
+        | undefined;
+      return { kind: 'host', name: ref.name, state: h ? { id: h.id, address: h.address, port: h.port, fingerprint: h.fingerprint } : null };
+    }
+    const p = this.deps.db.prepare('SELECT updated_at, updated_by FROM approval_policy WHERE operation = ?').get(ref.name) as
+      | { updated_at: string; updated_by: string | null }
+      | undefined;
+    return { kind: 'policy', name: ref.name, state: p ? { updatedAt: p.updated_at, updatedBy: p.updated_by } : null };
+  }
+
+  /** Why `bound` is no longer what it names now (in words), or null when it still is. */
+  private targetChange(bound: TargetBinding | null): string | null {
+    if (!bound) return null;
+    const now = this.bind(bound);
+    if (bound.kind === 'user') {
+      const state = now?.state as AccountState | null;
+      if (bound.state === null) return state ? `an account named "${bound.name}" was created since` : null;
+      let row = null;
+      try {
+        row = this.deps.users.row(bound.name);
+      } catch {
+        row = null;
+      }
+      return accountChange(bound.name, row, bound.state);
+    }
+    if (canonical(now?.state ?? null) === canonical(bound.state)) return null;
+    return bound.kind === 'host'
+      ? `host "${bound.name}" is no longer the same host (removed, re-added or re-keyed)`
+      : `the policy for ${bound.name} was changed since`;
   }
 
   private expireDue(): void {
@@ -366,7 +494,7 @@ export class Approvals {
 
   private toView(r: RequestRow, viewer: Omit<Actor, 'vaultKey'>): z.input<typeof ApprovalRequest> {
     const blocker = this.approvalBlocker(r, viewer);
-    const mine = r.requested_by === viewer.id;
+    const mine = this.isRequester(r, viewer);
     return {
       id: r.id,
       operation: r.operation,
@@ -386,7 +514,7 @@ export class Approvals {
       resultCode: r.result_code,
       canApprove: blocker === null,
       cannotApproveReason: r.status === 'pending' ? blocker : null,
-      canExecute: mine && r.status === 'approved',
+      canExecute: mine && r.status === 'approved' && r.requested_by_uid !== null,
       canCancel: mine && (r.status === 'pending' || r.status === 'approved'),
     };
   }
@@ -397,6 +525,10 @@ export class Approvals {
 }
 
 const sealContext = (id: number) => `approval:${id}`;
+
+function parseTarget(text: string | null): TargetBinding | null {
+  return text === null ? null : (JSON.parse(text) as TargetBinding);
+}
 
 function canonical(v: unknown): string {
   const s = canonicalize(v);

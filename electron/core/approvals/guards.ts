@@ -15,7 +15,20 @@ interface Guard {
   precheck?(input: Record<string, unknown>, users: Users): void;
   /** The user account the call is about: that user may not decide the request (no approving one's own promotion). */
   subject?(input: Record<string, unknown>): string | null;
+  /**
+   * The object the call acts on, by kind and name. The request binds its identity and state when
+   * filed (see TargetBinding in approvals.ts); approval and execution refuse a different object
+   * with the same name. Every guard whose call acts on a named object must declare it.
+   */
+  target?(input: Record<string, unknown>): TargetRef | null;
 }
+
+export interface TargetRef {
+  kind: 'user' | 'host' | 'policy';
+  name: string;
+}
+
+const userTarget = (i: Record<string, unknown>): TargetRef | null => (typeof i.name === 'string' ? { kind: 'user', name: i.name } : null);
 
 const nameOf = (i: Record<string, unknown>) => (typeof i.name === 'string' ? i.name : null);
 
@@ -34,6 +47,7 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
     applies: (i) => roles(i).includes('admin'),
     describe: (i) => `Create user ${String(i.name)} with roles ${roles(i).join(', ')}`,
     subject: nameOf,
+    target: userTarget,
     precheck: (i, users) => {
       if (users.list().some((u) => u.name === i.name)) throw new AirlockError('CONFLICT', `A user named "${String(i.name)}" already exists.`);
       checkPolicy(String(i.password), String(i.name));
@@ -44,6 +58,7 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
     applies: (i, users) => roles(i).includes('admin') && !hasAdmin(i.name, users),
     describe: (i) => `Give ${String(i.name)} the roles ${roles(i).join(', ')} (adds admin)`,
     subject: nameOf,
+    target: userTarget,
     precheck: (i, users) => void users.view(String(i.name)),
   },
   'users:enable': {
@@ -51,6 +66,7 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
     applies: (i, users) => hasAdmin(i.name, users),
     describe: (i) => `Re-enable administrator ${String(i.name)} with a new password`,
     subject: nameOf,
+    target: userTarget,
     precheck: (i, users) => {
       if (!users.view(String(i.name)).disabled) throw new AirlockError('CONFLICT', `"${String(i.name)}" is not disabled.`);
       checkPolicy(String(i.password), String(i.name));
@@ -60,10 +76,12 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
     operation: 'hosts:disableEgressLockdown',
     applies: () => true,
     describe: (i) => `Remove the egress lockdown of host ${String(i.host)} (it could then reach any address)`,
+    target: (i) => (typeof i.host === 'string' ? { kind: 'host', name: i.host } : null),
   },
   'approvals:setPolicy': {
     operation: 'approvals:setPolicy',
     applies: () => true,
+    target: (i) => (typeof i.operation === 'string' ? { kind: 'policy', name: i.operation } : null),
     describe: (i) =>
       `Set the two-person policy for ${String(i.operation)}: ${i.required ? 'required' : 'NOT required'}, approvers ${roles({ roles: i.approverRoles }).join(' or ')}, expires after ${String(i.expiryMinutes)} min`,
   },

@@ -106,13 +106,13 @@ function sortKeys(keys: string[]): string[] {
 }
 
 /** What the audit trail's caller supplies (AuditInput), in canonical order with seq and ts. */
-const INPUT_KEYS = new Set(['actor', 'channel', 'errorCode', 'outcome', 'params', 'phase', 'roles', 'session', 'shell', 'target']);
+const INPUT_KEYS = new Set(['actor', 'channel', 'errorCode', 'outcome', 'params', 'phase', 'principal', 'roles', 'session', 'shell', 'target']);
 /** The last order of keys seen to be exactly INPUT_KEYS (inputs are built the same way each time). */
 let inputKeyOrder: string[] = [];
 
 /**
  * `canonical({ ...input, seq, ts })`, the same string, faster: the audit trail's event body. When
- * the input's own keys are exactly the ten an audit input has (and it has no toJSON), the
+ * the input's own keys are those an audit input has (all, or all but one; and it has no toJSON), the
  * members are written in their known order with direct reads; anything else goes the general way.
  */
 export function canonicalEvent(input: Record<string, unknown>, seq: number, ts: string): string {
@@ -125,6 +125,7 @@ export function canonicalEvent(input: Record<string, unknown>, seq: number, ts: 
   out = member(out, '"outcome":', input.outcome, seen);
   out = member(out, '"params":', input.params, seen);
   out = member(out, '"phase":', input.phase, seen);
+  out = member(out, '"principal":', input.principal, seen);
   out = member(out, '"roles":', input.roles, seen);
   out = member(out, '"seq":', seq, seen);
   out = member(out, '"session":', input.session, seen);
@@ -135,12 +136,13 @@ export function canonicalEvent(input: Record<string, unknown>, seq: number, ts: 
 }
 
 function inputKeys(keys: string[]): boolean {
-  if (keys.length !== INPUT_KEYS.size) return false;
+  // All of them, or all but one (events without a principal: checkpoints, older callers).
+  if (keys.length !== INPUT_KEYS.size && keys.length !== INPUT_KEYS.size - 1) return false;
   let same = keys.length === inputKeyOrder.length;
   for (let i = 0; same && i < keys.length; i++) same = keys[i] === inputKeyOrder[i];
   if (same) return true;
   for (const k of keys) if (!INPUT_KEYS.has(k)) return false;
-  inputKeyOrder = keys; // ten distinct own keys, each one of INPUT_KEYS
+  inputKeyOrder = keys; // distinct own keys, each one of INPUT_KEYS
   return true;
 }
 

@@ -93,9 +93,10 @@ export class Identity {
   async stepUp(client: ClientContext, session: SessionInfo, input: { password: string } & SecondFactor): Promise<{ stepUpUntil: string }> {
     const keys = [userKey(session.user), sourceKey(client.shell, client.source)];
     const userId = this.deps.sessions.userId(session.id);
+    const uid = this.deps.sessions.uid(session.id);
     return this.mutex.run(keys, async () => {
       this.deps.throttle.assertOpen(keys);
-      if (!(await this.deps.users.checkPassword(userId, input.password))) {
+      if (!(await this.deps.users.checkPassword(userId, uid, input.password))) {
         const wrong = new AirlockError('BAD_CREDENTIALS', 'Wrong password.');
         throw this.deps.throttle.fail(keys, wrong.message) ?? wrong;
       }
@@ -109,9 +110,10 @@ export class Identity {
   async changePassword(client: ClientContext, session: SessionInfo, oldPassword: string, newPassword: string): Promise<void> {
     const keys = [userKey(session.user), sourceKey(client.shell, client.source)];
     const userId = this.deps.sessions.userId(session.id);
+    const uid = this.deps.sessions.uid(session.id);
     await this.mutex.run(keys, async () => {
       this.deps.throttle.assertOpen(keys);
-      if (!(await this.deps.users.checkPassword(userId, oldPassword))) {
+      if (!(await this.deps.users.checkPassword(userId, uid, oldPassword))) {
         const wrong = new AirlockError('BAD_CREDENTIALS', 'The current password is wrong.');
         throw this.deps.throttle.fail(keys, wrong.message) ?? wrong;
       }

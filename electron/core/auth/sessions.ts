@@ -6,6 +6,8 @@ import type { SessionInfo } from '../types';
 interface LiveSession {
   id: string;
   userId: number;
+  /** The account identity (users.uid): a later account given the same id or name is not this one. */
+  uid: string;
   user: string;
   roles: Role[];
   restriction: Restriction | null;
@@ -17,8 +19,11 @@ interface LiveSession {
   epoch: number;
 }
 
-/** The user's current state, read from the database on every call; null ends the session. */
-export type SessionCheck = (userId: number, epoch: number) => { user: string; roles: Role[]; restriction: Restriction | null } | null;
+/**
+ * The user's current state, read from the database on every call; null ends the session. It must
+ * match the account identity (uid), not only the integer id, and the epoch.
+ */
+export type SessionCheck = (userId: number, uid: string, epoch: number) => { user: string; roles: Role[]; restriction: Restriction | null } | null;
 
 export interface SessionsDeps {
   /** Read on every call, so settings:set takes effect at once. */
@@ -45,12 +50,13 @@ export class Sessions {
 
   constructor(private readonly opts: SessionsDeps) {}
 
-  open(u: { id: number; name: string; roles: Role[]; vaultKey: Buffer; epoch: number; restriction: Restriction | null }): SessionInfo {
+  open(u: { id: number; uid: string; name: string; roles: Role[]; vaultKey: Buffer; epoch: number; restriction: Restriction | null }): SessionInfo {
     const id = this.opts.random(18).toString('base64url');
     const now = this.opts.now();
     const s: LiveSession = {
       id,
       userId: u.id,
+      uid: u.uid,
       user: u.name,
       roles: u.roles,
       restriction: u.restriction,
@@ -79,6 +85,11 @@ export class Sessions {
     return this.mustGet(id).userId;
   }
 
+  /** The account identity behind a live session. */
+  uid(id: string): string {
+    return this.mustGet(id).uid;
+  }
+
   vaultKey(id: string): Buffer {
     return this.mustGet(id).vaultKey;
   }
@@ -92,7 +103,7 @@ export class Sessions {
 
   /** Whether the session proved its credentials within the step-up window. */
   steppedUp(id: string): boolean {
-    const s = this.live.get(id);
+    const s = this.checked(id);
     return Boolean(s && this.opts.now() - s.authAt <= this.opts.stepUpMs());
   }
 
@@ -105,7 +116,10 @@ export class Sessions {
 
   /** After the user changed their own password: this session stays, their others end. */
   adoptEpoch(id: string, epoch: number): void {
-    this.mustGet(id).epoch = epoch;
+    // Not through the check: the epoch it holds is the one that just moved.
+    const s = this.live.get(id);
+    if (!s) throw new AirlockError('UNAUTHENTICATED', 'Your session has ended; sign in again.');
+    s.epoch = epoch;
   }
 
   close(id: string): void {
@@ -126,9 +140,16 @@ export class Sessions {
   }
 
   private mustGet(id: string): LiveSession {
-    const s = this.live.get(id);
+    const s = this.checked(id);
     if (!s) throw new AirlockError('UNAUTHENTICATED', 'Your session has ended; sign in again.');
     return s;
+  }
+
+  /** The live session, its account checked again (identity, epoch) but its idle clock untouched. */
+  private checked(id: string): LiveSession | null {
+    const s = this.live.get(id);
+    if (!s) return null;
+    return this.refresh(s) ? s : null;
   }
 
   private live_(id: string | undefined): LiveSession | null {
@@ -139,20 +160,23 @@ export class Sessions {
       this.close(id);
       return null;
     }
-    if (this.opts.check) {
-      const current = this.opts.check(s.userId, s.epoch);
-      if (!current) {
-        this.close(id);
-        return null;
-      }
-      s.user = current.user;
-      s.roles = current.roles;
-      s.restriction = current.restriction;
+    return this.refresh(s) ? s : null;
+  }
+
+  private refresh(s: LiveSession): boolean {
+    if (!this.opts.check) return true;
+    const current = this.opts.check(s.userId, s.uid, s.epoch);
+    if (!current) {
+      this.close(s.id);
+      return false;
     }
-    return s;
+    s.user = current.user;
+    s.roles = current.roles;
+    s.restriction = current.restriction;
+    return true;
   }
 }
 
 function info(s: LiveSession): SessionInfo {
-  return { id: s.id, user: s.user, roles: s.roles, restriction: s.restriction };
+  return { id: s.id, uid: s.uid, user: s.user, roles: s.roles, restriction: s.restriction };
 }

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import { AirlockError } from '../../../shared/domain/errors';
 import { passwordProblem } from '../../../shared/domain/password-policy';
 import type { Role } from '../../../shared/domain/roles';
@@ -8,6 +9,8 @@ import type { Vault } from '../vault/vault';
 
 export interface UserRow {
   id: number;
+  /** The account identity: random, immutable, never given to another account (migration 0004). */
+  uid: string;
   name: string;
   roles: string;
   password_hash: string;
@@ -31,6 +34,7 @@ interface ViewRow extends UserRow {
 
 export interface UnlockedUser {
   id: number;
+  uid: string;
   name: string;
   roles: Role[];
   vaultKey: Buffer;
@@ -40,6 +44,7 @@ export interface UnlockedUser {
 /** What a live session needs to know about its user on every call. */
 export interface UserState {
   id: number;
+  uid: string;
   name: string;
   roles: Role[];
   disabled: boolean;
@@ -61,6 +66,36 @@ export interface UsersDeps {
 export interface Actor {
   id: number;
   name: string;
+}
+
+/**
+ * An account as an approval binds it: its identity and every counter that moves when its
+ * credentials, roles, sessions or enablement change. A request about an account executes only on
+ * the same account in the same state (not on another account that took its name, nor on one whose
+ * password someone reset meanwhile).
+ */
+export interface AccountState {
+  uid: string;
+  epoch: number;
+  rolesSeq: number;
+  credSeq: number;
+  disabled: boolean;
+}
+
+export function accountState(row: UserRow): AccountState {
+  return { uid: row.uid, epoch: row.auth_epoch, rolesSeq: row.roles_seq, credSeq: row.cred_seq, disabled: row.disabled === 1 };
+}
+
+/** Why the account named `name` is not the one (or not in the state) `expected` describes, or null. */
+export function accountChange(name: string, row: UserRow | null, expected: AccountState): string | null {
+  if (!row) return `the account "${name}" no longer exists`;
+  if (row.uid !== expected.uid) return `"${name}" is no longer the same account (it was removed and another was created with its name)`;
+  const now = accountState(row);
+  if (now.disabled !== expected.disabled) return `"${name}" was ${now.disabled ? 'disabled' : 're-enabled'} since`;
+  if (now.credSeq !== expected.credSeq) return `an administrator set "${name}"'s password or TOTP since`;
+  if (now.rolesSeq !== expected.rolesSeq) return `"${name}"'s roles changed since`;
+  if (now.epoch !== expected.epoch) return `"${name}"'s credentials or sessions changed since`;
+  return null;
 }
 
 const VIEW_SQL = `SELECT u.*, c.name AS created_by_name,
@@ -107,16 +142,17 @@ export class Users {
   state(id: number): UserState | null {
     const r = this.deps.db
       .prepare(
-        `SELECT u.id, u.name, u.roles, u.disabled, u.auth_epoch, u.must_change_password,
+        `SELECT u.id, u.uid, u.name, u.roles, u.disabled, u.auth_epoch, u.must_change_password,
            (t.sealed_secret IS NOT NULL) AS totp_enrolled
          FROM users u LEFT JOIN user_totp t ON t.user_id = u.id WHERE u.id = ?`,
       )
       .get(id) as
-      | { id: number; name: string; roles: string; disabled: number; auth_epoch: number; must_change_password: number; totp_enrolled: number }
+      | { id: number; uid: string; name: string; roles: string; disabled: number; auth_epoch: number; must_change_password: number; totp_enrolled: number }
       | undefined;
     if (!r) return null;
     return {
       id: r.id,
+      uid: r.uid,
       name: r.name,
       roles: JSON.parse(r.roles) as Role[],
       disabled: r.disabled === 1,
@@ -150,16 +186,16 @@ export class Users {
     const hash = await hashPassword(password, this.deps.kdf);
     const vaultKey = this.deps.vault.newVaultKey();
     const slot = await this.deps.vault.prepareSlot(password, vaultKey);
-    const userId = this.deps.db
+    const made = this.deps.db
       .transaction(() => {
         if (this.count() > 0) throw new AirlockError('SETUP_DONE', 'Airlock is already set up; sign in instead.');
         const id = this.insert(name, ['admin'], hash, null, false);
         this.deps.vault.storeSlot(id, slot);
         init(vaultKey);
-        return id;
+        return this.rowById(id) as UserRow;
       })
       .immediate();
-    return { id: userId, name, roles: ['admin'], vaultKey, epoch: 0 };
+    return { id: made.id, uid: made.uid, name, roles: ['admin'], vaultKey, epoch: made.auth_epoch };
   }
 
   async create(
@@ -198,13 +234,13 @@ export class Users {
       throw new AirlockError('BAD_CREDENTIALS', 'Wrong user name or password.');
     }
     const vaultKey = await this.deps.vault.unlock(row.id, password);
-    return { id: row.id, name: row.name, roles: JSON.parse(row.roles) as Role[], vaultKey, epoch: row.auth_epoch };
+    return { id: row.id, uid: row.uid, name: row.name, roles: JSON.parse(row.roles) as Role[], vaultKey, epoch: row.auth_epoch };
   }
 
-  /** The password alone (step-up, changing one's own password): no vault work. */
-  async checkPassword(id: number, password: string): Promise<boolean> {
+  /** The password alone (step-up, changing one's own password): no vault work. Only the account `uid` names. */
+  async checkPassword(id: number, uid: string, password: string): Promise<boolean> {
     const row = this.rowById(id);
-    if (!row || row.disabled) return false;
+    if (!row || row.uid !== uid || row.disabled) return false;
     return verifyPassword(row.password_hash, password);
   }
 
@@ -263,11 +299,13 @@ export class Users {
     return this.view(name);
   }
 
-  setRoles(name: string, roles: Role[]): UserView {
+  /** `expect`: an approved request's binding — the account must still be that one, in that state. */
+  setRoles(name: string, roles: Role[], expect?: AccountState): UserView {
     const next = dedupe(roles);
     this.deps.db
       .transaction(() => {
         const target = this.row(name);
+        if (expect) assertAccount(name, target, expect);
         const had = JSON.parse(target.roles) as Role[];
         if (had.includes('admin') && !next.includes('admin')) this.assertNotLastAdmin(target, 'lose the admin role');
         if (sameRoles(had, next)) return;
@@ -297,8 +335,9 @@ export class Users {
     return this.view(name);
   }
 
-  async enable(name: string, password: string, vaultKey: Buffer): Promise<UserView> {
+  async enable(name: string, password: string, vaultKey: Buffer, expect?: AccountState): Promise<UserView> {
     const target = this.row(name);
+    if (expect) assertAccount(name, target, expect);
     if (!target.disabled) throw new AirlockError('CONFLICT', `"${name}" is not disabled.`);
     checkPolicy(password, name);
     const hash = await hashPassword(password, this.deps.kdf);
@@ -306,6 +345,8 @@ export class Users {
     this.deps.db
       .transaction(() => {
         const now = this.row(name);
+        if (now.id !== target.id || now.uid !== target.uid) throw new AirlockError('CONFLICT', `"${name}" was removed and re-created meanwhile; nothing was changed.`);
+        if (expect) assertAccount(name, now, expect);
         if (!now.disabled) throw new AirlockError('CONFLICT', `"${name}" is not disabled.`);
         this.deps.db
           .prepare(
@@ -364,10 +405,10 @@ export class Users {
     return Number(
       this.deps.db
         .prepare(
-          `INSERT INTO users (name, roles, password_hash, created_at, created_by, created_seq, roles_seq, must_change_password, password_changed_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO users (uid, name, roles, password_hash, created_at, created_by, created_seq, roles_seq, must_change_password, password_changed_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(name, JSON.stringify(roles), hash, this.deps.now(), createdBy, seq, seq, mustChange ? 1 : 0, this.deps.now()).lastInsertRowid,
+        .run(crypto.randomUUID(), name, JSON.stringify(roles), hash, this.deps.now(), createdBy, seq, seq, mustChange ? 1 : 0, this.deps.now()).lastInsertRowid,
     );
   }
 
@@ -384,6 +425,11 @@ export class Users {
       lockedUntil: this.deps.lockedUntil?.(row.name) ?? null,
     };
   }
+}
+
+function assertAccount(name: string, row: UserRow, expected: AccountState): void {
+  const why = accountChange(name, row, expected);
+  if (why) throw new AirlockError('CONFLICT', `The approved request was about another state of the account: ${why}; nothing was changed.`);
 }
 
 /** Throws WEAK_PASSWORD with the rule that failed. */

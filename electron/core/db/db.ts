@@ -45,10 +45,24 @@ export function migrate(db: Db, list: readonly Migration[]): void {
   }
   for (const m of list) {
     if (m.version <= current) continue;
-    db.transaction(() => {
-      m.up(db);
-      db.pragma(`user_version = ${m.version}`);
-    }).immediate();
+    // PRAGMA foreign_keys is a no-op inside a transaction: switched off before, back after.
+    const fkWas = db.pragma('foreign_keys', { simple: true }) as number;
+    if (m.foreignKeysOff) db.pragma('foreign_keys = OFF');
+    try {
+      db.transaction(() => {
+        m.up(db);
+        if (m.foreignKeysOff) {
+          const broken = db.pragma('foreign_key_check') as Array<{ table: string; rowid: number; parent: string }>;
+          if (broken.length > 0) {
+            const b = broken[0]!;
+            throw new AirlockError('INTERNAL', `Migration ${m.name} would break a reference (${b.table} row ${b.rowid} → ${b.parent}); nothing was changed.`);
+          }
+        }
+        db.pragma(`user_version = ${m.version}`);
+      }).immediate();
+    } finally {
+      if (m.foreignKeysOff && fkWas) db.pragma('foreign_keys = ON');
+    }
   }
 }
 

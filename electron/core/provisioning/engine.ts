@@ -22,6 +22,8 @@ const FLUSH_MS = 400;
 
 export interface Caller {
   actor: string;
+  /** The acting account's identity (users.uid), recorded with each step event. */
+  principal?: string | null;
   roles: string[];
   /** What the audit trail records for the session and shell (as the dispatcher does). */
   sessionRef: string | null;
@@ -571,6 +573,7 @@ export class Provisioner {
   ) {
     this.deps.audit.append({
       actor: c.actor,
+      principal: c.principal ?? null,
       roles: c.roles,
       session: c.sessionRef,
       shell: c.shell,
