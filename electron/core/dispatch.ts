@@ -221,7 +221,7 @@ export class Dispatcher {
   private recheck(was: SessionInfo, def: ChannelDef): void {
     const now = this.deps.sessions.get(was.id, { touch: false });
     if (!now) throw new AirlockError('UNAUTHENTICATED', 'The session ended while the call was being recorded; sign in again.');
-    if (now.user !== was.user || now.roles.join(',') !== was.roles.join(',') || !now.roles.some((r) => def.roles.includes(r))) {
+    if (now.uid !== was.uid || now.user !== was.user || now.roles.join(',') !== was.roles.join(',') || !now.roles.some((r) => def.roles.includes(r))) {
       throw new AirlockError('FORBIDDEN', 'Your roles changed while the call was being recorded; it was not run.');
     }
     if (now.restriction && !def.whileRestricted) throw restrictedError(now.restriction);
