@@ -46,6 +46,20 @@ describe('the two-person guards', () => {
     expect(byOp.get('approvals:setPolicy')).toEqual(['approvals:setPolicy']);
   });
 
+  it('each declare the object their call acts on, so a request binds its identity (no approval executes on a namesake)', () => {
+    const examples: Partial<Record<ChannelName, Record<string, unknown>>> = {
+      'users:create': { name: 'bob' },
+      'users:setRoles': { name: 'bob' },
+      'users:enable': { name: 'bob' },
+      'provision:disableEgressLockdown': { host: 'gpu1' },
+      'approvals:setPolicy': { operation: 'keys:rotateRoot' },
+    };
+    for (const [name, guard] of Object.entries(GUARDS) as Array<[ChannelName, NonNullable<(typeof GUARDS)[ChannelName]>]>) {
+      expect(examples[name], `${name}: add an example above`).toBeDefined();
+      expect(guard.target?.(examples[name]!), name).toMatchObject({ name: expect.any(String) });
+    }
+  });
+
   it('guard users:create only with the admin role, and setRoles only when it adds admin', async () => {
     const { approvals, key } = await setup();
     expect(approvals.gate('users:create', { name: 'x', password: 'p', roles: ['officer'] }, key, undefined)).toBeNull();
