@@ -84,7 +84,8 @@ export const ImportOutcome = z.object({
   skipped: z.array(z.object({ line: z.number().int().positive().nullable(), entry: z.string(), reason: z.string() })),
   /**
    * Hashed known_hosts entries (`|1|salt|hash`): kept, and pinned when a host is added (or
-   * confirmed) by an address they match, with no fingerprint given. Empty for ssh_config.
+   * confirmed) by an address they match, with no fingerprint given (refused if the key is in
+   * `revoked`). Empty for ssh_config.
    */
   kept: z.array(z.object({ line: z.number().int().positive(), keyType: z.string(), fingerprint: Fingerprint })),
   /**

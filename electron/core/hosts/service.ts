@@ -275,12 +275,8 @@ export class HostsService {
         drain.push(...pinned);
         out.revoked.push({ line: r.line, keyType: r.keyType, fingerprint: r.fingerprint, hosts: pinned });
       }
+      // Kept even when revoked: enrolling that host by address is then refused naming the key.
       for (const h of parsed.hashed) {
-        const refused = revokedNote(h.fingerprint);
-        if (refused) {
-          out.skipped.push({ line: h.line, entry: `line ${h.line}: |1|${h.salt}|…`, reason: refused });
-          continue;
-        }
         keep.run('hashed', h.salt, h.hash, `|1|${h.salt}|${h.hash}`, h.keyType, h.key, h.fingerprint, h.line, now);
         out.kept.push({ line: h.line, keyType: h.keyType, fingerprint: h.fingerprint });
       }
