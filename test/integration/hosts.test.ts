@@ -245,7 +245,7 @@ describe('hashed known_hosts (HashKnownHosts yes, ssh-keyscan -H)', () => {
     const { core, c } = await freshCore();
     try {
       const host = h[0]!;
-      const text = (await keyscan(host.address, host.port, true));
+      const text = await keyscan(host.address, host.port, true);
       expect(text).toMatch(/^\|1\|/m);
       expect(text).not.toContain(host.address);
       const [real] = fingerprints(text);
@@ -282,7 +282,7 @@ describe('hashed known_hosts (HashKnownHosts yes, ssh-keyscan -H)', () => {
     const { core, c } = await freshCore();
     try {
       const [good, bad] = [h[0]!, h[2]!];
-      const [real] = fingerprints((await keyscan(good.address, good.port, false)));
+      const [real] = fingerprints(await keyscan(good.address, good.port, false));
       // Plain lines for the same address with an ECDSA and an RSA key as well, hashed by ssh-keygen -H.
       const plain = [
         `${good.address} ${newKey('ecdsa')}`,
@@ -301,7 +301,7 @@ describe('hashed known_hosts (HashKnownHosts yes, ssh-keyscan -H)', () => {
       const [scan] = await c.ok('hosts:scan', { names: ['multi'] });
       expect(scan).toMatchObject({ ok: true });
 
-      const [presented] = fingerprints((await keyscan(bad.address, bad.port, false)));
+      const [presented] = fingerprints(await keyscan(bad.address, bad.port, false));
       const imported = out.kept[3]!.fingerprint;
       const r = await c.call('hosts:add', { name: 'spoofed', address: bad.address, port: bad.port, user: bad.user });
       expect(r).toMatchObject({ ok: false, error: { code: 'HOST_KEY_MISMATCH' } });
@@ -311,6 +311,22 @@ describe('hashed known_hosts (HashKnownHosts yes, ssh-keyscan -H)', () => {
       }
       expect((await c.ok('hosts:probe', { address: bad.address, port: bad.port })).knownHosts).toBe('differs');
       expect((await c.ok('hosts:list', {})).map((x) => x.name)).toEqual(['multi']);
+    } finally {
+      await core.close();
+    }
+  });
+
+  it('confirms an ssh_config host with no fingerprint from a hashed entry for its address', async () => {
+    const { core, c } = await freshCore();
+    try {
+      const host = h[2]!;
+      await c.ok('hosts:importSshConfig', { text: `Host gpu-c\n  HostName ${host.address}\n  Port ${host.port}\n  User ${host.user}\n` });
+      const text = await keyscan(host.address, host.port, true);
+      const [real] = fingerprints(text);
+      expect((await c.ok('hosts:importKnownHosts', { text })).kept).toHaveLength(1);
+      const confirmed = await c.ok('hosts:confirm', { name: 'gpu-c' });
+      expect(confirmed).toMatchObject({ fingerprint: real, keyType: 'ssh-ed25519', status: 'unknown' });
+      expect((await c.ok('hosts:scan', { names: ['gpu-c'] }))[0]).toMatchObject({ ok: true });
     } finally {
       await core.close();
     }
@@ -330,7 +346,7 @@ describe('hashed known_hosts (HashKnownHosts yes, ssh-keyscan -H)', () => {
     expect(port).not.toBe(22);
     const { core, c } = await freshCore();
     try {
-      const text = (await keyscan('127.0.0.1', port, true));
+      const text = await keyscan('127.0.0.1', port, true);
       expect(text).toMatch(/^\|1\|/);
       const [real] = fingerprints(text);
       const out = await c.ok('hosts:importKnownHosts', { text });
@@ -358,7 +374,7 @@ describe('hashed known_hosts (HashKnownHosts yes, ssh-keyscan -H)', () => {
       expect((await c.ok('hosts:scan', { names: ['victim'] }))[0]).toMatchObject({ ok: true });
 
       const keyPart = plain.split(' ').slice(1).join(' ');
-      const text = `${(await keyscan(host.address, host.port, true))}@revoked * ${keyPart}\n${host.address} ${keyPart}\n`;
+      const text = `${await keyscan(host.address, host.port, true)}@revoked * ${keyPart}\n${host.address} ${keyPart}\n`;
       const out = await c.ok('hosts:importKnownHosts', { text });
       expect(out.revoked).toEqual([{ line: 2, keyType: 'ssh-ed25519', fingerprint: fp, hosts: ['victim'] }]);
       // The plain line with that key is not enrolled, and says why.
