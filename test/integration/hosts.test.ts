@@ -289,11 +289,12 @@ describe('hashed known_hosts (HashKnownHosts yes, ssh-keyscan -H)', () => {
         (await keyscan(good.address, good.port, false)).trim(),
         `${good.address} ${newKey('rsa')}`,
         `${bad.address} ${newKey('ed25519')}`, // not the key bad presents
+        `${h[3]!.address} ${newKey('ecdsa')}`, // a type h[3] has no key of
       ].join('\n') + '\n';
       const hashed = hashWithKeygen(plain);
       expect(hashed).not.toContain(good.address);
       const out = await c.ok('hosts:importKnownHosts', { text: hashed });
-      expect(out.kept.map((k) => k.keyType)).toEqual(['ecdsa-sha2-nistp256', 'ssh-ed25519', 'ssh-rsa', 'ssh-ed25519']);
+      expect(out.kept.map((k) => k.keyType)).toEqual(['ecdsa-sha2-nistp256', 'ssh-ed25519', 'ssh-rsa', 'ssh-ed25519', 'ecdsa-sha2-nistp256']);
       expect(out.added).toEqual([]);
 
       const added = await c.ok('hosts:add', { name: 'multi', address: good.address, port: good.port, user: good.user });
@@ -310,6 +311,10 @@ describe('hashed known_hosts (HashKnownHosts yes, ssh-keyscan -H)', () => {
         expect(r.error.message).toContain(imported);
       }
       expect((await c.ok('hosts:probe', { address: bad.address, port: bad.port })).knownHosts).toBe('differs');
+      // Only the imported type is asked for; a host without a key of that type is refused clearly.
+      const noType = await c.call('hosts:add', { name: 'no-ecdsa', address: h[3]!.address, port: h[3]!.port, user: h[3]!.user });
+      expect(noType).toMatchObject({ ok: false, error: { code: 'HOST_KEY_MISMATCH', message: expect.stringContaining(`does not present the ecdsa-sha2-nistp256 key ${out.kept[4]!.fingerprint}`) } });
+      expect(await c.ok('hosts:probe', { address: h[3]!.address, port: h[3]!.port })).toMatchObject({ keyType: 'ssh-ed25519', knownHosts: 'differs' });
       expect((await c.ok('hosts:list', {})).map((x) => x.name)).toEqual(['multi']);
     } finally {
       await core.close();

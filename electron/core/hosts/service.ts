@@ -340,7 +340,14 @@ export class HostsService {
     }
     for (const k of imported) this.refuseRevoked(k.fingerprint, where);
     const want = imported[0]!;
-    return this.confirmKey(address, port, want.fingerprint, signal, want.keyType, `the ${want.keyType} key ${want.fingerprint} of the imported known_hosts (line ${want.line})`);
+    const what = `the ${want.keyType} key ${want.fingerprint} of the imported known_hosts (line ${want.line})`;
+    try {
+      return await this.confirmKey(address, port, want.fingerprint, signal, want.keyType, what);
+    } catch (e) {
+      // Only that key type was offered: a host without such a key fails the key exchange.
+      if (!(e instanceof AirlockError) || e.code !== 'SSH_ERROR') throw e;
+      throw new AirlockError('HOST_KEY_MISMATCH', `The host at ${where} does not present ${what} (${e.message}). Nothing was pinned.`);
+    }
   }
 
   private async confirmKey(address: string, port: number, fingerprint: string, signal: AbortSignal, keyType: string | null, what: string) {
