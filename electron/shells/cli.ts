@@ -311,6 +311,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         } else if (!address) throw new UsageError('hosts add needs --address A');
         let fingerprint = o.fingerprint;
         if (!fingerprint) {
+          // A key imported from known_hosts (hashed or not) for this address is pinned without asking.
+          const imported = verb === 'confirm' ? await call('hosts:confirm', { name }) : await call('hosts:add', { name, address, port, ...sshUserOpt(o) });
+          if (imported.ok) {
+            out(`Pinned ${imported.value.name} (${imported.value.address}:${imported.value.port}) ${imported.value.fingerprint} from the imported known_hosts\n`, imported.value);
+            return EXIT.ok;
+          }
+          if (imported.error.code !== 'HOST_KEY_UNCONFIRMED') return fail(imported);
           const probe = await call('hosts:probe', { address, port });
           if (!probe.ok) return fail(probe);
           const fp = probe.value.fingerprint;
@@ -375,7 +382,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           r.value.added.map((a) => `added\t${a.name}\t${a.address}:${a.port}\t${a.fingerprint ?? 'unconfirmed: run `airlock hosts confirm ' + a.name + '`'}`).join('\n') +
             (r.value.added.length ? '\n' : '') +
             r.value.skipped.map((s) => `skipped\t${clean(s.entry)}\t${clean(s.reason)}`).join('\n') +
-            (r.value.skipped.length ? '\n' : ''),
+            (r.value.skipped.length ? '\n' : '') +
+            r.value.kept.map((k) => `kept\tline ${k.line}: hashed\t${k.keyType} ${k.fingerprint}: pinned by \`airlock hosts add NAME --address A\``).join('\n') +
+            (r.value.kept.length ? '\n' : '') +
+            r.value.revoked.map((k) => `revoked\tline ${k.line}\t${k.keyType} ${k.fingerprint}${k.hosts.length ? `: refused for ${k.hosts.map(clean).join(', ')}` : ''}`).join('\n') +
+            (r.value.revoked.length ? '\n' : ''),
           r.value,
         );
         return EXIT.ok;

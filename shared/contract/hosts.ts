@@ -59,6 +59,13 @@ export const ProbeResult = z.object({
   keyType: z.string(),
   /** Set when this address:port is already pinned; a differing fingerprint means the key changed. */
   pinned: z.object({ host: HostName, fingerprint: Fingerprint }).nullable(),
+  /**
+   * What imported known_hosts keys say about the presented key: `match` (an imported key for this
+   * address:port, hashed or not, is this one), `differs` (imported keys exist for it, none is this
+   * one: a changed key, or a spoofed host), `revoked` (an `@revoked` line names it: never pinned),
+   * `none` (nothing imported for it).
+   */
+  knownHosts: z.enum(['none', 'match', 'differs', 'revoked']),
 });
 
 export const ScanOutcome = z.object({
@@ -73,8 +80,23 @@ export type ScanOutcome = z.infer<typeof ScanOutcome>;
 
 export const ImportOutcome = z.object({
   added: z.array(z.object({ name: HostName, address: Address, port: Port, fingerprint: Fingerprint.nullable() })),
-  skipped: z.array(z.object({ entry: z.string(), reason: z.string() })),
+  /** Lines or patterns not imported; `line` is the file's 1-based line (null when not line-based). */
+  skipped: z.array(z.object({ line: z.number().int().positive().nullable(), entry: z.string(), reason: z.string() })),
+  /**
+   * Hashed known_hosts entries (`|1|salt|hash`): kept, and pinned when a host is added (or
+   * confirmed) by an address they match, with no fingerprint given (refused if the key is in
+   * `revoked`). Empty for ssh_config.
+   */
+  kept: z.array(z.object({ line: z.number().int().positive(), keyType: z.string(), fingerprint: Fingerprint })),
+  /**
+   * `@revoked` keys: refused for every host from now on. `hosts` names enrolled hosts pinned to
+   * that key, which Airlock no longer connects to until re-pinned. Empty for ssh_config.
+   */
+  revoked: z.array(z.object({ line: z.number().int().positive(), keyType: z.string(), fingerprint: Fingerprint, hosts: z.array(HostName) })),
 });
+
+export type ImportOutcome = z.infer<typeof ImportOutcome>;
+export type ProbeResult = z.infer<typeof ProbeResult>;
 
 export const hosts = {
   'hosts:probe': channel({
@@ -90,18 +112,19 @@ export const hosts = {
         address: Address,
         port: Port.default(22),
         user: SshUser.default('root'),
-        fingerprint: Fingerprint,
+        /** Omitted: pin the key an imported known_hosts (hashed or not) holds for this address:port. */
+        fingerprint: Fingerprint.optional(),
       })
       .strict(),
     out: Host,
     roles: ['admin'],
-    summary: 'Enrol a host, pinning the host-key fingerprint the operator confirmed',
+    summary: 'Enrol a host, pinning the host-key fingerprint the operator confirmed (or, with none given, the one an imported known_hosts holds for the address)',
   }),
   'hosts:confirm': channel({
-    in: z.object({ name: HostName, fingerprint: Fingerprint }).strict(),
+    in: z.object({ name: HostName, fingerprint: Fingerprint.optional() }).strict(),
     out: Host,
     roles: ['admin'],
-    summary: 'Pin the host-key fingerprint of an imported, unconfirmed host (after probing it)',
+    summary: 'Pin the host-key fingerprint of an imported, unconfirmed host (after probing it; with none given, the one an imported known_hosts holds)',
   }),
   'hosts:remove': channel({
     in: z.object({ name: HostName }).strict(),
@@ -138,7 +161,7 @@ export const hosts = {
     in: z.object({ text: FileText, user: SshUser.default('root') }).strict(),
     out: ImportOutcome,
     roles: ['admin'],
-    summary: 'Enrol hosts from an OpenSSH known_hosts file (fingerprints pinned from the file)',
+    summary: 'Enrol hosts from an OpenSSH known_hosts file (fingerprints pinned from the file; hashed entries kept for hosts:add; @revoked keys refused from then on)',
   }),
   'hosts:importSshConfig': channel({
     in: z.object({ text: FileText }).strict(),

@@ -22,6 +22,7 @@ export const ErrorCodes = [
   'HOST_KEY_CHANGED', // pinned fingerprint differs: hard refusal
   'HOST_KEY_MISMATCH', // the fingerprint the user confirmed is not what the host presented
   'HOST_KEY_UNCONFIRMED', // no pinned key yet: Airlock will not authenticate to it
+  'HOST_KEY_REVOKED', // the key is @revoked in an imported known_hosts: never pinned, never accepted
   'HOST_UNREACHABLE',
   'SSH_AUTH_FAILED',
   'SSH_ERROR',

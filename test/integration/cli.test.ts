@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,8 +11,8 @@ const PASSWORD = 'correct horse battery staple';
 let data: string;
 let lab: Lab;
 
-function airlock(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [path.join(root, 'bin/airlock.mjs'), ...args, '--data', data], {
+function airlock(args: string[], env: Record<string, string> = {}, dir = data) {
+  const r = spawnSync(process.execPath, [path.join(root, 'bin/airlock.mjs'), ...args, '--data', dir], {
     encoding: 'utf8',
     env: { ...process.env, AIRLOCK_USER: 'alice', AIRLOCK_PASSWORD: PASSWORD, ...env },
     input: '',
@@ -99,6 +99,29 @@ describe('airlock CLI', () => {
     const c = airlock(['hosts', 'import-ssh-config', cfg]);
     expect(c.code).toBe(0);
     expect(c.stdout).toMatch(/added\tspare\t10\.254\.254\.254:2222\tunconfirmed/);
+  });
+
+  it('hosts add without --fingerprint pins the key a hashed known_hosts (ssh-keyscan -H) holds for the address', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-cli-kh-'));
+    try {
+      const run = (args: string[]) => airlock(args, {}, dir);
+      expect(run(['init', '--admin', 'alice']).code).toBe(0);
+      await authorizeKey(lab, run(['identity', 'show']).stdout.trim());
+      const host = lab.hosts[1]!;
+      const kh = path.join(dir, 'known_hosts');
+      fs.writeFileSync(kh, execFileSync('ssh-keyscan', ['-T', '5', '-H', '-p', String(host.port), host.address], { encoding: 'utf8' }) + '@cert-authority * ssh-ed25519 AAAA\n');
+      const imp = run(['hosts', 'import-known-hosts', kh]);
+      expect(imp.code, imp.stderr).toBe(0);
+      expect(imp.stdout).toMatch(/^kept\tline 1: hashed\tssh-ed25519 SHA256:/m);
+      expect(imp.stdout).toMatch(/^skipped\tline 2: @cert-authority.*not supported/m);
+      // --json and no terminal: before, this refused with HOST_KEY_UNCONFIRMED.
+      const add = run(['hosts', 'add', 'hashed', '--address', host.address, '--port', String(host.port), '--user', host.user, '--json']);
+      expect(add.code, add.stdout + add.stderr).toBe(0);
+      expect(add.json()).toMatchObject({ name: 'hashed', fingerprint: host.fingerprint });
+      expect(run(['hosts', 'scan', 'hashed', '--json']).json()[0]).toMatchObject({ ok: true });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('audit verify checks the chain (exit 0) and names the first bad event when tampered (exit 1)', async () => {

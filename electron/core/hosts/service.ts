@@ -1,12 +1,12 @@
 import { setMaxListeners } from 'node:events';
-import type { Host, Inventory, ScanOutcome } from '../../../shared/contract/hosts';
+import type { Host, ImportOutcome, Inventory, ProbeResult, ScanOutcome } from '../../../shared/contract/hosts';
 import { Inventory as InventorySchema } from '../../../shared/contract/hosts';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Db } from '../db/db';
 import crypto from 'node:crypto';
 import { connect, probeHostKey, type SshAuth, type SshConnection } from '../ssh/connection';
 import { ConnectionPool } from '../ssh/pool';
-import { parseKnownHosts } from '../ssh/known-hosts';
+import { hashedEntryMatches, keyTypeRank, parseKnownHosts } from '../ssh/known-hosts';
 import { parseSshConfig } from '../ssh/ssh-config';
 import { INVENTORY_COMMAND, parseInventory, sanitizeHostText } from './inventory';
 
@@ -35,10 +35,19 @@ export interface HostsDeps {
   poolIdleMs?: number;
 }
 
-type ImportOutcome = {
-  added: Array<{ name: string; address: string; port: number; fingerprint: string | null }>;
-  skipped: Array<{ entry: string; reason: string }>;
-};
+/** A key an imported known_hosts holds for an address (from a hashed entry). */
+interface ImportedKey {
+  keyType: string;
+  fingerprint: string;
+  line: number;
+}
+
+interface RevokedRow {
+  key_type: string;
+  fingerprint: string;
+  source_line: number;
+  hosts: string;
+}
 
 /** The host inventory: enrolment with pinned keys, imports, concurrent scans. */
 export class HostsService {
@@ -62,8 +71,26 @@ export class HostsService {
     return toHost(this.row(name));
   }
 
-  async probe(address: string, port: number, signal: AbortSignal) {
-    const key = await probeHostKey(address, port, { timeoutMs: this.deps.timeoutMs, signal });
+  async probe(address: string, port: number, signal: AbortSignal): Promise<ProbeResult> {
+    const imported = this.importedKeysFor(address, port);
+    const opts = { timeoutMs: this.deps.timeoutMs, signal };
+    let key: { fingerprint: string; keyType: string };
+    try {
+      // Ask for the type an imported key has, so the comparison is with that key.
+      key = await probeHostKey(address, port, { ...opts, keyType: imported[0]?.keyType ?? null });
+    } catch (e) {
+      const code = e instanceof AirlockError ? e.code : null;
+      if (!imported.length || code === 'CANCELLED' || code === 'TIMEOUT' || code === 'HOST_UNREACHABLE') throw e;
+      // The host has no key of that type: show what it does present (it will not match).
+      key = await probeHostKey(address, port, opts);
+    }
+    const knownHosts = this.revokedKey(key.fingerprint)
+      ? 'revoked'
+      : imported.length === 0
+        ? 'none'
+        : imported.some((k) => k.fingerprint === key.fingerprint)
+          ? 'match'
+          : 'differs';
     const pinned = this.deps.db
       .prepare('SELECT name, fingerprint FROM hosts WHERE address = ? AND port = ? AND fingerprint IS NOT NULL')
       .get(address, port) as { name: string; fingerprint: string } | undefined;
@@ -73,19 +100,21 @@ export class HostsService {
       fingerprint: key.fingerprint,
       keyType: key.keyType,
       pinned: pinned ? { host: pinned.name, fingerprint: pinned.fingerprint } : null,
+      knownHosts,
     };
   }
 
   /**
-   * Enrol: the operator confirmed `fingerprint` (from a probe or out of band). We read the
-   * host's key once more and pin only if it is the one they confirmed.
+   * Enrol: the operator confirmed `fingerprint` (from a probe or out of band), or gave none and an
+   * imported known_hosts holds a key for the address. We read the host's key once more and pin
+   * only if it is that one. A revoked key is never pinned.
    */
   async add(
-    input: { name: string; address: string; port: number; user: string; fingerprint: string },
+    input: { name: string; address: string; port: number; user: string; fingerprint?: string | undefined },
     signal: AbortSignal,
   ): Promise<Host> {
     this.assertFree(input.name, input.address, input.port);
-    const key = await this.confirmKey(input.address, input.port, input.fingerprint, signal);
+    const key = await this.keyToPin(input.address, input.port, input.fingerprint, signal);
     this.assertFree(input.name, input.address, input.port);
     this.deps.db
       .prepare(
@@ -96,9 +125,9 @@ export class HostsService {
     return this.get(input.name);
   }
 
-  async confirm(name: string, fingerprint: string, signal: AbortSignal): Promise<Host> {
+  async confirm(name: string, fingerprint: string | undefined, signal: AbortSignal): Promise<Host> {
     const row = this.row(name);
-    const key = await this.confirmKey(row.address, row.port, fingerprint, signal);
+    const key = await this.keyToPin(row.address, row.port, fingerprint, signal);
     this.deps.db
       .prepare(`UPDATE hosts SET fingerprint = ?, key_type = ?, status = 'unknown', last_error = NULL WHERE id = ?`)
       .run(key.fingerprint, key.keyType, row.id);
@@ -129,6 +158,8 @@ export class HostsService {
   async lease(name: string, auth: SshAuth, signal: AbortSignal, timeoutMs = this.deps.timeoutMs, opts: { fresh?: boolean } = {}): Promise<SshConnection> {
     const row = this.row(name);
     if (!this.pool.enabled) return this.open(name, auth, signal, timeoutMs);
+    // Also for a kept connection: a key revoked since it was opened is not used again.
+    this.assertNotRevoked(row);
     const who = auth.privateKey !== undefined ? `key:${crypto.createHash('sha256').update(auth.privateKey).digest('hex')}` : `agent:${auth.agent ?? ''}`;
     const key = `${poolPrefix(row.name)}${row.address}\0${row.port}\0${row.user}\0${row.fingerprint ?? ''}\0${who}`;
     if (signal.aborted) throw new AirlockError('CANCELLED', `Connecting to ${row.name} was cancelled.`);
@@ -138,6 +169,7 @@ export class HostsService {
   /** Connect to an enrolled host with its pinned key. Errors are recorded on the host row. */
   async open(name: string, auth: SshAuth, signal: AbortSignal, timeoutMs = this.deps.timeoutMs): Promise<SshConnection> {
     const row = this.row(name);
+    this.assertNotRevoked(row);
     try {
       return await connect(
         { address: row.address, port: row.port, user: row.user, fingerprint: row.fingerprint, keyType: row.key_type, hostName: row.name },
@@ -200,40 +232,77 @@ export class HostsService {
     }
   }
 
+  /**
+   * Plain entries become hosts with their key pinned (the strongest type per address:port);
+   * hashed entries are kept in known_host_keys, to be pinned when a host is added by an address
+   * they match; `@revoked` keys are kept and refused for every host from then on.
+   */
   importKnownHosts(text: string, user: string): ImportOutcome {
     const parsed = parseKnownHosts(text);
-    const out: ImportOutcome = { added: [], skipped: parsed.skipped.map((s) => ({ entry: `line ${s.line}: ${s.entry}`, reason: s.reason })) };
+    const out: ImportOutcome = {
+      added: [],
+      skipped: parsed.skipped.map((s) => ({ line: s.line, entry: `line ${s.line}: ${s.entry}`, reason: s.reason })),
+      kept: [],
+      revoked: [],
+    };
     // Prefer the strongest key type per endpoint: we will pin exactly one.
-    const rank = (t: string) => (t === 'ssh-ed25519' ? 0 : t.startsWith('ecdsa') ? 1 : 2);
     const best = new Map<string, { host: string; port: number; keyType: string; fingerprint: string; line: number }>();
     for (const e of parsed.entries) {
       for (const host of e.hosts) {
         const k = `${host}:${e.port}`;
         const cur = best.get(k);
-        if (!cur || rank(e.keyType) < rank(cur.keyType)) best.set(k, { host, port: e.port, keyType: e.keyType, fingerprint: e.fingerprint, line: e.line });
+        if (!cur || keyTypeRank(e.keyType) < keyTypeRank(cur.keyType)) best.set(k, { host, port: e.port, keyType: e.keyType, fingerprint: e.fingerprint, line: e.line });
       }
     }
     const insert = this.deps.db.prepare(
       `INSERT INTO hosts (name, address, port, user, fingerprint, key_type, added_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'unknown')`,
     );
+    const keep = this.deps.db.prepare(
+      `INSERT OR IGNORE INTO known_host_keys (marker, salt, hash, hosts, key_type, public_key, fingerprint, source_line, imported_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const revokedNote = (fp: string) => {
+      const r = this.revokedKey(fp);
+      return r ? `the ${r.key_type} key ${fp} is revoked (@revoked, line ${r.source_line} of an imported known_hosts): not imported` : null;
+    };
+    const drain: string[] = [];
     this.deps.db.transaction(() => {
+      const now = this.nowIso();
+      // Revocations first: a key this same file revokes is not imported from it.
+      for (const r of parsed.revoked) {
+        keep.run('revoked', null, null, r.hosts, r.keyType, r.key, r.fingerprint, r.line, now);
+        const pinned = (this.deps.db.prepare('SELECT name FROM hosts WHERE fingerprint = ? ORDER BY name').all(r.fingerprint) as Array<{ name: string }>).map((x) => x.name);
+        drain.push(...pinned);
+        out.revoked.push({ line: r.line, keyType: r.keyType, fingerprint: r.fingerprint, hosts: pinned });
+      }
+      // Kept even when revoked: enrolling that host by address is then refused naming the key.
+      for (const h of parsed.hashed) {
+        keep.run('hashed', h.salt, h.hash, `|1|${h.salt}|${h.hash}`, h.keyType, h.key, h.fingerprint, h.line, now);
+        out.kept.push({ line: h.line, keyType: h.keyType, fingerprint: h.fingerprint });
+      }
       for (const e of best.values()) {
         const name = hostNameFor(e.host, e.port);
-        const reason = this.conflict(name, e.host, e.port);
+        const reason = revokedNote(e.fingerprint) ?? this.conflict(name, e.host, e.port);
         if (reason || !name) {
-          out.skipped.push({ entry: `line ${e.line}: ${e.host}`, reason: reason ?? 'not usable as a host name' });
+          out.skipped.push({ line: e.line, entry: `line ${e.line}: ${e.host}`, reason: reason ?? 'not usable as a host name' });
           continue;
         }
-        insert.run(name, e.host, e.port, user, e.fingerprint, e.keyType, this.nowIso());
+        insert.run(name, e.host, e.port, user, e.fingerprint, e.keyType, now);
         out.added.push({ name, address: e.host, port: e.port, fingerprint: e.fingerprint });
       }
     })();
+    for (const name of drain) this.pool.drain(poolPrefix(name));
     return out;
   }
 
   importSshConfig(text: string): ImportOutcome {
     const parsed = parseSshConfig(text);
-    const out: ImportOutcome = { added: [], skipped: parsed.skipped.map((s) => ({ entry: s.entry, reason: s.reason })) };
+    const out: ImportOutcome = {
+      added: [],
+      skipped: parsed.skipped.map((s) => ({ line: s.line > 0 ? s.line : null, entry: s.entry, reason: s.reason })),
+      kept: [],
+      revoked: [],
+    };
     const insert = this.deps.db.prepare(
       `INSERT INTO hosts (name, address, port, user, fingerprint, key_type, added_at, status) VALUES (?, ?, ?, ?, NULL, NULL, ?, 'unconfirmed')`,
     );
@@ -241,7 +310,7 @@ export class HostsService {
       for (const e of parsed.entries) {
         const reason = this.conflict(e.alias, e.hostName, e.port);
         if (reason) {
-          out.skipped.push({ entry: e.alias, reason });
+          out.skipped.push({ line: e.line > 0 ? e.line : null, entry: e.alias, reason });
           continue;
         }
         insert.run(e.alias, e.hostName, e.port, e.user ?? 'root', this.nowIso());
@@ -251,15 +320,84 @@ export class HostsService {
     return out;
   }
 
-  private async confirmKey(address: string, port: number, fingerprint: string, signal: AbortSignal) {
-    const key = await probeHostKey(address, port, { timeoutMs: this.deps.timeoutMs, signal });
-    if (key.fingerprint !== fingerprint) {
+  /**
+   * The key to pin for address:port: the one the operator confirmed, or with none given the
+   * strongest imported key for it (ed25519, then ECDSA, then RSA); the host must present it now.
+   * Fail-closed on revocation: a revoked key, given or imported for this address, refuses it all.
+   */
+  private async keyToPin(address: string, port: number, fingerprint: string | undefined, signal: AbortSignal) {
+    const where = `${address}:${port}`;
+    if (fingerprint !== undefined) {
+      this.refuseRevoked(fingerprint, where);
+      return this.confirmKey(address, port, fingerprint, signal, null, `the confirmed ${fingerprint}`);
+    }
+    const imported = this.importedKeysFor(address, port);
+    if (imported.length === 0) {
       throw new AirlockError(
-        'HOST_KEY_MISMATCH',
-        `The host at ${address}:${port} presents ${key.fingerprint}, not the confirmed ${fingerprint}. Nothing was pinned.`,
+        'HOST_KEY_UNCONFIRMED',
+        `No fingerprint was given and no imported known_hosts entry names ${where}. Probe the host, compare its key, and give its fingerprint. Nothing was pinned.`,
       );
     }
+    for (const k of imported) this.refuseRevoked(k.fingerprint, where);
+    const want = imported[0]!;
+    const what = `the ${want.keyType} key ${want.fingerprint} of the imported known_hosts (line ${want.line})`;
+    try {
+      return await this.confirmKey(address, port, want.fingerprint, signal, want.keyType, what);
+    } catch (e) {
+      // Only that key type was offered: a host without such a key fails the key exchange.
+      if (!(e instanceof AirlockError) || e.code !== 'SSH_ERROR') throw e;
+      throw new AirlockError('HOST_KEY_MISMATCH', `The host at ${where} does not present ${what} (${e.message}). Nothing was pinned.`);
+    }
+  }
+
+  private async confirmKey(address: string, port: number, fingerprint: string, signal: AbortSignal, keyType: string | null, what: string) {
+    const key = await probeHostKey(address, port, { timeoutMs: this.deps.timeoutMs, signal, keyType });
+    this.refuseRevoked(key.fingerprint, `${address}:${port}`);
+    if (key.fingerprint !== fingerprint) {
+      throw new AirlockError('HOST_KEY_MISMATCH', `The host at ${address}:${port} presents ${key.fingerprint}, not ${what}. Nothing was pinned.`);
+    }
     return key;
+  }
+
+  /** Keys from imported hashed known_hosts entries that name address:port: strongest type first, then oldest import. */
+  private importedKeysFor(address: string, port: number): ImportedKey[] {
+    const rows = this.deps.db
+      .prepare(`SELECT salt, hash, key_type, fingerprint, source_line FROM known_host_keys WHERE marker = 'hashed' ORDER BY id`)
+      .all() as Array<{ salt: string; hash: string; key_type: string; fingerprint: string; source_line: number }>;
+    const out: ImportedKey[] = [];
+    for (const r of rows) {
+      if (out.some((k) => k.fingerprint === r.fingerprint) || !hashedEntryMatches(r, address, port)) continue;
+      out.push({ keyType: r.key_type, fingerprint: r.fingerprint, line: r.source_line });
+    }
+    return out.sort((a, b) => keyTypeRank(a.keyType) - keyTypeRank(b.keyType));
+  }
+
+  private revokedKey(fingerprint: string): RevokedRow | undefined {
+    return this.deps.db
+      .prepare(`SELECT key_type, fingerprint, source_line, hosts FROM known_host_keys WHERE marker = 'revoked' AND fingerprint = ? ORDER BY id LIMIT 1`)
+      .get(fingerprint) as RevokedRow | undefined;
+  }
+
+  private refuseRevoked(fingerprint: string, where: string): void {
+    const r = this.revokedKey(fingerprint);
+    if (!r) return;
+    throw new AirlockError(
+      'HOST_KEY_REVOKED',
+      `The ${r.key_type} key ${fingerprint} for ${where} is revoked (@revoked, line ${r.source_line} of an imported known_hosts). Nothing was pinned.`,
+    );
+  }
+
+  /** A pinned key revoked since: no connection, nothing sent; the host needs its new key confirmed. */
+  private assertNotRevoked(row: HostRow): void {
+    const r = row.fingerprint ? this.revokedKey(row.fingerprint) : undefined;
+    if (!r) return;
+    const err = new AirlockError(
+      'HOST_KEY_REVOKED',
+      `The pinned ${r.key_type} key ${r.fingerprint} of ${row.name} (${row.address}:${row.port}) is revoked (@revoked, line ${r.source_line} of an imported known_hosts). ` +
+        'Refusing to connect; nothing was sent. Confirm the host\'s new key to use it again.',
+    );
+    this.recordFailure(row.id, err);
+    throw err;
   }
 
   private conflict(name: string, address: string, port: number): string | null {
@@ -297,6 +435,7 @@ export class HostsService {
 function statusFor(code: string): Host['status'] {
   switch (code) {
     case 'HOST_KEY_CHANGED':
+    case 'HOST_KEY_REVOKED':
       return 'key-changed';
     case 'HOST_KEY_UNCONFIRMED':
       return 'unconfirmed';

@@ -289,13 +289,15 @@ function attempt<T>(
 
 /**
  * Read a host's key without authenticating: the verifier refuses every key, so the session ends
- * right after the key exchange and no user name or credential is ever sent.
+ * right after the key exchange and no user name or credential is ever sent. With `keyType`, only
+ * that type is offered, so a host with several keys presents that one (the one to compare with).
  */
 export async function probeHostKey(
   address: string,
   port: number,
-  opts: SshOptions,
+  opts: SshOptions & { keyType?: string | null },
 ): Promise<{ fingerprint: string; keyType: string }> {
+  const hostKeyAlgos = hostKeyAlgorithmsFor(opts.keyType);
   const where = hostPort(address, port);
   let seen: { fingerprint: string; keyType: string } | null = null;
   const { promise, client } = attempt<{ fingerprint: string; keyType: string }>(where, opts, () => ({
@@ -308,6 +310,7 @@ export async function probeHostKey(
         seen = { fingerprint: fingerprintOfKey(key), keyType: keyTypeOfBlob(key) ?? 'unknown' };
         return false;
       },
+      ...(hostKeyAlgos ? { algorithms: { serverHostKey: hostKeyAlgos as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] } } : {}),
     },
     onError: (err) => seen ?? mapError(err, where),
   }));

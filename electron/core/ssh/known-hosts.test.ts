@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FINGERPRINT_RE } from './fingerprint';
-import { hashHostName, KNOWN_HOSTS_MAX_LINES, matchesHashedHost, parseKnownHosts } from './known-hosts';
+import { hashedEntryMatches, hashHostName, keyTypeRank, KNOWN_HOSTS_MAX_LINES, matchesHashedHost, parseKnownHosts, REASONS } from './known-hosts';
 
 const dir = mkdtempSync(join(tmpdir(), 'airlock-kh-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -73,28 +73,106 @@ describe('parseKnownHosts', () => {
     ]);
   });
 
-  it('skips markers, hashed names, wildcards and negations with a reason', () => {
+  it('reports @cert-authority, unknown markers, wildcards and negations as not supported, by line', () => {
     const [ed] = keys as [Key];
-    const hashed = hashHostName('10.0.0.5', 22, randomBytes(20));
     const text = [
       `@cert-authority *.lab ${ed.type} ${ed.b64}`,
-      `@revoked gpu-09 ${ed.type} ${ed.b64}`,
       `@bogus gpu-09 ${ed.type} ${ed.b64}`,
-      `${hashed} ${ed.type} ${ed.b64}`,
-      `*.lab,gpu-1?,!gpu-13,gpu-20 ${ed.type} ${ed.b64}`,
+      `*.lab,gpu-1?,!gpu-13,gpu-20,[gpu-3*]:2222 ${ed.type} ${ed.b64}`,
     ].join('\n');
-    const { entries, skipped } = parseKnownHosts(text);
-    expect(entries).toEqual([{ hosts: ['gpu-20'], port: 22, keyType: ed.type, fingerprint: ed.fingerprint, line: 5 }]);
-    expect(skipped.map((s) => [s.line, s.reason])).toEqual([
-      [1, 'certificate authority line: trusts a CA, not a single host key'],
-      [2, 'revoked key line: names a key to refuse, not one to pin'],
-      [3, 'unknown marker @bogus'],
-      [4, 'hashed host name: cannot enrol without the address'],
-      [5, 'wildcard pattern: not a single host'],
-      [5, 'wildcard pattern: not a single host'],
-      [5, 'negated pattern: not a host'],
+    const { entries, hashed, revoked, skipped } = parseKnownHosts(text);
+    expect(entries).toEqual([{ hosts: ['gpu-20'], port: 22, keyType: ed.type, fingerprint: ed.fingerprint, line: 3 }]);
+    expect(hashed).toEqual([]);
+    expect(revoked).toEqual([]);
+    expect(skipped.map((s) => [s.line, s.entry.slice(0, 15), s.reason])).toEqual([
+      [1, '@cert-authority', REASONS.certAuthority],
+      [2, '@bogus gpu-09 s', 'unknown marker @bogus: not supported'],
+      [3, '*.lab', REASONS.wildcard],
+      [3, 'gpu-1?', REASONS.wildcard],
+      [3, '!gpu-13', REASONS.negated],
+      [3, '[gpu-3*]:2222', REASONS.wildcard],
     ]);
-    expect(skipped[3]!.entry).toBe(hashed);
+    expect(REASONS.certAuthority).toMatch(/not supported/);
+    expect(REASONS.wildcard).toMatch(/not supported/);
+    expect(REASONS.negated).toMatch(/not supported/);
+  });
+
+  it('keeps hashed host names with their key, salt and hash as written', () => {
+    const [ed, ec] = keys as [Key, Key];
+    const salt = randomBytes(20);
+    const h1 = hashHostName('10.0.0.5', 22, salt);
+    const h2 = hashHostName('10.0.0.6', 2222, randomBytes(20));
+    const text = `${h1} ${ed.type} ${ed.b64}\r\n# comment\r\n\r\n${h2},plain-host ${ec.type} ${ec.b64} comment text\r\n`;
+    const { entries, hashed, skipped } = parseKnownHosts(text);
+    expect(skipped).toEqual([]);
+    expect(entries).toEqual([{ hosts: ['plain-host'], port: 22, keyType: ec.type, fingerprint: ec.fingerprint, line: 4 }]);
+    expect(hashed).toEqual([
+      { salt: salt.toString('base64'), hash: h1.split('|')[3], keyType: ed.type, key: ed.b64, fingerprint: ed.fingerprint, line: 1 },
+      { salt: h2.split('|')[2], hash: h2.split('|')[3], keyType: ec.type, key: ec.b64, fingerprint: ec.fingerprint, line: 4 },
+    ]);
+    expect(hashedEntryMatches(hashed[0]!, '10.0.0.5', 22)).toBe(true);
+    expect(hashedEntryMatches(hashed[0]!, '10.0.0.5', 2222)).toBe(false);
+    expect(hashedEntryMatches(hashed[1]!, '10.0.0.6', 2222)).toBe(true);
+    expect(hashedEntryMatches(hashed[1]!, '10.0.0.6', 22)).toBe(false);
+  });
+
+  it('reports malformed hashed names, each by line, and keeps the good ones', () => {
+    const [ed] = keys as [Key];
+    const good = hashHostName('a', 22, randomBytes(20));
+    const b20 = randomBytes(20).toString('base64');
+    const text = [
+      `|1|${b20}|${randomBytes(19).toString('base64')} ${ed.type} ${ed.b64}`, // hash of the wrong length
+      `|1|abc=|def= ${ed.type} ${ed.b64}`, // not 20 bytes
+      `|1|${b20.slice(0, -2)}!!|${b20} ${ed.type} ${ed.b64}`, // bad base64
+      `|1|${b20} ${ed.type} ${ed.b64}`, // no hash
+      `|2|${b20}|${b20} ${ed.type} ${ed.b64}`, // unknown kind
+      `|1|${b20}|${b20}|x ${ed.type} ${ed.b64}`, // extra field
+      `${good} ${ed.type} ${ed.b64}`,
+    ].join('\n');
+    const { hashed, skipped } = parseKnownHosts(text);
+    expect(hashed.map((h) => h.line)).toEqual([7]);
+    expect(skipped.map((s) => [s.line, s.reason])).toEqual([
+      [1, REASONS.hashedMalformed],
+      [2, REASONS.hashedMalformed],
+      [3, REASONS.hashedMalformed],
+      [4, REASONS.hashedMalformed],
+      [5, REASONS.hashedUnknown],
+      [6, REASONS.hashedMalformed],
+    ]);
+  });
+
+  it('reads @revoked lines as keys to refuse, with their own line errors', () => {
+    const [ed, ec] = keys as [Key, Key];
+    const text = [
+      `@revoked * ${ed.type} ${ed.b64}`,
+      `@revoked ${hashHostName('h', 22, randomBytes(20))} ${ec.type} ${ec.b64}`,
+      `@revoked * ${ed.type}`,
+      `@revoked * ${ed.type} ${ed.b64.slice(0, 10)}%%${ed.b64.slice(12)}`,
+      `@revoked * ssh-rsa ${ed.b64}`,
+    ].join('\n');
+    const { entries, hashed, revoked, skipped } = parseKnownHosts(text);
+    expect(entries).toEqual([]);
+    expect(hashed).toEqual([]);
+    expect(revoked).toEqual([
+      { hosts: '*', keyType: ed.type, key: ed.b64, fingerprint: ed.fingerprint, line: 1 },
+      expect.objectContaining({ keyType: ec.type, key: ec.b64, fingerprint: ec.fingerprint, line: 2 }),
+    ]);
+    expect(skipped.map((s) => [s.line, s.reason])).toEqual([
+      [3, 'not a known_hosts line (expected: @revoked hosts key-type key)'],
+      [4, 'bad base64 in key'],
+      [5, 'key type mismatch: line says ssh-rsa, key is ssh-ed25519'],
+    ]);
+  });
+
+  it('accepts CRLF, lone CR, tabs, comments and blank lines, counting lines as an editor does', () => {
+    const [ed] = keys as [Key];
+    const text = `# one\r\n\r\n\t\r\nh1 ${ed.type} ${ed.b64}\rh2\t${ed.type}\t${ed.b64}\r\n  # indented comment\n`;
+    const { entries, skipped } = parseKnownHosts(text);
+    expect(skipped).toEqual([]);
+    expect(entries.map((e) => [e.line, e.hosts])).toEqual([
+      [4, ['h1']],
+      [5, ['h2']],
+    ]);
   });
 
   it('skips bad base64, mismatched types, unknown types, short lines and bad hosts', () => {
@@ -157,6 +235,8 @@ describe('parseKnownHosts', () => {
           expect(e.port).toBeLessThanOrEqual(65535);
           for (const h of e.hosts) expect(h).toMatch(/^[A-Za-z0-9.:_-]+$/);
         }
+        for (const e of [...r.hashed, ...r.revoked]) expect(e.fingerprint).toMatch(FINGERPRINT_RE);
+        for (const e of r.hashed) expect(e.salt.length + e.hash.length).toBe(56);
       }),
       { numRuns: 2000 },
     );
@@ -206,6 +286,39 @@ describe('matchesHashedHost', () => {
     expect(matchesHashedHost(h2, '10.1.2.3', 2222)).toBe(true);
     expect(matchesHashedHost(h2, '10.1.2.3', 22)).toBe(false);
     expect(matchesHashedHost(`plain,${h2}`, '10.1.2.3', 2222)).toBe(true);
+  });
+
+  it('tries the lowercased name too, as ssh(1) looks hosts up lowercased', () => {
+    const h = hashHostName('gpu-07.lab', 22, randomBytes(20));
+    const [, , salt, hash] = h.split('|') as [string, string, string, string];
+    expect(hashedEntryMatches({ salt, hash }, 'GPU-07.LAB', 22)).toBe(true);
+    expect(hashedEntryMatches({ salt, hash }, 'gpu-07.lab', 22)).toBe(true);
+    expect(hashedEntryMatches({ salt: 'x', hash }, 'gpu-07.lab', 22)).toBe(false);
+  });
+
+  it('parses a file hashed by the real ssh-keygen -H into kept entries that match their hosts', () => {
+    const [ed, ec, rsa] = keys as [Key, Key, Key];
+    const f = join(dir, 'to_hash_2');
+    writeFileSync(f, `gpu-01.lab,10.20.0.11 ${ed.type} ${ed.b64}\n[10.20.0.12]:2222 ${ec.type} ${ec.b64}\n10.20.0.13 ${rsa.type} ${rsa.b64}\n`);
+    execFileSync('ssh-keygen', ['-H', '-f', f], { stdio: 'ignore' });
+    const text = readFileSync(f, 'utf8');
+    expect(text).not.toMatch(/10\.20|gpu-01/);
+    const { entries, hashed, skipped } = parseKnownHosts(text);
+    expect(skipped).toEqual([]);
+    expect(entries).toEqual([]);
+    // ssh-keygen -H writes one line per name: gpu-01.lab and 10.20.0.11 get a line each.
+    expect(hashed.map((h) => h.fingerprint)).toEqual([ed.fingerprint, ed.fingerprint, ec.fingerprint, rsa.fingerprint]);
+    const who = (host: string, port: number) => hashed.filter((h) => hashedEntryMatches(h, host, port)).map((h) => h.keyType);
+    expect(who('gpu-01.lab', 22)).toEqual([ed.type]);
+    expect(who('10.20.0.11', 22)).toEqual([ed.type]);
+    expect(who('10.20.0.12', 2222)).toEqual([ec.type]);
+    expect(who('10.20.0.12', 22)).toEqual([]);
+    expect(who('10.20.0.13', 22)).toEqual([rsa.type]);
+  });
+
+  it('ranks key types strongest first: ed25519, ECDSA, RSA, then others', () => {
+    const types = ['ssh-dss', 'ssh-rsa', 'ecdsa-sha2-nistp384', 'ssh-ed25519', 'ecdsa-sha2-nistp256'];
+    expect([...types].sort((a, b) => keyTypeRank(a) - keyTypeRank(b))).toEqual(['ssh-ed25519', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp256', 'ssh-rsa', 'ssh-dss']);
   });
 
   it('agrees with hashHostName and tolerates garbage', () => {

@@ -48,7 +48,7 @@ export function ConfirmKeyDialog({ host, onClose, onConfirmed }: { host: Host; o
           <button type="button" onClick={onClose} data-testid="confirm-key-cancel">
             Cancel
           </button>
-          <button type="button" className="primary" onClick={() => void confirm()} disabled={!probe || busy} data-testid="confirm-key-submit">
+          <button type="button" className="primary" onClick={() => void confirm()} disabled={!probe || busy || probe.knownHosts === 'revoked'} data-testid="confirm-key-submit">
             Confirm and pin
           </button>
         </>
@@ -62,6 +62,7 @@ export function ConfirmKeyDialog({ host, onClose, onConfirmed }: { host: Host; o
           fingerprint={probe.fingerprint}
           keyType={probe.keyType}
           pinned={probe.pinned}
+          knownHosts={probe.knownHosts}
         />
       ) : null}
       <ErrorLine error={error} testId="confirm-key-error" />

@@ -111,7 +111,7 @@ export function EnrolDialog({ onClose, onEnrolled }: { onClose: () => void; onEn
     );
   }
 
-  const changed = probe.pinned !== null && probe.pinned.fingerprint !== probe.fingerprint;
+  const changed = (probe.pinned !== null && probe.pinned.fingerprint !== probe.fingerprint) || probe.knownHosts === 'differs';
   return (
     <Modal
       title="Enrol host — 2. Verify the host key"
@@ -131,7 +131,7 @@ export function EnrolDialog({ onClose, onEnrolled }: { onClose: () => void; onEn
             type="button"
             className={changed ? 'danger' : 'primary'}
             onClick={() => void confirm()}
-            disabled={busy}
+            disabled={busy || probe.knownHosts === 'revoked'}
             data-testid="enrol-confirm"
           >
             {busy ? 'Enrolling…' : 'Confirm and enrol'}
@@ -148,6 +148,7 @@ export function EnrolDialog({ onClose, onEnrolled }: { onClose: () => void; onEn
         fingerprint={probe.fingerprint}
         keyType={probe.keyType}
         pinned={probe.pinned}
+        knownHosts={probe.knownHosts}
       />
       <ErrorLine error={error} testId="enrol-error" />
     </Modal>

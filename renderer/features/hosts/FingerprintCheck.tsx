@@ -12,12 +12,15 @@ export function FingerprintCheck({
   fingerprint,
   keyType,
   pinned,
+  knownHosts,
 }: {
   address: string;
   port: number;
   fingerprint: string;
   keyType: string;
   pinned: { host: string; fingerprint: string } | null;
+  /** What imported known_hosts files say about this key (hosts:probe). */
+  knownHosts: 'none' | 'match' | 'differs' | 'revoked';
 }) {
   const changed = pinned !== null && pinned.fingerprint !== fingerprint;
   return (
@@ -39,6 +42,22 @@ export function FingerprintCheck({
       ) : pinned ? (
         <div className="info-line" data-testid="enrol-pinned-same">
           This key is already pinned for host <span className="mono">{safeLine(pinned.host)}</span>.
+        </div>
+      ) : null}
+      {knownHosts === 'revoked' ? (
+        <div className="danger-box" role="alert" data-testid="enrol-known-hosts-revoked">
+          <strong>This key is revoked.</strong> An imported known_hosts file marks it <span className="mono">@revoked</span>:
+          Airlock will not pin it or connect with it.
+        </div>
+      ) : knownHosts === 'differs' ? (
+        <div className="danger-box" role="alert" data-testid="enrol-known-hosts-differs">
+          <strong>This key is not the one in the imported known_hosts.</strong> A known_hosts file imported earlier holds a
+          different key for <span className="mono">{safeLine(address)}:{port}</span>: the host was reinstalled or someone is
+          intercepting the connection.
+        </div>
+      ) : knownHosts === 'match' ? (
+        <div className="info-line" data-testid="enrol-known-hosts-match">
+          This key matches the one an imported known_hosts file holds for this address.
         </div>
       ) : null}
       <div className="instructions">

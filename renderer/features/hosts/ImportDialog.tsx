@@ -43,8 +43,10 @@ export function ImportDialog({ kind, onClose, onImported }: { kind: ImportKind; 
     >
       {kind === 'knownHosts' ? (
         <p className="muted">
-          Each entry becomes an enrolled host with its key pinned from the file. Hashed entries (<span className="mono">|1|…</span>)
-          cannot be named and are skipped. Only import a known_hosts file you trust: its keys are taken as confirmed.
+          Each entry becomes an enrolled host with its key pinned from the file. Hashed entries (<span className="mono">|1|…</span>,
+          as <span className="mono">HashKnownHosts</span> and <span className="mono">ssh-keyscan -H</span> write) are kept: the key is
+          pinned when you enrol a host at an address they match. <span className="mono">@revoked</span> keys are refused for every
+          host from then on. Only import a known_hosts file you trust: its keys are taken as confirmed.
         </p>
       ) : (
         <p className="muted">
@@ -75,6 +77,7 @@ export function ImportDialog({ kind, onClose, onImported }: { kind: ImportKind; 
         <div className="import-result" data-testid="import-result">
           <h3>
             Added {outcome.added.length} · skipped {outcome.skipped.length}
+            {kind === 'knownHosts' ? ` · hashed entries kept ${outcome.kept.length} · revoked ${outcome.revoked.length}` : ''}
           </h3>
           {outcome.added.length > 0 ? (
             <table className="grid grid-compact">
@@ -93,6 +96,48 @@ export function ImportDialog({ kind, onClose, onImported }: { kind: ImportKind; 
                       {a.address}:{a.port}
                     </td>
                     <td className="mono">{a.fingerprint ?? <span className="badge badge-unconfirmed">unconfirmed</span>}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : null}
+          {outcome.kept.length > 0 ? (
+            <table className="grid grid-compact" data-testid="import-kept">
+              <thead>
+                <tr>
+                  <th>Line</th>
+                  <th>Hashed entry kept: pinned when a host is enrolled at its address</th>
+                </tr>
+              </thead>
+              <tbody>
+                {outcome.kept.map((k, i) => (
+                  <tr key={i}>
+                    <td>{k.line}</td>
+                    <td className="mono">
+                      {safeLine(k.keyType)} {k.fingerprint}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : null}
+          {outcome.revoked.length > 0 ? (
+            <table className="grid grid-compact" data-testid="import-revoked">
+              <thead>
+                <tr>
+                  <th>Line</th>
+                  <th>Revoked key: never pinned or accepted</th>
+                  <th>Enrolled hosts pinned to it (no longer connected to)</th>
+                </tr>
+              </thead>
+              <tbody>
+                {outcome.revoked.map((k, i) => (
+                  <tr key={i}>
+                    <td>{k.line}</td>
+                    <td className="mono">
+                      {safeLine(k.keyType)} {k.fingerprint}
+                    </td>
+                    <td>{k.hosts.length ? k.hosts.map((h) => safeLine(h)).join(', ') : '—'}</td>
                   </tr>
                 ))}
               </tbody>
