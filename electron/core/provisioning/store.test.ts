@@ -245,7 +245,7 @@ describe('hostile removable media', () => {
       execFileSync('mkfifo', [fifo]);
       fs.writeFileSync(path.join(usb, 'SHA256SUMS'), `${sha('')}  ${name}\n`);
       const writer = fifoWriter(fifo, '!<arch>\ndebian-binary   ');
-      for (const run of [() => store.importDebs(usb, 'alice'), () => store.importModel(usb, 'm', '1', 'alice')]) {
+      for (const run of [(): Promise<unknown> => store.importDebs(usb, 'alice'), (): Promise<unknown> => store.importModel(usb, 'm', '1', 'alice')]) {
         const { turns, result } = await turnsWhilePending(run);
         expect(result.status).toBe('rejected');
         expect(String((result as PromiseRejectedResult).reason)).toContain(`${name} is not a regular file (a FIFO, socket or device)`);
