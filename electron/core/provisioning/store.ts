@@ -112,7 +112,7 @@ export class OfflineStore {
   async importDebs(dir: string, actor: string, signal?: AbortSignal): Promise<{ imported: StoreDeb[]; already: number }> {
     const { root, files, sums } = await this.openMedia(dir, signal);
     const debs = [...sums.keys()].sort();
-    if (debs.length === 0) throw new AirlockError('NOT_FOUND', `No .deb files in ${root}.`);
+    if (debs.length === 0) throw new AirlockError('NOT_FOUND', `No .deb files in ${shown(root)}.`);
     const parsed = debs.map((f) => {
       const m = DEB_NAME.exec(f);
       if (!m) {
@@ -162,7 +162,7 @@ export class OfflineStore {
    */
   async importModel(dir: string, name: string, version: string, actor: string, signal?: AbortSignal): Promise<StoreModel> {
     const { root, files, sums } = await this.openMedia(dir, signal);
-    if (sums.size === 0) throw new AirlockError('INVALID_INPUT', `${SUMS_FILE} in ${root} lists no files.`);
+    if (sums.size === 0) throw new AirlockError('INVALID_INPUT', `${SUMS_FILE} in ${shown(root)} lists no files.`);
     const exists = () => this.deps.db.prepare('SELECT 1 FROM store_models WHERE name = ? AND version = ? LIMIT 1').get(name, version);
     if (exists()) throw new AirlockError('CONFLICT', `Model ${name} version ${version} is already in the store; versions are immutable.`);
     const rels = [...sums.keys()].sort((a, b) => (a < b ? -1 : 1));
@@ -207,7 +207,7 @@ export class OfflineStore {
     const listing = await listMedia(root, signal);
     const files = new Map(listing.map((f) => [f.rel, f]));
     const sumsFile = files.get(SUMS_FILE);
-    if (!sumsFile) throw new AirlockError('NOT_FOUND', `No ${SUMS_FILE} in ${root}: the media must carry the checksums of what it holds.`);
+    if (!sumsFile) throw new AirlockError('NOT_FOUND', `No ${SUMS_FILE} in ${shown(root)}: the media must carry the checksums of what it holds.`);
     let text: string;
     try {
       text = new TextDecoder('utf-8', { fatal: true }).decode(await readBounded(root, sumsFile, MAX_SUMS_BYTES));
@@ -334,9 +334,9 @@ export class OfflineStore {
     try {
       real = await fs.promises.realpath(path.resolve(dir));
     } catch {
-      throw new AirlockError('NOT_FOUND', `No directory ${dir}.`);
+      throw new AirlockError('NOT_FOUND', `No directory ${shown(dir)}.`);
     }
-    if (!(await fs.promises.stat(real)).isDirectory()) throw new AirlockError('INVALID_INPUT', `${dir} is not a directory.`);
+    if (!(await fs.promises.stat(real)).isDirectory()) throw new AirlockError('INVALID_INPUT', `${shown(dir)} is not a directory.`);
     let ok = false;
     for (const r of this.deps.mediaRoots) {
       const rootReal = await fs.promises.realpath(r).catch(() => null);
@@ -345,7 +345,7 @@ export class OfflineStore {
     if (!ok) {
       throw new AirlockError(
         'FORBIDDEN',
-        `${dir} is not under a media root (${this.deps.mediaRoots.join(', ') || 'none configured'}). Mount the removable media there, or set AIRLOCK_MEDIA_ROOTS.`,
+        `${shown(dir)} is not under a media root (${this.deps.mediaRoots.join(', ') || 'none configured'}). Mount the removable media there, or set AIRLOCK_MEDIA_ROOTS.`,
       );
     }
     return real;
