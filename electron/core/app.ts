@@ -315,8 +315,8 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     'provision:status': (_ctx, input) => provisioner.get(input.runId),
     'provision:runs': (_ctx, input) => provisioner.list(input.limit),
     'store:list': () => ({ debs: store.listDebs(), models: store.listModels(), mediaRoots: store.mediaRoots }),
-    'store:importDebs': (ctx, input) => store.importDebs(input.dir, ctx.requireSession().user),
-    'store:importModel': (ctx, input) => store.importModel(input.dir, input.name, input.version, ctx.requireSession().user),
+    'store:importDebs': (ctx, input) => store.importDebs(input.dir, ctx.requireSession().user, ctx.signal),
+    'store:importModel': (ctx, input) => store.importModel(input.dir, input.name, input.version, ctx.requireSession().user, ctx.signal),
     'attest:list': (_ctx, input) => attestations.list(input.host),
     'attest:show': (_ctx, input) => {
       if (input.id) return attestations.get(input.id);

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { ChannelName, Out } from '../../shared/contract/index';
 import type { Run, StepRecord } from '../../shared/contract/provision';
@@ -131,6 +132,21 @@ export function progressPrinter(write: (s: string) => void) {
   };
 }
 
+/**
+ * An import hashes and copies gigabytes: Ctrl-C cancels it through ops:cancel, so the core stops
+ * and removes its temporary copy (the store keeps nothing of it). A second Ctrl-C kills as usual.
+ */
+async function cancellableImport<T>(c: ProvisionCliCtx, run: (requestId: string) => Promise<T>): Promise<T> {
+  const requestId = `cli-import-${crypto.randomBytes(8).toString('hex')}`;
+  const onInterrupt = () => void c.call('ops:cancel', { requestId });
+  process.once('SIGINT', onInterrupt);
+  try {
+    return await run(requestId);
+  } finally {
+    process.removeListener('SIGINT', onInterrupt);
+  }
+}
+
 /** Runs one provisioning/store/attest command; returns the exit code. */
 export async function provisionCommand(c: ProvisionCliCtx): Promise<number> {
   const { key, rest, o, call, out, fail } = c;
@@ -220,14 +236,16 @@ export async function provisionCommand(c: ProvisionCliCtx): Promise<number> {
     }
     case 'store import-debs': {
       const dir = rest[0] ?? c.usage('store import-debs needs a DIR');
-      const r = await call('store:importDebs', { dir });
+      const r = await cancellableImport(c, (requestId) => call('store:importDebs', { dir, requestId }));
       if (!r.ok) return fail(r);
       out(`Imported ${r.value.imported.length} package(s)${r.value.already ? `, ${r.value.already} already in the store` : ''}:\n${r.value.imported.map((d) => `  ${d.package} ${d.version} ${d.arch}\n`).join('')}`, r.value);
       return 0;
     }
     case 'store import-model': {
       const dir = rest[0] ?? c.usage('store import-model needs a DIR');
-      const r = await call('store:importModel', { dir, name: o.name ?? c.usage('--name N'), version: o.version ?? c.usage('--version V') });
+      const name = o.name ?? c.usage('--name N');
+      const version = o.version ?? c.usage('--version V');
+      const r = await cancellableImport(c, (requestId) => call('store:importModel', { dir, name, version, requestId }));
       if (!r.ok) return fail(r);
       out(`Imported model ${r.value.name} ${r.value.version}: ${r.value.files.length} file(s), ${r.value.size} bytes\n`, r.value);
       return 0;

@@ -266,16 +266,16 @@ export const provision = {
     summary: 'The offline store: imported .deb packages and model versions',
   }),
   'store:importDebs': channel({
-    in: z.object({ dir: MediaPath }).strict(),
+    in: z.object({ dir: MediaPath, requestId: RequestId.optional() }).strict(),
     out: z.object({ imported: z.array(StoreDeb), already: z.number().int() }),
     roles: ['admin'],
-    summary: 'Import .deb files from removable media into the offline store (each checked against the SHA256SUMS beside it)',
+    summary: 'Import .deb files from removable media into the offline store (each checked against the SHA256SUMS beside it; cancellable with ops:cancel)',
   }),
   'store:importModel': channel({
-    in: z.object({ dir: MediaPath, name: ModelName, version: ModelVersion }).strict(),
+    in: z.object({ dir: MediaPath, name: ModelName, version: ModelVersion, requestId: RequestId.optional() }).strict(),
     out: StoreModel,
     roles: ['admin'],
-    summary: "Import a model version's files from removable media (each checked against the SHA256SUMS beside it)",
+    summary: "Import a model version's files from removable media (each checked against the SHA256SUMS beside it; cancellable with ops:cancel)",
   }),
   'attest:list': channel({
     in: z.object({ host: HostName.optional() }).strict(),

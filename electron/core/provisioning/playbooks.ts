@@ -26,6 +26,14 @@ function issues(e: z.ZodError): string {
     .join('; ');
 }
 
+/** A step's parameter problems, each naming the parameter (`parameter dest: must not contain a .. segment`). */
+function paramIssues(e: z.ZodError): string {
+  return e.issues
+    .slice(0, 5)
+    .map((i) => (i.path.length ? `parameter ${i.path.join('.')}: ${i.message}` : i.message))
+    .join('; ');
+}
+
 /** Schema, then every step against the catalogue and its own parameter schema. Nothing runs. */
 export function validatePlaybook(raw: unknown): Playbook {
   const r = Playbook.safeParse(raw);
@@ -38,7 +46,8 @@ export function validatePlaybook(raw: unknown): Playbook {
     const impl = STEPS.get(s.type);
     if (!impl) throw new AirlockError('INVALID_INPUT', `Step "${s.id}": unknown type "${s.type}" (known: ${[...STEPS.keys()].join(', ')}).`);
     const p = impl.params.safeParse(s.params);
-    if (!p.success) throw new AirlockError('INVALID_INPUT', `Step "${s.id}" (${s.type}): ${issues(p.error)}`);
+    // Every parameter, paths included (steps type them HostPath: the rule checkHostPath applies at plan).
+    if (!p.success) throw new AirlockError('INVALID_INPUT', `Step "${s.id}" (${s.type}): ${paramIssues(p.error)}`);
   }
   return pb;
 }
@@ -49,7 +58,7 @@ export function stepParams(pb: Playbook, stepId: string, overrides: Record<strin
   if (!s) throw new AirlockError('INVALID_INPUT', `The playbook has no step "${stepId}".`);
   const impl = STEPS.get(s.type)!;
   const r = impl.params.safeParse({ ...s.params, ...(overrides[stepId] ?? {}) });
-  if (!r.success) throw new AirlockError('INVALID_INPUT', `Step "${stepId}" (${s.type}): ${issues(r.error)}`);
+  if (!r.success) throw new AirlockError('INVALID_INPUT', `Step "${stepId}" (${s.type}): ${paramIssues(r.error)}`);
   return r.data;
 }
 
@@ -67,18 +76,35 @@ export class Playbooks {
     });
   }
 
+  /**
+   * Built-in and imported playbooks. An imported one is validated again on every read: one stored
+   * before a check became stricter (a path with `..`, say) is left out here, and `get` names why.
+   */
   all(): LoadedPlaybook[] {
-    const imported = (this.deps.db.prepare('SELECT body FROM playbooks ORDER BY name').all() as Array<{ body: string }>).map((r) => {
-      const playbook = validatePlaybook(JSON.parse(r.body));
-      return { playbook, digest: playbookDigest(playbook), source: 'imported' as const };
-    });
+    const imported: LoadedPlaybook[] = [];
+    for (const r of this.deps.db.prepare('SELECT body FROM playbooks ORDER BY name').all() as Array<{ body: string }>) {
+      try {
+        const playbook = validatePlaybook(JSON.parse(r.body));
+        imported.push({ playbook, digest: playbookDigest(playbook), source: 'imported' });
+      } catch {
+        continue;
+      }
+    }
     return [...this.builtin, ...imported];
   }
 
   get(name: string): LoadedPlaybook {
     const p = this.all().find((x) => x.playbook.name === name);
-    if (!p) throw new AirlockError('NOT_FOUND', `No playbook named "${name}".`);
-    return p;
+    if (p) return p;
+    const stored = this.deps.db.prepare('SELECT body FROM playbooks WHERE name = ?').get(name) as { body: string } | undefined;
+    if (stored) {
+      try {
+        validatePlaybook(JSON.parse(stored.body));
+      } catch (e) {
+        throw new AirlockError('INVALID_INPUT', `The imported playbook "${name}" no longer passes validation: ${(e as Error).message} Import a corrected version.`);
+      }
+    }
+    throw new AirlockError('NOT_FOUND', `No playbook named "${name}".`);
   }
 
   import(text: string, actor: string): LoadedPlaybook {

@@ -8,7 +8,8 @@ import { openDatabase } from '../db/db';
 import { verifyAttestationText } from './attest';
 import { diffJson } from './engine';
 import { Playbooks, stepParams, validatePlaybook } from './playbooks';
-import { q } from './remote';
+import { checkHostPath, hostPathProblem, q } from './remote';
+import { STEPS } from './steps/index';
 import { minimalCidrs, parseCidr, renderRuleset } from './steps/egress';
 import { egressLockdown } from './steps/egress';
 import { canonical } from '../audit/canonical';
@@ -41,6 +42,102 @@ describe('playbooks', () => {
     expect(stepParams(pb, 'egress', { egress: { deadManSeconds: 9 } })).toMatchObject({ allowCidrs: ['10.0.0.0/8'], deadManSeconds: 9 });
     expect(() => stepParams(pb, 'egress', { egress: { allowCidrs: ['not-an-ip'] } })).toThrow(/allowCidrs/);
     expect(() => stepParams(pb, 'nope', {})).toThrow(/no step "nope"/);
+  });
+});
+
+/**
+ * Issue 9, point 11: every path parameter of every step is validated when the playbook is
+ * imported, by the same rule plan applies (hostPathProblem), and the refusal names the step and
+ * the parameter.
+ */
+describe('path parameters of imported playbooks', () => {
+  /** Minimal valid parameters per step type: a new step type must be added here (and so gets its paths checked). */
+  const MINIMAL: Record<string, Record<string, unknown>> = {
+    'gpu-driver-check': {},
+    'offline-packages': { packages: [{ name: 'airlock-node-tools' }] },
+    'model-weights': { model: 'm', version: '1' },
+    'inference-service': { model: 'm', version: '1' },
+    'egress-lockdown': {},
+    'ssh-hardening': {},
+  };
+  const HOSTILE = ['/srv/../etc', '/srv/./models', '$(id)', '/srv/$(id)', '/srv/`id`', '/srv/a;b', 'a;b', '/srv/a b', '/srv/a\nb', '/srv/a\u0000b', '/srv/a\u001b[31m', '/srv/\u202emodels', 'srv/models', './models', '../etc', '', '/', '//srv', '/srv//models', '/srv/models/', '/srv/*', "/srv/'x'", '/srv/"x"', '/srv/a|b', '/srv/a&b', '/srv/a>b', '/srv/~x', `/${'a'.repeat(1100)}`, `/${'a'.repeat(256)}`];
+
+  /** Every parameter of every step whose default is a path on the host. */
+  const pathParams = () => {
+    const out: Array<{ type: string; param: string; value: string }> = [];
+    for (const [type, impl] of STEPS) {
+      const defaults = impl.params.parse(MINIMAL[type]) as Record<string, unknown>;
+      for (const [param, value] of Object.entries(defaults)) if (typeof value === 'string' && value.startsWith('/')) out.push({ type, param, value });
+    }
+    return out;
+  };
+
+  it('knows every step type, and finds their path parameters', () => {
+    expect([...STEPS.keys()].sort()).toEqual(Object.keys(MINIMAL).sort());
+    expect(pathParams().map((x) => `${x.type}.${x.param}`).sort()).toEqual([
+      'inference-service.apiKeyFile',
+      'inference-service.command',
+      'inference-service.dest',
+      'model-weights.dest',
+      'offline-packages.cacheDir',
+      'ssh-hardening.dropIn',
+    ]);
+  });
+
+  it('refuses the import of a hostile value in any path parameter, naming the step and the parameter; nothing is stored', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-paths-'));
+    const db = openDatabase(path.join(dir, 'a.db'));
+    const pbs = new Playbooks({ db, now: () => 'now' });
+    try {
+      for (const { type, param } of pathParams()) {
+        for (const bad of HOSTILE) {
+          const doc = { ...base, name: 'site', steps: [{ id: 'target-step', type, params: { ...MINIMAL[type], [param]: bad } }] };
+          let err: unknown = null;
+          try {
+            pbs.import(JSON.stringify(doc), 'alice');
+          } catch (e) {
+            err = e;
+          }
+          expect(err, `${type}.${param} = ${JSON.stringify(bad)} was imported`).toMatchObject({ code: 'INVALID_INPUT' });
+          expect(String((err as Error).message)).toContain(`Step "target-step" (${type}): parameter ${param}: `);
+          // The message quotes the value harmlessly.
+          expect((err as Error).message).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202e]/);
+        }
+      }
+      expect(db.prepare('SELECT COUNT(*) AS n FROM playbooks').get()).toEqual({ n: 0 });
+      // The defaults and ordinary paths still import.
+      for (const [type, params] of Object.entries(MINIMAL)) pbs.import(JSON.stringify({ ...base, name: `ok-${type}`, steps: [{ id: 's', type, params }] }), 'alice');
+      pbs.import(JSON.stringify({ ...base, name: 'ok-paths', steps: [{ id: 'm', type: 'model-weights', params: { model: 'm', version: '1', dest: '/data/models-2024.v1/site_A+b@c:d' } }] }), 'alice');
+    } finally {
+      db.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the one rule: what import refuses, plan refuses (overrides and the path check at use)', () => {
+    const pb = validatePlaybook({ ...base, steps: [{ id: 'model', type: 'model-weights', params: { model: 'm', version: '1' } }] });
+    for (const bad of HOSTILE) {
+      expect(hostPathProblem(bad), JSON.stringify(bad)).not.toBeNull();
+      expect(() => checkHostPath(bad, 'dest')).toThrow(/^dest (must|may)/);
+      expect(() => stepParams(pb, 'model', { model: { dest: bad } })).toThrow(/Step "model" \(model-weights\): parameter dest: /);
+    }
+    expect(hostPathProblem('/srv/models')).toBeNull();
+    expect(stepParams(pb, 'model', { model: { dest: '/data/m' } })).toMatchObject({ dest: '/data/m' });
+  });
+
+  it('an imported playbook stored before the stricter check is left out of the list, and using it says why', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-old-'));
+    const db = openDatabase(path.join(dir, 'a.db'));
+    const pbs = new Playbooks({ db, now: () => 'now' });
+    try {
+      const old = { ...base, name: 'old', steps: [{ id: 'model', type: 'model-weights', params: { model: 'm', version: '1', dest: '/srv/../etc' } }] };
+      db.prepare('INSERT INTO playbooks (name, version, body, digest, imported_at, imported_by) VALUES (?, ?, ?, ?, ?, ?)').run('old', '1', JSON.stringify(old), 'a'.repeat(64), 'then', 'bob');
+      expect(pbs.all().map((p) => p.playbook.name)).not.toContain('old');
+      expect(() => pbs.get('old')).toThrow(/The imported playbook "old" no longer passes validation: Step "model" \(model-weights\): parameter dest: must not contain a \. or \.\. segment/);
+    } finally {
+      db.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { z } from 'zod';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { ExecResult, SshConnection } from '../ssh/connection';
 import { shellQuote as q } from '../ssh/sftp';
@@ -12,13 +13,48 @@ function qScript(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Absolute host paths: printable, no `..` segment, no shell surprises beyond what q() escapes. */
-export function checkHostPath(p: string, what: string): string {
-  if (!/^\/[A-Za-z0-9._+@:/-]*$/.test(p) || p.split('/').includes('..') || p.length > 1024) {
-    throw new AirlockError('INVALID_INPUT', `${what} must be an absolute path of letters, digits and ._+@:/- (got ${JSON.stringify(p.slice(0, 80))}).`);
+const MAX_HOST_PATH = 1024;
+
+/**
+ * Why `p` is not an acceptable path on a host, or null when it is. The one rule for every path a
+ * step takes (a destination, a binary, a key file, a cache directory, a drop-in): applied when a
+ * playbook is imported and on every run's overrides (through {@link HostPath}, the steps' schema
+ * type), and again where the path is used ({@link checkHostPath}). A normalised absolute path:
+ * `/` then segments of letters, digits and `._+@:-`, single slashes, no `.` or `..` segment, no
+ * trailing slash; so no spaces, quotes, `$`, `;`, backticks, globs or control characters, whatever
+ * quoting a script applies later.
+ */
+export function hostPathProblem(p: string): string | null {
+  if (p.length > MAX_HOST_PATH) return `must be at most ${MAX_HOST_PATH} characters`;
+  if (!p.startsWith('/')) return 'must be an absolute path (starting with /)';
+  if (p === '/') return 'must name something below /';
+  for (const seg of p.slice(1).split('/')) {
+    if (seg === '') return 'must not contain an empty segment (// or a trailing /)';
+    if (seg === '.' || seg === '..') return 'must not contain a . or .. segment';
+    if (seg.length > 255) return 'must not have a segment longer than 255 characters';
+    if (!/^[A-Za-z0-9._+@:-]+$/.test(seg)) return 'may contain only letters, digits and ._+@:- between single slashes (no spaces, quotes, shell metacharacters or control characters)';
   }
+  return null;
+}
+
+/** A path as quoted in a message: printable ASCII kept, anything else escaped, bounded. */
+function quotedPath(p: string): string {
+  const s = p.length > 80 ? `${p.slice(0, 80)}…` : p;
+  return `"${s.replace(/[^\x20-\x7e]|["\\]/gu, (c) => (c === '"' || c === '\\' ? `\\${c}` : `\\u{${c.codePointAt(0)!.toString(16)}}`))}"`;
+}
+
+/** Throws INVALID_INPUT naming `what` unless `p` passes {@link hostPathProblem}. */
+export function checkHostPath(p: string, what: string): string {
+  const why = hostPathProblem(p);
+  if (why) throw new AirlockError('INVALID_INPUT', `${what} ${why} (got ${quotedPath(p)}).`);
   return p;
 }
+
+/** The schema type of every path parameter of every step: {@link hostPathProblem}, as a zod check. */
+export const HostPath = z.string().superRefine((p, ctx) => {
+  const why = hostPathProblem(p);
+  if (why) ctx.addIssue({ code: 'custom', message: `${why} (got ${quotedPath(p)})` });
+});
 
 export interface RunOpts {
   timeoutMs?: number;

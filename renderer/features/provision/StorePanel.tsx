@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from 'react';
 import type { Out } from '../../../shared/contract/index';
+import { newRequestId } from '../../api';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
 import { useLoaded } from '../../components/useLoaded';
@@ -144,20 +145,41 @@ function DirField({ value, onChange, roots, testId }: { value: string; onChange:
   );
 }
 
+/** Stops a running import (ops:cancel): the core removes its temporary copy, the store keeps nothing of it. */
+function CancelImport({ requestId, onError, testId }: { requestId: string | null; onError: (e: AirlockErrorShape) => void; testId: string }) {
+  const { client } = useApp();
+  if (!requestId) return null;
+  return (
+    <button
+      type="button"
+      onClick={() =>
+        void client.ops.cancel({ requestId }).then((r) => {
+          if (!r.ok) onError(r.error);
+        })
+      }
+      data-testid={testId}
+    >
+      Cancel
+    </button>
+  );
+}
+
 function ImportDebs({ roots, onDone }: { roots: string[]; onDone: () => void }) {
   const { client } = useApp();
   const [dir, setDir] = useState('');
-  const [busy, setBusy] = useState(false);
+  const [requestId, setRequestId] = useState<string | null>(null);
+  const busy = requestId !== null;
   const [error, setError] = useState<AirlockErrorShape | null>(null);
   const [result, setResult] = useState<Out<'store:importDebs'> | null>(null);
 
   async function submit(e: React.FormEvent) {
     e.preventDefault();
-    setBusy(true);
+    const id = newRequestId();
+    setRequestId(id);
     setError(null);
     setResult(null);
-    const r = await client.store.importDebs({ dir: dir.trim() });
-    setBusy(false);
+    const r = await client.store.importDebs({ dir: dir.trim(), requestId: id });
+    setRequestId(null);
     if (!r.ok) return setError(r.error);
     setResult(r.value);
     onDone();
@@ -170,6 +192,7 @@ function ImportDebs({ roots, onDone }: { roots: string[]; onDone: () => void }) 
       <button type="submit" className="primary" disabled={busy || !dir.trim()} data-testid="prov-import-debs-submit">
         {busy ? 'Importing…' : 'Import packages'}
       </button>
+      <CancelImport requestId={requestId} onError={setError} testId="prov-import-debs-cancel" />
       <ErrorLine error={error} testId="prov-import-debs-error" />
       {result ? (
         <div className="info-line" data-testid="prov-import-debs-result" data-imported={result.imported.length} data-already={result.already}>
@@ -187,17 +210,19 @@ function ImportModel({ roots, onDone }: { roots: string[]; onDone: () => void })
   const [dir, setDir] = useState('');
   const [name, setName] = useState('');
   const [version, setVersion] = useState('');
-  const [busy, setBusy] = useState(false);
+  const [requestId, setRequestId] = useState<string | null>(null);
+  const busy = requestId !== null;
   const [error, setError] = useState<AirlockErrorShape | null>(null);
   const [result, setResult] = useState<Out<'store:importModel'> | null>(null);
 
   async function submit(e: React.FormEvent) {
     e.preventDefault();
-    setBusy(true);
+    const id = newRequestId();
+    setRequestId(id);
     setError(null);
     setResult(null);
-    const r = await client.store.importModel({ dir: dir.trim(), name: name.trim(), version: version.trim() });
-    setBusy(false);
+    const r = await client.store.importModel({ dir: dir.trim(), name: name.trim(), version: version.trim(), requestId: id });
+    setRequestId(null);
     if (!r.ok) return setError(r.error);
     setResult(r.value);
     onDone();
@@ -220,6 +245,7 @@ function ImportModel({ roots, onDone }: { roots: string[]; onDone: () => void })
       <button type="submit" className="primary" disabled={busy || !dir.trim() || !name.trim() || !version.trim()} data-testid="prov-import-model-submit">
         {busy ? 'Importing…' : 'Import model'}
       </button>
+      <CancelImport requestId={requestId} onError={setError} testId="prov-import-model-cancel" />
       <ErrorLine error={error} testId="prov-import-model-error" />
       {result ? (
         <div className="info-line" data-testid="prov-import-model-result">

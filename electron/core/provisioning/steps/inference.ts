@@ -3,7 +3,7 @@ import { createTwoFilesPatch } from 'diff';
 import { z } from 'zod';
 import { ModelName, ModelVersion } from '../../../../shared/contract/provision';
 import { httpRequestViaSsh } from '../../ssh/tunnel';
-import { checkHostPath, q, StepFailure } from '../remote';
+import { checkHostPath, HostPath, q, StepFailure } from '../remote';
 import { modelDir } from './models';
 import { defineStep, type StepContext } from './types';
 
@@ -11,17 +11,17 @@ const Params = z
   .object({
     model: ModelName,
     version: ModelVersion,
-    dest: z.string().default('/srv/models'),
+    dest: HostPath.default('/srv/models'),
     /** Name clients ask for (OpenAI `model`); defaults to the model name. */
     servedName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$/).optional(),
     /** The server binary (vLLM-style CLI). */
-    command: z.string().default('/usr/local/bin/vllm-serve'),
+    command: HostPath.default('/usr/local/bin/vllm-serve'),
     /** 127.0.0.1 keeps it on the host's loopback; or the cluster interface's address. */
     bind: z.string().regex(/^[0-9a-fA-F.:]+$/).default('127.0.0.1'),
     port: z.number().int().min(1024).max(65535).default(8000),
     maxModelLen: z.number().int().min(128).max(1_048_576).default(8192),
     unit: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/).default('airlock-inference'),
-    apiKeyFile: z.string().default('/etc/airlock/inference.key'),
+    apiKeyFile: HostPath.default('/etc/airlock/inference.key'),
     /** Seconds to wait for /health after the restart. */
     healthTimeoutSeconds: z.number().int().min(1).max(900).default(30),
   })

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ModelName, ModelVersion } from '../../../../shared/contract/provision';
 import { uploadFile } from '../../ssh/sftp';
-import { checkHostPath, q, StepFailure } from '../remote';
+import { checkHostPath, HostPath, q, StepFailure } from '../remote';
 import type { StoreModel } from '../store';
 import { defineStep, UPLOAD_STALL_MS, type StepContext } from './types';
 
@@ -10,7 +10,7 @@ const Params = z
     model: ModelName,
     version: ModelVersion,
     /** The model lands in <dest>/<model>/<version>/. */
-    dest: z.string().default('/srv/models'),
+    dest: HostPath.default('/srv/models'),
     /** SSH connections used at once for the transfer (parallel SFTP streams). */
     connections: z.number().int().min(1).max(8).default(2),
     /**

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { uploadFile } from '../../ssh/sftp';
-import { q, StepFailure } from '../remote';
+import { checkHostPath, HostPath, q, StepFailure } from '../remote';
 import type { StoreDeb } from '../store';
 import { defineStep, UPLOAD_STALL_MS, type StepContext } from './types';
 
@@ -9,7 +9,7 @@ const Params = z
   .object({
     packages: z.array(z.object({ name: PkgName, version: z.string().regex(/^[A-Za-z0-9.+~:-]+$/).optional() }).strict()).min(1).max(200),
     /** Where the .deb files are staged on the host before dpkg installs them. */
-    cacheDir: z.string().default('/var/cache/airlock/debs'),
+    cacheDir: HostPath.default('/var/cache/airlock/debs'),
   })
   .strict();
 type Params = z.infer<typeof Params>;
@@ -63,7 +63,7 @@ export const offlinePackages = defineStep<Params>({
   async apply(ctx, p) {
     const w = (await wanted(ctx, p)).filter((x) => x.installed !== x.deb.version);
     if (w.length === 0) return;
-    const dir = p.cacheDir;
+    const dir = checkHostPath(p.cacheDir, 'cacheDir');
     await ctx.remote.must(`mkdir -p ${q(dir)} && chmod 0700 ${q(dir)}`, `creating ${dir}`);
     const total = w.reduce((s, x) => s + x.deb.size, 0);
     let done = 0;

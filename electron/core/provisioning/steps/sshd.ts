@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { createTwoFilesPatch } from 'diff';
 import { z } from 'zod';
 import type { Change } from '../../../../shared/contract/provision';
-import { q, Remote, StepFailure } from '../remote';
+import { HostPath, q, Remote, StepFailure } from '../remote';
 import { awaitRollback } from './deadman';
 import { defineStep, type StepContext } from './types';
 
@@ -18,7 +18,7 @@ const Params = z
     macs: z.array(Algo).max(16).optional(),
     kexAlgorithms: z.array(Algo).max(16).optional(),
     /** Drop-in file (Debian's sshd_config includes sshd_config.d/*.conf first, so it takes precedence). */
-    dropIn: z.string().regex(/^\/etc\/ssh\/sshd_config\.d\/[A-Za-z0-9_.-]+\.conf$/).default('/etc/ssh/sshd_config.d/50-airlock.conf'),
+    dropIn: HostPath.regex(/^\/etc\/ssh\/sshd_config\.d\/[A-Za-z0-9_.-]+\.conf$/).default('/etc/ssh/sshd_config.d/50-airlock.conf'),
     deadManSeconds: z.number().int().min(5).max(3600).default(30),
   })
   .strict();
