@@ -799,7 +799,7 @@ export function unexpected(e: unknown, env: NodeJS.ProcessEnv): string {
   if (env.AIRLOCK_DEBUG) return `airlock: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`;
   const name = e instanceof Error ? e.name : typeof e;
   const first = (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
-  const noPaths = first.replace(/(?:file:\/\/)?(?:\/[^\s'"():]+)+/g, (p) => (p.split('/').length > 2 ? '…' : p));
+  const noPaths = first.replace(/(?:file:\/\/)?(?:\/[^\s'"():]+)+(?::\d+)*/g, (p) => (p.split('/').length > 2 ? '…' : p));
   return `airlock: unexpected error (${name}): ${noPaths} (AIRLOCK_DEBUG=1 for details)\n`;
 }
 
