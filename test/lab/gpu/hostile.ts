@@ -58,7 +58,8 @@ const S = HOSTILE_SEQUENCES;
  * 10): dropped, `\u202eevil\u2069\0\rX` would read as a harmless "evilX".
  */
 export const HOSTILE_VISIBLE = {
-  gpu0Name: `NVIDIA H100 ${S.htmlImg} \\u{202E}evil\\u{2069}\\u{0} X`,
+  // (the NUL never arrives: nvidia-smi's CSV reaches Airlock through a shell, which drops it)
+  gpu0Name: `NVIDIA H100 ${S.htmlImg} \\u{202E}evil\\u{2069} X`,
   gpu0UuidPrefix: `GPU-${S.htmlScript}\\u{2066}`,
   gpu1NamePrefix: 'Tesla click WWWW',
   driverPrefix: `550.54.15${S.htmlBold}\\u{200B}\\u{FEFF}\\u{2063}`,
