@@ -1,5 +1,4 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { AirlockError, type Result } from '../../shared/domain/errors';
 import { Approvals } from './approvals/approvals';
@@ -11,6 +10,7 @@ import { Sessions } from './auth/sessions';
 import { IdentitySettings } from './auth/settings';
 import { DEFAULT_LOCKOUT, Throttle, userKey } from './auth/throttle';
 import { Users } from './auth/users';
+import { secureDataDir } from './db/data-dir';
 import { openDatabase } from './db/db';
 import { Dispatcher, Operations, sessionRef, toShape, type ApprovedRun, type CallContext, type Handlers } from './dispatch';
 import { HostsService } from './hosts/service';
@@ -41,13 +41,14 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   const kdf: KdfParams = config.kdf ? { alg: 'argon2id', parallelism: 1, ...config.kdf } : DEFAULT_KDF;
   const version = config.version ?? '0.1.0';
 
-  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const dbFile = path.join(config.dataDir, DB_FILE);
+  // 0700, ours, files 0600 — or refused (db/data-dir.ts); from here on, its real path.
+  const dataDir = secureDataDir(config.dataDir, DB_FILE);
+  const dbFile = path.join(dataDir, DB_FILE);
   const db = openAuditedDatabase(dbFile, (f) => openDatabase(f));
 
   const vault = new Vault({ db, kdf, random, now: nowIso });
   // ---- audit: the trail, its keys (unsealed at sign-in), checkpoints, verify, export, syslog ----
-  const auditService = createAuditService({ db, dbFile, dataDir: config.dataDir, vault, clock, random, config });
+  const auditService = createAuditService({ db, dbFile, dataDir, vault, clock, random, config });
   const audit = auditService.trail;
   // ---- identity: users, sessions, lockout, TOTP, settings, the two-person rule ----
   const requireTotpFor = [...(config.requireTotpFor ?? DEFAULT_TOTP_ROLES)];
@@ -87,7 +88,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   });
   const terminals = new TerminalService({ hosts, random });
   // ---- provisioning: playbooks, the offline store, runs, attestations ----
-  const store = new OfflineStore({ db, dataDir: config.dataDir, mediaRoots: config.mediaRoots ?? DEFAULT_MEDIA_ROOTS, now: nowIso });
+  const store = new OfflineStore({ db, dataDir, mediaRoots: config.mediaRoots ?? DEFAULT_MEDIA_ROOTS, now: nowIso });
   const playbooks = new Playbooks({ db, now: nowIso });
   const attestations = new Attestations({ db, vault, now: nowIso });
   const provisioner = new Provisioner({

@@ -8,6 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { createCore } from '../core/app';
 import { startShell } from './shell';
 
+// Before the core opens the data directory: every file this process creates is its owner's only
+// (the core also makes an existing data directory 0700 and its files 0600: electron/core/db/data-dir.ts).
+process.umask(0o077);
+
 startShell({
   electron: { app, BrowserWindow, dialog, ipcMain, Menu, protocol, session },
   createCore,

@@ -5,6 +5,7 @@ import type { Run, StepRecord } from '../../shared/contract/provision';
 import type { Result } from '../../shared/domain/errors';
 import { verifyAttestationText } from '../core/provisioning/attest';
 import { sanitizeHostText } from '../core/ssh/sanitize';
+import { FILE_LIMITS, readJsonFile, readTextFile } from './cli-files';
 
 /** Provisioning, offline store and attestation commands of the CLI. */
 export const PROVISION_COMMANDS = [
@@ -73,9 +74,12 @@ function overrides(c: ProvisionCliCtx): Record<string, Record<string, unknown>> 
   const out: Record<string, Record<string, unknown>> = {};
   const file = c.o.params as string | undefined;
   if (file) {
-    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    const v = readJsonFile(file, FILE_LIMITS.params);
     if (typeof v !== 'object' || v === null || Array.isArray(v)) c.usage('--params FILE must hold a JSON object {"step": {"param": value}}');
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k] = { ...(x as Record<string, unknown>) };
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      if (typeof x !== 'object' || x === null || Array.isArray(x)) c.usage(`--params FILE: "${k}" must hold an object {"param": value}`);
+      out[k] = { ...(x as Record<string, unknown>) };
+    }
   }
   for (const s of (c.o.set as string[] | undefined) ?? []) {
     const m = /^([a-z0-9][a-z0-9_-]*)\.([A-Za-z0-9_]+)=(.*)$/s.exec(s);
@@ -172,7 +176,7 @@ export async function provisionCommand(c: ProvisionCliCtx): Promise<number> {
     }
     case 'provision import-playbook': {
       const file = rest[0] ?? c.usage('provision import-playbook needs a FILE');
-      const r = await call('provision:importPlaybook', { text: fs.readFileSync(file, 'utf8') });
+      const r = await call('provision:importPlaybook', { text: readTextFile(file, FILE_LIMITS.playbook) });
       if (!r.ok) return fail(r);
       out(`Imported ${r.value.name} ${r.value.version} (${r.value.steps.length} steps, sha256 ${r.value.digest})\n`, r.value);
       return 0;
@@ -274,7 +278,7 @@ export async function provisionCommand(c: ProvisionCliCtx): Promise<number> {
     }
     case 'attest verify': {
       const file = rest[0] ?? c.usage('attest verify needs a FILE');
-      const r = await call('attest:verify', { text: fs.readFileSync(file, 'utf8') });
+      const r = await call('attest:verify', { text: readTextFile(file, FILE_LIMITS.attestation) });
       if (!r.ok) return fail(r);
       out(formatVerify(r.value), r.value);
       return r.value.ok ? 0 : 1;
@@ -286,7 +290,7 @@ export async function provisionCommand(c: ProvisionCliCtx): Promise<number> {
 
 /** `attest verify FILE --key PEM`: offline, no data directory, no sign-in. */
 export function verifyOffline(file: string, keyFile: string) {
-  return verifyAttestationText(fs.readFileSync(file, 'utf8'), fs.readFileSync(keyFile, 'utf8'));
+  return verifyAttestationText(readTextFile(file, FILE_LIMITS.attestation), readTextFile(keyFile, FILE_LIMITS.pem));
 }
 
 export function formatVerify(v: { ok: boolean; keyFingerprint: string | null; host: string | null; problems: string[] }): string {

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,12 +7,14 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import QRCode from 'qrcode';
 import type { ChannelName, Out } from '../../shared/contract/index';
 import type { Result } from '../../shared/domain/errors';
+import { revealHidden } from '../../shared/domain/visible-text';
 import { createCore } from '../core/app';
 import { totpPolicyFromEnv } from '../core/auth/policy';
 import { mediaRootsFromEnv } from '../core/provisioning/store';
 import { sanitizeHostText } from '../core/ssh/sanitize';
 import type { ClientContext, Core } from '../core/types';
 import { startServe } from './serve';
+import { FILE_LIMITS, InputError, readTextFile, UsageError } from './cli-files';
 import { formatVerify, progressPrinter, PROVISION_COMMANDS, PROVISION_HELP, PROVISION_OPTIONS, provisionCommand, verifyOffline } from './cli-provision';
 
 /** Exit codes, documented in the README and `airlock help`. */
@@ -27,8 +30,6 @@ export interface CliIo {
   version: string;
 }
 
-class UsageError extends Error {}
-
 const HELP = `airlock <area> <verb> [options]
 
   init --admin NAME                      first run: create the first administrator
@@ -42,10 +43,13 @@ const HELP = `airlock <area> <verb> [options]
   hosts import-known-hosts FILE [--user U]
   hosts import-ssh-config FILE
   identity show                          Airlock's SSH public key (authorized_keys format)
-  users list | users create NAME --role R [--role R...] [--no-password-change] [--reason R]
+  users list | users create NAME --role R [--role R...] [--no-password-change] [--reason R] NEWPW
   users set-roles NAME --role R [--role R...] [--reason R]
-  users disable NAME | users enable NAME [--reason R] | users remove NAME
-  users reset-password NAME | users reset-totp NAME | users unlock NAME
+  users disable NAME | users enable NAME [--reason R] NEWPW | users remove NAME
+  users reset-password NAME NEWPW | users reset-totp NAME | users unlock NAME
+                                         NEWPW, the other account's password: --new-password-file F,
+                                         AIRLOCK_NEW_PASSWORD, --generate-password, or typed on a
+                                         terminal; never your own --password-file/AIRLOCK_PASSWORD
   users passwd                           change your own password (new one: --new-password-file or prompt)
   totp enrol | totp confirm CODE         enrol a TOTP authenticator (QR code in the terminal), then confirm
   totp recovery-codes | totp disable     new recovery codes; remove TOTP (when the policy allows)
@@ -66,9 +70,13 @@ Options:
   --json               machine-readable output
   --user NAME          acting Airlock user (or --as NAME, or AIRLOCK_USER); on \`hosts add\` and
                        \`hosts import-known-hosts\`, --user is the SSH login user, as in OpenSSH
-  --password-file F    password file (or AIRLOCK_PASSWORD); prompted on a terminal otherwise
+  --password-file F    your password, to sign in (or AIRLOCK_PASSWORD); prompted on a terminal
+                       otherwise. init uses it for the administrator it creates, when no
+                       --new-password-file/AIRLOCK_NEW_PASSWORD is given
   --new-password-file F  a new password: init, users create/enable/reset-password, users passwd
-                       (or AIRLOCK_NEW_PASSWORD)
+                       (or AIRLOCK_NEW_PASSWORD); typed twice on a terminal otherwise
+  --generate-password  users create/enable/reset-password: a strong one-time password, printed
+                       once (also in --json); the user must change it at first sign-in
   --totp CODE          TOTP code for sign-in (or AIRLOCK_TOTP); prompted on a terminal when needed
   --recovery-code C    a recovery code instead of a TOTP code (or AIRLOCK_RECOVERY_CODE)
   --reason R           why: approvals approve/reject, and files a two-person request when a command
@@ -87,6 +95,7 @@ const OPTIONS = {
   as: { type: 'string' },
   'password-file': { type: 'string' },
   'new-password-file': { type: 'string' },
+  'generate-password': { type: 'boolean', default: false },
   admin: { type: 'string' },
   address: { type: 'string' },
   port: { type: 'string' },
@@ -134,9 +143,27 @@ const clean = (s: unknown): string => sanitizeHostText(s ?? '', 4096);
  * \u escapes (JSON.stringify leaves them raw), so no byte on stdout can steer a terminal.
  */
 const toJson = (value: unknown, indent?: number): string =>
-  JSON.stringify(value, null, indent).replace(/[\u0080-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  revealHidden(JSON.stringify(value, null, indent), { keep: '\n', escape: (c) => Array.from({ length: c.length }, (_, i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`).join('') });
 
-export async function runCli(argv: string[], io: CliIo): Promise<number> {
+/**
+ * Everything the CLI writes to the terminal — host text, names from the database, and the
+ * operator's own input echoed back ("unknown command", bad option values, file names) — has its
+ * control and invisible characters made visible (shared/domain/visible-text.ts): no byte the CLI
+ * prints can steer the terminal or make one name look like another. TAB and LF lay out tables.
+ */
+function visibleOutput(io: CliIo): CliIo {
+  const shown = (s: string) => revealHidden(s, { keep: '\t\n' });
+  const prompt = io.prompt;
+  return {
+    ...io,
+    stdout: (s) => io.stdout(shown(s)),
+    stderr: (s) => io.stderr(shown(s)),
+    prompt: prompt ? (question, opts) => prompt(shown(question), opts) : null,
+  };
+}
+
+export async function runCli(argv: string[], rawIo: CliIo): Promise<number> {
+  const io = visibleOutput(rawIo);
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
@@ -214,7 +241,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
     if (area === 'init') {
       if (!o.admin) throw new UsageError('init needs --admin NAME');
-      const password = await newPassword(o, io);
+      const password = await initPassword(o, io);
       const r = await call('session:setup', { admin: o.admin, password });
       if (!r.ok) return fail(r);
       const id = await call('identity:show', {});
@@ -242,7 +269,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
      * A call that may fall under the two-person rule: with --reason, an APPROVAL_REQUIRED refusal
      * files the same call as a request (exit 3); without, it explains how.
      */
-    const guarded = async <C extends ChannelName>(channel: C, input: Record<string, unknown>, done: (v: Out<C>) => void): Promise<number> => {
+    const guarded = async <C extends ChannelName>(channel: C, input: Record<string, unknown>, done: (v: Out<C>) => void, shown?: OneTimeNote): Promise<number> => {
       const r = await call(channel, input);
       if (r.ok) {
         done(r.value);
@@ -258,8 +285,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       out(
         `Filed approval request ${q.id}: ${clean(q.summary)}\n` +
           `A different user with the role ${q.approverRoles.join(' or ')} must run \`airlock approvals approve ${q.id} --reason R\` before ${q.expiresAt};\n` +
-          `then run \`airlock approvals execute ${q.id}\`.\n`,
-        { pending: q },
+          `then run \`airlock approvals execute ${q.id}\`.\n` +
+          (shown?.human ?? ''),
+        { pending: q, ...shown?.json },
       );
       return EXIT.pending;
     };
@@ -372,7 +400,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       case 'hosts import-ssh-config': {
         const file = rest[0];
         if (!file) throw new UsageError(`${key} needs a FILE`);
-        const text = fs.readFileSync(file, 'utf8');
+        const text = readTextFile(file, FILE_LIMITS.sshText);
         const r =
           verb === 'import-known-hosts'
             ? await call('hosts:importKnownHosts', { text, ...sshUserOpt(o) })
@@ -406,9 +434,15 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       case 'users create': {
         if (!rest[0]) throw new UsageError('users create needs a NAME');
         if (!o.role?.length) throw new UsageError('users create needs at least one --role admin|officer|auditor');
-        const input = { name: rest[0], password: await newPassword(o, io), roles: o.role, mustChangePassword: !o['no-password-change'] };
-        return await guarded('users:create', input, (v) =>
-          out(`Created ${v.name} (${v.roles.join(', ')})${v.mustChangePassword ? '; they choose their own password at first sign-in' : ''}\n`, v),
+        if (o['generate-password'] && o['no-password-change']) throw new UsageError('a generated password is one-time: --generate-password cannot go with --no-password-change');
+        const pw = await accountPassword(o, io, rest[0]);
+        const input = { name: rest[0], password: pw.password, roles: o.role, mustChangePassword: !o['no-password-change'] };
+        const note = oneTimeNote(pw, rest[0]);
+        return await guarded(
+          'users:create',
+          input,
+          (v) => out(`Created ${v.name} (${v.roles.join(', ')})${v.mustChangePassword ? '; they choose their own password at first sign-in' : ''}\n${note.human}`, { ...v, ...note.json }),
+          note,
         );
       }
       case 'users set-roles': {
@@ -418,8 +452,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       }
       case 'users enable': {
         if (!rest[0]) throw new UsageError('users enable needs a NAME');
-        return await guarded('users:enable', { name: rest[0], password: await newPassword(o, io) }, (v) =>
-          out(`Enabled ${v.name} with a new password (a new vault key slot); they choose their own at first sign-in\n`, v),
+        const pw = await accountPassword(o, io, rest[0]);
+        const note = oneTimeNote(pw, rest[0]);
+        return await guarded(
+          'users:enable',
+          { name: rest[0], password: pw.password },
+          (v) => out(`Enabled ${v.name} with a new password (a new vault key slot); they choose their own at first sign-in\n${note.human}`, { ...v, ...note.json }),
+          note,
         );
       }
       case 'users disable':
@@ -444,13 +483,16 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       }
       case 'users reset-password': {
         if (!rest[0]) throw new UsageError('users reset-password needs a NAME');
-        const r = await call('users:resetPassword', { name: rest[0], password: await newPassword(o, io) });
+        const pw = await accountPassword(o, io, rest[0]);
+        const note = oneTimeNote(pw, rest[0]);
+        const r = await call('users:resetPassword', { name: rest[0], password: pw.password });
         if (!r.ok) return fail(r);
-        out(`Set a new password for ${r.value.name} (new vault key slot); their sessions ended and they choose their own at next sign-in\n`, r.value);
+        out(`Set a new password for ${r.value.name} (new vault key slot); their sessions ended and they choose their own at next sign-in\n${note.human}`, { ...r.value, ...note.json });
         return EXIT.ok;
       }
       case 'users passwd': {
-        const next = await readSecret(o['new-password-file'], io.env.AIRLOCK_NEW_PASSWORD, io, 'New password: ');
+        if (o['generate-password']) throw new UsageError('users passwd: choose your own password (--new-password-file F, AIRLOCK_NEW_PASSWORD, or typed on a terminal)');
+        const next = await newPasswordFrom(o['new-password-file'], io.env.AIRLOCK_NEW_PASSWORD, io, 'New password: ');
         const r = await call('session:changePassword', { oldPassword: signedIn.password, newPassword: next });
         if (!r.ok) return fail(r);
         out('Password changed; your vault key slot was re-wrapped and your other sessions ended.\n', { changed: true });
@@ -611,7 +653,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           const port = int('port', o.port);
           if (port === undefined) throw new UsageError('audit forward needs --port P with --host H');
           if (o.ca && !o.tls) throw new UsageError('--ca goes with --tls');
-          const caPem = o.ca ? fs.readFileSync(o.ca, 'utf8') : undefined;
+          const caPem = o.ca ? readTextFile(o.ca, FILE_LIMITS.pem) : undefined;
           r = await call('audit:setForwarding', { host: o.host, port, tls: o.tls, ...(caPem ? { caPem } : {}) });
         } else r = await call('audit:getForwarding', {});
         if (!r.ok) return fail(r);
@@ -644,6 +686,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         throw new UsageError(`unknown command "${key}"`);
     }
   } catch (e) {
+    if (e instanceof InputError) {
+      io.stderr(`airlock: ${e.message}\n`);
+      return EXIT.usage;
+    }
     if (e instanceof UsageError) {
       io.stderr(`airlock: ${e.message}\n\n${HELP}`);
       return EXIT.usage;
@@ -655,7 +701,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       io.stderr(`airlock: ${err.message}\n`);
       return EXIT.failed;
     }
-    throw e;
+    io.stderr(unexpected(e, io.env));
+    return EXIT.failed;
   } finally {
     await core?.close();
   }
@@ -684,15 +731,87 @@ const CLI_HINTS: Partial<Record<string, string>> = {
 };
 const SSH_USER_COMMANDS = new Set(['hosts add', 'hosts import-known-hosts']);
 
+const readPasswordFile = (file: string) => readTextFile(file, FILE_LIMITS.password).replace(/\r?\n$/, '');
+
 async function readSecret(file: string | undefined, envValue: string | undefined, io: CliIo, question: string): Promise<string> {
-  if (file) return fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  if (file !== undefined) return readPasswordFile(file);
   if (envValue !== undefined) return envValue;
   if (!io.prompt) throw new UsageError(`${question.replace(/:\s*$/, '')} is needed: give a password file or an environment variable`);
   return io.prompt(question, { secret: true });
 }
 
-async function newPassword(o: { 'new-password-file'?: string; 'password-file'?: string }, io: CliIo): Promise<string> {
-  return readSecret(o['new-password-file'] ?? o['password-file'], io.env.AIRLOCK_NEW_PASSWORD ?? io.env.AIRLOCK_PASSWORD, io, 'New password: ');
+/** A new password from a file, the environment, or typed twice on a terminal. */
+async function newPasswordFrom(file: string | undefined, envValue: string | undefined, io: CliIo, question: string): Promise<string> {
+  if (file !== undefined || envValue !== undefined || !io.prompt) return readSecret(file, envValue, io, question);
+  const first = await io.prompt(question, { secret: true });
+  const again = await io.prompt('Type it again: ', { secret: true });
+  if (first !== again) throw new InputError('the two passwords differ; nothing was changed');
+  return first;
+}
+
+/**
+ * init: the first administrator's own password. Their sign-in password (--password-file,
+ * AIRLOCK_PASSWORD) is an explicit choice here: it is the account being created.
+ */
+async function initPassword(o: { 'new-password-file'?: string; 'password-file'?: string; 'generate-password'?: boolean }, io: CliIo): Promise<string> {
+  if (o['generate-password']) throw new UsageError("init: choose the first administrator's password (--new-password-file F, --password-file F, or typed on a terminal)");
+  const file = o['new-password-file'] ?? o['password-file'];
+  const env = file === undefined ? (io.env.AIRLOCK_NEW_PASSWORD ?? io.env.AIRLOCK_PASSWORD) : undefined;
+  if (file === undefined && env === undefined && !io.prompt) {
+    throw new UsageError("init needs the first administrator's password: --new-password-file F (or AIRLOCK_NEW_PASSWORD), --password-file F (or AIRLOCK_PASSWORD), or run it on a terminal");
+  }
+  return newPasswordFrom(file, env, io, 'Password for the first administrator: ');
+}
+
+/**
+ * Another account's password (users create, enable, reset-password). It comes only from a source
+ * meant for it — never from the acting admin's own --password-file/AIRLOCK_PASSWORD, which would
+ * hand the new account the admin's password.
+ */
+async function accountPassword(o: { 'new-password-file'?: string; 'generate-password'?: boolean }, io: CliIo, name: string): Promise<{ password: string; generated: boolean }> {
+  if (o['generate-password']) {
+    if (o['new-password-file'] !== undefined) throw new UsageError('give --generate-password or --new-password-file, not both');
+    return { password: oneTimePassword(), generated: true };
+  }
+  if (o['new-password-file'] === undefined && io.env.AIRLOCK_NEW_PASSWORD === undefined && !io.prompt) {
+    throw new InputError(
+      `${name}'s new password needs a source: --new-password-file F, AIRLOCK_NEW_PASSWORD, --generate-password ` +
+        '(a one-time password, printed once), or a terminal to type it. Your own --password-file/AIRLOCK_PASSWORD is never used for another account.',
+    );
+  }
+  return { password: await newPasswordFrom(o['new-password-file'], io.env.AIRLOCK_NEW_PASSWORD, io, `New password for ${name}: `), generated: false };
+}
+
+/** 20 characters from 31 unambiguous ones (about 99 bits), in groups of five for reading aloud. */
+const OTP_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789';
+function oneTimePassword(): string {
+  const c = Array.from({ length: 20 }, () => OTP_ALPHABET[crypto.randomInt(OTP_ALPHABET.length)]!);
+  return [0, 5, 10, 15].map((i) => c.slice(i, i + 5).join('')).join('-');
+}
+
+interface OneTimeNote {
+  human: string;
+  json: { oneTimePassword?: string };
+}
+/** What the CLI prints about a generated password: once, here, and nowhere else. */
+function oneTimeNote(pw: { password: string; generated: boolean }, name: string): OneTimeNote {
+  if (!pw.generated) return { human: '', json: {} };
+  return {
+    human: `One-time password for ${name} (shown only now; give it to them privately, they must change it at first sign-in):\n  ${pw.password}\n`,
+    json: { oneTimePassword: pw.password },
+  };
+}
+
+/**
+ * The last resort: an exception nobody expected is one line — its kind and first line, without
+ * the stack or the install paths in it (AIRLOCK_DEBUG=1 shows everything) — and exit 1.
+ */
+export function unexpected(e: unknown, env: NodeJS.ProcessEnv): string {
+  if (env.AIRLOCK_DEBUG) return `airlock: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`;
+  const name = e instanceof Error ? e.name : typeof e;
+  const first = (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
+  const noPaths = first.replace(/(?:file:\/\/)?(?:\/[^\s'"():]+)+(?::\d+)*/g, (p) => (p.split('/').length > 2 ? '…' : p));
+  return `airlock: unexpected error (${name}): ${noPaths} (AIRLOCK_DEBUG=1 for details)\n`;
 }
 
 /**

@@ -3,12 +3,12 @@ import { safeLine, safeText } from './safeText';
 import { formatMiB, orDash, shortFingerprint } from './format';
 
 describe('safeText', () => {
-  it('removes terminal escape sequences, control and bidi characters', () => {
+  it('removes terminal escape sequences and shows control and bidi characters as escapes', () => {
     expect(safeText('\u001b[31mred\u001b[0m')).toBe('red');
     expect(safeText('title\u001b]0;pwned\u0007 ok')).toBe('title ok');
-    expect(safeText('a\u0000b\u0007c\u007fd\u0085e')).toBe('abcde');
+    expect(safeText('a\u0000b\u0007c\u007fd\u0085e')).toBe('a\\u{0}b\\u{7}c\\u{7F}d\\u{85}e');
     expect(safeText('x\u009b31my')).toBe('xy');
-    expect(safeText('abc\u202edcba')).toBe('abcdcba');
+    expect(safeText('abc\u202edcba')).toBe('abc\\u{202E}dcba');
     expect(safeText('tab\tand\nnewline')).toBe('tab\tand\nnewline');
   });
 
@@ -20,9 +20,13 @@ describe('safeText', () => {
     expect(safeText('a\u0090+q\u009cb\u009e pm \u009cc\u009f apc \u009cd')).toBe('abcd');
   });
 
-  it('removes every invisible format character a name could hide behind', () => {
-    for (const c of ['\u061c', '\u200b', '\u200c', '\u200d', '\u200e', '\u200f', '\u2060', '\u2061', '\u2062', '\u2063', '\u2064', '\u2066', '\u2069', '\ufeff']) {
-      expect(safeText(`gpu${c}1`), `U+${c.codePointAt(0)!.toString(16)}`).toBe('gpu1');
+  it('shows every invisible character a name could hide behind, so a look-alike never reads as gpu1', () => {
+    const hidden = ['\u061c', '\u200b', '\u200c', '\u200d', '\u200e', '\u200f', '\u2060', '\u2061', '\u2062', '\u2063', '\u2064', '\u2066', '\u2069', '\ufeff',
+      '\u{e0041}', '\u{e007f}', '\u2028', '\u2029', '\u00ad', '\u115f', '\u1160', '\u3164', '\uffa0', '\ufe0f', '\u{e0100}'];
+    for (const c of hidden) {
+      const shown = safeText(`gpu${c}1`);
+      expect(shown, `U+${c.codePointAt(0)!.toString(16)}`).toBe(`gpu\\u{${c.codePointAt(0)!.toString(16).toUpperCase()}}1`);
+      expect(safeLine(`gpu${c}1`)).toBe(shown);
     }
   });
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { channel } from './channel';
-import { NoInput, UserName } from './common';
+import { NoInput, UserName, visibleText } from './common';
 
 /**
  * The two-person rule. Operations are rows of the approval policy, not channels: one channel may
@@ -44,7 +44,7 @@ export const ApprovalStatus = z.enum(['pending', 'approved', 'rejected', 'cancel
 export type ApprovalStatus = z.infer<typeof ApprovalStatus>;
 
 export const ApprovalId = z.number().int().positive();
-const Reason = z.string().trim().min(3, 'give a reason (at least 3 characters)').max(500);
+const Reason = visibleText(z.string().trim().min(3, 'give a reason (at least 3 characters)').max(500));
 
 export const ApprovalRequest = z.object({
   id: ApprovalId,

@@ -1,9 +1,24 @@
 import { z } from 'zod';
 import { Roles } from '../domain/roles';
+import { hiddenCharProblem } from '../domain/visible-text';
 
 export const NoInput = z.object({}).strict();
 export const Empty = z.object({}).strict();
 export const RoleSchema = z.enum(Roles);
+
+/**
+ * Names Airlock accepts as identifiers (users, hosts, labels, playbooks, steps, models) are ASCII
+ * by their patterns, so an invisible or control character (zero-width, bidi control, tag character,
+ * Hangul filler, soft hyphen, U+2028…) is refused at input and two names never look alike; the
+ * contract test (names.test.ts) holds every identifier schema to that. Free text other people read
+ * (reasons, titles) goes through {@link visibleText}.
+ */
+export function visibleText<T extends z.ZodType<string>>(schema: T, opts: { allow?: string } = {}) {
+  return schema.superRefine((s, ctx) => {
+    const problem = hiddenCharProblem(s, opts);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+}
 
 /** Local user names: short, printable, no whitespace; they appear in audit records and shells. */
 export const UserName = z

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { channel, event } from './channel';
-import { Fingerprint, HostName, NoInput, RequestId } from './common';
+import { Fingerprint, HostName, NoInput, RequestId, visibleText } from './common';
 
 /** Playbook and step names: short identifiers. */
 export const PlaybookName = z.string().min(1).max(64).regex(/^[a-z0-9][a-z0-9_.-]*$/, 'lower-case letters, digits, _ . -');
@@ -24,7 +24,7 @@ export const StepDecl = z
   .object({
     id: StepId,
     type: z.string().min(1).max(64),
-    title: z.string().max(200).optional(),
+    title: visibleText(z.string().max(200)).optional(),
     params: z.record(z.string().max(64), z.unknown()).default({}),
   })
   .strict();
@@ -35,7 +35,7 @@ export const Playbook = z
     format: z.literal('airlock.playbook/v1'),
     name: PlaybookName,
     version: z.string().min(1).max(32).regex(/^[0-9A-Za-z.+-]+$/),
-    description: z.string().max(2000).default(''),
+    description: visibleText(z.string().max(2000), { allow: '\n' }).default(''),
     steps: z.array(StepDecl).min(1).max(100),
   })
   .strict();

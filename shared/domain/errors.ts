@@ -30,6 +30,7 @@ export const ErrorCodes = [
   'CANCELLED',
   'AUDIT_UNAVAILABLE', // the audit event could not be written: the action did not happen
   'DB_TOO_NEW',
+  'DATA_DIR_UNSAFE', // the data directory (or a file in it) belongs to someone else or is writable by others: refused
   'PARSE_ERROR', // untrusted input (file, host output) could not be parsed
   'NO_SPACE', // the host (or the console) has too little free space for a transfer; nothing was replaced
   'HASH_MISMATCH', // a file's SHA-256 on the host is not the expected one; never reported as success

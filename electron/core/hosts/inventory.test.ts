@@ -124,8 +124,9 @@ describe('parseInventory', () => {
     expect(all).not.toMatch(/\\u001b|\\u0007|\\u0000|\\r|\u009b|\u202e/);
     expect(inv.hostname).toBe('gpu-01');
     expect(inv.kernel).toBe('Linux 6.1');
-    expect(inv.os).toBe('Debian 12');
-    expect(inv.gpus[0]).toMatchObject({ name: 'NVIDIA hidden A100', uuid: 'GPU-x', eccMode: 'Enabled', persistenceMode: 'Enabled' });
+    // Escape sequences go; a bidi override or control left over is shown, not silently dropped.
+    expect(inv.os).toBe('Debian 12\\u{202E}\\u{0}');
+    expect(inv.gpus[0]).toMatchObject({ name: 'NVIDIA hidden A100', uuid: 'GPU-x', eccMode: 'Enabled', persistenceMode: '\\u{7}Enabled' });
   });
 
   it('caps lengths of host strings', () => {

@@ -14,10 +14,18 @@ describe('sanitizeHostText', () => {
     expect(sanitizeHostText('unterminated \u001b]0;title', 100)).toBe('unterminated');
   });
 
-  it('removes control characters, bidi overrides and zero-width characters', () => {
-    expect(sanitizeHostText('a\u0000b\u0007c\rd\ne\u007ff\u0085g', 100)).toBe('abcdefg');
+  it('shows control characters, bidi overrides and zero-width characters as visible escapes', () => {
+    expect(sanitizeHostText('a\u0000b\u0007c\rd\ne\u007ff\u0085g', 100)).toBe('a\\u{0}b\\u{7}c d e\\u{7F}f\\u{85}g');
     expect(sanitizeHostText('tab\there', 100)).toBe('tab here');
-    expect(sanitizeHostText('ab\u202ecd\u2066e\u200bf\ufeff', 100)).toBe('abcdef');
+    expect(sanitizeHostText('ab\u202ecd\u2066e\u200bf\ufeffg', 100)).toBe('ab\\u{202E}cd\\u{2066}e\\u{200B}f\\u{FEFF}g');
+  });
+
+  it('never lets a spoofed host name read as the real one (tag characters, fillers, soft hyphen, separators)', () => {
+    for (const c of ['\u{e0041}', '\u3164', '\u115f', '\uffa0', '\u00ad', '\u2028', '\u2029', '\ufe0f', '\u200d']) {
+      const shown = sanitizeHostText(`gpu${c}1`, 100);
+      expect(shown).not.toBe('gpu1');
+      expect(shown).toBe(`gpu\\u{${c.codePointAt(0)!.toString(16).toUpperCase()}}1`);
+    }
   });
 
   it('caps length without splitting a surrogate pair', () => {
@@ -40,7 +48,7 @@ describe('sanitizeHostText', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'binary', maxLength: 300 }), fc.integer({ min: 0, max: 200 }), (s, max) => {
         const out = sanitizeHostText(s, max);
-        expect(out).not.toMatch(/[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/);
+        expect(out).not.toMatch(/[\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u);
         expect(Array.from(out).length).toBeLessThanOrEqual(max);
       }),
       { numRuns: 3000 },

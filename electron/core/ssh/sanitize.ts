@@ -1,3 +1,5 @@
+import { revealHidden } from '../../../shared/domain/visible-text';
+
 /**
  * Text that came from a host (command output, server messages, file contents) is shown in the UI,
  * written to audit records and printed by the CLI. A hostile host could otherwise repaint an
@@ -10,14 +12,15 @@ const OSC = /(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c|$)/g; // window 
 const DCS_SOS_PM_APC = /(?:\x1b[PX^_]|[\x90\x98\x9e\x9f])[^\x1b\x9c]*(?:\x1b\\|\x9c|$)/g;
 const CSI = /(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?/g; // colours, cursor moves, screen clears
 const ESC_OTHER = /\x1b[\x20-\x2f]*[\x30-\x7e]?/g;
-// Bidi overrides and isolates reorder what is displayed ("Trojan Source"); zero-width characters and
-// the BOM make two different names look identical.
-const INVISIBLE = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/g;
+// What is left of the controls, and every invisible or format character (bidi overrides reorder what
+// is displayed, zero-width characters, tag characters and Hangul fillers make two different names
+// look identical): shown as visible `\u{XXXX}` escapes (shared/domain/visible-text.ts). Removing
+// them would itself make `gpu\u200b1` read as `gpu1`.
 
 /**
- * One line of displayable text: escape sequences removed, control characters removed (tabs become
- * spaces), trimmed, at most `maxLen` code points. Never throws.
+ * One line of displayable text: escape sequences removed, TAB, CR and LF become spaces, every other
+ * control or invisible character is shown as a `\u{XXXX}` escape, trimmed, at most `maxLen` code
+ * points. Never throws.
  */
 export function sanitizeHostText(s: unknown, maxLen: number): string {
   if (typeof s !== 'string' || maxLen <= 0) return '';
@@ -28,11 +31,10 @@ export function sanitizeHostText(s: unknown, maxLen: number): string {
     .replace(DCS_SOS_PM_APC, '')
     .replace(CSI, '')
     .replace(ESC_OTHER, '')
-    .replace(/\t/g, ' ')
-    .replace(CONTROL, '')
-    .replace(INVISIBLE, '')
+    .replace(/[\t\r\n]/g, ' ')
     .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd')
     .trim();
+  t = revealHidden(t);
   const cps = Array.from(t);
   return cps.length > maxLen ? cps.slice(0, maxLen).join('') : t;
 }

@@ -52,14 +52,19 @@ export const HOSTILE_SEQUENCES = {
 
 const S = HOSTILE_SEQUENCES;
 
-/** The text a reader should see once the sequences are gone (no HTML removed: it is text). */
+/**
+ * The text a reader should see once the sequences are gone (no HTML removed: it is text). Bidi
+ * controls, zero-width characters and NUL are not dropped but shown as `\u{XXXX}` (issue 9 item
+ * 10): dropped, `\u202eevil\u2069\0\rX` would read as a harmless "evilX".
+ */
 export const HOSTILE_VISIBLE = {
-  gpu0Name: `NVIDIA H100 ${S.htmlImg} evilX`,
-  gpu0UuidPrefix: `GPU-${S.htmlScript}`,
+  // (the NUL never arrives: nvidia-smi's CSV reaches Airlock through a shell, which drops it)
+  gpu0Name: `NVIDIA H100 ${S.htmlImg} \\u{202E}evil\\u{2069} X`,
+  gpu0UuidPrefix: `GPU-${S.htmlScript}\\u{2066}`,
   gpu1NamePrefix: 'Tesla click WWWW',
-  driverPrefix: `550.54.15${S.htmlBold}`,
-  osPrefix: `Debian GNU/Linux ${S.htmlScript} ${S.htmlImg}`,
-  hostnamePrefix: 'evil-host<img src=x onerror=alert(1)>',
+  driverPrefix: `550.54.15${S.htmlBold}\\u{200B}\\u{FEFF}\\u{2063}`,
+  osPrefix: `Debian GNU/Linux ${S.htmlScript} ${S.htmlImg} \\u{202E}12 (bookworm)`,
+  hostnamePrefix: 'evil-host<img src=x onerror=alert(1)>\\u{202E}',
 } as const;
 
 /**
