@@ -116,6 +116,11 @@ class BrowserTransport implements Transport {
 
   constructor() {
     this.established = this.establish().then(() => this.connect());
+    // A link opened in a tab that already shows the console only changes the fragment: load the
+    // page again so the link is redeemed (or refused) like on a first load, and the UI starts over.
+    window.addEventListener('hashchange', () => {
+      if (TOKEN_FRAGMENT.test(location.hash)) location.reload();
+    });
   }
 
   private async establish(): Promise<void> {
