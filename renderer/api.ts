@@ -162,7 +162,7 @@ class BrowserTransport implements Transport {
       if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
       this.reconnectTimer = null;
       this.backoff = 250;
-      if (!this.ws) this.connect();
+      this.connect();
     }
   }
 
@@ -263,8 +263,9 @@ class BrowserTransport implements Transport {
 
   private connect(): void {
     this.reconnectTimer = null;
-    // Without a secret the shell would only close the socket again.
-    if (this.secret === null) return;
+    // Without a secret the shell would only close the socket again. One socket at a time: a
+    // second one would deliver every event twice (the one open reconnects from its onclose).
+    if (this.secret === null || this.ws !== null) return;
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     let ws: WebSocket;
     try {
