@@ -7,8 +7,11 @@
  *   shells go through the same wrapper (error normalisation, sign-out on
  *   UNAUTHENTICATED).
  * - Browser shell (`airlock serve`): `POST /api/call` and a WebSocket on
- *   `/api/events` (docs/serve-protocol.md). The session cookie is HttpOnly;
- *   the page never sees it.
+ *   `/api/events` (docs/serve-protocol.md). The page redeems the one-time token
+ *   from its URL fragment for a per-page secret, kept in page memory and this
+ *   tab's sessionStorage (both scoped to the console's own origin, port included),
+ *   and sends it on every call and as the event socket's first message. There is
+ *   no cookie: cookies ignore ports, so other local servers would receive it.
  */
 import { createClient, type Client, type Transport } from '../shared/contract/client';
 import { areaOf, channels, type ChannelName, type EventName } from '../shared/contract/index';
@@ -66,6 +69,30 @@ function electronTransport(bridge: Client): Transport {
 
 type Listener = (payload: unknown) => void;
 
+/** Where the page keeps its secret across a reload: this tab and this origin (port included) only. */
+const SECRET_KEY = 'airlock.secret';
+/** The one-time token arrives in the URL fragment, which is never sent in a request or logged. */
+const TOKEN_FRAGMENT = /^#token=([A-Za-z0-9_-]{16,128})$/;
+
+function stored(): string | null {
+  try {
+    return sessionStorage.getItem(SECRET_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function store(secret: string): void {
+  try {
+    sessionStorage.setItem(SECRET_KEY, secret);
+  } catch {
+    // Storage disabled: the secret lives in page memory only (a reload needs a new link).
+  }
+}
+
+/** Calls that may start a new core session, after which the shell rotates the page's secret. */
+const rotates = (channel: string) => channel.startsWith('session:');
+
 /**
  * Browser shell: HTTP for calls, one WebSocket for all events, reconnected with
  * exponential back-off (250 ms … 10 s). Events emitted while disconnected are lost;
@@ -78,34 +105,120 @@ class BrowserTransport implements Transport {
   private readyWaiters: Array<() => void> = [];
   private connected = false;
   private readonly stateListeners = new Set<(connected: boolean) => void>();
+  private secret: string | null = null;
+  /** Why there is no secret (the link was refused), shown instead of a generic message. */
+  private refusal: string | null = null;
+  /** Settles once the page has its secret (or knows it has none). */
+  private readonly established: Promise<void>;
+  /** Session calls in flight: a call refused meanwhile may have carried the secret they rotated. */
+  private readonly sessionCalls = new Map<symbol, Promise<unknown>>();
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor() {
-    this.connect();
+    this.established = this.establish().then(() => this.connect());
+    // A link opened in a tab that already shows the console only changes the fragment: load the
+    // page again so the link is redeemed (or refused) like on a first load, and the UI starts over.
+    window.addEventListener('hashchange', () => {
+      if (TOKEN_FRAGMENT.test(location.hash)) location.reload();
+    });
+  }
+
+  private async establish(): Promise<void> {
+    const m = TOKEN_FRAGMENT.exec(location.hash);
+    if (!m) {
+      this.secret = stored();
+      return;
+    }
+    // Out of the address bar and history before anything else.
+    history.replaceState(history.state, '', location.pathname + location.search);
+    try {
+      const res = await fetch('/api/session', {
+        method: 'POST',
+        credentials: 'omit',
+        cache: 'no-store',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ token: m[1] }),
+      });
+      const body = (await res.json()) as { secret?: unknown; error?: { message?: unknown } };
+      if (res.ok && typeof body.secret === 'string') {
+        this.setSecret(body.secret);
+        return;
+      }
+      this.refusal = typeof body.error?.message === 'string' ? body.error.message : `The one-time link was refused (HTTP ${res.status})`;
+    } catch (e) {
+      this.refusal = `Cannot reach the Airlock core: ${e instanceof Error ? e.message : String(e)}`;
+    }
+    // A refused link: a secret this tab already had still stands.
+    this.secret = stored();
+  }
+
+  private setSecret(secret: string): void {
+    const changed = this.secret !== secret;
+    this.secret = secret;
+    this.refusal = null;
+    store(secret);
+    // The shell closed the sockets opened with the old secret: reopen at once.
+    if (changed && this.ws?.readyState !== WebSocket.OPEN) {
+      if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+      this.backoff = 250;
+      this.connect();
+    }
   }
 
   async call(channel: ChannelName, input: unknown): Promise<Result<unknown>> {
+    await this.established;
+    const id = Symbol(channel);
+    if (!rotates(channel)) return this.send(channel, input, id, true);
+    const p = this.send(channel, input, id, true);
+    this.sessionCalls.set(id, p);
+    try {
+      return await p;
+    } finally {
+      this.sessionCalls.delete(id);
+    }
+  }
+
+  private async send(channel: ChannelName, input: unknown, id: symbol, mayRetry: boolean): Promise<Result<unknown>> {
+    const used = this.secret;
+    if (used === null) return this.noSession(401);
     let res: Response;
     try {
       res = await fetch('/api/call', {
         method: 'POST',
-        credentials: 'same-origin',
+        credentials: 'omit',
         cache: 'no-store',
-        headers: { 'Content-Type': 'application/json' },
+        headers: { 'Content-Type': 'application/json', 'Airlock-Secret': used },
         body: JSON.stringify({ channel, input: input ?? {} }),
       });
     } catch (e) {
       return transportError(`Cannot reach the Airlock core: ${e instanceof Error ? e.message : String(e)}`);
     }
+    const rotated = res.headers.get('Airlock-Secret');
+    if (rotated) this.setSecret(rotated);
+    if (res.status === 401 && mayRetry) {
+      // Refused before it reached the core: if a sign-in rotated the secret meanwhile, send it again.
+      await Promise.allSettled([...this.sessionCalls].filter(([k]) => k !== id).map(([, p]) => p));
+      if (this.secret !== used) return this.send(channel, input, id, false);
+    }
     let body: unknown;
     try {
       body = await res.json();
     } catch {
-      if (res.status === 401 || res.status === 403) {
-        return { ok: false, error: { code: 'UNAUTHENTICATED', message: `The browser session was refused (HTTP ${res.status}); open the one-time URL again` } };
-      }
+      if (res.status === 401 || res.status === 403) return this.noSession(res.status);
       return transportError(`The Airlock core answered HTTP ${res.status} without a result`);
     }
     return normalise(body);
+  }
+
+  private noSession(status: number): Result<never> {
+    return {
+      ok: false,
+      error: {
+        code: 'UNAUTHENTICATED',
+        message: this.refusal ?? `This page holds no Airlock session (HTTP ${status}): open a new one-time link from \`airlock serve\``,
+      },
+    };
   }
 
   subscribe(event: EventName, listener: Listener): () => void {
@@ -149,6 +262,10 @@ class BrowserTransport implements Transport {
   }
 
   private connect(): void {
+    this.reconnectTimer = null;
+    // Without a secret the shell would only close the socket again. One socket at a time: a
+    // second one would deliver every event twice (the one open reconnects from its onclose).
+    if (this.secret === null || this.ws !== null) return;
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     let ws: WebSocket;
     try {
@@ -158,9 +275,10 @@ class BrowserTransport implements Transport {
       return;
     }
     this.ws = ws;
+    let authed = false;
     ws.onopen = () => {
-      this.backoff = 250;
-      this.setConnected(true);
+      // The secret goes in the first message, never in the URL (which servers and proxies log).
+      ws.send(JSON.stringify({ secret: this.secret }));
     };
     ws.onmessage = (m) => {
       if (typeof m.data !== 'string') return;
@@ -171,6 +289,14 @@ class BrowserTransport implements Transport {
         return;
       }
       if (typeof msg !== 'object' || msg === null) return;
+      if (!authed) {
+        if ((msg as { auth?: unknown }).auth === 'ok') {
+          authed = true;
+          this.backoff = 250;
+          this.setConnected(true);
+        }
+        return;
+      }
       const { event, payload } = msg as { event?: unknown; payload?: unknown };
       if (typeof event !== 'string') return;
       const set = this.listeners.get(event);
@@ -183,9 +309,11 @@ class BrowserTransport implements Transport {
         }
       }
     };
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       if (this.ws === ws) this.ws = null;
       if (this.connected) this.setConnected(false);
+      // Closed because a sign-in rotated the secret: reopen with the new one without waiting.
+      if (e.code === 4001) this.backoff = 0;
       this.scheduleReconnect();
     };
     ws.onerror = () => {
@@ -194,9 +322,10 @@ class BrowserTransport implements Transport {
   }
 
   private scheduleReconnect(): void {
+    if (this.reconnectTimer) return;
     const delay = this.backoff;
-    this.backoff = Math.min(this.backoff * 2, 10_000);
-    setTimeout(() => this.connect(), delay);
+    this.backoff = Math.min(Math.max(this.backoff * 2, 250), 10_000);
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
 }
 

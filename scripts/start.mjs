@@ -14,6 +14,7 @@ build();
 
 const { tsImport } = await import('tsx/esm/api');
 const { electronBinaryPath } = await tsImport('../electron/main/availability.ts', import.meta.url);
+const { writeLauncher, chromiumAppFlags } = await tsImport('../electron/shells/serve-launch.ts', import.meta.url);
 const args = process.argv.slice(2);
 const electron = electronBinaryPath();
 
@@ -36,13 +37,18 @@ if (electron) {
     const { url, dataDir } = JSON.parse(line);
     console.error(`Airlock (browser shell) is serving ${dataDir}`);
     if (hasDisplay && fs.existsSync('/usr/bin/chromium')) {
+      // The link's token must not be on Chromium's command line (world-readable in /proc): the
+      // window opens a launcher page in the private profile directory instead (serve-launch.ts).
       const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-chromium-'));
-      const flags = [`--app=${url}`, `--user-data-dir=${profile}`, '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-      if (process.getuid?.() === 0) flags.push('--no-sandbox');
-      spawn('/usr/bin/chromium', flags, { stdio: 'ignore', detached: false }).on('exit', () => serve.kill('SIGTERM'));
+      const launcher = writeLauncher(profile, url);
+      const forget = () => fs.rmSync(launcher, { force: true });
+      // Chromium reads it at start; the token in it works once and expires anyway.
+      setTimeout(forget, 60_000).unref();
+      const flags = chromiumAppFlags(launcher, profile, process.getuid?.() === 0);
+      spawn('/usr/bin/chromium', flags, { stdio: 'ignore', detached: false }).on('exit', () => (forget(), serve.kill('SIGTERM')));
       console.error('Opened Chromium in app mode. Close its window or press Ctrl+C to stop.');
     } else {
-      console.log(`No display: open this one-time URL in a browser on this machine (it works once):\n\n  ${url}\n\nPress Ctrl+C to stop.`);
+      console.log(`No display: open this one-time URL in a browser on this machine (it works once, within 5 minutes):\n\n  ${url}\n\nPress Ctrl+C to stop.`);
     }
   });
   const stop = () => serve.kill('SIGTERM');

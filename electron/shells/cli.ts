@@ -219,7 +219,7 @@ export async function runCli(argv: string[], rawIo: CliIo): Promise<number> {
       });
       const handle = await startServe(core, { port: int('port', o.port) ?? 0, rendererDir: io.rendererDir });
       if (json) io.stdout(JSON.stringify({ url: handle.url, port: handle.port, dataDir }) + '\n');
-      else io.stdout(`Airlock is serving ${dataDir}\nOpen this one-time URL (it works once): ${handle.url}\nPress Ctrl+C to stop.\n`);
+      else io.stdout(`Airlock is serving ${dataDir}\nOpen this one-time URL in a browser on this machine (it works once, within 5 minutes): ${handle.url}\nPress Ctrl+C to stop.\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);

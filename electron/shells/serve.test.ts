@@ -1,16 +1,15 @@
 /**
  * Attack tests for the browser shell's first gate (`checkRequest`, electron/shells/serve.ts): the
  * pure decision, then the same decision on the real HTTP server and WebSocket upgrade (a fake core:
- * nothing here needs one). The token, cookie, replay, content-type and body-size defences are
+ * nothing here needs one). The token, secret, replay, content-type and body-size defences are
  * covered end to end in test/integration/serve.test.ts.
  */
-import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import type { ClientContext, Core } from '../core/types';
+import { callWith, openEvents, redeemToken, tokenOf } from '../../test/support/serve';
 import { checkRequest, startServe, type RequestOrigin, type ServeHandle } from './serve';
 
 const PORT = 43123;
@@ -93,44 +92,25 @@ describe('the same gate on the live server, for HTTP and the WebSocket upgrade',
   let serve: ServeHandle;
   let rendererDir: string;
   const calls: unknown[] = [];
+  /** The emit function of each client the shell created: to push events as the core would. */
+  const emits: Array<(event: string, payload: unknown) => void> = [];
 
   /** A core that records calls: the gate must stop bad requests before the core is reached. */
   const fakeCore: Core = {
     config: { dataDir: '/nonexistent', shell: 'browser' },
-    newClient: ({ shell, source, emit }): ClientContext => ({
-      id: `c${calls.length}`,
-      shell,
-      source,
-      session: null,
-      emit: emit ?? (() => {}),
-    }),
-    dispatch: async (_c, channel, input) => {
+    newClient: ({ shell, source, emit }): ClientContext => {
+      emits.push(emit ?? (() => {}));
+      return { id: `c${calls.length}`, shell, source, session: null, emit: emit ?? (() => {}) };
+    },
+    dispatch: async (c, channel, input) => {
       calls.push({ channel, input });
+      // Stand-in for session:login: the client gets a core session.
+      if (channel === 'session:login') c.session = { id: `s${calls.length}`, user: 'u1', uid: 'uid-u1', roles: ['admin'] };
       return { ok: true, value: 'reached' };
     },
     closeClient: async () => {},
     close: async () => {},
   };
-
-  function request(opts: { path: string; headers: Record<string, string>; method?: string; body?: string }) {
-    return new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: serve.port, path: opts.path, method: opts.method ?? 'GET', headers: opts.headers, setHost: false }, (res) => {
-        let body = '';
-        res.on('data', (c) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      });
-      req.on('error', reject);
-      req.end(opts.body);
-    });
-  }
-
-  const upgrade = (headers: Record<string, string>) =>
-    new Promise<string>((resolve) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${serve.port}/api/events`, { headers });
-      ws.on('open', () => (ws.close(), resolve('open')));
-      ws.on('error', () => resolve('refused'));
-      ws.on('unexpected-response', () => resolve('refused'));
-    });
 
   beforeAll(async () => {
     rendererDir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-serve-unit-'));
@@ -142,9 +122,8 @@ describe('the same gate on the live server, for HTTP and the WebSocket upgrade',
     fs.rmSync(rendererDir, { recursive: true, force: true });
   });
 
-  it('a rebinding Host or a foreign Origin cannot redeem (or burn) the one-time URL; the console can', async () => {
-    const u = new URL(serve.url);
-    const tokenPath = u.pathname + u.search;
+  it('a rebinding Host or a foreign Origin cannot redeem (or burn) the one-time link; the console can', async () => {
+    const token = tokenOf(serve.url);
     const own = `127.0.0.1:${serve.port}`;
     const refused: Array<Record<string, string>> = [
       { Host: `evil.example:${serve.port}` },
@@ -155,18 +134,17 @@ describe('the same gate on the live server, for HTTP and the WebSocket upgrade',
       { Host: own, Origin: `http://127.0.0.1:${serve.port + 1}` },
     ];
     for (const headers of refused) {
-      const r = await request({ path: tokenPath, headers });
+      const r = await redeemToken(serve.port, token, headers);
       expect(r.status, JSON.stringify(headers)).toBe(403);
-      expect(r.headers['set-cookie'], JSON.stringify(headers)).toBeUndefined();
+      expect(r.body, JSON.stringify(headers)).not.toMatch(/secret/);
     }
-    const ok = await request({ path: tokenPath, headers: { Host: own } });
-    expect(ok.status).toBe(303);
-    const cookie = String(ok.headers['set-cookie']).split(';')[0]!;
+    const ok = await redeemToken(serve.port, token, { Host: own });
+    expect(ok.status).toBe(200);
+    let secret = (JSON.parse(ok.body) as { secret: string }).secret;
 
-    // With the cookie: the API answers the console, and refuses the same call from a rebinding
+    // With the secret: the API answers the console, and refuses the same call from a rebinding
     // page or a foreign origin without reaching the core.
-    const call = (headers: Record<string, string>) =>
-      request({ path: '/api/call', method: 'POST', headers: { 'Content-Type': 'application/json', Cookie: cookie, ...headers }, body: JSON.stringify({ channel: 'session:status', input: {} }) });
+    const call = (headers: Record<string, string>, channel = 'session:status') => callWith(serve.port, secret, channel, {}, headers);
     expect((await call({ Host: own })).status).toBe(200);
     expect(calls).toHaveLength(1);
     const foreign: Array<Record<string, string>> = [
@@ -181,12 +159,35 @@ describe('the same gate on the live server, for HTTP and the WebSocket upgrade',
     }
     expect(calls).toHaveLength(1);
 
-    // The event socket: the same gate on the upgrade.
-    expect(await upgrade({ Cookie: cookie })).toBe('open');
-    expect(await upgrade({ Cookie: cookie, Host: `evil.example:${serve.port}` })).toBe('refused');
-    expect(await upgrade({ Cookie: cookie, Host: `127.0.0.1:${serve.port + 1}` })).toBe('refused');
-    expect(await upgrade({ Cookie: cookie, Origin: 'null' })).toBe('refused');
-    expect(await upgrade({ Cookie: cookie, Origin: 'http://127.0.0.1.evil' })).toBe('refused');
-    expect(await upgrade({ Cookie: cookie, Origin: `http://127.0.0.1:${serve.port + 1}` })).toBe('refused');
+    // The event socket: the same gate on the upgrade, then the secret as the first message.
+    const opened = openEvents(serve.port, secret);
+    expect(await opened.authed).toBe(true);
+    const badUpgrades: Array<Record<string, string>> = [
+      { Host: `evil.example:${serve.port}` },
+      { Host: `127.0.0.1:${serve.port + 1}` },
+      { Origin: 'null' },
+      { Origin: 'http://127.0.0.1.evil' },
+      { Origin: `http://127.0.0.1:${serve.port + 1}` },
+    ];
+    for (const headers of badUpgrades) {
+      expect(await openEvents(serve.port, secret, headers).closed, JSON.stringify(headers)).toBe(-1);
+    }
+
+    // Events reach authenticated sockets only: one that has not sent its secret gets nothing.
+    const waiting = openEvents(serve.port, undefined);
+    await new Promise<void>((r) => waiting.ws.once('open', () => r()));
+    emits[0]!('terminal:data', { id: 't1', data: 'hello' });
+    await expect.poll(() => opened.messages).toContainEqual({ event: 'terminal:data', payload: { id: 't1', data: 'hello' } });
+    expect(waiting.messages).toEqual([]);
+    waiting.ws.close();
+
+    // A new core session rotates the secret: the old one stops working at once, and its socket closes.
+    const login = await call({}, 'session:login');
+    const rotated = String(login.headers['airlock-secret']);
+    expect(rotated).not.toBe(secret);
+    expect(await opened.closed).toBe(4001);
+    expect((await call({})).status).toBe(401);
+    secret = rotated;
+    expect((await call({})).status).toBe(200);
   });
 });

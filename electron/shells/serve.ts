@@ -59,16 +59,32 @@ export interface ServeOptions {
   host?: '127.0.0.1';
   random?: (n: number) => Buffer;
   log?: (line: string) => void;
+  /** How long the one-time link can be redeemed (default {@link TOKEN_TTL_MS}). */
+  tokenTtlMs?: number;
+  now?: () => number;
 }
 
 export interface ServeHandle {
+  /** The one-time link: `http://127.0.0.1:PORT/#token=T` (the token is in the fragment, never in a request line). */
   url: string;
   port: number;
   close(): Promise<void>;
 }
 
+/** The header that carries a page's session secret on every call. */
+export const SECRET_HEADER = 'airlock-secret';
+/** How long the one-time link stays redeemable when nobody uses it. */
+export const TOKEN_TTL_MS = 5 * 60_000;
+/** A WebSocket must authenticate (first message) within this time. */
+export const WS_AUTH_MS = 5_000;
+/** At most this many event sockets may wait for their first message at once. */
+const MAX_PENDING_WS = 32;
+/** The page sends one short message per socket (its secret); anything larger is refused. */
+export const WS_MAX_PAYLOAD = 4 * 1024;
+/** Slow clients (slowloris): the whole header block within 10 s, the whole request within 15 s. */
+export const HEADERS_TIMEOUT_MS = 10_000;
+export const REQUEST_TIMEOUT_MS = 15_000;
 const MAX_BODY = 2 * 1024 * 1024;
-const COOKIE = 'airlock';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -81,39 +97,64 @@ const TYPES: Record<string, string> = {
   '.ico': 'image/x-icon',
 };
 
+/** One redeemed link: one core client, the secret its page holds, the page's event sockets. */
+interface Entry {
+  client: ClientContext;
+  secret: string;
+  /** The core session the current secret was issued for (rotation when it changes). */
+  boundSession: string | null;
+  sockets: Set<WebSocket>;
+}
+
+const unauthenticated = (message: string) => JSON.stringify({ ok: false, error: { code: 'UNAUTHENTICATED', message } });
+
 /**
  * The browser shell: the core behind loopback HTTP + one WebSocket.
- * Threats answered: other local users' processes and web pages in the user's own
- * browser (CSRF, DNS rebinding) reaching the console; see docs/serve-protocol.md.
+ * Threats answered: other local users' processes, pages of other local programs (other loopback
+ * ports) and web pages in the user's own browser (CSRF, DNS rebinding) reaching the console, and
+ * one client's malformed or slow traffic taking it down; see docs/serve-protocol.md.
+ *
+ * The credential is a per-page secret sent in the `Airlock-Secret` header (and as the event
+ * socket's first message), never a cookie: cookies ignore ports, so every other program listening
+ * on loopback would receive one.
  */
 export async function startServe(core: Core, opts: ServeOptions): Promise<ServeHandle> {
   const random = opts.random ?? ((n: number) => crypto.randomBytes(n));
   const log = opts.log ?? (() => {});
-  let oneTimeToken: string | null = random(32).toString('base64url');
-  /** cookie value → the core client it stands for */
-  const clients = new Map<string, { client: ClientContext; sockets: Set<WebSocket> }>();
+  const now = opts.now ?? Date.now;
+  let oneTime: { token: string; expires: number } | null = { token: random(32).toString('base64url'), expires: now() + (opts.tokenTtlMs ?? TOKEN_TTL_MS) };
+  /** secret → the client it stands for */
+  const bySecret = new Map<string, Entry>();
+  const entries = new Set<Entry>();
+  /** Event sockets that have not authenticated yet. */
+  const pending = new Set<WebSocket>();
   let port = 0;
 
   /** Checks shared by HTTP and the WebSocket upgrade. Returns a refusal reason or null. */
   const refuse = (req: http.IncomingMessage): string | null =>
     checkRequest({ remoteAddress: req.socket.remoteAddress, host: req.headers.host, origin: req.headers.origin }, port);
 
-  const cookieOf = (req: http.IncomingMessage): string | null => {
-    for (const part of (req.headers.cookie ?? '').split(';')) {
-      const [k, ...v] = part.trim().split('=');
-      if (k === COOKIE) return v.join('=');
-    }
-    return null;
+  const newSecret = () => random(32).toString('base64url');
+
+  /** The entry a secret stands for. Constant-time lookup is moot for a Map key of 256 random bits. */
+  const entryOf = (secret: unknown): Entry | null => (typeof secret === 'string' && secret.length > 0 ? (bySecret.get(secret) ?? null) : null);
+
+  /**
+   * A new session in the core (sign-in, first-run setup) gets a new secret: whatever credential
+   * existed before it is dead, and the event sockets opened with it are closed (the page reopens
+   * them with the new one).
+   */
+  const rotate = (entry: Entry): string => {
+    bySecret.delete(entry.secret);
+    entry.secret = newSecret();
+    bySecret.set(entry.secret, entry);
+    for (const ws of entry.sockets) ws.close(4001, 'credential rotated');
+    entry.sockets.clear();
+    return entry.secret;
   };
 
-  const clientOf = (req: http.IncomingMessage) => {
-    const c = cookieOf(req);
-    if (!c) return null;
-    // Constant-time lookup is moot for a Map key of 256 random bits; the value is unguessable.
-    return clients.get(c) ?? null;
-  };
-
-  const send = (res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8') => {
+  const send = (res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8', extra: Record<string, string> = {}) => {
+    if (res.headersSent || res.destroyed) return;
     res.writeHead(status, {
       'Content-Type': type,
       'Content-Security-Policy': serveCsp(port),
@@ -122,11 +163,35 @@ export async function startServe(core: Core, opts: ServeOptions): Promise<ServeH
       'Cross-Origin-Opener-Policy': 'same-origin',
       'Cross-Origin-Resource-Policy': 'same-origin',
       'Cache-Control': 'no-store',
+      ...extra,
     });
     res.end(body);
   };
+  const json = 'application/json';
 
-  const server = http.createServer((req, res) => {
+  /** Read a JSON body; answers the error itself and resolves null when there is none to use. */
+  const jsonBody = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<{ value: unknown } | null> => {
+    if (!(req.headers['content-type'] ?? '').startsWith('application/json')) {
+      send(res, 415, 'application/json only\n');
+      return null;
+    }
+    let text: string;
+    try {
+      text = await readBody(req, MAX_BODY);
+    } catch (e) {
+      // Too large: say so. Aborted or cut by the request timeout: there is nobody to answer.
+      if (e instanceof BodyTooLarge) send(res, 413, `${e.message}\n`, undefined, { Connection: 'close' });
+      return null;
+    }
+    try {
+      return { value: JSON.parse(text) as unknown };
+    } catch {
+      send(res, 400, JSON.stringify({ ok: false, error: { code: 'INVALID_INPUT', message: 'Body is not JSON.' } }), json);
+      return null;
+    }
+  };
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const why = refuse(req);
     if (why) {
       log(`refused ${req.method} ${req.url}: ${why}`);
@@ -134,63 +199,131 @@ export async function startServe(core: Core, opts: ServeOptions): Promise<ServeH
     }
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
 
-    // Redeem the one-time token for a cookie, once.
-    const token = url.searchParams.get('token');
-    if (token !== null) {
-      if (!oneTimeToken || !safeEqual(token, oneTimeToken)) return send(res, 403, 'Forbidden: this link was already used or is wrong. Restart `airlock serve` for a new one.\n');
-      oneTimeToken = null;
-      const cookie = random(32).toString('base64url');
+    // The page redeems the one-time token (from its URL fragment) for its secret, once.
+    if (url.pathname === '/api/session') {
+      if (req.method !== 'POST') return send(res, 405, 'POST only\n');
+      const body = await jsonBody(req, res);
+      if (!body) return;
+      const token = (body.value as { token?: unknown } | null)?.token;
+      if (!oneTime || now() > oneTime.expires || typeof token !== 'string' || !safeEqual(token, oneTime.token)) {
+        if (oneTime && now() > oneTime.expires) oneTime = null;
+        log('refused a one-time link: already used, expired or wrong');
+        return send(res, 403, unauthenticated('This link was already used, has expired or is wrong. Restart `airlock serve` for a new one.'), json);
+      }
+      oneTime = null;
       const sockets = new Set<WebSocket>();
-      clients.set(cookie, { client: newClient(req, sockets), sockets });
-      res.writeHead(303, {
-        Location: '/',
-        'Set-Cookie': `${COOKIE}=${cookie}; HttpOnly; SameSite=Strict; Path=/`,
-        'Cache-Control': 'no-store',
-      });
-      return res.end();
+      const entry: Entry = { client: newClient(req, sockets), secret: newSecret(), boundSession: null, sockets };
+      entries.add(entry);
+      bySecret.set(entry.secret, entry);
+      return send(res, 200, JSON.stringify({ secret: entry.secret }), json);
     }
-
-    const entry = clientOf(req);
-    if (!entry) return send(res, 401, 'Unauthorized: open the one-time URL printed by `airlock serve`.\n');
 
     if (url.pathname === '/api/call') {
       if (req.method !== 'POST') return send(res, 405, 'POST only\n');
-      if (!(req.headers['content-type'] ?? '').startsWith('application/json')) return send(res, 415, 'application/json only\n');
-      readBody(req, MAX_BODY)
-        .then(async (text) => {
-          let msg: { channel?: unknown; input?: unknown };
-          try {
-            msg = JSON.parse(text) as typeof msg;
-          } catch {
-            return send(res, 400, JSON.stringify({ ok: false, error: { code: 'INVALID_INPUT', message: 'Body is not JSON.' } }), 'application/json');
-          }
-          const result = await core.dispatch(entry.client, msg?.channel, msg?.input);
-          send(res, 200, JSON.stringify(result), 'application/json');
-        })
-        .catch((e: Error) => send(res, 413, `${e.message}\n`));
-      return;
+      const entry = entryOf(req.headers[SECRET_HEADER]);
+      if (!entry) {
+        req.resume();
+        return send(res, 401, unauthenticated('This page holds no Airlock session: open the one-time link printed by `airlock serve`.'), json);
+      }
+      const body = await jsonBody(req, res);
+      if (!body) return;
+      const msg = (body.value ?? {}) as { channel?: unknown; input?: unknown };
+      const result = await core.dispatch(entry.client, msg.channel, msg.input);
+      const extra: Record<string, string> = {};
+      const session = entry.client.session?.id ?? null;
+      // The entry may have been closed meanwhile (shutdown): then there is nothing to rotate.
+      if (session !== null && session !== entry.boundSession && bySecret.get(entry.secret) === entry) {
+        entry.boundSession = session;
+        extra['Airlock-Secret'] = rotate(entry);
+      }
+      return send(res, 200, JSON.stringify(result), json, extra);
     }
+    if (url.pathname.startsWith('/api/')) return send(res, 404, 'Not found\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'GET only\n');
+    // The renderer itself is public (the same files as the installed package); only calls need a secret.
     serveStatic(url.pathname, opts.rendererDir, res, send, port);
+  };
+
+  const server = http.createServer(
+    {
+      headersTimeout: HEADERS_TIMEOUT_MS,
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      // Node checks the two timeouts above every connectionsCheckingInterval (30 s by default).
+      connectionsCheckingInterval: 1_000,
+    },
+    (req, res) => {
+      // One client's broken connection is that client's problem: never an unhandled 'error'.
+      req.on('error', () => {});
+      res.on('error', () => {});
+      handle(req, res).catch((e: unknown) => {
+        log(`internal error on ${req.method} ${req.url}: ${e instanceof Error ? e.message : String(e)}`);
+        send(res, 500, JSON.stringify({ ok: false, error: { code: 'INTERNAL', message: 'The browser shell failed on this request.' } }), json);
+      });
+    },
+  );
+  // Malformed HTTP, oversized headers, timeouts: answer if the socket still can, then drop it.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    socket.on('error', () => {});
+    const status =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    const started = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent ?? false;
+    if (socket.writable && !started && err.code !== 'ECONNRESET') socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    else socket.destroy();
   });
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  // Server → client only: the page's one message is its secret. No compression (no zip bombs).
+  const wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false });
+  wss.on('error', (e) => log(`websocket server error: ${e.message}`));
   server.on('upgrade', (req, socket, head) => {
-    const why = refuse(req);
-    const entry = clientOf(req);
+    socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
-    if (why || !entry || url.pathname !== '/api/events') {
-      socket.write('HTTP/1.1 403 Forbidden\r\n\r\n');
-      socket.destroy();
+    const why = refuse(req) ?? (url.pathname !== '/api/events' ? 'not found' : null) ?? (pending.size >= MAX_PENDING_WS ? 'too many sockets waiting to authenticate' : null);
+    if (why) {
+      log(`refused websocket ${req.url}: ${why}`);
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      entry.sockets.add(ws);
-      ws.on('close', () => entry.sockets.delete(ws));
-      // The page talks over /api/call; anything sent on the socket is ignored.
-      ws.on('message', () => {});
-    });
+    wss.handleUpgrade(req, socket, head, (ws) => acceptSocket(ws));
   });
+
+  /**
+   * An event socket proves itself with its first message, `{"secret": S}`; until then it gets
+   * nothing, and after WS_AUTH_MS it is closed. Protocol errors (bad frames, oversized messages,
+   * invalid UTF-8) close that socket only.
+   */
+  function acceptSocket(ws: WebSocket) {
+    let entry: Entry | null = null;
+    pending.add(ws);
+    const timer = setTimeout(() => ws.close(4401, 'authenticate first'), WS_AUTH_MS);
+    ws.on('error', (e) => {
+      log(`websocket closed on a protocol error: ${e.message}`);
+      ws.terminate();
+    });
+    ws.on('close', () => {
+      clearTimeout(timer);
+      pending.delete(ws);
+      entry?.sockets.delete(ws);
+    });
+    ws.on('message', (data, isBinary) => {
+      if (!pending.has(ws)) return; // after authentication the page sends nothing that matters
+      clearTimeout(timer);
+      pending.delete(ws);
+      let secret: unknown;
+      try {
+        secret = isBinary ? undefined : (JSON.parse(String(data)) as { secret?: unknown } | null)?.secret;
+      } catch {
+        secret = undefined;
+      }
+      const e = entryOf(secret);
+      if (!e) {
+        ws.close(4401, 'unauthorized');
+        return;
+      }
+      entry = e;
+      e.sockets.add(ws);
+      ws.send(JSON.stringify({ auth: 'ok' }));
+    });
+  }
 
   function newClient(req: http.IncomingMessage, sockets: Set<WebSocket>): ClientContext {
     return core.newClient({
@@ -199,9 +332,10 @@ export async function startServe(core: Core, opts: ServeOptions): Promise<ServeH
       emit: (event, payload) => {
         const msg = JSON.stringify({ event, payload });
         for (const ws of sockets) {
+          if (ws.readyState !== ws.OPEN) continue;
           // Backpressure: a tab that stops reading does not make the core buffer without bound.
           if (ws.bufferedAmount > 8 * 1024 * 1024) ws.terminate();
-          else ws.send(msg);
+          else ws.send(msg, () => {});
         }
       },
     });
@@ -209,21 +343,30 @@ export async function startServe(core: Core, opts: ServeOptions): Promise<ServeH
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+    server.listen(opts.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
+  server.on('error', (e) => log(`server error: ${e.message}`));
   port = (server.address() as AddressInfo).port;
-  const url = `http://127.0.0.1:${port}/?token=${oneTimeToken}`;
+  const url = `http://127.0.0.1:${port}/#token=${oneTime.token}`;
   return {
     url,
     port,
     async close() {
-      for (const { client, sockets } of clients.values()) {
-        for (const ws of sockets) ws.terminate();
-        await core.closeClient(client);
+      oneTime = null;
+      for (const ws of pending) ws.terminate();
+      for (const entry of entries) {
+        bySecret.delete(entry.secret);
+        for (const ws of entry.sockets) ws.terminate();
+        await core.closeClient(entry.client);
       }
+      entries.clear();
       wss.close();
-      await new Promise<void>((r) => server.close(() => r()));
+      const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
+      await closed;
     },
   };
 }
@@ -272,19 +415,21 @@ function sendBuf(res: http.ServerResponse, data: Buffer, type: string, port: num
   res.end(data);
 }
 
+class BodyTooLarge extends Error {}
+
 function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > limit) {
-        reject(new Error('Request body too large'));
-        req.destroy();
-      } else chunks.push(c);
+      // Past the limit the rest is read and dropped (the 413 goes out at once, with Connection: close).
+      if (size > limit) reject(new BodyTooLarge('Request body too large'));
+      else chunks.push(c);
     });
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
+    req.on('close', () => reject(new Error('connection closed')));
   });
 }
 

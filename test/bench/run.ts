@@ -15,6 +15,7 @@ import { keyFingerprint } from '../../electron/core/audit/keys';
 import { verifyAudit } from '../../electron/core/audit/verify';
 import { openDatabase } from '../../electron/core/db/db';
 import { startServe } from '../../electron/shells/serve';
+import { callWith, redeem } from '../support/serve';
 import { authorizeKey, labDown, labUp } from '../lab/lab';
 import { ADMIN, testCore } from '../support/core';
 import { benchPlan } from './provision';
@@ -95,31 +96,26 @@ async function benchRoundTrip() {
   await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
   const barePort = (bare.address() as AddressInfo).port;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const post = (port: number, cookie: string) =>
+  const post = (port: number, secret: string) =>
     new Promise<void>((resolve, reject) => {
       const req = http.request(
-        { host: '127.0.0.1', port, path: '/api/call', method: 'POST', agent, headers: { 'Content-Type': 'application/json', Cookie: cookie, Host: `127.0.0.1:${port}` } },
+        { host: '127.0.0.1', port, path: '/api/call', method: 'POST', agent, headers: { 'Content-Type': 'application/json', 'Airlock-Secret': secret, Host: `127.0.0.1:${port}` } },
         (res) => (res.resume(), res.on('end', resolve)),
       );
       req.on('error', reject);
       req.end(JSON.stringify({ channel: 'hosts:list', input: {} }));
     });
   try {
-    const redeem = await new Promise<string>((resolve) =>
-      http.get(serve.url, (res) => (res.resume(), resolve(String(res.headers['set-cookie']).split(';')[0]!))),
-    );
     const c = t.client();
     await c.ok('session:setup', ADMIN);
-    // Sign the browser client in through the wire, as the page does.
-    await new Promise<void>((resolve) => {
-      const req = http.request({ host: '127.0.0.1', port: serve.port, path: '/api/call', method: 'POST', headers: { 'Content-Type': 'application/json', Cookie: redeem } }, (res) => (res.resume(), res.on('end', resolve)));
-      req.end(JSON.stringify({ channel: 'session:login', input: { name: ADMIN.admin, password: ADMIN.password } }));
-    });
+    // Redeem the link and sign the browser client in through the wire, as the page does (sign-in rotates the secret).
+    const login = await callWith(serve.port, await redeem(serve.url), 'session:login', { name: ADMIN.admin, password: ADMIN.password });
+    const redeemed = String(login.headers['airlock-secret']);
     const N = 2000;
     const measure = async (port: number) => {
-      for (let i = 0; i < 200; i++) await post(port, redeem);
+      for (let i = 0; i < 200; i++) await post(port, redeemed);
       const s = performance.now();
-      for (let i = 0; i < N; i++) await post(port, redeem);
+      for (let i = 0; i < N; i++) await post(port, redeemed);
       return ((performance.now() - s) / N) * 1000;
     };
     const airlockUs = await measure(serve.port);
