@@ -28,6 +28,7 @@ export const ErrorCodes = [
   'TIMEOUT',
   'CANCELLED',
   'AUDIT_UNAVAILABLE', // the audit event could not be written: the action did not happen
+  'AUDIT_ALARM', // the audit chain does not extend its trusted head: writes are refused until an officer acknowledges (audit:acknowledgeAlarm)
   'DB_TOO_NEW',
   'PARSE_ERROR', // untrusted input (file, host output) could not be parsed
   'NO_SPACE', // the host (or the console) has too little free space for a transfer; nothing was replaced

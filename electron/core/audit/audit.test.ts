@@ -284,13 +284,13 @@ describe('signed checkpoints', () => {
     expect((await t.verify()).firstBad).toMatchObject({ kind: 'bad-signature', reason: expect.stringMatching(/audit\.head/) });
   });
 
-  it('warns when checkpoints exist but the high-water file is gone', async () => {
+  it('fails (head-missing), not merely warns, when checkpoints exist but the high-water file is gone', async () => {
     const t = trail({ file: true, signed: true, every: 4 });
     for (let i = 1; i <= 6; i++) t.audit.append(ev(i));
     fs.rmSync(t.headFile!);
     const v = await t.verify();
-    expect(v.ok).toBe(true);
-    expect(v.warnings?.join(' ')).toMatch(/audit\.head is missing/);
+    expect(v.ok).toBe(false);
+    expect(v.firstBad).toMatchObject({ seq: 6, kind: 'head-missing', reason: expect.stringMatching(/audit\.head is missing/) });
   });
 });
 

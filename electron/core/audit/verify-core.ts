@@ -24,7 +24,7 @@ import { CHECKPOINT_CHANNEL, GENESIS_HASH, SYSTEM_ACTOR, checkpointPayload, sha2
  * `startsWith(x, at)`, which V8 runs one character at a time.
  */
 
-export type VerifyKind = 'edited' | 'deleted' | 'reordered' | 'inserted' | 'truncated' | 'bad-signature';
+export type VerifyKind = 'edited' | 'deleted' | 'reordered' | 'inserted' | 'truncated' | 'bad-signature' | 'head-missing';
 
 export interface BadEvent {
   seq: number;
