@@ -102,10 +102,10 @@ export class AuditAlarms {
       });
       return;
     }
-    const r = checkExtension(db, point, head.seq, pks);
-    if (r.ok) trail.setTrusted(point, r.head);
+    const r = checkExtension(db, point, head.seq, pks, hw.history);
+    if (r.ok) trail.setTrusted(point, r.head, hw.history);
     else {
-      trail.setTrusted(point);
+      trail.setTrusted(point, null, hw.history);
       this.raise({ kind: r.bad.kind, firstBadSeq: r.bad.seq, reason: r.bad.reason, trusted: point, observed });
     }
   }
@@ -260,9 +260,9 @@ export class AuditAlarms {
     const f = readHeadFile(this.deps.headFile);
     if (f.state !== 'ok' || !headSignatureValid(f.head, auditPublicKeys(db))) return false;
     const point = { seq: f.head.seq, hash: f.head.hash, ts: f.head.ts };
-    const r = checkExtension(db, point, trail.headPoint().seq, auditPublicKeys(db));
+    const r = checkExtension(db, point, trail.headPoint().seq, auditPublicKeys(db), f.head.history);
     if (!r.ok) return false;
-    trail.setTrusted(point, r.head);
+    trail.setTrusted(point, r.head, f.head.history);
     trail.block(false);
     return true;
   }

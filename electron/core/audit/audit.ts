@@ -4,11 +4,11 @@ import type { AuditEvent, VerifyReport } from '../../../shared/contract/audit';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Db } from '../db/db';
 import { canonicalEvent } from './canonical';
-import { CHECKPOINT_CHANNEL, GENESIS_HASH, SYSTEM_ACTOR, chainHash, checkpointPayload } from './chain';
+import { CHECKPOINT_CHANNEL, GENESIS_HASH, SYSTEM_ACTOR, chainHash, checkpointPayload, historyPayload } from './chain';
 import { auditPublicKeys } from './keys';
 import { listEvents, type ListOptions } from './query';
 import { checkExtension, GENESIS_POINT, type ChainPoint } from './trust';
-import { parseHighWater, type BadEvent, type HighWater } from './verify-core';
+import { HISTORY_MAX, parseHighWater, type BadEvent, type HighWater } from './verify-core';
 import { verifyAudit } from './verify';
 
 export { canonical } from './canonical';
@@ -111,6 +111,8 @@ export class AuditTrail {
   private verified: ChainPoint | null = null;
   /** While set (an alarm), no checkpoint is signed and the trusted head never moves. */
   private blocked = false;
+  /** Earlier trusted heads `[seq, hash]` (oldest first), written into audit.head, signed: where a rewrite begins. */
+  private history: Array<[number, string]> = [];
   /** Found inside a transaction; reported to the listeners once it is over. */
   private divergence: Divergence | null = null;
   private readonly divergeListeners = new Set<(d: Divergence) => void>();
@@ -241,9 +243,10 @@ export class AuditTrail {
    * Sets the trusted head (read from audit.head at startup, or re-anchored by an officer's
    * acknowledgement) and, when known, the furthest point already checked to extend it.
    */
-  setTrusted(trusted: ChainPoint, verified: ChainPoint | null = null): void {
+  setTrusted(trusted: ChainPoint, verified: ChainPoint | null = null, history: Array<[number, string]> = []): void {
     this.trusted = trusted;
     this.verified = verified;
+    this.history = history.filter(([s]) => s < trusted.seq).slice(-HISTORY_MAX);
     this.state = null;
   }
 
@@ -340,7 +343,8 @@ export class AuditTrail {
     if (this.blocked) return false;
     if (s.extendsTrusted) return true;
     const from = this.verified ?? this.trusted;
-    const r = checkExtension(this.db, from, s.seq, auditPublicKeys(this.db));
+    const known: Array<[number, string]> = from === this.trusted ? this.history : [...this.history, [this.trusted.seq, this.trusted.hash]];
+    const r = checkExtension(this.db, from, s.seq, auditPublicKeys(this.db), known.filter(([q]) => q > 0 && q < from.seq));
     if (r.ok && r.head.seq === s.seq && r.head.hash === s.hash) {
       s.extendsTrusted = true;
       return true;
@@ -489,6 +493,9 @@ export class AuditTrail {
   private writeHighWater(cp: AuditEvent, o: { force?: boolean } = {}): void {
     // Only a checkpoint over a chain that extends the trusted head gets here: it becomes the trusted head.
     if (!o.force && this.trusted.seq > cp.seq) return;
+    // The head it replaces joins the history (an officer's re-anchoring starts a new one).
+    if (o.force) this.history = [];
+    else if (this.trusted.seq > 0 && this.trusted.seq < cp.seq) this.history = [...this.history, [this.trusted.seq, this.trusted.hash] as [number, string]].slice(-HISTORY_MAX);
     this.trusted = { seq: cp.seq, hash: cp.hash, ts: cp.ts };
     const file = this.opts.headFile;
     if (!file) return;
@@ -497,7 +504,19 @@ export class AuditTrail {
       if (!o.force && existing && existing.seq >= cp.seq) return; // another process wrote a later one
       const signed = this.opts.signer?.sign(checkpointPayload({ seq: cp.seq, hash: cp.hash, ts: cp.ts }));
       if (!signed) return;
-      const hw: HighWater = { v: 1, seq: cp.seq, hash: cp.hash, ts: cp.ts, signature: signed.signature, keyFingerprint: signed.keyFingerprint };
+      const history = this.history.filter(([s]) => s < cp.seq);
+      const hs = this.opts.signer?.sign(historyPayload(cp, history));
+      if (!hs) return;
+      const hw: HighWater = {
+        v: 1,
+        seq: cp.seq,
+        hash: cp.hash,
+        ts: cp.ts,
+        signature: signed.signature,
+        keyFingerprint: signed.keyFingerprint,
+        history,
+        historySignature: hs.signature,
+      };
       const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
       const fd = fs.openSync(tmp, 'w', 0o600);
       try {

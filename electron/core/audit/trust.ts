@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
-import { CHECKPOINT_CHANNEL, GENESIS_HASH, checkpointPayload, sha256Hex } from './chain';
+import { CHECKPOINT_CHANNEL, GENESIS_HASH, checkpointPayload, historyPayload, sha256Hex } from './chain';
 import { parseHighWater, type BadEvent, type HighWater } from './verify-core';
 
 /**
@@ -39,7 +39,8 @@ export function headSignatureValid(hw: HighWater, keys: Record<string, string | 
   if (!k) return false;
   try {
     const key = typeof k === 'string' ? crypto.createPublicKey(k) : k;
-    return crypto.verify(null, checkpointPayload(hw), key, Buffer.from(hw.signature, 'base64'));
+    if (!crypto.verify(null, checkpointPayload(hw), key, Buffer.from(hw.signature, 'base64'))) return false;
+    return hw.history === undefined || crypto.verify(null, historyPayload(hw, hw.history), key, Buffer.from(hw.historySignature ?? '', 'base64'));
   } catch {
     return false;
   }
@@ -58,10 +59,11 @@ export function checkExtension(
   from: ChainPoint,
   toSeq: number,
   publicKeys: Record<string, string>,
+  history: ReadonlyArray<readonly [number, string]> = [],
 ): { ok: true; head: ChainPoint } | { ok: false; bad: BadEvent } {
   if (from.seq > 0) {
     const at = db.prepare('SELECT hash FROM audit_events WHERE seq = ?').pluck().get(from.seq) as string | undefined;
-    if (at !== from.hash) return { ok: false, bad: locateDivergence(db, from, publicKeys) };
+    if (at !== from.hash) return { ok: false, bad: locateDivergence(db, from, publicKeys, history) };
   }
   const stmt = db.prepare(ROWS);
   let prev = from.hash;
@@ -90,18 +92,36 @@ export function checkExtension(
 
 /**
  * The row at the trusted point's sequence number is gone or has another hash: name the first
- * bad event as precisely as the evidence outside the attacker's reach allows.
- * - Events at or before the trusted point that were written after its time: the tail was cut and
- *   new events reused the numbers (also after normal use continued): truncated at the first one.
- * - Fewer rows than the trusted point: truncated after the last row.
- * - Otherwise the chain was rewritten and re-hashed: the first event after the last checkpoint in
- *   the database whose signature verifies and whose signed head is still in the chain (the last
- *   genuine hash known) — the rewrite lies between it and the trusted point.
+ * bad event as precisely as the evidence outside the attacker's reach allows — the trusted point
+ * and the earlier checkpoint heads audit.head lists (`history`, signed), and the checkpoints in
+ * the database whose signature verifies over a head still in the chain.
+ * - The first listed head whose row is gone or different: the harm lies after the listed head
+ *   before it (`lo`), up to it.
+ * - Events in that stretch written after the trusted point's time: the tail was cut and new
+ *   events reused the numbers (also after normal use continued): truncated at the first one.
+ * - Fewer rows than that head, nothing reused: truncated after the last row.
+ * - Otherwise the chain was rewritten and re-hashed from after the last genuine head known.
  */
-export function locateDivergence(db: Database.Database, point: ChainPoint, publicKeys: Record<string, string>): BadEvent {
+export function locateDivergence(
+  db: Database.Database,
+  point: ChainPoint,
+  publicKeys: Record<string, string>,
+  history: ReadonlyArray<readonly [number, string]> = [],
+): BadEvent {
+  const hashAt = db.prepare('SELECT hash FROM audit_events WHERE seq = ?').pluck();
   const maxSeq = (db.prepare('SELECT max(seq) FROM audit_events').pluck().get() as number | null) ?? 0;
+  const heads = [...history.filter(([s]) => s < point.seq), [point.seq, point.hash] as const].sort((a, b) => a[0] - b[0]);
+  let lo = 0;
+  let first: readonly [number, string] = [point.seq, point.hash];
+  for (const h of heads) {
+    if ((hashAt.get(h[0]) as string | undefined) !== h[1]) {
+      first = h;
+      break;
+    }
+    lo = h[0];
+  }
   const reused = point.ts
-    ? (db.prepare('SELECT min(seq) FROM audit_events WHERE seq <= ? AND ts > ?').pluck().get(point.seq, point.ts) as number | null)
+    ? (db.prepare('SELECT min(seq) FROM audit_events WHERE seq > ? AND seq <= ? AND ts > ?').pluck().get(lo, first[0], point.ts) as number | null)
     : null;
   if (reused !== null) {
     return {
@@ -112,16 +132,16 @@ export function locateDivergence(db: Database.Database, point: ChainPoint, publi
         `events ${reused}–${point.seq} or more were cut off and the numbers reused: truncated`,
     };
   }
-  if (maxSeq < point.seq) {
-    return { seq: maxSeq + 1, kind: 'truncated', reason: `event ${point.seq} is on record outside the database, but the trail ends at event ${maxSeq}: truncated` };
+  if (maxSeq < first[0]) {
+    return { seq: maxSeq + 1, kind: 'truncated', reason: `event ${first[0]} is on record outside the database, but the trail ends at event ${maxSeq}: truncated` };
   }
-  const since = lastGenuineHead(db, point.seq, publicKeys) + 1;
+  const since = Math.max(lo, lastGenuineHead(db, first[0], publicKeys)) + 1;
   return {
     seq: since,
     kind: 'edited',
     reason:
-      `event ${point.seq} is on record with hash ${point.hash.slice(0, 16)}…, but the trail has another there: ` +
-      `events from ${since} up to ${point.seq} were rewritten and re-chained: edited`,
+      `event ${first[0]} is on record outside the database with hash ${first[1].slice(0, 16)}…, but the trail has another there: ` +
+      `events from ${since} up to ${first[0]} were rewritten and re-chained: edited`,
   };
 }
 

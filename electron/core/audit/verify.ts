@@ -5,7 +5,7 @@ import type { Db } from '../db/db';
 import { readAlarms } from './alarm';
 import { CHECKPOINT_CHANNEL, GENESIS_HASH } from './chain';
 import { auditPublicKeys } from './keys';
-import { locateDivergence } from './trust';
+import { headSignatureValid, locateDivergence } from './trust';
 import { ChainScanner, checkHighWater, parseHighWater, type BadEvent, type ScanSummary } from './verify-core';
 import { startAuditWorker, type WorkerEntry } from './workers';
 
@@ -157,8 +157,11 @@ export async function verifyAudit(o: VerifyOptions): Promise<VerifyReport & { en
     if (text !== null) {
       const hw = parseHighWater(text);
       bad = checkHighWater(db, hw ?? 'malformed', publicKeys, maxSeq());
+      if (!bad && hw && !headSignatureValid(hw, publicKeys)) {
+        bad = { seq: Math.min(hw.seq, maxSeq() + 1), kind: 'bad-signature', reason: `the history in audit.head (event ${hw.seq}) is not signed by the audit key on record: bad signature` };
+      }
       // Cut or rewritten up to the trusted head: the first bad event, also after use continued on top.
-      if (bad && hw && bad.kind !== 'bad-signature') bad = locateDivergence(db, hw, publicKeys);
+      if (bad && hw && bad.kind !== 'bad-signature') bad = locateDivergence(db, hw, publicKeys, hw.history);
     } else {
       const cp = db.prepare('SELECT max(seq) FROM audit_events WHERE channel = ?').pluck().get(CHECKPOINT_CHANNEL) as number | null;
       if (cp !== null) {
