@@ -468,7 +468,7 @@ export class AuditTrail {
   private committed(ev: AuditEvent): void {
     if (this.state) {
       advance(this.state, ev);
-      if (this.state.extendsTrusted) this.verified = { seq: ev.seq, hash: ev.hash, ts: ev.ts };
+      if (this.state.extendsTrusted) this.verified = ev; // an event is a chain point (seq, hash, ts): no copy on the hot path
     }
     for (const l of this.listeners) {
       try {
