@@ -74,14 +74,19 @@ export const AlarmStatus = z.object({
 export type AlarmStatus = z.infer<typeof AlarmStatus>;
 
 /**
- * What still works during an alarm: signing in and out, and reading (so auditors can
- * investigate). Everything else is refused with AUDIT_ALARM before it runs.
+ * What still works during an alarm: signing in and out, lifting one's own sign-in restriction (so
+ * an officer who must first choose a password or enrol TOTP can still acknowledge), and reading
+ * the audit trail (so auditors can investigate). Everything else is refused with AUDIT_ALARM
+ * before it runs.
  */
 export const AVAILABLE_DURING_ALARM: readonly string[] = [
   'session:status',
   'session:login',
   'session:logout',
   'session:stepUp',
+  'session:changePassword',
+  'totp:begin',
+  'totp:confirm',
   'audit:list',
   'audit:verify',
   'audit:export',
