@@ -10,6 +10,7 @@ import { Login } from './features/session/Login';
 import { HostsView } from './features/hosts/HostsView';
 import { TerminalView } from './features/terminal/TerminalView';
 import { AuditView } from './features/audit/AuditView';
+import { AuditAlarmBanner } from './features/audit/AuditAlarm';
 import { IdentityView } from './features/identity/IdentityView';
 import { UsersView } from './features/users/UsersView';
 import { ApprovalsView } from './features/approvals/ApprovalsView';
@@ -405,6 +406,7 @@ function Console({
         </nav>
         <div className="main">
           {shellLine}
+          <AuditAlarmBanner client={api.client} enabled={ctx.can('audit:alarmStatus')} />
           <header className="topbar">
             <div className="topbar-title">{nav.find((n) => n.view === view)?.label ?? ''}</div>
             <div className="topbar-user">

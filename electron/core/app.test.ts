@@ -147,6 +147,7 @@ describe('the dispatcher', () => {
     'provision:apply': { playbook: 'lab-gpu-node', hosts: ['gpu1'] },
     'provision:resume': { runId: 'run-0123456789abcdef' },
     'provision:disableEgressLockdown': { host: 'gpu1' },
+    'audit:acknowledgeAlarm': { id: 1, reason: 'investigated' },
   };
 
   it('refuses every stepUp channel with STEP_UP_REQUIRED once the step-up window passed, and FORBIDDEN for other roles first', async () => {

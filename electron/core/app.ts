@@ -349,6 +349,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     sessions,
     ops,
     auditHmac: auditService.hmac,
+    gate: auditService.gate,
     approvalGate: (name, input, session, approved) => approvals.gate(name, input, sessions.vaultKey(session.id), approved),
   });
   let clients = 0;

@@ -38,6 +38,11 @@ export interface DispatcherDeps {
   sessions: Sessions;
   /** Operations that may be cancelled, keyed by client and requestId. */
   ops: Operations;
+  /**
+   * Refuses (AUDIT_ALARM) a channel that may not run while an audit alarm is open: the trail does
+   * not extend its trusted head (electron/core/audit/alarm.ts). Null when the call may run.
+   */
+  gate?: (name: ChannelName) => AirlockError | null;
   /** HMAC of secret parameters under the audit key (null while it is sealed: "[redacted]"). */
   auditHmac?: AuditHmac;
   /**
@@ -113,6 +118,10 @@ export class Dispatcher {
     }
     const input = parsed.data as Record<string, unknown>;
     const target = targetOf(input);
+
+    // Fail-closed on a trail that does not extend its trusted head: only sign-in and reading run.
+    const alarm = this.deps.gate?.(name) ?? null;
+    if (alarm) return await this.refuse(client, session, name, target, alarm);
 
     // Step-up and the two-person rule come after role and input checks: they never mask FORBIDDEN
     // or INVALID_INPUT, and the person is asked to re-authenticate only for a call that can run.

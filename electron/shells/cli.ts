@@ -64,6 +64,8 @@ ${PROVISION_HELP}  audit list [--limit N]
   audit export --format jsonl|csv [--from N] [--to N] [--out FILE]
   audit forward --host H --port P [--tls [--ca FILE]] | audit forward --off | audit forward
                                          syslog (RFC 5424 over TCP, optionally TLS); no option: show
+  audit alarm                            the open audit alarm (writes are refused while one is) and past ones
+  audit acknowledge ID --reason R        officer: acknowledge the alarm, re-anchor the trail, lift the refusal
 
 Options:
   --data DIR           data directory (default: ${defaultDataDir(process.env)})
@@ -646,6 +648,19 @@ export async function runCli(argv: string[], rawIo: CliIo): Promise<number> {
         out(`Exported ${r.value.events} events (${r.value.fromSeq ?? '-'}–${r.value.toSeq ?? '-'}) to ${file}\nsha256 ${r.value.sha256}\n`, { ...r.value, file });
         return EXIT.ok;
       }
+      case 'audit alarm':
+      case 'audit acknowledge': {
+        const r = verb === 'alarm' ? await call('audit:alarmStatus', {}) : await call('audit:acknowledgeAlarm', { id: id(), reason: reason() });
+        if (!r.ok) return fail(r);
+        const show = (a: Out<'audit:alarmStatus'>['alarms'][number]) =>
+          `#${a.id}\t${a.acknowledged ? 'acknowledged' : 'OPEN'}\t${a.kind} at event ${a.firstBadSeq}\traised ${a.raisedAt}\n  ${clean(a.reason)}\n` +
+          (a.acknowledged ? `  acknowledged by ${clean(a.acknowledged.by)} at ${a.acknowledged.at}: ${clean(a.acknowledged.reason)}; re-anchored at event ${a.acknowledged.anchorSeq}\n` : '');
+        const head = r.value.active
+          ? `AUDIT ALARM #${r.value.active.id} is open: writes are refused until an officer runs \`airlock audit acknowledge ${r.value.active.id} --reason R\`.\n`
+          : 'No audit alarm is open.\n';
+        out(head + r.value.alarms.map(show).join(''), r.value);
+        return verb === 'alarm' && r.value.active ? EXIT.failed : EXIT.ok;
+      }
       case 'audit forward': {
         let r;
         if (o.off) r = await call('audit:setForwarding', { off: true });
@@ -720,7 +735,7 @@ const COMMANDS = new Set([
   'users unlock', 'users passwd', 'totp enrol', 'totp confirm', 'totp recovery-codes', 'totp disable',
   'settings show', 'settings set', 'approvals list', 'approvals show', 'approvals approve', 'approvals reject',
   'approvals execute', 'approvals cancel', 'approvals policy', 'approvals set-policy',
-  'audit list', 'audit verify', 'audit export', 'audit forward', ...PROVISION_COMMANDS,
+  'audit list', 'audit verify', 'audit export', 'audit forward', 'audit alarm', 'audit acknowledge', ...PROVISION_COMMANDS,
 ]);
 
 /** What a CLI user does about an identity refusal (the core's messages name channels). */

@@ -33,8 +33,74 @@ export const AuditEvent = z.object({
 export type AuditEvent = z.infer<typeof AuditEvent>;
 
 /** What `audit:verify` found wrong first. */
-export const VerifyKind = z.enum(['edited', 'deleted', 'reordered', 'inserted', 'truncated', 'bad-signature']);
+export const VerifyKind = z.enum(['edited', 'deleted', 'reordered', 'inserted', 'truncated', 'bad-signature', 'head-missing']);
 export type VerifyKind = z.infer<typeof VerifyKind>;
+
+/**
+ * An audit alarm: the chain in the database does not extend the trusted head (the signed
+ * `audit.head` beside it, or what the running console wrote itself), so no checkpoint signs it and
+ * writes are refused (AUDIT_ALARM) until an officer acknowledges. Kept after acknowledgement, as
+ * evidence, with who acknowledged, why, and the head the trail was re-anchored on.
+ */
+export const AuditAlarm = z.object({
+  id: z.number().int().positive(),
+  raisedAt: z.string(),
+  kind: VerifyKind,
+  /** The first bad event, as precisely as the evidence allows. */
+  firstBadSeq: z.number().int().nonnegative(),
+  reason: z.string(),
+  /** The trusted head the chain should have extended (null: audit.head is missing). */
+  trustedSeq: z.number().int().nonnegative().nullable(),
+  trustedHash: z.string().nullable(),
+  /** The database's head when the divergence was found. */
+  observedSeq: z.number().int().nonnegative(),
+  observedHash: z.string(),
+  /** The audit:alarm event that records it (null if it could not be written). */
+  eventSeq: z.number().int().nullable(),
+  acknowledged: z
+    .object({
+      by: z.string(),
+      at: z.string(),
+      reason: z.string(),
+      /** The request event of the acknowledgement, and the head the trusted head was re-anchored on (a signed checkpoint). */
+      requestSeq: z.number().int().nullable(),
+      anchorSeq: z.number().int().nonnegative(),
+      anchorHash: z.string(),
+    })
+    .nullable(),
+});
+export type AuditAlarm = z.infer<typeof AuditAlarm>;
+
+export const AlarmStatus = z.object({
+  /** The open alarm: writes are refused while it is set. */
+  active: AuditAlarm.nullable(),
+  /** Every alarm on record, newest first (acknowledged ones included). */
+  alarms: z.array(AuditAlarm),
+});
+export type AlarmStatus = z.infer<typeof AlarmStatus>;
+
+/**
+ * What still works during an alarm: signing in and out, lifting one's own sign-in restriction (so
+ * an officer who must first choose a password or enrol TOTP can still acknowledge), and reading
+ * the audit trail (so auditors can investigate). Everything else is refused with AUDIT_ALARM
+ * before it runs.
+ */
+export const AVAILABLE_DURING_ALARM: readonly string[] = [
+  'session:status',
+  'session:login',
+  'session:logout',
+  'session:stepUp',
+  'session:changePassword',
+  'totp:begin',
+  'totp:confirm',
+  'audit:list',
+  'audit:verify',
+  'audit:export',
+  'audit:getForwarding',
+  'audit:alarmStatus',
+  'audit:acknowledgeAlarm',
+  'ops:cancel',
+];
 
 export const VerifyReport = z.object({
   ok: z.boolean(),
@@ -56,6 +122,8 @@ export const VerifyReport = z.object({
   lastCheckpointSeq: z.number().int().nullable().optional(),
   /** Not failures, but what a reviewer should know (e.g. no signing key yet). */
   warnings: z.array(z.string()).optional(),
+  /** Alarms on record (acknowledged ones included): evidence of an earlier divergence the chain may no longer show. */
+  alarms: z.array(AuditAlarm).optional(),
   /** 'worker': verified in worker threads; 'main': in-process (small trails, or no worker available). */
   engine: z.enum(['worker', 'main']).optional(),
 });
@@ -158,6 +226,21 @@ export const audit = {
     out: ForwardingStatus,
     roles: ['admin'],
     summary: 'Forward every audit event to a syslog receiver (RFC 5424 over TCP, optionally TLS), or stop',
+  }),
+  'audit:alarmStatus': channel({
+    in: z.object({}).strict(),
+    out: AlarmStatus,
+    roles: ['admin', 'officer', 'auditor'],
+    passive: true,
+    summary: 'Whether an audit alarm is open (the chain does not extend its trusted head), and every alarm on record',
+  }),
+  'audit:acknowledgeAlarm': channel({
+    in: z.object({ id: z.number().int().positive(), reason: z.string().trim().min(1).max(1000) }).strict(),
+    out: AlarmStatus,
+    roles: ['officer'],
+    stepUp: true,
+    summary:
+      'Acknowledge the open audit alarm: records who and why, keeps the evidence, re-anchors the trusted head on the current chain with a signed checkpoint, and lifts the write refusal',
   }),
 } as const;
 

@@ -29,6 +29,7 @@ export const ErrorCodes = [
   'TIMEOUT',
   'CANCELLED',
   'AUDIT_UNAVAILABLE', // the audit event could not be written: the action did not happen
+  'AUDIT_ALARM', // the audit chain does not extend its trusted head: writes are refused until an officer acknowledges (audit:acknowledgeAlarm)
   'DB_TOO_NEW',
   'DATA_DIR_UNSAFE', // the data directory (or a file in it) belongs to someone else or is writable by others: refused
   'PARSE_ERROR', // untrusted input (file, host output) could not be parsed

@@ -284,13 +284,13 @@ describe('signed checkpoints', () => {
     expect((await t.verify()).firstBad).toMatchObject({ kind: 'bad-signature', reason: expect.stringMatching(/audit\.head/) });
   });
 
-  it('warns when checkpoints exist but the high-water file is gone', async () => {
+  it('fails (head-missing), not merely warns, when checkpoints exist but the high-water file is gone', async () => {
     const t = trail({ file: true, signed: true, every: 4 });
     for (let i = 1; i <= 6; i++) t.audit.append(ev(i));
     fs.rmSync(t.headFile!);
     const v = await t.verify();
-    expect(v.ok).toBe(true);
-    expect(v.warnings?.join(' ')).toMatch(/audit\.head is missing/);
+    expect(v.ok).toBe(false);
+    expect(v.firstBad).toMatchObject({ seq: 6, kind: 'head-missing', reason: expect.stringMatching(/audit\.head is missing/) });
   });
 });
 
@@ -389,5 +389,49 @@ describe('verification, property-based', () => {
       }),
       { numRuns: 400 },
     );
+  });
+});
+
+describe('the trusted head (issue 9, point 2: a checkpoint signs only a chain that extends it)', () => {
+  const checkpoints = (db: Database.Database) => db.prepare('SELECT count(*) FROM audit_events WHERE channel = ?').pluck().get(CHECKPOINT_CHANNEL) as number;
+
+  it('never signs a chain re-hashed by another connection, and reports the divergence once the transaction is over', () => {
+    const t = trail({ file: true, signed: true, every: 4 });
+    const found: Array<{ seq: number; kind: string }> = [];
+    t.audit.onDiverge((d) => found.push({ seq: d.bad.seq, kind: d.bad.kind }));
+    for (let i = 1; i <= 9; i++) t.audit.append(ev(i));
+    const head = fs.readFileSync(t.headFile!, 'utf8');
+    const before = checkpoints(t.db);
+    // The attacker's connection: event 3 edited, everything after re-chained.
+    const attacker = new Database(path.join(t.dir!, 'airlock.db'));
+    tamper(attacker, "UPDATE audit_events SET body = replace(body, '\"alice\"', '\"mallory\"') WHERE seq = 3");
+    let prev = attacker.prepare('SELECT hash FROM audit_events WHERE seq = 2').pluck().get() as string;
+    for (const r of attacker.prepare('SELECT seq, body FROM audit_events WHERE seq >= 3 ORDER BY seq').all() as Array<{ seq: number; body: string }>) {
+      const h = chainHash(prev, r.body);
+      tamper(attacker, 'UPDATE audit_events SET prev_hash = ?, hash = ? WHERE seq = ?', prev, h, r.seq);
+      prev = h;
+    }
+    attacker.close();
+    for (let i = 10; i <= 20; i++) t.audit.append(ev(i));
+    expect(checkpoints(t.db)).toBe(before);
+    expect(fs.readFileSync(t.headFile!, 'utf8')).toBe(head);
+    expect(t.audit.isBlocked).toBe(true);
+    expect(found).toHaveLength(1);
+    expect(found[0]!.kind).toBe('edited');
+  });
+
+  it('signs over events other connections appended (checked incrementally from the last point it knows)', async () => {
+    const t = trail({ file: true, signed: true, every: 4 });
+    for (let i = 1; i <= 5; i++) t.audit.append(ev(i));
+    // A second trail on its own connection (the CLI beside the console) appends without signing.
+    const otherDb = new Database(path.join(t.dir!, 'airlock.db'));
+    const other = new AuditTrail(otherDb, () => new Date(Date.UTC(2026, 0, 2)), { signer: null });
+    for (let i = 0; i < 3; i++) other.append(ev(100 + i));
+    otherDb.close();
+    const cpBefore = checkpoints(t.db);
+    for (let i = 6; i <= 10; i++) t.audit.append(ev(i));
+    expect(checkpoints(t.db)).toBeGreaterThan(cpBefore);
+    expect(t.audit.isBlocked).toBe(false);
+    expect(await t.verify()).toMatchObject({ ok: true });
   });
 });

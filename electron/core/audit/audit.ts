@@ -4,9 +4,11 @@ import type { AuditEvent, VerifyReport } from '../../../shared/contract/audit';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Db } from '../db/db';
 import { canonicalEvent } from './canonical';
-import { CHECKPOINT_CHANNEL, GENESIS_HASH, SYSTEM_ACTOR, chainHash, checkpointPayload } from './chain';
+import { CHECKPOINT_CHANNEL, GENESIS_HASH, SYSTEM_ACTOR, chainHash, checkpointPayload, historyPayload } from './chain';
+import { auditPublicKeys } from './keys';
 import { listEvents, type ListOptions } from './query';
-import { parseHighWater, type HighWater } from './verify-core';
+import { checkExtension, GENESIS_POINT, type ChainPoint } from './trust';
+import { HISTORY_MAX, parseHighWater, type BadEvent, type HighWater } from './verify-core';
 import { verifyAudit } from './verify';
 
 export { canonical } from './canonical';
@@ -45,6 +47,8 @@ interface BatchResult {
   written: AuditEvent[];
   results: Array<AuditEvent | Error>;
   checkpoint: AuditEvent | null;
+  head: ChainPoint;
+  extendsTrusted: boolean;
 }
 
 /** What this connection knows of the chain's end; re-read whenever another connection committed. */
@@ -56,6 +60,15 @@ interface HeadState {
   checkpointSeq: number;
   /** Time (ms) of the oldest event after the last checkpoint; null when there is none. */
   pendingSince: number | null;
+  /** The chain up to this head is known to extend the trusted head (so it may be signed). */
+  extendsTrusted: boolean;
+}
+
+/** A chain that does not extend the trusted head, found before a checkpoint would have signed it. */
+export interface Divergence {
+  bad: BadEvent;
+  trusted: ChainPoint;
+  observed: { seq: number; hash: string };
 }
 
 /**
@@ -92,6 +105,17 @@ export class AuditTrail {
   private readonly listeners = new Set<(e: AuditEvent) => void>();
   private readonly every: number;
   private readonly seconds: number;
+  /** The last head known from outside the database (audit.head, or this process's own checkpoint). */
+  private trusted: ChainPoint = GENESIS_POINT;
+  /** The furthest committed point known to extend `trusted` (checked incrementally from here). */
+  private verified: ChainPoint | null = null;
+  /** While set (an alarm), no checkpoint is signed and the trusted head never moves. */
+  private blocked = false;
+  /** Earlier trusted heads `[seq, hash]` (oldest first), written into audit.head, signed: where a rewrite begins. */
+  private history: Array<[number, string]> = [];
+  /** Found inside a transaction; reported to the listeners once it is over. */
+  private divergence: Divergence | null = null;
+  private readonly divergeListeners = new Set<(d: Divergence) => void>();
   /** Last checkpoint or high-water failure (a checkpoint is retried at the next opportunity). */
   checkpointError: string | null = null;
 
@@ -111,6 +135,7 @@ export class AuditTrail {
     this.checkpointTx = db.transaction((): AuditEvent | null => {
       const s = this.refresh();
       if (!this.due(s)) return null; // another process wrote it meanwhile
+      if (!this.mayBeSigned(s)) return null;
       const signed = this.opts.signer?.sign(checkpointPayload({ seq: s.seq, hash: s.hash, ts: s.ts }));
       if (!signed) return null;
       return this.write(s, checkpointInput(s, signed));
@@ -179,6 +204,11 @@ export class AuditTrail {
       return;
     }
     for (const ev of out.written) this.committed(ev);
+    if (out.extendsTrusted && this.state && this.state.seq === out.head.seq && this.state.hash === out.head.hash) {
+      this.state.extendsTrusted = true;
+      this.verified = out.head;
+    }
+    this.reportDivergence();
     if (out.checkpoint) {
       this.checkpointError = null;
       this.writeHighWater(out.checkpoint);
@@ -203,6 +233,63 @@ export class AuditTrail {
     return { seq: s.seq, hash: s.hash };
   }
 
+  /** The last event with its time. */
+  headPoint(): ChainPoint {
+    const s = this.refresh();
+    return { seq: s.seq, hash: s.hash, ts: s.ts };
+  }
+
+  /**
+   * Sets the trusted head (read from audit.head at startup, or re-anchored by an officer's
+   * acknowledgement) and, when known, the furthest point already checked to extend it.
+   */
+  setTrusted(trusted: ChainPoint, verified: ChainPoint | null = null, history: Array<[number, string]> = []): void {
+    this.trusted = trusted;
+    this.verified = verified;
+    this.history = history.filter(([s]) => s < trusted.seq).slice(-HISTORY_MAX);
+    this.state = null;
+  }
+
+  get trustedHead(): ChainPoint {
+    return this.trusted;
+  }
+
+  /** An alarm is raised (or lifted): no checkpoint is signed while it is. */
+  block(on: boolean): void {
+    this.blocked = on;
+  }
+
+  get isBlocked(): boolean {
+    return this.blocked;
+  }
+
+  /** Called (outside any transaction) when a checkpoint was refused because the chain does not extend the trusted head. */
+  onDiverge(listener: (d: Divergence) => void): () => void {
+    this.divergeListeners.add(listener);
+    return () => this.divergeListeners.delete(listener);
+  }
+
+  /**
+   * Writes a checkpoint over the current head now, due or not, and rewrites audit.head even over
+   * a later one (an officer's acknowledgement re-anchors the trusted head there). Throws if the
+   * key is sealed or the checkpoint cannot be written.
+   */
+  checkpointNow(): AuditEvent {
+    const ev = this.db
+      .transaction((): AuditEvent => {
+        const s = this.refresh();
+        if (!this.mayBeSigned(s)) throw new AirlockError('AUDIT_ALARM', 'The chain does not extend the trusted head: it is not signed.');
+        const signed = this.opts.signer?.sign(checkpointPayload({ seq: s.seq, hash: s.hash, ts: s.ts }));
+        if (!signed) throw new AirlockError('AUDIT_UNAVAILABLE', 'The audit signing key is sealed: sign in again, then retry.');
+        return this.write(s, checkpointInput(s, signed));
+      })
+      .immediate();
+    this.committed(ev);
+    this.writeHighWater(ev, { force: true });
+    if (this.checkpointError?.startsWith('high-water')) throw new AirlockError('AUDIT_UNAVAILABLE', `audit.head could not be written (${this.checkpointError}).`);
+    return ev;
+  }
+
   /**
    * Writes a signed checkpoint if one is due and the signing key is unsealed. Never throws: a
    * checkpoint that cannot be written now is written at the next opportunity.
@@ -212,6 +299,7 @@ export class AuditTrail {
     try {
       if (!this.due(this.refresh())) return null;
       const ev = this.checkpointTx.immediate();
+      this.reportDivergence();
       if (!ev) return null;
       this.committed(ev);
       this.writeHighWater(ev);
@@ -220,6 +308,7 @@ export class AuditTrail {
     } catch (e) {
       this.state = null;
       this.checkpointError = (e as Error).message;
+      this.reportDivergence();
       return null;
     }
   }
@@ -244,6 +333,41 @@ export class AuditTrail {
   }
 
   // ---- internals ----
+
+  /**
+   * Whether head `s` may be signed: no alarm, and the chain extends the trusted head — known
+   * already (this process wrote every event since the last point checked), or checked now from
+   * that point (the rows other connections wrote since: incremental, never the whole chain).
+   */
+  private mayBeSigned(s: HeadState): boolean {
+    if (this.blocked) return false;
+    if (s.extendsTrusted) return true;
+    const from = this.verified ?? this.trusted;
+    const known: Array<[number, string]> = from === this.trusted ? this.history : [...this.history, [this.trusted.seq, this.trusted.hash]];
+    const r = checkExtension(this.db, from, s.seq, auditPublicKeys(this.db), known.filter(([q]) => q > 0 && q < from.seq));
+    if (r.ok && r.head.seq === s.seq && r.head.hash === s.hash) {
+      s.extendsTrusted = true;
+      return true;
+    }
+    // Never signed, and the trusted head stays where it is; the alarm is raised after the transaction.
+    this.blocked = true;
+    const bad = r.ok ? { seq: r.head.seq + 1, kind: 'edited' as const, reason: `the chain changed while it was checked: edited` } : r.bad;
+    this.divergence = { bad, trusted: this.trusted, observed: { seq: s.seq, hash: s.hash } };
+    return false;
+  }
+
+  private reportDivergence(): void {
+    const d = this.divergence;
+    if (!d) return;
+    this.divergence = null;
+    for (const l of this.divergeListeners) {
+      try {
+        l(d);
+      } catch {
+        // A listener never affects the trail.
+      }
+    }
+  }
 
   private write(s: HeadState, input: AuditInput): AuditEvent {
     const { ev, text } = this.compose(s, input);
@@ -300,12 +424,13 @@ export class AuditTrail {
         }
       }
     }
-    return { written, results, checkpoint };
+    return { written, results, checkpoint, head: { seq: s.seq, hash: s.hash, ts: s.ts }, extendsTrusted: s.extendsTrusted };
   }
 
   /** A due checkpoint inside a group commit; null (and retried later) if it cannot be signed or written. */
   private checkpointInBatch(s: HeadState): AuditEvent | null {
     try {
+      if (!this.mayBeSigned(s)) return null;
       const signed = this.opts.signer?.sign(checkpointPayload({ seq: s.seq, hash: s.hash, ts: s.ts }));
       if (!signed) return null;
       return this.checkpointSavepoint(s, signed);
@@ -332,12 +457,19 @@ export class AuditTrail {
       ts: head?.ts ?? '',
       checkpointSeq,
       pendingSince: first ? Date.parse(first) : null,
+      extendsTrusted: false,
     };
+    const h = this.state;
+    const known = (p: ChainPoint | null) => p !== null && p.seq === h.seq && p.hash === h.hash;
+    h.extendsTrusted = known(this.verified) || known(this.trusted);
     return this.state;
   }
 
   private committed(ev: AuditEvent): void {
-    if (this.state) advance(this.state, ev);
+    if (this.state) {
+      advance(this.state, ev);
+      if (this.state.extendsTrusted) this.verified = ev; // an event is a chain point (seq, hash, ts): no copy on the hot path
+    }
     for (const l of this.listeners) {
       try {
         l(ev);
@@ -358,15 +490,33 @@ export class AuditTrail {
    * `audit.head`: the last checkpoint (seq, hash, time), signed, written atomically beside the
    * database. A truncation that also removed the checkpoints is caught by it.
    */
-  private writeHighWater(cp: AuditEvent): void {
+  private writeHighWater(cp: AuditEvent, o: { force?: boolean } = {}): void {
+    // Only a checkpoint over a chain that extends the trusted head gets here: it becomes the trusted head.
+    if (!o.force && this.trusted.seq > cp.seq) return;
+    // The head it replaces joins the history (an officer's re-anchoring starts a new one).
+    if (o.force) this.history = [];
+    else if (this.trusted.seq > 0 && this.trusted.seq < cp.seq) this.history = [...this.history, [this.trusted.seq, this.trusted.hash] as [number, string]].slice(-HISTORY_MAX);
+    this.trusted = { seq: cp.seq, hash: cp.hash, ts: cp.ts };
     const file = this.opts.headFile;
     if (!file) return;
     try {
       const existing = readHighWater(file);
-      if (existing && existing.seq >= cp.seq) return; // another process wrote a later one
+      if (!o.force && existing && existing.seq >= cp.seq) return; // another process wrote a later one
       const signed = this.opts.signer?.sign(checkpointPayload({ seq: cp.seq, hash: cp.hash, ts: cp.ts }));
       if (!signed) return;
-      const hw: HighWater = { v: 1, seq: cp.seq, hash: cp.hash, ts: cp.ts, signature: signed.signature, keyFingerprint: signed.keyFingerprint };
+      const history = this.history.filter(([s]) => s < cp.seq);
+      const hs = this.opts.signer?.sign(historyPayload(cp, history));
+      if (!hs) return;
+      const hw: HighWater = {
+        v: 1,
+        seq: cp.seq,
+        hash: cp.hash,
+        ts: cp.ts,
+        signature: signed.signature,
+        keyFingerprint: signed.keyFingerprint,
+        history,
+        historySignature: hs.signature,
+      };
       const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
       const fd = fs.openSync(tmp, 'w', 0o600);
       try {

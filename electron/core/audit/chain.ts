@@ -23,6 +23,14 @@ export function sha256Hex(data: string): string {
   return crypto.createHash('sha256').update(data, 'utf8').digest('hex');
 }
 
+/**
+ * The bytes audit.head's history signature covers: the earlier checkpoint heads it lists
+ * (`[seq, hash]`, oldest first), bound to the head they precede.
+ */
+export function historyPayload(head: { seq: number; hash: string }, history: ReadonlyArray<readonly [number, string]>): Buffer {
+  return Buffer.from(canonical({ head: [head.seq, head.hash], history }), 'utf8');
+}
+
 /** The bytes a checkpoint signs: RFC 8785 JSON of the chain head `{hash, seq, ts}`. */
 export function checkpointPayload(head: { seq: number; hash: string; ts: string }): Buffer {
   return Buffer.from(canonical({ seq: head.seq, hash: head.hash, ts: head.ts }), 'utf8');

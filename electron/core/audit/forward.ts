@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import os from 'node:os';
 import tls from 'node:tls';
-import type { ForwardingStatus } from '../../../shared/contract/audit';
+import type { AuditAlarm, ForwardingStatus } from '../../../shared/contract/audit';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Db } from '../db/db';
 import { CHECKPOINT_CHANNEL } from './chain';
@@ -61,14 +61,27 @@ export function syslogMessage(row: Row, host: string, pid: number): string {
     /* forwarded as is; verification will name it */
   }
   const outcome = typeof e.outcome === 'string' ? e.outcome : '-';
-  const severity = outcome === 'refused' ? 4 : outcome === 'error' ? 5 : 6;
   const channel = typeof e.channel === 'string' ? e.channel : '-';
+  // An audit alarm is an alert (1); refusals a warning (4); errors a notice (5).
+  const severity = channel === 'audit:alarm' ? 1 : outcome === 'refused' ? 4 : outcome === 'error' ? 5 : 6;
   const sd =
     `[${SD_ID} seq="${row.seq}" hash="${escapeSd(row.hash)}" prevHash="${escapeSd(row.prev_hash)}" channel="${escapeSd(channel)}"` +
     ` outcome="${escapeSd(outcome)}" actor="${escapeSd(String(e.actor ?? '-'))}" phase="${escapeSd(String(e.phase ?? '-'))}"]`;
   const ts = typeof e.ts === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)$/.test(e.ts) ? e.ts : '-';
-  const msgid = channel === CHECKPOINT_CHANNEL ? 'checkpoint' : 'audit';
+  const msgid = channel === CHECKPOINT_CHANNEL ? 'checkpoint' : channel === 'audit:alarm' ? 'alarm' : 'audit';
   return `<${FACILITY * 8 + severity}>1 ${ts} ${printable(host, 255)} airlock ${pid} ${msgid} ${sd} \uFEFF${row.body}`;
+}
+
+/**
+ * An audit alarm as an RFC 5424 alert (severity 1, MSGID `alarm`), sent at once and out of
+ * sequence order: after a cut tail the alarm's own event may reuse a sequence number the receiver
+ * already has, which the in-order forwarding would skip. MSG is the alarm record as JSON.
+ */
+export function alarmMessage(alarm: AuditAlarm, host: string, pid: number): string {
+  const sd =
+    `[${SD_ID} alarm="${alarm.id}" kind="${escapeSd(alarm.kind)}" firstBadSeq="${alarm.firstBadSeq}" trustedSeq="${alarm.trustedSeq ?? '-'}"` +
+    ` observedSeq="${alarm.observedSeq}" eventSeq="${alarm.eventSeq ?? '-'}"]`;
+  return `<${FACILITY * 8 + 1}>1 ${alarm.raisedAt} ${printable(host, 255)} airlock ${pid} alarm ${sd} \uFEFF${JSON.stringify(alarm)}`;
 }
 
 /** RFC 6587 octet-counting framing: `MSG-LEN SP SYSLOG-MSG`, the length in bytes. */
@@ -107,6 +120,8 @@ export class AuditForwarder {
   private stopped = false;
   private lastError: string | null = null;
   private readonly host = os.hostname();
+  /** Alerts (audit alarms) sent before the next events, out of sequence order. */
+  private alerts: string[] = [];
 
   constructor(
     private readonly deps: { db: Db; headSeq: () => number; tuning?: Partial<ForwarderTuning> },
@@ -120,6 +135,13 @@ export class AuditForwarder {
     this.reload();
     this.pollTimer = setInterval(() => this.poll(), this.t.pollMs);
     this.pollTimer.unref();
+  }
+
+  /** An audit alarm: sent as an alert at once, ahead of the events (when forwarding is on). */
+  alert(alarm: AuditAlarm): void {
+    if (!this.cfg && !parseConfig(metaGet(this.deps.db, FORWARD_META))) return;
+    if (this.alerts.length < 100) this.alerts.push(alarmMessage(alarm, this.host, process.pid));
+    if (!this.stopped) setImmediate(() => void this.pump());
   }
 
   /** A new event was committed here: send it soon. */
@@ -186,7 +208,7 @@ export class AuditForwarder {
     // A connection still being set up (the CLI's calls are quick) gets the chance to deliver.
     while (this.socket && !this.connected && !this.stopped && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     if (this.socket && this.connected && !this.stopped) {
-      while (Date.now() < deadline && this.connected && (this.pumping || this.sentSeq < this.deps.headSeq())) {
+      while (Date.now() < deadline && this.connected && (this.pumping || this.alerts.length > 0 || this.sentSeq < this.deps.headSeq())) {
         await this.pump();
         await new Promise((r) => setTimeout(r, 10));
       }
@@ -304,6 +326,14 @@ export class AuditForwarder {
       do {
         this.again = false;
         while (this.connected && this.socket && !this.stopped) {
+          if (this.alerts.length > 0) {
+            const alerts = this.alerts;
+            this.alerts = [];
+            if (!this.socket.write(Buffer.concat(alerts.map((a) => frame(a))))) {
+              const s = this.socket;
+              await new Promise<void>((r) => (s.once('drain', r), s.once('close', r)));
+            }
+          }
           const rows = this.deps.db
             .prepare('SELECT seq, body, prev_hash, hash FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?')
             .all(this.sentSeq, this.t.batch) as Row[];

@@ -5,6 +5,7 @@ import type { Db } from '../db/db';
 import type { Handlers } from '../dispatch';
 import type { CoreConfig } from '../types';
 import type { Vault } from '../vault/vault';
+import { AuditAlarms } from './alarm';
 import { AuditTrail } from './audit';
 import { exportAudit } from './export';
 import { AuditForwarder } from './forward';
@@ -15,7 +16,14 @@ import { startAuditWorker } from './workers';
 
 export const HIGH_WATER_FILE = 'audit.head';
 
-type AuditChannel = 'audit:list' | 'audit:verify' | 'audit:export' | 'audit:getForwarding' | 'audit:setForwarding';
+type AuditChannel =
+  | 'audit:list'
+  | 'audit:verify'
+  | 'audit:export'
+  | 'audit:getForwarding'
+  | 'audit:setForwarding'
+  | 'audit:alarmStatus'
+  | 'audit:acknowledgeAlarm';
 
 /**
  * The audit trail with everything around it, built by the composition root: the key holder
@@ -44,6 +52,9 @@ export function createAuditService(o: {
   const forwarder = new AuditForwarder({ db, headSeq: () => trail.head().seq, tuning: config.auditForwarding });
   trail.onCommit(() => forwarder.kick());
   forwarder.start();
+  // The trusted head (audit.head, then what this process writes): checked now, before any checkpoint, and at each unseal.
+  const alarms = new AuditAlarms({ db, trail, keys, headFile, clock: o.clock, alert: (a) => forwarder.alert(a) });
+  alarms.inspect();
   // Time-based checkpoints for a console that is idle after some activity.
   const timer = setInterval(() => trail.checkpointIfDue(), Math.min(30_000, Math.max(1000, (seconds * 1000) / 4)));
   timer.unref();
@@ -78,6 +89,7 @@ export function createAuditService(o: {
         workerThreshold,
         onProgress: (checked, total) => ctx.client.emit('audit:verify-progress', { checked, total }),
       });
+      if (alarms.status().active) ctx.auditDetail({ alarm: alarms.status().active?.id });
       ctx.auditDetail({ ok: r.ok, checked: r.checked, checkpoints: r.checkpoints, firstBadSeq: r.firstBad?.seq ?? null, kind: r.firstBad?.kind ?? null });
       return r;
     },
@@ -96,12 +108,21 @@ export function createAuditService(o: {
       }
       return forwarder.status();
     },
+    'audit:alarmStatus': () => alarms.status(),
+    'audit:acknowledgeAlarm': (ctx, input) => {
+      const r = alarms.acknowledge(ctx.requireSession().user, input.id, input.reason, ctx.requestSeq);
+      ctx.auditDetail({ alarm: input.id, anchorSeq: r.alarms.find((a) => a.id === input.id)?.acknowledged?.anchorSeq ?? null });
+      return r;
+    },
   };
 
   return {
     trail,
     keys,
     handlers,
+    /** AUDIT_ALARM for a channel that may not run while an audit alarm is open (the dispatcher asks before it audits the request). */
+    gate: (channel: string) => alarms.gate(channel),
+    alarms,
     /** HMAC of secret parameters (null while the keys are sealed). */
     hmac: (value: string) => keys.hmac(value),
     /** First-run setup: generate and seal the audit keys in the vault's first transaction. */
@@ -109,6 +130,7 @@ export function createAuditService(o: {
     /** Someone signed in: unseal the keys for the process (an admin creates them if missing), then write a due checkpoint. */
     signedIn(vaultKey: Buffer, roles: readonly Role[]) {
       keys.unlock(vaultKey, { create: roles.includes('admin') });
+      alarms.unlocked();
       trail.checkpointIfDue();
     },
     async close() {

@@ -24,7 +24,7 @@ import { CHECKPOINT_CHANNEL, GENESIS_HASH, SYSTEM_ACTOR, checkpointPayload, sha2
  * `startsWith(x, at)`, which V8 runs one character at a time.
  */
 
-export type VerifyKind = 'edited' | 'deleted' | 'reordered' | 'inserted' | 'truncated' | 'bad-signature';
+export type VerifyKind = 'edited' | 'deleted' | 'reordered' | 'inserted' | 'truncated' | 'bad-signature' | 'head-missing';
 
 export interface BadEvent {
   seq: number;
@@ -452,7 +452,15 @@ export interface HighWater {
   ts: string;
   signature: string;
   keyFingerprint: string;
+  /**
+   * Earlier checkpoint heads, `[seq, hash]`, oldest first (at most HISTORY_MAX), signed by
+   * historySignature: the genuine hashes verify needs to name where a re-hashed rewrite begins.
+   */
+  history?: Array<[number, string]>;
+  historySignature?: string;
 }
+
+export const HISTORY_MAX = 64;
 
 export function parseHighWater(text: string): HighWater | null {
   try {
@@ -464,7 +472,12 @@ export function parseHighWater(text: string): HighWater | null {
       typeof v.hash === 'string' &&
       typeof v.ts === 'string' &&
       typeof v.signature === 'string' &&
-      typeof v.keyFingerprint === 'string'
+      typeof v.keyFingerprint === 'string' &&
+      (v.history === undefined ||
+        (Array.isArray(v.history) &&
+          typeof v.historySignature === 'string' &&
+          v.history.length <= HISTORY_MAX &&
+          v.history.every((e) => Array.isArray(e) && e.length === 2 && Number.isSafeInteger(e[0]) && e[0] > 0 && e[0] < (v.seq as number) && typeof e[1] === 'string')))
     ) {
       return v as HighWater;
     }

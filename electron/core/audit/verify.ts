@@ -2,8 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { VerifyReport } from '../../../shared/contract/audit';
 import type { Db } from '../db/db';
-import { GENESIS_HASH } from './chain';
+import { readAlarms } from './alarm';
+import { CHECKPOINT_CHANNEL, GENESIS_HASH } from './chain';
 import { auditPublicKeys } from './keys';
+import { headSignatureValid, locateDivergence } from './trust';
 import { ChainScanner, checkHighWater, parseHighWater, type BadEvent, type ScanSummary } from './verify-core';
 import { startAuditWorker, type WorkerEntry } from './workers';
 
@@ -153,10 +155,34 @@ export async function verifyAudit(o: VerifyOptions): Promise<VerifyReport & { en
       text = null;
     }
     if (text !== null) {
-      bad = checkHighWater(db, parseHighWater(text) ?? 'malformed', publicKeys, maxSeq());
-    } else if (lastCheckpoint || checkpoints > 0) {
-      warnings.push('The high-water file audit.head is missing although checkpoints exist: a cut-off tail would not be detected.');
+      const hw = parseHighWater(text);
+      bad = checkHighWater(db, hw ?? 'malformed', publicKeys, maxSeq());
+      if (!bad && hw && !headSignatureValid(hw, publicKeys)) {
+        bad = { seq: Math.min(hw.seq, maxSeq() + 1), kind: 'bad-signature', reason: `the history in audit.head (event ${hw.seq}) is not signed by the audit key on record: bad signature` };
+      }
+      // Cut or rewritten up to the trusted head: the first bad event, also after use continued on top.
+      if (bad && hw && bad.kind !== 'bad-signature') bad = locateDivergence(db, hw, publicKeys, hw.history);
+    } else {
+      const cp = db.prepare('SELECT max(seq) FROM audit_events WHERE channel = ?').pluck().get(CHECKPOINT_CHANNEL) as number | null;
+      if (cp !== null) {
+        // Deleting audit.head is how a cut across the last checkpoint would hide: never a mere warning.
+        bad = {
+          seq: cp + 1,
+          kind: 'head-missing',
+          reason: `the high-water file audit.head is missing although checkpoints exist (the last is event ${cp}): events after it may have been cut off: head-missing`,
+        };
+      }
     }
+  }
+  // Alarms on record: an open one is a failure even where the rows no longer show it (found by the running console); acknowledged ones are evidence.
+  const alarms = readAlarms(db).sort((a, b) => b.id - a.id);
+  const open = alarms.find((a) => !a.acknowledged);
+  if (!bad && toEnd && open) bad = { seq: open.firstBadSeq, kind: open.kind, reason: `audit alarm #${open.id} is open: ${open.reason}` };
+  for (const a of alarms) {
+    warnings.push(
+      `Audit alarm #${a.id} (${a.raisedAt}): ${a.kind} at event ${a.firstBadSeq}: ${a.reason}` +
+        (a.acknowledged ? ` — acknowledged by ${a.acknowledged.by} at ${a.acknowledged.at} (${a.acknowledged.reason}); re-anchored at event ${a.acknowledged.anchorSeq}` : ' — open'),
+    );
   }
   if (!bad && toEnd && Object.keys(publicKeys).length === 0 && to > 0) {
     warnings.push('No audit signing key is on record yet (it is created at the next administrator sign-in): the chain is not signed.');
@@ -175,6 +201,7 @@ export async function verifyAudit(o: VerifyOptions): Promise<VerifyReport & { en
     keyFingerprint: Object.keys(publicKeys)[0] ?? null,
     lastCheckpointSeq: lastCheckpoint?.seq ?? null,
     warnings,
+    alarms,
     engine,
   };
   o.onProgress?.(report.checked, total);

@@ -7,6 +7,7 @@ import { ErrorLine } from '../../components/ErrorLine';
 import { DASH, formatTime, shortHash } from '../../components/format';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
+import { AuditAlarmPanel } from './AuditAlarm';
 
 /** Rows fetched per call (the contract allows up to 1000). */
 const PAGE = 500;
@@ -256,6 +257,7 @@ export function AuditView() {
         ))}
       </datalist>
 
+      <AuditAlarmPanel />
       <div className="toolbar">
         {can('audit:verify') ? <VerifyPanel api={api} /> : null}
         <div className="toolbar-spacer" />
