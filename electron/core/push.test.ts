@@ -10,7 +10,10 @@ import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { channelNames, channels, events, isChannelName } from '../../shared/contract/index';
 import { ADMIN, testCore, type TestClient, type TestCore } from '../../test/support/core';
+import type { Role } from '../../shared/domain/roles';
 import { DB_FILE } from './app';
+import { Broadcaster } from './broadcast';
+import type { ClientContext, SessionInfo } from './types';
 
 const open: TestCore[] = [];
 afterEach(async () => {
@@ -121,6 +124,38 @@ describe('approvals:changed', () => {
     await cli.ok('users:list', {});
     await settle();
     expect(changes(admin)).toHaveLength(1);
+  });
+
+  it('goes by the audience channel’s roles and restriction, re-read from the session at that moment', () => {
+    // Every role may list approvals today; the filter itself is checked with sessions the role
+    // matrix does not produce (no role, a role the channel does not name).
+    const sessions = new Map<string, SessionInfo>();
+    const b = new Broadcaster({ get: (id) => (id ? (sessions.get(id) ?? null) : null) });
+    const got: string[] = [];
+    const client = (id: string, s: Omit<SessionInfo, 'id'> | null): ClientContext => {
+      if (s) sessions.set(id, { id, ...s });
+      const c: ClientContext = { id, shell: 'browser', source: 'test', session: s ? { id, ...s } : null, emit: () => got.push(id) };
+      b.add(c);
+      return c;
+    };
+    const allowed = channels['approvals:list'].roles as readonly Role[];
+    for (const r of allowed) client(`role-${r}`, { user: r, roles: [r] });
+    client('no-role', { user: 'x', roles: [] });
+    client('other-role', { user: 'y', roles: ['operator' as Role] });
+    client('restricted', { user: 'z', roles: ['admin'], restriction: 'totp-enrolment' });
+    client('anonymous', null);
+    const stale = client('ended', { user: 'w', roles: ['admin'] });
+    sessions.delete(stale.id); // the client still holds the id; the session store no longer knows it
+    const broken = client('broken', { user: 'v', roles: ['auditor'] });
+    broken.emit = () => {
+      throw new Error('socket gone');
+    };
+    expect(b.broadcast('approvals:changed', { version: 1 })).toBe(allowed.length);
+    expect(got.sort()).toEqual(allowed.map((r) => `role-${r}`).sort());
+    // A payload off the contract never leaves.
+    expect(() => b.broadcast('approvals:changed', { version: 2, pending: 1 } as unknown as { version: number })).toThrow();
+    // Events without an audience are per-client only.
+    expect(() => b.broadcast('terminal:exit', { id: 't', code: 0, reason: null } as never)).toThrow(/audience/);
   });
 
   it('is declared in the contract with an audience channel and a payload of a version only', () => {
