@@ -14,6 +14,7 @@ import { AuditAlarmBanner } from './features/audit/AuditAlarm';
 import { IdentityView } from './features/identity/IdentityView';
 import { UsersView } from './features/users/UsersView';
 import { ApprovalsView } from './features/approvals/ApprovalsView';
+import { useApprovalsChanged } from './features/approvals/useApprovalsChanged';
 import { ProvisionView } from './features/provision/ProvisionView';
 import { AccountView } from './features/account/AccountView';
 import { PasswordForm } from './features/account/PasswordForm';
@@ -451,27 +452,17 @@ function Console({
 }
 
 /**
- * The approvals badge: polled every 10 s with approvals:list, which is passive (it does not keep
- * an idle session alive).
+ * The approvals badge: read once at sign-in and again only when the core pushes approvals:changed
+ * (a request filed, decided, cancelled, executed or expired, in any process): no polling, so an
+ * idle console writes nothing to the audit trail. approvals:list is passive (never keeps an idle
+ * session alive).
  */
 function useApprovalCounts(api: Api, enabled: boolean) {
   const [counts, setCounts] = useState<{ awaitingMe: number; readyToExecute: number } | null>(null);
-  useEffect(() => {
-    if (!enabled) return;
-    let stop = false;
-    const tick = async () => {
-      const r = await api.client.approvals.list({ status: 'open', limit: 1 });
-      if (!stop && r.ok) setCounts(r.value.counts);
-    };
-    void tick();
-    const t = setInterval(() => void tick(), 10_000);
-    const onChange = () => void tick();
-    window.addEventListener('airlock:approvals-changed', onChange);
-    return () => {
-      stop = true;
-      clearInterval(t);
-      window.removeEventListener('airlock:approvals-changed', onChange);
-    };
-  }, [api, enabled]);
+  const load = useCallback(async () => {
+    const r = await api.client.approvals.list({ status: 'open', limit: 1 });
+    if (r.ok) setCounts(r.value.counts);
+  }, [api]);
+  useApprovalsChanged(api, load, enabled);
   return counts;
 }

@@ -2,11 +2,13 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import { AirlockError, type Result } from '../../shared/domain/errors';
 import { Approvals } from './approvals/approvals';
+import { ApprovalWatch } from './approvals/watch';
 import { keyFingerprint } from './audit/keys';
 import { createAuditService, openAuditedDatabase } from './audit/service';
 import { Identity } from './auth/identity';
 import { DEFAULT_TOTP_ROLES, restrictionFor } from './auth/policy';
 import { Sessions } from './auth/sessions';
+import { Broadcaster } from './broadcast';
 import { IdentitySettings } from './auth/settings';
 import { DEFAULT_LOCKOUT, Throttle, userKey } from './auth/throttle';
 import { Users } from './auth/users';
@@ -354,19 +356,59 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   });
   let clients = 0;
 
+  // ---- pushed events: the approval queue changed (here or in another process), instead of polling ----
+  const broadcaster = new Broadcaster(sessions);
+  const approvalWatch = new ApprovalWatch({ db, now: clock, onChange: (version) => broadcaster.broadcast('approvals:changed', { version }) });
+  approvalWatch.start();
+  // An audit alarm raised or acknowledged (by this process or another on the same database) is
+  // pushed too, so the banner is never polled. alarms.status() looks at meta only when SQLite's
+  // data_version moved, so the 1 s look is one pragma when nothing changed.
+  const alarmState = () => {
+    const s = auditService.alarms.status();
+    return `${s.active?.id ?? 0}/${s.alarms.length}/${s.alarms.filter((a) => a.acknowledged).length}`;
+  };
+  let alarmSeen = alarmState();
+  let alarmVersion = 0;
+  const alarmLook = () => {
+    try {
+      const now = alarmState();
+      if (now === alarmSeen) return;
+      alarmSeen = now;
+      broadcaster.broadcast('audit:alarmChanged', { version: ++alarmVersion });
+    } catch {
+      // A database that cannot be read now is looked at again in a second.
+    }
+  };
+  const alarmTimer = setInterval(alarmLook, 1000);
+  alarmTimer.unref();
+
   return {
     config: { ...config },
     newClient({ shell, source, emit }) {
-      return { id: `c${++clients}-${random(6).toString('hex')}`, shell, source, session: null, emit: emit ?? (() => {}) };
+      const client: ClientContext = { id: `c${++clients}-${random(6).toString('hex')}`, shell, source, session: null, emit: emit ?? (() => {}) };
+      broadcaster.add(client);
+      return client;
     },
-    dispatch: (client, channel, input) => dispatcher.dispatch(client, channel, input),
+    dispatch: async (client, channel, input) => {
+      try {
+        return await dispatcher.dispatch(client, channel, input);
+      } finally {
+        // Any call may have changed the queue (a request, a decision, a removed requester's requests).
+        approvalWatch.poke();
+        setImmediate(alarmLook);
+      }
+    },
     async closeClient(client) {
+      broadcaster.delete(client);
       ops.cancelAll(client);
       terminals.closeAllFor(client);
       if (client.session) sessions.close(client.session.id);
       client.session = null;
     },
     async close() {
+      approvalWatch.stop();
+      clearInterval(alarmTimer);
+      broadcaster.clear();
       terminals.closeAll();
       hosts.close();
       sessions.closeAll();

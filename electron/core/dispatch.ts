@@ -67,6 +67,8 @@ export interface ApprovedRun {
  * The one way in. In order: session → role → parse input → audit the request
  * (fail-closed: if it cannot be written the service never runs) → service →
  * audit the outcome → parse output → `{ ok, value } | { ok: false, error }`.
+ * Refusals are audited on every channel; what a channel's `audit` setting leaves out is its
+ * successful calls only ('io': terminal keystrokes; 'quiet-read': the console's own status reads).
  *
  * Events go through the trail's group commit (`appendAsync`): the calls of many clients in
  * flight share one transaction, and each await returns only once its event has committed.
@@ -139,7 +141,8 @@ export class Dispatcher {
       if (refusal) return await this.refuse(client, session, name, target, refusal);
     }
     const actor = session?.user ?? publicActor(input);
-    const audited = def.audit !== 'io';
+    // 'io' and 'quiet-read' channels write no request event; a quiet read that fails is recorded below.
+    const audited = def.audit === undefined || def.audit === 'always';
 
     // Registered before the request is audited, so an ops:cancel sent meanwhile is not lost.
     const op = this.deps.ops.start(client, input.requestId);
@@ -202,6 +205,11 @@ export class Dispatcher {
       op.done();
     }
 
+    if (def.audit === 'quiet-read' && !result.ok) {
+      // Only a quiet read's success goes unrecorded: its failure is on the trail like a refusal.
+      const recorded = await this.record(client, session, name, target, 'error', result.error.code);
+      if (recorded) return recorded;
+    }
     if (audited) {
       // The session may have changed during the call (login, logout).
       const after = name === 'session:login' || name === 'session:setup' ? client.session : session;
@@ -237,6 +245,7 @@ export class Dispatcher {
     if (def.stepUp && !this.deps.sessions.steppedUp(was.id)) throw new AirlockError('STEP_UP_REQUIRED', 'Re-authenticate to continue.');
   }
 
+  /** Every refusal is audited, on every channel (also 'io' and 'quiet-read' ones). */
   private async refuse(
     client: ClientContext,
     session: SessionInfo | null,
@@ -244,6 +253,18 @@ export class Dispatcher {
     target: string | null,
     err: AirlockError,
   ): Promise<Result<unknown>> {
+    return (await this.record(client, session, channel, target, 'refused', err.code)) ?? { ok: false, error: err.toJSON() };
+  }
+
+  /** One outcome event without a request event; returns the failure to report if it cannot be written. */
+  private async record(
+    client: ClientContext,
+    session: SessionInfo | null,
+    channel: string,
+    target: string | null,
+    outcome: 'refused' | 'error',
+    errorCode: string,
+  ): Promise<Result<unknown> | null> {
     try {
       await this.deps.audit.appendAsync({
         actor: session?.user ?? '-',
@@ -255,13 +276,13 @@ export class Dispatcher {
         phase: 'outcome',
         target,
         params: null,
-        outcome: 'refused',
-        errorCode: err.code,
+        outcome,
+        errorCode,
       });
     } catch (e) {
       return { ok: false, error: toShape(e) };
     }
-    return { ok: false, error: err.toJSON() };
+    return null;
   }
 }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { channel } from './channel';
+import { channel, event } from './channel';
 import { NoInput, UserName, visibleText } from './common';
 
 /**
@@ -100,7 +100,7 @@ export const approvals = {
     out: z.object({ requests: z.array(ApprovalRequest), counts: ApprovalCounts }),
     roles: ANY,
     passive: true,
-    summary: 'The approval queue, newest first, with counts for a badge (does not reset the idle timer)',
+    summary: 'The approval queue, newest first, with counts for a badge (does not reset the idle timer; re-read on approvals:changed)',
   }),
   'approvals:get': channel({
     in: z.object({ id: ApprovalId }).strict(),
@@ -169,5 +169,19 @@ export const approvals = {
     stepUp: true,
     twoPerson: 'approvals:setPolicy',
     summary: 'Change one row of the two-person policy (itself under the two-person rule)',
+  }),
+} as const;
+
+/**
+ * Pushed when the queue changes (a request filed, approved, rejected, cancelled, claimed, executed,
+ * failed or expired — in this process or another on the same database), instead of the UI polling.
+ * It carries no request data, only a counter: what a session may see of the queue is decided
+ * per viewer by approvals:list, which the client calls once on receipt.
+ */
+export const approvalsEvents = {
+  'approvals:changed': event({
+    payload: z.object({ version: z.number().int().positive() }).strict(),
+    summary: 'The approval queue changed: re-read it with approvals:list',
+    audience: 'approvals:list',
   }),
 } as const;

@@ -232,6 +232,9 @@ export const audit = {
     out: AlarmStatus,
     roles: ['admin', 'officer', 'auditor'],
     passive: true,
+    // Read by every console to draw its banner, on sign-in and on audit:alarmChanged: a status flag,
+    // not the trail's contents (audit:list/verify/export stay audited). Refusals are still audited.
+    audit: 'quiet-read',
     summary: 'Whether an audit alarm is open (the chain does not extend its trusted head), and every alarm on record',
   }),
   'audit:acknowledgeAlarm': channel({
@@ -245,6 +248,11 @@ export const audit = {
 } as const;
 
 export const auditEvents = {
+  'audit:alarmChanged': event({
+    payload: z.object({ version: z.number().int().positive() }).strict(),
+    summary: 'An audit alarm was raised or acknowledged (here or in another process): re-read audit:alarmStatus',
+    audience: 'audit:alarmStatus',
+  }),
   'audit:verify-progress': event({
     payload: z.object({ checked: z.number().int().nonnegative(), total: z.number().int().nonnegative() }),
     summary: 'Progress of a running audit:verify (events checked of total)',

@@ -17,8 +17,15 @@ export interface ChannelDef<I extends z.ZodType = z.ZodType, O extends z.ZodType
    * They are replaced by "[redacted]" in the audited parameters.
    */
   secret?: readonly string[];
-  /** Whether the event is audited. 'io' = streaming I/O on an already-audited session (terminal keystrokes). */
-  audit?: 'always' | 'io';
+  /**
+   * What the trail records (docs/security.md, "What is audited"). Default 'always': a request event
+   * before the service runs (fail-closed) and an outcome event after.
+   * 'io' = streaming I/O on an already-audited session (terminal keystrokes): nothing per call.
+   * 'quiet-read' = a routine read the console makes by itself to draw its own frame, that changes
+   * nothing and shows the caller nothing beyond their own session: a success is not recorded;
+   * every refusal (unknown session, role, input) and every error still is, as for any channel.
+   */
+  audit?: 'always' | 'io' | 'quiet-read';
   /**
    * Sensitive: the session must have proved its password (and TOTP code when enrolled) within the
    * step-up window — at sign-in or with `session:stepUp` — else the call is refused with
@@ -49,6 +56,13 @@ export function channel<I extends z.ZodType, O extends z.ZodType>(def: ChannelDe
 export interface EventDef<P extends z.ZodType = z.ZodType> {
   payload: P;
   summary: string;
+  /**
+   * Set on events the core pushes to every signed-in client rather than to the one that asked
+   * (`approvals:changed`): the channel whose checks a client's session must pass to receive it
+   * (its roles, and no restriction unless the channel is `whileRestricted`). Events without it go
+   * only to the client whose call produced them (terminal bytes, progress).
+   */
+  audience?: string;
 }
 export function event<P extends z.ZodType>(def: EventDef<P>): EventDef<P> {
   return def;

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { approvals } from './approvals';
+import { approvals, approvalsEvents } from './approvals';
 import { audit, auditEvents } from './audit';
 import type { ChannelDef } from './channel';
 import { hosts, identity } from './hosts';
@@ -25,6 +25,7 @@ export const events = {
   ...terminalEvents,
   ...auditEvents,
   ...provisionEvents,
+  ...approvalsEvents,
 } as const;
 
 export type Channels = typeof channels;

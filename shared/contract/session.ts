@@ -69,6 +69,9 @@ export const session = {
     in: NoInput,
     out: SessionStatus,
     roles: 'public',
+    // Asked by the console itself (at start, after a step-up, when the idle lock falls due) and
+    // about the caller's own session only: not worth a trail entry; refusals still are.
+    audit: 'quiet-read',
     summary: 'Whether first-run setup is needed, who is signed in, restrictions, step-up and idle-lock times',
   }),
   'session:setup': channel({

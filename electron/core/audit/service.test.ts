@@ -52,7 +52,8 @@ describe('audit service in the core', () => {
 
     const b = await open(dir, { auditCheckpointEvery: 4 });
     const anon = b.client();
-    for (let i = 0; i < 6; i++) await anon.ok('session:status', {}); // audited, but the keys are sealed
+    // Refusals before anyone signed in: audited, but the keys are sealed (session:status itself is a quiet read).
+    for (let i = 0; i < 6; i++) expect((await anon.call('session:status', { probe: i })).ok).toBe(false);
     const raw = new Database(path.join(dir, DB_FILE), { readonly: true });
     expect(raw.prepare("SELECT count(*) FROM audit_events WHERE channel = 'audit:checkpoint'").pluck().get()).toBe(0);
     raw.close();

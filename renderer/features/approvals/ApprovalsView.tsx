@@ -6,19 +6,18 @@ import { DASH, formatTime } from '../../components/format';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
 import { RoleChecks } from '../../components/RoleChecks';
+import { useApprovalsChanged } from './useApprovalsChanged';
 
 const APPROVER_ROLES = ['admin', 'officer'] as const;
 
 type Counts = { pending: number; awaitingMe: number; readyToExecute: number };
 
-/** Tell the nav badge to refresh now rather than at its next poll. */
-function changed(): void {
-  window.dispatchEvent(new Event('airlock:approvals-changed'));
-}
-
-/** The two-person queue (polled every 10 s; approvals:list is passive) and the policy table. */
+/**
+ * The two-person queue (re-read when the core pushes approvals:changed; never polled) and the
+ * policy table.
+ */
 export function ApprovalsView() {
-  const { client, can } = useApp();
+  const { api, client, can } = useApp();
   const [requests, setRequests] = useState<ApprovalRequest[] | null>(null);
   const [counts, setCounts] = useState<Counts | null>(null);
   const [error, setError] = useState<AirlockErrorShape | null>(null);
@@ -42,12 +41,10 @@ export function ApprovalsView() {
     setPolicy(r.value);
   }, [client]);
 
+  useApprovalsChanged(api, load);
   useEffect(() => {
-    void load();
     void loadPolicy();
-    const t = setInterval(() => void load(), 10_000);
-    return () => clearInterval(t);
-  }, [load, loadPolicy]);
+  }, [loadPolicy]);
 
   const open = requests?.find((r) => r.id === openId) ?? null;
 
@@ -65,7 +62,7 @@ export function ApprovalsView() {
           )}
         </div>
         <div className="toolbar-spacer" />
-        {/* The policy too: another person may have changed it (the 10 s poll reads only the passive queue). */}
+        {/* The policy too: another person may have changed it (approvals:changed is about the queue only). */}
         <button
           type="button"
           onClick={() => {
@@ -131,7 +128,6 @@ export function ApprovalsView() {
           request={open}
           canDecide={can('approvals:approve')}
           onChanged={() => {
-            changed();
             void load();
             void loadPolicy();
           }}
@@ -189,7 +185,6 @@ export function ApprovalsView() {
           row={editing}
           onClose={() => setEditing(null)}
           onChanged={() => {
-            changed();
             void load();
             void loadPolicy();
           }}

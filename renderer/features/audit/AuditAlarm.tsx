@@ -11,8 +11,9 @@ import { useApp } from '../../context';
 const CHANGED = 'airlock:audit-alarm-changed';
 
 /**
- * The audit alarm status (audit:alarmStatus, passive): read when shown, when told it changed, and
- * once a minute — an alarm raised by another shell (the CLI) shows up without a reload.
+ * The audit alarm status (audit:alarmStatus, a quiet read): read when shown, when another view
+ * says it changed, and when the core pushes audit:alarmChanged (an alarm raised or acknowledged
+ * here or by another shell on the same database) — never polled.
  */
 export function useAuditAlarm(client: Client, enabled: boolean): { status: AlarmStatus | null; reload: () => void } {
   const [status, setStatus] = useState<AlarmStatus | null>(null);
@@ -25,13 +26,13 @@ export function useAuditAlarm(client: Client, enabled: boolean): { status: Alarm
   useEffect(() => {
     if (!enabled) return;
     reload();
-    const t = setInterval(reload, 60_000);
+    const off = client.on('audit:alarmChanged', () => reload());
     window.addEventListener(CHANGED, reload);
     return () => {
-      clearInterval(t);
+      off();
       window.removeEventListener(CHANGED, reload);
     };
-  }, [enabled, reload]);
+  }, [client, enabled, reload]);
   return { status, reload };
 }
 
