@@ -160,9 +160,10 @@ describe('approvals:changed', () => {
 
   it('is declared in the contract with an audience channel and a payload of a version only', () => {
     const broadcast = Object.entries(events).filter(([, d]) => 'audience' in d && d.audience);
-    expect(broadcast.map(([n]) => n)).toEqual(['approvals:changed']);
+    expect(broadcast.map(([n]) => n).sort()).toEqual(['approvals:changed', 'audit:alarmChanged']);
     for (const [, d] of broadcast) expect(isChannelName((d as { audience: string }).audience)).toBe(true);
     expect(events['approvals:changed'].payload.safeParse({ version: 1, pending: 3 }).success).toBe(false);
+    expect(events['audit:alarmChanged'].payload.safeParse({ version: 1, kind: 'cut' }).success).toBe(false);
   });
 });
 
@@ -201,7 +202,10 @@ describe('what the dispatcher audits', () => {
 
   it('declares only the console’s own status read quiet; never a read of the trail, a secret or a change', () => {
     const quiet = channelNames.filter((n) => (channels[n] as { audit?: string }).audit === 'quiet-read');
-    expect(quiet).toEqual(['session:status']);
-    for (const n of quiet) expect(n.startsWith('audit:')).toBe(false);
+    // The alarm flag is a status the banner draws, not the trail: the trail's reads stay audited.
+    expect(quiet.sort()).toEqual(['audit:alarmStatus', 'session:status']);
+    for (const n of ['audit:list', 'audit:verify', 'audit:export', 'audit:acknowledgeAlarm']) {
+      if (n in channels) expect(quiet).not.toContain(n);
+    }
   });
 });
