@@ -1,6 +1,6 @@
 import type { ChannelDef } from '../../shared/contract/channel';
 import { events, getChannel, isChannelName, type EventName, type EventPayload } from '../../shared/contract/index';
-import type { Sessions } from './auth/sessions';
+import type { Sessions } from './session/sessions';
 import type { ClientContext } from './types';
 
 /**

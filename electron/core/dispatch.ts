@@ -5,7 +5,7 @@ import { AirlockError, type AirlockErrorShape, type Result } from '../../shared/
 import type { ApprovedCall } from './approvals/approvals';
 import type { AuditTrail } from './audit/audit';
 import { recordParams, type AuditHmac } from './audit/params';
-import type { Sessions } from './auth/sessions';
+import type { Sessions } from './session/sessions';
 import { sanitizeHostText } from './ssh/sanitize';
 import type { ClientContext, SessionInfo } from './types';
 

@@ -17,8 +17,8 @@ import type {
   Protocol,
   WebContents,
 } from 'electron';
-import { totpPolicyFromEnv } from '../core/auth/policy';
-import { mediaRootsFromEnv } from '../core/provisioning/store';
+import { totpPolicyFromEnv } from '../core/session/policy';
+import { mediaRootsFromEnv } from '../core/store/store';
 import type { ClientContext, Core, CoreConfig } from '../core/types';
 import {
   APP_ENTRY_URL,

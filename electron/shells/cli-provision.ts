@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import type { ChannelName, Out } from '../../shared/contract/index';
 import type { Run, StepRecord } from '../../shared/contract/provision';
 import type { Result } from '../../shared/domain/errors';
-import { verifyAttestationText } from '../core/provisioning/attest';
+import { verifyAttestationText } from '../core/attest/attest';
 import { sanitizeHostText } from '../core/ssh/sanitize';
 import { FILE_LIMITS, readJsonFile, readTextFile } from './cli-files';
 

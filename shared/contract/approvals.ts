@@ -10,7 +10,7 @@ import { NoInput, UserName, visibleText } from './common';
 export const ApprovalOperations = [
   'users:grantAdmin',
   'approvals:setPolicy',
-  'hosts:disableEgressLockdown',
+  'provision:disableEgressLockdown',
   'models:grantPhi',
   'keys:rotateRoot',
   'keys:reshareRoot',

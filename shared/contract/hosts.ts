@@ -169,23 +169,4 @@ export const hosts = {
     roles: ['admin'],
     summary: 'Import Host entries from an OpenSSH client config as unconfirmed hosts (each needs its key confirmed)',
   }),
-  'ops:cancel': channel({
-    in: z.object({ requestId: RequestId }).strict(),
-    out: z.object({ cancelled: z.boolean() }),
-    roles: ['admin', 'officer', 'auditor'],
-    summary: 'Cancel a running operation started by this session',
-  }),
-} as const;
-
-export const identity = {
-  'identity:show': channel({
-    in: NoInput,
-    out: z.object({
-      publicKey: z.string(),
-      fingerprint: Fingerprint,
-      agent: z.object({ available: z.boolean(), socket: z.string().nullable() }),
-    }),
-    roles: ['admin', 'officer', 'auditor'],
-    summary: "Airlock's SSH public key in authorized_keys format",
-  }),
 } as const;

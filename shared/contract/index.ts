@@ -2,10 +2,17 @@ import type { z } from 'zod';
 import { approvals, approvalsEvents } from './approvals';
 import { audit, auditEvents } from './audit';
 import type { ChannelDef } from './channel';
-import { hosts, identity } from './hosts';
+import { attest } from './attest';
+import { hosts } from './hosts';
+import { identity } from './identity';
+import { ops } from './ops';
 import { provision, provisionEvents } from './provision';
-import { session, settings, totp, users } from './session';
+import { session } from './session';
+import { settings } from './settings';
+import { store } from './store';
 import { terminal, terminalEvents } from './terminal';
+import { totp } from './totp';
+import { users } from './users';
 
 /** The whole contract: every operation any shell may ask the core for. */
 export const channels = {
@@ -16,9 +23,12 @@ export const channels = {
   ...approvals,
   ...identity,
   ...hosts,
+  ...ops,
   ...terminal,
   ...audit,
   ...provision,
+  ...store,
+  ...attest,
 } as const;
 
 export const events = {

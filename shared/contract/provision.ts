@@ -143,44 +143,6 @@ export const RunInput = z
   })
   .strict();
 
-/** What an as-built attestation holds (canonical JSON, signed). See docs/formats.md. */
-export const AttestationBody = z.object({
-  format: z.literal('airlock.attestation/v1'),
-  id: AttestationId,
-  host: z.object({ name: HostName, address: z.string(), port: z.number(), hostKey: z.object({ fingerprint: Fingerprint, type: z.string().nullable() }) }),
-  playbook: z.object({ name: PlaybookName, version: z.string(), digest: Sha256Hex }),
-  run: RunId,
-  operator: z.string(),
-  createdAt: z.string(),
-  /** Facts proven by each step's verify, keyed by step id (GPU inventory, packages, model files, firewall, sshd...). */
-  facts: z.record(StepId, z.object({ type: z.string(), facts: z.unknown() })),
-});
-export type AttestationBody = z.infer<typeof AttestationBody>;
-
-export const SignedAttestation = z.object({
-  attestation: AttestationBody,
-  signature: z.object({
-    alg: z.literal('Ed25519'),
-    /** SPKI DER, base64. */
-    publicKey: z.string(),
-    keyFingerprint: z.string(),
-    /** Over the UTF-8 bytes of canonical JSON (RFC 8785) of `attestation`. */
-    value: z.string(),
-  }),
-});
-export type SignedAttestation = z.infer<typeof SignedAttestation>;
-
-export const AttestVerifyReport = z.object({
-  ok: z.boolean(),
-  /** The signature is valid for the key in the file. */
-  signatureValid: z.boolean(),
-  /** The key in the file is this console's attestation key. */
-  trustedKey: z.boolean(),
-  keyFingerprint: z.string().nullable(),
-  host: z.string().nullable(),
-  problems: z.array(z.string()),
-});
-
 export const DriftItem = z.object({ stepId: StepId, path: z.string(), attested: z.unknown(), now: z.unknown() });
 export const DriftReport = z.object({
   host: HostName,
@@ -188,15 +150,6 @@ export const DriftReport = z.object({
   drifted: z.boolean(),
   items: z.array(DriftItem),
   error: z.string().nullable(),
-});
-
-export const StoreDeb = z.object({ package: z.string(), version: z.string(), arch: z.string(), sha256: Sha256Hex, size: z.number(), file: z.string(), importedAt: z.string() });
-export const StoreModel = z.object({
-  name: ModelName,
-  version: ModelVersion,
-  importedAt: z.string(),
-  files: z.array(z.object({ path: z.string(), sha256: Sha256Hex, size: z.number() })),
-  size: z.number(),
 });
 
 export const provision = {
@@ -238,7 +191,7 @@ export const provision = {
     out: z.object({ host: HostName, removed: z.boolean() }),
     roles: ['admin'],
     stepUp: true,
-    twoPerson: 'hosts:disableEgressLockdown',
+    twoPerson: 'provision:disableEgressLockdown',
     summary: "Remove a host's egress lockdown (two-person rule: another person must approve)",
   }),
   'provision:drift': channel({
@@ -258,48 +211,6 @@ export const provision = {
     out: z.array(RunSummary),
     roles: ['admin', 'officer', 'auditor'],
     summary: 'Recent provisioning runs, newest first',
-  }),
-  'store:list': channel({
-    in: NoInput,
-    out: z.object({ debs: z.array(StoreDeb), models: z.array(StoreModel), mediaRoots: z.array(z.string()) }),
-    roles: ['admin', 'officer', 'auditor'],
-    summary: 'The offline store: imported .deb packages and model versions',
-  }),
-  'store:importDebs': channel({
-    in: z.object({ dir: MediaPath, requestId: RequestId.optional() }).strict(),
-    out: z.object({ imported: z.array(StoreDeb), already: z.number().int() }),
-    roles: ['admin'],
-    summary: 'Import .deb files from removable media into the offline store (each checked against the SHA256SUMS beside it; cancellable with ops:cancel)',
-  }),
-  'store:importModel': channel({
-    in: z.object({ dir: MediaPath, name: ModelName, version: ModelVersion, requestId: RequestId.optional() }).strict(),
-    out: StoreModel,
-    roles: ['admin'],
-    summary: "Import a model version's files from removable media (each checked against the SHA256SUMS beside it; cancellable with ops:cancel)",
-  }),
-  'attest:list': channel({
-    in: z.object({ host: HostName.optional() }).strict(),
-    out: z.array(z.object({ id: AttestationId, host: HostName, run: RunId, createdAt: z.string(), playbook: z.string(), digest: Sha256Hex })),
-    roles: ['admin', 'officer', 'auditor'],
-    summary: 'As-built attestations, newest first',
-  }),
-  'attest:show': channel({
-    in: z.object({ id: AttestationId.optional(), host: HostName.optional() }).strict(),
-    out: SignedAttestation,
-    roles: ['admin', 'officer', 'auditor'],
-    summary: "An attestation (by id, or a host's latest) with its signature, ready to export",
-  }),
-  'attest:key': channel({
-    in: NoInput,
-    out: z.object({ publicKey: z.string().nullable(), fingerprint: z.string().nullable() }),
-    roles: ['admin', 'officer', 'auditor'],
-    summary: "This console's attestation public key (PEM) and fingerprint, for verifying attestations offline",
-  }),
-  'attest:verify': channel({
-    in: z.object({ text: z.string().max(4 * 1024 * 1024) }).strict(),
-    out: AttestVerifyReport,
-    roles: ['admin', 'officer', 'auditor'],
-    summary: "Verify an exported attestation's signature and that it was made by this console's key",
   }),
 } as const;
 

@@ -247,7 +247,7 @@ describe('the policy', () => {
     expect(policy.map((p) => p.operation)).toEqual([
       'users:grantAdmin',
       'approvals:setPolicy',
-      'hosts:disableEgressLockdown',
+      'provision:disableEgressLockdown',
       'models:grantPhi',
       'keys:rotateRoot',
       'keys:reshareRoot',

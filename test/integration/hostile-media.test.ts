@@ -3,7 +3,7 @@
  * `airlock` CLI (a second process): a FIFO named SHA256SUMS (which froze the whole console: the
  * read was synchronous and never returned), and a big import cancelled through the channel
  * (ops:cancel), by the client going away, and by Ctrl-C in the CLI, leaving nothing in the store.
- * The unit tests beside the store (electron/core/provisioning/store.test.ts) cover the other
+ * The unit tests beside the store (electron/core/store/store.test.ts) cover the other
  * hostile shapes (symlinks to /dev/zero and out of the media, sparse files, unlisted files, swaps).
  */
 import crypto from 'node:crypto';

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ApprovalOperations } from '../../../shared/contract/approvals';
 import type { ChannelDef } from '../../../shared/contract/channel';
 import { channels, type ChannelName } from '../../../shared/contract/index';
-import { Users } from '../auth/users';
+import { Users } from '../users/users';
 import { openDatabase, type Db } from '../db/db';
 import { Vault } from '../vault/vault';
 import { Approvals, SEALED } from './approvals';

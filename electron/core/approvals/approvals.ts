@@ -7,7 +7,7 @@ import type { ChannelDef } from '../../../shared/contract/channel';
 import { channels, isChannelName, type ChannelName } from '../../../shared/contract/index';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Role } from '../../../shared/domain/roles';
-import { accountChange, accountState, type AccountState, type Users } from '../auth/users';
+import { accountChange, accountState, type AccountState, type Users } from '../users/users';
 import type { Db } from '../db/db';
 import type { Vault } from '../vault/vault';
 import { channelsByOperation, guardOf, operationFor, type TargetRef } from './guards';

@@ -3,7 +3,7 @@ import { channels, type ChannelName } from '../../../shared/contract/index';
 import type { ChannelDef } from '../../../shared/contract/channel';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Role } from '../../../shared/domain/roles';
-import { checkPolicy, type Users } from '../auth/users';
+import { checkPolicy, type Users } from '../users/users';
 
 /** Per guarded channel: when its input triggers the operation, what to show people, what to check before filing. */
 interface Guard {
@@ -73,7 +73,7 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
     },
   },
   'provision:disableEgressLockdown': {
-    operation: 'hosts:disableEgressLockdown',
+    operation: 'provision:disableEgressLockdown',
     applies: () => true,
     describe: (i) => `Remove the egress lockdown of host ${String(i.host)} (it could then reach any address)`,
     target: (i) => (typeof i.host === 'string' ? { kind: 'host', name: i.host } : null),

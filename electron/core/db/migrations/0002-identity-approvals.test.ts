@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ApprovalOperations } from '../../../../shared/contract/approvals';
 import { m0001 } from './0001-initial';
 import { DEFAULT_POLICY, m0002 } from './0002-identity-approvals';
+import { RENAMED_OPERATIONS } from './0006-operation-names';
 
 function v1WithUser() {
   const db = new Database(':memory:');
@@ -48,8 +49,11 @@ describe('migration 0002-identity-approvals', () => {
       expiry_minutes: number;
       required: number;
     }>;
-    expect(rows.map((r) => r.operation).sort()).toEqual([...ApprovalOperations].sort());
-    expect(DEFAULT_POLICY.map((p) => p.operation).sort()).toEqual([...ApprovalOperations].sort());
+    // As first installed: later migrations rename (0006), so compare under today's names.
+    const renamed = new Map(RENAMED_OPERATIONS);
+    const today = (op: string) => renamed.get(op) ?? op;
+    expect(rows.map((r) => today(r.operation)).sort()).toEqual([...ApprovalOperations].sort());
+    expect(DEFAULT_POLICY.map((p) => today(p.operation)).sort()).toEqual([...ApprovalOperations].sort());
     for (const r of rows) {
       expect(r.expiry_minutes).toBe(1440);
       expect(r.required).toBe(1);

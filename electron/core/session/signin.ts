@@ -1,6 +1,8 @@
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Role } from '../../../shared/domain/roles';
-import type { RecoveryCodes, Restriction, TotpEnrolment, UserView } from '../../../shared/contract/session';
+import type { RecoveryCodes, TotpEnrolment } from '../../../shared/contract/totp';
+import type { Restriction } from '../../../shared/contract/session';
+import type { UserView } from '../../../shared/contract/users';
 import type { z } from 'zod';
 import type { Db } from '../db/db';
 import type { Vault } from '../vault/vault';
@@ -18,8 +20,8 @@ import {
   qrSvg,
   svgDataUrl,
   totpUri,
-} from './totp';
-import type { UnlockedUser, Users } from './users';
+} from '../totp/totp';
+import type { UnlockedUser, Users } from '../users/users';
 
 export interface IdentityDeps {
   db: Db;

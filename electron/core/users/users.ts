@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { AirlockError } from '../../../shared/domain/errors';
 import { passwordProblem } from '../../../shared/domain/password-policy';
 import type { Role } from '../../../shared/domain/roles';
-import type { UserView } from '../../../shared/contract/session';
+import type { UserView } from '../../../shared/contract/users';
 import type { Db } from '../db/db';
 import { hashPassword, verifyPassword, type KdfParams } from '../vault/crypto';
 import type { Vault } from '../vault/vault';

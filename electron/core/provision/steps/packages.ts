@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { uploadFile } from '../../ssh/sftp';
 import { checkHostPath, HostPath, q, StepFailure } from '../remote';
-import type { StoreDeb } from '../store';
+import type { StoreDeb } from '../../store/store';
 import { defineStep, UPLOAD_STALL_MS, type StepContext } from './types';
 
 const PkgName = z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/);

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import type { Change } from '../../../../shared/contract/provision';
 import type { SshConnection } from '../../ssh/connection';
 import type { Remote } from '../remote';
-import type { OfflineStore } from '../store';
+import type { OfflineStore } from '../../store/store';
 
 /** How long an upload may wait for the host's next acknowledgement before it fails (resumable). */
 export const UPLOAD_STALL_MS = 20_000;

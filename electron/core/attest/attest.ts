@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { AttestationBody, SignedAttestation, type AttestationBody as Body } from '../../../shared/contract/provision';
+import { AttestationBody, SignedAttestation, type AttestationBody as Body } from '../../../shared/contract/attest';
 import { AirlockError } from '../../../shared/domain/errors';
 import { canonical } from '../audit/canonical';
 import { keyFingerprint } from '../audit/keys';

@@ -1,7 +1,7 @@
 import type { Role } from '../../../shared/domain/roles';
-import type { Settings as SettingsView } from '../../../shared/contract/session';
+import type { Settings as SettingsView } from '../../../shared/contract/settings';
 import type { Db } from '../db/db';
-import type { LockoutPolicy } from './throttle';
+import type { LockoutPolicy } from '../session/throttle';
 
 const IDLE_KEY = 'settings.sessionIdleMinutes';
 const STEP_UP_KEY = 'settings.stepUpMinutes';

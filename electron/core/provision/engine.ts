@@ -9,13 +9,13 @@ import type { Db } from '../db/db';
 import type { HostsService } from '../hosts/service';
 import type { SshAuth, SshConnection } from '../ssh/connection';
 import { sanitizeHostLines } from '../ssh/sanitize';
-import type { Attestations } from './attest';
+import type { Attestations } from '../attest/attest';
 import { checkOverrides, playbookDigest, stepParams, type Playbooks } from './playbooks';
 import { Remote, StepFailure } from './remote';
 import { TABLE as EGRESS_TABLE } from './steps/egress';
 import { STEPS } from './steps/index';
 import type { StepContext } from './steps/types';
-import type { OfflineStore } from './store';
+import type { OfflineStore } from '../store/store';
 
 const OUTPUT_CAP = 64 * 1024;
 const FLUSH_MS = 400;

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../db/db';
-import { verifyAttestationText } from './attest';
+import { verifyAttestationText } from '../attest/attest';
 import { diffJson } from './engine';
 import { Playbooks, stepParams, validatePlaybook } from './playbooks';
 import { checkHostPath, hostPathProblem, q } from './remote';

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ModelName, ModelVersion } from '../../../../shared/contract/provision';
 import { uploadFile } from '../../ssh/sftp';
 import { checkHostPath, HostPath, q, StepFailure } from '../remote';
-import type { StoreModel } from '../store';
+import type { StoreModel } from '../../store/store';
 import { defineStep, UPLOAD_STALL_MS, type StepContext } from './types';
 
 const Params = z
