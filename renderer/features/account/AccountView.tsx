@@ -1,5 +1,6 @@
 import { useEffect, useState, type FormEvent } from 'react';
-import type { SessionStatus, Settings } from '../../../shared/contract/session';
+import type { SessionStatus } from '../../../shared/contract/session';
+import type { Settings } from '../../../shared/contract/settings';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
 import { formatTime } from '../../components/format';

@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import type { Client } from '../../../shared/contract/client';
-import type { TotpEnrolment } from '../../../shared/contract/session';
+import type { TotpEnrolment } from '../../../shared/contract/totp';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
 

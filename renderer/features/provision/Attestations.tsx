@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState } from 'react';
 import type { Out } from '../../../shared/contract/index';
-import type { SignedAttestation } from '../../../shared/contract/provision';
+import type { SignedAttestation } from '../../../shared/contract/attest';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { copyText } from '../../components/clipboard';
 import { ErrorLine } from '../../components/ErrorLine';

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import type { UserView } from '../../../shared/contract/session';
+import type { UserView } from '../../../shared/contract/users';
 import { Roles, type Role } from '../../../shared/domain/roles';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
