@@ -123,7 +123,7 @@ describe('airlock identity commands', () => {
     const bob = { AIRLOCK_USER: 'bob', AIRLOCK_PASSWORD: 'bob temporary 1' };
     expect((await airlock(['users', 'create', 'bob', '--role', 'auditor', '--role', 'officer'], { AIRLOCK_NEW_PASSWORD: 'bob temporary 1' })).code).toBe(EXIT.ok);
     const forced = await airlock(['hosts', 'list'], bob);
-    expect(forced.stderr).toMatch(/PASSWORD_CHANGE_REQUIRED: .*\(CLI: `airlock users passwd`\)/);
+    expect(forced.stderr).toMatch(/PASSWORD_CHANGE_REQUIRED: .*\(CLI: `airlock session passwd`\)/);
     expect((await airlock(['users', 'passwd'], { ...bob, AIRLOCK_NEW_PASSWORD: 'bob picked this one' })).code).toBe(EXIT.ok);
     const bob2 = { AIRLOCK_USER: 'bob', AIRLOCK_PASSWORD: 'bob picked this one' };
     expect((await airlock(['hosts', 'list'], bob2)).code).toBe(EXIT.ok);

@@ -296,7 +296,7 @@ describe('item 10: what the CLI echoes has its control and invisible characters 
 
   it('a user name with a hidden character is refused at input, and nothing is created', () => {
     const r = airlock(['users', 'create', 'bob\u200b', '--role', 'auditor', '--generate-password']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2); // INVALID_INPUT is an input error: exit 2 (electron/shells/cli/exit.ts)
     expect(r.stderr).toContain('INVALID_INPUT');
     expect(r.stdout).not.toContain('One-time password');
     expect((airlock(['users', 'list', '--json']).json() as unknown as Array<{ name: string }>).map((u) => u.name)).not.toContain('bob\u200b');

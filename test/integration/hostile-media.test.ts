@@ -145,7 +145,7 @@ describe('hostile media through the airlock CLI (a second process)', () => {
       if (name !== 'SHA256SUMS') fs.writeFileSync(path.join(dir, 'SHA256SUMS'), `${'0'.repeat(64)}  ${name}\n`);
       const r = airlock(['store', 'import-debs', dir]);
       expect(r.signal, `the CLI hung on ${name}`).toBeNull();
-      expect(r.code).toBe(1);
+      expect(r.code).toBe(2); // INVALID_INPUT: media the operator named cannot be used
       expect(r.stderr).toContain(`${name} is not a regular file (a FIFO, socket or device)`);
     }
   });

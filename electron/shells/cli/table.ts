@@ -1,0 +1,42 @@
+import type { ChannelName } from '../../../shared/contract/index';
+import { approvals } from './approvals';
+import { attest } from './attest';
+import { audit } from './audit';
+import { hosts } from './hosts';
+import { identity } from './identity';
+import { init } from './init';
+import { provision } from './provision';
+import { serve } from './serve';
+import { session } from './session';
+import { settings } from './settings';
+import type { AreaTable, CommandDef } from './spec';
+import { store } from './store';
+import { totp } from './totp';
+import { users } from './users';
+
+/**
+ * Every CLI command, area by area, in the order the help lists them. An area is a channel prefix
+ * (shared/contract/<area>.ts), and its commands live in ./<area>.ts; init and serve are the two
+ * commands that are not one channel's. `ops` (ops:cancel) has no command of its own: the store
+ * imports call it on Ctrl-C. `terminal` has none: see NOT_IN_CLI.
+ */
+export const AREAS: readonly AreaTable[] = [init, serve, session, totp, users, settings, approvals, identity, hosts, provision, store, attest, audit];
+
+export const COMMANDS: readonly CommandDef[] = AREAS.flatMap((a) => a.commands);
+
+/**
+ * Channels no CLI command calls, and why. The coverage test (table.test.ts) fails on a channel
+ * that is neither called by a command nor listed here, so a new channel is never forgotten silently.
+ */
+export const NOT_IN_CLI: Partial<Record<ChannelName, string>> = {
+  'session:logout': 'each CLI run is its own sign-in; its session ends when the process does',
+  'session:stepUp': 'each CLI run signs in afresh, so its step-up window is always open',
+  'terminal:open': 'an interactive PTY with a live byte stream: the terminal view of the desktop or browser console (or ssh itself)',
+  'terminal:input': 'keystrokes to an open terminal (terminal:open)',
+  'terminal:resize': 'resizes an open terminal (terminal:open)',
+  'terminal:close': 'closes an open terminal (terminal:open)',
+  'provision:disableEgressLockdown': 'no CLI command yet: it is a two-person operation, filed and decided in the console (`approvals approve`/`execute` work on it from the CLI)',
+};
+
+/** Words → command; aliases included. */
+export const BY_WORDS: ReadonlyMap<string, CommandDef> = new Map(COMMANDS.flatMap((c) => [[c.words, c] as const, ...(c.aliases ?? []).map((a) => [a, c] as const)]));
