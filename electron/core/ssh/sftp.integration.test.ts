@@ -11,9 +11,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AirlockError } from '../../../shared/domain/errors';
 import { authorizeKey, cutLink, labDown, labUp, restoreLink, runOnHost, throttleLink, type Lab, type LabHost } from '../../../test/lab/lab';
-import { connect, SFTP_OPEN, type SshConnection } from './connection';
+import { connect } from './connection/connect';
+import { SFTP_OPEN, type SshConnection } from './connection/types';
 import { generateIdentity } from './identity';
-import { PART_SUFFIX, shellQuote, SIDECAR_SUFFIX, uploadFile, type UploadProgress } from './sftp';
+import { shellQuote } from './sftp/shell';
+import { uploadFile, type UploadProgress } from './sftp/upload';
+import { PART_SUFFIX, SIDECAR_SUFFIX } from './sftp/upload-state';
 import { rejection } from '../../../test/support/errors';
 
 const LAB_ID = 'ssh-xfer';
