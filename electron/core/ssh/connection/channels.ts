@@ -3,39 +3,17 @@
  * SFTP sessions and tunnels. Every wait is bounded, and everything open fails with the
  * connection's own error once it is gone.
  */
-import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { Client as Ssh2Client, ClientChannel, SFTPWrapper } from 'ssh2';
 import { AirlockError } from '../../../../shared/domain/errors';
 import { sanitizeHostText } from '../sanitize';
+import { clientSocket, signalChannel } from '../ssh2-internals';
 import { clampTimeout, hostPort } from './common';
 import { cancelled, mapError } from './errors';
 import { CappedBuffer, callSafely } from './output';
 import { Pty } from './pty';
 import { Sftp } from './sftp-session';
 import { DEFAULT_MAX_OUTPUT_BYTES, type ChannelOptions, type ExecOptions, type ExecResult, type PtySession, type SftpSession, type SshConnection } from './types';
-
-/**
- * Send a signal request on a session channel. ssh2's `signal()` is a no-op once our side of the
- * channel is ended, and exec always ends stdin at once (so commands reading it do not hang);
- * the request itself is still valid then, so it goes straight to the protocol layer.
- * sshd honours it by killing the session's process group.
- */
-function signalChannel(ch: ClientChannel, name: string): void {
-  const c = ch as unknown as {
-    type?: string;
-    outgoing?: { id?: number; state?: string };
-    _client?: { _protocol?: { signal?: (id: number, sig: string) => void } };
-  };
-  try {
-    const proto = c._client?._protocol;
-    if (c.type === 'session' && (c.outgoing?.state === 'open' || c.outgoing?.state === 'eof') && typeof c.outgoing.id === 'number' && typeof proto?.signal === 'function') {
-      proto.signal(c.outgoing.id, name);
-    } else ch.signal(name);
-  } catch {
-    // The connection may be gone; closing the channel is all that is left to do.
-  }
-}
 
 export class Connection implements SshConnection {
   private gone = false;
@@ -351,7 +329,7 @@ export class Connection implements SshConnection {
    * one write syscall per 32 KiB packet. Bulk SFTP writes spend most of their system time there.
    */
   batchWrites(): void {
-    const sock = (this.client as unknown as { _sock?: Socket })._sock;
+    const sock = clientSocket(this.client);
     if (this.corked || !sock || typeof sock.cork !== 'function' || sock.destroyed) return;
     this.corked = true;
     sock.cork();
@@ -368,7 +346,7 @@ export class Connection implements SshConnection {
    */
   bulk(on: boolean): void {
     this.bulkUsers = Math.max(0, this.bulkUsers + (on ? 1 : -1));
-    const sock = (this.client as unknown as { _sock?: Socket })._sock;
+    const sock = clientSocket(this.client);
     if (!sock || typeof sock.prependListener !== 'function') return;
     if (on && this.bulkUsers === 1) sock.prependListener('data', this.onBulkData);
     else if (!on && this.bulkUsers === 0) sock.removeListener('data', this.onBulkData);

@@ -152,6 +152,7 @@ export async function connect(target: SshTarget, auth: SshAuth, opts: SshOptions
       },
     };
     if (hostKeyAlgos) config.algorithms = { serverHostKey: hostKeyAlgos as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] };
+    if (opts.compression) config.algorithms = { ...config.algorithms, compress: ['zlib@openssh.com', 'zlib', 'none'] };
     // Both may be offered: ssh2 tries Airlock's own key first, then the agent's keys.
     if (auth.privateKey) config.privateKey = auth.privateKey;
     if (auth.agent) config.agent = auth.agent;

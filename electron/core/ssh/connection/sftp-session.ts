@@ -2,6 +2,7 @@
 import type { SFTPWrapper, Stats } from 'ssh2';
 import { AirlockError } from '../../../../shared/domain/errors';
 import { sanitizeHostText } from '../sanitize';
+import { sftpHasExtension } from '../ssh2-internals';
 import type { Connection } from './channels';
 import type { SftpSession, SftpStat } from './types';
 
@@ -99,8 +100,7 @@ export class Sftp implements SftpSession {
   }
 
   hasExtension(name: string): boolean {
-    const ext = (this.raw as unknown as { _extensions?: Record<string, string> })._extensions;
-    return !!ext && Object.prototype.hasOwnProperty.call(ext, name);
+    return sftpHasExtension(this.raw, name);
   }
 
   open(path: string, flags: number, mode?: number): Promise<Buffer> {

@@ -35,6 +35,12 @@ export interface SshOptions {
   signal?: AbortSignal;
   /** Interval of SSH-level keepalives once connected; three unanswered ones drop the connection. */
   keepaliveMs?: number;
+  /**
+   * Ask for zlib compression (`zlib@openssh.com` first). Off by default: on a cluster's network it
+   * costs CPU for nothing, and an upload then takes ssh2's own, copying, write path (the fast path
+   * refuses a compressed connection: ssh2-internals.ts).
+   */
+  compression?: boolean;
 }
 
 export interface ExecResult {

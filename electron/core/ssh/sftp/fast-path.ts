@@ -4,50 +4,14 @@
  */
 import { randomFillSync } from 'node:crypto';
 import type { SFTPWrapper } from 'ssh2';
-import { MAX_CHUNK, MIN_CHUNK } from './transfer';
-
-/** What {@link directWrites} uses of ssh2's SFTP client and its connection (ssh2 1.x; checked before use). */
-interface Ssh2SftpInternals {
-  server?: unknown;
-  _client?: { _sock?: unknown };
-  _protocol?: Ssh2Protocol;
-  outgoing?: { id?: unknown; window?: unknown; packetSize?: unknown; state?: unknown };
-  _buffer?: unknown;
-  _requests?: unknown;
-  _writeReqid?: unknown;
-  _maxWriteLen?: unknown;
-  _waitWindow?: unknown;
-  _chunkcb?: unknown;
-  write: (handle: Buffer, buf: Buffer, off: number, len: number, position: number, cb: (err?: Error, written?: number) => void) => void;
-}
-
-interface Ssh2Protocol {
-  channelData?: (id: number, data: Buffer) => void;
-  /** Set while a key exchange runs: packets are then queued by ssh2, to be encrypted with the new keys. */
-  _kexinit?: unknown;
-  _cipher?: { constructor?: { name?: string }; encrypt?: (packet: Buffer) => void };
-}
-
-/** The longest write ssh2 sends as one request to this server (from `limits@openssh.com`, else its default). */
-export function maxWriteLen(raw: SFTPWrapper): number {
-  const n = (raw as unknown as Ssh2SftpInternals)._maxWriteLen;
-  return typeof n === 'number' && n >= MIN_CHUNK ? n : MAX_CHUNK;
-}
+import { probeFastPath, type FastPathProbe, type WriteCounters } from '../ssh2-internals';
 
 /** SSH_FXP_WRITE (draft-ietf-secsh-filexfer-02). */
 const FXP_WRITE = 6;
 /** SSH_MSG_CHANNEL_DATA (RFC 4254). */
 const MSG_CHANNEL_DATA = 94;
-/** ssh2's request id mask, so ids go on exactly as its own requests count them. */
-const MAX_REQID = 2 ** 32 - 1;
 /** Packet buffers kept for reuse per connection and upload (at 32 KiB packets, 16 MiB). */
 const POOL_MAX = 512;
-
-/** What a connection's socket tells about its writes (net.Socket; a tunnelled connection's stream may not). */
-interface WriteCounters {
-  readonly bytesWritten: number;
-  readonly writableLength: number;
-}
 
 /**
  * SSH packet buffers of one connection, reused once the socket has written them. A packet handed
@@ -115,41 +79,20 @@ export class PacketPool {
  * ssh2 has nothing queued on the channel (otherwise ssh2's own write() queues it); packets are
  * built here only for AES-GCM (ssh2's binding, what it negotiates with OpenSSH by default) when no
  * key exchange is under way and the socket has the counters the pool needs, and otherwise handed
- * to ssh2's channelData(). Anything of ssh2's not as expected: ssh2's write() throughout.
+ * to ssh2's channelData(). What may be used is decided by ssh2-internals.ts's probeFastPath (the
+ * exact ssh2 version, compression off, the cipher, every field used); refused: ssh2's write()
+ * throughout. Everything of ssh2's is reached through the probe's typed FastPathSession.
  */
-export function directWrites(raw: SFTPWrapper, pools: Map<unknown, PacketPool | null>): DirectWrites | null {
-  const r = raw as unknown as Ssh2SftpInternals;
-  const proto = r._protocol;
-  const out = r.outgoing;
-  if (
-    r.server ||
-    !proto ||
-    typeof proto.channelData !== 'function' ||
-    !out ||
-    typeof out.id !== 'number' ||
-    typeof out.window !== 'number' ||
-    typeof out.packetSize !== 'number' ||
-    !Array.isArray(r._buffer) ||
-    typeof r._requests !== 'object' ||
-    r._requests === null ||
-    typeof r._writeReqid !== 'number' ||
-    typeof r._maxWriteLen !== 'number' ||
-    typeof r.write !== 'function'
-  ) {
-    return null;
-  }
-  const ssh2Write = r.write;
-  const requests = r._requests as Record<number, { cb: (err?: Error) => void }>;
-  const channel = out.id;
-  const channelData = proto.channelData.bind(proto);
+export function directWrites(raw: SFTPWrapper, pools: Map<unknown, PacketPool | null>, probe: FastPathProbe = probeFastPath(raw)): DirectWrites | null {
+  const fp = probe.session;
+  if (!fp) return null;
+  const ssh2Write = fp.replaceWrite(write);
+  const channel = fp.channel;
   // Packets of up to packetSize bytes of channel data: 4 length, 1 padding length, 9 message header,
   // at most 19 padding (to a 16-byte block, at least 4), 16 GCM tag.
-  const slot = (out.packetSize as number) + 4 + 1 + 9 + 19 + 16;
-  const sock = r._client?._sock;
-  if (!pools.has(sock)) {
-    const counters = sock as Partial<WriteCounters> | undefined;
-    pools.set(sock, counters && typeof counters.bytesWritten === 'number' && typeof counters.writableLength === 'number' ? new PacketPool(counters as WriteCounters, slot) : null);
-  }
+  const slot = fp.packetSize + 4 + 1 + 9 + 19 + 16;
+  const sock = fp.connection;
+  if (!pools.has(sock)) pools.set(sock, fp.writeCounters ? new PacketPool(fp.writeCounters, slot) : null);
   const pool = pools.get(sock) ?? null;
   let head = Buffer.allocUnsafe(64);
   const rand = Buffer.allocUnsafe(16 * 1024);
@@ -159,17 +102,17 @@ export function directWrites(raw: SFTPWrapper, pools: Map<unknown, PacketPool | 
   const send = (prefix: Buffer | null, buf: Buffer, from: number, to: number) => {
     const pre = prefix ? prefix.length : 0;
     const dataLen = pre + (to - from);
-    const cipher = proto._cipher;
     let pktLen = 4 + 1 + 9 + dataLen;
     let pad = 16 - ((pktLen - 4) & 15);
     if (pad < 4) pad += 16;
     pktLen += pad;
-    if (!pool || pktLen + 16 > pool.slot || proto._kexinit !== undefined || cipher?.constructor?.name !== 'AESGCMCipherBinding' || typeof cipher.encrypt !== 'function') {
-      if (!prefix) return channelData(channel, buf.subarray(from, to));
+    const encrypt = pool && pktLen + 16 <= pool.slot ? fp.encrypterNow() : null;
+    if (!pool || !encrypt) {
+      if (!prefix) return fp.channelData(buf.subarray(from, to));
       const joined = Buffer.allocUnsafe(dataLen);
       prefix.copy(joined, 0);
       buf.copy(joined, pre, from, to);
-      return channelData(channel, joined);
+      return fp.channelData(joined);
     }
     const { buf: slotBuf, pooled } = pool.take();
     const packet = slotBuf.subarray(0, pktLen + 16);
@@ -188,31 +131,31 @@ export function directWrites(raw: SFTPWrapper, pools: Map<unknown, PacketPool | 
     rand.copy(packet, pktLen - pad, randAt, randAt + pad);
     randAt += pad;
     // ssh2's cipher encrypts in place and writes the packet to the socket.
-    pool.send(slotBuf, pooled, packet, (pk) => cipher.encrypt!(pk));
+    pool.send(slotBuf, pooled, packet, encrypt);
   };
 
-  r.write = function (handle, buf, off, len, position, cb) {
-    const packetSize = out.packetSize as number;
+  function write(handle: Buffer, buf: Buffer, off: number, len: number, position: number, cb: (err?: Error, written?: number) => void): void {
+    const packetSize = fp!.packetSize;
     const headLen = 4 + 1 + 4 + 4 + handle.length + 8 + 4;
     const total = headLen + len;
     if (
-      out.state !== 'open' ||
-      (r._buffer as unknown[]).length > 0 ||
+      !fp!.isOpen() ||
+      fp!.queued() > 0 ||
       !Buffer.isBuffer(handle) ||
       !Buffer.isBuffer(buf) ||
       !(len > 0) ||
       !(off >= 0) ||
       off + len > buf.length ||
-      len > (r._maxWriteLen as number) ||
+      len > fp!.maxWriteLen() ||
       !Number.isSafeInteger(position) ||
       position < 0 ||
       packetSize <= headLen ||
-      total > (out.window as number)
+      total > fp!.window()
     ) {
-      ssh2Write.call(this, handle, buf, off, len, position, cb);
+      ssh2Write(handle, buf, off, len, position, cb);
       return;
     }
-    const reqid = (r._writeReqid = ((r._writeReqid as number) + 1) & MAX_REQID);
+    const reqid = fp!.nextRequestId();
     if (head.length < headLen) head = Buffer.allocUnsafe(headLen);
     head.writeUInt32BE(total - 4, 0);
     head[4] = FXP_WRITE;
@@ -223,24 +166,17 @@ export function directWrites(raw: SFTPWrapper, pools: Map<unknown, PacketPool | 
     head.writeUInt32BE(Math.floor(position / 2 ** 32), p);
     head.writeUInt32BE(position >>> 0, p + 4);
     head.writeUInt32BE(len, p + 8);
-    requests[reqid] = { cb: (err) => (err ? cb(err) : cb(undefined, off + len)) };
-    out.window = (out.window as number) - total;
+    fp!.expectReply(reqid, (err) => (err ? cb(err) : cb(undefined, off + len)));
+    fp!.useWindow(total);
     const first = Math.min(len, packetSize - headLen);
     send(head.subarray(0, headLen), buf, off, off + first);
     for (let at = off + first; at < off + len; at += packetSize) send(null, buf, at, Math.min(off + len, at + packetSize));
-  };
+  }
   return {
-    fits: (handle, len) => out.state === 'open' && (r._buffer as unknown[]).length === 0 && (out.window as number) >= 4 + 1 + 4 + 4 + handle.length + 8 + 4 + len,
-    whenWindow: (wake) => {
-      // ssh2 calls a channel's _chunkcb on the next window adjust while _waitWindow is set; it only
-      // sets them itself when it has queued data, which it has not when fits() said no for the window.
-      if ((r._buffer as unknown[]).length > 0 || (r._waitWindow && r._chunkcb)) return;
-      r._waitWindow = true;
-      r._chunkcb = () => {
-        r._chunkcb = undefined;
-        wake();
-      };
-    },
+    fits: (handle, len) => fp.isOpen() && fp.queued() === 0 && fp.window() >= 4 + 1 + 4 + 4 + handle.length + 8 + 4 + len,
+    // ssh2 only queues data itself (and then wakes on the window adjust) when it has queued data,
+    // which it has not when fits() said no for the window.
+    whenWindow: (wake) => fp.whenWindow(wake),
   };
 }
 

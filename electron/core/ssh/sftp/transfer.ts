@@ -5,8 +5,10 @@
  */
 import type { promises as fsp } from 'node:fs';
 import { AirlockError } from '../../../../shared/domain/errors';
+import type { SFTPWrapper } from 'ssh2';
 import { SFTP_OPEN, type SftpSession } from '../connection/types';
-import { directWrites, maxWriteLen, type DirectWrites, type PacketPool } from './fast-path';
+import { sftpMaxWriteLen } from '../ssh2-internals';
+import { directWrites, type DirectWrites, type PacketPool } from './fast-path';
 import type { StreamingHash } from './remote-hash';
 import type { UploadResult } from './upload';
 import { Host, removeQuietly, SIDECAR_SUFFIX, writeSidecar } from './upload-state';
@@ -54,6 +56,12 @@ export interface TransferArgs {
   signal: AbortSignal | undefined;
   what: string;
   progress: (sent: number, done: number) => void;
+}
+
+/** The longest write ssh2 sends as one request to this server (from `limits@openssh.com`, else its default). */
+function maxWriteLen(raw: SFTPWrapper): number {
+  const n = sftpMaxWriteLen(raw);
+  return typeof n === 'number' && n >= MIN_CHUNK ? n : MAX_CHUNK;
 }
 
 export async function transfer(a: TransferArgs): Promise<UploadResult> {
