@@ -31,7 +31,7 @@ import {
 import { createCallHandler, type InvokeEventLike } from './ipc';
 import { blockedSchemeResponse, resolveAppUrl, serveAppRequest } from './protocol';
 import { BLOCKED_SCHEMES, startShell } from './shell';
-import { FakeContents, FakeFrame, FakeSession, fakeCore, fakeElectron, fakeEvent } from './test-fakes';
+import { FakeContents, FakeFrame, FakeSession, fakeCore, fakeElectron, fakeEvent } from './fixtures/electron-fakes';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
@@ -245,7 +245,7 @@ describe('15. no shell.openExternal with untrusted content', () => {
     const sources = dirs.flatMap((d) =>
       fs
         .readdirSync(d)
-        .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && f !== 'test-fakes.ts')
+        .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
         .map((f) => path.join(d, f)),
     );
     expect(sources.length).toBeGreaterThan(5);

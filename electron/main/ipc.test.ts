@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { channelNames, events } from '../../shared/contract/index';
 import { IPC_CALL, IPC_EVENT } from '../preload/ipc-channels';
 import { createCallHandler, eventSender, registerIpc, toPlainResult, type InvokeEventLike } from './ipc';
-import { FakeContents, FakeFrame, fakeCore } from './test-fakes';
+import { FakeContents, FakeFrame, fakeCore } from './fixtures/electron-fakes';
 
 const quiet = (): void => {};
 

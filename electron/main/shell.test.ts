@@ -5,7 +5,7 @@ import { IPC_CALL, IPC_EVENT } from '../preload/ipc-channels';
 import { events } from '../../shared/contract/index';
 import { APP_ENTRY_URL, menuTemplate, webPreferencesFor } from './hardening';
 import { appPaths, startShell, windowOptions } from './shell';
-import { FakeFrame, fakeCore, fakeElectron, fakeEvent } from './test-fakes';
+import { FakeFrame, fakeCore, fakeElectron, fakeEvent } from './fixtures/electron-fakes';
 
 const quiet = (): void => {};
 const mainDir = '/opt/airlock/resources/app.asar/dist/electron';

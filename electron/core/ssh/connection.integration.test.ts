@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AirlockError } from '../../../shared/domain/errors';
-import { connect, probeHostKey, type SshConnection } from './connection';
+import { connect, probeHostKey } from './connection/connect';
+import type { SshConnection } from './connection/types';
 import { generateIdentity } from './identity';
 import { rejection } from '../../../test/support/errors';
 

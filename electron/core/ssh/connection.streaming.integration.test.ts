@@ -4,7 +4,8 @@
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authorizeKey, labDown, labUp, type Lab } from '../../../test/lab/lab';
-import { connect, type SshConnection } from './connection';
+import { connect } from './connection/connect';
+import type { SshConnection } from './connection/types';
 import { generateIdentity } from './identity';
 
 const LAB_ID = 'ssh-exec';

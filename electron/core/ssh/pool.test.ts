@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { SshConnection } from './connection';
+import type { SshConnection } from './connection/types';
 import { ConnectionPool } from './pool';
 
 /** The pool's bookkeeping only: a stand-in connection that records what was done to it. */

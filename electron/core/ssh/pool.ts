@@ -1,4 +1,4 @@
-import type { SshConnection } from './connection';
+import type { SshConnection } from './connection/types';
 
 /**
  * Keeps authenticated SSH connections for a short while after use, so that a scan followed by a

@@ -11,9 +11,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AirlockError } from '../../../shared/domain/errors';
 import { authorizeKey, cutLink, labDown, labUp, restoreLink, runOnHost, throttleLink, type Lab, type LabHost } from '../../../test/lab/lab';
-import { connect, SFTP_OPEN, type SshConnection } from './connection';
+import { connect } from './connection/connect';
+import { SFTP_OPEN, type SshConnection } from './connection/types';
 import { generateIdentity } from './identity';
-import { PART_SUFFIX, shellQuote, SIDECAR_SUFFIX, uploadFile, type UploadProgress } from './sftp';
+import { shellQuote } from './sftp/shell';
+import { uploadFile, type UploadProgress } from './sftp/upload';
+import { PART_SUFFIX, SIDECAR_SUFFIX } from './sftp/upload-state';
+import { directWrites } from './sftp/fast-path';
+import { probeFastPath, rekey, SSH2_VERSION } from './ssh2-internals';
 import { rejection } from '../../../test/support/errors';
 
 const LAB_ID = 'ssh-xfer';
@@ -66,11 +71,11 @@ async function slowDown(): Promise<void> {
   if (lab.mode === 'netns') await throttleLink(lab, host.name, { mbit: 400 });
 }
 
-async function conn(keepaliveMs?: number): Promise<SshConnection> {
+async function conn(keepaliveMs?: number, opts: { compression?: boolean } = {}): Promise<SshConnection> {
   const c = await connect(
     { address: host.address, port: host.port, user: host.user, fingerprint: host.fingerprint, hostName: host.name },
     { privateKey: identity.privateKey },
-    { timeoutMs: T, keepaliveMs },
+    { timeoutMs: T, keepaliveMs, ...opts },
   );
   open.push(c);
   return c;
@@ -331,7 +336,7 @@ describe('uploadFile', () => {
   it('gets the bytes right when the connection re-keys in the middle of an upload (packets then go through ssh2\'s queue)', async () => {
     const f = localFile('k.bin', 96 * MiB);
     const c = await conn();
-    const client = (c as unknown as { client: { _protocol: { rekey(): void }; on(event: 'handshake', cb: () => void): void } }).client;
+    const client = (c as unknown as { client: Parameters<typeof rekey>[0] }).client;
     let rekeys = 0;
     let handshakes = 0;
     client.on('handshake', () => handshakes++);
@@ -350,7 +355,7 @@ describe('uploadFile', () => {
           // Progress comes every 100 ms at most: a new key exchange each time, once the last one is done.
           if (rekeys < 3 && rekeys === handshakes && p.sent >= 8 * MiB && p.sent < f.size - 8 * MiB) {
             rekeys++;
-            client._protocol.rekey();
+            rekey(client);
           }
         },
       });
@@ -498,6 +503,56 @@ describe('uploadFile', () => {
       expect(await sh('cat /tmp/sha256sum.log')).toBe('used\nused\n');
     } finally {
       await sh('rm -f /usr/local/bin/openssl /usr/local/bin/python3 /usr/local/bin/sha256sum /tmp/sha256sum.log');
+    }
+  });
+});
+
+describe('the fast path and its probe (ssh2-internals.ts)', () => {
+  it('is taken by default: ssh2 at the pinned version, AES-GCM negotiated, no compression, no key exchange', async () => {
+    const c = await conn();
+    const s = await c.sftp();
+    const probe = probeFastPath(s.raw);
+    expect(probe).toMatchObject({ fastPath: 'packets', reason: null, ssh2Version: SSH2_VERSION, compression: 'none', kexInProgress: false });
+    expect(probe.cipher).toMatch(/^aes(128|256)-gcm(@openssh\.com)?$/);
+    expect(probe.session?.encrypterNow()).toBeTypeOf('function');
+    await s.end();
+  });
+
+  it('is refused for any other ssh2 version: ssh2\'s own write throughout', async () => {
+    const c = await conn();
+    const s = await c.sftp();
+    const probe = probeFastPath(s.raw, { ssh2Version: '1.16.0' });
+    expect(probe).toMatchObject({ fastPath: 'none', session: null });
+    expect(probe.reason).toContain('1.16.0');
+    expect(probe.reason).toContain(SSH2_VERSION);
+    const write = s.raw.write;
+    expect(directWrites(s.raw, new Map(), probe)).toBeNull();
+    // Nothing of ssh2's was replaced.
+    expect(s.raw.write).toBe(write);
+    expect(probeFastPath(s.raw, { ssh2Version: null }).fastPath).toBe('none');
+    await s.end();
+  });
+
+  it('is refused on a compressed connection (zlib@openssh.com): the upload goes through ssh2\'s write and its compressor, and the bytes are right', async () => {
+    const c = await conn(undefined, { compression: true });
+    const s = await c.sftp();
+    const probe = probeFastPath(s.raw);
+    // The lab's sshd has OpenSSH's default `Compression yes`: ssh2's first choice is taken.
+    expect(probe).toMatchObject({ fastPath: 'none', compression: 'zlib@openssh.com', session: null });
+    expect(probe.reason).toMatch(/compression/);
+    await s.end();
+
+    const sftpWrite = vi.spyOn(SFTP.prototype, 'write');
+    try {
+      const f = localFile('z.bin', 12 * MiB + 333);
+      const r = await uploadFile({ connections: [c], localPath: f.path, remotePath: '/srv/z.bin', sha256: f.sha256 });
+      expect(r).toMatchObject({ bytesSent: f.size, skipped: false });
+      expect(await hostSha('/srv/z.bin')).toBe(f.sha256);
+      // Every byte of the file went through ssh2's own SFTP write.
+      const bulk = sftpWrite.mock.calls.filter((call) => (call[3] as number) > 4096).reduce((n, call) => n + (call[3] as number), 0);
+      expect(bulk).toBe(f.size);
+    } finally {
+      sftpWrite.mockRestore();
     }
   });
 });

@@ -6,7 +6,8 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AirlockError } from '../../../shared/domain/errors';
 import { authorizeKey, labDown, labUp, runOnHost, type Lab, type LabHost } from '../../../test/lab/lab';
-import { connect, type SshConnection } from './connection';
+import { connect } from './connection/connect';
+import type { SshConnection } from './connection/types';
 import { generateIdentity } from './identity';
 import { httpRequestViaSsh, MAX_HEADER_BYTES } from './tunnel';
 

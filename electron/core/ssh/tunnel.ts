@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { AirlockError } from '../../../shared/domain/errors';
-import type { SshConnection } from './connection';
+import type { SshConnection } from './connection/types';
 import { sanitizeHostText } from './sanitize';
 
 export interface HttpViaSshRequest {
