@@ -14,7 +14,7 @@ import { authorizeKey, cutLink, labDown, labUp, restoreLink, runOnHost, throttle
 import { connect } from './connection/connect';
 import { SFTP_OPEN, type SshConnection } from './connection/types';
 import { generateIdentity } from './identity';
-import { shellQuote } from './sftp/shell';
+import { shellQuote } from './quote';
 import { uploadFile, type UploadProgress } from './sftp/upload';
 import { PART_SUFFIX, SIDECAR_SUFFIX } from './sftp/upload-state';
 import { directWrites } from './sftp/fast-path';

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AirlockError } from '../../../shared/domain/errors';
-import { shellQuote } from './sftp/shell';
+import { shellQuote } from './quote';
 
 /** What /bin/sh makes of a quoted word: the bytes `printf %s` receives. */
 function throughShell(word: string): string {

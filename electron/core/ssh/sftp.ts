@@ -4,6 +4,6 @@
  * the host; transfer.ts: the streams; fast-path.ts: packets without ssh2's copies). Code inside
  * `ssh/` imports those files directly.
  */
-export { shellQuote } from './sftp/shell';
+export { shellQuote } from './quote';
 export { uploadFile, type UploadOptions, type UploadProgress, type UploadResult } from './sftp/upload';
 export { PART_SUFFIX, SIDECAR_SUFFIX } from './sftp/upload-state';

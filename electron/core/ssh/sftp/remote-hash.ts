@@ -4,7 +4,7 @@
  */
 import { PassThrough } from 'node:stream';
 import type { SshConnection } from '../connection/types';
-import { quoteLines, sh, shellQuote } from './shell';
+import { shCommand as sh, shellQuote, shellQuoteScript as quoteLines } from '../quote';
 
 /** Tell the host-side hasher about new bytes in steps of at least this much. */
 export const HASH_STEP = 16 * 1024 * 1024;

@@ -6,7 +6,7 @@ import { AirlockError } from '../../../../shared/domain/errors';
 import { SFTP_OPEN, type ExecResult, type SftpSession, type SshConnection } from '../connection/types';
 import { sanitizeHostText } from '../sanitize';
 import { HASHER, HASH_MS_PER_BYTE, parseDigest } from './remote-hash';
-import { sh, shellQuote } from './shell';
+import { shCommand as sh, shellQuote } from '../quote';
 
 /** The suffixes of the files an upload works with beside its target. */
 export const PART_SUFFIX = '.airlock-part';
