@@ -61,7 +61,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   // ---- audit: the trail, its keys (unsealed at sign-in), checkpoints, verify, export, syslog ----
   const auditService = createAuditService({ db, dbFile, dataDir, vault, registry: keys, clock, random, config });
   const audit = auditService.trail;
-  // ---- identity: users, sessions, lockout, TOTP, settings, the two-person rule ----
+  // ---- sign-in: users, sessions, lockout, TOTP, settings, the two-person rule ----
   const requireTotpFor = [...(config.requireTotpFor ?? DEFAULT_TOTP_ROLES)];
   const lockout = {
     threshold: config.lockout?.threshold ?? DEFAULT_LOCKOUT.threshold,

@@ -14,7 +14,7 @@ import type { AccountState } from './users/users';
 
 /**
  * The call's session facts and credentials, as a handler asks for them: built for each call by the
- * core's `callTools` (app.ts) from the session, so no handler derives them on its own. Each throws
+ * core's `callTools` (session/call-tools.ts) from the session, so no handler derives them on its own. Each throws
  * UNAUTHENTICATED when the call has no session.
  */
 export interface CallTools {

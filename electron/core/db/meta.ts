@@ -60,7 +60,7 @@ export const META_KEYS = {
   'settings.sessionIdleMinutes': integer(1),
   'settings.stepUpMinutes': integer(1),
   /** Public halves of Airlock's own keys (keys/registry.ts); the private halves are in the vault. */
-  'ssh.identity.public': matching('an authorized_keys line', /^ssh-[a-z0-9-]+ [A-Za-z0-9+/]+={0,2}( [^\r\n]*)?$/),
+  'ssh.identity.public': matching('an authorized_keys line', /^[a-z0-9@.-]+ [A-Za-z0-9+/]+={0,2}( [^\r\n]*)?$/),
   'audit.signing.public': spkiPem,
   'attest.signing.public': spkiPem,
   /** Audit alarms on record, kept for good as evidence (audit/alarm.ts); entries without an id are dropped. */
