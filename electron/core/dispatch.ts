@@ -2,15 +2,40 @@ import type { z } from 'zod';
 import type { ChannelDef } from '../../shared/contract/channel';
 import { channels, isChannelName, type ChannelName } from '../../shared/contract/index';
 import { AirlockError, type AirlockErrorShape, type Result } from '../../shared/domain/errors';
-import type { ApprovedCall } from './approvals/approvals';
+import type { Actor, ApprovedCall } from './approvals/approvals';
 import type { AuditTrail } from './audit/audit';
 import { recordParams, type AuditHmac } from './audit/params';
+import type { Caller } from './provision/engine';
 import type { Sessions } from './session/sessions';
+import type { SshAuth } from './ssh/connection';
 import { sanitizeHostText } from './ssh/sanitize';
 import type { ClientContext, SessionInfo } from './types';
+import type { AccountState } from './users/users';
+
+/**
+ * The call's session facts and credentials, as a handler asks for them: built for each call by the
+ * core's `callTools` (session/call-tools.ts) from the session, so no handler derives them on its own. Each throws
+ * UNAUTHENTICATED when the call has no session.
+ */
+export interface CallTools {
+  /** The signed-in user acting, with the vault key their session holds. */
+  actor(): Actor;
+  /** The same without the vault key: who is looking or deciding. */
+  viewer(): Omit<Actor, 'vaultKey'>;
+  /** Credentials for SSH: Airlock's own key, unsealed with this session's vault key, and the agent if configured. */
+  sshAuth(): SshAuth;
+  /** Who runs a long operation (provisioning), with what credentials, reporting progress to this client. */
+  caller(): Caller;
+  /**
+   * For a run of an approved request: the object it acts on must still be the one approved (CONFLICT
+   * otherwise), checked after the request event was written; for an account, its approved state is
+   * returned to be checked again inside the change's own transaction. Nothing to check otherwise.
+   */
+  approvedTarget(): AccountState | undefined;
+}
 
 /** What a service handler receives besides its parsed input. */
-export interface CallContext {
+export interface CallContext extends CallTools {
   client: ClientContext;
   /** Null only for 'public' channels. */
   session: SessionInfo | null;
@@ -32,8 +57,15 @@ export type Handler<C extends ChannelName> = (
 
 export type Handlers = { [C in ChannelName]: Handler<C> };
 
+/** The channels of one area, by prefix: `AreaChannels<'hosts'>` is every `hosts:*` channel. */
+export type AreaChannels<A extends string> = Extract<ChannelName, `${A}:${string}`>;
+/** One area's handlers (`<area>/handlers.ts`): exactly its channels, so a missing or an extra one does not compile. */
+export type AreaHandlers<A extends string> = Pick<Handlers, AreaChannels<A>>;
+
 export interface DispatcherDeps {
   handlers: Handlers;
+  /** The session facts of each call (see CallTools), built from the rest of its context. */
+  callTools: (ctx: Omit<CallContext, keyof CallTools>) => CallTools;
   audit: AuditTrail;
   sessions: Sessions;
   /** Operations that may be cancelled, keyed by client and requestId. */
@@ -171,7 +203,7 @@ export class Dispatcher {
     }
 
     let detail: Record<string, unknown> | null = null;
-    const ctx: CallContext = {
+    const base: Omit<CallContext, keyof CallTools> = {
       client,
       session,
       signal: op.signal,
@@ -185,6 +217,7 @@ export class Dispatcher {
         detail = { ...(detail ?? {}), ...recordParams(d, undefined) };
       },
     };
+    const ctx: CallContext = { ...base, ...this.deps.callTools(base) };
     let result: Result<unknown>;
     if (run) run.ran = true;
     try {

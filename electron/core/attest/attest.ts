@@ -2,12 +2,12 @@ import crypto from 'node:crypto';
 import { AttestationBody, SignedAttestation, type AttestationBody as Body } from '../../../shared/contract/attest';
 import { AirlockError } from '../../../shared/domain/errors';
 import { canonical } from '../audit/canonical';
-import { keyFingerprint } from '../audit/keys';
 import type { Db } from '../db/db';
-import type { Vault } from '../vault/vault';
+import { keyFingerprint } from '../keys/ed25519';
+import { OWN_KEYS, type KeyRegistry } from '../keys/registry';
 
-export const ATTEST_SECRET = 'attest.signing.private';
-export const ATTEST_PUBLIC_META = 'attest.signing.public';
+export const ATTEST_SECRET = OWN_KEYS['attest.signing'].secret;
+export const ATTEST_PUBLIC_META = OWN_KEYS['attest.signing'].public;
 
 /**
  * As-built attestations: canonical JSON (RFC 8785) signed with the console's Ed25519 attestation
@@ -16,23 +16,20 @@ export const ATTEST_PUBLIC_META = 'attest.signing.public';
  * signature offline and compare the key's fingerprint with the one the console shows.
  */
 export class Attestations {
-  constructor(private readonly deps: { db: Db; vault: Vault; now: () => string }) {}
+  constructor(private readonly deps: { db: Db; keys: KeyRegistry; now: () => string }) {}
 
   publicKeyPem(): string | null {
-    return (this.deps.db.prepare('SELECT value FROM meta WHERE key = ?').get(ATTEST_PUBLIC_META) as { value: string } | undefined)?.value ?? null;
+    return this.deps.keys.publicKey('attest.signing');
   }
 
+  /** The attestation key, minted (through the key registry) at the first attestation. */
   private signingKey(vaultKey: Buffer): crypto.KeyObject {
-    const sealed = this.deps.vault.getSecret(vaultKey, ATTEST_SECRET);
-    if (sealed) return crypto.createPrivateKey({ key: sealed, format: 'der', type: 'pkcs8' });
-    const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
-    this.deps.db.transaction(() => {
-      this.deps.vault.putSecret(vaultKey, ATTEST_SECRET, privateKey.export({ format: 'der', type: 'pkcs8' }));
-      this.deps.db
-        .prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
-        .run(ATTEST_PUBLIC_META, publicKey.export({ format: 'pem', type: 'spki' }).toString());
-    })();
-    return privateKey;
+    let sealed = this.deps.keys.unseal(vaultKey, 'attest.signing');
+    if (!sealed) {
+      this.deps.keys.mint(vaultKey, 'attest.signing');
+      sealed = this.deps.keys.unseal(vaultKey, 'attest.signing')!;
+    }
+    return crypto.createPrivateKey({ key: sealed, format: 'der', type: 'pkcs8' });
   }
 
   /** Sign and store. Attestations are append-only (triggers refuse edits). */

@@ -1,6 +1,7 @@
 import { AVAILABLE_DURING_ALARM, type AlarmStatus, type AuditAlarm, type VerifyKind } from '../../../shared/contract/audit';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Db } from '../db/db';
+import { meta } from '../db/meta';
 import type { AuditTrail, Divergence } from './audit';
 import { CHECKPOINT_CHANNEL, SYSTEM_ACTOR } from './chain';
 import { auditPublicKeys, type AuditKeys } from './keys';
@@ -13,11 +14,10 @@ export const ALARM_CHANNEL = 'audit:alarm';
 
 const available = new Set(AVAILABLE_DURING_ALARM);
 
+/** The alarms on record; a record that is not a list reads as none (the ones this process knows are written back). */
 export function readAlarms(db: Db): AuditAlarm[] {
   try {
-    const text = db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(ALARMS_META) as string | undefined;
-    const v = text ? (JSON.parse(text) as unknown) : [];
-    return Array.isArray(v) ? (v.filter((a) => a && typeof a === 'object' && Number.isSafeInteger((a as AuditAlarm).id)) as AuditAlarm[]) : [];
+    return meta(db).getIfValid(ALARMS_META) ?? [];
   } catch {
     return [];
   }
@@ -277,7 +277,7 @@ export class AuditAlarms {
           if (!there || (a.acknowledged && !there.acknowledged)) merged.set(a.id, a);
         }
         const list = [...merged.values()].sort((x, y) => x.id - y.id);
-        db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(ALARMS_META, JSON.stringify(list));
+        meta(db).set(ALARMS_META, list);
       }).immediate();
       this.seenVersion = this.dataVersion.get() as number;
     } catch {

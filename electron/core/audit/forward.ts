@@ -5,6 +5,7 @@ import tls from 'node:tls';
 import type { AuditAlarm, ForwardingStatus } from '../../../shared/contract/audit';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Db } from '../db/db';
+import { meta } from '../db/meta';
 import { CHECKPOINT_CHANNEL } from './chain';
 
 export const FORWARD_META = 'audit.forward';
@@ -139,7 +140,7 @@ export class AuditForwarder {
 
   /** An audit alarm: sent as an alert at once, ahead of the events (when forwarding is on). */
   alert(alarm: AuditAlarm): void {
-    if (!this.cfg && !parseConfig(metaGet(this.deps.db, FORWARD_META))) return;
+    if (!this.cfg && !meta(this.deps.db).getIfValid(FORWARD_META)) return;
     if (this.alerts.length < 100) this.alerts.push(alarmMessage(alarm, this.host, process.pid));
     if (!this.stopped) setImmediate(() => void this.pump());
   }
@@ -162,13 +163,13 @@ export class AuditForwarder {
       }
       if (!cfg.tls) throw new AirlockError('INVALID_INPUT', 'caPem is only used with tls: true.');
     }
-    const db = this.deps.db;
-    db.transaction(() => {
+    const m = meta(this.deps.db);
+    this.deps.db.transaction(() => {
       if (cfg) {
-        metaSet(db, FORWARD_META, JSON.stringify(cfg));
-        metaSet(db, FORWARDED_SEQ_META, String(Math.max(0, fromSeq - 1)));
+        m.set(FORWARD_META, cfg);
+        m.set(FORWARDED_SEQ_META, Math.max(0, fromSeq - 1));
       } else {
-        db.prepare('DELETE FROM meta WHERE key IN (?, ?)').run(FORWARD_META, FORWARDED_SEQ_META);
+        m.delete(FORWARD_META, FORWARDED_SEQ_META);
       }
     }).immediate();
     this.cfgText = undefined; // force a restart with the new settings
@@ -176,7 +177,7 @@ export class AuditForwarder {
   }
 
   status(): ForwardingStatus {
-    const cfg = this.cfg ?? parseConfig(metaGet(this.deps.db, FORWARD_META));
+    const cfg = this.cfg ?? meta(this.deps.db).getIfValid(FORWARD_META);
     let caFingerprint: string | null = null;
     if (cfg?.caPem) {
       try {
@@ -191,7 +192,7 @@ export class AuditForwarder {
       port: cfg?.port ?? null,
       tls: cfg?.tls ?? false,
       caFingerprint,
-      forwardedSeq: Math.max(this.ackedSeq, Number(metaGet(this.deps.db, FORWARDED_SEQ_META) ?? 0)),
+      forwardedSeq: Math.max(this.ackedSeq, meta(this.deps.db).getIfValid(FORWARDED_SEQ_META) ?? 0),
       headSeq: this.deps.headSeq(),
       connected: this.connected,
       lastError: this.lastError,
@@ -234,12 +235,15 @@ export class AuditForwarder {
   // ---- internals ----
 
   private reload(): void {
-    const text = metaGet(this.deps.db, FORWARD_META);
+    // A malformed target is "off", as an absent one; compared in its one written form.
+    const m = meta(this.deps.db);
+    const cfg = m.getIfValid(FORWARD_META);
+    const text = cfg ? JSON.stringify(cfg) : null;
     if (text === this.cfgText) return;
     this.cfgText = text;
     this.disconnect();
-    this.cfg = parseConfig(text);
-    const seq = Number(metaGet(this.deps.db, FORWARDED_SEQ_META) ?? 0) || 0;
+    this.cfg = cfg;
+    const seq = m.getIfValid(FORWARDED_SEQ_META) ?? 0;
     this.sentSeq = this.ackedSeq = this.persistedSeq = seq;
     this.inflight = [];
     this.backoff = 0;
@@ -366,35 +370,11 @@ export class AuditForwarder {
     if (!this.cfg || this.ackedSeq <= this.persistedSeq) return;
     try {
       // Never backwards: another process may have forwarded further.
-      this.deps.db
-        .prepare(
-          `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET
-             value = CAST(max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)`,
-        )
-        .run(FORWARDED_SEQ_META, String(this.ackedSeq));
+      meta(this.deps.db).raise(FORWARDED_SEQ_META, this.ackedSeq);
       this.persistedSeq = this.ackedSeq;
     } catch (e) {
       // Busy or full: the local trail matters, not this bookkeeping; retried at the next poll.
       this.lastError = `forwarded_seq not saved: ${(e as Error).message}`;
     }
   }
-}
-
-function parseConfig(text: string | null): ForwardConfig | null {
-  if (!text) return null;
-  try {
-    const v = JSON.parse(text) as Partial<ForwardConfig>;
-    if (typeof v.host === 'string' && typeof v.port === 'number') return { host: v.host, port: v.port, tls: v.tls === true, caPem: v.caPem ?? null };
-  } catch {
-    /* off */
-  }
-  return null;
-}
-
-function metaGet(db: Db, key: string): string | null {
-  return (db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(key) as string | undefined) ?? null;
-}
-
-function metaSet(db: Db, key: string, value: string): void {
-  db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
 }

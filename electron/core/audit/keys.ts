@@ -1,31 +1,24 @@
 import crypto from 'node:crypto';
 import type { Db } from '../db/db';
+import { meta } from '../db/meta';
+import { keyFingerprint } from '../keys/ed25519';
+import { KeyRegistry, OWN_KEYS } from '../keys/registry';
 import type { Vault } from '../vault/vault';
 
-/** Vault secret names (sealed under the vault key) and the clear public key in `meta`. */
-export const AUDIT_SIGNING_SECRET = 'audit.signing.private';
-export const AUDIT_HMAC_SECRET = 'audit.hmac.key';
-export const AUDIT_PUBLIC_META = 'audit.signing.public';
+export { keyFingerprint };
+
+/** Vault secret names (sealed under the vault key) and the clear public key in `meta` (declared in keys/registry.ts). */
+export const AUDIT_SIGNING_SECRET = OWN_KEYS['audit.signing'].secret;
+export const AUDIT_HMAC_SECRET = OWN_KEYS['audit.hmac'].secret;
+export const AUDIT_PUBLIC_META = OWN_KEYS['audit.signing'].public;
 
 export type AuditKeysState = 'loaded' | 'created' | 'absent';
 
-/**
- * `SHA256:<base64, no padding>` of the raw 32-byte Ed25519 public key (OpenSSH's fingerprint
- * style). Checkpoints name their key by it; `airlock audit verify` prints it.
- */
-export function keyFingerprint(publicKey: crypto.KeyObject | string): string {
-  const key = typeof publicKey === 'string' ? crypto.createPublicKey(publicKey) : publicKey;
-  const der = key.export({ format: 'der', type: 'spki' });
-  const raw = der.subarray(der.length - 32);
-  return `SHA256:${crypto.createHash('sha256').update(raw).digest('base64').replace(/=+$/, '')}`;
-}
-
 /** The audit public keys on record, by fingerprint (PEM). Readable without any session. */
 export function auditPublicKeys(db: Db): Record<string, string> {
-  const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(AUDIT_PUBLIC_META) as { value: string } | undefined;
-  if (!row) return {};
   try {
-    return { [keyFingerprint(row.value)]: row.value };
+    const pem = meta(db).getIfValid(AUDIT_PUBLIC_META);
+    return pem ? { [keyFingerprint(pem)]: pem } : {};
   } catch {
     return {};
   }
@@ -48,7 +41,12 @@ export class AuditKeys {
   /** Why the keys could not be unsealed last time (kept for diagnostics; never fatal). */
   lastError: string | null = null;
 
-  constructor(private readonly deps: { db: Db; vault: Vault; random?: (n: number) => Buffer }) {}
+  private readonly registry: KeyRegistry;
+
+  /** `registry`: the core's (createAuditService passes it); else one on `db` and `vault` (tests). */
+  constructor(private readonly deps: { db: Db; vault: Vault; random?: (n: number) => Buffer; registry?: KeyRegistry }) {
+    this.registry = deps.registry ?? new KeyRegistry({ db: deps.db, vault: deps.vault, random: deps.random ?? crypto.randomBytes });
+  }
 
   get unlocked(): boolean {
     return this.signingDer !== null && this.hmacKey !== null;
@@ -63,16 +61,10 @@ export class AuditKeys {
    * creates the vault (first-run setup), or through `unlock(…, { create: true })`.
    */
   seal(vaultKey: Buffer): void {
-    const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
-    const der = privateKey.export({ format: 'der', type: 'pkcs8' });
-    const hmac = (this.deps.random ?? crypto.randomBytes)(32);
-    this.deps.vault.putSecret(vaultKey, AUDIT_SIGNING_SECRET, der);
-    this.deps.vault.putSecret(vaultKey, AUDIT_HMAC_SECRET, hmac);
-    this.deps.db
-      .prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
-      .run(AUDIT_PUBLIC_META, publicKey.export({ format: 'pem', type: 'spki' }).toString());
-    der.fill(0);
-    hmac.fill(0);
+    this.deps.db.transaction(() => {
+      this.registry.mint(vaultKey, 'audit.signing');
+      this.registry.mint(vaultKey, 'audit.hmac');
+    })();
   }
 
   /**
@@ -84,8 +76,8 @@ export class AuditKeys {
     if (this.unlocked) return 'loaded';
     try {
       const read = (): AuditKeysState => {
-        const der = this.deps.vault.getSecret(vaultKey, AUDIT_SIGNING_SECRET);
-        const hmac = this.deps.vault.getSecret(vaultKey, AUDIT_HMAC_SECRET);
+        const der = this.registry.unseal(vaultKey, 'audit.signing');
+        const hmac = this.registry.unseal(vaultKey, 'audit.hmac');
         if (!der || !hmac || hmac.length !== 32) return 'absent';
         const priv = crypto.createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
         this.fingerprint = keyFingerprint(crypto.createPublicKey(priv));

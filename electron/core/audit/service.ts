@@ -2,28 +2,19 @@ import path from 'node:path';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Role } from '../../../shared/domain/roles';
 import type { Db } from '../db/db';
-import type { Handlers } from '../dispatch';
+import { meta } from '../db/meta';
+import type { KeyRegistry } from '../keys/registry';
 import type { CoreConfig } from '../types';
 import type { Vault } from '../vault/vault';
 import { AuditAlarms } from './alarm';
 import { AuditTrail } from './audit';
-import { exportAudit } from './export';
 import { AuditForwarder } from './forward';
+import { auditHandlers } from './handlers';
 import { AuditKeys } from './keys';
 import { listEvents, scansBodies, type ListOptions } from './query';
-import { verifyAudit } from './verify';
 import { startAuditWorker } from './workers';
 
 export const HIGH_WATER_FILE = 'audit.head';
-
-type AuditChannel =
-  | 'audit:list'
-  | 'audit:verify'
-  | 'audit:export'
-  | 'audit:getForwarding'
-  | 'audit:setForwarding'
-  | 'audit:alarmStatus'
-  | 'audit:acknowledgeAlarm';
 
 /**
  * The audit trail with everything around it, built by the composition root: the key holder
@@ -35,12 +26,13 @@ export function createAuditService(o: {
   dbFile: string;
   dataDir: string;
   vault: Vault;
+  registry: KeyRegistry;
   clock: () => Date;
   random: (n: number) => Buffer;
   config: CoreConfig;
 }) {
   const { db, config } = o;
-  const keys = new AuditKeys({ db, vault: o.vault, random: o.random });
+  const keys = new AuditKeys({ db, vault: o.vault, registry: o.registry });
   const headFile = path.join(o.dataDir, HIGH_WATER_FILE);
   const seconds = config.auditCheckpointSeconds ?? 300;
   const trail = new AuditTrail(db, o.clock, {
@@ -72,49 +64,7 @@ export function createAuditService(o: {
     return trail.list(opts);
   };
 
-  const handlers: Pick<Handlers, AuditChannel> = {
-    'audit:list': async (ctx, input) => {
-      const r = await list(input);
-      // Who looked at what: the range returned is part of the outcome event.
-      ctx.auditDetail({ events: r.events.length, newestSeq: r.events[0]?.seq ?? null, oldestSeq: r.events[r.events.length - 1]?.seq ?? null });
-      return r;
-    },
-    'audit:verify': async (ctx, input) => {
-      const r = await verifyAudit({
-        db,
-        dbFile: o.dbFile,
-        headFile,
-        fromSeq: input.fromSeq,
-        toSeq: input.toSeq,
-        workerThreshold,
-        onProgress: (checked, total) => ctx.client.emit('audit:verify-progress', { checked, total }),
-      });
-      if (alarms.status().active) ctx.auditDetail({ alarm: alarms.status().active?.id });
-      ctx.auditDetail({ ok: r.ok, checked: r.checked, checkpoints: r.checkpoints, firstBadSeq: r.firstBad?.seq ?? null, kind: r.firstBad?.kind ?? null });
-      return r;
-    },
-    'audit:export': async (ctx, input) => {
-      const r = await exportAudit({ db, dataDir: o.dataDir, format: input.format, fromSeq: input.fromSeq, toSeq: input.toSeq, now: o.clock, random: o.random });
-      ctx.auditDetail({ file: path.basename(r.file), events: r.events, sha256: r.sha256, fromSeq: r.fromSeq, toSeq: r.toSeq });
-      return r;
-    },
-    'audit:getForwarding': () => forwarder.status(),
-    'audit:setForwarding': (ctx, input) => {
-      if ('off' in input) forwarder.configure(null, 0);
-      else {
-        // By default forwarding starts with the request that turned it on.
-        const from = input.fromSeq ?? ctx.requestSeq ?? trail.head().seq + 1;
-        forwarder.configure({ host: input.host, port: input.port, tls: input.tls, caPem: input.caPem ?? null }, from);
-      }
-      return forwarder.status();
-    },
-    'audit:alarmStatus': () => alarms.status(),
-    'audit:acknowledgeAlarm': (ctx, input) => {
-      const r = alarms.acknowledge(ctx.requireSession().user, input.id, input.reason, ctx.requestSeq);
-      ctx.auditDetail({ alarm: input.id, anchorSeq: r.alarms.find((a) => a.id === input.id)?.acknowledged?.anchorSeq ?? null });
-      return r;
-    },
-  };
+  const handlers = auditHandlers({ db, dbFile: o.dbFile, dataDir: o.dataDir, headFile, workerThreshold, clock: o.clock, random: o.random, trail, alarms, forwarder, list });
 
   return {
     trail,
@@ -154,7 +104,7 @@ export function openAuditedDatabase(file: string, open: (file: string) => Db): D
     // (no disk space needed) tells, before anything is attempted.
     const probe = db;
     probe.transaction(() => {
-      probe.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('airlock.write-probe', '')").run();
+      meta(probe).set('airlock.write-probe', '');
       throw new RollBack();
     })();
     return db;

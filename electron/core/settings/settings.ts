@@ -1,10 +1,12 @@
 import type { Role } from '../../../shared/domain/roles';
 import type { Settings as SettingsView } from '../../../shared/contract/settings';
 import type { Db } from '../db/db';
+import { meta } from '../db/meta';
 import type { LockoutPolicy } from '../session/throttle';
 
 const IDLE_KEY = 'settings.sessionIdleMinutes';
 const STEP_UP_KEY = 'settings.stepUpMinutes';
+type SettingKey = typeof IDLE_KEY | typeof STEP_UP_KEY;
 
 /**
  * Identity settings an administrator may change at run time (idle lock, step-up window),
@@ -52,15 +54,12 @@ export class IdentitySettings {
     return this.get().stepUpMinutes * 60_000;
   }
 
-  private read(key: string): number | null {
-    const row = this.deps.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
-    const n = row ? Number(row.value) : NaN;
-    return Number.isInteger(n) && n > 0 ? n : null;
+  /** A value that is not a positive integer falls back to the config's default, as an absent one does. */
+  private read(key: SettingKey): number | null {
+    return meta(this.deps.db).getIfValid(key);
   }
 
-  private write(key: string, value: number): void {
-    this.deps.db
-      .prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
-      .run(key, String(value));
+  private write(key: SettingKey, value: number): void {
+    meta(this.deps.db).set(key, value);
   }
 }

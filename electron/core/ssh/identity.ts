@@ -27,11 +27,12 @@ function safeComment(comment: string): string {
  * A fresh ed25519 identity for Airlock's own SSH client. The key comes from Node's crypto and is
  * written in OpenSSH format by sshpk: ssh2's own `generateKeyPairSync('ed25519')` drops a leading
  * zero byte of the public key (about 1 key in 256), producing a key nobody can parse
- * (see identity.test.ts, which generates thousands).
+ * (see identity.test.ts, which generates thousands). The key registry (keys/registry.ts) passes
+ * the ed25519 key it made from the injected random source.
  */
-export function generateIdentity(comment: string): SshIdentity {
+export function generateIdentity(comment: string, ed25519: crypto.KeyObject = crypto.generateKeyPairSync('ed25519').privateKey): SshIdentity {
   const c = safeComment(comment);
-  const pem = crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const pem = ed25519.export({ type: 'pkcs8', format: 'pem' }).toString();
   const key = sshpk.parsePrivateKey(pem, 'pkcs8');
   key.comment = c; // sshpk would otherwise write '(unnamed)'
   const privateKey = key.toString('ssh-private');

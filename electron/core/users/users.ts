@@ -4,6 +4,7 @@ import { passwordProblem } from '../../../shared/domain/password-policy';
 import type { Role } from '../../../shared/domain/roles';
 import type { UserView } from '../../../shared/contract/users';
 import type { Db } from '../db/db';
+import { meta } from '../db/meta';
 import { hashPassword, verifyPassword, type KdfParams } from '../vault/crypto';
 import type { Vault } from '../vault/vault';
 
@@ -164,16 +165,13 @@ export class Users {
 
   /** The identity counter now (what an approval request records when filed). */
   identitySeq(): number {
-    const v = this.deps.db.prepare("SELECT value FROM meta WHERE key = 'identity.seq'").get() as { value: string } | undefined;
-    return v ? Number(v.value) : 0;
+    return meta(this.deps.db).get('identity.seq') ?? 0;
   }
 
   /** Inside a transaction: the next identity counter value. */
   private nextSeq(): number {
     const next = this.identitySeq() + 1;
-    this.deps.db
-      .prepare("INSERT INTO meta (key, value) VALUES ('identity.seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-      .run(String(next));
+    meta(this.deps.db).set('identity.seq', next);
     return next;
   }
 
