@@ -5,14 +5,14 @@ import type { Db } from '../db/db';
 import type { Handlers } from '../dispatch';
 import type { CoreConfig } from '../types';
 import type { Vault } from '../vault/vault';
+import { sharedPool } from '../workers/pool';
 import { AuditAlarms } from './alarm';
 import { AuditTrail } from './audit';
 import { exportAudit } from './export';
 import { AuditForwarder } from './forward';
 import { AuditKeys } from './keys';
-import { listEvents, scansBodies, type ListOptions } from './query';
+import { scansBodies, type ListOptions } from './query';
 import { verifyAudit } from './verify';
-import { startAuditWorker } from './workers';
 
 export const HIGH_WATER_FILE = 'audit.head';
 
@@ -28,7 +28,7 @@ type AuditChannel =
 /**
  * The audit trail with everything around it, built by the composition root: the key holder
  * (unsealed at sign-in, wiped at close), signed checkpoints (every N events or T seconds), the
- * high-water file, verification in worker threads, exports and the syslog forwarder.
+ * high-water file, verification in the worker pool, exports and the syslog forwarder.
  */
 export function createAuditService(o: {
   db: Db;
@@ -64,7 +64,7 @@ export function createAuditService(o: {
   const list = async (opts: ListOptions) => {
     if (scansBodies(opts) && trail.head().seq >= workerThreshold) {
       try {
-        return await startAuditWorker<ReturnType<typeof listEvents>>({ mode: 'list', dbFile: o.dbFile, options: opts }).result;
+        return await sharedPool().run('audit.list', { dbFile: o.dbFile, options: opts });
       } catch {
         // No worker (or it refused the input): answer here, with the same code and errors.
       }
