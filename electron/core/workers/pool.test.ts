@@ -192,3 +192,14 @@ describe('the worker pool (real worker threads)', () => {
     expect(() => registry(a, b)).toThrow("worker job kind 'x.same' is defined twice");
   });
 });
+
+// Kinds, inputs and outputs are checked by the compiler (tsc covers the tests): never called.
+export function typeChecks(p: WorkerPool) {
+  // @ts-expect-error -- no such kind in workers/jobs.ts
+  void p.run('audit.nope', {});
+  // @ts-expect-error -- the input of audit.list has no `limit` here
+  void p.run('audit.list', { dbFile: 'x', options: {} });
+  // @ts-expect-error -- test kinds exist only in a pool typed (and preloaded) with the fixture's
+  void p.run('test.echo', { text: 'x' });
+  void p.run('audit.verifyRange', { dbFile: 'x', from: 1, to: 2, prev: null, publicKeys: {}, progressMs: 100 }, { onProgress: (checked: number) => checked }).then((s) => s.lastSeq);
+}
