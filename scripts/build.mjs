@@ -48,12 +48,12 @@ const jobs = [];
 if (stale('dist/node/cli.mjs', ['electron/core', 'electron/shells', 'shared'])) {
   jobs.push(['cli', () => esbuild({ ...common, entryPoints: ['electron/shells/main-cli.ts'], outfile: 'dist/node/cli.mjs', format: 'esm', packages: 'external' })]);
 }
-// The audit trail's heavy reads (verify, body searches) run in worker threads: the worker is an entry of
-// its own, beside each bundle that starts it.
+// Heavy jobs (audit verify and body searches, ...) run in the worker pool (electron/core/workers): its one
+// worker entry is a bundle of its own, beside each bundle that starts it. It bundles every area's jobs.
 for (const dir of ['dist/node', 'dist/electron']) {
-  const outfile = `${dir}/audit-worker.mjs`;
-  if (stale(outfile, ['electron/core/audit'])) {
-    jobs.push([`audit worker (${dir})`, () => esbuild({ ...common, entryPoints: ['electron/core/audit/worker.ts'], outfile, format: 'esm', packages: 'external' })]);
+  const outfile = `${dir}/worker.mjs`;
+  if (stale(outfile, ['electron/core', 'shared'])) {
+    jobs.push([`worker (${dir})`, () => esbuild({ ...common, entryPoints: ['electron/core/workers/entry.ts'], outfile, format: 'esm', packages: 'external' })]);
   }
 }
 if (stale('dist/electron/main.mjs', ['electron', 'shared'])) {

@@ -14,6 +14,7 @@ import { checkpointPayload } from '../../electron/core/audit/chain';
 import { keyFingerprint } from '../../electron/core/audit/keys';
 import { verifyAudit } from '../../electron/core/audit/verify';
 import { openDatabase } from '../../electron/core/db/db';
+import { WorkerPool } from '../../electron/core/workers/pool';
 import { startServe } from '../../electron/shells/serve';
 import { callWith, redeem } from '../support/serve';
 import { authorizeKey, labDown, labUp } from '../lab/lab';
@@ -340,6 +341,8 @@ async function benchAudit() {
     console.error(`audit bench: generated ${M.toLocaleString('en-US')} chained events in ${((performance.now() - g0) / 1000).toFixed(1)} s`);
     db.pragma('wal_checkpoint(TRUNCATE)');
 
+    // The worker the CLI and Electron ship (dist/, built by `npm run bench`), not sources through tsx.
+    const shipped = new WorkerPool({ script: pathToFileURL(path.join(root, 'dist/node/worker.mjs')) });
     const measure = async (inProcess: boolean) => {
       const times: number[] = [];
       let stall = 0;
@@ -355,8 +358,7 @@ async function benchAudit() {
         const h = monitorEventLoopDelay({ resolution: 1 });
         h.enable();
         const t0 = performance.now();
-        // The worker the CLI and Electron ship (dist/, built by `npm run bench`), not sources through tsx.
-        const v = await verifyAudit({ db, dbFile: inProcess ? null : file, headFile: null, workerScript: pathToFileURL(path.join(root, 'dist/node/audit-worker.mjs')) });
+        const v = await verifyAudit({ db, dbFile: inProcess ? null : file, headFile: null, pool: shipped });
         times.push(performance.now() - t0);
         h.disable();
         clearInterval(tick);
@@ -368,6 +370,7 @@ async function benchAudit() {
     };
     const w = await measure(false);
     const single = await measure(true);
+    await shipped.close();
     // Anchor: crypto.createHash('sha256') per event over the same bytes (prev_hash || body), in memory.
     const data = db.prepare('SELECT prev_hash, body FROM audit_events ORDER BY seq').raw().all() as Array<[string, string]>;
     const bytes = data.reduce((n, [p, b]) => n + p.length + Buffer.byteLength(b), 0);

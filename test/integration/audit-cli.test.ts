@@ -74,7 +74,7 @@ function rechain(db: Database.Database, from: number) {
 let checkpointSeqs: number[] = [];
 beforeAll(async () => {
   expect(spawnSync(process.execPath, [path.join(root, 'scripts/build.mjs')], { stdio: 'inherit' }).status).toBe(0);
-  expect(fs.existsSync(path.join(root, 'dist/node/audit-worker.mjs'))).toBe(true);
+  expect(fs.existsSync(path.join(root, 'dist/node/worker.mjs'))).toBe(true);
   base = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-auditcli-'));
   pristine = path.join(base, 'pristine');
   // A trail with checkpoints every 10 events, written by the core itself.

@@ -10,7 +10,7 @@ import { checkpointPayload } from './chain';
 import { AUDIT_PUBLIC_META, keyFingerprint } from './keys';
 import { verifyAudit } from './verify';
 import { ChainScanner } from './verify-core';
-import { startAuditWorker } from './workers';
+import { sharedPool, WorkerPool } from '../workers/pool';
 import { auditSigner, sampleEvent, testTrail } from '../../../test/support/audit';
 
 const trail = testTrail;
@@ -322,15 +322,17 @@ describe('verification in worker threads', () => {
   it('falls back to verifying in-process when no worker can start', async () => {
     const t = trail({ file: true });
     for (let i = 1; i <= 50; i++) t.audit.append(ev(i));
-    const v = await verifyAudit({ db: t.db, dbFile: path.join(t.dir!, 'airlock.db'), headFile: null, workerThreshold: 0, workerScript: new URL('file:///nonexistent/audit-worker.mjs') });
+    const pool = new WorkerPool({ script: new URL('file:///nonexistent/worker.mjs') });
+    const v = await verifyAudit({ db: t.db, dbFile: path.join(t.dir!, 'airlock.db'), headFile: null, workerThreshold: 0, pool });
     expect(v).toMatchObject({ ok: true, checked: 50, engine: 'main' });
+    await pool.close();
   });
 
   it('lists with body filters in a worker, as in-process', async () => {
     const t = trail({ file: true });
     for (let i = 1; i <= 30; i++) t.audit.append({ ...ev(i), outcome: i % 4 ? 'pending' : 'refused' });
     const options = { limit: 10, target: 'GPU-1', outcome: 'pending' };
-    const inWorker = await startAuditWorker<ReturnType<AuditTrail['list']>>({ mode: 'list', dbFile: path.join(t.dir!, 'airlock.db'), options }).result;
+    const inWorker = await sharedPool().run('audit.list', { dbFile: path.join(t.dir!, 'airlock.db'), options });
     expect(inWorker).toEqual(t.audit.list(options));
     expect(inWorker.events.map((e) => e.seq)).toEqual([19, 18, 17, 15, 14, 13, 11, 10, 1]);
   });

@@ -6,20 +6,20 @@ import { meta } from '../db/meta';
 import type { KeyRegistry } from '../keys/registry';
 import type { CoreConfig } from '../types';
 import type { Vault } from '../vault/vault';
+import { sharedPool } from '../workers/pool';
 import { AuditAlarms } from './alarm';
 import { AuditTrail } from './audit';
 import { AuditForwarder } from './forward';
 import { auditHandlers } from './handlers';
 import { AuditKeys } from './keys';
-import { listEvents, scansBodies, type ListOptions } from './query';
-import { startAuditWorker } from './workers';
+import { scansBodies, type ListOptions } from './query';
 
 export const HIGH_WATER_FILE = 'audit.head';
 
 /**
  * The audit trail with everything around it, built by the composition root: the key holder
  * (unsealed at sign-in, wiped at close), signed checkpoints (every N events or T seconds), the
- * high-water file, verification in worker threads, exports and the syslog forwarder.
+ * high-water file, verification in the worker pool, exports and the syslog forwarder.
  */
 export function createAuditService(o: {
   db: Db;
@@ -56,7 +56,7 @@ export function createAuditService(o: {
   const list = async (opts: ListOptions) => {
     if (scansBodies(opts) && trail.head().seq >= workerThreshold) {
       try {
-        return await startAuditWorker<ReturnType<typeof listEvents>>({ mode: 'list', dbFile: o.dbFile, options: opts }).result;
+        return await sharedPool().run('audit.list', { dbFile: o.dbFile, options: opts });
       } catch {
         // No worker (or it refused the input): answer here, with the same code and errors.
       }

@@ -4,7 +4,7 @@ import { CHECKPOINT_CHANNEL, GENESIS_HASH, SYSTEM_ACTOR, checkpointPayload, sha2
 
 /**
  * Verification of the audit chain over a range of sequence numbers, shared by the worker
- * thread (electron/core/audit/worker.ts), the in-process fallback and AuditTrail.verify().
+ * pool's job (electron/core/audit/jobs.ts), the in-process fallback and AuditTrail.verify().
  *
  * Each event must: sit at the next sequence number; match its hash
  * (SHA-256(prev_hash || body)); carry its own sequence number in its body; link to the

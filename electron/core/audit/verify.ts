@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import type { VerifyReport } from '../../../shared/contract/audit';
 import type { Db } from '../db/db';
 import { readAlarms } from './alarm';
@@ -7,7 +6,7 @@ import { CHECKPOINT_CHANNEL, GENESIS_HASH } from './chain';
 import { auditPublicKeys } from './keys';
 import { headSignatureValid, locateDivergence } from './trust';
 import { ChainScanner, checkHighWater, parseHighWater, type BadEvent, type ScanSummary } from './verify-core';
-import { startAuditWorker, type WorkerEntry } from './workers';
+import { sharedPool, type WorkerPool } from '../workers/pool';
 
 export interface VerifyOptions {
   /** The core's connection: the head, anchors, the high-water check, the in-process fallback. */
@@ -21,11 +20,11 @@ export interface VerifyOptions {
   onProgress?: (checked: number, total: number) => void;
   /** Below this many events the chain is verified in-process, cooperatively (default 20,000). */
   workerThreshold?: number;
-  /** At most this many worker threads (default: CPUs, at most 4). */
+  /** At most this many ranges, each a job in the worker pool (default: the pool's size, the CPUs available, at most 4). */
   maxWorkers?: number;
   progressMs?: number;
-  /** The bundled worker to run instead of the one beside this module (the benchmark runs sources under tsx but measures the shipped worker). */
-  workerScript?: URL;
+  /** The worker pool to verify in (default: the process's; the benchmark gives one running the shipped dist/node/worker.mjs). */
+  pool?: WorkerPool;
 }
 
 /** Events per worker before another worker is worth starting. */
@@ -66,6 +65,7 @@ export async function verifyAudit(o: VerifyOptions): Promise<VerifyReport & { en
   };
 
   let engine: 'worker' | 'main' = 'main';
+  const pool = o.pool ?? sharedPool();
   let workersUsable = o.dbFile !== null;
   const inProcess = async (f: number, t: number, prev: string | null, key: number): Promise<ScanSummary> => {
     const scanner = new ChainScanner(db, { from: f, to: t }, prev, publicKeys);
@@ -77,19 +77,17 @@ export async function verifyAudit(o: VerifyOptions): Promise<VerifyReport & { en
   };
   const scan = async (ranges: Array<{ from: number; to: number; prev: string | null }>): Promise<ScanSummary[]> => {
     if (workersUsable) {
+      const stop = new AbortController();
       try {
-        const entry: WorkerEntry | undefined = o.workerScript ? { script: o.workerScript, eval: false, data: {} } : undefined;
-        const started = ranges.map((r, i) =>
-          startAuditWorker<ScanSummary>({ mode: 'verify', dbFile: o.dbFile!, from: r.from, to: r.to, prev: r.prev, publicKeys, progressMs }, entry, (c) => progress(i, c)),
+        const out = await Promise.all(
+          ranges.map((r, i) =>
+            pool.run('audit.verifyRange', { dbFile: o.dbFile!, from: r.from, to: r.to, prev: r.prev, publicKeys, progressMs }, { signal: stop.signal, onProgress: (c) => progress(i, c) }),
+          ),
         );
-        try {
-          const out = await Promise.all(started.map((w) => w.result));
-          engine = 'worker';
-          return out;
-        } finally {
-          for (const w of started) void w.worker.terminate(); // no-op for those that finished
-        }
+        engine = 'worker';
+        return out;
       } catch {
+        stop.abort(); // the other ranges are dropped from the queue or their workers stopped
         workersUsable = false; // fall back for good: the rest of this verification runs here
       }
     }
@@ -99,8 +97,7 @@ export async function verifyAudit(o: VerifyOptions): Promise<VerifyReport & { en
   };
 
   if (total < (o.workerThreshold ?? 20_000)) workersUsable = false;
-  const cpus = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  const k = Math.max(1, Math.min(Math.ceil(total / PER_WORKER), o.maxWorkers ?? Math.min(4, cpus)));
+  const k = Math.max(1, Math.min(Math.ceil(total / PER_WORKER), o.maxWorkers ?? pool.size));
   const ranges: Array<{ from: number; to: number; prev: string | null }> = [];
   const size = Math.ceil(total / k) || 1;
   for (let i = 0; i < k; i++) {
