@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../db/db';
 import { verifyAttestationText } from '../attest/attest';
-import { diffJson } from './engine';
+import { diffJson } from './drift';
 import { Playbooks, stepParams, validatePlaybook } from './playbooks';
 import { checkHostPath, hostPathProblem, q } from './remote';
 import { STEPS } from './steps/index';

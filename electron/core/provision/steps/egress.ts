@@ -252,3 +252,15 @@ export const egressLockdown = defineStep<Params>({
     };
   },
 });
+
+/**
+ * Remove Airlock's egress table from a host, and the files that record it (the two-person rule
+ * guards the channel, `provision:disableEgressLockdown`). True when a table was there.
+ */
+export async function disableEgress(remote: Remote): Promise<boolean> {
+  const r = await remote.must(
+    `if nft list table inet ${TABLE} >/dev/null 2>&1; then nft delete table inet ${TABLE} && echo removed; fi; rm -f /etc/airlock/egress.nft /var/lib/airlock/egress/applied.sha256`,
+    'removing the egress lockdown',
+  );
+  return r.stdout.includes('removed');
+}

@@ -1,0 +1,16 @@
+import type { SshAuth } from '../ssh/connection';
+
+/** Who runs a provisioning operation, with what credentials, reporting progress to which client. */
+export interface Caller {
+  actor: string;
+  /** The acting account's identity (users.uid), recorded with each step event. */
+  principal?: string | null;
+  roles: string[];
+  /** What the audit trail records for the session and shell (as the dispatcher does). */
+  sessionRef: string | null;
+  shell: string;
+  vaultKey: Buffer;
+  auth: SshAuth;
+  signal: AbortSignal;
+  emit: (event: string, payload: unknown) => void;
+}
