@@ -44,6 +44,32 @@ function memAvailable(): number {
   return Number(m?.[1] ?? 0) * 1024;
 }
 
+/** Proportional set size (bytes) of the lab's processes: those naming its directory, and their children. */
+function labPss(labDir: string): number {
+  const parent = new Map<number, number>();
+  const mine = new Set<number>();
+  for (const n of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(n)) continue;
+    try {
+      const s = fs.readFileSync(`/proc/${n}/stat`, 'utf8');
+      parent.set(Number(n), Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]));
+      if (fs.readFileSync(`/proc/${n}/cmdline`, 'utf8').includes(labDir)) mine.add(Number(n));
+    } catch {
+      /* gone */
+    }
+  }
+  for (const [pid, ppid] of parent) if (mine.has(ppid)) mine.add(pid);
+  let total = 0;
+  for (const pid of mine) {
+    try {
+      total += Number(/^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0) * 1024;
+    } catch {
+      /* gone */
+    }
+  }
+  return total;
+}
+
 /** CPU (utime + stime, ms) of the processes whose command line contains `needle` (Ansible's ControlPersist masters). */
 function cpuOfProcesses(needle: string): number {
   let total = 0;
@@ -245,7 +271,8 @@ export async function benchFleet(rows: Row[], opts: FleetOptions) {
   const upMs = performance.now() - up0;
   await new Promise((r) => setTimeout(r, 1000));
   const labBytes = mem0 - memAvailable();
-  console.error(`bench fleet: lab of ${N} hosts up in ${(upMs / 1000).toFixed(1)} s, ${mib(labBytes)} of memory (${mib(labBytes / N)} per host)`);
+  const pss = labPss(lab.dir);
+  console.error(`bench fleet: lab of ${N} hosts up in ${(upMs / 1000).toFixed(1)} s; MemAvailable fell by ${mib(labBytes)}, its processes' PSS ${mib(pss)} (${((pss / N) / 2 ** 20).toFixed(2)} MiB per host)`);
   const t = await testCore({ sshTimeoutMs: 60_000, scanConcurrency: F, provisionConcurrency: F, stepUpMinutes: 600 });
   let ansible: Awaited<ReturnType<typeof ansibleSetup>> | null = null;
   try {
@@ -364,7 +391,7 @@ export async function benchFleet(rows: Row[], opts: FleetOptions) {
       ratio: '-',
       goal: 'report',
     });
-    rows.push({ figure: `(context) lab of ${N} hosts: start`, value: ms(upMs), anchor: 'memory per host (MemAvailable drop)', anchorValue: mib(labBytes / N), ratio: '-', goal: 'report' });
+    rows.push({ figure: `(context) lab of ${N} hosts: start`, value: ms(upMs), anchor: "per host: its processes' PSS / MemAvailable drop", anchorValue: `${((pss / N) / 2 ** 20).toFixed(2)} / ${((labBytes / N) / 2 ** 20).toFixed(2)} MiB`, ratio: '-', goal: 'report' });
   } finally {
     if (ansible) {
       const cp = ansible.cp;
