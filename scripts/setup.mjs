@@ -15,6 +15,9 @@ export const DEBIAN = {
   chromium: '/usr/bin/chromium',
   nftables: '/usr/sbin/nft',
   iproute2: '/usr/sbin/ip',
+  // `npm run bench -- fleet`: the Ansible anchor (Debian's ansible-core 2.14), timed by GNU time.
+  'ansible-core': '/usr/bin/ansible-playbook',
+  time: '/usr/bin/time',
 };
 
 export function run(cmd, args, opts = {}) {

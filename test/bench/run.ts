@@ -19,6 +19,7 @@ import { startServe } from '../../electron/shells/serve';
 import { callWith, redeem } from '../support/serve';
 import { authorizeKey, labDown, labUp } from '../lab/lab';
 import { ADMIN, testCore } from '../support/core';
+import { benchFleet, fleetOptions } from './fleet';
 import { benchPlan } from './provision';
 import { benchTransfer } from './transfer';
 
@@ -413,6 +414,7 @@ if (!only || only === 'start') await benchColdStart();
 if (!only || only === 'audit') await benchAudit();
 if (!only || only === 'plan') await benchPlan(rows);
 if (!only || only === 'transfer') await benchTransfer(rows);
+if (!only || only === 'fleet') await benchFleet(rows, fleetOptions(process.argv.slice(3)));
 
 const cols = ['figure', 'value', 'anchor', 'anchorValue', 'ratio', 'goal'] as const;
 const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => r[c].length)));

@@ -1,0 +1,327 @@
+import { promises as fs } from 'node:fs';
+import * as fss from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { GPU_PROFILE_NAMES, GPU_PROFILE_ROTATION } from '../gpu/profiles';
+import { DECOY_OCTET, DECOY_PORT, DEFAULT_LAB_ID, HOST_OFFSET, ID_RE, IF_RE, LOOPBACK_PORT_BASE, LOOPBACK_PREFIX, MAX_HOSTS, NETNS_PREFIX, NFT_TABLE_PREFIX, PRIVATE_DIRS, SUBNET_PREFIX, SYSTEM_OVERLAYS, isRoot, labStateRoot } from './constants';
+import { launchDecoy, launchHolder, launchSshd } from './daemons';
+import { keyLines, mkdirp, nodeForHosts, prepareHost, systemBase } from './host-fs';
+import { listStates, usedSlots, withLock } from './locking';
+import { chooseMode } from './mode';
+import { buildNetwork } from './network';
+import { alive, allPids, killAll, nsLink, procRef, run, withDescendants } from './processes';
+import { type HostState, type LabState, readState, toPublic, writeState } from './state';
+import type { Lab, LabUpOptions } from './types';
+
+// ---------------------------------------------------------------------------------------------
+// Public API: up / down / status
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Starts a lab of `opts.hosts` hosts and returns when every sshd answers with its banner.
+ * If anything fails midway, everything made so far is torn down before the error is thrown.
+ * Refuses an id that is already up unless `replace` is set.
+ */
+export async function labUp(opts: LabUpOptions): Promise<Lab> {
+  const id = opts.id ?? DEFAULT_LAB_ID;
+  if (!ID_RE.test(id)) throw new Error(`lab: bad id "${id}" (letters, digits, - and _, at most 24 chars)`);
+  if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > MAX_HOSTS) {
+    throw new Error(`lab: --hosts must be an integer from 1 to ${MAX_HOSTS}`);
+  }
+  const profiles = opts.gpuProfiles?.length ? opts.gpuProfiles : [...GPU_PROFILE_ROTATION];
+  for (const p of profiles) {
+    if (!(GPU_PROFILE_NAMES as readonly string[]).includes(p)) throw new Error(`lab: unknown GPU profile "${p}" (known: ${GPU_PROFILE_NAMES.join(', ')})`);
+  }
+  const keys = keyLines(opts.authorize ?? []);
+  const root = labStateRoot();
+  await fs.mkdir(root, { recursive: true, mode: 0o755 });
+  const dir = path.join(root, id);
+  if (opts.replace) await labDown({ id });
+
+  const { mode, isolation, notice } = await chooseMode(root);
+  const user = mode === 'netns' || isRoot() ? 'root' : os.userInfo().username;
+
+  // Allocate a slot and claim the id atomically.
+  const st = await withLock(root, async (): Promise<LabState> => {
+    if (fss.existsSync(dir)) {
+      const old = await readState(dir);
+      const stale = !old || (old.owner !== null && !alive(old.owner));
+      if (!stale) {
+        throw new Error(`lab "${id}" already exists (${dir}); take it down first: npm run lab -- down --id ${id}`);
+      }
+      await downOne(root, id); // left behind by a process that died before taking it down
+    }
+    const used = await usedSlots(root, mode);
+    let slot = 0;
+    for (let x = 1; x <= 254; x++) {
+      if (!used.has(x)) {
+        slot = x;
+        break;
+      }
+    }
+    if (!slot) throw new Error('lab: all 254 lab subnets are in use');
+    await fs.mkdir(path.join(dir, 'hosts'), { recursive: true });
+    const prefix = mode === 'netns' ? `${SUBNET_PREFIX}.${slot}` : `${LOOPBACK_PREFIX}.${slot}`;
+    const state: LabState = {
+      version: 1,
+      id,
+      mode,
+      isolation,
+      slot,
+      subnet: `${prefix}.0/24`,
+      dir,
+      status: 'starting',
+      createdAt: new Date().toISOString(),
+      owner: opts.persistent ? null : procRef(process.pid),
+      bridge: mode === 'netns' ? `airlb${slot}` : null,
+      bridgeAddress: mode === 'netns' ? `${prefix}.1` : null,
+      nftTable: mode === 'netns' ? `${NFT_TABLE_PREFIX}${slot}` : null,
+      hosts: Array.from({ length: opts.hosts }, (_, i): HostState => {
+        const n = i + 1;
+        const name = `host${n}`;
+        return {
+          name,
+          address: `${prefix}.${HOST_OFFSET + n}`,
+          port: mode === 'netns' ? 22 : LOOPBACK_PORT_BASE + n,
+          user,
+          fingerprint: '',
+          netns: mode === 'netns' ? `${NETNS_PREFIX}${id}.${name}` : null,
+          dir: path.join(dir, 'hosts', name),
+          gpuProfile: profiles[i % profiles.length]!,
+          veth: mode === 'netns' ? `airlv${slot}h${n}` : null,
+          sshd: null,
+          holder: null,
+          mntNs: null,
+          linkCut: false,
+          slowed: false,
+        };
+      }),
+      decoy: {
+        address: `${prefix}.${DECOY_OCTET}`,
+        port: DECOY_PORT,
+        netns: mode === 'netns' ? `${NETNS_PREFIX}${id}.decoy` : null,
+        veth: mode === 'netns' ? `airlv${slot}d` : null,
+        proc: null,
+      },
+    };
+    if (notice) state.notice = notice;
+    await writeState(state);
+    return state;
+  });
+
+  try {
+    if (isolation) {
+      const inside = [...PRIVATE_DIRS.map(([t]) => t), ...SYSTEM_OVERLAYS];
+      if (inside.some((t) => (root + '/').startsWith(t + '/'))) {
+        throw new Error(`lab: state root ${root} lies under a directory each host replaces; set AIRLOCK_LAB_STATE elsewhere`);
+      }
+      if (/[\s,:\\'"]/.test(root)) throw new Error(`lab: state root ${root} must not contain spaces, quotes, commas, colons or backslashes (overlay mount options)`);
+    } else {
+      // sshd's privilege separation directory (isolated hosts have a /run of their own).
+      await fs.mkdir('/run/sshd', { recursive: true, mode: 0o755 }).catch(() => {});
+    }
+    const nodePath = await nodeForHosts(root, isolation);
+    const base = isolation ? await systemBase(dir) : null;
+    for (const h of st.hosts) mkdirp(h.dir);
+    await Promise.all(st.hosts.map((h) => prepareHost(st, h, keys, nodePath, base, `${id}/${h.name}`)));
+    await writeState(st);
+    if (mode === 'netns') await buildNetwork(st);
+    await launchDecoy(st);
+    await writeState(st);
+    // Start in parallel; record every pid even if one of them fails, so cleanup finds them.
+    const results = await Promise.allSettled(
+      st.hosts.map(async (h) => {
+        if (isolation) await launchHolder(st, h);
+        await launchSshd(st, h);
+      }),
+    );
+    st.status = results.every((r) => r.status === 'fulfilled') ? 'up' : 'starting';
+    await writeState(st);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return toPublic(st);
+  } catch (err) {
+    await labDown({ id }).catch(() => {});
+    throw err;
+  }
+}
+
+/** Namespaces every ordinary process of this machine is in: never, by itself, a reason to kill. */
+export function machineNamespaces(): Set<string> {
+  const out = new Set<string>();
+  for (const pid of [1, process.pid]) {
+    for (const kind of ['mnt', 'net'] as const) {
+      const l = nsLink(pid, kind);
+      if (l) out.add(l);
+    }
+  }
+  return out;
+}
+
+/**
+ * A lab program (an sshd of a host — also after a SIGHUP re-exec, which keeps its argv —, a host's
+ * namespace holder `enter.sh`, the decoy), recognised by its command line naming a file of the
+ * lab's state directory `dirRe` in the way only the lab does — not merely mentioning the
+ * directory (a `tail -f` of a lab log is not the lab's). `sshd_config` matches labs started by an
+ * older lab.ts and hosts without a system of their own.
+ */
+export function labCommandRe(dirRe: string): RegExp {
+  return new RegExp(`(?:^|\0)-E\0${dirRe}/hosts/[^/\0]+/sshd\.log(?:\0|$)|${dirRe}/(?:hosts/[^/\0]+/(?:sshd_config|enter\.sh)|decoy/decoy\.mjs)`);
+}
+
+export function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export function pidsMatchingCommand(re: RegExp): number[] {
+  return allPids().filter((pid) => {
+    try {
+      return re.test(fss.readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Pids found in a lab network namespace (its processes, whatever they are). */
+export async function netnsPids(ns: string, machine: Set<string>): Promise<number[]> {
+  const r = await run('ip', ['netns', 'pids', ns]);
+  return r.stdout
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number)
+    .filter((pid) => {
+      const n = nsLink(pid, 'net');
+      return n !== null && !machine.has(n); // belt and braces: must really be outside our netns
+    });
+}
+
+/**
+ * Every process belonging to a lab: anything inside its network namespaces, the processes it
+ * started (checked by start time) and their descendants, anything in a host's private mount
+ * namespace, and lab programs naming its directory. The machine's own namespaces never count:
+ * a loopback host without isolation shares them with every process here.
+ */
+export async function labProcesses(st: LabState | null, dir: string, netnsNames: string[]): Promise<Set<number>> {
+  const machine = machineNamespaces();
+  const pids = new Set<number>();
+  for (const ns of netnsNames) for (const p of await netnsPids(ns, machine)) pids.add(p);
+  const roots: number[] = [];
+  const mntNs = new Set<string>();
+  if (st) {
+    for (const h of st.hosts) {
+      for (const ref of [h.holder, h.sshd]) {
+        if (!alive(ref)) continue;
+        roots.push(ref!.pid);
+        const m = st.isolation ? nsLink(ref!.pid, 'mnt') : null;
+        if (m && !machine.has(m)) mntNs.add(m);
+      }
+    }
+    if (alive(st.decoy.proc)) roots.push(st.decoy.proc!.pid);
+  }
+  for (const p of withDescendants(roots)) pids.add(p);
+  if (mntNs.size) {
+    for (const pid of allPids()) {
+      const m = nsLink(pid, 'mnt');
+      if (m && mntNs.has(m)) pids.add(pid);
+    }
+  }
+  for (const p of pidsMatchingCommand(labCommandRe(escapeRe(dir)))) pids.add(p);
+  return pids;
+}
+
+export async function listLabNetns(prefix: string): Promise<string[]> {
+  const r = await run('ip', ['netns', 'list']);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.split(/\s+/)[0] ?? '')
+    .filter((n) => n.startsWith(prefix));
+}
+
+export async function downOne(root: string, id: string): Promise<void> {
+  const dir = path.join(root, id);
+  const st = await readState(dir);
+  const netnsNames = new Set<string>();
+  const links = new Set<string>();
+  if (st) {
+    for (const h of st.hosts) if (h.netns) netnsNames.add(h.netns);
+    if (st.decoy.netns) netnsNames.add(st.decoy.netns);
+    for (const h of st.hosts) if (h.veth) links.add(h.veth);
+    if (st.decoy.veth) links.add(st.decoy.veth);
+    if (st.bridge) links.add(st.bridge);
+  }
+  if (isRoot()) for (const n of await listLabNetns(`${NETNS_PREFIX}${id}.`)) netnsNames.add(n);
+  const existing = new Set(isRoot() ? await listLabNetns(NETNS_PREFIX) : []);
+  const present = [...netnsNames].filter((n) => existing.has(n));
+
+  await killAll(await labProcesses(st, dir, present));
+  if (isRoot()) {
+    const cmds = [...present.map((n) => `netns del ${n}`), ...[...links].map((l) => `link del ${l}`)];
+    if (cmds.length) await run('ip', ['-force', '-batch', '-'], { input: cmds.join('\n') + '\n' });
+    if (st?.nftTable) await run('nft', ['delete', 'table', 'inet', st.nftTable]);
+  }
+  await fs.rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * Takes a lab down: kills every process it started (sshd listeners and their sessions, anything
+ * run inside its namespaces, the decoy), deletes its namespaces, veths, bridge and nft table, and
+ * removes its state directory. Idempotent, and works on a half-started lab.
+ * `all: true` takes down every lab and sweeps strays (namespaces `airlock-lab.*`, interfaces
+ * `airlb*`/`airlv*`, nft tables `inet airlock_lab_*`, processes naming the state root).
+ */
+export async function labDown(opts: { id?: string; all?: boolean } = {}): Promise<void> {
+  const root = labStateRoot();
+  if (!opts.all) {
+    const id = opts.id ?? DEFAULT_LAB_ID;
+    if (!ID_RE.test(id)) throw new Error(`lab: bad id "${id}"`);
+    await downOne(root, id);
+    return;
+  }
+  let names: string[] = [];
+  try {
+    names = (await fs.readdir(root)).filter((n) => !n.startsWith('.') && ID_RE.test(n));
+  } catch {
+    /* no labs */
+  }
+  for (const n of names) await downOne(root, n);
+  if (isRoot()) {
+    const strays = await listLabNetns(NETNS_PREFIX);
+    const machine = machineNamespaces();
+    const pids = new Set<number>();
+    for (const ns of strays) for (const p of await netnsPids(ns, machine)) pids.add(p);
+    await killAll(pids);
+    const linkList = await run('ip', ['-o', 'link', 'show']);
+    const strayLinks = [...linkList.stdout.matchAll(/^\d+:\s+([^:@\s]+)/gm)].map((m) => m[1]!).filter((n) => IF_RE.test(n));
+    const cmds = [...strays.map((n) => `netns del ${n}`), ...strayLinks.map((l) => `link del ${l}`)];
+    if (cmds.length) await run('ip', ['-force', '-batch', '-'], { input: cmds.join('\n') + '\n' });
+    const tables = await run('nft', ['list', 'tables', 'inet']);
+    for (const m of tables.stdout.matchAll(new RegExp(`table inet (${NFT_TABLE_PREFIX}\\d+)`, 'g'))) {
+      await run('nft', ['delete', 'table', 'inet', m[1]!]);
+    }
+  }
+  await killAll(pidsMatchingCommand(labCommandRe(`${escapeRe(root)}/[^/\\0]+`)));
+}
+
+/** The lab with this id as recorded in its state file (plus live sshd/link status), or null. */
+export async function labStatus(id: string = DEFAULT_LAB_ID): Promise<Lab | null> {
+  const st = await readState(path.join(labStateRoot(), id));
+  if (!st) return null;
+  const lab = toPublic(st);
+  lab.hosts.forEach((h, i) => {
+    const s = st.hosts[i]!;
+    h.sshdRunning = alive(s.sshd);
+    h.linkCut = s.linkCut;
+  });
+  return lab;
+}
+
+/** Every lab that has a state file under {@link labStateRoot}. */
+export async function labList(): Promise<Lab[]> {
+  const out: Lab[] = [];
+  for (const st of await listStates(labStateRoot())) {
+    const lab = await labStatus(st.id);
+    if (lab) out.push(lab);
+  }
+  return out;
+}

@@ -1,0 +1,101 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { Lab, LabHost } from './types';
+
+// ---------------------------------------------------------------------------------------------
+// Internal state (state.json)
+// ---------------------------------------------------------------------------------------------
+
+/** A process we started: pid plus its start time, so a recycled pid is never killed. */
+export interface ProcRef {
+  pid: number;
+  start: string;
+}
+
+export interface HostState extends LabHost {
+  veth: string | null;
+  sshd: ProcRef | null;
+  /**
+   * Isolated hosts: the process holding the host's mount and UTS namespaces (its `enter.sh`),
+   * which sshd and {@link runOnHost} enter. Absent in labs started by an older lab.ts.
+   */
+  holder?: ProcRef | null;
+  /** Inode of the sshd's mount namespace (`mnt:[…]`), to find every process of the host. */
+  mntNs: string | null;
+  linkCut: boolean;
+  slowed: boolean;
+}
+
+export interface LabState {
+  version: 1;
+  id: string;
+  mode: 'netns' | 'loopback';
+  /** Private mount + UTS namespaces per host (always in netns mode; in loopback mode when root). */
+  isolation: boolean;
+  slot: number;
+  subnet: string;
+  dir: string;
+  status: 'starting' | 'up';
+  createdAt: string;
+  /** The process the lab belongs to (null: persistent, started from the CLI). */
+  owner: ProcRef | null;
+  bridge: string | null;
+  bridgeAddress: string | null;
+  nftTable: string | null;
+  notice?: string;
+  hosts: HostState[];
+  decoy: { address: string; port: number; netns: string | null; veth: string | null; proc: ProcRef | null };
+}
+
+export function statePath(dir: string): string {
+  return path.join(dir, 'state.json');
+}
+
+export async function readState(dir: string): Promise<LabState | null> {
+  try {
+    return JSON.parse(await fs.readFile(statePath(dir), 'utf8')) as LabState;
+  } catch {
+    return null;
+  }
+}
+
+export async function writeState(st: LabState): Promise<void> {
+  const tmp = `${statePath(st.dir)}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(st, null, 2) + '\n');
+  await fs.rename(tmp, statePath(st.dir));
+}
+
+export function toPublic(st: LabState): Lab {
+  const lab: Lab = {
+    id: st.id,
+    mode: st.mode,
+    subnet: st.subnet,
+    dir: st.dir,
+    hosts: st.hosts.map((h) => ({
+      name: h.name,
+      address: h.address,
+      port: h.port,
+      user: h.user,
+      fingerprint: h.fingerprint,
+      netns: h.netns,
+      dir: h.dir,
+      gpuProfile: h.gpuProfile,
+    })),
+    decoy: { address: st.decoy.address, port: st.decoy.port },
+    privateSystem: st.isolation,
+  };
+  if (st.notice) lab.notice = st.notice;
+  return lab;
+}
+
+export async function loadLab(lab: Lab): Promise<LabState> {
+  const st = await readState(lab.dir);
+  if (!st) throw new Error(`lab "${lab.id}" is not up (no ${statePath(lab.dir)})`);
+  return st;
+}
+
+export function findHost(st: LabState, name: string): HostState {
+  const h = st.hosts.find((x) => x.name === name);
+  if (!h) throw new Error(`lab "${st.id}" has no host "${name}" (hosts: ${st.hosts.map((x) => x.name).join(', ')})`);
+  return h;
+}

@@ -1,0 +1,76 @@
+
+
+// ---------------------------------------------------------------------------------------------
+// Public types
+// ---------------------------------------------------------------------------------------------
+
+/** One simulated GPU host. */
+export interface LabHost {
+  /** `host1`, `host2`, … — also the host's `hostname` (netns mode). */
+  name: string;
+  /** Address Airlock connects to (a lab subnet address, or 127.213.X.Y in loopback mode). */
+  address: string;
+  /** sshd port: 22 in netns mode, 2200 + host number in loopback mode. */
+  port: number;
+  /** Login user: `root` in netns mode, the current user in loopback mode when not root. */
+  user: string;
+  /** Host key fingerprint exactly as `ssh-keygen -lf` prints it (`SHA256:` + 43 base64 chars). */
+  fingerprint: string;
+  /** Network namespace name (netns mode), else null. */
+  netns: string | null;
+  /** The host's state directory (keys, sshd_config, logs, and `fs/` = its private filesystem). */
+  dir: string;
+  /** GPU profile name this host's nvidia-smi answers from (`a100`, `h100`, `t4`, `none`, `absent`, `hostile`). */
+  gpuProfile: string;
+  /** Only filled by {@link labStatus}: whether the host's sshd process is alive. */
+  sshdRunning?: boolean;
+  /** Only filled by {@link labStatus}: whether the host's link is cut ({@link cutLink}). */
+  linkCut?: boolean;
+}
+
+/** A running lab. Plain data: it can be serialised and handed to another process. */
+export interface Lab {
+  id: string;
+  /** `netns`: real namespaces (root). `loopback`: fallback on 127.213.X.Y addresses. */
+  mode: 'netns' | 'loopback';
+  /** The lab's /24, e.g. `10.213.7.0/24` (`127.213.7.0/24` in loopback mode). */
+  subnet: string;
+  /** The lab's state directory (contains state.json). */
+  dir: string;
+  hosts: LabHost[];
+  /** The decoy "outside world": a TCP listener answering `decoy\n`, in a namespace of its own. */
+  decoy: { address: string; port: number };
+  /**
+   * Whether each host has a system of its own: private `/etc`, `/usr`, `/var` (overlays) and
+   * `/run`, so that installing packages, writing units or sshd drop-ins on a host changes that
+   * host only. Only then may a test change system state on a host (netns mode always; loopback
+   * mode as root). Without it a host shares this machine's files.
+   */
+  privateSystem: boolean;
+  /** Set when the lab had to fall back to loopback mode: why, for the user. */
+  notice?: string;
+}
+
+/** Options for {@link labUp}. */
+export interface LabUpOptions {
+  /** Lab id (letters, digits, `-`, `_`; at most 24 chars). Default `demo`. */
+  id?: string;
+  /** Number of hosts, 1–200. */
+  hosts: number;
+  /** `authorized_keys` lines to install on every host. */
+  authorize?: string[];
+  /**
+   * GPU profile per host (cycled when shorter than the host list). Default: the rotation
+   * a100, h100, t4, none. Known: a100, h100, t4, none (driver not loaded), absent (no nvidia-smi),
+   * hostile (attack text in every field, a hostile hostname and os-release: gpu/hostile.ts).
+   */
+  gpuProfiles?: string[];
+  /** Tear down an existing lab with the same id first instead of refusing. */
+  replace?: boolean;
+  /**
+   * The lab outlives the calling process (the CLI sets this). Otherwise the lab belongs to the
+   * calling process: once that process is gone (say a test run crashed before its `afterAll`),
+   * the lab counts as stale and the next `labUp` with the same id replaces it instead of refusing.
+   */
+  persistent?: boolean;
+}
