@@ -30,7 +30,7 @@ interface NavItem {
   needs: ChannelName;
 }
 
-const NAV: NavItem[] = [
+export const NAV: NavItem[] = [
   { view: 'hosts', label: 'Hosts', needs: 'hosts:list' },
   { view: 'terminal', label: 'Terminal', needs: 'terminal:open' },
   { view: 'provision', label: 'Provisioning', needs: 'provision:runs' },
