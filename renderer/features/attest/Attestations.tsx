@@ -10,7 +10,7 @@ import { formatTime, shortHash } from '../../components/format';
 import { Modal } from '../../components/Modal';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
-import { downloadText } from './download';
+import { downloadText } from '../../components/download';
 import { attestationFileName } from './model';
 
 type KeyInfo = Out<'attest:key'>;
