@@ -1,3 +1,4 @@
+import './attest.css';
 import { useCallback, useEffect, useState } from 'react';
 import type { Out } from '../../../shared/contract/index';
 import type { SignedAttestation } from '../../../shared/contract/attest';

@@ -1,3 +1,4 @@
+import './session.css';
 import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
 import type { SessionStatus } from '../../../shared/contract/session';
 import type { ChannelName } from '../../../shared/contract/index';

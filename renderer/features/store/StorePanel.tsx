@@ -1,3 +1,4 @@
+import './store.css';
 import { useCallback, useEffect, useState } from 'react';
 import type { Out } from '../../../shared/contract/index';
 import { newRequestId } from '../../api';

@@ -1,3 +1,4 @@
+import './totp.css';
 import { useState } from 'react';
 import type { SessionStatus } from '../../../shared/contract/session';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
