@@ -1,5 +1,7 @@
 import './zod-setup';
 import '@xterm/xterm/css/xterm.css';
+// The base stylesheet before App: each feature imports its own (features/<area>/<area>.css), and
+// Vite bundles them into one stylesheet in import order, so the base comes first as it always did.
 import './styles.css';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';

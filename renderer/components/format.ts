@@ -50,3 +50,16 @@ export function shortFingerprint(fp: string | null): string {
 export function shortHash(h: string, n = 12): string {
   return h.length > n ? `${h.slice(0, n)}…` : h;
 }
+
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n)) return '?';
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(v >= 100 ? 0 : 1)} ${units[u]}`;
+}

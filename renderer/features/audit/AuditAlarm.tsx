@@ -1,3 +1,4 @@
+import './audit.css';
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import type { AlarmStatus } from '../../../shared/contract/audit';
 import type { Client } from '../../../shared/contract/client';

@@ -1,3 +1,4 @@
+import './audit.css';
 import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import type { AuditEvent, ExportResult, VerifyReport } from '../../../shared/contract/audit';

@@ -1,3 +1,4 @@
+import './hosts.css';
 import { Fragment, useCallback, useEffect, useRef, useState } from 'react';
 import type { Host, ScanOutcome } from '../../../shared/contract/hosts';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';

@@ -1,3 +1,4 @@
+import './identity.css';
 import { useEffect, useState } from 'react';
 import type { Out } from '../../../shared/contract/index';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';

@@ -9,7 +9,7 @@ import { shortHash } from '../../components/format';
 import { Modal } from '../../components/Modal';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
-import { AttestationDialog, AttestationsPanel } from './Attestations';
+import { AttestationDialog, AttestationsPanel } from '../attest/Attestations';
 import { DriftPanel } from './DriftPanel';
 import { HostPicker } from './HostPicker';
 import { ImportPlaybook } from './ImportPlaybook';
@@ -34,7 +34,7 @@ import {
 } from './model';
 import { RunBadge, RunHeader, RunHosts } from './RunDisplay';
 import { RunsPanel } from './RunsPanel';
-import { StorePanel } from './StorePanel';
+import { StorePanel } from '../store/StorePanel';
 
 type Tab = 'run' | 'runs' | 'attestations' | 'drift' | 'store';
 

@@ -1,8 +1,8 @@
 import { Fragment, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { Change, HostRun, Run, StepRecord } from '../../../shared/contract/provision';
-import { DASH, formatTime } from '../../components/format';
+import { DASH, formatBytes, formatTime } from '../../components/format';
 import { safeLine, safeText } from '../../components/safeText';
-import { diffLines, formatBytes, formatDuration, stepLog, toneOf } from './model';
+import { diffLines, formatDuration, stepLog, toneOf } from './model';
 
 /** A run, host or step status as a badge (text is the status itself; colour by what it means). */
 export function RunBadge({ status, testId }: { status: string; testId?: string }) {

@@ -3,7 +3,6 @@ import type { Host } from '../../../shared/contract/hosts';
 import type { Run, StepRecord } from '../../../shared/contract/provision';
 import {
   applyProgress,
-  attestationFileName,
   diffLines,
   failLive,
   finishLive,
@@ -96,10 +95,6 @@ describe('selectors and overrides', () => {
 });
 
 describe('formatting', () => {
-  it('names exported attestation files after the host and id', () => {
-    expect(attestationFileName('host1', 'att-0123456789abcdef')).toBe('attestation-host1-att-0123456789abcdef.json');
-    expect(attestationFileName('../x', 'att-1')).toBe('attestation-.._x-att-1.json');
-  });
   it('classifies diff lines', () => {
     expect(diffLines('--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n z').map((l) => l.kind)).toEqual(['meta', 'meta', 'hunk', 'del', 'add', 'ctx']);
   });

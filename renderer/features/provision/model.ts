@@ -281,19 +281,6 @@ export function toneOf(status: StepStatus | HostRun['status'] | Run['status'] | 
   }
 }
 
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n)) return '?';
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(v >= 100 ? 0 : 1)} ${units[u]}`;
-}
-
 export function formatDuration(ms: number | null): string {
   if (ms === null) return '—';
   if (ms < 1000) return `${ms} ms`;
@@ -311,12 +298,6 @@ export function compactJson(v: unknown, max = 400): string {
     s = String(v);
   }
   return s.length > max ? `${s.slice(0, max)}…` : s;
-}
-
-/** `attestation-<host>-<id>.json`; host names are already file-name safe, this only makes sure. */
-export function attestationFileName(host: string, id: string): string {
-  const safe = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_');
-  return `attestation-${safe(host)}-${safe(id)}.json`;
 }
 
 export type DiffLine = { kind: 'add' | 'del' | 'hunk' | 'meta' | 'ctx'; text: string };

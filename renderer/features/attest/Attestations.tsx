@@ -1,3 +1,4 @@
+import './attest.css';
 import { useCallback, useEffect, useState } from 'react';
 import type { Out } from '../../../shared/contract/index';
 import type { SignedAttestation } from '../../../shared/contract/attest';
@@ -10,7 +11,7 @@ import { formatTime, shortHash } from '../../components/format';
 import { Modal } from '../../components/Modal';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
-import { downloadText } from './download';
+import { downloadText } from '../../components/download';
 import { attestationFileName } from './model';
 
 type KeyInfo = Out<'attest:key'>;

@@ -1,13 +1,13 @@
+import './store.css';
 import { useCallback, useEffect, useState } from 'react';
 import type { Out } from '../../../shared/contract/index';
 import { newRequestId } from '../../api';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
 import { useLoaded } from '../../components/useLoaded';
-import { formatTime, shortHash } from '../../components/format';
+import { formatBytes, formatTime, shortHash } from '../../components/format';
 import { safeLine } from '../../components/safeText';
 import { useApp } from '../../context';
-import { formatBytes } from './model';
 
 type Store = Out<'store:list'>;
 

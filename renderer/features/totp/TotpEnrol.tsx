@@ -1,3 +1,4 @@
+import './totp.css';
 import { useState, type FormEvent } from 'react';
 import type { Client } from '../../../shared/contract/client';
 import type { TotpEnrolment } from '../../../shared/contract/totp';

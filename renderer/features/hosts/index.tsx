@@ -1,0 +1,11 @@
+import { useApp } from '../../context';
+import { rolesFor, type Feature, type FeatureProps } from '../feature';
+import { HostsView } from './HostsView';
+
+/** "Terminal" on a host row opens the terminal feature on that host, for those who may open one. */
+function Hosts({ open }: FeatureProps) {
+  const { can } = useApp();
+  return <HostsView onOpenTerminal={can('terminal:open') ? (name) => open('terminal', name) : null} />;
+}
+
+export const hosts: Feature = { id: 'hosts', label: 'Hosts', roles: rolesFor('hosts:list'), component: Hosts };

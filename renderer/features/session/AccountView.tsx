@@ -1,0 +1,48 @@
+import { useState } from 'react';
+import type { SessionStatus } from '../../../shared/contract/session';
+import type { AirlockErrorShape } from '../../../shared/domain/errors';
+import { ErrorLine } from '../../components/ErrorLine';
+import { formatTime } from '../../components/format';
+import { useApp } from '../../context';
+import { PasswordForm } from './PasswordForm';
+import { SettingsForm } from '../settings/SettingsForm';
+import { TotpCard } from '../totp/TotpCard';
+
+/** One's own account (password, TOTP, recovery codes) and, for admins, the identity settings. */
+export function AccountView({ status, onStatus }: { status: SessionStatus; onStatus: () => void }) {
+  const { client, user, can } = useApp();
+  const me = status.user!;
+  const [note, setNote] = useState<string | null>(null);
+  const [error, setError] = useState<AirlockErrorShape | null>(null);
+
+  return (
+    <section className="view view-narrow" data-testid="account-view">
+      <h2>{user.name}</h2>
+      <dl className="kv">
+        <dt>Roles</dt>
+        <dd>{user.roles.join(', ')}</dd>
+        <dt>Two-factor</dt>
+        <dd data-testid="account-totp" data-enrolled={me.totp.enrolled}>
+          {me.totp.enrolled ? `enrolled · ${me.totp.recoveryCodesLeft} recovery codes left` : 'not enrolled'}
+          {me.totp.required ? ' · required by policy' : ''}
+        </dd>
+        <dt>Step-up valid until</dt>
+        <dd>{me.stepUpUntil ? formatTime(me.stepUpUntil) : 'confirm your password at the next sensitive action'}</dd>
+        <dt>Idle lock at</dt>
+        <dd>{formatTime(me.lockAt)}</dd>
+      </dl>
+      <ErrorLine error={error} testId="account-error" />
+      {note ? (
+        <div className="info-line" data-testid="account-note">
+          {note}
+        </div>
+      ) : null}
+
+      <PasswordForm client={client} userName={user.name} title="Change password" onDone={() => setNote('Password changed.')} />
+
+      <TotpCard totp={me.totp} onNote={setNote} onError={setError} onStatus={onStatus} />
+
+      {can('settings:set') ? <SettingsForm onSaved={onStatus} /> : null}
+    </section>
+  );
+}
