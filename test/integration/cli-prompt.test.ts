@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { shellQuote } from '../../electron/core/ssh/quote';
 import { authorizeKey, labDown, labUp, type Lab } from '../lab/lab';
 
 /**
@@ -16,7 +17,7 @@ let lab: Lab;
 const env = () => ({ ...process.env, AIRLOCK_USER: 'alice', AIRLOCK_PASSWORD: PASSWORD, AIRLOCK_DATA: data, TERM: 'dumb' });
 
 function onTerminal(args: string[], answer: string): Promise<string> {
-  const cmd = [process.execPath, path.join(root, 'bin/airlock.mjs'), ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const cmd = [process.execPath, path.join(root, 'bin/airlock.mjs'), ...args].map(shellQuote).join(' ');
   return new Promise((resolve) => {
     const p = spawn('script', ['-qfec', cmd, '/dev/null'], { env: env() });
     let out = '';

@@ -2,16 +2,10 @@ import crypto from 'node:crypto';
 import { z } from 'zod';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { ExecResult, SshConnection } from '../ssh/connection';
-import { shellQuote as q } from '../ssh/sftp';
+import { shellQuote as q, shCommand } from '../ssh/quote';
 
-/** POSIX single-quote escaping (refuses NUL, CR, LF): the SSH layer's, under a short name for scripts. */
+/** POSIX single-quote escaping (refuses NUL, CR, LF): the one quoting (ssh/quote.ts), under a short name for scripts. */
 export { q };
-
-/** A whole script for `sh -c`: newlines are its own, so only NUL is refused. */
-function qScript(s: string): string {
-  if (s.includes('\0')) throw new AirlockError('INVALID_INPUT', 'A script sent to a host contains a NUL character.');
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 const MAX_HOST_PATH = 1024;
 
@@ -79,7 +73,7 @@ export class Remote {
 
   /** Run a POSIX sh script; returns the result whatever the exit code. */
   async sh(script: string, opts: RunOpts = {}): Promise<ExecResult> {
-    const cmd = `${this.asRoot ? '' : 'sudo -n '}/bin/sh -c ${qScript(script)}`;
+    const cmd = `${this.asRoot ? '' : 'sudo -n '}${shCommand(script)}`;
     return this.conn.exec(cmd, {
       timeoutMs: opts.timeoutMs ?? this.defaultTimeoutMs,
       signal: this.signal,

@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { shCommand, shellQuote, shellQuoteScript } from './quote';
@@ -28,5 +30,25 @@ describe('shell quoting (the one place)', () => {
   it('runs a script under /bin/sh as one command', () => {
     const out = execFileSync('/bin/sh', ['-c', shCommand(`x=${shellQuote("it's")}; printf '%s|' "$x"; printf 'second line'`)], { encoding: 'utf8' });
     expect(out).toBe("it's|second line");
+  });
+});
+
+describe('one place', () => {
+  it('no other source file quotes for the shell by hand', () => {
+    const root = path.resolve(__dirname, '../../..');
+    const idiom = "'\\\\''"; // the close-escape-reopen of a single quote, as written in source
+    const found: string[] = [];
+    const walk = (dir: string) => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        if (e.name === 'node_modules' || e.name === 'dist' || e.name.startsWith('.')) continue;
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (/\.(ts|tsx|mjs)$/.test(e.name) && !/\.test\.ts$/.test(e.name) && p !== __filename.replace(/\.test\.ts$/, '.ts')) {
+          if (fs.readFileSync(p, 'utf8').includes(idiom)) found.push(path.relative(root, p));
+        }
+      }
+    };
+    for (const d of ['electron', 'shared', 'renderer', 'test', 'scripts']) walk(path.join(root, d));
+    expect(found).toEqual([]);
   });
 });

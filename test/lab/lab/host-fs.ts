@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as fss from 'node:fs';
 import * as path from 'node:path';
+import { shellQuote } from '../../../electron/core/ssh/quote';
 import { makeGpuProfile, type GpuProfile } from '../gpu/profiles';
 import { EMULATOR_SRC, HOST_KEY_IN_HOST, HOST_PATH, HOST_SSHD_PIDFILE, INFERENCE_SIM_SRC, PRIVATE_DIRS, SSHD, SYSTEMCTL_SRC, SYSTEM_OVERLAYS } from './constants';
 import { must } from './processes';
@@ -42,9 +43,8 @@ export async function nodeForHosts(root: string, isolation: boolean): Promise<st
   return copy;
 }
 
-export function shQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+/** The one shell quoting (electron/core/ssh/quote.ts), under the lab's name. */
+export const shQuote = shellQuote;
 
 /** A host's overlay upper and work directories for one of {@link SYSTEM_OVERLAYS}. */
 export function overlayDirs(h: HostState, sys: string): { upper: string; work: string } {

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { createTwoFilesPatch } from 'diff';
 import { z } from 'zod';
 import type { Change } from '../../../../shared/contract/provision';
+import { shellQuoteScript } from '../../ssh/quote';
 import { HostPath, q, Remote, StepFailure } from '../remote';
 import { awaitRollback } from './deadman';
 import { defineStep, type StepContext } from './types';
@@ -130,7 +131,7 @@ export const sshHardening = defineStep<Params>({
         'set -e',
         `cd ${st}`,
         `rm -f rolled-back; echo ${nonce} > pending`,
-        `setsid sh -c 'sleep ${p.deadManSeconds}; if [ "$(cat ${st}/pending 2>/dev/null)" = ${nonce} ]; then ${restore.replace(/'/g, `'\\''`)}; ${hup.replace(/'/g, `'\\''`)}; date -u +%Y-%m-%dT%H:%M:%SZ > ${st}/rolled-back; rm -f ${st}/pending; fi' </dev/null >/dev/null 2>&1 &`,
+        `setsid sh -c ${shellQuoteScript(`sleep ${p.deadManSeconds}; if [ "$(cat ${st}/pending 2>/dev/null)" = ${nonce} ]; then ${restore}; ${hup}; date -u +%Y-%m-%dT%H:%M:%SZ > ${st}/rolled-back; rm -f ${st}/pending; fi`)} </dev/null >/dev/null 2>&1 &`,
         hup,
       ].join('\n'),
       'reloading sshd',
