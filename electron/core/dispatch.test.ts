@@ -5,7 +5,9 @@
  * and passed there first).
  */
 import { describe, expect, it } from 'vitest';
-import type { ChannelName } from '../../shared/contract/index';
+import type { z } from 'zod';
+import { channels, type ChannelName } from '../../shared/contract/index';
+import type { ChannelDef } from '../../shared/contract/channel';
 import type { AuditInput, AuditTrail } from './audit/audit';
 import { Dispatcher, Operations, type Handlers } from './dispatch';
 import type { Sessions } from './session/sessions';
@@ -88,5 +90,32 @@ describe('the audit target and actor of representative channels (as before issue
     expect(params.channel).toBe('users:create');
     expect(params.input.name).toBe('dave');
     expect(params.input.password).toBe('[redacted]');
+  });
+});
+
+/** The field names an input schema may hold (objects, unions of objects, pipes and wrappers). */
+function inputFields(schema: z.ZodType): string[] {
+  const def = (schema as unknown as { _zod: { def: Record<string, unknown> } })._zod.def;
+  if (def.shape) return Object.keys(def.shape as object);
+  if (Array.isArray(def.options)) return (def.options as z.ZodType[]).flatMap(inputFields);
+  for (const inner of ['in', 'innerType', 'schema'] as const) if (def[inner]) return inputFields(def[inner] as z.ZodType);
+  return [];
+}
+
+describe('every channel declares its target', () => {
+  const looksLikeTarget = ['name', 'host', 'address', 'id'];
+  const defs = Object.entries(channels) as Array<[ChannelName, ChannelDef]>;
+
+  it('a channel whose input names an object (name, host, address, id) declares which one, or declares none deliberately', () => {
+    const candidates = defs.filter(([, d]) => inputFields(d.in).some((f) => looksLikeTarget.includes(f)));
+    // The walk sees the inputs it should (a schema shape it cannot read would make this vacuous).
+    expect(candidates.map(([n]) => n)).toEqual(expect.arrayContaining(['hosts:add', 'terminal:open', 'attest:show', 'approvals:approve']));
+    const undeclared = candidates.filter(([, d]) => !('target' in d)).map(([n]) => n);
+    expect(undeclared).toEqual([]);
+  });
+
+  it('a declared target field is a field of the input', () => {
+    const wrong = defs.filter(([, d]) => typeof d.target === 'string' && !inputFields(d.in).includes(d.target)).map(([n]) => n);
+    expect(wrong).toEqual([]);
   });
 });

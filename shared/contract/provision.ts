@@ -190,6 +190,7 @@ export const provision = {
     in: z.object({ host: HostName }).strict(),
     out: z.object({ host: HostName, removed: z.boolean() }),
     roles: ['admin'],
+    target: 'host',
     stepUp: true,
     twoPerson: 'provision:disableEgressLockdown',
     summary: "Remove a host's egress lockdown (two-person rule: another person must approve)",
