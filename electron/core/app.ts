@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
+import type { EventPayload } from '../../shared/contract/index';
 import { AirlockError, type Result } from '../../shared/domain/errors';
 import { Approvals } from './approvals/approvals';
 import { ApprovalWatch } from './approvals/watch';
@@ -9,6 +10,7 @@ import { Identity } from './session/signin';
 import { DEFAULT_TOTP_ROLES, restrictionFor } from './session/policy';
 import { Sessions } from './session/sessions';
 import { Broadcaster } from './broadcast';
+import { eventChecker, FLOW_LIMITS, Outbox } from './outbox';
 import { IdentitySettings } from './settings/settings';
 import { DEFAULT_LOCKOUT, Throttle, userKey } from './session/throttle';
 import { Users } from './users/users';
@@ -116,7 +118,8 @@ export async function createCore(config: CoreConfig): Promise<Core> {
       vaultKey: sessions.vaultKey(s.id),
       auth: sshAuth(s.id),
       signal: ctx.signal,
-      emit: (event, payload) => ctx.client.emit(event, payload),
+      // Caller.emit (provision/engine.ts) names its event as a string: the client's outbox checks it against the contract.
+      emit: (event, payload) => ctx.client.emit(event as 'provision:progress', payload as EventPayload<'provision:progress'>),
     };
   };
 
@@ -355,6 +358,8 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     approvalGate: (name, input, session, approved) => approvals.gate(name, input, sessions.vaultKey(session.id), approved),
   });
   let clients = 0;
+  /** Every client's events are checked against the contract; an invalid one is logged once per core. */
+  const checkEvent = eventChecker(console.error);
 
   // ---- pushed events: the approval queue changed (here or in another process), instead of polling ----
   const broadcaster = new Broadcaster(sessions);
@@ -384,8 +389,10 @@ export async function createCore(config: CoreConfig): Promise<Core> {
 
   return {
     config: { ...config },
-    newClient({ shell, source, emit }) {
-      const client: ClientContext = { id: `c${++clients}-${random(6).toString('hex')}`, shell, source, session: null, emit: emit ?? (() => {}) };
+    newClient({ shell, source, emit, buffered, overflow }) {
+      const id = `c${++clients}-${random(6).toString('hex')}`;
+      const outbox = new Outbox({ send: emit ?? (() => {}), buffered, overflow }, checkEvent, console.error, FLOW_LIMITS, `${shell} client ${id}`);
+      const client: ClientContext = { id, shell, source, session: null, emit: (event, payload) => outbox.push(event, payload), flow: outbox };
       broadcaster.add(client);
       return client;
     },
@@ -400,6 +407,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     },
     async closeClient(client) {
       broadcaster.delete(client);
+      (client.flow as Outbox | undefined)?.close?.();
       ops.cancelAll(client);
       terminals.closeAllFor(client);
       if (client.session) sessions.close(client.session.id);

@@ -259,5 +259,6 @@ export const auditEvents = {
   'audit:verify-progress': event({
     payload: z.object({ checked: z.number().int().nonnegative(), total: z.number().int().nonnegative() }),
     summary: 'Progress of a running audit:verify (events checked of total)',
+    flow: { latest: () => '' },
   }),
 } as const;

@@ -95,6 +95,15 @@ export interface EventDef<P extends z.ZodType = z.ZodType> {
    * only to the client whose call produced them (terminal bytes, progress).
    */
   audience?: string;
+  /**
+   * What happens when the client reads slower than events arrive: its outgoing queue (bounded by
+   * bytes, electron/core/outbox.ts) is over the high-water mark. `'pause'`: every byte must arrive
+   * (terminal output): the producer pauses its source (the SSH channel) until the queue is below
+   * the low-water mark. `{ latest }`: only the latest state matters (progress): a queued event with
+   * the same key is replaced by the new one, and counted as dropped. Omitted: small, rare events
+   * (an exit, a version ping), always queued.
+   */
+  flow?: 'pause' | { latest: (payload: z.output<P>) => string };
 }
 export function event<P extends z.ZodType>(def: EventDef<P>): EventDef<P> {
   return def;

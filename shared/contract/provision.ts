@@ -227,5 +227,8 @@ export const provisionEvents = {
       output: z.string().nullable(),
     }),
     summary: 'Provisioning progress: a step or host changed, output arrived, a transfer advanced',
+    // A slow client gets each step's (or host's) latest state; skipped output chunks stay in the
+    // step log (provision:status).
+    flow: { latest: (p) => `${p.runId}/${p.host}/${p.step?.idx ?? ''}` },
   }),
 } as const;

@@ -41,7 +41,12 @@ export const terminal = {
 } as const;
 
 export const terminalEvents = {
-  'terminal:data': event({ payload: z.object({ id: TermId, data: z.string() }), summary: 'Bytes from the PTY (UTF-8)' }),
+  'terminal:data': event({
+    payload: z.object({ id: TermId, data: z.string() }),
+    summary: 'Bytes from the PTY (UTF-8)',
+    // A slow client pauses the terminal's SSH channel: no byte is lost, none piles up.
+    flow: 'pause',
+  }),
   'terminal:exit': event({
     payload: z.object({ id: TermId, code: z.number().int().nullable(), reason: z.string().nullable() }),
     summary: 'The terminal closed',

@@ -130,6 +130,12 @@ export interface PtySession {
   onExit(cb: (code: number | null, reason: string | null) => void): void;
   write(data: string | Buffer): void;
   resize(cols: number, rows: number): void;
+  /**
+   * Stop reading the channel (the reader is slow): ssh2 stops widening the SSH window, so the host
+   * stops sending once it is full. Nothing is lost; `resume` delivers what was held back.
+   */
+  pause(): void;
+  resume(): void;
   close(): void;
 }
 
@@ -1056,6 +1062,16 @@ class Pty implements PtySession {
     const c = Math.max(1, Math.min(1000, Math.floor(cols) || 80));
     const r = Math.max(1, Math.min(1000, Math.floor(rows) || 24));
     this.ch.setWindow(r, c, 0, 0);
+  }
+
+  pause(): void {
+    this.ch.pause();
+    this.ch.stderr.pause();
+  }
+
+  resume(): void {
+    this.ch.resume();
+    this.ch.stderr.resume();
   }
 
   close(): void {
