@@ -22,7 +22,7 @@ export interface FlowLimits {
   high: number;
   /** …below this again: paused streams resume. */
   low: number;
-  /** Queue above this (only events that neither pause nor coalesce can get here): the client is cut off. */
+  /** Queue above this (only events that neither pause nor coalesce can get here): the transport is cut off and the queue let go. */
   hardLimit: number;
   /** How often a full transport is looked at again (neither ws nor IPC tells when it drained). */
   pollMs: number;
@@ -137,8 +137,13 @@ export class Outbox implements Flow {
     this.queued += bytes;
     this.flush();
     if (this.queued > this.limits.hardLimit) {
-      this.log(`airlock: ${this.label} takes no events (${this.queued} bytes queued): cut off`);
-      this.close();
+      // The shell cuts the transport off (the page reconnects and re-reads its state); what was
+      // queued for it is let go, so memory stays bounded even for events that never coalesce.
+      this.log(`airlock: ${this.label} takes no events (${this.queue.length} events, ${this.queued} bytes queued): cut off`);
+      this.droppedCount += this.queue.length;
+      this.droppedLogged = this.droppedCount;
+      this.queue.length = 0;
+      this.queued = 0;
       this.transport.overflow?.();
     }
   }
