@@ -79,7 +79,7 @@ describe('startShell', () => {
     const { fx, core } = await start();
     const name = 'terminal:data';
     core.clients[0]!.emit(name, { id: 't1', data: 'hi' });
-    expect(fx.windows[0]!.webContents.sent).toEqual([{ channel: IPC_EVENT, args: [{ event: name, payload: { id: 't1', data: 'hi' } }] }]);
+    expect(fx.windows[0]!.webContents.sent).toEqual([{ channel: IPC_EVENT, args: [{ event: name, payload: { id: 't1', data: 'hi' }, seq: 1 }] }]);
   });
 
   it('closes the client with the window and the core before quitting', async () => {

@@ -296,6 +296,14 @@ export function fakeElectron(opts: FakeElectronOptions = {}) {
     removeHandler(channel: string) {
       this.handlers.delete(channel);
     },
+    listeners: new Map<string, AnyFn>(),
+    on(channel: string, listener: AnyFn) {
+      calls.push(`ipcMain.on:${channel}`);
+      this.listeners.set(channel, listener);
+    },
+    removeListener(channel: string) {
+      this.listeners.delete(channel);
+    },
   };
   const Menu = {
     applied: null as unknown,
