@@ -7,6 +7,7 @@ import { Attestations } from './attest/attest';
 import { attestHandlers } from './attest/handlers';
 import { createAuditService, openAuditedDatabase } from './audit/service';
 import { Broadcaster } from './broadcast';
+import { eventChecker, FLOW_LIMITS, Outbox } from './outbox';
 import { secureDataDir } from './db/data-dir';
 import { openDatabase } from './db/db';
 import { Dispatcher, Operations, type Handlers } from './dispatch';
@@ -113,7 +114,6 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     timeoutMs: config.sshTimeoutMs ?? 15_000,
     concurrency: config.provisionConcurrency ?? 8,
   });
-  // ---- each area's handlers; together exactly the contract's channels (a missing one does not compile) ----
   const handlers: Handlers = {
     ...sessionHandlers({ shell: config.shell, version, now: clock, requireTotpFor, users, sessions, signin, settings, terminals, keys, audit: auditService }),
     ...totpHandlers({ signin }),
@@ -141,6 +141,8 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     approvalGate: (name, input, session, approved) => approvals.gate(name, input, sessions.vaultKey(session.id), approved),
   });
   let clients = 0;
+  /** Every client's events are checked against the contract; an invalid one is logged once per core. */
+  const checkEvent = eventChecker(console.error);
 
   // ---- pushed events: the approval queue changed (here or in another process), instead of polling ----
   const broadcaster = new Broadcaster(sessions);
@@ -170,8 +172,10 @@ export async function createCore(config: CoreConfig): Promise<Core> {
 
   return {
     config: { ...config },
-    newClient({ shell, source, emit }) {
-      const client: ClientContext = { id: `c${++clients}-${random(6).toString('hex')}`, shell, source, session: null, emit: emit ?? (() => {}) };
+    newClient({ shell, source, emit, buffered, overflow }) {
+      const id = `c${++clients}-${random(6).toString('hex')}`;
+      const outbox = new Outbox({ send: emit ?? (() => {}), buffered, overflow }, checkEvent, console.error, FLOW_LIMITS, `${shell} client ${id}`);
+      const client: ClientContext = { id, shell, source, session: null, emit: (event, payload) => outbox.push(event, payload), flow: outbox };
       broadcaster.add(client);
       return client;
     },
@@ -186,6 +190,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     },
     async closeClient(client) {
       broadcaster.delete(client);
+      (client.flow as Outbox | undefined)?.close?.();
       ops.cancelAll(client);
       terminals.closeAllFor(client);
       if (client.session) sessions.close(client.session.id);

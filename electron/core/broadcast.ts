@@ -38,7 +38,7 @@ export class Broadcaster {
     for (const client of [...this.live]) {
       if (!this.mayReceive(client, gate)) continue;
       try {
-        client.emit(event, checked);
+        client.emit(event, checked as EventPayload<E>);
         sent++;
       } catch {
         // One client's broken transport never stops the others (the shell logs its own failures).

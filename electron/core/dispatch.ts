@@ -151,7 +151,7 @@ export class Dispatcher {
       return await this.refuse(client, session, name, null, new AirlockError('INVALID_INPUT', `Invalid input for ${name}: ${msg}`));
     }
     const input = parsed.data as Record<string, unknown>;
-    const target = targetOf(input);
+    const target = targetOf(def, input);
 
     // Fail-closed on a trail that does not extend its trusted head: only sign-in and reading run.
     const alarm = this.deps.gate?.(name) ?? null;
@@ -172,7 +172,7 @@ export class Dispatcher {
       const refusal = this.deps.approvalGate(name, input, session, run?.approval);
       if (refusal) return await this.refuse(client, session, name, target, refusal);
     }
-    const actor = session?.user ?? publicActor(input);
+    const actor = session?.user ?? publicActor(def, input);
     // 'io' and 'quiet-read' channels write no request event; a quiet read that fails is recorded below.
     const audited = def.audit === undefined || def.audit === 'always';
 
@@ -191,7 +191,7 @@ export class Dispatcher {
           channel: name,
           phase: 'request',
           target,
-          params: auditParams(name, input, def.secret, run, this.deps.auditHmac),
+          params: auditParams(def, input, run, this.deps.auditHmac),
           outcome: 'pending',
           errorCode: null,
         });
@@ -244,8 +244,9 @@ export class Dispatcher {
       if (recorded) return recorded;
     }
     if (audited) {
-      // The session may have changed during the call (login, logout).
-      const after = name === 'session:login' || name === 'session:setup' ? client.session : session;
+      // A call that opens a session (its declaration) is recorded under the session it opened;
+      // any other under the one it started with (a logout's outcome names who signed out).
+      const after = def.session === 'opens' ? client.session : session;
       try {
         await this.deps.audit.appendAsync({
           actor: after?.user ?? actor,
@@ -368,35 +369,36 @@ function restrictedError(r: NonNullable<SessionInfo['restriction']>): AirlockErr
 }
 
 /**
- * approvals:request carries another channel's input: that channel's secrets are redacted too.
- * A run of an approved request names the approval it runs.
+ * A channel that `carries` another channel's call (approvals:request): that channel's secrets are
+ * redacted from the carried input too. A run of an approved request names the approval it runs.
  */
-function auditParams(
-  name: string,
-  input: Record<string, unknown>,
-  secret: readonly string[] | undefined,
-  run: ApprovedRun | undefined,
-  hmac: AuditHmac | undefined,
-): unknown {
+function auditParams(def: ChannelDef, input: Record<string, unknown>, run: ApprovedRun | undefined, hmac: AuditHmac | undefined): unknown {
   let params = input;
-  if (name === 'approvals:request' && isChannelName(input.channel) && input.input && typeof input.input === 'object') {
-    const inner = channels[input.channel] as unknown as ChannelDef;
-    params = { ...input, input: redact(input.input as Record<string, unknown>, inner.secret, hmac) };
+  const carries = def.carries as { channel: string; input: string } | undefined;
+  if (carries) {
+    const channel = input[carries.channel];
+    const carried = input[carries.input];
+    if (isChannelName(channel) && carried && typeof carried === 'object') {
+      const inner = channels[channel] as unknown as ChannelDef;
+      params = { ...input, [carries.input]: redact(carried as Record<string, unknown>, inner.secret, hmac) };
+    }
   }
-  const out = redact(params, secret, hmac);
+  const out = redact(params, def.secret, hmac);
   return run ? { ...(out as Record<string, unknown>), approval: run.approval.id } : out;
 }
 
-function targetOf(input: Record<string, unknown>): string | null {
-  for (const k of ['name', 'host', 'address', 'id']) {
-    const v = input[k];
-    if (typeof v === 'string') return v;
-  }
-  return null;
+/** The object the call acts on, as the channel declares it (`target`): a string input field, or a function of the input. */
+function targetOf(def: ChannelDef, input: Record<string, unknown>): string | null {
+  const t = def.target as string | ((i: Record<string, unknown>) => string | null) | null | undefined;
+  if (typeof t === 'function') return t(input);
+  if (typeof t !== 'string') return null;
+  const v = input[t];
+  return typeof v === 'string' ? v : null;
 }
 
-function publicActor(input: Record<string, unknown>): string {
-  const v = input.name ?? input.admin;
+/** Who acts before there is a session: the input field a session-opening channel declares (`actor`). */
+function publicActor(def: ChannelDef, input: Record<string, unknown>): string {
+  const v = def.actor ? input[def.actor as string] : undefined;
   return typeof v === 'string' ? v : '-';
 }
 

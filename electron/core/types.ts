@@ -1,4 +1,6 @@
+import type { EventName, EventPayload } from '../../shared/contract/index';
 import type { Result } from '../../shared/domain/errors';
+import type { Flow, Transport } from './outbox';
 import type { Role } from '../../shared/domain/roles';
 
 export type ShellKind = 'electron' | 'browser' | 'cli';
@@ -71,13 +73,20 @@ export interface ClientContext {
   /** Where the client connects from, for audit ("127.0.0.1", "electron:window-1", "cli:pid 123"). */
   readonly source: string;
   session: SessionInfo | null;
-  /** Push an event (terminal bytes, progress) to this client only. */
-  emit(event: string, payload: unknown): void;
+  /**
+   * Push an event (terminal bytes, progress) to this client only. Checked against the contract's
+   * event table before it leaves (an invalid payload is not sent and is reported once, never
+   * thrown here), then queued in the client's bounded outgoing queue (electron/core/outbox.ts).
+   */
+  emit<E extends EventName>(event: E, payload: EventPayload<E>): void;
+  /** That queue, for a stream that must pause rather than pile up (terminal output). Absent on test fakes: no backpressure. */
+  readonly flow?: Flow;
 }
 
 export interface Core {
   readonly config: Required<Pick<CoreConfig, 'dataDir' | 'shell'>> & CoreConfig;
-  newClient(opts: { shell: ShellKind; source: string; emit?: (event: string, payload: unknown) => void }): ClientContext;
+  /** `emit` (Transport.send), `buffered` and `overflow` are the shell's transport for this client's events. */
+  newClient(opts: { shell: ShellKind; source: string; emit?: Transport['send']; buffered?: Transport['buffered']; overflow?: Transport['overflow'] }): ClientContext;
   /** The one entry point of every shell: session → role → parse → service → audit → parse out. */
   dispatch(client: ClientContext, channel: unknown, input: unknown): Promise<Result<unknown>>;
   /** Sign out, close the client's terminals and operations. */

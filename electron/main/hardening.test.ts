@@ -386,6 +386,7 @@ describe('20. do not expose Electron APIs to untrusted content', () => {
         invoked.push(args);
         return { ok: true, value: null };
       },
+      send() {},
       on(channel, l) {
         listeners.set(channel, [...(listeners.get(channel) ?? []), l]);
       },

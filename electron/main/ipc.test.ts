@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { channelNames, events } from '../../shared/contract/index';
-import { IPC_CALL, IPC_EVENT } from '../preload/ipc-channels';
-import { createCallHandler, eventSender, registerIpc, toPlainResult, type InvokeEventLike } from './ipc';
+import { IPC_ACK, IPC_CALL, IPC_EVENT } from '../preload/ipc-channels';
+import { createCallHandler, registerAcks, registerIpc, toPlainResult, windowEvents, type InvokeEventLike } from './ipc';
 import { FakeContents, FakeFrame, fakeCore } from './fixtures/electron-fakes';
 
 const quiet = (): void => {};
@@ -100,26 +100,67 @@ describe('registerIpc', () => {
   });
 });
 
-describe('eventSender', () => {
+describe('windowEvents', () => {
   const declared = Object.keys(events)[0]!;
-  it('sends declared events in an envelope on the event channel', () => {
+  it('sends declared events in a numbered envelope on the event channel', () => {
     const c = new FakeContents();
     c.commit('app://airlock/index.html');
-    eventSender(c, undefined, quiet)(declared, { id: 't', data: 'x' });
-    expect(c.sent).toEqual([{ channel: IPC_EVENT, args: [{ event: declared, payload: { id: 't', data: 'x' } }] }]);
+    const w = windowEvents(c, undefined, quiet);
+    w.send(declared, { id: 't', data: 'x' });
+    w.send(declared, { id: 't', data: 'y' });
+    expect(c.sent).toEqual([
+      { channel: IPC_EVENT, args: [{ event: declared, payload: { id: 't', data: 'x' }, seq: 1 }] },
+      { channel: IPC_EVENT, args: [{ event: declared, payload: { id: 't', data: 'y' }, seq: 2 }] },
+    ]);
   });
   it('drops undeclared events, destroyed windows and foreign pages', () => {
     const c = new FakeContents();
     c.commit('app://airlock/index.html');
-    eventSender(c, undefined, quiet)(channelNames[0]!, {});
-    eventSender(c, undefined, quiet)('made:up', {});
+    windowEvents(c, undefined, quiet).send(channelNames[0]!, {});
+    windowEvents(c, undefined, quiet).send('made:up', {});
     const foreign = new FakeContents();
     foreign.commit('https://evil.example/');
-    eventSender(foreign, undefined, quiet)(declared, { secret: 1 });
+    windowEvents(foreign, undefined, quiet).send(declared, { secret: 1 });
     const gone = new FakeContents();
     gone.commit('app://airlock/index.html');
     gone.destroyed = true;
-    eventSender(gone, undefined, quiet)(declared, {});
+    windowEvents(gone, undefined, quiet).send(declared, {});
     expect([...c.sent, ...foreign.sent, ...gone.sent]).toEqual([]);
+  });
+  it('counts the bytes in flight until the preload acknowledges them (IPC has no backpressure of its own)', () => {
+    const c = new FakeContents();
+    c.commit('app://airlock/index.html');
+    const w = windowEvents(c, undefined, quiet);
+    const data = 'x'.repeat(1000);
+    for (let i = 0; i < 10; i++) w.send('terminal:data', { id: 't', data });
+    expect(w.buffered()).toBeGreaterThan(10 * 1000);
+    w.ack(4);
+    expect(w.buffered()).toBeGreaterThan(6 * 1000);
+    expect(w.buffered()).toBeLessThan(7 * 1000);
+    // Nonsense acks change nothing; an old seq again changes nothing.
+    for (const bad of ['9', {}, undefined, NaN, 2]) w.ack(bad);
+    expect(w.buffered()).toBeGreaterThan(6 * 1000);
+    w.ack(10);
+    expect(w.buffered()).toBe(0);
+    // A reloaded page never acknowledges what the old one had in flight: it says so (null).
+    w.send('terminal:data', { id: 't', data });
+    w.ack(null);
+    expect(w.buffered()).toBe(0);
+  });
+  it("takes acks from the app's own main frame only", () => {
+    const { contents, event } = setup();
+    const w = windowEvents(contents, undefined, quiet);
+    const listeners = new Map<string, (e: unknown, ...a: unknown[]) => void>();
+    const ipcMain = { on: (ch: string, l: (e: unknown, ...a: unknown[]) => void) => listeners.set(ch, l), removeListener: (ch: string) => listeners.delete(ch) };
+    const undo = registerAcks(ipcMain as never, { eventsFor: (id) => (id === contents.id ? w : undefined) });
+    w.send('terminal:data', { id: 't', data: 'x'.repeat(100) });
+    const ack = listeners.get(IPC_ACK)!;
+    ack(event(null), 1);
+    ack(event(new FakeFrame('https://evil.example/')), 1);
+    expect(w.buffered()).toBeGreaterThan(100);
+    ack(event(), 1);
+    expect(w.buffered()).toBe(0);
+    undo();
+    expect(listeners.size).toBe(0);
   });
 });

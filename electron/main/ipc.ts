@@ -13,7 +13,7 @@
 import type { IpcMain, WebContents, WebFrameMain } from 'electron';
 import { events, isChannelName } from '../../shared/contract/index';
 import { isErrorShape, type ErrorCode, type Result } from '../../shared/domain/errors';
-import { IPC_CALL, IPC_EVENT, type EventEnvelope } from '../preload/ipc-channels';
+import { IPC_ACK, IPC_CALL, IPC_EVENT, type EventEnvelope } from '../preload/ipc-channels';
 import type { ClientContext, Core } from '../core/types';
 import { APP_ORIGIN, isTrustedSender, originOf, type FrameLike, type Log } from './hardening';
 
@@ -116,27 +116,79 @@ export function registerIpc(ipcMain: Pick<IpcMain, 'handle' | 'removeHandler'>, 
 
 const declaredEvents = new Set(Object.keys(events));
 
+/** One window's event channel: the sending side of its ClientContext, and its backpressure measure. */
+export interface WindowEvents {
+  /** The `emit` of the window's client (Transport.send). */
+  send(event: string, payload: unknown): void;
+  /** Bytes sent to the window and not yet acknowledged by its preload (Transport.buffered). */
+  buffered(): number;
+  /** An IPC_ACK from the window's preload: every envelope up to `seq`, or null from a new page. */
+  ack(seq: unknown): void;
+}
+
 /**
- * The `emit` of a window's ClientContext: declared events only, and only while
- * the window still shows the app (terminal bytes must never reach a foreign page).
+ * The events of a window: declared events only, and only while the window still shows the app
+ * (terminal bytes must never reach a foreign page). Electron's IPC has no backpressure signal:
+ * each envelope carries a sequence number, the preload acknowledges it once the page's listeners
+ * have had it, and the bytes not yet acknowledged are what the core's outbox measures — a renderer
+ * that is busy or hung pauses the terminal feeding it instead of filling the main process.
  */
-export function eventSender(
+export function windowEvents(
   contents: Pick<WebContents, 'isDestroyed' | 'send' | 'getURL'>,
   appOrigin: string = APP_ORIGIN,
   log: Log = console.error,
-): (event: string, payload: unknown) => void {
-  return (event, payload) => {
-    if (!declaredEvents.has(event)) {
-      log(`airlock: refusing to send undeclared event ${event}`);
-      return;
-    }
-    if (contents.isDestroyed()) return;
-    if (originOf(contents.getURL()) !== appOrigin) return;
-    const envelope: EventEnvelope = { event, payload };
-    try {
-      contents.send(IPC_EVENT, envelope);
-    } catch (e) {
-      log(`airlock: could not send ${event}: ${e instanceof Error ? e.message : String(e)}`);
-    }
+): WindowEvents {
+  let seq = 0;
+  let inFlight = 0;
+  const unacked: Array<{ seq: number; bytes: number }> = [];
+  return {
+    send(event, payload) {
+      if (!declaredEvents.has(event)) {
+        log(`airlock: refusing to send undeclared event ${event}`);
+        return;
+      }
+      if (contents.isDestroyed()) return;
+      if (originOf(contents.getURL()) !== appOrigin) return;
+      const envelope: EventEnvelope = { event, payload, seq: ++seq };
+      try {
+        contents.send(IPC_EVENT, envelope);
+      } catch (e) {
+        log(`airlock: could not send ${event}: ${e instanceof Error ? e.message : String(e)}`);
+        return;
+      }
+      const bytes = event.length + (JSON.stringify(payload)?.length ?? 0);
+      unacked.push({ seq, bytes });
+      inFlight += bytes;
+    },
+    buffered: () => inFlight,
+    ack(n) {
+      if (n === null) {
+        // A new page (a reload): what the old one did not acknowledge never will be.
+        unacked.length = 0;
+        inFlight = 0;
+        return;
+      }
+      if (typeof n !== 'number') return;
+      while (unacked.length > 0 && unacked[0]!.seq <= n) inFlight -= unacked.shift()!.bytes;
+    },
   };
+}
+
+/**
+ * Register the acknowledgement channel. An ack is taken only from the main frame of a window this
+ * shell created, showing the app (a foreign frame could only ever lift that window's own
+ * backpressure, but it is refused all the same). Returns the undo.
+ */
+export function registerAcks(
+  ipcMain: Pick<IpcMain, 'on' | 'removeListener'>,
+  deps: { eventsFor(webContentsId: number): WindowEvents | undefined; appOrigin?: string },
+): () => void {
+  const appOrigin = deps.appOrigin ?? APP_ORIGIN;
+  const listener = (event: InvokeEventLike, seq: unknown) => {
+    const frame = event.senderFrame;
+    if (frame === null || !isTrustedSender(frame, appOrigin) || !sameFrame(frame, event.sender.mainFrame)) return;
+    deps.eventsFor(event.sender.id)?.ack(seq);
+  };
+  ipcMain.on(IPC_ACK, listener as unknown as Parameters<IpcMain['on']>[1]);
+  return () => ipcMain.removeListener(IPC_ACK, listener as unknown as Parameters<IpcMain['on']>[1]);
 }

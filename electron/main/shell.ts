@@ -33,7 +33,7 @@ import {
   type Log,
   type SessionLike,
 } from './hardening';
-import { createCallHandler, eventSender, registerIpc } from './ipc';
+import { createCallHandler, registerAcks, registerIpc, windowEvents, type WindowEvents } from './ipc';
 import { blockedSchemeResponse, serveAppRequest } from './protocol';
 
 export type WindowLike = Pick<BrowserWindow, 'on' | 'once' | 'loadURL' | 'show' | 'focus' | 'restore' | 'isMinimized' | 'isDestroyed'> & {
@@ -49,7 +49,7 @@ export interface ElectronApi {
   protocol: Pick<Protocol, 'registerSchemesAsPrivileged' | 'handle'>;
   session: { readonly defaultSession: SessionLike };
   BrowserWindow: new (options: BrowserWindowConstructorOptions) => WindowLike;
-  ipcMain: Pick<IpcMain, 'handle' | 'removeHandler'>;
+  ipcMain: Pick<IpcMain, 'handle' | 'removeHandler' | 'on' | 'removeListener'>;
   Menu: { buildFromTemplate(template: MenuItemConstructorOptions[]): Menu; setApplicationMenu(menu: Menu | null): void };
   dialog: Pick<Dialog, 'showErrorBox'>;
 }
@@ -124,6 +124,8 @@ export async function startShell(deps: ShellDeps): Promise<void> {
   let core: Core | null = null;
   let mainWindow: WindowLike | null = null;
   const clients = new Map<number, ClientContext>();
+  /** Each window's event channel, for its preload's acknowledgements. */
+  const windowEventsById = new Map<number, WindowEvents>();
 
   app.on('web-contents-created', (_event, contents) => hardenWebContents(contents, { log }));
   app.on('session-created', (s) => hardenSession(s, { allowDevtools: isDev, log }));
@@ -180,18 +182,22 @@ export async function startShell(deps: ShellDeps): Promise<void> {
   const theCore = core;
 
   registerIpc(ipcMain, createCallHandler({ core: theCore, clientFor: (id) => clients.get(id), appOrigin: APP_ORIGIN, log }));
+  registerAcks(ipcMain, { eventsFor: (id) => windowEventsById.get(id), appOrigin: APP_ORIGIN });
 
   const win = new BrowserWindow(windowOptions(preloadPath, isDev));
   mainWindow = win;
   const contentsId = win.webContents.id;
+  const events = windowEvents(win.webContents, APP_ORIGIN, log);
+  windowEventsById.set(contentsId, events);
   clients.set(
     contentsId,
-    theCore.newClient({ shell: 'electron', source: `electron:window-${contentsId}`, emit: eventSender(win.webContents, APP_ORIGIN, log) }),
+    theCore.newClient({ shell: 'electron', source: `electron:window-${contentsId}`, emit: events.send, buffered: events.buffered }),
   );
   win.once('ready-to-show', () => win.show());
   win.on('closed', () => {
     const client = clients.get(contentsId);
     clients.delete(contentsId);
+    windowEventsById.delete(contentsId);
     if (mainWindow === win) mainWindow = null;
     if (client) theCore.closeClient(client).catch((e: unknown) => log(`closing the window's client failed: ${String(e)}`));
   });

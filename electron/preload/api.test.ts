@@ -1,18 +1,24 @@
 import { describe, expect, it, vi } from 'vitest';
 import { channelNames, events } from '../../shared/contract/index';
 import { buildApi, type IpcLike } from './api';
-import { IPC_CALL, IPC_EVENT } from './ipc-channels';
+import { IPC_ACK, IPC_CALL, IPC_EVENT } from './ipc-channels';
 
 type L = (event: unknown, ...args: unknown[]) => void;
 
 function fakeIpc(answer: () => Promise<unknown> = async () => ({ ok: true, value: 1 })) {
   const listeners = new Map<string, L[]>();
   const invoked: unknown[][] = [];
+  const acks: unknown[] = [];
   const ipc = {
     invoked,
+    acks,
     invoke(...args: unknown[]): Promise<unknown> {
       invoked.push(args);
       return answer();
+    },
+    send(channel: string, ...args: unknown[]): void {
+      if (channel === IPC_ACK) acks.push(args[0]);
+      else throw new Error(`unexpected send on ${channel}`);
     },
     on(channel: string, l: L): void {
       listeners.set(channel, [...(listeners.get(channel) ?? []), l]);
@@ -94,12 +100,23 @@ describe('buildApi', () => {
     expect(b).toEqual([[{ n: 1 }], [{ n: 3 }]]);
   });
 
-  it('detaches its IPC listener when nobody listens', () => {
+  it('acknowledges every envelope, listened to or not, after its listeners had it (the main side counts what is in flight)', () => {
     const ipc = fakeIpc();
     const api = buildApi(ipc as IpcLike);
-    const off = api.on(ev, () => {});
+    // A new page first says nothing sent before it will be acknowledged.
+    expect(ipc.acks).toEqual([null]);
+    expect(ipc.listenerCount(IPC_EVENT)).toBe(1);
+    const got: unknown[] = [];
+    const off = api.on(ev, (p) => got.push([p, ipc.acks.length]));
+    ipc.fire(IPC_EVENT, { event: ev, payload: 1, seq: 1 });
     off();
-    expect(ipc.listenerCount(IPC_EVENT)).toBe(0);
+    ipc.fire(IPC_EVENT, { event: ev, payload: 2, seq: 2 });
+    ipc.fire(IPC_EVENT, { event: 'made:up', payload: 3, seq: 3 });
+    ipc.fire(IPC_EVENT, { event: ev, payload: 4 });
+    // The listener ran before its envelope was acknowledged; one IPC listener stays, for the acks.
+    expect(got).toEqual([[1, 1]]);
+    expect(ipc.acks).toEqual([null, 1, 2, 3]);
+    expect(ipc.listenerCount(IPC_EVENT)).toBe(1);
   });
 
   it('a throwing listener does not stop the others', () => {

@@ -10,11 +10,12 @@
  */
 import type { Client } from '../../shared/contract/client';
 import { channelNames, events } from '../../shared/contract/index';
-import { IPC_CALL, IPC_EVENT, type EventEnvelope } from './ipc-channels';
+import { IPC_ACK, IPC_CALL, IPC_EVENT, type EventEnvelope } from './ipc-channels';
 
 /** The slice of `ipcRenderer` the API needs; a fake in tests. */
 export interface IpcLike {
   invoke(channel: string, ...args: unknown[]): Promise<unknown>;
+  send(channel: string, ...args: unknown[]): void;
   on(channel: string, listener: (event: unknown, ...args: unknown[]) => void): unknown;
   removeListener(channel: string, listener: (event: unknown, ...args: unknown[]) => void): unknown;
 }
@@ -42,17 +43,21 @@ export function buildApi(
   }
   for (const [area, group] of Object.entries(areas)) api[area] = Object.freeze(group);
 
-  // One IPC listener for all events, attached while anyone listens. The
-  // IpcRendererEvent is never handed to the page: its `sender` is ipcRenderer.
+  // One IPC listener for all events, attached for the page's life: every envelope is acknowledged
+  // (IPC_ACK) once the page's listeners have had it, listened to or not, so the main process can
+  // count what is in flight (IPC has no backpressure of its own). The IpcRendererEvent is never
+  // handed to the page: its `sender` is ipcRenderer.
   const declared = new Set(eventNames);
   const listeners = new Map<string, Set<Listener>>();
-  let attached = false;
+  const ack = (seq: unknown) => {
+    if (typeof seq === 'number') ipc.send(IPC_ACK, seq);
+  };
   const onEnvelope = (_event: unknown, envelope: unknown): void => {
     if (typeof envelope !== 'object' || envelope === null) return;
-    const { event, payload } = envelope as Partial<EventEnvelope>;
-    if (typeof event !== 'string') return;
+    const { event, payload, seq } = envelope as Partial<EventEnvelope>;
+    if (typeof event !== 'string') return ack(seq);
     const set = listeners.get(event);
-    if (!set) return;
+    if (!set) return ack(seq);
     for (const l of [...set]) {
       try {
         l(payload);
@@ -60,13 +65,11 @@ export function buildApi(
         console.error(`airlock: listener for ${event} failed`, e);
       }
     }
+    ack(seq);
   };
-  const detachIfIdle = (): void => {
-    if (attached && [...listeners.values()].every((s) => s.size === 0)) {
-      ipc.removeListener(IPC_EVENT, onEnvelope);
-      attached = false;
-    }
-  };
+  ipc.on(IPC_EVENT, onEnvelope);
+  // A new page: whatever was sent to the one before it will never be acknowledged.
+  ipc.send(IPC_ACK, null);
 
   api.on = (event: unknown, listener: unknown): (() => void) => {
     if (typeof event !== 'string' || !declared.has(event)) throw new TypeError(`airlock: unknown event ${String(event)}`);
@@ -75,13 +78,8 @@ export function buildApi(
     let set = listeners.get(event);
     if (!set) listeners.set(event, (set = new Set()));
     set.add(l);
-    if (!attached) {
-      ipc.on(IPC_EVENT, onEnvelope);
-      attached = true;
-    }
     return () => {
       set.delete(l);
-      detachIfIdle();
     };
   };
 

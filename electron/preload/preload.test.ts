@@ -13,7 +13,7 @@ const fake = vi.hoisted(() => {
     },
     on: () => {},
     removeListener: () => {},
-    send: () => calls.push('send'),
+    send: (...args: unknown[]) => calls.push(`send ${JSON.stringify(args)}`),
     sendSync: () => calls.push('sendSync'),
   };
   return { exposed, calls, ipcRenderer };
@@ -35,6 +35,7 @@ describe('the preload entry', () => {
     expect(names.sort()).toEqual([...channelNames, 'on'].sort());
     expect(Object.values(api)).not.toContain(fake.ipcRenderer);
     await (api.hosts as { list(): Promise<unknown> }).list();
-    expect(fake.calls).toEqual(['invoke ["airlock:call","hosts:list",{}]']);
+    // The one `send`: the new page's acknowledgement on the ack channel (ipc-channels.ts), no other.
+    expect(fake.calls).toEqual(['send ["airlock:ack",null]', 'invoke ["airlock:call","hosts:list",{}]']);
   });
 });

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientContext, Core } from '../core/types';
+import type { EventName } from '../../shared/contract/index';
 import { callWith, openEvents, redeemToken, tokenOf } from '../../test/support/serve';
 import { checkRequest, startServe, type RequestOrigin, type ServeHandle } from './serve';
 
@@ -93,7 +94,7 @@ describe('the same gate on the live server, for HTTP and the WebSocket upgrade',
   let rendererDir: string;
   const calls: unknown[] = [];
   /** The emit function of each client the shell created: to push events as the core would. */
-  const emits: Array<(event: string, payload: unknown) => void> = [];
+  const emits: Array<(event: EventName, payload: unknown) => void> = [];
 
   /** A core that records calls: the gate must stop bad requests before the core is reached. */
   const fakeCore: Core = {

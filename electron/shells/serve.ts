@@ -333,10 +333,22 @@ export async function startServe(core: Core, opts: ServeOptions): Promise<ServeH
         const msg = JSON.stringify({ event, payload });
         for (const ws of sockets) {
           if (ws.readyState !== ws.OPEN) continue;
-          // Backpressure: a tab that stops reading does not make the core buffer without bound.
+          // The core's outbox stops handing over events while `buffered` is high, so this is only
+          // a last guard against a socket that somehow still grows.
           if (ws.bufferedAmount > 8 * 1024 * 1024) ws.terminate();
           else ws.send(msg, () => {});
         }
+      },
+      // Backpressure: what the page's sockets have not taken yet. Over the core's marks, terminal
+      // output pauses its SSH channel and progress is coalesced (electron/core/outbox.ts).
+      buffered: () => {
+        let most = 0;
+        for (const ws of sockets) if (ws.readyState === ws.OPEN) most = Math.max(most, ws.bufferedAmount);
+        return most;
+      },
+      overflow: () => {
+        log('event socket cut off: the page took no events');
+        for (const ws of sockets) ws.terminate();
       },
     });
   }

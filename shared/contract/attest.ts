@@ -46,12 +46,15 @@ export const attest = {
     in: z.object({ host: HostName.optional() }).strict(),
     out: z.array(z.object({ id: AttestationId, host: HostName, run: RunId, createdAt: z.string(), playbook: z.string(), digest: Sha256Hex })),
     roles: ['admin', 'officer', 'auditor'],
+    target: 'host',
     summary: 'As-built attestations, newest first',
   }),
   'attest:show': channel({
     in: z.object({ id: AttestationId.optional(), host: HostName.optional() }).strict(),
     out: SignedAttestation,
     roles: ['admin', 'officer', 'auditor'],
+    // The host when given, else the attestation.
+    target: (i) => i.host ?? i.id ?? null,
     summary: "An attestation (by id, or a host's latest) with its signature, ready to export",
   }),
   'attest:key': channel({

@@ -225,6 +225,7 @@ export const audit = {
     ]),
     out: ForwardingStatus,
     roles: ['admin'],
+    target: (i) => ('host' in i ? i.host : null),
     summary: 'Forward every audit event to a syslog receiver (RFC 5424 over TCP, optionally TLS), or stop',
   }),
   'audit:alarmStatus': channel({
@@ -241,6 +242,8 @@ export const audit = {
     in: z.object({ id: z.number().int().positive(), reason: z.string().trim().min(1).max(1000) }).strict(),
     out: AlarmStatus,
     roles: ['officer'],
+    // The alarm's numeric id is in the parameters.
+    target: null,
     stepUp: true,
     summary:
       'Acknowledge the open audit alarm: records who and why, keeps the evidence, re-anchors the trusted head on the current chain with a signed checkpoint, and lifts the write refusal',
@@ -256,5 +259,6 @@ export const auditEvents = {
   'audit:verify-progress': event({
     payload: z.object({ checked: z.number().int().nonnegative(), total: z.number().int().nonnegative() }),
     summary: 'Progress of a running audit:verify (events checked of total)',
+    flow: { latest: () => '' },
   }),
 } as const;

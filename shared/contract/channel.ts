@@ -1,5 +1,13 @@
 import type { z } from 'zod';
 import type { Role } from '../domain/roles';
+// Type-only: approvals.ts builds its channels with `channel()` from here, so a value import would be a cycle.
+import type { ApprovalOperation } from './approvals';
+
+/** The input fields of a schema whose parsed value is a string (a target or an actor must be one). */
+type StringField<I extends z.ZodType> = {
+  [K in keyof z.output<I>]-?: z.output<I>[K] extends string | undefined ? K : never;
+}[keyof z.output<I>] &
+  string;
 
 /**
  * A channel is one operation the UI or the CLI may ask the core for.
@@ -45,7 +53,31 @@ export interface ChannelDef<I extends z.ZodType = z.ZodType, O extends z.ZodType
    * policy requires it, a direct call is refused with APPROVAL_REQUIRED and must go through
    * approvals:request → approvals:approve (another person) → approvals:execute.
    */
-  twoPerson?: string;
+  twoPerson?: ApprovalOperation;
+  /**
+   * The object the call acts on, recorded as the audit event's `target` (what audit:list's target
+   * filter finds): an input field (recorded when the caller gave it), or a function of the parsed
+   * input for a call whose object depends on which fields are given. `null` says deliberately that
+   * the call acts on no one object although its input has a field that looks like one (a numeric
+   * approval id, which the parameters record). Omitted: no target. Every channel whose input has a
+   * `name`, `host`, `address` or `id` field declares one (electron/core/dispatch.test.ts walks the
+   * contract).
+   */
+  target?: StringField<I> | ((input: z.output<I>) => string | null) | null;
+  /**
+   * `'opens'`: the call signs the client in (session:login, session:setup). There is no session
+   * before it: the request event's actor is the input field `actor` names, and the outcome event
+   * names the session the call opened (every other call's outcome names the session it started with).
+   */
+  session?: 'opens';
+  /** With `session: 'opens'`: the input field naming who signs in, the request event's actor. */
+  actor?: StringField<I>;
+  /**
+   * The input carries another channel's call (approvals:request files one to run later): the
+   * fields holding its channel name and its input. The carried input's secrets are redacted from
+   * the trail by that channel's own `secret` declaration.
+   */
+  carries?: { channel: StringField<I>; input: string & keyof z.output<I> };
 }
 
 export function channel<I extends z.ZodType, O extends z.ZodType>(def: ChannelDef<I, O>): ChannelDef<I, O> {
@@ -63,6 +95,15 @@ export interface EventDef<P extends z.ZodType = z.ZodType> {
    * only to the client whose call produced them (terminal bytes, progress).
    */
   audience?: string;
+  /**
+   * What happens when the client reads slower than events arrive: its outgoing queue (bounded by
+   * bytes, electron/core/outbox.ts) is over the high-water mark. `'pause'`: every byte must arrive
+   * (terminal output): the producer pauses its source (the SSH channel) until the queue is below
+   * the low-water mark. `{ latest }`: only the latest state matters (progress): a queued event with
+   * the same key is replaced by the new one, and counted as dropped. Omitted: small, rare events
+   * (an exit, a version ping), always queued.
+   */
+  flow?: 'pause' | { latest: (payload: z.output<P>) => string };
 }
 export function event<P extends z.ZodType>(def: EventDef<P>): EventDef<P> {
   return def;

@@ -103,6 +103,7 @@ export const hosts = {
     in: z.object({ address: Address, port: Port.default(22) }).strict(),
     out: ProbeResult,
     roles: ['admin'],
+    target: 'address',
     summary: "Connect to an address and read its host key's SHA256 fingerprint (nothing is sent but the key exchange)",
   }),
   'hosts:add': channel({
@@ -118,18 +119,21 @@ export const hosts = {
       .strict(),
     out: Host,
     roles: ['admin'],
+    target: 'name',
     summary: 'Enrol a host, pinning the host-key fingerprint the operator confirmed (or, with none given, the one an imported known_hosts holds for the address)',
   }),
   'hosts:confirm': channel({
     in: z.object({ name: HostName, fingerprint: Fingerprint.optional() }).strict(),
     out: Host,
     roles: ['admin'],
+    target: 'name',
     summary: 'Pin the host-key fingerprint of an imported, unconfirmed host (after probing it; with none given, the one an imported known_hosts holds)',
   }),
   'hosts:remove': channel({
     in: z.object({ name: HostName }).strict(),
     out: Empty,
     roles: ['admin'],
+    target: 'name',
     stepUp: true,
     summary: 'Remove a host and its pinned key',
   }),
@@ -137,6 +141,7 @@ export const hosts = {
     in: z.object({ name: HostName, labels: z.array(HostLabel).max(32) }).strict(),
     out: Host,
     roles: ['admin'],
+    target: 'name',
     summary: 'Set the labels of a host (provisioning selects hosts by label:<x>)',
   }),
   'hosts:list': channel({

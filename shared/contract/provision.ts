@@ -190,6 +190,7 @@ export const provision = {
     in: z.object({ host: HostName }).strict(),
     out: z.object({ host: HostName, removed: z.boolean() }),
     roles: ['admin'],
+    target: 'host',
     stepUp: true,
     twoPerson: 'provision:disableEgressLockdown',
     summary: "Remove a host's egress lockdown (two-person rule: another person must approve)",
@@ -226,5 +227,8 @@ export const provisionEvents = {
       output: z.string().nullable(),
     }),
     summary: 'Provisioning progress: a step or host changed, output arrived, a transfer advanced',
+    // A slow client gets each step's (or host's) latest state; skipped output chunks stay in the
+    // step log (provision:status).
+    flow: { latest: (p) => `${p.runId}/${p.host}/${p.step?.idx ?? ''}` },
   }),
 } as const;

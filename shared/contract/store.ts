@@ -29,6 +29,7 @@ export const store = {
     in: z.object({ dir: MediaPath, name: ModelName, version: ModelVersion, requestId: RequestId.optional() }).strict(),
     out: StoreModel,
     roles: ['admin'],
+    target: 'name',
     summary: "Import a model version's files from removable media (each checked against the SHA256SUMS beside it; cancellable with ops:cancel)",
   }),
 } as const;

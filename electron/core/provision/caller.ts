@@ -1,3 +1,4 @@
+import type { EventPayload } from '../../../shared/contract/index';
 import type { SshAuth } from '../ssh/connection';
 
 /** Who runs a provisioning operation, with what credentials, reporting progress to which client. */
@@ -12,5 +13,6 @@ export interface Caller {
   vaultKey: Buffer;
   auth: SshAuth;
   signal: AbortSignal;
-  emit: (event: string, payload: unknown) => void;
+  /** Progress for the client that asked (checked against the contract and flow-controlled by its outbox). */
+  emit: (event: 'provision:progress', payload: EventPayload<'provision:progress'>) => void;
 }

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import type { EventPayload } from '../../../shared/contract/index';
 import type { Host } from '../../../shared/contract/hosts';
 import type { HostRun, Playbook, Run, StepRecord, StepStatus } from '../../../shared/contract/provision';
 import { AirlockError } from '../../../shared/domain/errors';
@@ -410,7 +411,7 @@ export class Provisioner {
   }
 }
 
-function safeEmit(c: Caller, payload: unknown) {
+function safeEmit(c: Caller, payload: EventPayload<'provision:progress'>) {
   try {
     c.emit('provision:progress', payload);
   } catch {

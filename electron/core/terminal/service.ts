@@ -12,6 +12,8 @@ interface OpenTerminal {
   pty: PtySession;
   bytesIn: number;
   bytesOut: number;
+  /** Times the channel was paused for a slow client. */
+  pauses: number;
 }
 
 /**
@@ -36,14 +38,27 @@ export class TerminalService {
       throw e;
     }
     const id = this.deps.random(12).toString('base64url');
-    const t: OpenTerminal = { id, clientId: client.id, host, conn, pty, bytesIn: 0, bytesOut: 0 };
+    const t: OpenTerminal = { id, clientId: client.id, host, conn, pty, bytesIn: 0, bytesOut: 0, pauses: 0 };
     this.open.set(id, t);
     // Bytes go to the terminal as they are: xterm.js is the one place escape sequences belong.
     const decoder = new StringDecoder('utf8');
+    // Backpressure: over the client's high-water mark the SSH channel is paused (the host stops
+    // sending once the window is full) and resumed below the low-water mark; no byte is dropped.
+    let paused = false;
     pty.onData((chunk) => {
       t.bytesOut += chunk.length;
       const text = decoder.write(chunk);
       if (text) client.emit('terminal:data', { id, data: text });
+      const flow = client.flow;
+      if (!paused && flow?.high) {
+        paused = true;
+        t.pauses++;
+        pty.pause();
+        flow.whenLow(() => {
+          paused = false;
+          if (this.open.get(id) === t) pty.resume();
+        });
+      }
     });
     pty.onExit((code, reason) => {
       this.open.delete(id);

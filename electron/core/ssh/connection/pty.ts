@@ -80,6 +80,16 @@ export class Pty implements PtySession {
     this.ch.setWindow(r, c, 0, 0);
   }
 
+  pause(): void {
+    this.ch.pause();
+    this.ch.stderr.pause();
+  }
+
+  resume(): void {
+    this.ch.resume();
+    this.ch.stderr.resume();
+  }
+
   close(): void {
     if (this.exited) return;
     this.ch.close();

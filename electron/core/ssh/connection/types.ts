@@ -133,6 +133,12 @@ export interface PtySession {
   onExit(cb: (code: number | null, reason: string | null) => void): void;
   write(data: string | Buffer): void;
   resize(cols: number, rows: number): void;
+  /**
+   * Stop reading the channel (the reader is slow): ssh2 stops widening the SSH window, so the host
+   * stops sending once it is full. Nothing is lost; `resume` delivers what was held back.
+   */
+  pause(): void;
+  resume(): void;
   close(): void;
 }
 
