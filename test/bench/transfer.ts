@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { connect, type SshConnection } from '../../electron/core/ssh/connection';
-import { generateIdentity } from '../../electron/core/ssh/identity';
+import { generateIdentity } from '../../electron/core/identity/ssh-key';
 import { uploadFile } from '../../electron/core/ssh/sftp';
 import { authorizeKey, labDown, labUp, runOnHost, type Lab, type LabHost } from '../lab/lab';
 

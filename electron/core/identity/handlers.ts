@@ -3,7 +3,7 @@ import type { AreaHandlers } from '../dispatch';
 import type { KeyRegistry } from '../keys/registry';
 import { fingerprintOfLine } from '../ssh/fingerprint';
 
-/** Airlock's own SSH identity (the key itself is made by keys/registry.ts with ssh/identity.ts). */
+/** Airlock's own SSH identity (the key itself is made by keys/registry.ts with identity/ssh-key.ts). */
 export function identityHandlers(d: { keys: KeyRegistry; sshAgent: string | null }): AreaHandlers<'identity'> {
   return {
     'identity:show': () => {

@@ -7,7 +7,7 @@ import { migrate } from '../db/db';
 import { meta } from '../db/meta';
 import { migrations } from '../db/migrations';
 import { identityHandlers } from '../identity/handlers';
-import { fingerprintOfPrivateKey, generateIdentity, publicKeyOf } from '../ssh/identity';
+import { fingerprintOfPrivateKey, generateIdentity, publicKeyOf } from '../identity/ssh-key';
 import { Vault } from '../vault/vault';
 import { ed25519FromSeed, keyFingerprint } from './ed25519';
 import { KeyRegistry, OWN_KEYS, type KeyPurpose, type MintedKey } from './registry';

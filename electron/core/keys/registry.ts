@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import type { Db } from '../db/db';
 import { meta, type MetaKey } from '../db/meta';
-import { generateIdentity } from '../ssh/identity';
+import { generateIdentity } from '../identity/ssh-key';
 import { ed25519FromSeed, keyFingerprint } from './ed25519';
 import type { Vault } from '../vault/vault';
 

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AirlockError } from '../../../shared/domain/errors';
 import { connect, probeHostKey } from './connection/connect';
 import type { SshConnection } from './connection/types';
-import { generateIdentity } from './identity';
+import { generateIdentity } from '../identity/ssh-key';
 import { rejection } from '../../../test/support/errors';
 
 const SSHD = '/usr/sbin/sshd';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authorizeKey, labDown, labUp, type Lab } from '../../../test/lab/lab';
 import { connect } from './connection/connect';
 import type { SshConnection } from './connection/types';
-import { generateIdentity } from './identity';
+import { generateIdentity } from '../identity/ssh-key';
 
 const LAB_ID = 'ssh-exec';
 const T = 20_000;

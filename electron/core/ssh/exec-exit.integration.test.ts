@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authorizeKey, labDown, labUp, type Lab } from '../../../test/lab/lab';
 import { connect } from './connection/connect';
 import type { SshConnection } from './connection/types';
-import { generateIdentity } from './identity';
+import { generateIdentity } from '../identity/ssh-key';
 
 /**
  * Regression: ssh2 emits a channel's 'exit' while parsing packets, so when the channel confirmation

@@ -13,7 +13,7 @@ import {
   keyTypeOfBlob,
   splitFields,
 } from './fingerprint';
-import { generateIdentity } from './identity';
+import { generateIdentity } from '../identity/ssh-key';
 
 const dir = mkdtempSync(join(tmpdir(), 'airlock-fp-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -13,7 +13,7 @@ import { AirlockError } from '../../../shared/domain/errors';
 import { authorizeKey, cutLink, labDown, labUp, restoreLink, runOnHost, throttleLink, type Lab, type LabHost } from '../../../test/lab/lab';
 import { connect } from './connection/connect';
 import { SFTP_OPEN, type SshConnection } from './connection/types';
-import { generateIdentity } from './identity';
+import { generateIdentity } from '../identity/ssh-key';
 import { shellQuote } from './quote';
 import { uploadFile, type UploadProgress } from './sftp/upload';
 import { PART_SUFFIX, SIDECAR_SUFFIX } from './sftp/upload-state';

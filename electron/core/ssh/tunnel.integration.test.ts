@@ -8,7 +8,7 @@ import { AirlockError } from '../../../shared/domain/errors';
 import { authorizeKey, labDown, labUp, runOnHost, type Lab, type LabHost } from '../../../test/lab/lab';
 import { connect } from './connection/connect';
 import type { SshConnection } from './connection/types';
-import { generateIdentity } from './identity';
+import { generateIdentity } from '../identity/ssh-key';
 import { httpRequestViaSsh, MAX_HEADER_BYTES } from './tunnel';
 
 const LAB_ID = 'ssh-tunnel';

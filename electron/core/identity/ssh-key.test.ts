@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AirlockError } from '../../../shared/domain/errors';
-import { fingerprintOfPrivateKey, generateIdentity, publicKeyOf } from './identity';
+import { fingerprintOfPrivateKey, generateIdentity, publicKeyOf } from './ssh-key';
 
 const dir = mkdtempSync(join(tmpdir(), 'airlock-id-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import ssh2 from 'ssh2';
 import sshpk from 'sshpk';
 import { AirlockError } from '../../../shared/domain/errors';
-import { fingerprintOfKey } from './fingerprint';
+import { fingerprintOfKey } from '../ssh/fingerprint';
 
 export interface SshIdentity {
   /** OpenSSH private key format (`-----BEGIN OPENSSH PRIVATE KEY-----`), unencrypted: the vault seals it. */
