@@ -148,3 +148,24 @@ describe('airlock identity commands', () => {
     expect(r.stderr).toMatch(/AIRLOCK_TOTP_POLICY must be "off" or "required", not "of"/);
   });
 });
+
+describe('airlock provision disable-egress', () => {
+  it('is a two-person call: refused without --reason, filed with it under provision:disableEgressLockdown', async () => {
+    expect((await airlock(['init', '--admin', 'alice'])).code).toBe(EXIT.ok);
+    const cfg = path.join(data, 'ssh_config');
+    fs.writeFileSync(cfg, 'Host gpu7\n  HostName 10.0.0.7\n  User root\n');
+    expect((await airlock(['hosts', 'import-ssh-config', cfg])).code).toBe(EXIT.ok);
+
+    const noReason = await airlock(['provision', 'disable-egress', 'gpu7']);
+    expect(noReason.code, noReason.stderr).toBe(EXIT.failed);
+    expect(noReason.stderr).toMatch(/APPROVAL_REQUIRED: .*Re-run with --reason/);
+
+    const filed = await airlock(['provision', 'disable-egress', 'gpu7', '--reason', 'vendor update window', '--json']);
+    expect(filed.code, filed.stderr).toBe(EXIT.pending);
+    expect(filed.json().pending).toMatchObject({ status: 'pending', operation: 'provision:disableEgressLockdown', channel: 'provision:disableEgressLockdown', input: { host: 'gpu7' } });
+
+    const help = await airlock(['provision', 'disable-egress', '--help']);
+    expect(help.code).toBe(EXIT.ok);
+    expect(help.stdout).toContain("Remove a host's egress lockdown");
+  });
+});

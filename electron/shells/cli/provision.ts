@@ -1,7 +1,7 @@
 import type { Run, StepRecord } from '../../../shared/contract/provision';
 import { FILE_LIMITS, readJsonFile, readTextFile, UsageError } from '../cli-files';
 import { clean } from './io';
-import { arg, call, opt, type AreaTable } from './spec';
+import { arg, call, command, opt, type AreaTable } from './spec';
 
 /** Provisioning commands: playbooks, plan, apply, resume, runs, drift. */
 
@@ -152,6 +152,17 @@ export const provision: AreaTable = {
       options: { limit: opt.int('N', 'the newest N runs (default 50)') },
       input: (c) => ({ limit: c.opts.limit ?? 50 }),
       human: (v) => v.map((x) => `${x.id}\t${x.kind}\t${x.playbook}\t${x.status}\t${x.hostCount} host(s)\t${x.failedHosts} failed\t${x.startedAt}\t${x.actor}\n`).join(''),
+    }),
+    command({
+      words: 'provision disable-egress',
+      channel: 'provision:disableEgressLockdown',
+      args: { host: arg.one('HOST', 'the host whose egress lockdown is removed') },
+      options: { reason: opt.string('R', 'why: the two-person rule files the call as an approval request (exit 3); another person approves, then `approvals execute`') },
+      notes: ['removes the nftables egress lockdown the egress step installed; needs a second person (policy provision:disableEgressLockdown)'],
+      run: (c) =>
+        c.guarded('provision:disableEgressLockdown', { host: c.args.host }, (v) =>
+          c.out(v.removed ? `Removed the egress lockdown of ${v.host}\n` : `${v.host} had no egress lockdown: nothing to remove\n`, v),
+        ),
     }),
     call({
       words: 'provision drift',

@@ -35,7 +35,6 @@ export const NOT_IN_CLI: Partial<Record<ChannelName, string>> = {
   'terminal:input': 'keystrokes to an open terminal (terminal:open)',
   'terminal:resize': 'resizes an open terminal (terminal:open)',
   'terminal:close': 'closes an open terminal (terminal:open)',
-  'provision:disableEgressLockdown': 'no CLI command yet: it is a two-person operation, filed and decided in the console (`approvals approve`/`execute` work on it from the CLI)',
 };
 
 /** Words → command; aliases included. */
