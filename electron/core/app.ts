@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import { Approvals } from './approvals/approvals';
 import { approvalsHandlers } from './approvals/handlers';
-import { ApprovalWatch } from './approvals/watch';
+import { approvalQueueState } from './approvals/watch';
 import { Attestations } from './attest/attest';
 import { attestHandlers } from './attest/handlers';
 import { createAuditService, openAuditedDatabase } from './audit/service';
@@ -10,6 +10,7 @@ import { Broadcaster } from './broadcast';
 import { eventChecker, FLOW_LIMITS, Outbox } from './outbox';
 import { secureDataDir } from './db/data-dir';
 import { openDatabase } from './db/db';
+import { DataWatch } from './db/watch';
 import { Dispatcher, Operations, type Handlers } from './dispatch';
 import { hostsHandlers } from './hosts/handlers';
 import { HostsService } from './hosts/service';
@@ -144,31 +145,14 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   /** Every client's events are checked against the contract; an invalid one is logged once per core. */
   const checkEvent = eventChecker(console.error);
 
-  // ---- pushed events: the approval queue changed (here or in another process), instead of polling ----
+  // ---- pushed events, instead of polling: the approval queue or the audit alarms changed (here or in another process) ----
   const broadcaster = new Broadcaster(sessions);
-  const approvalWatch = new ApprovalWatch({ db, now: clock, onChange: (version) => broadcaster.broadcast('approvals:changed', { version }) });
-  approvalWatch.start();
-  // An audit alarm raised or acknowledged (by this process or another on the same database) is
-  // pushed too, so the banner is never polled. alarms.status() looks at meta only when SQLite's
-  // data_version moved, so the 1 s look is one pragma when nothing changed.
-  const alarmState = () => {
-    const s = auditService.alarms.status();
-    return `${s.active?.id ?? 0}/${s.alarms.length}/${s.alarms.filter((a) => a.acknowledged).length}`;
-  };
-  let alarmSeen = alarmState();
-  let alarmVersion = 0;
-  const alarmLook = () => {
-    try {
-      const now = alarmState();
-      if (now === alarmSeen) return;
-      alarmSeen = now;
-      broadcaster.broadcast('audit:alarmChanged', { version: ++alarmVersion });
-    } catch {
-      // A database that cannot be read now is looked at again in a second.
-    }
-  };
-  const alarmTimer = setInterval(alarmLook, 1000);
-  alarmTimer.unref();
+  const watches = [
+    new DataWatch({ db, now: clock, read: approvalQueueState(db, clock), onChange: (version) => broadcaster.broadcast('approvals:changed', { version }) }),
+    // Alarms are also raised by this process outside a call (a timed checkpoint): looked at every tick.
+    new DataWatch({ db, now: clock, read: () => auditService.alarms.watched(), everyTick: true, onChange: (version) => broadcaster.broadcast('audit:alarmChanged', { version }) }),
+  ];
+  for (const w of watches) w.start();
 
   return {
     config: { ...config },
@@ -183,9 +167,8 @@ export async function createCore(config: CoreConfig): Promise<Core> {
       try {
         return await dispatcher.dispatch(client, channel, input);
       } finally {
-        // Any call may have changed the queue (a request, a decision, a removed requester's requests).
-        approvalWatch.poke();
-        setImmediate(alarmLook);
+        // Any call may have changed what is watched (a request, a decision, a removed requester's requests, an acknowledged alarm).
+        for (const w of watches) w.poke();
       }
     },
     async closeClient(client) {
@@ -197,8 +180,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
       client.session = null;
     },
     async close() {
-      approvalWatch.stop();
-      clearInterval(alarmTimer);
+      for (const w of watches) w.stop();
       broadcaster.clear();
       terminals.closeAll();
       hosts.close();

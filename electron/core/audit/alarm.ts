@@ -146,6 +146,16 @@ export class AuditAlarms {
   }
 
   /**
+   * The alarms' state for the core's DataWatch (db/watch.ts), which pushes `audit:alarmChanged` so
+   * the banner is never polled: the open alarm, how many there are and how many are acknowledged.
+   * status() reads meta only when SQLite's data_version moved, so a look is one pragma when nothing changed.
+   */
+  watched(): { state: string } {
+    const s = this.status();
+    return { state: `${s.active?.id ?? 0}/${s.alarms.length}/${s.alarms.filter((a) => a.acknowledged).length}` };
+  }
+
+  /**
    * An officer acknowledges alarm `id`: the record keeps the evidence and gains who, when, why;
    * the trusted head is re-anchored on the current chain (a checkpoint signed over it, audit.head
    * rewritten); writes work again.
