@@ -100,7 +100,7 @@ export const approvals = {
     out: z.object({ requests: z.array(ApprovalRequest), counts: ApprovalCounts }),
     roles: ANY,
     passive: true,
-    summary: 'The approval queue, newest first, with counts for a badge (does not reset the idle timer; re-read on approvals:changed)',
+    summary: 'The approval queue, newest first, with counts for a badge',
   }),
   'approvals:get': channel({
     in: z.object({ id: ApprovalId }).strict(),
@@ -154,7 +154,7 @@ export const approvals = {
     roles: ANY,
     target: null,
     stepUp: true,
-    summary: 'Run your approved request once, with exactly the approved input; `value` is the channel’s own result',
+    summary: 'Run your approved request once, with exactly the approved input, and get its result',
   }),
   'approvals:policy': channel({
     in: NoInput,

@@ -166,7 +166,7 @@ export const hosts = {
     in: z.object({ text: FileText, user: SshUser.default('root') }).strict(),
     out: ImportOutcome,
     roles: ['admin'],
-    summary: 'Enrol hosts from an OpenSSH known_hosts file (fingerprints pinned from the file; hashed entries kept for hosts:add; @revoked keys refused from then on)',
+    summary: 'Enrol hosts from an OpenSSH known_hosts file (fingerprints pinned from the file; hashed entries kept to pin hosts added later by address; @revoked keys refused from then on)',
   }),
   'hosts:importSshConfig': channel({
     in: z.object({ text: FileText }).strict(),

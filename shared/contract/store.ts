@@ -23,13 +23,13 @@ export const store = {
     in: z.object({ dir: MediaPath, requestId: RequestId.optional() }).strict(),
     out: z.object({ imported: z.array(StoreDeb), already: z.number().int() }),
     roles: ['admin'],
-    summary: 'Import .deb files from removable media into the offline store (each checked against the SHA256SUMS beside it; cancellable with ops:cancel)',
+    summary: 'Import .deb files from removable media into the offline store (each checked against the SHA256SUMS beside it; cancellable)',
   }),
   'store:importModel': channel({
     in: z.object({ dir: MediaPath, name: ModelName, version: ModelVersion, requestId: RequestId.optional() }).strict(),
     out: StoreModel,
     roles: ['admin'],
     target: 'name',
-    summary: "Import a model version's files from removable media (each checked against the SHA256SUMS beside it; cancellable with ops:cancel)",
+    summary: "Import a model version's files from removable media (each checked against the SHA256SUMS beside it; cancellable)",
   }),
 } as const;
