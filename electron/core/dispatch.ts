@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { ChannelDef } from '../../shared/contract/channel';
 import { channels, isChannelName, type ChannelName } from '../../shared/contract/index';
+import { forbiddenMessage } from '../../shared/domain/roles';
 import { AirlockError, type AirlockErrorShape, type Result } from '../../shared/domain/errors';
 import type { Actor, ApprovedCall } from './approvals/approvals';
 import type { AuditTrail } from './audit/audit';
@@ -129,7 +130,7 @@ export class Dispatcher {
           session,
           name,
           null,
-          new AirlockError('FORBIDDEN', `${name} needs one of the roles ${allowed.join(', ')}; you have ${session.roles.join(', ')}.`),
+          new AirlockError('FORBIDDEN', forbiddenMessage(allowed, session.roles)),
         );
       }
       // After the role check, so a restriction never masks FORBIDDEN.
@@ -148,7 +149,7 @@ export class Dispatcher {
           .join('; '),
         1000,
       );
-      return await this.refuse(client, session, name, null, new AirlockError('INVALID_INPUT', `Invalid input for ${name}: ${msg}`));
+      return await this.refuse(client, session, name, null, new AirlockError('INVALID_INPUT', `Not accepted — ${msg}.`));
     }
     const input = parsed.data as Record<string, unknown>;
     const target = targetOf(def, input);
@@ -165,7 +166,7 @@ export class Dispatcher {
         session,
         name,
         target,
-        new AirlockError('STEP_UP_REQUIRED', `${name} is a sensitive operation: confirm your password (and TOTP code) with session:stepUp, then retry.`),
+        new AirlockError('STEP_UP_REQUIRED', 'This is a sensitive operation: confirm your password (and your TOTP code, if you use one) to continue.'),
       );
     }
     if (session && def.twoPerson && this.deps.approvalGate) {
@@ -364,8 +365,8 @@ export function sessionRef(id: string): string {
 
 function restrictedError(r: NonNullable<SessionInfo['restriction']>): AirlockError {
   return r === 'password-change'
-    ? new AirlockError('PASSWORD_CHANGE_REQUIRED', 'An administrator set your password: choose your own with session:changePassword first.')
-    : new AirlockError('TOTP_ENROLMENT_REQUIRED', 'Your roles require a TOTP second factor: enrol with totp:begin and totp:confirm first.');
+    ? new AirlockError('PASSWORD_CHANGE_REQUIRED', 'An administrator set your password: choose your own password first.')
+    : new AirlockError('TOTP_ENROLMENT_REQUIRED', 'Your roles require a second factor: set up an authenticator app (TOTP) first.');
 }
 
 /**

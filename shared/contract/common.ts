@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import './words';
 import { Roles } from '../domain/roles';
 import { hiddenCharProblem } from '../domain/visible-text';
 

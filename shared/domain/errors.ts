@@ -17,7 +17,7 @@ export const ErrorCodes = [
   'TOTP_REQUIRED', // the password was right and this user has TOTP: send the code (or a recovery code) too
   'TOTP_ENROLMENT_REQUIRED', // policy requires TOTP for this user's roles: only the totp:* enrolment channels work until done
   'PASSWORD_CHANGE_REQUIRED', // an administrator set this password: only session:changePassword works until the user picks one
-  'STEP_UP_REQUIRED', // a sensitive channel: confirm password (+ TOTP) with session:stepUp first
+  'STEP_UP_REQUIRED', // a sensitive operation: the person confirms their password (+ TOTP) first
   'APPROVAL_REQUIRED', // two-person rule: file the same call with approvals:request; a second person must approve it
   'HOST_KEY_CHANGED', // pinned fingerprint differs: hard refusal
   'HOST_KEY_MISMATCH', // the fingerprint the user confirmed is not what the host presented

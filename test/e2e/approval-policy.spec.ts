@@ -44,7 +44,7 @@ test('a policy change is filed by one admin, approved by another person, execute
   await page.getByTestId('policy-submit').click();
   await expect(page.getByTestId('approval-dialog')).toBeVisible();
   await expect(page.getByTestId('approval-message')).toContainText(
-    `Set the two-person policy for ${OP}: required, approvers admin, expires after 60 min needs a second person (approvals:setPolicy)`,
+    `Set the two-person policy for ${OP}: required, approvers admin, expires after 60 min needs a second person's approval`,
   );
   const reason = 'Only administrators should vouch for new administrators';
   await page.getByTestId('approval-reason').fill(reason);
@@ -96,7 +96,7 @@ test('a policy change is filed by one admin, approved by another person, execute
     // In force: a new admin grant names the new approver role and expiry…
     await createUser(page, 'carol', 'initial password carol', ['admin']);
     await expect(page.getByTestId('approval-dialog')).toBeVisible();
-    await expect(page.getByTestId('approval-message')).toContainText('another user with the role admin must approve it within 60 minutes');
+    await expect(page.getByTestId('approval-message')).toContainText('another person who is an administrator must approve it within 60 minutes');
     await page.getByTestId('approval-reason').fill('Carol joins the on-call rota');
     await page.getByTestId('approval-submit').click();
     await expect(page.getByTestId('user-create-error')).toHaveAttribute('data-code', 'APPROVAL_REQUIRED');

@@ -41,7 +41,7 @@ async function fileNewAdmin(input: Record<string, unknown> = NEW_ADMIN) {
 describe('the two-person rule', () => {
   it('runs an approved request once, with exactly the approved input, and audits every step', async () => {
     const refused = await alice.call('users:create', NEW_ADMIN);
-    expect(refused).toMatchObject({ ok: false, error: { code: 'APPROVAL_REQUIRED', message: expect.stringMatching(/approvals:request/) } });
+    expect(refused).toMatchObject({ ok: false, error: { code: 'APPROVAL_REQUIRED', message: expect.stringMatching(/needs a second person's approval: request it, with a reason/) } });
     expect((await alice.ok('users:list', {})).map((u) => u.name)).toEqual(['alice', 'olga']);
 
     const q = await alice.ok('approvals:request', { channel: 'users:create', input: NEW_ADMIN, reason: 'second admin for the night shift' });

@@ -67,7 +67,7 @@ const cases = (): Array<[string[], string | RegExp, Record<string, string | unde
   [['users', 'create', 'bob', '--role', 'auditor'], "bob's new password needs a source"],
   [['users', 'create', 'bob', '--role', 'auditor', '--generate-password', '--no-password-change'], 'a generated password is one-time'],
   [['users', 'create', 'bob', '--role', 'auditor', '--generate-password', '--new-password-file', 'F'], 'give --generate-password or --new-password-file, not both'],
-  [['users', 'create', 'Bob!', '--role', 'auditor', '--generate-password'], /^INVALID_INPUT: Invalid input for users:create: /],
+  [['users', 'create', 'Bob!', '--role', 'auditor', '--generate-password'], /^INVALID_INPUT: Not accepted — name: /],
   [['users', 'reset-password', 'bob'], "bob's new password needs a source"],
   [['users', 'passwd', '--generate-password'], 'users passwd: choose your own password'],
   [['session', 'passwd', '--new-password-file', path.join(os.tmpdir(), 'no-such-airlock-file')], 'cannot read'],

@@ -6,7 +6,7 @@ import { ApprovalOperations } from '../../../shared/contract/approvals';
 import type { ChannelDef } from '../../../shared/contract/channel';
 import { channels, isChannelName, type ChannelName } from '../../../shared/contract/index';
 import { AirlockError } from '../../../shared/domain/errors';
-import type { Role } from '../../../shared/domain/roles';
+import { forbiddenMessage, rolesInWords, type Role } from '../../../shared/domain/roles';
 import { accountChange, accountState, type AccountState, type Users } from '../users/users';
 import type { Db } from '../db/db';
 import type { Vault } from '../vault/vault';
@@ -156,11 +156,11 @@ export class Approvals {
       const changed = this.targetChange(approved.target);
       return changed ? new AirlockError('CONFLICT', `Request ${approved.id} was approved for another object: ${changed}; nothing was run.`) : null;
     }
-    const roles = (JSON.parse(pol.approver_roles) as string[]).join(' or ');
+    const roles = rolesInWords(JSON.parse(pol.approver_roles) as Role[]);
     return new AirlockError(
       'APPROVAL_REQUIRED',
-      `${guardOf(name)!.describe(input)} needs a second person (${op}): file this call with approvals:request and a reason; ` +
-        `another user with the role ${roles} must approve it within ${pol.expiry_minutes} minutes, then you execute it.`,
+      `${guardOf(name)!.describe(input)} needs a second person's approval: request it, with a reason; ` +
+        `another person who is ${roles} must approve it within ${pol.expiry_minutes} minutes, then you run it.`,
     );
   }
 
@@ -178,9 +178,9 @@ export class Approvals {
     if (!isChannelName(channel)) throw new AirlockError('NOT_FOUND', `No channel named "${channel.slice(0, 64)}".`);
     const def = channels[channel] as unknown as ChannelDef;
     const guard = guardOf(channel);
-    if (!def.twoPerson || !guard) throw new AirlockError('CONFLICT', `${channel} is not under the two-person rule: call it directly.`);
+    if (!def.twoPerson || !guard) throw new AirlockError('CONFLICT', 'This operation does not need a second person: do it directly.');
     if (def.roles === 'public' || !actor.roles.some((r) => (def.roles as readonly Role[]).includes(r))) {
-      throw new AirlockError('FORBIDDEN', `${channel} needs one of the roles ${def.roles === 'public' ? '-' : def.roles.join(', ')}; you have ${actor.roles.join(', ')}.`);
+      throw new AirlockError('FORBIDDEN', forbiddenMessage(def.roles === 'public' ? [] : def.roles, actor.roles));
     }
     const parsed = def.in.safeParse(rawInput);
     if (!parsed.success) {
@@ -188,12 +188,12 @@ export class Approvals {
         .slice(0, 5)
         .map((i) => `${i.path.join('.') || 'input'}: ${i.message}`)
         .join('; ');
-      throw new AirlockError('INVALID_INPUT', `Invalid input for ${channel}: ${msg}`);
+      throw new AirlockError('INVALID_INPUT', `Not accepted — ${msg}.`);
     }
     const input = parsed.data as Record<string, unknown>;
     const op = operationFor(channel, input, this.deps.users);
     if (!op || !this.policyRow(op).required) {
-      throw new AirlockError('CONFLICT', `This ${channel} call does not need a second person: call it directly.`);
+      throw new AirlockError('CONFLICT', 'This does not need a second person: do it directly.');
     }
     guard.precheck?.(input, this.deps.users);
     const pol = this.policyRow(op);

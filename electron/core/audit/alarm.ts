@@ -135,8 +135,8 @@ export class AuditAlarms {
     if (!a || available.has(channel)) return null;
     return new AirlockError(
       'AUDIT_ALARM',
-      `Audit alarm #${a.id}: ${a.kind} at event ${a.firstBadSeq} — the audit trail does not extend its trusted head, so ${channel} is refused. ` +
-        `Reading the trail still works; an officer must acknowledge the alarm (audit:acknowledgeAlarm; CLI: airlock audit acknowledge ${a.id} --reason R).`,
+      `Audit alarm #${a.id}: ${a.kind} at event ${a.firstBadSeq} — the audit trail does not extend its trusted head, so changes are refused until it is cleared. ` +
+        `Reading the trail still works; a security officer must acknowledge the alarm (in the console's audit banner, or: airlock audit acknowledge ${a.id} --reason R).`,
     );
   }
 

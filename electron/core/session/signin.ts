@@ -1,5 +1,5 @@
 import { AirlockError } from '../../../shared/domain/errors';
-import type { Role } from '../../../shared/domain/roles';
+import { rolesInWords, type Role } from '../../../shared/domain/roles';
 import type { RecoveryCodes, TotpEnrolment } from '../../../shared/contract/totp';
 import type { Restriction } from '../../../shared/contract/session';
 import type { UserView } from '../../../shared/contract/users';
@@ -152,9 +152,9 @@ export class Identity {
     const row = this.deps.db.prepare('SELECT pending_secret, pending_at FROM user_totp WHERE user_id = ?').get(userId) as
       | { pending_secret: Buffer | null; pending_at: string | null }
       | undefined;
-    if (!row?.pending_secret || !row.pending_at) throw new AirlockError('CONFLICT', 'No TOTP enrolment in progress: start with totp:begin.');
+    if (!row?.pending_secret || !row.pending_at) throw new AirlockError('CONFLICT', 'No authenticator set-up is in progress: start it again.');
     if (this.deps.now() - Date.parse(row.pending_at) > PENDING_TTL_MS) {
-      throw new AirlockError('CONFLICT', 'This TOTP enrolment is older than 15 minutes: start again with totp:begin.');
+      throw new AirlockError('CONFLICT', 'This authenticator set-up is older than 15 minutes: start it again.');
     }
     const secret = this.deps.vault.openValue(vaultKey, pendingContext(userId), row.pending_secret)?.toString('utf8');
     if (!secret) throw new AirlockError('INTERNAL', 'The pending TOTP secret could not be opened: the vault data was altered.');
@@ -179,7 +179,7 @@ export class Identity {
 
   regenerateRecoveryCodes(session: SessionInfo): z.input<typeof RecoveryCodes> {
     const userId = this.deps.sessions.userId(session.id);
-    if (!this.enrolled(userId)) throw new AirlockError('CONFLICT', 'Recovery codes come with TOTP: enrol first (totp:begin).');
+    if (!this.enrolled(userId)) throw new AirlockError('CONFLICT', 'Recovery codes come with an authenticator app: set one up first.');
     const codes = newRecoveryCodes(this.deps.random);
     this.deps.db.transaction(() => this.storeRecoveryCodes(userId, codes)).immediate();
     return { recoveryCodes: codes };
@@ -191,7 +191,7 @@ export class Identity {
     if (this.totpRequiredFor(session.roles)) {
       throw new AirlockError(
         'CONFLICT',
-        `The policy requires TOTP for your roles (${session.roles.filter((r) => this.deps.requireTotpFor.includes(r)).join(', ')}): re-enrol a new device with totp:begin instead.`,
+        `The policy requires a second factor for ${rolesInWords(session.roles.filter((r) => this.deps.requireTotpFor.includes(r)))}, so it cannot be removed: set up your new device instead.`,
       );
     }
     this.deps.db

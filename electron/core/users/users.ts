@@ -277,7 +277,7 @@ export class Users {
   async resetPassword(actor: Actor, name: string, password: string, vaultKey: Buffer): Promise<UserView> {
     const target = this.row(name);
     if (target.id === actor.id) {
-      throw new AirlockError('CONFLICT', 'To change your own password use session:changePassword (it asks for the current one).');
+      throw new AirlockError('CONFLICT', 'To change your own password, use Change password on your account (it asks for the current one).');
     }
     if (target.disabled) throw new AirlockError('CONFLICT', `"${name}" is disabled: enable the account (with a new password) instead.`);
     checkPolicy(password, name);
@@ -376,7 +376,7 @@ export class Users {
     this.deps.db
       .transaction(() => {
         const target = this.row(name);
-        if (target.id === actor.id) throw new AirlockError('CONFLICT', 'Use totp:begin to re-enrol your own TOTP, or totp:disable.');
+        if (target.id === actor.id) throw new AirlockError('CONFLICT', 'Your own authenticator is set up or removed from your account, not reset here.');
         this.deps.db.prepare('DELETE FROM user_totp WHERE user_id = ?').run(target.id);
         this.deps.db.prepare('DELETE FROM recovery_codes WHERE user_id = ?').run(target.id);
         this.deps.db.prepare('UPDATE users SET cred_seq = ?, auth_epoch = auth_epoch + 1 WHERE id = ?').run(this.nextSeq(), target.id);

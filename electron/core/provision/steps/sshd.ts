@@ -143,7 +143,21 @@ export const sshHardening = defineStep<Params>({
       try {
         const fresh = await ctx.freshConnection(8000);
         try {
-          const r = await fresh.exec(`${ctx.remote.asRoot ? '' : 'sudo -n '}/bin/sh -c ${q(`[ "$(cat ${st}/pending 2>/dev/null)" = ${nonce} ] && rm -f ${st}/pending`)}`, { timeoutMs: 8000 });
+          // Disarm the switch; if it already fired (this login came in on the restored settings: a
+          // lockout, or a confirmation slower than the switch), say so from its own marker.
+          const r = await fresh.exec(
+            `${ctx.remote.asRoot ? '' : 'sudo -n '}/bin/sh -c ${q(`if [ "$(cat ${st}/pending 2>/dev/null)" = ${nonce} ]; then rm -f ${st}/pending; else cat ${st}/rolled-back 2>/dev/null; exit 4; fi`)}`,
+            { timeoutMs: 8000 },
+          );
+          const firedAt = r.code === 4 ? r.stdout.trim().slice(0, 40) : '';
+          if (firedAt) {
+            throw new StepFailure(
+              `the host's dead-man switch restored the previous settings (at ${firedAt}) before a new login could confirm the new ones (${lastErr || 'the confirmation came too late'})`,
+              null,
+              '',
+              'LOCKDOWN_ROLLED_BACK',
+            );
+          }
           if (r.code !== 0) throw new StepFailure('confirming the sshd change failed (the dead-man switch may have fired)', r.code, r.stderr);
         } finally {
           fresh.close();
