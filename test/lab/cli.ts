@@ -260,7 +260,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`lab: ${err.message}\n\n${USAGE}`);
       process.exitCode = 2;
     } else {
-      process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stderr.write(`lab: ${(err instanceof Error ? err.message : String(err)).replace(/^lab: /, '')}\n`);
       process.exitCode = 1;
     }
   },
