@@ -5,6 +5,9 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+// The repository is found from this file, never from the working directory: run through a
+// symbolic link on PATH (README: "The CLI"), Node resolves the link, so import.meta.url is the
+// real bin/airlock.mjs wherever `airlock` is started from.
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const cli = join(root, 'dist', 'node', 'cli.mjs');
 if (!existsSync(cli)) {

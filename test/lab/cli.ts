@@ -10,6 +10,7 @@ import {
   killSshd,
   labDown,
   labList,
+  labReclaim,
   labStatus,
   labUp,
   replaceHostKey,
@@ -21,9 +22,11 @@ import {
 } from './lab';
 
 const USAGE = `usage: npm run lab -- <command> [options]
+       npm run -s lab -- <command> --json     (-s: without npm's "> airlock lab" lines, so stdout is JSON only)
 
   up --hosts N [--authorize PUBKEY_FILE]... [--gpu a100,h100,t4,none,absent,hostile] [--replace] [--json] [--id ID]
-  down [--id ID | --all]
+  down [--id ID | --run RUN | --all]  --run: the labs test run RUN started; --all: every lab on this machine
+  reclaim [--json]                    take down labs whose recorded owner process is dead (a crashed test run's)
   status [--json] [--id ID | --all]
   cut HOST | restore HOST            cut / restore a host's link (restore also undoes slow)
   slow HOST --delay MS [--jitter MS] [--loss PCT]
@@ -33,6 +36,8 @@ const USAGE = `usage: npm run lab -- <command> [options]
   exec HOST -- CMD [ARG...]           run a command on a host (its namespaces), as a test would
 
   --id defaults to "${DEFAULT_LAB_ID}". AIRLOCK_LAB_MODE=loopback forces the 127.x fallback.
+  With --json, stdout carries only the JSON document; notices and errors go to stderr.
+  Inside a test run (AIRLOCK_LAB_RUN=RUN, set by npm test) every ID means the lab RUN-ID.
 `;
 
 class UsageError extends Error {}
@@ -44,7 +49,7 @@ interface Parsed {
   flags: Map<string, string[]>;
 }
 
-const VALUE_FLAGS = new Set(['--hosts', '--authorize', '--id', '--gpu', '--delay', '--jitter', '--loss']);
+const VALUE_FLAGS = new Set(['--hosts', '--authorize', '--id', '--run', '--gpu', '--delay', '--jitter', '--loss']);
 const BOOL_FLAGS = new Set(['--json', '--all', '--replace', '--sessions', '--help', '-h']);
 
 function parse(argv: string[]): Parsed {
@@ -164,11 +169,21 @@ async function main(argv: string[]): Promise<number> {
       else process.stdout.write(`${human(lab)}\n  started in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
       return 0;
     }
-    case 'down':
-      if (has(p, '--all') && one(p, '--id')) throw new UsageError('down takes --id or --all, not both');
-      await labDown(has(p, '--all') ? { all: true } : { id });
-      if (!json) process.stdout.write(has(p, '--all') ? 'all labs down\n' : `lab ${id} down\n`);
+    case 'down': {
+      const run = one(p, '--run');
+      if ([has(p, '--all'), one(p, '--id') !== undefined, run !== undefined].filter(Boolean).length > 1) {
+        throw new UsageError('down takes one of --id, --run and --all');
+      }
+      await labDown(has(p, '--all') ? { all: true } : run !== undefined ? { run } : { id });
+      if (!json) process.stdout.write(has(p, '--all') ? 'all labs down\n' : run !== undefined ? `labs of run ${run} down\n` : `lab ${id} down\n`);
       return 0;
+    }
+    case 'reclaim': {
+      const ids = await labReclaim();
+      if (json) process.stdout.write(JSON.stringify({ reclaimed: ids }) + '\n');
+      else process.stdout.write(ids.length ? `reclaimed stale lab(s): ${ids.join(', ')}\n` : 'no stale labs\n');
+      return 0;
+    }
     case 'status': {
       if (has(p, '--all')) {
         const labs = await labList();
@@ -245,7 +260,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`lab: ${err.message}\n\n${USAGE}`);
       process.exitCode = 2;
     } else {
-      process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stderr.write(`lab: ${(err instanceof Error ? err.message : String(err)).replace(/^lab: /, '')}\n`);
       process.exitCode = 1;
     }
   },

@@ -16,6 +16,7 @@ import {
   decoyConnections,
   killSshd,
   labDown,
+  labIdFor,
   labStateRoot,
   labStatus,
   labUp,
@@ -277,7 +278,7 @@ describe.skipIf(!isRoot)('lab in netns mode (root)', () => {
     const r = await exec(path.join(repo, 'node_modules', '.bin', 'tsx'), [path.join(here, 'cli.ts'), 'status', '--json', '--id', id]);
     expect(r.code, r.stderr).toBe(0);
     const js = JSON.parse(r.stdout) as { id: string; mode: string; hosts: Array<{ name: string; fingerprint: string; sshdRunning: boolean }> };
-    expect(js.id).toBe(id);
+    expect(js.id).toBe(lab.id); // the stored id: inside a test run, the run's prefix and `id`
     expect(js.mode).toBe('netns');
     expect(js.hosts.map((h) => [h.name, h.fingerprint, h.sshdRunning])).toEqual(lab.hosts.map((h) => [h.name, h.fingerprint, true]));
   }, 20_000);
@@ -315,7 +316,7 @@ describe.skipIf(!isRoot)('lab in netns mode (root)', () => {
     expect(livePids([...nsPids, ...named])).toEqual([]);
     expect(pidsNaming(lab.dir)).toEqual([]);
     const netns = await exec('ip', ['netns', 'list']);
-    expect(netns.stdout).not.toContain(`airlock-lab.${id}.`);
+    expect(netns.stdout).not.toContain(`airlock-lab.${lab.id}.`);
     const links = await exec('ip', ['-o', 'link', 'show']);
     expect(links.stdout).not.toMatch(new RegExp(`\\bairl[bv]${slot}(?:h\\d+|d)?[@:]`));
     expect((await exec('nft', ['list', 'table', 'inet', `airlock_lab_${slot}`])).code).not.toBe(0);
@@ -347,12 +348,12 @@ describe.skipIf(!isRoot)('lab in netns mode (root)', () => {
   it('tears down what it made when up fails midway', async () => {
     const failId = `f${uniq}`;
     // A namespace already holding host2's name makes `ip netns add` fail after other steps ran.
-    await exec('ip', ['netns', 'add', `airlock-lab.${failId}.host2`]);
+    await exec('ip', ['netns', 'add', `airlock-lab.${labIdFor(failId)}.host2`]);
     await expect(labUp({ id: failId, hosts: 3 })).rejects.toThrow(/failed/);
     const netns = await exec('ip', ['netns', 'list']);
-    expect(netns.stdout).not.toContain(`airlock-lab.${failId}.`);
+    expect(netns.stdout).not.toContain(`airlock-lab.${labIdFor(failId)}.`);
     expect(await labStatus(failId)).toBeNull();
-    expect(pidsNaming(path.join(labStateRoot(), failId))).toEqual([]);
+    expect(pidsNaming(path.join(labStateRoot(), labIdFor(failId)))).toEqual([]);
   }, 30_000);
 });
 

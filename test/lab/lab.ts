@@ -34,8 +34,8 @@
 export { GPU_PROFILE_NAMES, GPU_PROFILE_ROTATION, type GpuProfile } from './gpu/profiles';
 export * from './gpu/hostile';
 export type { Lab, LabHost, LabUpOptions } from './lab/types';
-export { DEFAULT_LAB_ID, NETNS_PREFIX, labStateRoot } from './lab/constants';
-export { labDown, labList, labStatus, labUp } from './lab/lifecycle';
+export { DEFAULT_LAB_ID, NETNS_PREFIX, labIdFor, labRun, labStateRoot } from './lab/constants';
+export { labDown, labIsStale, labList, labReclaim, labStatus, labUp } from './lab/lifecycle';
 export {
   authorizeKey,
   corruptFile,

@@ -250,7 +250,7 @@ describe('lab hosts have a system of their own', () => {
     await labDown({ id: ID });
     expect(livePids(nsPids)).toEqual([]);
     for (const d of hostDirs) expect(existsSync(d)).toBe(false);
-    expect((await exec('ip', ['netns', 'list'])).stdout).not.toContain(`airlock-lab.${ID}.`);
+    expect((await exec('ip', ['netns', 'list'])).stdout).not.toContain(`airlock-lab.${lab.id}.`);
     expect((await exec('nft', ['list', 'ruleset'])).stdout).not.toContain('airlock_lab_probe_egress');
     expect(existsSync(`/usr/share/${PKG}`)).toBe(false);
   }, 30_000);

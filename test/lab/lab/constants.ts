@@ -21,7 +21,12 @@ export const DECOY_OCTET = 250;
 export const DECOY_PORT = 8080;
 export const LOOPBACK_PORT_BASE = 2200;
 export const MAX_HOSTS = 200;
+/** A lab id as a caller names it (the CLI's `--id`, `labUp({ id })`). */
 export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,23}$/;
+/** A test run's id (`AIRLOCK_LAB_RUN`): short, since it prefixes every lab id of the run. */
+export const RUN_RE = /^[a-z0-9]{1,8}$/;
+/** A lab's id as stored (its state directory's name): an {@link ID_RE} id, prefixed by a run id or not. */
+export const STORED_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,32}$/;
 /** Directories every host gets its own copy of (mount targets inside the host's mount ns). */
 export const PRIVATE_DIRS: ReadonlyArray<[target: string, sub: string]> = [
   ['/root', 'root'],
@@ -42,6 +47,31 @@ export const INFERENCE_SIM_SRC = fileURLToPath(new URL('../host/airlock-inferenc
 export const HOST_SSHD_PIDFILE = '/run/sshd.pid';
 /** Inside an isolated host, the host key sshd serves (a copy of `<host dir>/ssh_host_ed25519_key`). */
 export const HOST_KEY_IN_HOST = '/etc/ssh/ssh_host_ed25519_key';
+
+/**
+ * The test run this process belongs to: `AIRLOCK_LAB_RUN`, set by `npm test` (scripts/test.mjs)
+ * for everything it starts, or null. Every lab id a process of the run asks for is prefixed with
+ * it ({@link labIdFor}), so a run's labs never collide with another run's or a person's, and the
+ * run can take down exactly its own at the end (`lab down --run RUN`).
+ */
+export function labRun(env: NodeJS.ProcessEnv = process.env): string | null {
+  const run = env.AIRLOCK_LAB_RUN;
+  if (run === undefined || run === '') return null;
+  if (!RUN_RE.test(run)) throw new Error(`lab: AIRLOCK_LAB_RUN must be 1-8 lowercase letters or digits, not "${run}"`);
+  return run;
+}
+
+/** The process a run belongs to (`AIRLOCK_LAB_RUN_OWNER=<pid>:<start>`, set by scripts/test.mjs), or null. */
+export function labRunOwner(env: NodeJS.ProcessEnv = process.env): { pid: number; start: string } | null {
+  const m = /^(\d+):(\d+)$/.exec(env.AIRLOCK_LAB_RUN_OWNER ?? '');
+  return m ? { pid: Number(m[1]), start: m[2]! } : null;
+}
+
+/** The stored id of the lab a caller calls `id`: `<run>-<id>` inside a test run, else `id`. */
+export function labIdFor(id: string, run: string | null = labRun()): string {
+  if (!ID_RE.test(id)) throw new Error(`lab: bad id "${id}" (letters, digits, - and _, at most 24 chars)`);
+  return run ? `${run}-${id}` : id;
+}
 
 /** Root of all labs' state directories. */
 export function labStateRoot(): string {

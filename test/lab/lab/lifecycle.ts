@@ -3,7 +3,7 @@ import * as fss from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GPU_PROFILE_NAMES, GPU_PROFILE_ROTATION } from '../gpu/profiles';
-import { DECOY_OCTET, DECOY_PORT, DEFAULT_LAB_ID, HOST_OFFSET, ID_RE, IF_RE, LOOPBACK_PORT_BASE, LOOPBACK_PREFIX, MAX_HOSTS, NETNS_PREFIX, NFT_TABLE_PREFIX, PRIVATE_DIRS, SUBNET_PREFIX, SYSTEM_OVERLAYS, isRoot, labStateRoot } from './constants';
+import { DECOY_OCTET, DECOY_PORT, DEFAULT_LAB_ID, HOST_OFFSET, IF_RE, labIdFor, labRun, labRunOwner, RUN_RE, STORED_ID_RE, LOOPBACK_PORT_BASE, LOOPBACK_PREFIX, MAX_HOSTS, NETNS_PREFIX, NFT_TABLE_PREFIX, PRIVATE_DIRS, SUBNET_PREFIX, SYSTEM_OVERLAYS, isRoot, labStateRoot } from './constants';
 import { launchDecoy, launchHolder, launchSshd } from './daemons';
 import { keyLines, mkdirp, nodeForHosts, prepareHost, systemBase } from './host-fs';
 import { listStates, usedSlots, withLock } from './locking';
@@ -23,8 +23,8 @@ import type { Lab, LabUpOptions } from './types';
  * Refuses an id that is already up unless `replace` is set.
  */
 export async function labUp(opts: LabUpOptions): Promise<Lab> {
-  const id = opts.id ?? DEFAULT_LAB_ID;
-  if (!ID_RE.test(id)) throw new Error(`lab: bad id "${id}" (letters, digits, - and _, at most 24 chars)`);
+  const run = labRun();
+  const id = labIdFor(opts.id ?? DEFAULT_LAB_ID, run);
   if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > MAX_HOSTS) {
     throw new Error(`lab: --hosts must be an integer from 1 to ${MAX_HOSTS}`);
   }
@@ -36,7 +36,7 @@ export async function labUp(opts: LabUpOptions): Promise<Lab> {
   const root = labStateRoot();
   await fs.mkdir(root, { recursive: true, mode: 0o755 });
   const dir = path.join(root, id);
-  if (opts.replace) await labDown({ id });
+  if (opts.replace) await downOne(root, id);
 
   const { mode, isolation, notice } = await chooseMode(root);
   const user = mode === 'netns' || isRoot() ? 'root' : os.userInfo().username;
@@ -73,6 +73,7 @@ export async function labUp(opts: LabUpOptions): Promise<Lab> {
       status: 'starting',
       createdAt: new Date().toISOString(),
       owner: opts.persistent ? null : procRef(process.pid),
+      run: run ? { id: run, owner: labRunOwner() } : null,
       bridge: mode === 'netns' ? `airlb${slot}` : null,
       bridgeAddress: mode === 'netns' ? `${prefix}.1` : null,
       nftTable: mode === 'netns' ? `${NFT_TABLE_PREFIX}${slot}` : null,
@@ -141,7 +142,7 @@ export async function labUp(opts: LabUpOptions): Promise<Lab> {
     if (failed) throw failed.reason;
     return toPublic(st);
   } catch (err) {
-    await labDown({ id }).catch(() => {});
+    await downOne(root, id).catch(() => {});
     throw err;
   }
 }
@@ -270,17 +271,20 @@ export async function downOne(root: string, id: string): Promise<void> {
  * `all: true` takes down every lab and sweeps strays (namespaces `airlock-lab.*`, interfaces
  * `airlb*`/`airlv*`, nft tables `inet airlock_lab_*`, processes naming the state root).
  */
-export async function labDown(opts: { id?: string; all?: boolean } = {}): Promise<void> {
+export async function labDown(opts: { id?: string; all?: boolean; run?: string } = {}): Promise<void> {
   const root = labStateRoot();
+  if (opts.run !== undefined) {
+    if (opts.all || opts.id !== undefined) throw new Error('lab: down takes one of id, run or all');
+    await downRun(root, opts.run);
+    return;
+  }
   if (!opts.all) {
-    const id = opts.id ?? DEFAULT_LAB_ID;
-    if (!ID_RE.test(id)) throw new Error(`lab: bad id "${id}"`);
-    await downOne(root, id);
+    await downOne(root, labIdFor(opts.id ?? DEFAULT_LAB_ID));
     return;
   }
   let names: string[] = [];
   try {
-    names = (await fs.readdir(root)).filter((n) => !n.startsWith('.') && ID_RE.test(n));
+    names = (await fs.readdir(root)).filter((n) => !n.startsWith('.') && STORED_ID_RE.test(n));
   } catch {
     /* no labs */
   }
@@ -303,8 +307,61 @@ export async function labDown(opts: { id?: string; all?: boolean } = {}): Promis
   await killAll(pidsMatchingCommand(labCommandRe(`${escapeRe(root)}/[^/\\0]+`)));
 }
 
+/** The labs a test run started: those whose state records the run, and its half-made ones. */
+async function downRun(root: string, run: string): Promise<void> {
+  if (!RUN_RE.test(run)) throw new Error(`lab: bad run id "${run}" (1-8 lowercase letters or digits)`);
+  let names: string[] = [];
+  try {
+    names = (await fs.readdir(root)).filter((n) => n.startsWith(`${run}-`) && STORED_ID_RE.test(n));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const st = await readState(path.join(root, n));
+    // A directory without state.json of the run's prefix is one of its labs that never got one;
+    // a state recording another run (or none) is not this run's, whatever its name.
+    if (st ? st.run?.id === run : true) await downOne(root, n);
+  }
+}
+
+/**
+ * Whether a lab is stale: everything it was recorded to belong to is gone. A lab a process
+ * started for itself belongs to that process; one started by a test run also to the run's own
+ * process (scripts/test.mjs), while that lives. A persistent lab outside any run (a person's,
+ * from the CLI) is never stale.
+ */
+export function labIsStale(st: LabState): boolean {
+  const owners = [st.owner, st.run?.owner ?? null].filter((o): o is NonNullable<typeof o> => o !== null);
+  return owners.length > 0 && !owners.some((o) => alive(o));
+}
+
+/**
+ * Takes down the labs whose recorded owner is dead ({@link labIsStale}): what a crashed earlier
+ * run left behind. `ids` (stored ids) limits it to those labs. Returns the ids taken down.
+ */
+export async function labReclaim(opts: { ids?: string[] } = {}): Promise<string[]> {
+  const root = labStateRoot();
+  const out: string[] = [];
+  for (const st of await listStates(root)) {
+    if (opts.ids && !opts.ids.includes(st.id)) continue;
+    // Decided again under the lock labUp claims ids with, so a lab being made is never taken.
+    const gone = await withLock(root, async () => {
+      const now = await readState(path.join(root, st.id));
+      if (!now || !labIsStale(now)) return false;
+      await downOne(root, st.id);
+      return true;
+    });
+    if (gone) out.push(st.id);
+  }
+  return out;
+}
+
 /** The lab with this id as recorded in its state file (plus live sshd/link status), or null. */
 export async function labStatus(id: string = DEFAULT_LAB_ID): Promise<Lab | null> {
+  return statusOf(labIdFor(id));
+}
+
+async function statusOf(id: string): Promise<Lab | null> {
   const st = await readState(path.join(labStateRoot(), id));
   if (!st) return null;
   const lab = toPublic(st);
@@ -320,7 +377,7 @@ export async function labStatus(id: string = DEFAULT_LAB_ID): Promise<Lab | null
 export async function labList(): Promise<Lab[]> {
   const out: Lab[] = [];
   for (const st of await listStates(labStateRoot())) {
-    const lab = await labStatus(st.id);
+    const lab = await statusOf(st.id);
     if (lab) out.push(lab);
   }
   return out;

@@ -39,6 +39,11 @@ export interface LabState {
   createdAt: string;
   /** The process the lab belongs to (null: persistent, started from the CLI). */
   owner: ProcRef | null;
+  /**
+   * The test run that started the lab (`AIRLOCK_LAB_RUN`), and the process that run belongs to
+   * (`AIRLOCK_LAB_RUN_OWNER`: scripts/test.mjs), or null/absent: not started by a test run.
+   */
+  run?: { id: string; owner: ProcRef | null } | null;
   bridge: string | null;
   bridgeAddress: string | null;
   nftTable: string | null;
