@@ -42,7 +42,17 @@ async function measure(page: Page): Promise<Overflow> {
       wide: Array.from(document.querySelectorAll('#root *'))
         .filter((el) => el.getClientRects().length > 0 && el.getBoundingClientRect().right > vw + 0.5 && !el.closest('pre'))
         .slice(0, 8)
-        .map((el) => `${name(el)} right=${Math.round(el.getBoundingClientRect().right)}`),
+        .map((el) => `${name(el)} right=${Math.round(el.getBoundingClientRect().right)}`)
+        // With the widths of a too-wide table's columns and rows' cells: which one is to blame.
+        .concat(
+          tables
+            .filter((t) => t.getBoundingClientRect().right > vw + 0.5)
+            .flatMap((t) =>
+              Array.from(t.querySelectorAll('th, td'))
+                .filter((c) => c.getBoundingClientRect().width > 200)
+                .map((c) => `${name(t)} ${name(c)} "${(c.textContent ?? '').slice(0, 40)}" width=${Math.round(c.getBoundingClientRect().width)}`),
+            ),
+        ),
     };
   });
 }
