@@ -70,7 +70,9 @@ export function EnrolDialog({ onClose, onEnrolled }: { onClose: () => void; onEn
             <button type="button" onClick={onClose} data-testid="enrol-cancel" disabled={busy}>
               Cancel
             </button>
-            <button type="submit" form="enrol-form" className="primary" disabled={!ready || busy} data-testid="enrol-probe">
+            {/* Keyed: without a key React reuses step 2's Back button as this submit button, and the
+                browser's default action for the click on Back then submits the form again. */}
+            <button key="probe" type="submit" form="enrol-form" className="primary" disabled={!ready || busy} data-testid="enrol-probe">
               {busy ? 'Connecting…' : 'Fetch host key'}
             </button>
           </>
@@ -124,7 +126,7 @@ export function EnrolDialog({ onClose, onEnrolled }: { onClose: () => void; onEn
           <button type="button" onClick={onClose} data-testid="enrol-cancel" disabled={busy}>
             Cancel
           </button>
-          <button type="button" onClick={() => setProbe(null)} disabled={busy} data-testid="enrol-back">
+          <button key="back" type="button" onClick={() => setProbe(null)} disabled={busy} data-testid="enrol-back">
             Back
           </button>
           <button

@@ -266,7 +266,7 @@ export function HostsView({ onOpenTerminal }: { onOpenTerminal: ((name: string) 
                       {shortFingerprint(h.fingerprint)}
                     </td>
                     <td className="truncate" title={safeLine(h.inventory?.os ?? '')}>
-                      {orDash(h.inventory?.os)}
+                      <span className="cell-clip">{orDash(h.inventory?.os)}</span>
                     </td>
                     <td className="nowrap" data-testid={`host-gpus-${h.name}`}>
                       {gpuSummary(h)}
@@ -274,7 +274,7 @@ export function HostsView({ onOpenTerminal }: { onOpenTerminal: ((name: string) 
                     <td className="mono">{orDash(h.inventory?.driverVersion)}</td>
                     <td title={formatTime(h.lastSeenAt)}>{h.lastSeenAt ? formatAgo(h.lastSeenAt) : DASH}</td>
                     <td className={h.lastError ? 'truncate last-error error-cell' : 'truncate last-error'} title={safeLine(h.lastError ?? '')} data-testid={`host-error-${h.name}`}>
-                      {h.lastError ? safeLine(h.lastError, 300) : DASH}
+                      <span className="cell-clip">{h.lastError ? safeLine(h.lastError, 300) : DASH}</span>
                     </td>
                     <td className="col-actions">
                       {h.status === 'unconfirmed' && can('hosts:confirm') ? (

@@ -21,7 +21,8 @@ export function UsersView() {
   const [error, setError] = useState<AirlockErrorShape | null>(null);
   const [name, setName] = useState('');
   const [password, setPassword] = useState('');
-  const [roles, setRoles] = useState<Set<Role>>(new Set(['auditor']));
+  // No role is ticked until the admin chooses one: a default would grant a role nobody decided on.
+  const [roles, setRoles] = useState<Set<Role>>(() => new Set());
   const [mustChange, setMustChange] = useState(true);
   const [action, setAction] = useState<UserAction | null>(null);
   const [busy, setBusy] = useState(false);
@@ -50,8 +51,11 @@ export function UsersView() {
     setBusy(false);
     if (!r.ok) return setCreateError(r.error);
     setCreated(`Created ${r.value.name}.`);
+    // The form starts over: the next user's roles are chosen afresh, not inherited from this one.
     setName('');
     setPassword('');
+    setRoles(new Set());
+    setMustChange(true);
     await load();
   }
 
@@ -156,6 +160,11 @@ export function UsersView() {
             <span>Must change password at first sign-in</span>
           </label>
           {problem ? <div className="hint warn-line" data-testid="user-create-hint">{problem}</div> : null}
+          {name !== '' && password !== '' && !problem && roles.size === 0 ? (
+            <div className="hint" data-testid="user-create-roles-hint">
+              Choose at least one role.
+            </div>
+          ) : null}
           <ErrorLine error={createError} testId="user-create-error" />
           {created ? <div className="info-line">{created}</div> : null}
           <button type="submit" className="primary" disabled={!ready || busy} data-testid="user-create-submit">

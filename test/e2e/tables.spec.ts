@@ -1,0 +1,129 @@
+/**
+ * No table overflows sideways at 1280 × 800 with long data: the Hosts view with a host whose key
+ * changed (its row shows the long error naming both fingerprints) and its details open, and the
+ * Provisioning view with a plan result whose step details (long diffs: the egress ruleset with
+ * many networks, sshd_config's cipher and key-exchange lists) are open. The page never scrolls
+ * sideways, every table fits its container, and the Actions column (Hosts) and the Changes, Exit
+ * and Duration columns (plan results) are inside the viewport; a long diff line scrolls inside its
+ * own <pre> (or wraps), not the page.
+ */
+import type { Page } from '@playwright/test';
+import { replaceHostKey, type Lab } from '../lab/lab';
+import { authorizeAirlock, enrolHost, expect, firstRunSetup, scanHost, test } from './fixtures';
+
+const WIDTH = 1280;
+
+interface Overflow {
+  pageWidth: number;
+  tables: { id: string; scrollWidth: number; clientWidth: number; right: number }[];
+  wide: string[];
+}
+
+/** The page's and every visible table's horizontal extent, and what sticks out (for the message). */
+async function measure(page: Page): Promise<Overflow> {
+  return page.evaluate(() => {
+    const vw = document.documentElement.clientWidth;
+    const name = (el: Element) =>
+      `${el.tagName.toLowerCase()}${el.getAttribute('data-testid') ? `[${el.getAttribute('data-testid')}]` : ''}${el.className && typeof el.className === 'string' ? `.${el.className.split(' ').join('.')}` : ''}`;
+    const tables = Array.from(document.querySelectorAll('#root table')).filter((t) => t.getClientRects().length > 0);
+    return {
+      pageWidth: document.documentElement.scrollWidth,
+      tables: tables.map((t) => {
+        const box = t.parentElement!;
+        return {
+          id: name(t),
+          // The table within its container (a .table-wrap scrolls; nothing should need to).
+          scrollWidth: Math.max(t.scrollWidth, box.scrollWidth),
+          clientWidth: box.clientWidth,
+          right: Math.round(t.getBoundingClientRect().right),
+        };
+      }),
+      // Elements whose right edge is past the viewport: what would be cut off or scroll the page.
+      wide: Array.from(document.querySelectorAll('#root *'))
+        .filter((el) => el.getClientRects().length > 0 && el.getBoundingClientRect().right > vw + 0.5 && !el.closest('pre'))
+        .slice(0, 8)
+        .map((el) => `${name(el)} right=${Math.round(el.getBoundingClientRect().right)}`)
+        // With the widths of a too-wide table's columns and rows' cells: which one is to blame.
+        .concat(
+          tables
+            .filter((t) => t.getBoundingClientRect().right > vw + 0.5)
+            .flatMap((t) =>
+              Array.from(t.querySelectorAll('th, td'))
+                .filter((c) => c.getBoundingClientRect().width > 200)
+                .map((c) => `${name(t)} ${name(c)} "${(c.textContent ?? '').slice(0, 40)}" width=${Math.round(c.getBoundingClientRect().width)}`),
+            ),
+        ),
+    };
+  });
+}
+
+async function expectNoSidewaysOverflow(page: Page, what: string): Promise<void> {
+  const m = await measure(page);
+  expect(m.tables.length, `${what}: tables measured`).toBeGreaterThan(0);
+  expect(m.wide, `${what}: elements past the viewport's right edge`).toEqual([]);
+  expect(m.pageWidth, `${what}: the page's width`).toBeLessThanOrEqual(WIDTH);
+  for (const t of m.tables) {
+    expect(t.scrollWidth, `${what}: ${t.id} fits its container`).toBeLessThanOrEqual(t.clientWidth);
+    expect(t.right, `${what}: ${t.id} ends inside the viewport`).toBeLessThanOrEqual(WIDTH);
+  }
+}
+
+/** A column's cells (header and body) all end inside the viewport and are not clipped by their table. */
+async function expectColumnVisible(page: Page, tableTestId: string, header: string): Promise<void> {
+  const table = page.getByTestId(tableTestId);
+  const th = table.locator('thead th', { hasText: header });
+  await expect(th).toBeVisible();
+  const box = (await th.boundingBox())!;
+  expect(box.x + box.width, `${tableTestId}: column ${header} ends inside the viewport`).toBeLessThanOrEqual(WIDTH);
+  await expect(th).toBeInViewport({ ratio: 1 });
+}
+
+function manyCidrs(lab: Lab): string[] {
+  const base = lab.subnet.replace(/\.0\/24$/, '');
+  // The hosts' /25 and forty more networks, none adjacent (the ruleset merges adjacent ones): one
+  // ruleset line long enough to overflow any cell.
+  return [`${base}.0/25`, ...Array.from({ length: 40 }, (_, i) => `172.16.${2 * i}.0/24`)];
+}
+
+test('Hosts and Provisioning at 1280 px: long errors and long diffs stay inside their tables', async ({ app, lab }) => {
+  test.setTimeout(300_000);
+  const { page } = app;
+  const [h1, h2] = [lab.hosts[0]!, lab.hosts[1]!];
+  await page.setViewportSize({ width: WIDTH, height: 800 });
+  await firstRunSetup(page);
+  await authorizeAirlock(page, lab);
+  for (const h of lab.hosts) await enrolHost(page, h);
+  await scanHost(page, h1.name, 'reachable');
+  await scanHost(page, h2.name, 'reachable');
+
+  // ---------- Hosts: a key-changed host's long error, and a host's details open ----------
+  await replaceHostKey(lab, h1.name);
+  await scanHost(page, h1.name, 'key-changed');
+  await expect(page.getByTestId(`host-scan-error-${h1.name}`)).toBeVisible();
+  await page.getByTestId(`host-expand-${h2.name}`).click();
+  await expectNoSidewaysOverflow(page, 'Hosts');
+  await expectColumnVisible(page, 'hosts-table', 'Actions');
+  for (const h of [h1, h2]) await expect(page.getByTestId(`host-remove-${h.name}`)).toBeInViewport({ ratio: 1 });
+
+  // ---------- Provisioning: a plan with long diffs, every step's details open ----------
+  await page.getByTestId('nav-provision').click();
+  await page.getByTestId('prov-playbook').selectOption('lab-gpu-node');
+  await page.getByTestId('prov-mode-names').check();
+  await page.getByTestId(`prov-check-${h2.name}`).check();
+  const cidrs = manyCidrs(lab);
+  await page.getByTestId('prov-params').fill(
+    JSON.stringify({ egress: { allowCidrs: cidrs, probes: { outside: [{ host: lab.decoy.address, port: lab.decoy.port }], inside: [] } } }, null, 2),
+  );
+  await page.getByTestId('prov-plan').click();
+  const live = page.getByTestId('prov-live');
+  await expect(live).toHaveAttribute('data-phase', 'done', { timeout: 120_000 });
+  for (const b of await live.locator(`[data-testid^="prov-step-toggle-${h2.name}-"][aria-expanded=false]`).all()) await b.click();
+  const rules = live.getByTestId(`prov-step-detail-${h2.name}-egress`).locator('pre.prov-diff');
+  await expect(rules).toContainText(cidrs[cidrs.length - 1]!);
+  // The long line is really longer than the view: it scrolls inside its <pre>.
+  const pre = await rules.first().evaluate((el) => ({ scroll: el.scrollWidth, client: el.clientWidth }));
+  expect(pre.scroll).toBeGreaterThan(WIDTH);
+  expect(pre.client).toBeLessThan(WIDTH);
+  await expectNoSidewaysOverflow(page, 'Provisioning (plan result)');
+  for (const col of ['Changes', 'Exit', 'Duration']) await expectColumnVisible(page, `prov-steps-${h2.name}`, col);
+});
