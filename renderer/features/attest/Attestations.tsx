@@ -115,7 +115,7 @@ export function AttestationDialog({ id, host, onClose }: { id: string; host: str
             <dd>
               {safeLine(att.attestation.playbook.name)} v{safeLine(att.attestation.playbook.version)}{' '}
               <span className="mono muted" title={att.attestation.playbook.digest}>
-                sha256 {shortHash(att.attestation.playbook.digest, 16)}
+                playbook digest {shortHash(att.attestation.playbook.digest, 16)}
               </span>
             </dd>
             <dt>Run</dt>
@@ -206,6 +206,7 @@ export function AttestationsPanel({ active, onOpen }: { active: boolean; onOpen:
               <th>Host</th>
               <th>Attestation</th>
               <th>Playbook</th>
+              <th title="SHA-256 of the attestation body's canonical JSON (the bytes the signature covers)">Body SHA-256</th>
               <th>Run</th>
               <th>Created</th>
               <th className="col-actions">Actions</th>
@@ -214,7 +215,7 @@ export function AttestationsPanel({ active, onOpen }: { active: boolean; onOpen:
           <tbody>
             {rows && shown.length === 0 ? (
               <tr>
-                <td colSpan={6} className="empty">
+                <td colSpan={7} className="empty">
                   {rows.length === 0 ? 'No attestation yet: a host gets one when an apply succeeds on it.' : 'No attestation matches the filter.'}
                 </td>
               </tr>
@@ -225,7 +226,12 @@ export function AttestationsPanel({ active, onOpen }: { active: boolean; onOpen:
                 <td className="mono">{r.id}</td>
                 <td>
                   {safeLine(r.playbook)}{' '}
-                  <span className="mono muted" title={r.digest}>
+                  <span className="mono muted" title={`playbook digest (SHA-256) ${r.playbookDigest}`} data-testid={`prov-attestation-playbook-digest-${r.id}`}>
+                    playbook {shortHash(r.playbookDigest)}
+                  </span>
+                </td>
+                <td>
+                  <span className="mono muted" title={`SHA-256 of the signed attestation body ${r.digest}`} data-testid={`prov-attestation-body-digest-${r.id}`}>
                     {shortHash(r.digest)}
                   </span>
                 </td>
