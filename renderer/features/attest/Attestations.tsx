@@ -7,7 +7,8 @@ import { copyText } from '../../components/clipboard';
 import { ErrorLine } from '../../components/ErrorLine';
 import { useLoaded } from '../../components/useLoaded';
 import { useTextFile } from '../../components/useTextFile';
-import { formatTime, shortHash } from '../../components/format';
+import { shortHash } from '../../components/format';
+import { Time } from '../../components/Time';
 import { Modal } from '../../components/Modal';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
@@ -123,7 +124,7 @@ export function AttestationDialog({ id, host, onClose }: { id: string; host: str
             <dt>Operator</dt>
             <dd>{safeLine(att.attestation.operator)}</dd>
             <dt>Created</dt>
-            <dd>{formatTime(att.attestation.createdAt)}</dd>
+            <dd><Time iso={att.attestation.createdAt} /></dd>
             <dt>Signed with</dt>
             <dd className="prov-att-fp">
               <span className="mono" data-testid="attestation-key-fp">
@@ -236,7 +237,7 @@ export function AttestationsPanel({ active, onOpen }: { active: boolean; onOpen:
                   </span>
                 </td>
                 <td className="mono">{r.run}</td>
-                <td>{formatTime(r.createdAt)}</td>
+                <td><Time iso={r.createdAt} /></td>
                 <td className="col-actions">
                   <button type="button" className="small" onClick={() => onOpen(r.host, r.id)} data-testid={`prov-attestation-show-${r.id}`}>
                     Show

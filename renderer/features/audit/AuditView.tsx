@@ -5,7 +5,8 @@ import type { AuditEvent, ExportResult, VerifyReport } from '../../../shared/con
 import { channelNames, type In } from '../../../shared/contract/index';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
-import { DASH, formatTime, shortHash } from '../../components/format';
+import { DASH, shortHash } from '../../components/format';
+import { Time } from '../../components/Time';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
 import { AuditAlarmPanel } from './AuditAlarm';
@@ -321,7 +322,7 @@ export function AuditView() {
                   >
                     <span className="num mono">{e.seq}</span>
                     <span className="nowrap" title={e.ts}>
-                      {formatTime(e.ts)}
+                      <Time iso={e.ts} />
                     </span>
                     <span className="truncate">{safeLine(e.actor)}</span>
                     <span className="mono truncate">{safeLine(e.channel)}</span>
