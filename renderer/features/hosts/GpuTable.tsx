@@ -72,7 +72,7 @@ export function HostDetail({ host }: { host: Host }) {
                 <td>{orDash(g.eccMode)}</td>
                 <td>{orDash(g.persistenceMode)}</td>
                 <td title={safeLine(g.throttleReasons ?? '')} data-testid={`gpu-reasons-${host.name}-${g.index}`}>
-                  {clockEventReasons(g.throttleReasons).map(safeLine).join(', ') || DASH}
+                  {clockEventReasons(g.throttleReasons).map((w) => safeLine(w)).join(', ') || DASH}
                 </td>
                 <td className="mono truncate" title={safeLine(g.uuid ?? '')}>
                   {orDash(g.uuid)}
