@@ -5,6 +5,7 @@ import type { AirlockErrorShape } from '../shared/domain/errors';
 import { can as canCall, type Api } from './api';
 import { AppContext, type AppContextValue } from './context';
 import { ErrorLine } from './components/ErrorLine';
+import { clockOffset } from './components/time';
 import { AuditAlarmBanner } from './features/audit/AuditAlarm';
 import type { Feature, FeatureRequest } from './features/feature';
 import { navFor } from './features/registry';
@@ -35,12 +36,15 @@ function Console({
   onSignedOut: () => void;
 }) {
   const hooks = useRef(new Set<() => Promise<void>>());
+  // Measured when a status arrives: the core's clock minus this browser's.
+  const offset = useMemo(() => clockOffset(status.now, Date.now()), [status]);
   const ctx: AppContextValue = useMemo(
     () => ({
       api,
       client: api.client,
       user,
       can: (c: ChannelName) => canCall(user.roles, c),
+      coreNow: () => Date.now() + offset,
       onBeforeLogout: (hook: () => Promise<void>) => {
         hooks.current.add(hook);
         return () => {
@@ -48,7 +52,7 @@ function Console({
         };
       },
     }),
-    [api, user],
+    [api, user, offset],
   );
   const nav = navFor(user.roles);
   const [view, setView] = useState<string>(nav[0]?.id ?? 'identity');

@@ -15,6 +15,8 @@ export interface AppContextValue {
   user: SessionUser;
   /** Whether the signed-in user's roles allow a channel (UI hint; the core checks again). */
   can(channel: ChannelName): boolean;
+  /** The core's clock now (ms): `Date.now()` corrected by session:status's `now` (ages of core timestamps). */
+  coreNow(): number;
   /** Work to finish before signing out (closing terminals); returns an unregister function. */
   onBeforeLogout(hook: () => Promise<void>): () => void;
 }

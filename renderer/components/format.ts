@@ -9,25 +9,8 @@ export function orDash(v: unknown): string {
   return s === '' ? DASH : s;
 }
 
-export function formatTime(iso: string | null | undefined): string {
-  if (!iso) return DASH;
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return safeLine(iso);
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
-
-export function formatAgo(iso: string | null | undefined, now = Date.now()): string {
-  if (!iso) return DASH;
-  const t = new Date(iso).getTime();
-  if (Number.isNaN(t)) return safeLine(iso);
-  const s = Math.round((now - t) / 1000);
-  if (s < 5) return 'just now';
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
-  return `${Math.floor(s / 86400)} d ago`;
-}
+// Times have one home (time.ts); these names stay importable from here.
+export { formatAgo, formatDuration, formatTime, isoTime } from './time';
 
 export function formatMiB(v: number | null): string {
   if (v === null) return DASH;

@@ -44,7 +44,19 @@ export const AttestVerifyReport = z.object({
 export const attest = {
   'attest:list': channel({
     in: z.object({ host: HostName.optional() }).strict(),
-    out: z.array(z.object({ id: AttestationId, host: HostName, run: RunId, createdAt: z.string(), playbook: z.string(), digest: Sha256Hex })),
+    out: z.array(
+      z.object({
+        id: AttestationId,
+        host: HostName,
+        run: RunId,
+        createdAt: z.string(),
+        playbook: z.string(),
+        /** The playbook's digest (`playbook.digest` in the body): which playbook bytes were applied. */
+        playbookDigest: Sha256Hex,
+        /** SHA-256 of the attestation body's canonical JSON (the signed bytes): which attestation this is. */
+        digest: Sha256Hex,
+      }),
+    ),
     roles: ['admin', 'officer', 'auditor'],
     target: 'host',
     summary: 'As-built attestations, newest first',

@@ -257,13 +257,19 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   await expect(dialog).toHaveCount(0);
   await expect(page.getByTestId('stepup-dialog')).toBeVisible({ timeout: 30_000 });
   await expect(live).toHaveAttribute('data-kind', 'apply');
-  await expect(live).toHaveAttribute('data-phase', 'running');
+  // Issue 11: while the step-up is unanswered the run has not started: no "running", no Cancel.
+  await expect(live).toHaveAttribute('data-phase', 'waiting');
+  await expect(page.getByTestId('prov-cancel')).toHaveCount(0);
   await page.getByTestId('stepup-password').fill(ADMIN.password);
   await page.getByTestId('stepup-submit').click();
   await expect(page.getByTestId('stepup-dialog')).toHaveCount(0);
 
   // Progress arrives as events while the call is still running.
   await expect(page.getByTestId('prov-cancel')).toBeVisible();
+  await expect(live).toHaveAttribute('data-phase', 'running');
+  // The timer never counts back: "just started", then readable units.
+  await expect(live.locator('.prov-section-title')).toContainText(/just started|running for \d/);
+  await expect(live.locator('.prov-section-title')).not.toContainText(/-\d/);
   await expect(live.getByTestId(`prov-host-${h1.name}`)).toHaveAttribute('data-status', 'running', { timeout: 60_000 });
   await expect(live).toHaveAttribute('data-run-id', /^run-[0-9a-f]{16}$/);
   const applyId = await live.getAttribute('data-run-id');
@@ -316,7 +322,7 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   await download.saveAs(file);
   const text = fs.readFileSync(file, 'utf8');
   const doc = JSON.parse(text) as {
-    attestation: { id: string; host: { name: string; hostKey: { fingerprint: string } }; run: string; facts: Record<string, unknown> };
+    attestation: { id: string; host: { name: string; hostKey: { fingerprint: string } }; playbook: { digest: string }; run: string; facts: Record<string, unknown> };
     signature: { alg: string; publicKey: string; keyFingerprint: string; value: string };
   };
   expect(doc.attestation.id).toBe(attId);
@@ -334,6 +340,11 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   // The console checks the exported file too (attest:verify), and a tampered copy fails.
   await page.getByTestId('prov-tab-attestations').click();
   await expect(page.getByTestId(`prov-attestation-row-${attId}`)).toHaveAttribute('data-host', h1.name);
+  // Each digest under its own name (issue 11): the playbook's, and the signed body's SHA-256.
+  await expect(page.getByTestId(`prov-attestation-playbook-digest-${attId}`)).toHaveAttribute('title', `playbook digest (SHA-256) ${doc.attestation.playbook.digest}`);
+  const bodyDigest = crypto.createHash('sha256').update(canonicalize(doc.attestation)!).digest('hex');
+  await expect(page.getByTestId(`prov-attestation-body-digest-${attId}`)).toHaveAttribute('title', `SHA-256 of the signed attestation body ${bodyDigest}`);
+  expect(bodyDigest).not.toBe(doc.attestation.playbook.digest);
   await expect(page.getByTestId('prov-attest-key-fp')).toHaveText(keyFp);
   await page.getByTestId('prov-verify-file').setInputFiles(file);
   await page.getByTestId('prov-verify-submit').click();

@@ -47,12 +47,14 @@ export class Attestations {
   }
 
   list(host?: string) {
+    // `digest` is the SHA-256 of the signed body; the playbook's own digest lives inside the body.
+    const cols = "id, host, run_id, created_at, playbook, json_extract(body, '$.playbook.digest') AS playbook_digest, digest";
     const rows = (
       host
-        ? this.deps.db.prepare('SELECT id, host, run_id, created_at, playbook, digest FROM attestations WHERE host = ? ORDER BY created_at DESC, rowid DESC').all(host)
-        : this.deps.db.prepare('SELECT id, host, run_id, created_at, playbook, digest FROM attestations ORDER BY created_at DESC, rowid DESC LIMIT 1000').all()
-    ) as Array<{ id: string; host: string; run_id: string; created_at: string; playbook: string; digest: string }>;
-    return rows.map((r) => ({ id: r.id, host: r.host, run: r.run_id, createdAt: r.created_at, playbook: r.playbook, digest: r.digest }));
+        ? this.deps.db.prepare(`SELECT ${cols} FROM attestations WHERE host = ? ORDER BY created_at DESC, rowid DESC`).all(host)
+        : this.deps.db.prepare(`SELECT ${cols} FROM attestations ORDER BY created_at DESC, rowid DESC LIMIT 1000`).all()
+    ) as Array<{ id: string; host: string; run_id: string; created_at: string; playbook: string; playbook_digest: string; digest: string }>;
+    return rows.map((r) => ({ id: r.id, host: r.host, run: r.run_id, createdAt: r.created_at, playbook: r.playbook, playbookDigest: r.playbook_digest, digest: r.digest }));
   }
 
   get(id: string): SignedAttestation {

@@ -2,7 +2,8 @@ import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import type { ApprovalPolicy, ApprovalRequest } from '../../../shared/contract/approvals';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
-import { DASH, formatTime } from '../../components/format';
+import { DASH } from '../../components/format';
+import { Time } from '../../components/Time';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
 import { RoleChecks } from '../../components/RoleChecks';
@@ -109,8 +110,8 @@ export function ApprovalsView() {
                 <td className="mono">{r.operation}</td>
                 <td className="truncate">{safeLine(r.summary)}</td>
                 <td>{safeLine(r.requestedBy)}</td>
-                <td className="nowrap">{formatTime(r.requestedAt)}</td>
-                <td className="nowrap">{formatTime(r.expiresAt)}</td>
+                <td className="nowrap"><Time iso={r.requestedAt} /></td>
+                <td className="nowrap"><Time iso={r.expiresAt} /></td>
                 <td>
                   <span className={`badge approval-${r.status}`}>{r.status}</span>
                   {r.canApprove ? <span className="badge badge-warn"> needs you</span> : null}
@@ -165,7 +166,7 @@ export function ApprovalsView() {
                 <td className="nowrap" data-testid={`policy-expiry-${p.operation}`}>{p.expiryMinutes} min</td>
                 <td className="mono">{p.channels.join(', ') || DASH}</td>
                 <td className="nowrap" data-testid={`policy-updated-${p.operation}`}>
-                  {formatTime(p.updatedAt)} {p.updatedBy ? `by ${safeLine(p.updatedBy)}` : ''}
+                  <Time iso={p.updatedAt} /> {p.updatedBy ? `by ${safeLine(p.updatedBy)}` : ''}
                 </td>
                 <td className="col-actions">
                   {can('approvals:setPolicy') ? (
@@ -240,7 +241,7 @@ function RequestDetail({ request: r, canDecide, onChanged }: { request: Approval
         <dd data-testid="approval-detail-reason">{safeLine(r.reason)}</dd>
         <dt>Requested</dt>
         <dd>
-          {safeLine(r.requestedBy)} at {formatTime(r.requestedAt)}; expires {formatTime(r.expiresAt)}
+          {safeLine(r.requestedBy)} at <Time iso={r.requestedAt} />; expires <Time iso={r.expiresAt} />
         </dd>
         <dt>Approver roles</dt>
         <dd>{r.approverRoles.join(', ')}</dd>
@@ -250,7 +251,7 @@ function RequestDetail({ request: r, canDecide, onChanged }: { request: Approval
           <>
             <dt>Decision</dt>
             <dd>
-              {safeLine(r.decidedBy)} at {formatTime(r.decidedAt)}: {safeLine(r.decisionReason ?? '')}
+              {safeLine(r.decidedBy)} at <Time iso={r.decidedAt} />: {safeLine(r.decisionReason ?? '')}
             </dd>
           </>
         ) : null}
@@ -258,7 +259,7 @@ function RequestDetail({ request: r, canDecide, onChanged }: { request: Approval
           <>
             <dt>Executed</dt>
             <dd>
-              {formatTime(r.executedAt)}
+              <Time iso={r.executedAt} />
               {r.resultCode ? ` — failed: ${safeLine(r.resultCode)}` : ''}
             </dd>
           </>

@@ -7,7 +7,8 @@ import { copyText } from '../../components/clipboard';
 import { ErrorLine } from '../../components/ErrorLine';
 import { useLoaded } from '../../components/useLoaded';
 import { useTextFile } from '../../components/useTextFile';
-import { formatTime, shortHash } from '../../components/format';
+import { shortHash } from '../../components/format';
+import { Time } from '../../components/Time';
 import { Modal } from '../../components/Modal';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
@@ -115,7 +116,7 @@ export function AttestationDialog({ id, host, onClose }: { id: string; host: str
             <dd>
               {safeLine(att.attestation.playbook.name)} v{safeLine(att.attestation.playbook.version)}{' '}
               <span className="mono muted" title={att.attestation.playbook.digest}>
-                sha256 {shortHash(att.attestation.playbook.digest, 16)}
+                playbook digest {shortHash(att.attestation.playbook.digest, 16)}
               </span>
             </dd>
             <dt>Run</dt>
@@ -123,7 +124,7 @@ export function AttestationDialog({ id, host, onClose }: { id: string; host: str
             <dt>Operator</dt>
             <dd>{safeLine(att.attestation.operator)}</dd>
             <dt>Created</dt>
-            <dd>{formatTime(att.attestation.createdAt)}</dd>
+            <dd><Time iso={att.attestation.createdAt} /></dd>
             <dt>Signed with</dt>
             <dd className="prov-att-fp">
               <span className="mono" data-testid="attestation-key-fp">
@@ -206,6 +207,7 @@ export function AttestationsPanel({ active, onOpen }: { active: boolean; onOpen:
               <th>Host</th>
               <th>Attestation</th>
               <th>Playbook</th>
+              <th title="SHA-256 of the attestation body's canonical JSON (the bytes the signature covers)">Body SHA-256</th>
               <th>Run</th>
               <th>Created</th>
               <th className="col-actions">Actions</th>
@@ -214,7 +216,7 @@ export function AttestationsPanel({ active, onOpen }: { active: boolean; onOpen:
           <tbody>
             {rows && shown.length === 0 ? (
               <tr>
-                <td colSpan={6} className="empty">
+                <td colSpan={7} className="empty">
                   {rows.length === 0 ? 'No attestation yet: a host gets one when an apply succeeds on it.' : 'No attestation matches the filter.'}
                 </td>
               </tr>
@@ -225,12 +227,17 @@ export function AttestationsPanel({ active, onOpen }: { active: boolean; onOpen:
                 <td className="mono">{r.id}</td>
                 <td>
                   {safeLine(r.playbook)}{' '}
-                  <span className="mono muted" title={r.digest}>
+                  <span className="mono muted" title={`playbook digest (SHA-256) ${r.playbookDigest}`} data-testid={`prov-attestation-playbook-digest-${r.id}`}>
+                    playbook {shortHash(r.playbookDigest)}
+                  </span>
+                </td>
+                <td>
+                  <span className="mono muted" title={`SHA-256 of the signed attestation body ${r.digest}`} data-testid={`prov-attestation-body-digest-${r.id}`}>
                     {shortHash(r.digest)}
                   </span>
                 </td>
                 <td className="mono">{r.run}</td>
-                <td>{formatTime(r.createdAt)}</td>
+                <td><Time iso={r.createdAt} /></td>
                 <td className="col-actions">
                   <button type="button" className="small" onClick={() => onOpen(r.host, r.id)} data-testid={`prov-attestation-show-${r.id}`}>
                     Show

@@ -4,7 +4,7 @@ import type { AlarmStatus } from '../../../shared/contract/audit';
 import type { Client } from '../../../shared/contract/client';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
-import { formatTime } from '../../components/format';
+import { Time } from '../../components/Time';
 import { safeLine } from '../../components/safeText';
 import { useApp } from '../../context';
 
@@ -80,7 +80,7 @@ export function AuditAlarmPanel() {
     <div className="alarm-panel" data-testid="audit-alarm-panel">
       {a ? (
         <div className="panel panel-bad" role="alert" data-testid="audit-alarm-active" data-alarm={a.id}>
-          <strong>Audit alarm #{a.id}</strong> raised {formatTime(a.raisedAt)}: <strong>{a.kind}</strong> at event{' '}
+          <strong>Audit alarm #{a.id}</strong> raised <Time iso={a.raisedAt} />: <strong>{a.kind}</strong> at event{' '}
           <span className="mono">#{a.firstBadSeq}</span> — {safeLine(a.reason)}
           {a.trustedSeq !== null ? <span className="muted"> (trusted head #{a.trustedSeq})</span> : null}
           {can('audit:acknowledgeAlarm') ? (
@@ -103,8 +103,8 @@ export function AuditAlarmPanel() {
         .filter((x) => x.acknowledged)
         .map((x) => (
           <div key={x.id} className="muted" data-testid="audit-alarm-past" data-alarm={x.id}>
-            Alarm #{x.id} ({x.kind} at event #{x.firstBadSeq}, {formatTime(x.raisedAt)}) acknowledged by {safeLine(x.acknowledged!.by)} at{' '}
-            {formatTime(x.acknowledged!.at)}: {safeLine(x.acknowledged!.reason)}; re-anchored at event #{x.acknowledged!.anchorSeq}
+            Alarm #{x.id} ({x.kind} at event #{x.firstBadSeq}, <Time iso={x.raisedAt} />) acknowledged by {safeLine(x.acknowledged!.by)} at{' '}
+            <Time iso={x.acknowledged!.at} />: {safeLine(x.acknowledged!.reason)}; re-anchored at event #{x.acknowledged!.anchorSeq}
           </div>
         ))}
     </div>

@@ -5,7 +5,8 @@ import type { AuditEvent, ExportResult, VerifyReport } from '../../../shared/con
 import { channelNames, type In } from '../../../shared/contract/index';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
-import { DASH, formatTime, shortHash } from '../../components/format';
+import { DASH, shortHash } from '../../components/format';
+import { Time } from '../../components/Time';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
 import { AuditAlarmPanel } from './AuditAlarm';
@@ -320,8 +321,8 @@ export function AuditView() {
                     data-outcome={e.outcome}
                   >
                     <span className="num mono">{e.seq}</span>
-                    <span className="nowrap" title={e.ts}>
-                      {formatTime(e.ts)}
+                    <span className="nowrap">
+                      <Time iso={e.ts} testId="audit-row-time" />
                     </span>
                     <span className="truncate">{safeLine(e.actor)}</span>
                     <span className="mono truncate">{safeLine(e.channel)}</span>
@@ -358,7 +359,10 @@ function EventDetail({ event: e, onClose }: { event: AuditEvent; onClose: () => 
       </div>
       <dl className="kv">
         <dt>Time</dt>
-        <dd className="mono">{safeLine(e.ts)}</dd>
+        <dd>
+          {/* The event's own ts, exactly as recorded and hashed, beside the local reading. */}
+          <Time iso={e.ts} testId="audit-detail-time" /> <span className="mono muted">{safeLine(e.ts)}</span>
+        </dd>
         <dt>Actor</dt>
         <dd>
           {safeLine(e.actor)} ({e.roles.map((r) => safeLine(r)).join(', ') || DASH})

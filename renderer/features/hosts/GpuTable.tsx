@@ -1,6 +1,8 @@
 import type { Host } from '../../../shared/contract/hosts';
-import { DASH, formatMiB, formatTime, orDash, withUnit } from '../../components/format';
+import { DASH, formatMiB, orDash, withUnit } from '../../components/format';
+import { Time } from '../../components/Time';
 import { safeLine, safeText } from '../../components/safeText';
+import { clockEventReasons } from './health';
 
 export function HostDetail({ host }: { host: Host }) {
   const inv = host.inventory;
@@ -16,13 +18,13 @@ export function HostDetail({ host }: { host: Host }) {
         <dt>Driver</dt>
         <dd className="mono">{orDash(inv?.driverVersion)}</dd>
         <dt>Scanned</dt>
-        <dd>{formatTime(inv?.scannedAt)}</dd>
+        <dd><Time iso={inv?.scannedAt} /></dd>
         <dt>Host key</dt>
         <dd className="mono">
           {host.fingerprint ?? 'not confirmed'} {host.keyType ? `(${safeLine(host.keyType)})` : ''}
         </dd>
         <dt>Enrolled</dt>
-        <dd>{formatTime(host.addedAt)}</dd>
+        <dd><Time iso={host.addedAt} /></dd>
       </dl>
       {host.lastError ? (
         <div className="error-line error-block">
@@ -50,7 +52,7 @@ export function HostDetail({ host }: { host: Host }) {
               <th className="num">Power</th>
               <th>ECC</th>
               <th>Persistence</th>
-              <th>Throttle reasons</th>
+              <th>Clock event reasons</th>
               <th>UUID</th>
             </tr>
           </thead>
@@ -69,7 +71,9 @@ export function HostDetail({ host }: { host: Host }) {
                 <td className="num">{withUnit(g.powerDrawW, ' W', 1)}</td>
                 <td>{orDash(g.eccMode)}</td>
                 <td>{orDash(g.persistenceMode)}</td>
-                <td className="mono">{orDash(g.throttleReasons)}</td>
+                <td title={safeLine(g.throttleReasons ?? '')} data-testid={`gpu-reasons-${host.name}-${g.index}`}>
+                  {clockEventReasons(g.throttleReasons).map((w) => safeLine(w)).join(', ') || DASH}
+                </td>
                 <td className="mono truncate" title={safeLine(g.uuid ?? '')}>
                   {orDash(g.uuid)}
                 </td>

@@ -5,7 +5,9 @@ import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { newRequestId } from '../../api';
 import { ErrorLine } from '../../components/ErrorLine';
 import { Modal } from '../../components/Modal';
-import { DASH, formatAgo, formatTime, orDash, shortFingerprint } from '../../components/format';
+import { DASH, formatDuration, orDash, shortFingerprint } from '../../components/format';
+import { Ago, useCoreNow } from '../../components/Time';
+import { shownStatus, type ShownStatus } from './health';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
 import { ConfirmKeyDialog } from './ConfirmKeyDialog';
@@ -26,16 +28,18 @@ interface ScanReport {
   cancelled: boolean;
 }
 
-export function StatusBadge({ status, testId }: { status: Host['status']; testId?: string }) {
+/** The core's status (`data-status`); `shown` is what the view makes of it (stale, GPU error: `data-shown`). */
+export function StatusBadge({ status, shown, testId }: { status: Host['status']; shown?: ShownStatus; testId?: string }) {
   return (
-    <span className={`badge badge-${status}`} data-testid={testId} data-status={status}>
-      {status}
+    <span className={`badge ${shown?.className ?? `badge-${status}`}`} data-testid={testId} data-status={status} data-shown={shown?.label ?? status} title={shown?.note ?? undefined}>
+      {shown?.label ?? status}
     </span>
   );
 }
 
 export function HostsView({ onOpenTerminal }: { onOpenTerminal: ((name: string) => void) | null }) {
   const { client, can } = useApp();
+  const now = useCoreNow();
   const [hosts, setHosts] = useState<Host[] | null>(null);
   const [listError, setListError] = useState<AirlockErrorShape | null>(null);
   const [expanded, setExpanded] = useState<Set<string>>(new Set());
@@ -259,7 +263,7 @@ export function HostsView({ onOpenTerminal }: { onOpenTerminal: ((name: string) 
                     </td>
                     <td className="mono">{h.user}</td>
                     <td>
-                      <StatusBadge status={h.status} testId={`host-status-${h.name}`} />
+                      <StatusBadge status={h.status} shown={shownStatus(h, now)} testId={`host-status-${h.name}`} />
                       {busy ? <span className="spinner spinner-inline" aria-label="scanning" /> : null}
                     </td>
                     <td className="mono nowrap" title={h.fingerprint ?? 'No pinned key'} data-testid={`host-fingerprint-${h.name}`}>
@@ -272,7 +276,9 @@ export function HostsView({ onOpenTerminal }: { onOpenTerminal: ((name: string) 
                       {gpuSummary(h)}
                     </td>
                     <td className="mono">{orDash(h.inventory?.driverVersion)}</td>
-                    <td title={formatTime(h.lastSeenAt)}>{h.lastSeenAt ? formatAgo(h.lastSeenAt) : DASH}</td>
+                    <td className="nowrap">
+                      <Ago iso={h.lastSeenAt} now={now} testId={`host-last-seen-${h.name}`} />
+                    </td>
                     <td className={h.lastError ? 'truncate last-error error-cell' : 'truncate last-error'} title={safeLine(h.lastError ?? '')} data-testid={`host-error-${h.name}`}>
                       <span className="cell-clip">{h.lastError ? safeLine(h.lastError, 300) : DASH}</span>
                     </td>
@@ -412,8 +418,8 @@ function ScanReportPanel({ report, onDismiss }: { report: ScanReport; onDismiss:
       <div className="panel-head">
         <span>
           {report.cancelled
-            ? `Scan cancelled after ${(report.ms / 1000).toFixed(1)} s: ${ok} ok, ${failed.length} failed or not finished.`
-            : `Scanned ${report.outcomes.length} host${report.outcomes.length === 1 ? '' : 's'} in ${(report.ms / 1000).toFixed(1)} s: ${ok} ok, ${failed.length} failed.`}
+            ? `Scan cancelled after ${formatDuration(report.ms)}: ${ok} ok, ${failed.length} failed or not finished.`
+            : `Scanned ${report.outcomes.length} host${report.outcomes.length === 1 ? '' : 's'} in ${formatDuration(report.ms)}: ${ok} ok, ${failed.length} failed.`}
         </span>
         <button type="button" className="icon-button" aria-label="Dismiss" onClick={onDismiss}>
           ×
@@ -439,7 +445,7 @@ function ScanReportPanel({ report, onDismiss }: { report: ScanReport; onDismiss:
                 </td>
                 <td className="mono">{o.error?.code ?? DASH}</td>
                 <td className="error-cell">{safeLine(o.error?.message ?? '')}</td>
-                <td className="num">{(o.ms / 1000).toFixed(1)} s</td>
+                <td className="num">{formatDuration(o.ms)}</td>
               </tr>
             ))}
           </tbody>

@@ -5,6 +5,7 @@ import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { newRequestId } from '../../api';
 import { ErrorLine } from '../../components/ErrorLine';
 import { safeLine } from '../../components/safeText';
+import { Time } from '../../components/Time';
 import { useApp } from '../../context';
 import { HostPicker } from './HostPicker';
 import { compactJson, EMPTY_SELECTION, selectorOf, type HostSelection } from './model';
@@ -13,7 +14,7 @@ type Report = Out<'provision:drift'>[number];
 
 /** Compare hosts with their last as-built attestation (read-only on the hosts). */
 export function DriftPanel({ hosts, onHostsChanged, onAttestation }: { hosts: Host[]; onHostsChanged: () => void; onAttestation: (host: string, id: string) => void }) {
-  const { client } = useApp();
+  const { client, coreNow } = useApp();
   const [sel, setSel] = useState<HostSelection>(EMPTY_SELECTION);
   const [requestId, setRequestId] = useState<string | null>(null);
   const [reports, setReports] = useState<Report[] | null>(null);
@@ -31,7 +32,8 @@ export function DriftPanel({ hosts, onHostsChanged, onAttestation }: { hosts: Ho
     setRequestId(null);
     if (r.ok) {
       setReports(r.value);
-      setAt(new Date().toLocaleTimeString());
+      // The core's clock, shown the one way (components/time.ts).
+      setAt(new Date(coreNow()).toISOString());
     } else setError(r.error);
   }
 
@@ -74,7 +76,14 @@ export function DriftPanel({ hosts, onHostsChanged, onAttestation }: { hosts: Ho
         <div className="prov-run" data-testid="prov-drift-results" data-drifted={drifted} data-failed={failed}>
           <div className="summary-line">
             <span>
-              {reports.length} host(s) checked{at ? ` at ${at}` : ''}: {drifted} drifted, {failed} could not be checked, {reports.length - drifted - failed} as attested.
+              {reports.length} host(s) checked
+              {at ? (
+                <>
+                  {' at '}
+                  <Time iso={at} />
+                </>
+              ) : null}
+              : {drifted} drifted, {failed} could not be checked, {reports.length - drifted - failed} as attested.
             </span>
           </div>
           {reports.map((r) => (

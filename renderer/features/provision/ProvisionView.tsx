@@ -19,7 +19,7 @@ import {
   EMPTY_SELECTION,
   failLive,
   finishLive,
-  formatDuration,
+  inFlight,
   parseOverrides,
   planSummary,
   resolveSelection,
@@ -33,6 +33,7 @@ import {
   type StepSkeleton,
 } from './model';
 import { RunBadge, RunHeader, RunHosts } from './RunDisplay';
+import { runningFor } from '../../components/time';
 import { RunsPanel } from './RunsPanel';
 import { StorePanel } from '../store/StorePanel';
 
@@ -138,7 +139,7 @@ export function ProvisionView({ active }: { active: boolean }) {
     if (!r.ok) setCancelError(r.error);
   }
 
-  const running = live?.phase === 'running';
+  const running = inFlight(live);
 
   function resume(run: Run) {
     setTab('run');
@@ -260,7 +261,7 @@ function RunTab({
   const concurrency = form.concurrency.trim() === '' ? undefined : Number(form.concurrency);
   const concurrencyBad = concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64);
   const ready = pb !== null && selector !== null && !('error' in parsed) && !concurrencyBad;
-  const running = live?.phase === 'running';
+  const running = inFlight(live);
   const key = ready ? JSON.stringify({ p: pb.name, d: pb.digest, s: selector, o: parsed.value }) : null;
   const expect = resolveSelection(form.selection, hosts);
 
@@ -500,15 +501,18 @@ function LivePanel({
   onAttestation: (host: string, id: string) => void;
 }) {
   const { can } = useApp();
+  // Both ends of the timer are this browser's clock (startedAt is when the first progress event
+  // came), and `now` restarts with each run: a panel reused for a second run never counts back.
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
     if (live.phase !== 'running') return;
+    setNow(Date.now());
     const t = setInterval(() => setNow(Date.now()), 1000);
     return () => clearInterval(t);
-  }, [live.phase]);
+  }, [live.phase, live.startedAt]);
 
   const final = live.final;
-  const status = final?.status ?? (live.phase === 'running' ? 'running' : 'failed');
+  const status = final?.status ?? (inFlight(live) ? live.phase : 'failed');
   const title = live.kind === 'plan' ? 'Plan' : live.kind === 'apply' ? 'Apply' : 'Resume';
   const counts = live.hosts.reduce<Record<string, number>>((acc, h) => {
     acc[h.status] = (acc[h.status] ?? 0) + 1;
@@ -523,9 +527,11 @@ function LivePanel({
           {title} of {live.playbook}
         </h2>
         <span className="muted">
-          {live.phase === 'running'
-            ? `running for ${formatDuration(now - live.startedAt)}`
-            : live.phase === 'error'
+          {live.phase === 'waiting'
+            ? 'starting…'
+            : live.phase === 'running'
+              ? runningFor(live.startedAt, now)
+              : live.phase === 'error'
               ? 'ended with an error'
               : 'finished'}
         </span>
@@ -544,14 +550,14 @@ function LivePanel({
       ) : (
         <div className="prov-run-head">
           <strong className="mono">{live.runId ?? 'starting…'}</strong>
-          <RunBadge status={live.phase === 'running' ? 'running' : 'failed'} testId="prov-run-status" />
+          <RunBadge status={inFlight(live) ? live.phase : 'failed'} testId="prov-run-status" />
           <span className="muted">
             {Object.entries(counts)
               .map(([s, n]) => `${n} ${s}`)
               .join(' · ') || 'waiting for the first host'}
           </span>
           <div className="toolbar-spacer" />
-          {live.phase === 'running' ? (
+          {live.phase === 'waiting' ? null : live.phase === 'running' ? (
             <button type="button" className="danger" onClick={onCancel} disabled={live.cancelling} data-testid="prov-cancel">
               {live.cancelling ? 'Cancelling…' : 'Cancel'}
             </button>
@@ -577,7 +583,7 @@ function LivePanel({
             : `${final.hosts.filter((h) => h.status === 'succeeded').length} of ${final.hosts.length} host(s) succeeded; the run is ${final.status}.${resumable(final) ? ' Resume continues each host from its first unfinished step.' : ''}`}
         </div>
       ) : null}
-      <RunHosts key={live.requestId} hosts={live.hosts} logs={live.logs} live={live.phase === 'running'} onAttestation={onAttestation} expandFailed={live.kind === 'plan' || live.phase !== 'running'} />
+      <RunHosts key={live.requestId} hosts={live.hosts} logs={live.logs} live={inFlight(live)} onAttestation={onAttestation} expandFailed={live.kind === 'plan' || !inFlight(live)} />
     </div>
   );
 }

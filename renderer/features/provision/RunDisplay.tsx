@@ -1,6 +1,7 @@
 import { Fragment, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { Change, HostRun, Run, StepRecord } from '../../../shared/contract/provision';
-import { DASH, formatBytes, formatTime } from '../../components/format';
+import { DASH, formatBytes } from '../../components/format';
+import { Time } from '../../components/Time';
 import { safeLine, safeText } from '../../components/safeText';
 import { diffLines, formatDuration, stepLog, toneOf } from './model';
 
@@ -28,7 +29,7 @@ export function RunHeader({ run, children }: { run: Pick<Run, 'id' | 'kind' | 'p
       </span>
       <RunBadge status={run.status} testId="prov-run-status" />
       <span className="muted">
-        by {safeLine(run.actor)} · {formatTime(run.startedAt)}
+        by {safeLine(run.actor)} · <Time iso={run.startedAt} />
         {ms !== null && Number.isFinite(ms) ? ` · ${formatDuration(ms)}` : ''}
         {run.attempts > 1 ? ` · ${run.attempts} attempts` : ''}
       </span>
@@ -101,7 +102,12 @@ function HostCard({
         <RunBadge status={host.status} testId={`prov-host-status-${host.host}`} />
         <span className="muted">
           {done}/{host.steps.length} steps done
-          {host.finishedAt ? ` · finished ${formatTime(host.finishedAt)}` : ''}
+          {host.finishedAt ? (
+            <>
+              {' · finished '}
+              <Time iso={host.finishedAt} />
+            </>
+          ) : null}
         </span>
         {host.message ? (
           <span className="prov-host-message" data-testid={`prov-host-message-${host.host}`}>
@@ -205,8 +211,20 @@ function StepDetail({ host, step, log, live }: { host: string; step: StepRecord;
       ) : null}
       {step.changes.length ? <Changes changes={step.changes} id={id} /> : null}
       <div className="muted">
-        {step.startedAt ? `started ${formatTime(step.startedAt)}` : 'not started'}
-        {step.finishedAt ? ` · finished ${formatTime(step.finishedAt)}` : ''}
+        {step.startedAt ? (
+          <>
+            {'started '}
+            <Time iso={step.startedAt} />
+          </>
+        ) : (
+          'not started'
+        )}
+        {step.finishedAt ? (
+          <>
+            {' · finished '}
+            <Time iso={step.finishedAt} />
+          </>
+        ) : null}
         {step.exitCode !== null ? ` · exit code ${step.exitCode}` : ''}
         {step.durationMs !== null ? ` · ${formatDuration(step.durationMs)}` : ''}
       </div>

@@ -4,7 +4,7 @@ import type { Run } from '../../../shared/contract/provision';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
 import { useLoaded } from '../../components/useLoaded';
-import { formatTime } from '../../components/format';
+import { Time } from '../../components/Time';
 import { safeLine } from '../../components/safeText';
 import { useApp } from '../../context';
 import { formatDuration, resumable } from './model';
@@ -110,7 +110,7 @@ export function RunsPanel({
                 <td className="num">{r.hostCount}</td>
                 <td className={r.failedHosts ? 'num error-cell' : 'num'}>{r.failedHosts}</td>
                 <td>{safeLine(r.actor)}</td>
-                <td className="nowrap">{formatTime(r.startedAt)}</td>
+                <td className="nowrap"><Time iso={r.startedAt} /></td>
                 <td className="num">{r.finishedAt ? formatDuration(Date.parse(r.finishedAt) - Date.parse(r.startedAt)) : '—'}</td>
                 <td className="num">{r.attempts}</td>
                 <td className="col-actions">

@@ -6,6 +6,7 @@ import {
   diffLines,
   failLive,
   finishLive,
+  inFlight,
   parseOverrides,
   pendingStep,
   resolveSelection,
@@ -65,6 +66,22 @@ describe('live run from progress events', () => {
     const failed = failLive(l, { code: 'INVALID_INPUT', message: 'bad' }, null);
     expect(failed.phase).toBe('error');
     expect(failed.hosts).toBe(l.hosts);
+  });
+});
+
+describe('a live run waits until the core has started it', () => {
+  it('is "waiting" (no Cancel, no timer) until its first progress event, then running from then on', () => {
+    const l = startLive({ kind: 'apply', requestId: 'r1', playbook: 'p', skeleton, expect: ['host1'], now: 0 });
+    expect(l.phase).toBe('waiting');
+    expect(inFlight(l)).toBe(true);
+    const r = applyProgress(l, ev('host1', step(0, { status: 'running', phase: 'check' })), 40_000);
+    expect(r.phase).toBe('running');
+    expect(r.startedAt).toBe(40_000);
+    // Later events keep the start.
+    expect(applyProgress(r, ev('host1', step(1, { status: 'running', phase: 'check' })), 90_000).startedAt).toBe(40_000);
+    expect(inFlight(finishLive(r, { id: RUN, kind: 'apply', status: 'succeeded', hosts: [] } as unknown as Run))).toBe(false);
+    // A step-up declined: the call fails before the run existed.
+    expect(failLive(l, { code: 'STEP_UP_REQUIRED', message: 'x' }, null).phase).toBe('error');
   });
 });
 

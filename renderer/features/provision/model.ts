@@ -34,10 +34,15 @@ export interface LiveRun {
   hosts: HostRun[];
   /** Output appended from progress chunks, by {@link logKey}. */
   logs: Record<string, string>;
-  phase: 'running' | 'done' | 'error';
+  /**
+   * `waiting`: the call is on its way (a step-up or approval prompt may be open); `running` from
+   * the run's first progress event, the proof the core started it; then `done` or `error`.
+   */
+  phase: 'waiting' | 'running' | 'done' | 'error';
   cancelling: boolean;
   final: Run | null;
   error: AirlockErrorShape | null;
+  /** This browser's clock when the view learnt the run started (both ends of its timer are local). */
   startedAt: number;
 }
 
@@ -101,7 +106,7 @@ export function startLive(init: {
     skeleton: init.skeleton,
     hosts: init.hosts ?? (init.expect ?? []).map((h) => pendingHost(h, init.skeleton)),
     logs: {},
-    phase: 'running',
+    phase: 'waiting',
     cancelling: false,
     final: null,
     error: null,
@@ -109,15 +114,20 @@ export function startLive(init: {
   };
 }
 
+/** Sent and not yet returned: waiting to start or running. */
+export function inFlight(live: Pick<LiveRun, 'phase'> | null | undefined): boolean {
+  return live?.phase === 'waiting' || live?.phase === 'running';
+}
+
 /** Whether a progress event belongs to this live run (the first one seen fixes the run id). */
 export function accepts(live: LiveRun, p: Progress): boolean {
-  if (live.phase !== 'running') return false;
+  if (!inFlight(live)) return false;
   if (live.runId !== null) return p.runId === live.runId;
   return live.expect === null || live.expect.includes(p.host);
 }
 
 /** Merge one progress event. Returns the same object when the event is not this run's. */
-export function applyProgress(live: LiveRun, p: Progress): LiveRun {
+export function applyProgress(live: LiveRun, p: Progress, now = Date.now()): LiveRun {
   if (!accepts(live, p)) return live;
   const hosts = [...live.hosts];
   let i = hosts.findIndex((h) => h.host === p.host);
@@ -143,7 +153,8 @@ export function applyProgress(live: LiveRun, p: Progress): LiveRun {
     const next = (logs[k] ?? '') + p.output;
     logs = { ...logs, [k]: next.length > LIVE_LOG_CAP ? next.slice(-LIVE_LOG_CAP) : next };
   }
-  return { ...live, runId: p.runId, hosts, logs };
+  const started = live.phase === 'waiting' ? { phase: 'running' as const, startedAt: now } : {};
+  return { ...live, ...started, runId: p.runId, hosts, logs };
 }
 
 /** The call returned: the run it returns replaces what the events built. */
@@ -281,13 +292,8 @@ export function toneOf(status: StepStatus | HostRun['status'] | Run['status'] | 
   }
 }
 
-export function formatDuration(ms: number | null): string {
-  if (ms === null) return '—';
-  if (ms < 1000) return `${ms} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  const m = Math.floor(ms / 60_000);
-  return `${m} min ${Math.round((ms % 60_000) / 1000)} s`;
-}
+// Durations have one home (components/time.ts).
+export { formatDuration } from '../../components/time';
 
 /** A JSON value on one line for drift cells. */
 export function compactJson(v: unknown, max = 400): string {

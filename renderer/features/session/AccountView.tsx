@@ -2,7 +2,7 @@ import { useState } from 'react';
 import type { SessionStatus } from '../../../shared/contract/session';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
-import { formatTime } from '../../components/format';
+import { Time } from '../../components/Time';
 import { useApp } from '../../context';
 import { PasswordForm } from './PasswordForm';
 import { SettingsForm } from '../settings/SettingsForm';
@@ -27,9 +27,9 @@ export function AccountView({ status, onStatus }: { status: SessionStatus; onSta
           {me.totp.required ? ' · required by policy' : ''}
         </dd>
         <dt>Step-up valid until</dt>
-        <dd>{me.stepUpUntil ? formatTime(me.stepUpUntil) : 'confirm your password at the next sensitive action'}</dd>
+        <dd>{me.stepUpUntil ? <Time iso={me.stepUpUntil} /> : 'confirm your password at the next sensitive action'}</dd>
         <dt>Idle lock at</dt>
-        <dd>{formatTime(me.lockAt)}</dd>
+        <dd><Time iso={me.lockAt} /></dd>
       </dl>
       <ErrorLine error={error} testId="account-error" />
       {note ? (

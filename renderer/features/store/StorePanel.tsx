@@ -5,7 +5,8 @@ import { newRequestId } from '../../api';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
 import { useLoaded } from '../../components/useLoaded';
-import { formatBytes, formatTime, shortHash } from '../../components/format';
+import { formatBytes, shortHash } from '../../components/format';
+import { Time } from '../../components/Time';
 import { safeLine } from '../../components/safeText';
 import { useApp } from '../../context';
 
@@ -84,7 +85,7 @@ export function StorePanel({ active }: { active: boolean }) {
                 <td className="mono truncate" title={safeLine(d.file)}>
                   {safeLine(d.file)}
                 </td>
-                <td className="nowrap">{formatTime(d.importedAt)}</td>
+                <td className="nowrap"><Time iso={d.importedAt} /></td>
               </tr>
             ))}
           </tbody>
@@ -126,7 +127,7 @@ export function StorePanel({ active }: { active: boolean }) {
                   ))}
                   {m.files.length > 6 ? <div className="muted">… and {m.files.length - 6} more</div> : null}
                 </td>
-                <td className="nowrap">{formatTime(m.importedAt)}</td>
+                <td className="nowrap"><Time iso={m.importedAt} /></td>
               </tr>
             ))}
           </tbody>
