@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * Every dialog a user can reach behaves as one (renderer/components/Modal.tsx): focus moves into
  * it and stays there (20 Tabs and 20 Shift+Tabs never leave it, also after its content changed,

@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * No table overflows sideways at 1280 × 800 with long data: the Hosts view with a host whose key
  * changed (its row shows the long error naming both fingerprints) and its details open, and the
