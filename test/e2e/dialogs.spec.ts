@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * Every dialog a user can reach behaves as one (renderer/components/Modal.tsx): focus moves into
  * it and stays there (20 Tabs and 20 Shift+Tabs never leave it, also after its content changed,
@@ -10,6 +9,10 @@
 import type { Locator, Page } from '@playwright/test';
 import { replaceHostKey } from '../lab/lab';
 import { ADMIN, authorizeAirlock, enrolHost, expect, firstRunSetup, scanHost, test } from './fixtures';
+
+// The root tsconfig has no DOM library (core code must not see one): the page's globals, loosely
+// typed, for the callbacks that run in the page (as in hostile.spec.ts).
+declare const document: any;
 
 /** Where focus is: inside the dialog (not on <body>, not behind it). */
 async function focusInside(page: Page, testId: string): Promise<{ inside: boolean; on: string }> {
@@ -46,7 +49,7 @@ async function expectTrapped(page: Page, testId: string): Promise<void> {
       dialogInRoot: root.contains(d),
       dialogInert: d.closest('[inert]') !== null,
       // A button behind the dialog does not take focus.
-      behindFocusable: buttons.some((b) => {
+      behindFocusable: buttons.some((b: any) => {
         b.focus();
         return document.activeElement === b;
       }),

@@ -172,6 +172,8 @@ test('a hostile host and hostile input render as inert text; the terminal still 
     await page.getByTestId('nav-users').click();
     await page.getByTestId('user-create-name').fill(IMG);
     await page.getByTestId('user-create-password').fill('a long enough password');
+    // The form starts with no role (issue 11): choose one, so the refusal is about the name.
+    await page.getByTestId('user-create-role-auditor').setChecked(true);
     await page.getByTestId('user-create-submit').click();
     await expect(page.getByTestId('user-create-error')).toHaveAttribute('data-code', 'INVALID_INPUT');
     await clean('HTML as a user name');
