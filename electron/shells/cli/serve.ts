@@ -19,7 +19,9 @@ export const serve: AreaTable = {
       async run(c) {
         const core = await openCore(c.dataDir, c.io, 'browser');
         try {
-          const handle = await startServe(core, { port: c.opts.port ?? 0, rendererDir: c.io.rendererDir });
+          // Refusals and cut-off sockets go to stderr, one line each (the URL in them is the client's: shown escaped).
+          const log = (line: string) => c.io.stderr(`${new Date().toISOString()} airlock serve: ${line}\n`);
+          const handle = await startServe(core, { port: c.opts.port ?? 0, rendererDir: c.io.rendererDir, log });
           if (c.json) c.io.stdout(JSON.stringify({ url: handle.url, port: handle.port, dataDir: c.dataDir }) + '\n');
           else c.io.stdout(`Airlock is serving ${c.dataDir}\nOpen this one-time URL in a browser on this machine (it works once, within 5 minutes): ${handle.url}\nPress Ctrl+C to stop.\n`);
           await new Promise<void>((resolve) => {
