@@ -36,7 +36,7 @@ const dependencyLayers = {
   'electron-main-only': ['electron'],
   // Build, lint and test tools: tests, fixtures, scripts and config files, never shipped code.
   // js-yaml, builder-util and app-builder-lib come with electron-builder (hardening.test.ts reads its config with them).
-  'dev-only': ['vitest', '@playwright/test', 'fast-check', 'esbuild', 'vite', '@vitejs/plugin-react', 'eslint', 'typescript-eslint', 'typescript', 'tsx', 'electron-builder', 'js-yaml', 'builder-util', 'app-builder-lib'],
+  'dev-only': ['vitest', '@playwright/test', '@axe-core/playwright', 'fast-check', 'esbuild', 'vite', '@vitejs/plugin-react', 'eslint', 'typescript-eslint', 'typescript', 'tsx', 'electron-builder', 'js-yaml', 'builder-util', 'app-builder-lib'],
 };
 const classOf = new Map(Object.entries(dependencyLayers).flatMap(([cls, pkgs]) => pkgs.map((p) => [p, cls])));
 
