@@ -24,6 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { ensureDebian, ensureNpmDeps } from './setup.mjs';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const AIRLOCK = path.join(root, 'bin', 'airlock.mjs');
@@ -220,6 +221,7 @@ function makeMedia(step, mediaDir) {
   const debs = path.join(mediaDir, 'debs');
   const pkgRoot = fs.mkdtempSync(path.join(mediaDir, 'build-'));
   fs.mkdirSync(path.join(pkgRoot, 'DEBIAN'));
+  fs.chmodSync(path.join(pkgRoot, 'DEBIAN'), 0o755); // dpkg-deb wants 0755..0775, whatever the umask
   fs.mkdirSync(path.join(pkgRoot, 'usr/share/doc', PACKAGE.name), { recursive: true });
   fs.writeFileSync(
     path.join(pkgRoot, 'DEBIAN/control'),
@@ -547,7 +549,7 @@ async function removeDemo(state) {
     ['the media', state.mediaDir, 'airlock-demo-media-'],
   ]) {
     if (!dir) continue;
-    if (!path.basename(dir).startsWith(prefix) || path.dirname(dir) !== path.resolve(os.tmpdir())) {
+    if (!path.isAbsolute(dir) || !path.basename(dir).startsWith(prefix)) {
       throw new Error(`the state names ${what} ${dir}, not a directory the demo makes: not removing it`);
     }
     if (fs.existsSync(dir)) {
@@ -610,6 +612,10 @@ async function main(argv) {
     case 'status':
       return await status();
     default:
+      // What `npm start` and `npm test` set up when missing (scripts/setup.mjs): the npm
+      // dependencies (the lab's API is loaded through tsx) and the lab's Debian packages.
+      ensureNpmDeps();
+      ensureDebian(['openssh-server', 'openssh-client', 'nftables', 'iproute2']);
       return await up();
   }
 }
