@@ -390,6 +390,10 @@ async function up() {
 async function again(state) {
   if (!state) throw new Error('the demo state vanished while reading it: run npm run demo again');
   const { labStatus } = await labApi();
+  if (state.removing) {
+    note(`demo: the demo of lab "${state.labId}" is being removed (npm run demo -- down) right now; run npm run demo again in a moment.`);
+    return 1;
+  }
   if (!state.complete) {
     if (alive(state.pid)) {
       note(`demo: another npm run demo (pid ${state.pid}) is setting up lab "${state.labId}" right now; wait for it, or stop it (Ctrl+C there).`);
@@ -519,7 +523,8 @@ async function present(state, reused) {
   process.on('SIGTERM', stop);
   const code = await new Promise((resolve) => child.once('exit', (c) => resolve(c ?? 0)));
   // The recorded consolePid is left as it is: a dead pid is no console (and `down` may be removing the state right now).
-  if (readState(state.labId)) note(`\nThe console stopped. The demo is still up: npm run demo opens it again; ${downCmd} removes it.`);
+  const now = readState(state.labId);
+  if (now && !now.removing) note(`\nThe console stopped. The demo is still up: npm run demo opens it again; ${downCmd} removes it.`);
   else note('\nThe console stopped: the demo was removed (npm run demo -- down).');
   return code === 0 || code === 130 || code === 143 ? 0 : code;
 }
@@ -529,6 +534,7 @@ async function present(state, reused) {
 /** Remove what `state` records as made by the demo; returns what was removed, in words. */
 async function removeDemo(state) {
   const removed = [];
+  if (fs.existsSync(stateFile(state.labId))) writeState({ ...state, removing: true }); // the console's demo process reads it
   if (alive(state.consolePid)) {
     try {
       process.kill(state.consolePid, 'SIGTERM');
