@@ -64,8 +64,14 @@ test('hosts: empty view, copy feedback, scan on enrol, edit, accept a changed ke
 
   // ---------- edit: user (checked by the next scan), invalid port, address (the pinned key stays) ----------
   const row = page.getByTestId(`host-row-${host.name}`);
-  await page.getByTestId(`host-edit-${host.name}`).click();
   const dialog = page.getByTestId('edit-host-dialog');
+  // The dialog behaves like the others: Escape closes it, focus returns to its button.
+  await page.getByTestId(`host-edit-${host.name}`).click();
+  await expect(page.getByTestId('edit-host-address')).toBeFocused();
+  await page.keyboard.press('Escape');
+  await expect(dialog).toHaveCount(0);
+  await expect(page.getByTestId(`host-edit-${host.name}`)).toBeFocused();
+  await page.getByTestId(`host-edit-${host.name}`).click();
   await expect(dialog).toBeVisible();
   await expect(page.getByTestId('edit-host-key-note')).toContainText(pinned);
   await expect(page.getByTestId('edit-host-save')).toBeDisabled();

@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authorizeKey, labDown, labUp, replaceHostKey, type Lab, type LabHost } from '../lab/lab';
 import { ADMIN, testCore, type TestClient, type TestCore } from '../support/core';
@@ -171,5 +175,52 @@ describe('hosts:update — edit address, port and SSH user', () => {
     expect((await admin.ok('hosts:scan', { names: [b.name] }))[0]).toMatchObject({ ok: true, status: 'reachable' });
     await admin.ok('hosts:update', { name: a.name, address: a.address, port: a.port });
     expect((await admin.ok('audit:verify', {})).ok).toBe(true);
+  });
+});
+
+describe('the CLI words: hosts edit, hosts repin', () => {
+  const root = path.resolve(__dirname, '../..');
+  const PASSWORD = 'correct horse battery staple';
+  let data: string;
+  const airlock = (args: string[]) => {
+    const r = spawnSync(process.execPath, [path.join(root, 'bin/airlock.mjs'), ...args, '--data', data], {
+      encoding: 'utf8',
+      env: { ...process.env, AIRLOCK_USER: 'alice', AIRLOCK_PASSWORD: PASSWORD },
+      input: '',
+      timeout: 60_000,
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr, json: () => JSON.parse(r.stdout) };
+  };
+  beforeAll(() => {
+    expect(spawnSync(process.execPath, [path.join(root, 'scripts/build.mjs')], { stdio: 'inherit' }).status).toBe(0);
+    data = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-hmanage-'));
+  });
+  afterAll(() => fs.rmSync(data, { recursive: true, force: true }));
+
+  it('edits a host and accepts its changed key only with the compared fingerprint', async () => {
+    const host = h[1]!;
+    const init = airlock(['init', '--admin', 'alice', '--json']);
+    expect(init.code, init.stderr).toBe(0);
+    await authorizeKey(lab, init.json().identity.publicKey);
+    expect(airlock(['hosts', 'add', 'gpu', '--address', host.address, '--port', String(host.port), '--user', host.user, '--fingerprint', host.fingerprint]).code).toBe(0);
+
+    expect(airlock(['hosts', 'edit', 'gpu']).code).toBe(2);
+    const edited = airlock(['hosts', 'edit', 'gpu', '--user', 'nobody', '--json']);
+    expect(edited.code, edited.stderr).toBe(0);
+    expect(edited.json()).toMatchObject({ name: 'gpu', user: 'nobody', fingerprint: host.fingerprint });
+    expect(airlock(['hosts', 'edit', 'gpu', '--user', host.user]).stdout).toContain(`${host.address}:${host.port}\t${host.user}`);
+
+    const fresh = await replaceHostKey(lab, host.name);
+    // A script is shown both keys and refused until it names the one compared.
+    const asked = airlock(['hosts', 'repin', 'gpu', '--json']);
+    expect(asked.code).toBe(1);
+    expect(asked.json().error.message).toContain(host.fingerprint);
+    expect(asked.json().error.message).toContain(fresh);
+    const wrong = airlock(['hosts', 'repin', 'gpu', '--fingerprint', h[0]!.fingerprint, '--json']);
+    expect(wrong.json()).toMatchObject({ ok: false, error: { code: 'HOST_KEY_MISMATCH' } });
+    const ok = airlock(['hosts', 'repin', 'gpu', '--fingerprint', fresh]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain(`replacing ${host.fingerprint}`);
+    expect(airlock(['hosts', 'scan', 'gpu']).code).toBe(0);
   });
 });

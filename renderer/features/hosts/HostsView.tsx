@@ -294,11 +294,6 @@ export function HostsView({ onOpenTerminal, onOpenIdentity }: { onOpenTerminal: 
                           Confirm key
                         </button>
                       ) : null}
-                      {h.status === 'key-changed' && h.fingerprint !== null && can('hosts:repin') ? (
-                        <button type="button" className="small danger-outline" onClick={() => setRepinFor(h)} data-testid={`host-repin-${h.name}`}>
-                          Accept new key…
-                        </button>
-                      ) : null}
                       {canScan ? (
                         <button
                           type="button"
@@ -359,6 +354,14 @@ export function HostsView({ onOpenTerminal, onOpenIdentity }: { onOpenTerminal: 
                             host was reinstalled, compare the new key with the one on its console and accept it
                             (&quot;Accept new key…&quot;: both keys side by side, recorded in the audit trail); otherwise
                             treat this as a possible interception.
+                            {h.fingerprint !== null && can('hosts:repin') ? (
+                              <>
+                                {' '}
+                                <button type="button" className="small danger-outline" onClick={() => setRepinFor(h)} data-testid={`host-repin-${h.name}`}>
+                                  Accept new key…
+                                </button>
+                              </>
+                            ) : null}
                           </div>
                         ) : null}
                       </td>
