@@ -26,3 +26,24 @@ export async function copyText(text: string): Promise<boolean> {
   ta.remove();
   return ok;
 }
+
+/** How long a copy button says "Copied" (or "Copy failed") before it reads as before. */
+export const COPY_FEEDBACK_MS = 2000;
+
+export type CopyState = 'idle' | 'copied' | 'failed';
+
+/**
+ * What a copy button shows and announces in each state: the label changes (seen) and the
+ * message goes to an aria-live region (heard); a failure stays visible as a line beside the
+ * button, since the person then has to copy by hand.
+ */
+export function copyFeedback(state: CopyState, label: string): { label: string; message: string } {
+  switch (state) {
+    case 'copied':
+      return { label: 'Copied', message: 'Copied to the clipboard.' };
+    case 'failed':
+      return { label: 'Copy failed', message: 'Copy failed: select the text and copy it.' };
+    default:
+      return { label, message: '' };
+  }
+}

@@ -129,6 +129,31 @@ export const hosts = {
     target: 'name',
     summary: 'Pin the host-key fingerprint of an imported, unconfirmed host (after probing it; with none given, the one an imported known_hosts holds)',
   }),
+  'hosts:repin': channel({
+    in: z
+      .object({
+        name: HostName,
+        /** The pinned key the person saw beside the new one: refused if the pin changed meanwhile. */
+        pinned: Fingerprint,
+        /** The key the host presented (hosts:probe), compared on the host by a person. */
+        fingerprint: Fingerprint,
+      })
+      .strict(),
+    out: Host,
+    roles: ['admin'],
+    target: 'name',
+    summary: "Replace a host's pinned key with the one it presents now, after a person compared the two (refused if the host presents yet another key)",
+  }),
+  'hosts:update': channel({
+    in: z
+      .object({ name: HostName, address: Address.optional(), port: Port.optional(), user: SshUser.optional() })
+      .strict()
+      .refine((v) => v.address !== undefined || v.port !== undefined || v.user !== undefined, 'give an address, a port or a user to change'),
+    out: Host,
+    roles: ['admin'],
+    target: 'name',
+    summary: "Change a host's address, port or SSH user (its pinned key stays: the next connection must present it)",
+  }),
   'hosts:remove': channel({
     in: z.object({ name: HostName }).strict(),
     out: Empty,

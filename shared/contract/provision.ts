@@ -55,6 +55,13 @@ export const PlaybookInfo = z.object({
       title: z.string(),
       needs: z.object({ root: z.boolean(), store: z.array(z.string()) }),
       params: z.record(z.string(), z.unknown()),
+      /**
+       * The JSON Schema (draft 2020-12, input side) of the step type's parameters, from its zod
+       * schema: the console builds the parameters form from it and checks values before Plan.
+       * Checks a JSON Schema cannot say (a CIDR's syntax) are the core's alone. Null if the schema
+       * could not be expressed.
+       */
+      paramsSchema: z.record(z.string(), z.unknown()).nullable().optional(),
     }),
   ),
 });

@@ -191,7 +191,7 @@ export async function authorizeAirlock(page: Page, lab: Lab): Promise<string> {
   return key;
 }
 
-/** Enrol a lab host through the dialog, checking the fingerprint shown is the host's real one. */
+/** Enrol a lab host through the dialog, checking the fingerprint shown is the host's real one; waits for the scan that follows. */
 export async function enrolHost(page: Page, host: LabHost): Promise<void> {
   await page.getByTestId('nav-hosts').click();
   await page.getByTestId('enrol-open').click();
@@ -206,6 +206,8 @@ export async function enrolHost(page: Page, host: LabHost): Promise<void> {
   await expect(page.getByTestId('enrol-dialog')).toHaveCount(0);
   await expect(page.getByTestId(`host-row-${host.name}`)).toBeVisible();
   await expect(page.getByTestId(`host-fingerprint-${host.name}`)).toHaveAttribute('title', host.fingerprint);
+  // Enrolling scans the host at once (issue 11): wait for that scan, so a spec's next step starts from its result.
+  await expect(page.getByTestId(`host-row-${host.name}`)).toHaveAttribute('data-busy', 'false', { timeout: 45_000 });
 }
 
 /** Scan one host from its row and wait for the status the scan should end in. */

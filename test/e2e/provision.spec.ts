@@ -185,6 +185,8 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   await expect(page.getByTestId('prov-pb-step-needs-packages')).toContainText('deb:airlock-node-tools');
   await expect(page.getByTestId('prov-pb-step-needs-model')).toContainText('model:tiny-llm=1');
   await expect(page.getByTestId('prov-pb-step-needs-gpu')).toHaveText('read-only, no store');
+  // The overrides as JSON (the form is the default view since issue 11; hosts-manage.spec.ts tests it).
+  await page.getByTestId('prov-params-view-json').click();
   await expect(page.getByTestId('prov-playbook-params')).toContainText('"deadManSeconds": 20');
   await expect(page.getByTestId('prov-params')).toHaveValue('{}');
   await chooseHosts(page, names, names);
@@ -213,6 +215,8 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   expect(planId).toMatch(/^run-[0-9a-f]{16}$/);
   await expect(live.getByTestId('prov-plan-summary')).toHaveAttribute('data-failed', '0');
   await expect(live.getByTestId('prov-plan-summary')).toHaveAttribute('data-changing', String(2 * (STEPS.length - 1)));
+  // A plan counts the steps it checked (one already so, five that would change: all six checked).
+  for (const h of names) await expect(live.getByTestId(`prov-host-counter-${h}`)).toHaveText(`${STEPS.length}/${STEPS.length} steps checked`);
   for (const h of names) {
     await expect(live.getByTestId(`prov-step-${h}-gpu`)).toHaveAttribute('data-status', 'ok');
     for (const s of STEPS.slice(1)) await expect(live.getByTestId(`prov-step-${h}-${s}`), `${h} ${s}`).toHaveAttribute('data-status', 'would-change');
@@ -280,6 +284,7 @@ test('plan → review the diff → apply → watch progress → attestation (exp
 
   await expect(live).toHaveAttribute('data-phase', 'done', { timeout: 300_000 });
   await expect(live.getByTestId('prov-final')).toHaveAttribute('data-status', 'succeeded');
+  for (const h of names) await expect(live.getByTestId(`prov-host-counter-${h}`)).toHaveText(`${STEPS.length}/${STEPS.length} steps applied`);
   await expect(live).toHaveAttribute('data-run-id', applyId!);
   for (const h of names) {
     await expect(live.getByTestId(`prov-host-${h}`)).toHaveAttribute('data-status', 'succeeded');
@@ -428,6 +433,7 @@ test('plan → review the diff → apply → watch progress → attestation (exp
   // ---------- an apply cancelled mid-step, resumed from the runs list ----------
   // Slow probes (the decoy's port drops the SYN, so each probe waits its full timeout).
   await chooseHosts(page, [h2.name], names);
+  await page.getByTestId('prov-params-view-json').click();
   await page.getByTestId('prov-params').fill(JSON.stringify(overrides(lab, { probeTimeoutSeconds: 20 }), null, 2));
   await page.getByTestId('prov-apply').click();
   await page.getByTestId('prov-apply-confirm').click();

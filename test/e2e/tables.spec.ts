@@ -116,6 +116,7 @@ test('Hosts and Provisioning at 1280 px: long errors and long diffs stay inside 
   await page.getByTestId('prov-mode-names').check();
   await page.getByTestId(`prov-check-${h2.name}`).check();
   const cidrs = manyCidrs(lab);
+  await page.getByTestId('prov-params-view-json').click();
   await page.getByTestId('prov-params').fill(
     JSON.stringify({ egress: { allowCidrs: cidrs, probes: { outside: [{ host: lab.decoy.address, port: lab.decoy.port }], inside: [] } } }, null, 2),
   );

@@ -135,6 +135,72 @@ export class HostsService {
     return this.get(name);
   }
 
+  /**
+   * Accept a changed host key. A person compared, side by side, the pinned key (`pinned`) and the
+   * one the host presents (`fingerprint`, from hosts:probe) and checked the new one on the host.
+   * We read the host's key once more and pin it only if it is still that one: a host that now
+   * presents yet another key (an interceptor swapping keys between probe and confirmation) is
+   * refused, as is a pin that changed meanwhile or a revoked key. The audit event's detail holds
+   * the key before and after.
+   */
+  async repin(name: string, pinned: string, fingerprint: string, signal: AbortSignal, detail: (d: Record<string, unknown>) => void): Promise<Host> {
+    const row = this.row(name);
+    if (row.fingerprint === null) {
+      throw new AirlockError('HOST_KEY_UNCONFIRMED', `${row.name} has no pinned key yet: confirm its key instead. Nothing was pinned.`);
+    }
+    if (row.fingerprint !== pinned) {
+      throw new AirlockError('CONFLICT', `The pinned key of ${row.name} is now ${row.fingerprint}, not the ${pinned} you compared. Look at the host again. Nothing was pinned.`);
+    }
+    if (fingerprint === pinned) {
+      throw new AirlockError('CONFLICT', `${fingerprint} is already the pinned key of ${row.name}: there is nothing to replace.`);
+    }
+    this.refuseRevoked(fingerprint, `${row.address}:${row.port}`);
+    const key = await probeHostKey(row.address, row.port, { timeoutMs: this.deps.timeoutMs, signal, keyType: null });
+    this.refuseRevoked(key.fingerprint, `${row.address}:${row.port}`);
+    if (key.fingerprint !== fingerprint) {
+      throw new AirlockError(
+        'HOST_KEY_MISMATCH',
+        `The host at ${row.address}:${row.port} now presents ${key.fingerprint}, not the ${fingerprint} you compared: it changed its key again, or someone is intercepting the connection. Nothing was pinned; the pinned key is still ${pinned}.`,
+      );
+    }
+    const r = this.deps.db
+      .prepare(`UPDATE hosts SET fingerprint = ?, key_type = ?, status = 'unknown', last_error = NULL WHERE id = ? AND fingerprint = ?`)
+      .run(key.fingerprint, key.keyType, row.id, pinned);
+    if (r.changes === 0) throw new AirlockError('CONFLICT', `The pinned key of ${row.name} changed while its key was read. Nothing was pinned.`);
+    this.pool.drain(poolPrefix(name));
+    detail({ before: { fingerprint: row.fingerprint, keyType: row.key_type }, after: { fingerprint: key.fingerprint, keyType: key.keyType } });
+    return this.get(name);
+  }
+
+  /**
+   * Change where and as whom Airlock connects. The pinned key stays: trust is in the key, not the
+   * address, so the next connection (a scan) must present that same key at the new address:port,
+   * and a host that presents another is "key-changed" and needs its key accepted (hosts:repin)
+   * after a person compared both. A new address or port resets the status to unknown until then.
+   */
+  update(name: string, change: { address?: string | undefined; port?: number | undefined; user?: string | undefined }, detail: (d: Record<string, unknown>) => void): Host {
+    const row = this.row(name);
+    const address = change.address ?? row.address;
+    const port = change.port ?? row.port;
+    const user = change.user ?? row.user;
+    const moved = address !== row.address || port !== row.port;
+    if (moved) {
+      const other = this.deps.db.prepare('SELECT name FROM hosts WHERE address = ? AND port = ? AND id != ?').get(address, port, row.id) as { name: string } | undefined;
+      if (other) throw new AirlockError('CONFLICT', `${address}:${port} is already enrolled as "${other.name}".`);
+    }
+    if (!moved && user === row.user) return this.get(name);
+    this.deps.db
+      .prepare(
+        moved
+          ? `UPDATE hosts SET address = ?, port = ?, user = ?, status = CASE WHEN fingerprint IS NULL THEN 'unconfirmed' ELSE 'unknown' END, last_error = NULL WHERE id = ?`
+          : 'UPDATE hosts SET address = ?, port = ?, user = ? WHERE id = ?',
+      )
+      .run(address, port, user, row.id);
+    this.pool.drain(poolPrefix(name));
+    detail({ before: { address: row.address, port: row.port, user: row.user }, after: { address, port, user } });
+    return this.get(name);
+  }
+
   /** Labels (enclave, role, rack…) select hosts for provisioning: `label:<x>`. */
   setLabels(name: string, labels: string[]): Host {
     const row = this.row(name);

@@ -139,8 +139,27 @@ export class Playbooks {
       steps: p.playbook.steps.map((s) => {
         const impl = STEPS.get(s.type)!;
         const params = impl.params.parse(s.params);
-        return { id: s.id, type: s.type, title: s.title ?? impl.title, needs: { root: impl.needs.root, store: impl.needs.store(params) }, params: params as Record<string, unknown> };
+        return {
+          id: s.id,
+          type: s.type,
+          title: s.title ?? impl.title,
+          needs: { root: impl.needs.root, store: impl.needs.store(params) },
+          params: params as Record<string, unknown>,
+          paramsSchema: paramsSchemaOf(impl.params),
+        };
       }),
     };
+  }
+}
+
+/**
+ * A step type's parameters as JSON Schema (what the console's form is generated from). Refinements
+ * (CIDR syntax, IPv4 checks) have no JSON Schema form and are left to the core's own check at Plan.
+ */
+export function paramsSchemaOf(schema: z.ZodType): Record<string, unknown> | null {
+  try {
+    return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  } catch {
+    return null;
   }
 }

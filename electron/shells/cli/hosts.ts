@@ -89,6 +89,43 @@ async function pin(
   return EXIT.ok;
 }
 
+/**
+ * `hosts repin`: accept a changed host key. Both keys are shown side by side; the new one is pinned
+ * only with --fingerprint (what the person compared on the host) or, on a terminal, after "yes".
+ */
+async function repin(c: Ctx, name: string, o: { fingerprint?: string | undefined }): Promise<number> {
+  const { io, json } = c;
+  const list = await c.call('hosts:list', {});
+  if (!list.ok) return c.fail(list);
+  const h = list.value.find((x) => x.name === name);
+  if (!h) return c.fail({ ok: false, error: { code: 'NOT_FOUND', message: `No host named "${name}".` } });
+  if (!h.fingerprint) return c.fail({ ok: false, error: { code: 'HOST_KEY_UNCONFIRMED', message: `${name} has no pinned key yet: run \`airlock hosts confirm ${name}\`.` } });
+  const probe = await c.call('hosts:probe', { address: h.address, port: h.port });
+  if (!probe.ok) return c.fail(probe);
+  const presented = probe.value.fingerprint;
+  let fingerprint = o.fingerprint;
+  if (!fingerprint) {
+    const both = `pinned:    ${h.keyType ?? '?'} ${h.fingerprint}\npresented: ${probe.value.keyType} ${presented}`;
+    if (json || !io.prompt) {
+      return c.fail({
+        ok: false,
+        error: { code: 'HOST_KEY_UNCONFIRMED', message: `${name} (${h.address}:${h.port}):\n${both}\nCompare the presented key with the host's own and re-run with --fingerprint ${presented}.` },
+      });
+    }
+    io.stderr(`${name} (${h.address}:${h.port}):\n${both}\n`);
+    const answer = (await io.prompt('Is the presented key the one the host shows on its console? Type "yes" to pin it: ')).trim();
+    if (answer !== 'yes') {
+      io.stderr('Not pinned; nothing was changed.\n');
+      return EXIT.failed;
+    }
+    fingerprint = presented;
+  }
+  const r = await c.call('hosts:repin', { name, pinned: h.fingerprint, fingerprint });
+  if (!r.ok) return c.fail(r);
+  c.out(`Pinned ${r.value.name} (${r.value.address}:${r.value.port}) ${r.value.fingerprint}, replacing ${h.fingerprint}\n`, r.value);
+  return EXIT.ok;
+}
+
 function formatImport(v: Out<'hosts:importKnownHosts'>): string {
   return (
     v.added.map((a) => `added\t${a.name}\t${a.address}:${a.port}\t${a.fingerprint ?? 'unconfirmed: run `airlock hosts confirm ' + a.name + '`'}`).join('\n') +
@@ -136,6 +173,27 @@ export const hosts: AreaTable = {
       args: { name: arg.one('NAME', 'an imported, unconfirmed host', { schema: HostName }) },
       options: { fingerprint: FINGERPRINT },
       run: (c) => pin(c as unknown as Ctx, 'confirm', c.args.name, c.opts),
+    }),
+    command({
+      words: 'hosts repin',
+      channel: 'hosts:repin',
+      alsoCalls: ['hosts:list', 'hosts:probe'],
+      args: { name: arg.one('NAME', 'a host whose key changed', { schema: HostName }) },
+      options: { fingerprint: opt.string('SHA256:...', 'the new key, as compared with the host; without it, both keys are shown and, on a terminal, the new one is pinned only on "yes"', { schema: Fingerprint }) },
+      run: (c) => repin(c as unknown as Ctx, c.args.name, c.opts),
+    }),
+    call({
+      words: 'hosts edit',
+      channel: 'hosts:update',
+      args: { name: arg.one('NAME', 'the host', { schema: HostName }) },
+      options: { address: opt.string('A', 'new host name or IP address', { schema: Address }), port: PORT, user: SSH_USER },
+      notes: ['the pinned key stays: the next connection must present it at the new address (else accept the new key with `hosts repin`)'],
+      input: (c) => {
+        const change = { ...(c.opts.address !== undefined ? { address: c.opts.address } : {}), ...(c.opts.port !== undefined ? { port: c.opts.port } : {}), ...sshUserOpt(c.opts) };
+        if (!Object.keys(change).length) c.usage('hosts edit needs --address A, --port P or --user U');
+        return { name: c.args.name, ...change };
+      },
+      human: (v) => `${v.name}\t${v.address}:${v.port}\t${v.user}\t${v.status}\t${v.fingerprint ?? 'unconfirmed'}\n`,
     }),
     call({
       words: 'hosts remove',

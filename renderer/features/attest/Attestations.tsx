@@ -3,7 +3,7 @@ import { useCallback, useEffect, useState } from 'react';
 import type { Out } from '../../../shared/contract/index';
 import type { SignedAttestation } from '../../../shared/contract/attest';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
-import { copyText } from '../../components/clipboard';
+import { CopyButton } from '../../components/CopyButton';
 import { ErrorLine } from '../../components/ErrorLine';
 import { useLoaded } from '../../components/useLoaded';
 import { useTextFile } from '../../components/useTextFile';
@@ -76,14 +76,7 @@ export function AttestationDialog({ id, host, onClose }: { id: string; host: str
               {note}
             </span>
           ) : null}
-          <button
-            type="button"
-            disabled={!att}
-            onClick={() => void copyText(text).then((ok) => setNote(ok ? 'Copied the signed JSON.' : 'Copy failed: select the text and copy it.'))}
-            data-testid="attestation-copy"
-          >
-            Copy JSON
-          </button>
+          <CopyButton text={text} label="Copy JSON" disabled={!att} testId="attestation-copy" />
           <button
             type="button"
             className="primary"

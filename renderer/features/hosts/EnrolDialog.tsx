@@ -5,13 +5,11 @@ import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
 import { Modal } from '../../components/Modal';
 import { useApp } from '../../context';
+import { ADDR_RE, NAME_RE, USER_RE } from './fields';
 import { FingerprintCheck } from './FingerprintCheck';
 
 type Probe = Out<'hosts:probe'>;
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-const ADDR_RE = /^[A-Za-z0-9.:_-]+$/;
-const USER_RE = /^[a-z_][a-z0-9_.-]*\$?$/i;
 
 /** Enrol a host: fetch its key, have the operator compare it out of band, pin it. */
 export function EnrolDialog({ onClose, onEnrolled }: { onClose: () => void; onEnrolled: (h: Host) => void }) {

@@ -11,6 +11,9 @@ import { shownStatus, type ShownStatus } from './health';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
 import { ConfirmKeyDialog } from './ConfirmKeyDialog';
+import { EditHostDialog } from './EditHostDialog';
+import { EmptyHosts } from './EmptyHosts';
+import { RepinDialog } from './RepinDialog';
 import { EnrolDialog } from './EnrolDialog';
 import { gpuSummary, HostDetail } from './GpuTable';
 import { ImportDialog, type ImportKind } from './ImportDialog';
@@ -37,7 +40,7 @@ export function StatusBadge({ status, shown, testId }: { status: Host['status'];
   );
 }
 
-export function HostsView({ onOpenTerminal }: { onOpenTerminal: ((name: string) => void) | null }) {
+export function HostsView({ onOpenTerminal, onOpenIdentity }: { onOpenTerminal: ((name: string) => void) | null; onOpenIdentity: (() => void) | null }) {
   const { client, can } = useApp();
   const now = useCoreNow();
   const [hosts, setHosts] = useState<Host[] | null>(null);
@@ -50,6 +53,8 @@ export function HostsView({ onOpenTerminal }: { onOpenTerminal: ((name: string) 
   const [rowErrors, setRowErrors] = useState<Record<string, AirlockErrorShape>>({});
   const [enrolOpen, setEnrolOpen] = useState(false);
   const [confirmKeyFor, setConfirmKeyFor] = useState<Host | null>(null);
+  const [repinFor, setRepinFor] = useState<Host | null>(null);
+  const [editFor, setEditFor] = useState<Host | null>(null);
   const [removeFor, setRemoveFor] = useState<Host | null>(null);
   const [removeError, setRemoveError] = useState<AirlockErrorShape | null>(null);
   const [importKind, setImportKind] = useState<ImportKind | null>(null);
@@ -212,6 +217,7 @@ export function HostsView({ onOpenTerminal }: { onOpenTerminal: ((name: string) 
       <ErrorLine error={scanError} testId="scan-error" />
       {report ? <ScanReportPanel report={report} onDismiss={() => setReport(null)} /> : null}
 
+      {hosts && hosts.length === 0 ? <EmptyHosts onOpenIdentity={onOpenIdentity} canEnrol={canAdmin} onEnrol={() => setEnrolOpen(true)} /> : null}
       <div className="table-wrap">
         <table className="grid hosts-table" data-testid="hosts-table">
           <thead>
@@ -244,7 +250,7 @@ export function HostsView({ onOpenTerminal }: { onOpenTerminal: ((name: string) 
               const busy = rowScans.has(h.name) || (scan !== null && scan.names === null);
               return (
                 <Fragment key={h.name}>
-                  <tr className={open ? 'row-open' : undefined} data-testid={`host-row-${h.name}`} data-host={h.name}>
+                  <tr className={open ? 'row-open' : undefined} data-testid={`host-row-${h.name}`} data-host={h.name} data-busy={busy}>
                     <td className="col-toggle">
                       <button
                         type="button"
@@ -311,6 +317,11 @@ export function HostsView({ onOpenTerminal }: { onOpenTerminal: ((name: string) 
                           Terminal
                         </button>
                       ) : null}
+                      {can('hosts:update') ? (
+                        <button type="button" className="small" onClick={() => setEditFor(h)} data-testid={`host-edit-${h.name}`}>
+                          Edit…
+                        </button>
+                      ) : null}
                       {can('hosts:remove') ? (
                         <button
                           type="button"
@@ -340,8 +351,17 @@ export function HostsView({ onOpenTerminal }: { onOpenTerminal: ((name: string) 
                         {h.status === 'key-changed' ? (
                           <div className="hint" data-testid={`host-key-changed-help-${h.name}`}>
                             Airlock refuses to connect to this host while its key differs from the pinned one. If the
-                            host was reinstalled, verify the new key on its console, then remove and re-enrol it;
-                            otherwise treat this as a possible interception.
+                            host was reinstalled, compare the new key with the one on its console and accept it
+                            (&quot;Accept new key…&quot;: both keys side by side, recorded in the audit trail); otherwise
+                            treat this as a possible interception.
+                            {h.fingerprint !== null && can('hosts:repin') ? (
+                              <>
+                                {' '}
+                                <button type="button" className="small danger-outline" onClick={() => setRepinFor(h)} data-testid={`host-repin-${h.name}`}>
+                                  Accept new key…
+                                </button>
+                              </>
+                            ) : null}
                           </div>
                         ) : null}
                       </td>
@@ -365,9 +385,11 @@ export function HostsView({ onOpenTerminal }: { onOpenTerminal: ((name: string) 
       {enrolOpen ? (
         <EnrolDialog
           onClose={() => setEnrolOpen(false)}
-          onEnrolled={() => {
+          onEnrolled={(h) => {
             setEnrolOpen(false);
-            void refresh();
+            // Shown at once, and scanned at once: the row says whether Airlock can log in.
+            setHosts((list) => [...(list ?? []).filter((x) => x.name !== h.name), h].sort((a, b) => (a.name < b.name ? -1 : 1)));
+            void scanOne(h.name);
           }}
         />
       ) : null}
@@ -378,6 +400,27 @@ export function HostsView({ onOpenTerminal }: { onOpenTerminal: ((name: string) 
           onConfirmed={() => {
             setConfirmKeyFor(null);
             void refresh();
+          }}
+        />
+      ) : null}
+      {repinFor ? (
+        <RepinDialog
+          host={repinFor}
+          onClose={() => setRepinFor(null)}
+          onPinned={(h) => {
+            setRepinFor(null);
+            void scanOne(h.name);
+          }}
+        />
+      ) : null}
+      {editFor ? (
+        <EditHostDialog
+          host={editFor}
+          onClose={() => setEditFor(null)}
+          onSaved={(h, moved) => {
+            setEditFor(null);
+            if (moved && h.fingerprint !== null) void scanOne(h.name);
+            else void refresh();
           }}
         />
       ) : null}

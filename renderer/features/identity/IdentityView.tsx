@@ -2,7 +2,7 @@ import './identity.css';
 import { useEffect, useState } from 'react';
 import type { Out } from '../../../shared/contract/index';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
-import { copyText } from '../../components/clipboard';
+import { CopyButton } from '../../components/CopyButton';
 import { ErrorLine } from '../../components/ErrorLine';
 import { safeLine } from '../../components/safeText';
 import { useApp } from '../../context';
@@ -11,7 +11,6 @@ export function IdentityView() {
   const { client } = useApp();
   const [id, setId] = useState<Out<'identity:show'> | null>(null);
   const [error, setError] = useState<AirlockErrorShape | null>(null);
-  const [copied, setCopied] = useState<string | null>(null);
 
   useEffect(() => {
     let live = true;
@@ -24,15 +23,6 @@ export function IdentityView() {
       live = false;
     };
   }, [client]);
-
-  async function copy() {
-    if (!id) return;
-    setCopied(
-      (await copyText(id.publicKey))
-        ? 'Copied to the clipboard.'
-        : 'The clipboard is not available here: select the text and copy it by hand.',
-    );
-  }
 
   return (
     <section className="view view-narrow" data-testid="identity-view">
@@ -56,11 +46,8 @@ export function IdentityView() {
               data-testid="identity-pubkey"
               aria-label="Public key"
             />
-            <button type="button" className="primary" onClick={() => void copy()} data-testid="identity-copy">
-              Copy
-            </button>
+            <CopyButton text={id.publicKey} className="primary" testId="identity-copy" />
           </div>
-          {copied ? <div className="info-line">{copied}</div> : null}
           <dl className="kv">
             <dt>Fingerprint</dt>
             <dd className="mono" data-testid="identity-fingerprint">

@@ -13,6 +13,8 @@ import { AttestationDialog, AttestationsPanel } from '../attest/Attestations';
 import { DriftPanel } from './DriftPanel';
 import { HostPicker } from './HostPicker';
 import { ImportPlaybook } from './ImportPlaybook';
+import { ParamsForm } from './ParamsForm';
+import { overridesText, problemCount, validateOverrides } from './paramsForm';
 import {
   applyProgress,
   currentParams,
@@ -218,6 +220,8 @@ interface Form {
   selection: HostSelection;
   params: string;
   concurrency: string;
+  /** The parameters as a form (generated from the steps' schemas) or as JSON ("Advanced"). */
+  paramsView: 'form' | 'json';
 }
 
 function RunTab({
@@ -246,7 +250,9 @@ function RunTab({
   onAttestation: (host: string, id: string) => void;
 }) {
   const { client, can } = useApp();
-  const [form, setForm] = useState<Form>({ playbook: '', selection: EMPTY_SELECTION, params: '{}', concurrency: '' });
+  const [form, setForm] = useState<Form>({ playbook: '', selection: EMPTY_SELECTION, params: '{}', concurrency: '', paramsView: 'form' });
+  // Form fields whose JSON text does not parse yet (keyed step.param): Plan waits for them.
+  const [draftErrors, setDraftErrors] = useState<Record<string, string>>({});
   const [confirmApply, setConfirmApply] = useState(false);
   // The settings the last plan of this view was made with, and what it found.
   const [planned, setPlanned] = useState<{ key: string; run: Run } | null>(null);
@@ -257,10 +263,12 @@ function RunTab({
   }, [playbooks, form.playbook]);
 
   const parsed = useMemo(() => parseOverrides(form.params, pb), [form.params, pb]);
+  const problems = useMemo(() => (pb && !('error' in parsed) ? validateOverrides(pb, parsed.value) : {}), [parsed, pb]);
+  const invalidParams = problemCount(problems) + Object.keys(draftErrors).length;
   const selector = selectorOf(form.selection);
   const concurrency = form.concurrency.trim() === '' ? undefined : Number(form.concurrency);
   const concurrencyBad = concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64);
-  const ready = pb !== null && selector !== null && !('error' in parsed) && !concurrencyBad;
+  const ready = pb !== null && selector !== null && !('error' in parsed) && invalidParams === 0 && !concurrencyBad;
   const running = inFlight(live);
   const key = ready ? JSON.stringify({ p: pb.name, d: pb.digest, s: selector, o: parsed.value }) : null;
   const expect = resolveSelection(form.selection, hosts);
@@ -307,7 +315,10 @@ function RunTab({
           </div>
           <select
             value={form.playbook}
-            onChange={(e) => setForm((f) => ({ ...f, playbook: e.target.value }))}
+            onChange={(e) => {
+              setDraftErrors({});
+              setForm((f) => ({ ...f, playbook: e.target.value }));
+            }}
             disabled={!playbooks || running}
             aria-label="Playbook"
             data-testid="prov-playbook"
@@ -384,29 +395,84 @@ function RunTab({
 
       <div className="card prov-run" data-testid="prov-params-card">
         <div className="prov-section-title">
-          <h2>Parameter overrides for this run</h2>
-          <span className="muted">
-            JSON: <span className="mono">{'{"stepId": {"param": value}}'}</span> — merged over the playbook&apos;s parameters; the core checks each against the step&apos;s schema.
-          </span>
+          <h2>Parameters for this run</h2>
+          <span className="muted">Changed values override the playbook&apos;s for this run only; each is checked against the step&apos;s schema here and again by the core.</span>
         </div>
-        <div className="prov-params">
-          <label className="field">
-            <span>Overrides</span>
-            <textarea
-              value={form.params}
-              onChange={(e) => setForm((f) => ({ ...f, params: e.target.value }))}
-              spellCheck={false}
-              aria-invalid={'error' in parsed}
-              data-testid="prov-params"
-            />
-          </label>
-          <div className="field">
-            <span>The playbook&apos;s parameters now</span>
-            <pre className="params" data-testid="prov-playbook-params">
-              {pb ? safeText(currentParams(pb)) : ''}
-            </pre>
-          </div>
+        <div className="prov-params-mode" role="group" aria-label="Show the parameters as">
+          <button
+            type="button"
+            className="small"
+            aria-pressed={form.paramsView === 'form'}
+            disabled={'error' in parsed}
+            title={'error' in parsed ? 'Fix the JSON first' : undefined}
+            onClick={() => {
+              setDraftErrors({});
+              setForm((f) => ({ ...f, paramsView: 'form' }));
+            }}
+            data-testid="prov-params-view-form"
+          >
+            Form
+          </button>
+          <button
+            type="button"
+            className="small"
+            aria-pressed={form.paramsView === 'json'}
+            onClick={() => {
+              setDraftErrors({});
+              setForm((f) => ({ ...f, paramsView: 'json' }));
+            }}
+            data-testid="prov-params-view-json"
+          >
+            Advanced: JSON
+          </button>
         </div>
+        {form.paramsView === 'form' && pb && !('error' in parsed) ? (
+          <ParamsForm
+            pb={pb}
+            overrides={parsed.value}
+            problems={problems}
+            disabled={running}
+            onChange={(o) => setForm((f) => ({ ...f, params: overridesText(o) }))}
+            onDraftError={(k, e) =>
+              setDraftErrors(({ [k]: _old, ...rest }) => (e ? { ...rest, [k]: e } : rest))
+            }
+          />
+        ) : null}
+        {form.paramsView === 'json' ? (
+          <>
+            <p className="muted">
+              Overrides as JSON: <span className="mono">{'{"stepId": {"param": value}}'}</span>, merged over the playbook&apos;s parameters. The form shows the same values.
+            </p>
+            <div className="prov-params">
+              <label className="field">
+                <span>Overrides</span>
+                <textarea
+                  value={form.params}
+                  onChange={(e) => setForm((f) => ({ ...f, params: e.target.value }))}
+                  spellCheck={false}
+                  aria-invalid={'error' in parsed}
+                  data-testid="prov-params"
+                />
+              </label>
+              <div className="field">
+                <span>The playbook&apos;s parameters now</span>
+                <pre className="params" data-testid="prov-playbook-params">
+                  {pb ? safeText(currentParams(pb)) : ''}
+                </pre>
+              </div>
+            </div>
+            {Object.entries(problems).flatMap(([step, ps]) =>
+              Object.entries(ps).map(([param, msg]) => (
+                <div key={`${step}.${param}`} className="warn-line" data-testid="prov-params-invalid">
+                  <span className="mono">
+                    {step}.{param}
+                  </span>
+                  : {safeLine(msg)}
+                </div>
+              )),
+            )}
+          </>
+        ) : null}
         {'error' in parsed ? (
           <div className="error-line" role="alert" data-testid="prov-params-error">
             <span className="error-code">JSON</span>
@@ -420,6 +486,11 @@ function RunTab({
               </div>
             ))
           : null}
+        {invalidParams > 0 ? (
+          <div className="warn-line" data-testid="prov-params-invalid-summary">
+            {invalidParams === 1 ? '1 parameter needs' : `${invalidParams} parameters need`} fixing before Plan.
+          </div>
+        ) : null}
         <div className="prov-actions">
           <button type="button" className="primary" disabled={!ready || running} onClick={plan} data-testid="prov-plan">
             Plan
@@ -583,7 +654,7 @@ function LivePanel({
             : `${final.hosts.filter((h) => h.status === 'succeeded').length} of ${final.hosts.length} host(s) succeeded; the run is ${final.status}.${resumable(final) ? ' Resume continues each host from its first unfinished step.' : ''}`}
         </div>
       ) : null}
-      <RunHosts key={live.requestId} hosts={live.hosts} logs={live.logs} live={inFlight(live)} onAttestation={onAttestation} expandFailed={live.kind === 'plan' || !inFlight(live)} />
+      <RunHosts key={live.requestId} kind={live.kind} hosts={live.hosts} logs={live.logs} live={inFlight(live)} onAttestation={onAttestation} expandFailed={live.kind === 'plan' || !inFlight(live)} />
     </div>
   );
 }

@@ -3,7 +3,7 @@ import type { Change, HostRun, Run, StepRecord } from '../../../shared/contract/
 import { DASH, formatBytes } from '../../components/format';
 import { Time } from '../../components/Time';
 import { safeLine, safeText } from '../../components/safeText';
-import { diffLines, formatDuration, stepLog, toneOf } from './model';
+import { diffLines, formatDuration, stepCounter, stepLog, toneOf, type LiveKind } from './model';
 
 /** A run, host or step status as a badge (text is the status itself; colour by what it means). */
 export function RunBadge({ status, testId }: { status: string; testId?: string }) {
@@ -45,12 +45,15 @@ export function RunHeader({ run, children }: { run: Pick<Run, 'id' | 'kind' | 'p
  * escape sequences and bidi controls removed).
  */
 export function RunHosts({
+  kind,
   hosts,
   logs,
   live,
   onAttestation,
   expandFailed,
 }: {
+  /** What the run does to each step (checks them, or applies them): its counter says so. */
+  kind: LiveKind | Run['kind'];
   hosts: HostRun[];
   logs?: Record<string, string>;
   live?: boolean;
@@ -62,19 +65,21 @@ export function RunHosts({
   return (
     <div data-testid="prov-run-hosts">
       {hosts.map((h) => (
-        <HostCard key={h.host} host={h} logs={logs} live={live ?? false} onAttestation={onAttestation} expandFailed={expandFailed ?? false} />
+        <HostCard key={h.host} kind={kind} host={h} logs={logs} live={live ?? false} onAttestation={onAttestation} expandFailed={expandFailed ?? false} />
       ))}
     </div>
   );
 }
 
 function HostCard({
+  kind,
   host,
   logs,
   live,
   onAttestation,
   expandFailed,
 }: {
+  kind: LiveKind | Run['kind'];
   host: HostRun;
   logs?: Record<string, string>;
   live: boolean;
@@ -94,14 +99,16 @@ function HostCard({
     setOpen(base);
     setTouched(true);
   };
-  const done = host.steps.filter((s) => s.status === 'ok' || s.status === 'changed').length;
+  const counter = stepCounter(kind, host.steps);
   return (
     <div className="panel prov-host" data-testid={`prov-host-${host.host}`} data-status={host.status} data-attestation={host.attestationId ?? ''}>
       <div className="prov-host-head">
         <span className="strong">{host.host}</span>
         <RunBadge status={host.status} testId={`prov-host-status-${host.host}`} />
         <span className="muted">
-          {done}/{host.steps.length} steps done
+          <span data-testid={`prov-host-counter-${host.host}`} data-done={counter.done} data-total={counter.total}>
+            {counter.text}
+          </span>
           {host.finishedAt ? (
             <>
               {' · finished '}

@@ -159,7 +159,7 @@ export function RunsPanel({
           <div className="muted">
             playbook digest <span className="mono">{open.playbookDigest}</span>
           </div>
-          <RunHosts key={open.id} hosts={open.hosts} onAttestation={onAttestation} expandFailed={open.kind === 'plan' || open.status !== 'succeeded'} />
+          <RunHosts key={open.id} kind={open.kind} hosts={open.hosts} onAttestation={onAttestation} expandFailed={open.kind === 'plan' || open.status !== 'succeeded'} />
         </div>
       ) : null}
     </div>

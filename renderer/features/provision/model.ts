@@ -266,6 +266,20 @@ export function planSummary(run: Pick<Run, 'hosts'>): { hosts: number; changing:
   return { hosts: run.hosts.length, changing, failed, ok, changes };
 }
 
+/**
+ * A host's step counter, in the run's own terms: a plan (or a drift check) runs each step's
+ * read-only check, so it counts steps checked (ok, would change, or failed: the check ran and
+ * answered); an apply counts steps applied (ok: already so, or changed). "1/6 steps done" after a
+ * plan that checked all six was the apply's count applied to a plan.
+ */
+export function stepCounter(kind: LiveKind | Run['kind'], steps: ReadonlyArray<Pick<StepRecord, 'status'>>): { done: number; total: number; text: string } {
+  const checking = kind === 'plan' || kind === 'drift';
+  const counted: ReadonlyArray<StepStatus> = checking ? ['ok', 'would-change', 'failed'] : ['ok', 'changed'];
+  const done = steps.filter((s) => counted.includes(s.status)).length;
+  const total = steps.length;
+  return { done, total, text: `${done}/${total} step${total === 1 ? '' : 's'} ${checking ? 'checked' : 'applied'}` };
+}
+
 /** Statuses an apply can be resumed from. */
 export function resumable(run: { kind: Run['kind']; status: Run['status'] }): boolean {
   return run.kind === 'apply' && (run.status === 'failed' || run.status === 'cancelled' || run.status === 'interrupted');

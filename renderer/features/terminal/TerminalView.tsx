@@ -6,6 +6,7 @@ import type { Host } from '../../../shared/contract/hosts';
 import type { EventPayload } from '../../../shared/contract/index';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { copyText } from '../../components/clipboard';
+import { CopyButton } from '../../components/CopyButton';
 import { ErrorLine } from '../../components/ErrorLine';
 import { safeLine } from '../../components/safeText';
 import { useApp } from '../../context';
@@ -143,14 +144,17 @@ export function TerminalView({ active, request }: { active: boolean; request: { 
     [pump],
   );
 
-  const copySelection = useCallback(async () => {
+  /** The selection to copy, or null (with a note saying so) when there is none. */
+  const selection = useCallback((): string | null => {
     const sel = termRef.current?.getSelection() ?? '';
-    if (!sel) {
-      setNote('Select text in the terminal first.');
-      return;
-    }
-    setNote((await copyText(sel)) ? `Copied ${sel.length} characters.` : 'Copy failed: the clipboard is not available here.');
+    if (!sel) setNote('Select text in the terminal first.');
+    return sel || null;
   }, []);
+  const copied = useCallback((ok: boolean, sel: string) => setNote(ok ? `Copied ${sel.length} characters.` : 'Copy failed: select the text and copy it.'), []);
+  const copySelection = useCallback(async () => {
+    const sel = selection();
+    if (sel !== null) copied(await copyText(sel), sel);
+  }, [selection, copied]);
 
   const ensureTerminal = useCallback((): Terminal | null => {
     if (termRef.current) return termRef.current;
@@ -354,9 +358,7 @@ export function TerminalView({ active, request }: { active: boolean; request: { 
         <button type="button" onClick={() => void close()} disabled={phase !== 'open'} data-testid="terminal-close">
           Close
         </button>
-        <button type="button" onClick={() => void copySelection()} disabled={!termRef.current} data-testid="terminal-copy" title="Copy the selection (Ctrl+Shift+C)">
-          Copy
-        </button>
+        <CopyButton text={selection} onResult={copied} disabled={!termRef.current} testId="terminal-copy" title="Copy the selection (Ctrl+Shift+C)" />
         <div className="toolbar-spacer" />
         <span className={`term-state term-state-${phase}`} data-testid="terminal-status" data-phase={phase}>
           {phase === 'idle' ? 'not connected' : phase === 'opening' ? 'connecting…' : phase === 'open' ? `connected to ${session?.host ?? ''}` : `closed${exitInfo ? ` (${exitInfo})` : ''}`}
