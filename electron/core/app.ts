@@ -156,10 +156,18 @@ export async function createCore(config: CoreConfig): Promise<Core> {
 
   return {
     config: { ...config },
-    newClient({ shell, source, emit, buffered, overflow }) {
+    newClient({ shell, source, emit, buffered, overflow, signInLink }) {
       const id = `c${++clients}-${random(6).toString('hex')}`;
       const outbox = new Outbox({ send: emit ?? (() => {}), buffered, overflow }, checkEvent, console.error, FLOW_LIMITS, `${shell} client ${id}`);
-      const client: ClientContext = { id, shell, source, session: null, emit: (event, payload) => outbox.push(event, payload), flow: outbox };
+      const client: ClientContext = {
+        id,
+        shell,
+        source,
+        session: null,
+        emit: (event, payload) => outbox.push(event, payload),
+        flow: outbox,
+        ...(signInLink ? { signInLink } : {}),
+      };
       broadcaster.add(client);
       return client;
     },

@@ -81,12 +81,21 @@ export interface ClientContext {
   emit<E extends EventName>(event: E, payload: EventPayload<E>): void;
   /** That queue, for a stream that must pause rather than pile up (terminal output). Absent on test fakes: no backpressure. */
   readonly flow?: Flow;
+  /** The browser shell's: mint a one-time sign-in link for another person (session:signInLink). Absent elsewhere. */
+  readonly signInLink?: () => { url: string; expiresAt: string };
 }
 
 export interface Core {
   readonly config: Required<Pick<CoreConfig, 'dataDir' | 'shell'>> & CoreConfig;
   /** `emit` (Transport.send), `buffered` and `overflow` are the shell's transport for this client's events. */
-  newClient(opts: { shell: ShellKind; source: string; emit?: Transport['send']; buffered?: Transport['buffered']; overflow?: Transport['overflow'] }): ClientContext;
+  newClient(opts: {
+    shell: ShellKind;
+    source: string;
+    emit?: Transport['send'];
+    buffered?: Transport['buffered'];
+    overflow?: Transport['overflow'];
+    signInLink?: ClientContext['signInLink'];
+  }): ClientContext;
   /** The one entry point of every shell: session → role → parse → service → audit → parse out. */
   dispatch(client: ClientContext, channel: unknown, input: unknown): Promise<Result<unknown>>;
   /** Sign out, close the client's terminals and operations. */

@@ -65,9 +65,17 @@ export interface ServeOptions {
 }
 
 export interface ServeHandle {
-  /** The one-time link: `http://127.0.0.1:PORT/#token=T` (the token is in the fragment, never in a request line). */
+  /** The first one-time link: `http://127.0.0.1:PORT/#token=T` (the token is in the fragment, never in a request line). */
   url: string;
+  /** When the first link stops working if unused (ISO). */
+  expiresAt: string;
   port: number;
+  /**
+   * Another one-time link, for another person (another window or browser) to sign in beside the
+   * others: the same rules as the first (once, within the TTL). `airlock serve` prints one on Enter
+   * or SIGUSR1; a signed-in page asks for one with session:signInLink.
+   */
+  newLink(): { url: string; expiresAt: string };
   close(): Promise<void>;
 }
 
@@ -75,6 +83,8 @@ export interface ServeHandle {
 export const SECRET_HEADER = 'airlock-secret';
 /** How long the one-time link stays redeemable when nobody uses it. */
 export const TOKEN_TTL_MS = 5 * 60_000;
+/** At most this many unredeemed links at once; minting another drops the oldest. */
+export const MAX_OPEN_LINKS = 8;
 /** A WebSocket must authenticate (first message) within this time. */
 export const WS_AUTH_MS = 5_000;
 /** At most this many event sockets may wait for their first message at once. */
@@ -122,7 +132,34 @@ export async function startServe(core: Core, opts: ServeOptions): Promise<ServeH
   const random = opts.random ?? ((n: number) => crypto.randomBytes(n));
   const log = opts.log ?? (() => {});
   const now = opts.now ?? Date.now;
-  let oneTime: { token: string; expires: number } | null = { token: random(32).toString('base64url'), expires: now() + (opts.tokenTtlMs ?? TOKEN_TTL_MS) };
+  const ttl = opts.tokenTtlMs ?? TOKEN_TTL_MS;
+  /**
+   * Unredeemed one-time tokens → when they expire. Each link is its own: redeeming one burns only
+   * it, a wrong token burns none, and each redeemed link is a client (a person) of its own.
+   */
+  const oneTime = new Map<string, number>();
+  let stopped = false;
+  const mintToken = (): { token: string; expires: number } => {
+    for (const [t, exp] of oneTime) if (now() > exp) oneTime.delete(t);
+    while (oneTime.size >= MAX_OPEN_LINKS) oneTime.delete(oneTime.keys().next().value!);
+    const token = random(32).toString('base64url');
+    const expires = now() + ttl;
+    oneTime.set(token, expires);
+    return { token, expires };
+  };
+  /** Finds and burns a token: compared in constant time with each open one (a handful). */
+  const redeemToken = (token: unknown): boolean => {
+    if (stopped || typeof token !== 'string') return false;
+    let hit: string | null = null;
+    for (const [t, exp] of oneTime) {
+      if (now() > exp) oneTime.delete(t);
+      else if (safeEqual(token, t)) hit = t;
+    }
+    if (hit === null) return false;
+    oneTime.delete(hit);
+    return true;
+  };
+  const first = mintToken();
   /** secret → the client it stands for */
   const bySecret = new Map<string, Entry>();
   const entries = new Set<Entry>();
@@ -205,12 +242,17 @@ export async function startServe(core: Core, opts: ServeOptions): Promise<ServeH
       const body = await jsonBody(req, res);
       if (!body) return;
       const token = (body.value as { token?: unknown } | null)?.token;
-      if (!oneTime || now() > oneTime.expires || typeof token !== 'string' || !safeEqual(token, oneTime.token)) {
-        if (oneTime && now() > oneTime.expires) oneTime = null;
+      if (!redeemToken(token)) {
         log('refused a one-time link: already used, expired or wrong');
-        return send(res, 403, unauthenticated('This link was already used, has expired or is wrong. Restart `airlock serve` for a new one.'), json);
+        return send(
+          res,
+          403,
+          unauthenticated(
+            'This sign-in link was already used, has expired or is wrong. Ask someone signed in for a new one (Account → Let someone else sign in), or press Enter where `airlock serve` runs.',
+          ),
+          json,
+        );
       }
-      oneTime = null;
       const sockets = new Set<WebSocket>();
       const entry: Entry = { client: newClient(req, sockets), secret: newSecret(), boundSession: null, sockets };
       entries.add(entry);
@@ -329,6 +371,11 @@ export async function startServe(core: Core, opts: ServeOptions): Promise<ServeH
     return core.newClient({
       shell: 'browser',
       source: `${req.socket.remoteAddress ?? '?'}`,
+      // A signed-in page may hand out a link for the next person (the core checks the session and audits it).
+      signInLink: () => {
+        log('a signed-in page asked for a one-time link for someone else');
+        return linkOf(mintToken());
+      },
       emit: (event, payload) => {
         const msg = JSON.stringify({ event, payload });
         for (const ws of sockets) {
@@ -362,12 +409,16 @@ export async function startServe(core: Core, opts: ServeOptions): Promise<ServeH
   });
   server.on('error', (e) => log(`server error: ${e.message}`));
   port = (server.address() as AddressInfo).port;
-  const url = `http://127.0.0.1:${port}/#token=${oneTime.token}`;
+  function linkOf(t: { token: string; expires: number }): { url: string; expiresAt: string } {
+    return { url: `http://127.0.0.1:${port}/#token=${t.token}`, expiresAt: new Date(t.expires).toISOString() };
+  }
   return {
-    url,
+    ...linkOf(first),
     port,
+    newLink: () => linkOf(mintToken()),
     async close() {
-      oneTime = null;
+      stopped = true;
+      oneTime.clear();
       for (const ws of pending) ws.terminate();
       for (const entry of entries) {
         bySecret.delete(entry.secret);
@@ -376,9 +427,9 @@ export async function startServe(core: Core, opts: ServeOptions): Promise<ServeH
       }
       entries.clear();
       wss.close();
-      const closed = new Promise<void>((r) => server.close(() => r()));
+      const serverClosed = new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
-      await closed;
+      await serverClosed;
     },
   };
 }

@@ -19,6 +19,28 @@ export const RecoveryCode = z.string().min(8).max(64).regex(/^[A-Za-z0-9 -]+$/, 
 export const Restriction = z.enum(['password-change', 'totp-enrolment']);
 export type Restriction = z.infer<typeof Restriction>;
 
+/**
+ * The lockout rule as applied: after `threshold` wrong passwords (or codes) an account is locked
+ * for `baseSeconds`, doubling with each further one up to `maxSeconds`, from every shell; another
+ * machine is locked the same way; this machine's failed sign-ins together may come in a burst of
+ * `thisMachine.burst`, then one per `thisMachine.everySeconds`.
+ */
+export const LockoutRule = z.object({
+  threshold: z.number().int().positive(),
+  baseSeconds: z.number().int().nonnegative(),
+  maxSeconds: z.number().int().nonnegative(),
+  thisMachine: z.object({ burst: z.number().int().positive(), everySeconds: z.number().int().nonnegative() }),
+});
+export type LockoutRule = z.infer<typeof LockoutRule>;
+
+/** A one-time sign-in link of the browser console (`session:signInLink`). */
+export const SignInLink = z.object({
+  /** `http://127.0.0.1:PORT/#token=T`: opens a sign-in page once. */
+  url: z.string(),
+  expiresAt: z.string(),
+});
+export type SignInLink = z.infer<typeof SignInLink>;
+
 export const SessionStatus = z.object({
   setupRequired: z.boolean(),
   user: z
@@ -46,6 +68,8 @@ export const SessionStatus = z.object({
   stepUpMinutes: z.number().int().positive(),
   /** Roles that must use TOTP. Empty only with the lab/test setting AIRLOCK_TOTP_POLICY=off: show a warning. */
   totpPolicy: z.object({ requiredFor: z.array(RoleSchema) }),
+  /** The sign-in lockout the core applies (its configured numbers), for the Account page. */
+  lockout: LockoutRule,
 });
 export type SessionStatus = z.infer<typeof SessionStatus>;
 
@@ -87,6 +111,12 @@ export const session = {
     roles: ANY,
     whileRestricted: true,
     summary: 'Sign out and forget the unlocked vault key',
+  }),
+  'session:signInLink': channel({
+    in: NoInput,
+    out: SignInLink,
+    roles: ANY,
+    summary: 'Browser console: a new one-time link (once, 5 minutes) for someone else to sign in beside you',
   }),
   'session:stepUp': channel({
     in: z.object({ password: Password, totp: TotpCode.optional(), recoveryCode: RecoveryCode.optional() }).strict(),

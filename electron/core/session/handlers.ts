@@ -1,3 +1,4 @@
+import { AirlockError } from '../../../shared/domain/errors';
 import type { Role } from '../../../shared/domain/roles';
 import type { AreaHandlers } from '../dispatch';
 import type { KeyRegistry } from '../keys/registry';
@@ -7,6 +8,7 @@ import type { ClientContext, ShellKind } from '../types';
 import type { Users } from '../users/users';
 import type { Sessions } from './sessions';
 import type { Identity } from './signin';
+import { machineLimit } from './throttle';
 
 /** First-run setup, sign-in, sign-out, step-up and the console's status read. */
 export function sessionHandlers(d: {
@@ -54,7 +56,25 @@ export function sessionHandlers(d: {
         idleMinutes: set.sessionIdleMinutes,
         stepUpMinutes: set.stepUpMinutes,
         totpPolicy: { requiredFor: [...d.requireTotpFor] },
+        // The numbers the throttle runs on (the installation's config), so the Account page states the real rule.
+        lockout: {
+          ...set.lockout,
+          thisMachine: (({ burst, everyMs }) => ({ burst, everySeconds: Math.round(everyMs / 1000) }))(
+            machineLimit({ threshold: set.lockout.threshold, baseMs: set.lockout.baseSeconds * 1000, maxMs: set.lockout.maxSeconds * 1000 }),
+          ),
+        },
       };
+    },
+    'session:signInLink': (ctx) => {
+      ctx.requireSession();
+      // Only the browser shell has links to hand out; the desktop app hands over by signing out.
+      if (!ctx.client.signInLink) {
+        throw new AirlockError('CONFLICT', 'Sign-in links belong to the browser console: here, sign out and let the next person sign in.');
+      }
+      const link = ctx.client.signInLink();
+      // The trail records that a link was handed out and until when, never the link (it is a credential).
+      ctx.auditDetail({ expiresAt: link.expiresAt });
+      return link;
     },
     'session:setup': async (ctx, input) => {
       // The installation's own keys are minted and sealed in the vault's first transaction.

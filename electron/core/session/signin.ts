@@ -9,7 +9,7 @@ import type { Vault } from '../vault/vault';
 import type { ClientContext, SessionInfo } from '../types';
 import { restrictionFor, totpRequired } from './policy';
 import type { Sessions } from './sessions';
-import { sourceKey, userKey, type Throttle } from './throttle';
+import { throttleKeys, type Throttle } from './throttle';
 import {
   TOTP_ISSUER,
   TOTP_PARAMS,
@@ -44,8 +44,10 @@ const PENDING_TTL_MS = 15 * 60_000;
 
 /**
  * Sign-in, step-up, one's own password and TOTP. Every attempt that checks a credential is
- * serialised per user name and per source (so parallel guesses cannot outrun the lockout
- * counter) and throttled with back-off.
+ * serialised per throttle key (the account; this machine or the other machine it comes from; see
+ * `throttleKeys`), so parallel guesses cannot outrun the lockout counter, and throttled with
+ * back-off. Step-up and password changes name a signed-in account (no name to guess): they count
+ * on the account, not on this machine's bucket.
  */
 export class Identity {
   private readonly mutex = new KeyedMutex();
@@ -67,7 +69,7 @@ export class Identity {
 
   /** Password, then (when enrolled) a TOTP or recovery code; opens a session on the client. */
   async login(client: ClientContext, input: { name: string; password: string } & SecondFactor): Promise<UserView> {
-    const keys = [userKey(input.name), sourceKey(client.shell, client.source)];
+    const keys = throttleKeys(client, input.name, { machine: true });
     return this.mutex.run(keys, async () => {
       this.deps.throttle.assertOpen(keys);
       let u: UnlockedUser;
@@ -93,7 +95,7 @@ export class Identity {
 
   /** Re-prove the password (and TOTP when enrolled) for sensitive channels. */
   async stepUp(client: ClientContext, session: SessionInfo, input: { password: string } & SecondFactor): Promise<{ stepUpUntil: string }> {
-    const keys = [userKey(session.user), sourceKey(client.shell, client.source)];
+    const keys = throttleKeys(client, session.user, { machine: false });
     const userId = this.deps.sessions.userId(session.id);
     const uid = this.deps.sessions.uid(session.id);
     return this.mutex.run(keys, async () => {
@@ -110,7 +112,7 @@ export class Identity {
 
   /** One's own password: the old one proves it is you; the slot is re-wrapped; other sessions end. */
   async changePassword(client: ClientContext, session: SessionInfo, oldPassword: string, newPassword: string): Promise<void> {
-    const keys = [userKey(session.user), sourceKey(client.shell, client.source)];
+    const keys = throttleKeys(client, session.user, { machine: false });
     const userId = this.deps.sessions.userId(session.id);
     const uid = this.deps.sessions.uid(session.id);
     await this.mutex.run(keys, async () => {

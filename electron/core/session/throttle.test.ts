@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Db } from '../db/db';
-import { DEFAULT_LOCKOUT, Throttle, sourceKey, userKey } from './throttle';
+import { DEFAULT_LOCKOUT, MACHINE_KEY, Throttle, isThisMachine, machineLimit, sourceKey, throttleKeys, userKey } from './throttle';
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
@@ -78,4 +78,41 @@ describe('sign-in throttling', () => {
     clock.now += 25 * 60 * 60_000;
     for (let i = 0; i < 4; i++) expect(throttle.fail(keys, 'x')).toBeNull();
   });
+
+  it('counts every browser tab, Electron window and CLI run as this machine; other addresses as other machines', () => {
+    for (const [shell, source] of [['browser', '127.0.0.1'], ['browser', '127.4.5.6'], ['browser', '::1'], ['browser', '::ffff:127.0.0.1'], ['electron', 'electron:window-3'], ['cli', 'pid 42']] as const) {
+      expect(isThisMachine(shell, source), `${shell} ${source}`).toBe(true);
+    }
+    for (const source of ['10.1.2.3', '::ffff:10.1.2.3', '128.0.0.1', '127.0.0.1.evil', 'test', '']) expect(isThisMachine('browser', source), source).toBe(false);
+    // The keys a check counts on: the account, and this machine's bucket (sign-in) or the other machine.
+    expect(throttleKeys({ shell: 'browser', source: '127.0.0.1' }, 'alice', { machine: true })).toEqual([userKey('alice'), MACHINE_KEY]);
+    expect(throttleKeys({ shell: 'browser', source: '127.0.0.1' }, 'alice', { machine: false })).toEqual([userKey('alice')]);
+    expect(throttleKeys({ shell: 'browser', source: '10.1.2.3' }, 'alice', { machine: true })).toEqual([userKey('alice'), sourceKey('browser', '10.1.2.3')]);
+  });
+
+  it("rate-limits this machine's failed sign-ins as a leaky bucket: a burst of 4 × threshold, then one per first-lock length", () => {
+    const { throttle, clock } = setup();
+    expect(machineLimit(DEFAULT_LOCKOUT)).toEqual({ burst: 20, everyMs: 30_000 });
+    // Twenty names, one guess each (no account reaches its own threshold): the twentieth fills the bucket.
+    for (let i = 1; i < 20; i++) expect(throttle.fail([userKey(`name${i}`), MACHINE_KEY], 'Wrong.'), `guess ${i}`).toBeNull();
+    const full = throttle.fail([userKey('name20'), MACHINE_KEY], 'Wrong user name or password.');
+    expect(full?.message).toBe(
+      'Wrong user name or password. Too many failed sign-ins on this machine (all accounts together): try again in 30 s, after 2026-01-01T00:00:30.000Z.',
+    );
+    // The same answer whatever the name, known or not.
+    expect(() => throttle.assertOpen([userKey('anyone'), MACHINE_KEY])).toThrow(/on this machine/);
+    // A success does not empty it (one's own account buys no guesses at other names)…
+    throttle.succeed([userKey('alice'), MACHINE_KEY]);
+    expect(() => throttle.assertOpen([userKey('alice'), MACHINE_KEY])).toThrow(/on this machine/);
+    // …time does: one more guess per 30 s.
+    clock.now += 30_000;
+    expect(() => throttle.assertOpen([userKey('anyone'), MACHINE_KEY])).not.toThrow();
+    expect(throttle.fail([userKey('name21'), MACHINE_KEY], 'x')).toMatchObject({ code: 'LOCKED_OUT' });
+    clock.now += 10 * 30_000; // ten leak out
+    for (let i = 0; i < 9; i++) expect(throttle.fail([userKey(`later${i}`), MACHINE_KEY], 'x')).toBeNull();
+    // An administrator's unlock empties it.
+    throttle.clearLoopbackSources();
+    expect(throttle.locked([MACHINE_KEY])).toBeNull();
+  });
 });
+

@@ -1,3 +1,4 @@
+import readline from 'node:readline';
 import { startServe } from '../serve';
 import { openCore } from './core';
 import { command, opt, type AreaTable } from './spec';
@@ -10,24 +11,47 @@ export const serve: AreaTable = {
     command({
       words: 'serve',
       channel: null,
-      summary: 'The browser shell on 127.0.0.1: prints a one-time URL (it works once, within 5 minutes); Ctrl+C stops it',
+      summary:
+        'The browser shell on 127.0.0.1: prints a one-time URL (it works once, within 5 minutes); Enter or SIGUSR1 prints another, for a second person; Ctrl+C stops it',
       needs: 'nothing',
       options: {
         port: opt.int('N', 'the port on 127.0.0.1 (default 0: any free one)'),
         open: opt.flag('accepted, does nothing: open the printed URL yourself', { hidden: true }),
       },
+      notes: [
+        'each link signs in one window or browser, once, within 5 minutes: for a second person, press Enter here (a terminal in the foreground) or send SIGUSR1 (kill -USR1 PID), or use "Let someone else sign in" on the Account page of a signed-in console',
+        'with --json every link is one JSON line {"url", "expiresAt"} (the first one also has "port", "dataDir" and "pid")',
+      ],
       async run(c) {
         const core = await openCore(c.dataDir, c.io, 'browser');
         try {
           // Refusals and cut-off sockets go to stderr, one line each (the URL in them is the client's: shown escaped).
           const log = (line: string) => c.io.stderr(`${new Date().toISOString()} airlock serve: ${line}\n`);
           const handle = await startServe(core, { port: c.opts.port ?? 0, rendererDir: c.io.rendererDir, log });
-          if (c.json) c.io.stdout(JSON.stringify({ url: handle.url, port: handle.port, dataDir: c.dataDir }) + '\n');
-          else c.io.stdout(`Airlock is serving ${c.dataDir}\nOpen this one-time URL in a browser on this machine (it works once, within 5 minutes): ${handle.url}\nPress Ctrl+C to stop.\n`);
+          if (c.json) c.io.stdout(JSON.stringify({ url: handle.url, expiresAt: handle.expiresAt, port: handle.port, dataDir: c.dataDir, pid: process.pid }) + '\n');
+          else {
+            c.io.stdout(
+              `Airlock is serving ${c.dataDir}\nOpen this one-time URL in a browser on this machine (it works once, within 5 minutes): ${handle.url}\n` +
+                `For another person: press Enter here, or kill -USR1 ${process.pid}, for a new link. Press Ctrl+C to stop.\n`,
+            );
+          }
+          // A new link goes where the first one went: this process's stdout, which only whoever
+          // started it reads. Anyone able to signal the process could read its stdout anyway.
+          const another = (why: string) => {
+            const link = handle.newLink();
+            log(`a new one-time link (${why})`);
+            if (c.json) c.io.stdout(JSON.stringify(link) + '\n');
+            else c.io.stdout(`New one-time URL (once, until ${link.expiresAt}): ${link.url}\n`);
+          };
+          const onUsr1 = () => another('SIGUSR1');
+          process.on('SIGUSR1', onUsr1);
+          const keys = enterForLinks(() => another('Enter'));
           await new Promise<void>((resolve) => {
             process.once('SIGINT', resolve);
             process.once('SIGTERM', resolve);
           });
+          process.off('SIGUSR1', onUsr1);
+          keys?.close();
           await handle.close();
           return 0;
         } finally {
@@ -37,3 +61,24 @@ export const serve: AreaTable = {
     }),
   ],
 };
+
+/**
+ * Enter on the terminal prints another link. Only when stdin is a terminal; a background job
+ * reading its terminal would be stopped by SIGTTIN (and so would the console): ignoring that signal
+ * turns the read into an error, which ends listening for Enter and nothing else.
+ */
+function enterForLinks(onEnter: () => void): { close(): void } | null {
+  if (!process.stdin.isTTY) return null;
+  const ignoreTtin = () => {};
+  process.on('SIGTTIN', ignoreTtin);
+  const rl = readline.createInterface({ input: process.stdin, terminal: false });
+  rl.on('line', onEnter);
+  process.stdin.on('error', () => rl.close());
+  return {
+    close() {
+      rl.close();
+      process.stdin.pause();
+      process.off('SIGTTIN', ignoreTtin);
+    },
+  };
+}

@@ -31,6 +31,7 @@ export const COMMANDS: readonly CommandDef[] = AREAS.flatMap((a) => a.commands);
 export const NOT_IN_CLI: Partial<Record<ChannelName, string>> = {
   'session:logout': 'each CLI run is its own sign-in; its session ends when the process does',
   'session:stepUp': 'each CLI run signs in afresh, so its step-up window is always open',
+  'session:signInLink': 'a link of a running browser console, asked from its page; `airlock serve` prints new ones itself (Enter, SIGUSR1)',
   'terminal:open': 'an interactive PTY with a live byte stream: the terminal view of the desktop or browser console (or ssh itself)',
   'terminal:input': 'keystrokes to an open terminal (terminal:open)',
   'terminal:resize': 'resizes an open terminal (terminal:open)',

@@ -4,7 +4,9 @@ import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
 import { Time } from '../../components/Time';
 import { useApp } from '../../context';
+import { lockoutRuleText } from './lockoutRule';
 import { PasswordForm } from './PasswordForm';
+import { SignInLinkCard } from './SignInLinkCard';
 import { SettingsForm } from '../settings/SettingsForm';
 import { TotpCard } from '../totp/TotpCard';
 
@@ -14,6 +16,8 @@ export function AccountView({ status, onStatus }: { status: SessionStatus; onSta
   const me = status.user!;
   const [note, setNote] = useState<string | null>(null);
   const [error, setError] = useState<AirlockErrorShape | null>(null);
+  // The rule the core applies (session:status.lockout), in words.
+  const lockout = lockoutRuleText(status.lockout);
 
   return (
     <section className="view view-narrow" data-testid="account-view">
@@ -30,6 +34,11 @@ export function AccountView({ status, onStatus }: { status: SessionStatus; onSta
         <dd>{me.stepUpUntil ? <Time iso={me.stepUpUntil} /> : 'confirm your password at the next sensitive action'}</dd>
         <dt>Idle lock at</dt>
         <dd><Time iso={me.lockAt} /></dd>
+        <dt>Wrong passwords</dt>
+        <dd data-testid="account-lockout">
+          <span data-testid="account-lockout-account">{lockout.account}</span>{' '}
+          <span className="muted" data-testid="account-lockout-machine">{lockout.machine}</span>
+        </dd>
       </dl>
       <ErrorLine error={error} testId="account-error" />
       {note ? (
@@ -37,6 +46,8 @@ export function AccountView({ status, onStatus }: { status: SessionStatus; onSta
           {note}
         </div>
       ) : null}
+
+      {status.shell === 'browser' ? <SignInLinkCard /> : null}
 
       <PasswordForm client={client} userName={user.name} title="Change password" onDone={() => setNote('Password changed.')} />
 

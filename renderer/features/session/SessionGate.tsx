@@ -111,6 +111,20 @@ export function SessionGate({ api, children }: { api: Api; children: (session: S
     return () => clearTimeout(t);
   }, [client, status, user, lock]);
 
+  /**
+   * A deliberate sign-out is a hand-over: the sign-in form at once (no waiting for the status
+   * round trip, no reload of the app), its name field empty and focused for the next person.
+   * Only an idle lock keeps the name (the same person comes back).
+   */
+  const signedOut = useCallback(() => {
+    lastName.current = undefined;
+    setNotice('Signed out. The next person can sign in here.');
+    setStepUp((cur) => (cur ? (cur.resolve(false), null) : null));
+    setApproval((cur) => (cur ? (cur.resolve(null), null) : null));
+    setStatus((s) => (s ? { ...s, user: null } : s));
+    void boot();
+  }, [boot]);
+
   const modals = (
     <>
       {stepUp ? (
@@ -216,8 +230,7 @@ export function SessionGate({ api, children }: { api: Api; children: (session: S
           onDone={() => void boot()}
           onSignOut={async () => {
             await client.session.logout({});
-            setNotice(null);
-            void boot();
+            signedOut();
           }}
         />
         {modals}
@@ -237,10 +250,7 @@ export function SessionGate({ api, children }: { api: Api; children: (session: S
           </>
         ),
         onStatus: () => void boot(),
-        onSignedOut: () => {
-          setNotice(null);
-          void boot();
-        },
+        onSignedOut: signedOut,
       })}
       {modals}
     </>
