@@ -1,4 +1,5 @@
 import type { ComponentType } from 'react';
+import type { Client } from '../../shared/contract/client';
 import type { SessionStatus } from '../../shared/contract/session';
 import { channels, type ChannelName } from '../../shared/contract/index';
 import { Roles, type Role } from '../../shared/domain/roles';
@@ -45,6 +46,54 @@ export interface Feature {
   keepMounted?: boolean;
   /** Shown in the nav item beside the label (approvals' pending count). */
   badge?: ComponentType;
+  /**
+   * The feature's entries in the command palette (Ctrl+K) beside "Go to <label>", which every
+   * feature gets. A new feature adds its own actions here; features/palette/ lists them.
+   */
+  commands?: readonly FeatureCommand[];
+  /** Keys the page handles itself (the terminal's Alt+1…9), listed among the palette's shortcuts. */
+  shortcuts?: ReadonlyArray<{ keys: string; what: string }>;
+}
+
+/** What a command may do when it runs. */
+export interface CommandContext {
+  client: Client;
+  /** Show a feature, optionally with a request (like FeatureProps.open). */
+  open(id: string, name?: string): void;
+  /**
+   * Show the feature and run the handler its page bound to this command id with
+   * `useCommand(id, fn)` (features/palette/commands.ts), once the page is mounted.
+   */
+  perform(featureId: string, commandId: string): void;
+}
+
+/** One action in the command palette. */
+export interface FeatureCommand {
+  /** Unique among all commands: `<feature id>.<verb>` ('hosts.enrol'). */
+  id: string;
+  /** What the palette shows ('Enrol a host'); with `choices`, the label of each choice's entry. */
+  label: string;
+  /** Listed only for users who may call this channel (a UI hint: the core checks again). */
+  channel?: ChannelName;
+  /** The keyboard shortcut shown beside the entry and in the palette's list of shortcuts. */
+  keys?: string;
+  /** Extra words the filter matches ('scan' finds "Scan all hosts", 'ssh' finds terminals). */
+  keywords?: string;
+  /**
+   * Shown only while this is true (given the feature shown: tab shortcuts only on the terminal).
+   * Default: always.
+   */
+  when?(shown: string): boolean;
+  /**
+   * What it does. Default: `ctx.perform(<its feature>, id)`: show the feature and run the handler
+   * the page bound with `useCommand(id, …)`. With `choices`, `arg` is the chosen value.
+   */
+  run?(ctx: CommandContext, arg?: string): void;
+  /**
+   * One entry per choice, read when the palette opens ("New terminal to <host>" for every host
+   * with a pinned key). The entry's label is `label` with `{choice}` replaced by the choice's.
+   */
+  choices?(ctx: CommandContext): Promise<ReadonlyArray<{ value: string; label: string; detail?: string }>>;
 }
 
 /**

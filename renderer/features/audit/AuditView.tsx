@@ -9,6 +9,7 @@ import { DASH, shortHash } from '../../components/format';
 import { Time } from '../../components/Time';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
+import { useCommand } from '../palette/commands';
 import { AuditAlarmPanel } from './AuditAlarm';
 
 /** Rows fetched per call (the contract allows up to 1000). */
@@ -422,6 +423,9 @@ function VerifyPanel({ api }: { api: ReturnType<typeof useApp>['api'] }) {
   const [error, setError] = useState<AirlockErrorShape | null>(null);
 
   useEffect(() => client.on('audit:verify-progress', (p) => setProgress(p)), [client]);
+
+  // The palette's "Verify the audit trail" (declared in ./index.ts).
+  useCommand('audit.verify', running ? null : () => void run());
 
   async function run() {
     setRunning(true);

@@ -10,6 +10,7 @@ import { Ago, useCoreNow } from '../../components/Time';
 import { shownStatus, type ShownStatus } from './health';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
+import { useCommand } from '../palette/commands';
 import { ConfirmKeyDialog } from './ConfirmKeyDialog';
 import { EditHostDialog } from './EditHostDialog';
 import { EmptyHosts } from './EmptyHosts';
@@ -141,6 +142,9 @@ export function HostsView({ onOpenTerminal, onOpenIdentity }: { onOpenTerminal: 
 
   const canScan = can('hosts:scan');
   const canAdmin = can('hosts:add');
+  // The palette's "Enrol a host" and "Scan all hosts" (declared in ./index.tsx).
+  useCommand('hosts.enrol', canAdmin ? () => setEnrolOpen(true) : null);
+  useCommand('hosts.scanAll', canScan && hosts?.length && !scan ? () => void scanAll() : null);
   const q = filter.trim().toLowerCase();
   const shown = (hosts ?? []).filter(
     (h) => !q || h.name.toLowerCase().includes(q) || h.address.toLowerCase().includes(q) || h.status.includes(q),

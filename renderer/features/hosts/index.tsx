@@ -8,4 +8,14 @@ function Hosts({ open }: FeatureProps) {
   return <HostsView onOpenTerminal={can('terminal:open') ? (name) => open('terminal', name) : null} onOpenIdentity={can('identity:show') ? () => open('identity') : null} />;
 }
 
-export const hosts: Feature = { id: 'hosts', label: 'Hosts', roles: rolesFor('hosts:list'), component: Hosts };
+export const hosts: Feature = {
+  id: 'hosts',
+  label: 'Hosts',
+  roles: rolesFor('hosts:list'),
+  component: Hosts,
+  // Run by HostsView (useCommand): the dialog and the scan's progress are its state.
+  commands: [
+    { id: 'hosts.enrol', label: 'Enrol a host', channel: 'hosts:add', keywords: 'add new host key fingerprint' },
+    { id: 'hosts.scanAll', label: 'Scan all hosts', channel: 'hosts:scan', keywords: 'refresh gpu inventory health' },
+  ],
+};

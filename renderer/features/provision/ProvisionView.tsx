@@ -9,6 +9,7 @@ import { shortHash } from '../../components/format';
 import { Modal } from '../../components/Modal';
 import { safeLine, safeText } from '../../components/safeText';
 import { useApp } from '../../context';
+import { useCommand } from '../palette/commands';
 import { AttestationDialog, AttestationsPanel } from '../attest/Attestations';
 import { DriftPanel } from './DriftPanel';
 import { HostPicker } from './HostPicker';
@@ -160,6 +161,19 @@ export function ProvisionView({ active }: { active: boolean }) {
 
   const openAttestation = (host: string, id: string) => setAttestation({ host, id });
 
+  // The palette's "Plan a playbook" (declared in ./index.ts): the plan form, its playbook first.
+  const runTabRef = useRef<HTMLDivElement>(null);
+  useCommand(
+    'provision.plan',
+    canRun
+      ? () => {
+          setTab('run');
+          // Once shown (a hidden element takes no focus).
+          setTimeout(() => runTabRef.current?.querySelector<HTMLElement>('[data-testid="prov-playbook"]')?.focus(), 0);
+        }
+      : null,
+  );
+
   return (
     <section className="view prov-view" data-testid="provision-view">
       <div className="prov-tabs" role="tablist" aria-label="Provisioning">
@@ -175,7 +189,7 @@ export function ProvisionView({ active }: { active: boolean }) {
       {/* Every panel stays mounted (hidden when not shown): a form being filled, a drift report or an
           opened run survive a look at another tab. */}
       {canRun ? (
-        <div className={tab === 'run' ? undefined : 'view-hidden'}>
+        <div className={tab === 'run' ? undefined : 'view-hidden'} ref={runTabRef}>
           <RunTab
             playbooks={playbooks}
             hosts={hosts}

@@ -1,75 +1,41 @@
 import './terminal.css';
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { Terminal } from '@xterm/xterm';
-import { FitAddon } from '@xterm/addon-fit';
 import type { Host } from '../../../shared/contract/hosts';
-import type { EventPayload } from '../../../shared/contract/index';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
-import { copyText } from '../../components/clipboard';
-import { CopyButton } from '../../components/CopyButton';
 import { ErrorLine } from '../../components/ErrorLine';
+import { shortFingerprint } from '../../components/format';
 import { safeLine } from '../../components/safeText';
 import { useApp } from '../../context';
-import { createStyleMirror, installSpanStyleShim, type StyleMirror } from './cspStyles';
+import type { FeatureProps } from '../feature';
+import { useCommand } from '../palette/commands';
+import { matchesKeys } from '../palette/model';
+import { TerminalTab, type TabState, type TerminalTabHandle } from './TerminalTab';
 
-type Phase = 'idle' | 'opening' | 'open' | 'closed';
-type DataEvt = EventPayload<'terminal:data'>;
-type ExitEvt = EventPayload<'terminal:exit'>;
-type Pending = { kind: 'data'; p: DataEvt } | { kind: 'exit'; p: ExitEvt };
+interface Tab {
+  key: string;
+  host: string;
+}
 
-/** The contract allows 64 KiB per input call; pastes larger than that are split. */
-const INPUT_CHUNK = 32 * 1024;
+/** Alt+1 … Alt+9: the tab at that place (the page's own keys, listed in the palette). */
+export const TAB_KEYS = Array.from({ length: 9 }, (_, i) => `Alt+${i + 1}`);
 
-const THEME = {
-  background: '#0f1419',
-  foreground: '#d6dde6',
-  cursor: '#e6edf3',
-  cursorAccent: '#0f1419',
-  selectionBackground: '#2f5d8a',
-  black: '#1c2128',
-  red: '#f47067',
-  green: '#8ddb8c',
-  yellow: '#e0b341',
-  blue: '#6cb6ff',
-  magenta: '#dcbdfb',
-  cyan: '#76e3ea',
-  white: '#cdd9e5',
-  brightBlack: '#636e7b',
-  brightRed: '#ff938a',
-  brightGreen: '#b4f1b4',
-  brightYellow: '#f2cc60',
-  brightBlue: '#96d0ff',
-  brightMagenta: '#eedcff',
-  brightCyan: '#b3f0ff',
-  brightWhite: '#f0f6fc',
-};
-
-export function TerminalView({ active, request }: { active: boolean; request: { name: string; nonce: number } | null }) {
-  const { api, client, onBeforeLogout } = useApp();
+/**
+ * Terminal sessions in tabs, like Lens' terminal dock: each tab is one session to one host,
+ * labelled with the host and the short form of its pinned key (the full key on hover and in the
+ * panel). A tab hidden keeps its session and its scrollback; closing a tab closes its session.
+ * The core keeps each session apart by id, per client (electron/core/terminal/service.ts).
+ */
+export function TerminalView({ active, request }: Pick<FeatureProps, 'active' | 'request'>) {
+  const { client } = useApp();
   const [hosts, setHosts] = useState<Host[]>([]);
   const [hostsError, setHostsError] = useState<AirlockErrorShape | null>(null);
   const [selected, setSelected] = useState('');
-  const [phase, setPhase] = useState<Phase>('idle');
-  const [session, setSession] = useState<{ id: string; host: string; fingerprint: string } | null>(null);
-  const [exitInfo, setExitInfo] = useState<string | null>(null);
-  const [error, setError] = useState<AirlockErrorShape | null>(null);
-  const [note, setNote] = useState<string | null>(null);
-  const [autoOpen, setAutoOpen] = useState(false);
-
-  const boxRef = useRef<HTMLDivElement>(null);
-  const termRef = useRef<Terminal | null>(null);
-  const fitRef = useRef<FitAddon | null>(null);
-  const idRef = useRef<string | null>(null);
-  const phaseRef = useRef<Phase>('idle');
-  const pendingRef = useRef<Pending[]>([]);
-  const outRef = useRef({ buf: '', sending: false });
-  const resizeTimer = useRef<number | null>(null);
-  const mirrorRef = useRef<StyleMirror | null>(null);
-
-  const setPhaseBoth = (p: Phase) => {
-    phaseRef.current = p;
-    setPhase(p);
-  };
+  const [tabs, setTabs] = useState<Tab[]>([]);
+  const [current, setCurrent] = useState<string | null>(null);
+  const [states, setStates] = useState<Record<string, TabState>>({});
+  const handles = useRef(new Map<string, TerminalTabHandle>());
+  const counter = useRef(0);
+  const tabRefs = useRef(new Map<string, HTMLButtonElement>());
 
   const loadHosts = useCallback(async () => {
     const r = await client.hosts.list({});
@@ -84,266 +50,76 @@ export function TerminalView({ active, request }: { active: boolean; request: { 
     if (active) void loadHosts();
   }, [active, loadHosts]);
 
-  const handleExit = useCallback((p: ExitEvt) => {
-    if (p.id !== idRef.current) return;
-    idRef.current = null;
-    setPhaseBoth('closed');
-    const why = [p.code !== null ? `exit code ${p.code}` : null, p.reason ? safeLine(p.reason) : null].filter(Boolean).join(', ');
-    setExitInfo(why || 'closed');
-    termRef.current?.write(`\r\n\x1b[2m[session closed${why ? `: ${why}` : ''}]\x1b[0m\r\n`);
+  const openTab = useCallback((host: string) => {
+    const key = `t${++counter.current}`;
+    setTabs((cur) => [...cur, { key, host }]);
+    setCurrent(key);
   }, []);
 
-  // Events are subscribed for the life of the view; bytes that arrive before
-  // terminal:open has returned the id are held and replayed once it is known.
-  useEffect(() => {
-    const offData = client.on('terminal:data', (p) => {
-      if (p.id === idRef.current) termRef.current?.write(p.data);
-      else if (phaseRef.current === 'opening') pendingRef.current.push({ kind: 'data', p });
-    });
-    const offExit = client.on('terminal:exit', (p) => {
-      if (p.id === idRef.current) handleExit(p);
-      else if (phaseRef.current === 'opening') pendingRef.current.push({ kind: 'exit', p });
-    });
-    return () => {
-      offData();
-      offExit();
-    };
-  }, [client, handleExit]);
-
-  // Keystrokes go out strictly in order: one call in flight, the rest coalesced.
-  const pump = useCallback(async () => {
-    const out = outRef.current;
-    if (out.sending) return;
-    out.sending = true;
-    try {
-      while (out.buf && idRef.current) {
-        const chunk = out.buf.slice(0, INPUT_CHUNK);
-        out.buf = out.buf.slice(chunk.length);
-        const r = await client.terminal.input({ id: idRef.current, data: chunk });
-        if (!r.ok) {
-          setError(r.error);
-          if (r.error.code === 'NOT_FOUND') {
-            idRef.current = null;
-            setPhaseBoth('closed');
-            setExitInfo('the session is gone');
-          }
-          out.buf = '';
-        }
-      }
-    } finally {
-      out.sending = false;
-    }
-  }, [client]);
-
-  const send = useCallback(
-    (data: string) => {
-      if (!idRef.current) return;
-      outRef.current.buf += data;
-      void pump();
-    },
-    [pump],
-  );
-
-  /** The selection to copy, or null (with a note saying so) when there is none. */
-  const selection = useCallback((): string | null => {
-    const sel = termRef.current?.getSelection() ?? '';
-    if (!sel) setNote('Select text in the terminal first.');
-    return sel || null;
-  }, []);
-  const copied = useCallback((ok: boolean, sel: string) => setNote(ok ? `Copied ${sel.length} characters.` : 'Copy failed: select the text and copy it.'), []);
-  const copySelection = useCallback(async () => {
-    const sel = selection();
-    if (sel !== null) copied(await copyText(sel), sel);
-  }, [selection, copied]);
-
-  const ensureTerminal = useCallback((): Terminal | null => {
-    if (termRef.current) return termRef.current;
-    const box = boxRef.current;
-    if (!box) return null;
-    const term = new Terminal({
-      fontFamily: "'DejaVu Sans Mono', 'Liberation Mono', Menlo, Consolas, monospace",
-      fontSize: 13,
-      cursorBlink: true,
-      scrollback: 5000,
-      allowProposedApi: false,
-      theme: THEME,
-    });
-    const fit = new FitAddon();
-    term.loadAddon(fit);
-    const mirror = mirrorRef.current;
-    if (mirror) mirror.captureDuring(() => term.open(box));
-    else term.open(box);
-    term.attachCustomKeyEventHandler((e) => {
-      if (e.type === 'keydown' && e.ctrlKey && e.shiftKey && e.code === 'KeyC') {
-        void copySelection();
-        return false;
-      }
-      if (e.type === 'keydown' && e.ctrlKey && e.shiftKey && e.code === 'KeyV') {
-        if (navigator.clipboard?.readText) {
-          void navigator.clipboard.readText().then(
-            (t) => term.paste(t),
-            () => setNote('Paste failed: clipboard read is not allowed here; use the browser paste (Ctrl+V / middle click).'),
-          );
-          return false;
-        }
-      }
-      return true;
-    });
-    term.onData((d) => send(d));
-    term.onResize(({ cols, rows }) => {
-      if (!idRef.current) return;
-      if (resizeTimer.current !== null) window.clearTimeout(resizeTimer.current);
-      resizeTimer.current = window.setTimeout(() => {
-        resizeTimer.current = null;
-        const id = idRef.current;
-        if (id) void client.terminal.resize({ id, cols: Math.max(2, cols), rows: Math.max(2, rows) });
-      }, 120);
-    });
-    termRef.current = term;
-    fitRef.current = fit;
-    return term;
-  }, [client, copySelection, send]);
-
-  // Styles xterm injects are re-applied through CSSOM (see cspStyles.ts).
-  useEffect(() => {
-    const box = boxRef.current;
-    if (!box) return;
-    const mirror = createStyleMirror(box);
-    mirrorRef.current = mirror;
-    const unshim = installSpanStyleShim();
-    return () => {
-      unshim();
-      mirror.dispose();
-      mirrorRef.current = null;
-    };
-  }, []);
-
-  // Fit on container size changes and when the view becomes visible again.
-  useEffect(() => {
-    const box = boxRef.current;
-    if (!box) return;
-    const ro = new ResizeObserver(() => {
-      if (!active || !termRef.current) return;
-      try {
-        fitRef.current?.fit();
-      } catch {
-        // not laid out yet
-      }
-    });
-    ro.observe(box);
-    return () => ro.disconnect();
-  }, [active]);
-
-  const close = useCallback(async () => {
-    const id = idRef.current;
-    if (!id) return;
-    const r = await client.terminal.close({ id });
-    if (!r.ok && r.error.code !== 'NOT_FOUND') {
-      setError(r.error);
-      return;
-    }
-    if (idRef.current === id) {
-      idRef.current = null;
-      setPhaseBoth('closed');
-      setExitInfo('closed by you');
-      termRef.current?.write('\r\n\x1b[2m[session closed]\x1b[0m\r\n');
-    }
-  }, [client]);
-
-  // Close an open terminal before sign-out and when the console goes away.
-  useEffect(() => onBeforeLogout(close), [onBeforeLogout, close]);
-  useEffect(
-    () => () => {
-      const id = idRef.current;
-      idRef.current = null;
-      if (id) void client.terminal.close({ id });
-      termRef.current?.dispose();
-      termRef.current = null;
-    },
-    [client],
-  );
-
-  const open = useCallback(async () => {
-    if (!selected || phaseRef.current === 'opening' || phaseRef.current === 'open') return;
-    const term = ensureTerminal();
-    if (!term) return;
-    setError(null);
-    setNote(null);
-    setExitInfo(null);
-    term.reset();
-    try {
-      fitRef.current?.fit();
-    } catch {
-      // keep the default size
-    }
-    pendingRef.current = [];
-    setPhaseBoth('opening');
-    await api.eventsReady();
-    const r = await client.terminal.open({ host: selected, cols: Math.max(2, term.cols), rows: Math.max(2, term.rows) });
-    if (!r.ok) {
-      setPhaseBoth('idle');
-      setError(r.error);
-      pendingRef.current = [];
-      return;
-    }
-    const { id, fingerprint } = r.value;
-    idRef.current = id;
-    setSession({ id, host: selected, fingerprint });
-    setPhaseBoth('open');
-    const pending = pendingRef.current;
-    pendingRef.current = [];
-    for (const ev of pending) {
-      if (ev.p.id !== id) continue;
-      if (ev.kind === 'data') term.write(ev.p.data);
-      else handleExit(ev.p);
-    }
-    // The size may have changed while we were connecting.
-    if (idRef.current === id) {
-      try {
-        fitRef.current?.fit();
-      } catch {
-        // ignore
-      }
-      term.focus();
-    }
-  }, [api, client, ensureTerminal, handleExit, selected]);
-
-  // "Terminal" on a host row: preselect it and open when nothing is running.
+  // "Terminal" on a host row, or "New terminal to <host>" in the palette: a new tab to that host.
   useEffect(() => {
     if (!request) return;
     setSelected(request.name);
-    setAutoOpen(true);
-  }, [request]);
-  useEffect(() => {
-    if (!autoOpen || !active || !selected || !hosts.some((h) => h.name === selected)) return;
-    setAutoOpen(false);
-    if (phaseRef.current === 'open' || phaseRef.current === 'opening') {
-      if (session && session.host !== selected) setNote(`A session to ${session.host} is open; close it to open ${selected}.`);
-      return;
-    }
-    void open();
-  }, [autoOpen, active, selected, hosts, open, session]);
+    openTab(request.name);
+  }, [request, openTab]);
 
-  useEffect(() => {
-    if (active && termRef.current) {
-      try {
-        fitRef.current?.fit();
-      } catch {
-        // ignore
-      }
-    }
-  }, [active]);
+  const onState = useCallback((key: string, s: TabState) => setStates((cur) => ({ ...cur, [key]: s })), []);
 
-  const busy = phase === 'opening' || phase === 'open';
+  const tabsRef = useRef(tabs);
+  tabsRef.current = tabs;
+  const closeTab = useCallback(async (key: string) => {
+    await handles.current.get(key)?.close();
+    const cur = tabsRef.current;
+    const i = cur.findIndex((t) => t.key === key);
+    const next = cur.filter((t) => t.key !== key);
+    setTabs(next);
+    // The neighbour takes its place, as in a browser's tab strip.
+    setCurrent((c) => (c === key ? (next[Math.min(i, next.length - 1)]?.key ?? null) : c));
+    setStates((s) => {
+      const { [key]: _gone, ...rest } = s;
+      return rest;
+    });
+  }, []);
+
+  const select = useCallback((key: string | undefined, focusTab = false) => {
+    if (!key) return;
+    setCurrent(key);
+    if (focusTab) tabRefs.current.get(key)?.focus();
+  }, []);
+  const step = (delta: number) => {
+    if (tabs.length < 2) return;
+    const i = tabs.findIndex((t) => t.key === current);
+    select(tabs[(i + delta + tabs.length) % tabs.length]?.key);
+  };
+
+  useCommand('terminal.next', tabs.length > 1 ? () => step(1) : null);
+  useCommand('terminal.previous', tabs.length > 1 ? () => step(-1) : null);
+  useCommand('terminal.closeTab', current ? () => void closeTab(current) : null);
+
+  // Alt+1…9 while the terminal is shown, before xterm (capture) so the shell does not get them.
+  useEffect(() => {
+    if (!active) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (document.getElementById('root')?.inert) return;
+      const n = TAB_KEYS.findIndex((k) => matchesKeys(k, e));
+      if (n < 0) return;
+      e.preventDefault();
+      e.stopPropagation();
+      select(tabsRef.current[n]?.key);
+    };
+    window.addEventListener('keydown', onKey, true);
+    return () => window.removeEventListener('keydown', onKey, true);
+  }, [active, select]);
+
   const selectedHost = hosts.find((h) => h.name === selected);
-  const shownFingerprint = busy && session ? session.fingerprint : (selectedHost?.fingerprint ?? null);
+  const hostOf = (name: string) => hosts.find((h) => h.name === name);
 
   return (
     <section className="view terminal-view" data-testid="terminal-view">
       <div className="toolbar">
         <label className="inline-field">
           <span>Host</span>
-          <select value={selected} onChange={(e) => setSelected(e.target.value)} disabled={busy} data-testid="terminal-host">
+          <select value={selected} onChange={(e) => setSelected(e.target.value)} data-testid="terminal-host">
             {hosts.length === 0 ? <option value="">No enrolled hosts</option> : null}
             {hosts.map((h) => (
               <option key={h.name} value={h.name}>
@@ -352,43 +128,88 @@ export function TerminalView({ active, request }: { active: boolean; request: { 
             ))}
           </select>
         </label>
-        <button type="button" className="primary" onClick={() => void open()} disabled={!selected || busy} data-testid="terminal-open">
-          {phase === 'opening' ? 'Connecting…' : 'Open'}
+        <button type="button" className="primary" onClick={() => openTab(selected)} disabled={!selected} data-testid="terminal-open" title="Open a session to this host in a new tab">
+          Open
         </button>
-        <button type="button" onClick={() => void close()} disabled={phase !== 'open'} data-testid="terminal-close">
-          Close
-        </button>
-        <CopyButton text={selection} onResult={copied} disabled={!termRef.current} testId="terminal-copy" title="Copy the selection (Ctrl+Shift+C)" />
-        <div className="toolbar-spacer" />
-        <span className={`term-state term-state-${phase}`} data-testid="terminal-status" data-phase={phase}>
-          {phase === 'idle' ? 'not connected' : phase === 'opening' ? 'connecting…' : phase === 'open' ? `connected to ${session?.host ?? ''}` : `closed${exitInfo ? ` (${exitInfo})` : ''}`}
-        </span>
       </div>
-      <div className="fp-strip" data-testid="terminal-fingerprint">
-        {selectedHost || session ? (
+      <div className="fp-strip fp-strip-select" data-testid="terminal-fingerprint">
+        {selectedHost ? (
           <>
-            <span className="muted">{busy && session ? 'Host key verified on connect:' : 'Pinned host key:'}</span>{' '}
-            <span className="mono">{shownFingerprint ?? '—'}</span>
-            {selectedHost?.keyType ? <span className="muted"> ({safeLine(selectedHost.keyType)})</span> : null}
+            <span className="muted">Pinned host key of {selectedHost.name}:</span> <span className="mono">{selectedHost.fingerprint ?? '—'}</span>
+            {selectedHost.keyType ? <span className="muted"> ({safeLine(selectedHost.keyType)})</span> : null}
           </>
         ) : (
           <span className="muted">Only hosts with a confirmed host key can be opened.</span>
         )}
       </div>
       <ErrorLine error={hostsError} testId="terminal-hosts-error" />
-      <ErrorLine error={error} testId="terminal-error" />
-      {note ? (
-        <div className="info-line" data-testid="terminal-note">
-          {note}
+      {tabs.length ? (
+        <div className="term-tabs" role="tablist" aria-label="Terminal sessions" data-testid="terminal-tabs">
+          {tabs.map((t, i) => {
+            const st = states[t.key];
+            const fp = st?.fingerprint ?? hostOf(t.host)?.fingerprint ?? null;
+            const on = t.key === current;
+            return (
+              <div key={t.key} className={on ? 'term-tab term-tab-active' : 'term-tab'} data-testid="terminal-tab" data-host={t.host} data-active={on} data-phase={st?.phase ?? 'idle'}>
+                <button
+                  type="button"
+                  role="tab"
+                  id={`term-tab-${t.key}`}
+                  aria-selected={on}
+                  aria-controls={`term-panel-${t.key}`}
+                  tabIndex={on ? 0 : -1}
+                  title={`${t.host} — host key ${fp ?? 'not pinned'}${i < 9 ? ` (${TAB_KEYS[i]})` : ''}`}
+                  ref={(el) => {
+                    if (el) tabRefs.current.set(t.key, el);
+                    else tabRefs.current.delete(t.key);
+                  }}
+                  onClick={() => select(t.key)}
+                  onKeyDown={(e) => {
+                    // The tab strip's own arrow keys (WAI-ARIA tabs pattern).
+                    if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
+                    e.preventDefault();
+                    select(tabs[(i + (e.key === 'ArrowRight' ? 1 : -1) + tabs.length) % tabs.length]?.key, true);
+                  }}
+                  data-testid="terminal-tab-select"
+                >
+                  <span className={`term-dot term-dot-${st?.phase ?? 'idle'}`} aria-hidden="true" />
+                  <span className="term-tab-host">{t.host}</span> <span className="term-tab-fp mono" data-testid="terminal-tab-fp">{fp ? shortFingerprint(fp) : 'no pinned key'}</span>
+                </button>
+                <button type="button" className="icon-button term-tab-close" aria-label={`Close the terminal tab of ${t.host}`} onClick={() => void closeTab(t.key)} data-testid="terminal-tab-close">
+                  ×
+                </button>
+              </div>
+            );
+          })}
         </div>
       ) : null}
-      <div className={`term-frame term-frame-${phase}`}>
-        <div className="term-box" ref={boxRef} data-testid="terminal-screen" />
-        {phase === 'idle' && !termRef.current ? <div className="term-placeholder">Choose a host and press Open.</div> : null}
-      </div>
+      {tabs.map((t) => {
+        const h = hostOf(t.host);
+        return (
+          <TerminalTab
+            key={t.key}
+            ref={(el) => {
+              if (el) handles.current.set(t.key, el);
+              else handles.current.delete(t.key);
+            }}
+            tabKey={t.key}
+            host={t.host}
+            pinned={h?.fingerprint ?? null}
+            keyType={h?.keyType ?? null}
+            label={t.host}
+            visible={active && t.key === current}
+            onState={onState}
+          />
+        );
+      })}
+      {tabs.length === 0 ? (
+        <div className="term-frame term-frame-idle term-empty">
+          <div className="term-placeholder">Choose a host and press Open. Each session opens in its own tab.</div>
+        </div>
+      ) : null}
       <div className="hint">
-        Copy: select, then Ctrl+Shift+C or Copy. Paste: Ctrl+Shift+V. The session is audited when it opens and closes;
-        keystrokes are not recorded.
+        Copy: select, then Ctrl+Shift+C or Copy. Paste: Ctrl+Shift+V. Tabs: Alt+1…9, Ctrl+PageUp/PageDown (Alt+PageUp/PageDown in a browser). The session is
+        audited when it opens and closes; keystrokes are not recorded.
       </div>
     </section>
   );
