@@ -146,7 +146,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   const checkEvent = eventChecker(console.error);
 
   // ---- pushed events, instead of polling: the approval queue or the audit alarms changed (here or in another process) ----
-  const broadcaster = new Broadcaster(sessions);
+  const broadcaster = new Broadcaster(sessions, checkEvent);
   const watches = [
     new DataWatch({ db, now: clock, read: approvalQueueState(db, clock), onChange: (version) => broadcaster.broadcast('approvals:changed', { version }) }),
     // Alarms are also raised by this process outside a call (a timed checkpoint): looked at every tick.

@@ -1,5 +1,6 @@
 import type { ChannelDef } from '../../shared/contract/channel';
 import { events, getChannel, isChannelName, type EventName, type EventPayload } from '../../shared/contract/index';
+import { eventChecker, type EventCheck } from './outbox';
 import type { Sessions } from './session/sessions';
 import type { ClientContext } from './types';
 
@@ -13,7 +14,15 @@ import type { ClientContext } from './types';
 export class Broadcaster {
   private readonly live = new Set<ClientContext>();
 
-  constructor(private readonly sessions: Pick<Sessions, 'get'>) {}
+  /**
+   * `check` is the core's one event checker (the one every client's queue uses): the payload is
+   * parsed once here, and each client's queue recognises the checked value instead of parsing it
+   * again for every client.
+   */
+  constructor(
+    private readonly sessions: Pick<Sessions, 'get'>,
+    private readonly check: EventCheck = eventChecker(console.error),
+  ) {}
 
   add(client: ClientContext): void {
     this.live.add(client);
@@ -29,11 +38,13 @@ export class Broadcaster {
 
   /** Returns how many clients it was sent to. */
   broadcast<E extends EventName>(event: E, payload: EventPayload<E>): number {
-    const def = events[event] as { payload: { parse(x: unknown): unknown }; audience?: string };
+    const def = events[event] as { audience?: string };
     if (!def.audience || !isChannelName(def.audience)) throw new Error(`${event} declares no audience channel: it cannot be broadcast`);
     const gate: ChannelDef = getChannel(def.audience);
-    // The payload is checked against the contract before it leaves, like a channel's output.
-    const checked = def.payload.parse(payload);
+    // The payload is checked against the contract before it leaves, like a channel's output: once, for every client.
+    const r = this.check(event, payload);
+    if (!r.ok) throw new Error(`${event}: the payload does not match the contract; not broadcast`);
+    const checked = r.value;
     let sent = 0;
     for (const client of [...this.live]) {
       if (!this.mayReceive(client, gate)) continue;

@@ -1,6 +1,8 @@
 /**
  * Messages in people's words (issue 11): no error a person sees names a channel
  * (`session:stepUp`, `approvals:request`) or carries schema jargon (zod's defaults, patterns).
+ * (The check itself is test/support/words.ts; the CLI's usage errors have their walk in
+ * electron/shells/cli/messages.test.ts.)
  * Three walks: every error code's messages as written in the source; every channel's input schema
  * fed wrong values; and the dispatcher's own refusals through a real core.
  */
@@ -9,30 +11,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { channelNames, channels } from '../../shared/contract/index';
-import { ApprovalOperations } from '../../shared/contract/approvals';
-import { SCHEMA_JARGON } from '../../shared/contract/words';
 import { ErrorCodes } from '../../shared/domain/errors';
 import { ADMIN, testCore, type TestCore } from '../../test/support/core';
+import { problems } from '../../test/support/words';
 
 const root = path.resolve(__dirname, '../..');
-const AREAS = [...new Set(channelNames.map((c) => c.slice(0, c.indexOf(':'))))];
-/** A channel name, or anything shaped like one in an area's word (`totp:begin`, `session:stepUp`). */
-const CHANNELISH = new RegExp(`\\b(${AREAS.join('|')}):[a-z][A-Za-z]+\\b`);
-
-/**
- * Two-person operations are the rows of the approval policy a person reads and edits by these
- * names (users:grantAdmin, provision:disableEgressLockdown): they may appear; channels may not.
- */
-const OPERATIONS = new RegExp(`\\b(${ApprovalOperations.join('|')})\\b`, 'g');
-
-function problems(message: string): string[] {
-  const p: string[] = [];
-  const ch = CHANNELISH.exec(message.replace(OPERATIONS, 'an-operation'));
-  if (ch) p.push(`names a channel (${ch[0]})`);
-  const j = SCHEMA_JARGON.exec(message);
-  if (j) p.push(`schema jargon (${j[0]})`);
-  return p;
-}
 
 /** Every `new AirlockError('CODE', <string or template>)` in production code, with its text (interpolations as «…»). */
 function errorSites(): Array<{ code: string; file: string; text: string }> {

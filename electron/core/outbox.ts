@@ -50,13 +50,18 @@ interface Queued {
   key: string | null;
 }
 
+export type EventCheck = (event: string, payload: unknown) => { ok: true; value: unknown } | { ok: false };
+
 /**
  * Checks an event against the contract once per core, and says so once per event name: an
  * invalid payload is a bug in the core, reported as an internal error, never thrown into the
  * service that emitted it (a terminal or a provisioning run must not die of its progress report).
+ * A value this checker returned is known to be valid: handed to it again (the broadcaster checks
+ * a payload once and gives the checked value to every client's queue) it is not parsed again.
  */
-export function eventChecker(log: (message: string) => void): (event: string, payload: unknown) => { ok: true; value: unknown } | { ok: false } {
+export function eventChecker(log: (message: string) => void): EventCheck {
   const reported = new Set<string>();
+  const checked = new WeakMap<object, string>();
   const report = (event: string, why: string) => {
     if (reported.has(event)) return;
     reported.add(event);
@@ -68,11 +73,13 @@ export function eventChecker(log: (message: string) => void): (event: string, pa
       report(event, 'not declared in the contract');
       return { ok: false };
     }
+    if (typeof payload === 'object' && payload !== null && checked.get(payload) === event) return { ok: true, value: payload };
     const r = def.payload.safeParse(payload);
     if (!r.success) {
       report(event, `payload does not match the contract: ${String(r.error?.message).slice(0, 300)}`);
       return { ok: false };
     }
+    if (typeof r.data === 'object' && r.data !== null) checked.set(r.data, event);
     return { ok: true, value: r.data };
   };
 }
@@ -96,7 +103,7 @@ export class Outbox implements Flow {
 
   constructor(
     private readonly transport: Transport,
-    private readonly check: ReturnType<typeof eventChecker>,
+    private readonly check: EventCheck,
     private readonly log: (message: string) => void,
     private readonly limits: FlowLimits = FLOW_LIMITS,
     private readonly label = 'client',

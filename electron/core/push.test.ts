@@ -13,6 +13,7 @@ import { ADMIN, testCore, type TestClient, type TestCore } from '../../test/supp
 import type { Role } from '../../shared/domain/roles';
 import { DB_FILE } from './app';
 import { Broadcaster } from './broadcast';
+import { eventChecker, Outbox } from './outbox';
 import type { ClientContext, SessionInfo } from './types';
 
 const open: TestCore[] = [];
@@ -156,6 +157,38 @@ describe('approvals:changed', () => {
     expect(() => b.broadcast('approvals:changed', { version: 2, pending: 1 } as unknown as { version: number })).toThrow();
     // Events without an audience are per-client only.
     expect(() => b.broadcast('terminal:exit', { id: 't', code: 0, reason: null } as never)).toThrow(/audience/);
+  });
+
+  it("checks a broadcast's payload once, however many clients' queues it goes to", () => {
+    // Composed as the core composes it (app.ts): one checker, shared by the broadcaster and every client's queue.
+    const check = eventChecker(() => {});
+    const sessions = new Map<string, SessionInfo>();
+    const b = new Broadcaster({ get: (id) => (id ? (sessions.get(id) ?? null) : null) }, check);
+    const sent: string[] = [];
+    for (const id of ['a', 'b', 'c']) {
+      const s: SessionInfo = { id, uid: `uid-${id}`, user: id, roles: ['admin'] };
+      sessions.set(id, s);
+      const outbox = new Outbox({ send: (event) => sent.push(`${id} ${event}`) }, check, () => {});
+      b.add({ id, shell: 'browser', source: 'test', session: s, emit: (event, payload) => outbox.push(event, payload), flow: outbox });
+    }
+    const schema = events['approvals:changed'].payload;
+    const parsed = vi.spyOn(schema, 'safeParse');
+    try {
+      expect(b.broadcast('approvals:changed', { version: 7 })).toBe(3);
+      expect(sent).toEqual(['a approvals:changed', 'b approvals:changed', 'c approvals:changed']);
+      expect(parsed).toHaveBeenCalledTimes(1);
+      // An emit of a payload the checker never returned is parsed as before (and refused if off-contract).
+      parsed.mockClear();
+      expect(check('approvals:changed', { version: 8 })).toMatchObject({ ok: true });
+      expect(check('approvals:changed', { version: 8, pending: 1 })).toEqual({ ok: false });
+      expect(parsed).toHaveBeenCalledTimes(2);
+      // A checked value is known for its own event only.
+      const value = (check('approvals:changed', { version: 9 }) as { value: object }).value;
+      expect(check('audit:alarmChanged', value)).toMatchObject({ ok: true });
+      expect(parsed).toHaveBeenCalledTimes(3);
+    } finally {
+      parsed.mockRestore();
+    }
   });
 
   it('is declared in the contract with an audience channel and a payload of a version only', () => {

@@ -3,12 +3,14 @@
  * it and stays there (20 Tabs and 20 Shift+Tabs never leave it, also after its content changed,
  * as the enrol dialog's does after "Fetch host key"), the page behind it is inert (the app root,
  * and a dialog under a dialog), Escape closes it, and focus returns to the control that opened it.
+ * The attestation dialog is reached with an attestation the CLI makes (a one-step GPU check).
  *
  * Also: the Users view's create form starts with no role ticked and starts over after each creation.
  */
+import fs from 'node:fs';
 import type { Locator, Page } from '@playwright/test';
 import { replaceHostKey } from '../lab/lab';
-import { ADMIN, authorizeAirlock, enrolHost, expect, firstRunSetup, scanHost, test } from './fixtures';
+import { ADMIN, authorizeAirlock, cli, enrolHost, expect, firstRunSetup, scanHost, test } from './fixtures';
 
 // The root tsconfig has no DOM library (core code must not see one): the page's globals, loosely
 // typed, for the callbacks that run in the page (as in hostile.spec.ts).
@@ -60,6 +62,14 @@ async function expectTrapped(page: Page, testId: string): Promise<void> {
   expect((await focusInside(page, testId)).inside).toBe(true);
 }
 
+/** How many `hosts:probe` calls the console has received: its audit trail, read with the CLI (any shell). */
+async function probesOnRecord(dataDir: string): Promise<number> {
+  const r = await cli(dataDir, ['audit', 'list', '--limit', '1000'], { AIRLOCK_USER: ADMIN.name, AIRLOCK_PASSWORD: ADMIN.password, AIRLOCK_TOTP_POLICY: 'off' });
+  expect(r.code, r.stderr).toBe(0);
+  const { events } = JSON.parse(r.stdout) as { events: Array<{ channel: string; phase: string }> };
+  return events.filter((e) => e.channel === 'hosts:probe' && e.phase === 'request').length;
+}
+
 /** Escape closes the dialog and focus is back on its opener; the page is no longer inert. */
 async function expectEscapeReturns(page: Page, testId: string, opener: Locator): Promise<void> {
   await page.keyboard.press('Escape');
@@ -68,7 +78,7 @@ async function expectEscapeReturns(page: Page, testId: string, opener: Locator):
   expect(await page.evaluate(() => document.getElementById('root')!.inert)).toBe(false);
 }
 
-test('host dialogs: enrol (before and after "Fetch host key"), import, confirm key, remove, apply', async ({ app, lab }) => {
+test('host dialogs: enrol (before and after "Fetch host key"), import, confirm key, remove, attestation, apply', async ({ app, lab }, testInfo) => {
   test.setTimeout(360_000);
   const { page } = app;
   const [h1, h2] = [lab.hosts[0]!, lab.hosts[1]!];
@@ -92,15 +102,18 @@ test('host dialogs: enrol (before and after "Fetch host key"), import, confirm k
   await expect(page.getByTestId('enrol-fingerprint')).toHaveText(h1.fingerprint, { timeout: 20_000 });
   await expectTrapped(page, 'enrol-dialog');
   // Back to step 1 (the focused button is replaced) and forward again: still inside.
+  const probes = await probesOnRecord(app.dataDir);
   await page.getByTestId('enrol-back').click();
   await expect(page.getByTestId('enrol-name')).toHaveValue(h1.name);
   // Back stays on step 1 (it once submitted the form again: React reused the button as the submit).
   await expect(page.getByTestId('enrol-probe')).toBeEnabled();
-  await page.waitForTimeout(1500);
   await expect(page.getByTestId('enrol-fingerprint')).toHaveCount(0);
   await expectTrapped(page, 'enrol-dialog');
   await page.getByTestId('enrol-probe').click();
   await expect(page.getByTestId('enrol-fingerprint')).toHaveText(h1.fingerprint, { timeout: 20_000 });
+  // Since Back, the console got one probe: the one just asked for. A Back that submitted the form
+  // would have sent one before it, and its request is on the trail before the service ran.
+  expect(await probesOnRecord(app.dataDir)).toBe(probes + 1);
   await expectTrapped(page, 'enrol-dialog');
   await expectEscapeReturns(page, 'enrol-dialog', enrolOpen);
   await enrolHost(page, h1);
@@ -133,6 +146,26 @@ test('host dialogs: enrol (before and after "Fetch host key"), import, confirm k
   await expectTrapped(page, 'remove-dialog');
   await expect(page.getByTestId('remove-dialog').getByRole('button', { name: 'Cancel' })).toBeFocused();
   await expectEscapeReturns(page, 'remove-dialog', removeOpen);
+
+  // The attestation dialog: an attestation made by a one-step playbook (a GPU check) applied to h1
+  // with the CLI, opened from the Attestations list.
+  const asAdmin = { AIRLOCK_USER: ADMIN.name, AIRLOCK_PASSWORD: ADMIN.password, AIRLOCK_TOTP_POLICY: 'off' };
+  const playbook = testInfo.outputPath('dialog-gpu-check.json');
+  fs.writeFileSync(playbook, JSON.stringify({ format: 'airlock.playbook/v1', name: 'dialog-gpu-check', version: '1.0', steps: [{ id: 'gpu', type: 'gpu-driver-check', params: { minCount: 1 } }] }));
+  const imported = await cli(app.dataDir, ['provision', 'import-playbook', playbook], asAdmin);
+  expect(imported.code, imported.stderr).toBe(0);
+  const applied = await cli(app.dataDir, ['provision', 'apply', '--playbook', 'dialog-gpu-check', '--hosts', h1.name], asAdmin);
+  expect(applied.code, applied.stderr).toBe(0);
+  const attId = (JSON.parse(applied.stdout) as { hosts: Array<{ attestationId: string | null }> }).hosts[0]!.attestationId;
+  expect(attId).toBeTruthy();
+  await page.getByTestId('nav-provision').click();
+  await page.getByTestId('prov-tab-attestations').click();
+  const attestationOpen = page.getByTestId(`prov-attestation-show-${attId}`);
+  await attestationOpen.click();
+  await expect(page.getByTestId('attestation-json')).toContainText('"format": "airlock.attestation/v1"');
+  await expectTrapped(page, 'attestation-dialog');
+  await expectEscapeReturns(page, 'attestation-dialog', attestationOpen);
+  await page.getByTestId('nav-hosts').click();
 
   // A host whose key changed still opens its dialogs the same way (the row shows its long error).
   await scanHost(page, h1.name, 'reachable');

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { _electron, expect, test as base, type ElectronApplication, type Page } from '@playwright/test';
 import { electronBinaryPath } from '../../electron/main/availability';
 import { authorizeKey, labDown, labUp } from '../lab/lab';
+import { spawnServe, stopProcess } from '../support/serve';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -115,52 +116,16 @@ export function cleanEnv(): Record<string, string> {
   return env;
 }
 
-/** `node bin/airlock.mjs serve --data DIR --json` prints one JSON line with the one-time URL. */
+/** `node bin/airlock.mjs serve --data DIR --json` prints one JSON line with the one-time URL (test/support/serve.ts). */
 export async function startServe(
   dataDir: string,
   logs: string[],
   env: Record<string, string> = {},
 ): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'airlock.mjs'), 'serve', '--data', dataDir, '--json'], {
-    cwd: ROOT,
-    env: { ...cleanEnv(), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stderr!.on('data', (b: Buffer) => logs.push(`[serve] ${b.toString().trimEnd()}`));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`airlock serve printed no URL within 45 s:\n${logs.join('\n')}`)), 45_000);
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      const line = out.slice(0, nl);
-      try {
-        const msg = JSON.parse(line) as { url?: unknown };
-        if (typeof msg.url !== 'string') throw new Error('no url');
-        clearTimeout(timer);
-        resolve(msg.url);
-      } catch {
-        clearTimeout(timer);
-        reject(new Error(`airlock serve printed an unexpected first line: ${line}`));
-      }
-    });
-    child.once('exit', (code, sig) => {
-      clearTimeout(timer);
-      reject(new Error(`airlock serve exited (${code ?? sig}) before printing its URL:\n${logs.join('\n')}`));
-    });
-  });
-  return { child, url };
+  return spawnServe({ dataDir, env: { ...cleanEnv(), ...env }, onStderr: (t) => logs.push(`[serve] ${t.trimEnd()}`) });
 }
 
-export async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(t);
-}
+export const stop = (child: ChildProcess): Promise<void> => stopProcess(child);
 
 // ---------- UI steps shared by the specs ----------
 

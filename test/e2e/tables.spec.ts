@@ -5,7 +5,8 @@
  * many networks, sshd_config's cipher and key-exchange lists) are open. The page never scrolls
  * sideways, every table fits its container, and the Actions column (Hosts) and the Changes, Exit
  * and Duration columns (plan results) are inside the viewport; a long diff line scrolls inside its
- * own <pre> (or wraps), not the page.
+ * own <pre> (or wraps), not the page. The checks are shown to fail on an over-wide element put
+ * into the page on purpose.
  */
 import type { Page } from '@playwright/test';
 import { replaceHostKey, type Lab } from '../lab/lab';
@@ -132,4 +133,24 @@ test('Hosts and Provisioning at 1280 px: long errors and long diffs stay inside 
   expect(pre.client).toBeLessThan(WIDTH);
   await expectNoSidewaysOverflow(page, 'Provisioning (plan result)');
   for (const col of ['Changes', 'Exit', 'Duration']) await expectColumnVisible(page, `prov-steps-${h2.name}`, col);
+
+  // The checks are not vacuous: an over-wide element put into a step's row (as a long diff was
+  // before the fix) widens the steps table past the viewport, and both checks say so.
+  const steps = page.getByTestId(`prov-steps-${h2.name}`);
+  await steps.evaluate((t) => {
+    const wide = document.createElement('span');
+    wide.setAttribute('data-testid', 'too-wide');
+    wide.textContent = 'x';
+    // CSSOM, not a style attribute: the page's CSP allows the one, not the other.
+    wide.style.display = 'inline-block';
+    wide.style.width = '2400px';
+    t.querySelector('tbody td')!.appendChild(wide);
+  });
+  const flagged = await measure(page);
+  expect(flagged.wide.some((w) => w.includes('[too-wide]')), flagged.wide.join('\n')).toBe(true);
+  await expect(expectNoSidewaysOverflow(page, 'Provisioning with an over-wide element')).rejects.toThrow(/past the viewport|fits its container|ends inside the viewport|page's width/);
+  await expect(expectColumnVisible(page, `prov-steps-${h2.name}`, 'Duration')).rejects.toThrow();
+  // Taken out again, the same page passes: it was the element, not the checks.
+  await steps.evaluate((t) => t.querySelector('[data-testid="too-wide"]')!.remove());
+  await expectNoSidewaysOverflow(page, 'Provisioning (plan result), again');
 });

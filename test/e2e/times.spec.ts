@@ -2,12 +2,13 @@
  * Issue 11: one time format. Every time on screen is local time with its zone
  * (`2026-12-03 14:05:09 CET`) with the exact ISO 8601 instant in `dateTime` and `title`; a
  * "reachable" with no successful scan for 15 minutes is shown grey as "unknown" with its age; a
- * host whose GPU driver fails is not green; clock event reasons are words, not hex masks.
+ * host whose GPU driver fails is not green; clock event reasons are words, not hex masks. Views
+ * covered: Hosts, Audit, Users.
  */
 import type { Locator, Page } from '@playwright/test';
 import { setGpuProfile } from '../lab/lab';
 import { formatTime } from '../../renderer/components/time';
-import { authorizeAirlock, enrolHost, expect, firstRunSetup, scanHost, test } from './fixtures';
+import { ADMIN, authorizeAirlock, cli, enrolHost, expect, firstRunSetup, scanHost, test } from './fixtures';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const LOCAL = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} (?:[A-Z]{2,5}|GMT[+-]\d{1,2}(?::\d{2})?)$/;
@@ -71,6 +72,12 @@ test('times: one format with ISO on hover; stale and GPU-failing hosts are not g
   for (const t of (await rowTimes.all()).slice(0, 5)) await expectOneFormat(page, t);
   await page.getByTestId('audit-row').first().click();
   await expectOneFormat(page, page.getByTestId('audit-detail-time'));
+
+  // Users: created and last sign-in in the one format (a CLI run signs the administrator in again).
+  expect((await cli(app.dataDir, ['users', 'list'], { AIRLOCK_USER: ADMIN.name, AIRLOCK_PASSWORD: ADMIN.password, AIRLOCK_TOTP_POLICY: 'off' })).code).toBe(0);
+  await page.getByTestId('nav-users').click();
+  await expectOneFormat(page, page.getByTestId(`user-created-${ADMIN.name}`));
+  await expectOneFormat(page, page.getByTestId(`user-last-login-${ADMIN.name}`));
 
   // 20 minutes later (the page's clock; the console measures ages on the core's clock, which it
   // derives from the page's plus the offset it measured): "reachable" is no longer believed.

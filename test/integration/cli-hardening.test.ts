@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../electron/shells/cli';
+import { spawnServe, stopProcess } from '../support/serve';
 
 const root = path.resolve(__dirname, '../..');
 const BIN = path.join(root, 'bin/airlock.mjs');
@@ -119,16 +120,8 @@ describe('item 8: the data directory is private, or refused', () => {
   it('mkdir -m755 then init: the directory is 0700 and every file Airlock wrote 0600, -wal and -shm included', async () => {
     expect(mode(data)).toBe('700');
     // A running console keeps the database open: its -wal and -shm exist, made by this process.
-    const serve = spawn(process.execPath, [BIN, 'serve', '--json', '--data', data], { env: { ...process.env, AIRLOCK_RENDERER_DIR: path.join(root, 'dist/renderer') } });
+    const { child: serve } = await spawnServe({ dataDir: data, env: { ...process.env, AIRLOCK_RENDERER_DIR: path.join(root, 'dist/renderer') } });
     try {
-      await new Promise<void>((resolve, reject) => {
-        let text = '';
-        serve.stdout.on('data', (c: Buffer) => {
-          text += c.toString();
-          if (text.includes('"url"')) resolve();
-        });
-        serve.on('exit', (code) => reject(new Error(`serve exited ${code}`)));
-      });
       // Sign-ins write checkpoints and audit.head.
       expect(airlock(['audit', 'verify']).code).toBe(0);
       const names = fs.readdirSync(data);
@@ -136,8 +129,7 @@ describe('item 8: the data directory is private, or refused', () => {
       const walk = (d: string): string[] => fs.readdirSync(d).flatMap((n) => (fs.lstatSync(path.join(d, n)).isDirectory() ? [path.join(d, n), ...walk(path.join(d, n))] : [path.join(d, n)]));
       for (const p of walk(data)) expect(`${path.relative(data, p)} ${mode(p)}`).toBe(`${path.relative(data, p)} ${fs.statSync(p).isDirectory() ? '700' : '600'}`);
     } finally {
-      serve.kill('SIGTERM');
-      await new Promise((r) => serve.once('close', r));
+      await stopProcess(serve);
     }
   });
 

@@ -5,62 +5,34 @@
  * then the server's `bufferedAmount` fill up). The server must pause the SSH channel: its RSS stays
  * bounded while the host has 50 MB to say, and once the page reads again every byte arrives.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authorizeKey, labDown, labUp, type Lab } from '../lab/lab';
 import { ADMIN } from '../support/core';
-import { callWith, redeem } from '../support/serve';
+import { callWith, startServeProcess, type ServeProcess } from '../support/serve';
 
 const LAB_ID = 'ibackp';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const LINES = 25_000_000; // `yes | head -c 50000000`: 25 million lines "y"
 
-let child: ChildProcess;
-let dataDir: string;
+let serve: ServeProcess;
 let lab: Lab;
-let port = 0;
-let secret = '';
-let stderr = '';
 
-async function call<T>(channel: string, input: unknown): Promise<T> {
-  const r = await callWith(port, secret, channel, input);
-  const body = JSON.parse(r.body) as { ok: boolean; value?: T; error?: unknown };
-  if (!body.ok) throw new Error(`${channel}: ${r.body}`);
-  if (r.headers['airlock-secret']) secret = String(r.headers['airlock-secret']);
-  return body.value as T;
-}
+const call = <T>(channel: string, input: unknown): Promise<T> => serve.call<T>(channel, input);
 
 /** The server's resident set, in bytes. */
 function rss(): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${serve.child.pid}/status`, 'utf8'));
   return Number(m![1]) * 1024;
 }
 
 beforeAll(async () => {
   expect(spawnSync(process.execPath, [path.join(root, 'scripts/build.mjs')], { stdio: 'inherit' }).status).toBe(0);
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-serve-backp-'));
-  child = spawn(process.execPath, [path.join(root, 'bin/airlock.mjs'), 'serve', '--data', dataDir, '--json'], {
-    env: { ...process.env, AIRLOCK_TOTP_POLICY: 'off', SSH_AUTH_SOCK: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')));
-    });
-    child.once('exit', (code) => reject(new Error(`airlock serve exited (${code}) before printing its URL:\n${stderr}`)));
-  });
-  const { url } = JSON.parse(line) as { url: string };
-  port = Number(new URL(url).port);
-  secret = await redeem(url);
-  await call('session:setup', ADMIN);
+  serve = await startServeProcess({ name: 'serve-backp', setup: ADMIN });
   const id = await call<{ publicKey: string }>('identity:show', {});
   lab = await labUp({ id: LAB_ID, hosts: 1 });
   await authorizeKey(lab, id.publicKey);
@@ -69,22 +41,17 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  if (child && child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
-  }
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  await serve?.stop();
   await labDown({ id: LAB_ID });
 });
 
 describe('a page that stops reading', () => {
   it('pauses the terminal instead of growing the server, and gets every byte once it reads again', async () => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/api/events`);
+    const ws = new WebSocket(`ws://127.0.0.1:${serve.port}/api/events`);
     let closed: number | null = null;
     ws.on('close', (code) => (closed = code));
     await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => ws.send(JSON.stringify({ secret })));
+      ws.once('open', () => ws.send(JSON.stringify({ secret: serve.secret })));
       ws.once('error', reject);
       ws.once('message', (d) => (JSON.parse(String(d)).auth === 'ok' ? resolve() : reject(new Error(String(d)))));
     });
@@ -123,13 +90,13 @@ describe('a page that stops reading', () => {
     expect(most - before, `RSS grew from ${before} to ${most}`).toBeLessThan(48 * 1024 * 1024);
     expect(closed).toBeNull();
     // Still answering calls while its page is stuck.
-    expect((await callWith(port, secret, 'hosts:list', {})).status).toBe(200);
+    expect((await callWith(serve.port, serve.secret, 'hosts:list', {})).status).toBe(200);
 
     // The page reads again: output resumes, and no line is lost.
     ws.resume();
     const deadline = Date.now() + 240_000;
     while (!done && Date.now() < deadline && closed === null) await new Promise((r) => setTimeout(r, 200));
-    expect(closed, stderr).toBeNull();
+    expect(closed, serve.stderr()).toBeNull();
     expect(done).toBe(true);
     expect(lines).toBe(LINES);
     ws.close();

@@ -4,7 +4,7 @@
  * unhandled 'error' shows as what it is in production: a dead process and every session lost.
  * The attackers speak raw TCP: WebSocket handshakes and frames are written by hand.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -14,41 +14,21 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN } from '../support/core';
-import { callWith, openEvents, redeem, type EventSocket } from '../support/serve';
+import { callWith, openEvents, startServeProcess, type EventSocket, type ServeProcess } from '../support/serve';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-let child: ChildProcess;
-let dataDir: string;
+let serve: ServeProcess;
 let port = 0;
 let secret = '';
-let stderr = '';
 /** The well-behaved page: its event socket must stay open through everything below. */
 let good: EventSocket;
 let goodClosed: number | null = null;
 
 beforeAll(async () => {
   expect(spawnSync(process.execPath, [path.join(root, 'scripts/build.mjs')], { stdio: 'inherit' }).status).toBe(0);
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-serve-robust-'));
-  child = spawn(process.execPath, [path.join(root, 'bin/airlock.mjs'), 'serve', '--data', dataDir, '--json'], {
-    env: { ...process.env, AIRLOCK_TOTP_POLICY: 'off', SSH_AUTH_SOCK: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')));
-    });
-    child.once('exit', (code) => reject(new Error(`airlock serve exited (${code}) before printing its URL:\n${stderr}`)));
-  });
-  const { url } = JSON.parse(line) as { url: string };
-  port = Number(new URL(url).port);
-  secret = await redeem(url);
-  const setup = await callWith(port, secret, 'session:setup', ADMIN);
-  expect(JSON.parse(setup.body), setup.body).toMatchObject({ ok: true });
-  secret = String(setup.headers['airlock-secret']);
+  serve = await startServeProcess({ name: 'serve-robust', setup: ADMIN });
+  ({ port, secret } = serve);
   good = openEvents(port, secret);
   expect(await good.authed).toBe(true);
   void good.closed.then((code) => (goodClosed = code));
@@ -56,18 +36,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   good?.ws.close();
-  if (child && child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
-  }
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  await serve?.stop();
 });
 
 /** The console is alive, and the good page's socket and calls still work. */
 async function expectHealthy(): Promise<void> {
-  expect(child.exitCode, `airlock serve died:\n${stderr}`).toBeNull();
-  expect(child.signalCode).toBeNull();
+  expect(serve.child.exitCode, `airlock serve died:\n${serve.stderr()}`).toBeNull();
+  expect(serve.child.signalCode).toBeNull();
   expect(goodClosed, 'the good client lost its event socket').toBeNull();
   const r = await callWith(port, secret, 'hosts:list', {});
   expect(r.status).toBe(200);
@@ -239,14 +214,14 @@ describe('airlock serve survives hostile clients (a separate process)', () => {
           if (r.reset && r.received.length === 0) continue;
           expect(r.received.subarray(0, 12).toString()).toBe('HTTP/1.1 101');
         }
-        expect(stderr).not.toContain('refused websocket');
+        expect(serve.stderr()).not.toContain('refused websocket');
       }),
       // A dead console fails every later run the same way: report the first counterexample as is.
       { numRuns: 25, endOnFailure: true },
     );
     expect(runs).toBe(25);
     // The console says what it did with them, one line each, on its stderr.
-    expect(stderr).toMatch(/airlock serve: websocket closed on a protocol error: /);
+    expect(serve.stderr()).toMatch(/airlock serve: websocket closed on a protocol error: /);
     // A page that connects after all this authenticates as usual.
     const late = openEvents(port, secret);
     expect(await late.authed).toBe(true);

@@ -88,6 +88,20 @@ const RUN_OPTIONS = {
 };
 const SELECTOR_NOTE = 'SELECTOR: host names, all, label:L';
 
+/** `provision plan` and `provision apply`: the same options, input and output; only what they do differs. */
+function runCommand(kind: 'plan' | 'apply', does: string, failsWhen: string) {
+  return call({
+    words: `provision ${kind}`,
+    channel: `provision:${kind}`,
+    options: RUN_OPTIONS,
+    notes: [SELECTOR_NOTE, does],
+    failsWhen,
+    input: (c) => ({ playbook: c.opts.playbook, hosts: selectors(c.opts.hosts), params: overrides(c.opts), concurrency: c.opts.concurrency }),
+    human: formatRun,
+    exit: runExit,
+  });
+}
+
 export const provision: AreaTable = {
   area: 'provision',
   about: 'playbooks: plan, apply, resume, drift',
@@ -109,26 +123,8 @@ export const provision: AreaTable = {
       input: (c) => ({ text: readTextFile(c.args.file, FILE_LIMITS.playbook) }),
       human: (v) => `Imported ${v.name} ${v.version} (${v.steps.length} steps, sha256 ${v.digest})\n`,
     }),
-    call({
-      words: 'provision plan',
-      channel: 'provision:plan',
-      options: RUN_OPTIONS,
-      notes: [SELECTOR_NOTE, 'plan changes nothing'],
-      failsWhen: 'the plan did not succeed on every host',
-      input: (c) => ({ playbook: c.opts.playbook, hosts: selectors(c.opts.hosts), params: overrides(c.opts), concurrency: c.opts.concurrency }),
-      human: formatRun,
-      exit: runExit,
-    }),
-    call({
-      words: 'provision apply',
-      channel: 'provision:apply',
-      options: RUN_OPTIONS,
-      notes: [SELECTOR_NOTE, 'apply runs check → apply → verify per step and attests each host it finishes; progress goes to stderr'],
-      failsWhen: 'the run did not succeed on every host',
-      input: (c) => ({ playbook: c.opts.playbook, hosts: selectors(c.opts.hosts), params: overrides(c.opts), concurrency: c.opts.concurrency }),
-      human: formatRun,
-      exit: runExit,
-    }),
+    runCommand('plan', 'plan changes nothing', 'the plan did not succeed on every host'),
+    runCommand('apply', 'apply runs check → apply → verify per step and attests each host it finishes; progress goes to stderr', 'the run did not succeed on every host'),
     call({
       words: 'provision resume',
       channel: 'provision:resume',

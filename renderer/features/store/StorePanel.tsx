@@ -1,8 +1,8 @@
 import './store.css';
-import { useCallback, useEffect, useState } from 'react';
+import { useState } from 'react';
 import type { Out } from '../../../shared/contract/index';
 import { newRequestId } from '../../api';
-import type { AirlockErrorShape } from '../../../shared/domain/errors';
+import type { AirlockErrorShape, Result } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
 import { useLoaded } from '../../components/useLoaded';
 import { formatBytes, shortHash } from '../../components/format';
@@ -165,21 +165,48 @@ function CancelImport({ requestId, onError, testId }: { requestId: string | null
   );
 }
 
-function ImportDebs({ roots, onDone }: { roots: string[]; onDone: () => void }) {
-  const { client } = useApp();
+/**
+ * One import form: a directory on the media (plus whatever else the import needs), a submit that
+ * starts the import under a fresh request id (so Cancel can stop it), its error and its result.
+ * The two imports differ only in their extra fields, the call they make and how a result reads.
+ */
+function ImportForm<R>({
+  kind,
+  title,
+  submitLabel,
+  roots,
+  ready,
+  run,
+  onDone,
+  showResult,
+  children,
+}: {
+  /** `debs`, `model`: the test ids are `prov-import-<kind>-…`. */
+  kind: string;
+  title: string;
+  submitLabel: string;
+  roots: string[];
+  /** Besides a directory, whether the other fields are filled in. */
+  ready: boolean;
+  run: (dir: string, requestId: string) => Promise<Result<R>>;
+  onDone: () => void;
+  showResult: (result: R) => React.ReactNode;
+  children?: React.ReactNode;
+}) {
   const [dir, setDir] = useState('');
   const [requestId, setRequestId] = useState<string | null>(null);
   const busy = requestId !== null;
   const [error, setError] = useState<AirlockErrorShape | null>(null);
-  const [result, setResult] = useState<Out<'store:importDebs'> | null>(null);
+  const [result, setResult] = useState<R | null>(null);
+  const id = `prov-import-${kind}`;
 
   async function submit(e: React.FormEvent) {
     e.preventDefault();
-    const id = newRequestId();
-    setRequestId(id);
+    const rid = newRequestId();
+    setRequestId(rid);
     setError(null);
     setResult(null);
-    const r = await client.store.importDebs({ dir: dir.trim(), requestId: id });
+    const r = await run(dir.trim(), rid);
     setRequestId(null);
     if (!r.ok) return setError(r.error);
     setResult(r.value);
@@ -187,52 +214,61 @@ function ImportDebs({ roots, onDone }: { roots: string[]; onDone: () => void }) 
   }
 
   return (
-    <form className="card" onSubmit={(e) => void submit(e)} data-testid="prov-import-debs">
-      <h3>Import .deb packages</h3>
-      <DirField value={dir} onChange={setDir} roots={roots} testId="prov-import-debs-dir" />
-      <button type="submit" className="primary" disabled={busy || !dir.trim()} data-testid="prov-import-debs-submit">
-        {busy ? 'Importing…' : 'Import packages'}
+    <form className="card" onSubmit={(e) => void submit(e)} data-testid={id}>
+      <h3>{title}</h3>
+      <DirField value={dir} onChange={setDir} roots={roots} testId={`${id}-dir`} />
+      {children}
+      <button type="submit" className="primary" disabled={busy || !dir.trim() || !ready} data-testid={`${id}-submit`}>
+        {busy ? 'Importing…' : submitLabel}
       </button>
-      <CancelImport requestId={requestId} onError={setError} testId="prov-import-debs-cancel" />
-      <ErrorLine error={error} testId="prov-import-debs-error" />
-      {result ? (
+      <CancelImport requestId={requestId} onError={setError} testId={`${id}-cancel`} />
+      <ErrorLine error={error} testId={`${id}-error`} />
+      {result !== null ? showResult(result) : null}
+    </form>
+  );
+}
+
+function ImportDebs({ roots, onDone }: { roots: string[]; onDone: () => void }) {
+  const { client } = useApp();
+  return (
+    <ImportForm
+      kind="debs"
+      title="Import .deb packages"
+      submitLabel="Import packages"
+      roots={roots}
+      ready
+      run={(dir, requestId) => client.store.importDebs({ dir, requestId })}
+      onDone={onDone}
+      showResult={(result) => (
         <div className="info-line" data-testid="prov-import-debs-result" data-imported={result.imported.length} data-already={result.already}>
           {result.imported.length} imported
           {result.imported.length ? `: ${result.imported.map((d) => `${d.package} ${d.version} (${d.arch})`).join(', ')}` : ''}
           {result.already ? ` · ${result.already} already in the store` : ''}
         </div>
-      ) : null}
-    </form>
+      )}
+    />
   );
 }
 
 function ImportModel({ roots, onDone }: { roots: string[]; onDone: () => void }) {
   const { client } = useApp();
-  const [dir, setDir] = useState('');
   const [name, setName] = useState('');
   const [version, setVersion] = useState('');
-  const [requestId, setRequestId] = useState<string | null>(null);
-  const busy = requestId !== null;
-  const [error, setError] = useState<AirlockErrorShape | null>(null);
-  const [result, setResult] = useState<Out<'store:importModel'> | null>(null);
-
-  async function submit(e: React.FormEvent) {
-    e.preventDefault();
-    const id = newRequestId();
-    setRequestId(id);
-    setError(null);
-    setResult(null);
-    const r = await client.store.importModel({ dir: dir.trim(), name: name.trim(), version: version.trim(), requestId: id });
-    setRequestId(null);
-    if (!r.ok) return setError(r.error);
-    setResult(r.value);
-    onDone();
-  }
-
   return (
-    <form className="card" onSubmit={(e) => void submit(e)} data-testid="prov-import-model">
-      <h3>Import a model version</h3>
-      <DirField value={dir} onChange={setDir} roots={roots} testId="prov-import-model-dir" />
+    <ImportForm
+      kind="model"
+      title="Import a model version"
+      submitLabel="Import model"
+      roots={roots}
+      ready={Boolean(name.trim() && version.trim())}
+      run={(dir, requestId) => client.store.importModel({ dir, name: name.trim(), version: version.trim(), requestId })}
+      onDone={onDone}
+      showResult={(result) => (
+        <div className="info-line" data-testid="prov-import-model-result">
+          {safeLine(result.name)} {safeLine(result.version)}: {result.files.length} file(s), {formatBytes(result.size)}, every SHA-256 checked
+        </div>
+      )}
+    >
       <div className="form-row">
         <label className="field">
           <span>Model name</span>
@@ -243,16 +279,6 @@ function ImportModel({ roots, onDone }: { roots: string[]; onDone: () => void })
           <input value={version} onChange={(e) => setVersion(e.target.value)} placeholder="1" spellCheck={false} data-testid="prov-import-model-version" />
         </label>
       </div>
-      <button type="submit" className="primary" disabled={busy || !dir.trim() || !name.trim() || !version.trim()} data-testid="prov-import-model-submit">
-        {busy ? 'Importing…' : 'Import model'}
-      </button>
-      <CancelImport requestId={requestId} onError={setError} testId="prov-import-model-cancel" />
-      <ErrorLine error={error} testId="prov-import-model-error" />
-      {result ? (
-        <div className="info-line" data-testid="prov-import-model-result">
-          {safeLine(result.name)} {safeLine(result.version)}: {result.files.length} file(s), {formatBytes(result.size)}, every SHA-256 checked
-        </div>
-      ) : null}
-    </form>
+    </ImportForm>
   );
 }

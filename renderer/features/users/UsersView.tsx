@@ -3,7 +3,8 @@ import type { UserView } from '../../../shared/contract/users';
 import { Roles, type Role } from '../../../shared/domain/roles';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
-import { DASH, formatTime } from '../../components/format';
+import { DASH } from '../../components/format';
+import { Time } from '../../components/Time';
 import { passwordProblem } from '../../../shared/domain/password-policy';
 import { Modal } from '../../components/Modal';
 import { useApp } from '../../context';
@@ -91,15 +92,27 @@ export function UsersView() {
                     </span>
                   ))}
                 </td>
-                <td className="nowrap">{formatTime(u.createdAt)}</td>
+                <td className="nowrap">
+                  <Time iso={u.createdAt} testId={`user-created-${u.name}`} />
+                </td>
                 <td>{u.createdBy ?? DASH}</td>
                 <td>
                   {u.disabled ? <span className="badge badge-error">disabled</span> : 'active'}
                   {u.mustChangePassword ? <span className="badge badge-warn" title="must choose a password at next sign-in"> new password</span> : null}
                 </td>
                 <td>{u.totpEnrolled ? 'enrolled' : DASH}</td>
-                <td className="nowrap">{formatTime(u.lastLoginAt)}</td>
-                <td className="nowrap">{u.lockedUntil ? <span className="badge badge-error">{formatTime(u.lockedUntil)}</span> : DASH}</td>
+                <td className="nowrap">
+                  <Time iso={u.lastLoginAt} testId={`user-last-login-${u.name}`} />
+                </td>
+                <td className="nowrap">
+                  {u.lockedUntil ? (
+                    <span className="badge badge-error">
+                      <Time iso={u.lockedUntil} testId={`user-locked-until-${u.name}`} />
+                    </span>
+                  ) : (
+                    DASH
+                  )}
+                </td>
                 <td className="col-actions">
                   <select
                     value=""
