@@ -368,7 +368,7 @@ async function up() {
       site,
     });
     writeState(state);
-    writeEnvFile(state);
+    await writeEnvFile(state);
   } catch (e) {
     const failed = e instanceof StepError ? e.step : step;
     note(`demo: step "${failed}" failed: ${e.message}`);
@@ -418,8 +418,10 @@ async function again(state) {
   return await present(state, true);
 }
 
-function writeEnvFile(state) {
-  const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
+async function writeEnvFile(state) {
+  // Quoted for the shell by the one quoting function there is (electron/core/ssh/quote.ts).
+  const { tsImport } = await import('tsx/esm/api');
+  const { shellQuote: q } = await tsImport('../electron/core/ssh/quote.ts', import.meta.url);
   fs.writeFileSync(
     envFile(state.labId),
     `# npm run demo: the CLI on the demo installation (source this file). Removed by npm run demo -- down.\n` +
