@@ -71,11 +71,38 @@ async function axe(page: Page, where: string, found: Found[]): Promise<void> {
   }
 }
 
-async function shot(page: Page, name: string): Promise<void> {
+/** The screenshots written in this run, in order, with what each shows (for docs/screenshots.md). */
+const shots: { name: string; caption: string }[] = [];
+
+async function shot(page: Page, name: string, caption?: string): Promise<void> {
   if (!SHOTS) return;
   fs.mkdirSync(SHOT_DIR, { recursive: true });
   await page.mouse.move(0, 0);
   await page.screenshot({ path: path.join(SHOT_DIR, `${name}.png`), animations: 'disabled', caret: 'hide' });
+  const title = caption ?? ((await page.locator('.topbar-title').textContent({ timeout: 1000 }).catch(() => null)) || name);
+  shots.push({ name, caption: title });
+}
+
+/** docs/screenshots.md: every screenshot of the run, so the page follows the views. */
+function writeScreenshotsPage(): void {
+  const lines = [
+    '# Screenshots',
+    '',
+    'Every view of the console and its main dialogs, with the data of `test/e2e/a11y.spec.ts` (two lab',
+    'hosts, one enrolled and scanned and one imported and not yet confirmed, an open terminal, a plan',
+    'with diffs, an apply with its attestation, users of each role, a pending approval, the audit trail',
+    'all that left). Written by that spec at 1280×800; refresh them with `npm run screenshots` (this page',
+    'is rewritten too). Do not edit by hand.',
+    '',
+  ];
+  // Sign-in first, then the views in nav order (the plan under review beside its view), then the dialogs.
+  const rank = (n: string) => (n === 'sign-in' ? 0 : n.startsWith('dialog-') ? 2 : 1);
+  const plan = shots.filter((s) => s.name === 'provision-plan');
+  const ordered = shots.filter((s) => s.name !== 'provision-plan').sort((a, b) => rank(a.name) - rank(b.name));
+  const after = ordered.findIndex((s) => s.name.startsWith('provision-'));
+  ordered.splice(after < 0 ? ordered.length : after + 1, 0, ...plan);
+  for (const s of ordered) lines.push(`## ${s.caption}`, '', `![${s.caption}](screenshots/${s.name}.png)`, '');
+  fs.writeFileSync(path.join(ROOT, 'docs', 'screenshots.md'), lines.join('\n'));
 }
 
 function report(found: Found[]): string {
@@ -92,17 +119,17 @@ async function visitEveryView(page: Page, who: string, found: Found[], checked: 
     await page.waitForLoadState('networkidle').catch(() => {});
     await page.waitForTimeout(400);
     await axe(page, `${who}: ${id}`, found);
-    if (shots) await shot(page, id);
-    // A view with tabs (Provisioning): every tab is a page of its own.
+    // A view with tabs (Provisioning): every tab is a page of its own, and has its own screenshot.
     const tabs = page.locator('main.content [role=tab]:visible');
     const n = await tabs.count();
+    if (shots && n === 0) await shot(page, id);
     for (let i = 0; i < n; i++) {
       const tab = tabs.nth(i);
       const tid = (await tab.getAttribute('data-testid')) ?? `tab-${i}`;
       await tab.click();
       await page.waitForTimeout(400);
       await axe(page, `${who}: ${id} / ${tid}`, found);
-      if (shots) await shot(page, `${id}-${tid.replace(/^prov-tab-/, '')}`);
+      if (shots) await shot(page, `${id}-${tid.replace(/^prov-tab-/, '')}`, `${await page.locator('.topbar-title').textContent()}: ${(await tab.textContent())?.trim()}`);
     }
     if (n) await tabs.first().click();
     checked.add(id);
@@ -127,6 +154,8 @@ test('axe finds no serious or critical WCAG 2.1 A/AA violation on any view or ma
   const found: Found[] = [];
   const checked = new Set<string>();
   const [h1, h2] = [lab.hosts[0]!, lab.hosts[1]!];
+  // A view gone from the console takes its old screenshot with it.
+  if (SHOTS) for (const f of fs.existsSync(SHOT_DIR) ? fs.readdirSync(SHOT_DIR) : []) if (f.endsWith('.png')) fs.rmSync(path.join(SHOT_DIR, f));
 
   // ---------- first run and sign-in screens ----------
   await expect(page.getByTestId('setup-form')).toBeVisible();
@@ -152,7 +181,7 @@ test('axe finds no serious or critical WCAG 2.1 A/AA violation on any view or ma
   await page.getByTestId('enrol-probe').click();
   await expect(page.getByTestId('enrol-fingerprint')).toHaveText(h1.fingerprint, { timeout: 20_000 });
   await axe(page, 'dialog: enrol (fingerprint)', found);
-  if (SHOTS) await shot(page, 'dialog-enrol');
+  if (SHOTS) await shot(page, 'dialog-enrol', 'Dialog: enrol a host (the fingerprint to compare)');
   await page.getByTestId('enrol-confirm').click();
   await expect(page.getByTestId('enrol-dialog')).toHaveCount(0);
   await scanHost(page, h1.name, 'reachable');
@@ -232,9 +261,26 @@ test('axe finds no serious or critical WCAG 2.1 A/AA violation on any view or ma
   await page.getByTestId('prov-import-playbook-submit').click();
   await expect(page.getByTestId('prov-import-playbook-result')).toContainText('site-gpu-check');
   await expect(page.getByTestId('prov-playbook')).toHaveValue('site-gpu-check');
+  const live = page.getByTestId('prov-live');
+  // The lab playbook's plan on the host: diffs of files and rulesets, and the steps whose store
+  // content was never imported here failing (a plan checks every step).
+  await page.getByTestId('prov-playbook').selectOption('lab-gpu-node');
   await page.getByTestId('prov-mode-names').check();
   await page.getByTestId(`prov-check-${h1.name}`).setChecked(true);
-  const live = page.getByTestId('prov-live');
+  const base = lab.subnet.replace(/\.0\/24$/, '');
+  const overrides = { egress: { allowCidrs: [`${base}.0/25`], probes: { outside: [{ host: lab.decoy.address, port: lab.decoy.port }], inside: [] } } };
+  await page.getByTestId('prov-params').fill(JSON.stringify(overrides, null, 2));
+  await page.getByTestId('prov-plan').click();
+  await expect(live).toHaveAttribute('data-kind', 'plan');
+  await expect(live).toHaveAttribute('data-phase', 'done', { timeout: 120_000 });
+  await expect(live.getByTestId(`prov-step-${h1.name}-sshd`)).toHaveAttribute('data-status', 'would-change');
+  // Every diff and output shown (the operator opens them to review), then checked.
+  for (const d of await live.locator('details:not([open]) > summary').all()) await d.click();
+  await expect(live.locator('pre.prov-diff').first()).toBeVisible();
+  await axe(page, 'provision: plan result with diffs (lab-gpu-node)', found);
+  if (SHOTS) await shot(page, 'provision-plan', 'Provisioning: a plan under review (diffs, failed checks)');
+  await page.getByTestId('prov-params').fill('{}');
+  await page.getByTestId('prov-playbook').selectOption('site-gpu-check');
   await page.getByTestId('prov-plan').click();
   await expect(live).toHaveAttribute('data-kind', 'plan');
   await expect(live).toHaveAttribute('data-phase', 'done', { timeout: 120_000 });
@@ -256,7 +302,7 @@ test('axe finds no serious or critical WCAG 2.1 A/AA violation on any view or ma
   await page.getByTestId('prov-apply-confirm').click();
   await expect(page.getByTestId('stepup-dialog')).toBeVisible({ timeout: 30_000 });
   await axe(page, 'dialog: step-up', found);
-  if (SHOTS) await shot(page, 'dialog-stepup');
+  if (SHOTS) await shot(page, 'dialog-stepup', 'Dialog: step-up (confirm your password)');
   await page.getByTestId('stepup-password').fill(ADMIN.password);
   await page.getByTestId('stepup-submit').click();
   await expect(page.getByTestId('stepup-dialog')).toHaveCount(0);
@@ -268,7 +314,7 @@ test('axe finds no serious or critical WCAG 2.1 A/AA violation on any view or ma
   await expect(page.getByTestId('attestation-json')).toContainText('"format": "airlock.attestation/v1"');
   await expect(page.getByTestId('attestation-key-trusted')).toBeVisible();
   await axe(page, 'dialog: attestation', found);
-  if (SHOTS) await shot(page, 'dialog-attestation');
+  if (SHOTS) await shot(page, 'dialog-attestation', 'Dialog: a signed attestation');
   await page.getByTestId('attestation-close').click();
   await expect(page.getByTestId('attestation-dialog')).toHaveCount(0);
   // Back to a long window: the views below are looked at, not used.
@@ -284,7 +330,7 @@ test('axe finds no serious or critical WCAG 2.1 A/AA violation on any view or ma
   await page.getByTestId('signout').click();
   await expect(page.getByTestId('login-form')).toBeVisible();
   await axe(page, 'sign-in', found);
-  if (SHOTS) await shot(page, 'sign-in');
+  if (SHOTS) await shot(page, 'sign-in', 'Sign-in');
   await submitLogin(page, audrey.name, audrey.initial);
   await expect(page.getByTestId('restricted')).toHaveAttribute('data-restriction', 'password-change');
   await axe(page, 'forced password change', found);
@@ -298,6 +344,7 @@ test('axe finds no serious or critical WCAG 2.1 A/AA violation on any view or ma
   expect(missing, 'features of renderer/features/registry.ts no user of this spec saw (give one of them the role, or add a user)').toEqual([]);
   expect(adminViews.size, 'the administrator saw views').toBeGreaterThan(0);
 
+  if (SHOTS) writeScreenshotsPage();
   if (found.length) console.log(`axe: ${found.length} serious or critical violation(s):\n${report(found)}`);
   expect(found, `axe violations (serious or critical):\n${report(found)}`).toEqual([]);
 });
