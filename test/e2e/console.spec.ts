@@ -2,10 +2,9 @@
  * One operator's first hour, through the real UI, against the real core and
  * real sshd hosts: first run → sign in → trust → enrol → scan → terminal → audit.
  */
-import path from 'node:path';
-import { ADMIN, authorizeAirlock, enrolHost, expect, firstRunSetup, ROOT, scanHost, test } from './fixtures';
+import { ADMIN, authorizeAirlock, enrolHost, expect, firstRunSetup, scanHost, test } from './fixtures';
 
-test('first run, enrol a lab host, scan its GPUs, run a command, audit it all', async ({ app, lab }) => {
+test('first run, enrol a lab host, scan its GPUs, run a command, audit it all', async ({ app, lab }, testInfo) => {
   const { page } = app;
   const host = lab.hosts[0]!;
 
@@ -56,7 +55,8 @@ test('first run, enrol a lab host, scan its GPUs, run a command, audit it all', 
   await expect(page.getByTestId('hosts-summary')).toContainText('2 hosts');
 
   if (process.env.AIRLOCK_SCREENSHOT === '1') {
-    await page.screenshot({ path: path.join(ROOT, 'docs', 'screenshot.png') });
+    // The docs' screenshots are a11y.spec.ts's (docs/screenshots/); this one stays with the test's output.
+    await page.screenshot({ path: testInfo.outputPath('hosts.png') });
   }
 
   // Terminal: open a PTY on the host and run a command.

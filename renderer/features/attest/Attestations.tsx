@@ -135,7 +135,8 @@ export function AttestationDialog({ id, host, onClose }: { id: string; host: str
               ) : null}
             </dd>
           </dl>
-          <pre className="prov-pre prov-att-json" data-testid="attestation-json">
+          {/* Focusable: it scrolls, and the keyboard must reach it (axe: scrollable-region-focusable). */}
+          <pre className="prov-pre prov-att-json" tabIndex={0} aria-label="Signed attestation (JSON)" data-testid="attestation-json">
             {safeText(text)}
           </pre>
           {api.shell === 'electron' ? (
@@ -258,7 +259,7 @@ function VerifyFile() {
     <div className="card prov-run">
       <h3>Verify an exported attestation</h3>
       <div className="toolbar-form">
-        <input type="file" accept=".json,application/json" onChange={(e) => f.pick(e.target.files?.[0] ?? null)} data-testid="prov-verify-file" />
+        <input type="file" accept=".json,application/json" aria-label="Exported attestation file (JSON)" onChange={(e) => f.pick(e.target.files?.[0] ?? null)} data-testid="prov-verify-file" />
         <button type="button" onClick={() => void f.submit((text) => client.attest.verify({ text }))} disabled={!f.file || f.busy} data-testid="prov-verify-submit">
           {f.busy ? 'Verifying…' : 'Verify'}
         </button>

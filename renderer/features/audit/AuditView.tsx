@@ -281,29 +281,34 @@ export function AuditView() {
       </div>
 
       <div className="audit-split">
-        <div className="audit-grid" role="table" aria-rowcount={count} aria-busy={loading} data-testid="audit-table" data-loading={loading}>
-          <div className="audit-row audit-head" role="row">
-            <span className="num">Seq</span>
-            <span>Time</span>
-            <span>Actor</span>
-            <span>Channel</span>
-            <span>Phase</span>
-            <span>Target</span>
-            <span>Outcome</span>
-            <span>Error</span>
-            <span>Hash</span>
+        <div className="audit-grid" role="table" aria-rowcount={count + 1} aria-busy={loading} data-testid="audit-table" data-loading={loading}>
+          <div className="audit-row audit-head" role="row" aria-rowindex={1}>
+            <span className="num" role="columnheader">Seq</span>
+            <span role="columnheader">Time</span>
+            <span role="columnheader">Actor</span>
+            <span role="columnheader">Channel</span>
+            <span role="columnheader">Phase</span>
+            <span role="columnheader">Target</span>
+            <span role="columnheader">Outcome</span>
+            <span role="columnheader">Error</span>
+            <span role="columnheader">Hash</span>
           </div>
-          <div className="audit-scroll" ref={scrollRef} data-testid="audit-scroll">
-            {count === 0 && total !== null ? <div className="empty">No events.</div> : null}
+          {/* The rows scroll: focusable, so the keyboard scrolls them too (axe: scrollable-region-focusable). */}
+          <div className="audit-scroll" ref={scrollRef} role="rowgroup" tabIndex={0} aria-label="Audit events, newest first" data-testid="audit-scroll">
+            {count === 0 && total !== null ? (
+              <div className="empty" role="row">
+                <span role="cell">No events.</span>
+              </div>
+            ) : null}
             <div className="audit-canvas" style={{ height: virtualizer.getTotalSize() }}>
               {items.map((vi) => {
                 const e = rowAt(vi.index);
                 const style = { transform: `translateY(${vi.start}px)`, height: ROW_HEIGHT };
                 if (!e) {
                   return (
-                    <div key={vi.key} className="audit-row audit-row-loading" style={style} data-testid="audit-row-loading" data-index={vi.index}>
-                      <span className="num mono">{!isFiltered && head !== null ? head - vi.index : ''}</span>
-                      <span className="muted">loading…</span>
+                    <div key={vi.key} role="row" aria-rowindex={vi.index + 2} className="audit-row audit-row-loading" style={style} data-testid="audit-row-loading" data-index={vi.index}>
+                      <span className="num mono" role="cell">{!isFiltered && head !== null ? head - vi.index : ''}</span>
+                      <span className="muted" role="cell">loading…</span>
                     </div>
                   );
                 }
@@ -311,6 +316,7 @@ export function AuditView() {
                   <div
                     key={vi.key}
                     role="row"
+                    aria-rowindex={vi.index + 2}
                     className={open?.seq === e.seq ? 'audit-row clickable row-open' : 'audit-row clickable'}
                     style={style}
                     onClick={() => setOpen(open?.seq === e.seq ? null : e)}
@@ -321,21 +327,21 @@ export function AuditView() {
                     data-channel={e.channel}
                     data-outcome={e.outcome}
                   >
-                    <span className="num mono">{e.seq}</span>
-                    <span className="nowrap">
+                    <span className="num mono" role="cell">{e.seq}</span>
+                    <span className="nowrap" role="cell">
                       <Time iso={e.ts} testId="audit-row-time" />
                     </span>
-                    <span className="truncate">{safeLine(e.actor)}</span>
-                    <span className="mono truncate">{safeLine(e.channel)}</span>
-                    <span>{e.phase}</span>
-                    <span className="truncate" title={safeLine(e.target ?? '')} data-testid="audit-row-target">
+                    <span className="truncate" role="cell">{safeLine(e.actor)}</span>
+                    <span className="mono truncate" role="cell">{safeLine(e.channel)}</span>
+                    <span role="cell">{e.phase}</span>
+                    <span className="truncate" role="cell" title={safeLine(e.target ?? '')} data-testid="audit-row-target">
                       {e.target ? safeLine(e.target) : DASH}
                     </span>
-                    <span>
+                    <span role="cell">
                       <span className={`badge outcome-${e.outcome}`}>{e.outcome}</span>
                     </span>
-                    <span className="mono truncate">{e.errorCode ? safeLine(e.errorCode) : DASH}</span>
-                    <span className="mono">{shortHash(e.hash)}</span>
+                    <span className="mono truncate" role="cell">{e.errorCode ? safeLine(e.errorCode) : DASH}</span>
+                    <span className="mono" role="cell">{shortHash(e.hash)}</span>
                   </div>
                 );
               })}

@@ -22,7 +22,7 @@ export function ImportPlaybook({ onImported }: { onImported: (name: string) => v
     <details className="prov-details" data-testid="prov-import-playbook">
       <summary>Import an organisation playbook…</summary>
       <div className="toolbar-form">
-        <input type="file" accept=".json,application/json" onChange={(e) => f.pick(e.target.files?.[0] ?? null)} data-testid="prov-import-playbook-file" />
+        <input type="file" accept=".json,application/json" aria-label="Playbook file (JSON)" onChange={(e) => f.pick(e.target.files?.[0] ?? null)} data-testid="prov-import-playbook-file" />
         <button type="button" onClick={() => void submit()} disabled={!f.file || f.busy} data-testid="prov-import-playbook-submit">
           {f.busy ? 'Importing…' : 'Import'}
         </button>

@@ -470,7 +470,7 @@ function RunTab({
               </label>
               <div className="field">
                 <span>The playbook&apos;s parameters now</span>
-                <pre className="params" data-testid="prov-playbook-params">
+                <pre className="params" tabIndex={0} data-testid="prov-playbook-params">
                   {pb ? safeText(currentParams(pb)) : ''}
                 </pre>
               </div>

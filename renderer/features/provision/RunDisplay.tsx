@@ -271,7 +271,7 @@ function LogPre({ text, testId }: { text: string; testId: string }) {
     return () => el.removeEventListener('scroll', onScroll);
   }, []);
   return (
-    <pre ref={ref} className="prov-pre prov-log" data-testid={testId}>
+    <pre ref={ref} className="prov-pre prov-log" tabIndex={0} data-testid={testId}>
       {text ? safeText(text) : '(no output)'}
     </pre>
   );
@@ -331,7 +331,7 @@ function Changes({ changes, id }: { changes: Change[]; id: string }) {
 /** A unified diff as text lines (coloured by class); never parsed as markup. */
 export function DiffPre({ diff, testId }: { diff: string; testId?: string }) {
   return (
-    <pre className="prov-pre prov-diff" data-testid={testId}>
+    <pre className="prov-pre prov-diff" tabIndex={0} data-testid={testId}>
       {diffLines(safeText(diff)).map((l, i) => (
         <span key={i} className={`d-${l.kind}`}>
           {l.text}
