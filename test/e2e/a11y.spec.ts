@@ -269,7 +269,12 @@ test('axe finds no serious or critical WCAG 2.1 A/AA violation on any view or ma
   await page.getByTestId(`prov-check-${h1.name}`).setChecked(true);
   const base = lab.subnet.replace(/\.0\/24$/, '');
   const overrides = { egress: { allowCidrs: [`${base}.0/25`], probes: { outside: [{ host: lab.decoy.address, port: lab.decoy.port }], inside: [] } } };
+  // The parameters as a form generated from the steps' schemas (the default view), then as JSON.
+  await expect(page.getByTestId('prov-params-view-form')).toHaveAttribute('aria-pressed', 'true');
+  await axe(page, 'provision: the parameters form (lab-gpu-node)', found);
+  await page.getByTestId('prov-params-view-json').click();
   await page.getByTestId('prov-params').fill(JSON.stringify(overrides, null, 2));
+  await axe(page, 'provision: the parameters as JSON', found);
   await page.getByTestId('prov-plan').click();
   await expect(live).toHaveAttribute('data-kind', 'plan');
   await expect(live).toHaveAttribute('data-phase', 'done', { timeout: 120_000 });

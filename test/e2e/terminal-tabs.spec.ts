@@ -1,6 +1,7 @@
 /**
  * Terminal tabs (issue 11): two sessions to two lab hosts in two tabs, each labelled with its host
- * and pinned key, each keeping its own output while the other is shown; Alt+N switches.
+ * and pinned key, each keeping its own output while the other is shown; Alt+N switches; the ×
+ * or Delete on a focused tab closes it.
  */
 import { authorizeAirlock, enrolHost, expect, firstRunSetup, test } from './fixtures';
 
@@ -40,4 +41,9 @@ test('two terminals to two hosts in two tabs keep their own output', async ({ ap
   const second = page.locator(`[data-testid=terminal-panel][data-host="${b.name}"]`);
   await expect(second).toHaveAttribute('data-active', 'true');
   await expect(second.locator('.xterm-rows')).toContainText(`out-${b.name}-42`);
+  // From the keyboard: the strip holds only tabs; Delete on the focused tab closes it.
+  const last = page.locator(`[data-testid=terminal-tab][data-host="${b.name}"]`).getByTestId('terminal-tab-select');
+  await last.focus();
+  await page.keyboard.press('Delete');
+  await expect(page.getByTestId('terminal-tab')).toHaveCount(0);
 });

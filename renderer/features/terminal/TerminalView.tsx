@@ -150,22 +150,31 @@ export function TerminalView({ active, request }: Pick<FeatureProps, 'active' | 
             const fp = st?.fingerprint ?? hostOf(t.host)?.fingerprint ?? null;
             const on = t.key === current;
             return (
-              <div key={t.key} className={on ? 'term-tab term-tab-active' : 'term-tab'} data-testid="terminal-tab" data-host={t.host} data-active={on} data-phase={st?.phase ?? 'idle'}>
+              // The strip holds only tabs (WAI-ARIA tablist): the wrapper is presentation, and the ×
+              // is a mouse affordance; from the keyboard, Delete on a tab (or the palette's "Close
+              // terminal tab") closes it.
+              <div key={t.key} role="presentation" className={on ? 'term-tab term-tab-active' : 'term-tab'} data-testid="terminal-tab" data-host={t.host} data-active={on} data-phase={st?.phase ?? 'idle'}>
                 <button
                   type="button"
                   role="tab"
                   id={`term-tab-${t.key}`}
                   aria-selected={on}
                   aria-controls={`term-panel-${t.key}`}
+                  aria-keyshortcuts="Delete"
                   tabIndex={on ? 0 : -1}
-                  title={`${t.host} — host key ${fp ?? 'not pinned'}${i < 9 ? ` (${TAB_KEYS[i]})` : ''}`}
+                  title={`${t.host} — host key ${fp ?? 'not pinned'}${i < 9 ? ` (${TAB_KEYS[i]})` : ''}; Delete closes the tab`}
                   ref={(el) => {
                     if (el) tabRefs.current.set(t.key, el);
                     else tabRefs.current.delete(t.key);
                   }}
                   onClick={() => select(t.key)}
                   onKeyDown={(e) => {
-                    // The tab strip's own arrow keys (WAI-ARIA tabs pattern).
+                    // The tab strip's own keys (WAI-ARIA tabs pattern): arrows move, Delete closes.
+                    if (e.key === 'Delete') {
+                      e.preventDefault();
+                      void closeTab(t.key);
+                      return;
+                    }
                     if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
                     e.preventDefault();
                     select(tabs[(i + (e.key === 'ArrowRight' ? 1 : -1) + tabs.length) % tabs.length]?.key, true);
@@ -175,7 +184,7 @@ export function TerminalView({ active, request }: Pick<FeatureProps, 'active' | 
                   <span className={`term-dot term-dot-${st?.phase ?? 'idle'}`} aria-hidden="true" />
                   <span className="term-tab-host">{t.host}</span> <span className="term-tab-fp mono" data-testid="terminal-tab-fp">{fp ? shortFingerprint(fp) : 'no pinned key'}</span>
                 </button>
-                <button type="button" className="icon-button term-tab-close" aria-label={`Close the terminal tab of ${t.host}`} onClick={() => void closeTab(t.key)} data-testid="terminal-tab-close">
+                <button type="button" className="icon-button term-tab-close" tabIndex={-1} aria-hidden="true" title={`Close the terminal tab of ${t.host} (Delete)`} onClick={() => void closeTab(t.key)} data-testid="terminal-tab-close">
                   ×
                 </button>
               </div>
