@@ -78,7 +78,7 @@ async function expectEscapeReturns(page: Page, testId: string, opener: Locator):
   expect(await page.evaluate(() => document.getElementById('root')!.inert)).toBe(false);
 }
 
-test('host dialogs: enrol (before and after "Fetch host key"), import, confirm key, remove, attestation, apply', async ({ app, lab }, testInfo) => {
+test('host dialogs: enrol (before and after "Fetch host key"), import, confirm key, remove, attestation, edit, accept new key, palette, apply', async ({ app, lab }, testInfo) => {
   test.setTimeout(360_000);
   const { page } = app;
   const [h1, h2] = [lab.hosts[0]!, lab.hosts[1]!];
@@ -174,9 +174,30 @@ test('host dialogs: enrol (before and after "Fetch host key"), import, confirm k
   await removeOpen.click();
   await expectTrapped(page, 'remove-dialog');
   await expectEscapeReturns(page, 'remove-dialog', removeOpen);
+  // Edit (address, port, user) and Accept new key (both fingerprints side by side, after its probe).
+  const editOpen = page.getByTestId(`host-edit-${h1.name}`);
+  await editOpen.click();
+  await expectTrapped(page, 'edit-host-dialog');
+  await expectEscapeReturns(page, 'edit-host-dialog', editOpen);
+  const repinOpen = page.getByTestId(`host-repin-${h1.name}`);
+  await repinOpen.click();
+  await expectTrapped(page, 'repin-dialog');
+  await expect(page.getByTestId('repin-presented-fingerprint')).not.toBeEmpty({ timeout: 20_000 });
+  await expectTrapped(page, 'repin-dialog');
+  await expectEscapeReturns(page, 'repin-dialog', repinOpen);
+
+  // The command palette (Ctrl+K) is a dialog too: focus goes back to where it was.
+  const navHosts = page.getByTestId('nav-hosts');
+  await navHosts.focus();
+  await page.keyboard.press('Control+k');
+  await expect(page.getByTestId('palette-input')).toBeFocused();
+  await expectTrapped(page, 'palette');
+  await expectEscapeReturns(page, 'palette', navHosts);
 
   // Provisioning: the apply confirmation.
   await page.getByTestId('nav-provision').click();
+  // (The view keeps the tab it was left on: Attestations, above.)
+  await page.getByTestId('prov-tab-run').click();
   await page.getByTestId('prov-playbook').selectOption('lab-gpu-node');
   await page.getByTestId('prov-mode-all').check();
   const applyOpen = page.getByTestId('prov-apply');
