@@ -129,7 +129,8 @@ async function visitEveryView(page: Page, who: string, found: Found[], checked: 
       await tab.click();
       await page.waitForTimeout(400);
       await axe(page, `${who}: ${id} / ${tid}`, found);
-      if (shots) await shot(page, `${id}-${tid.replace(/^prov-tab-/, '')}`, `${await page.locator('.topbar-title').textContent()}: ${(await tab.textContent())?.trim()}`);
+      // One tab (a single terminal session) is the view itself; several are pages of their own.
+      if (shots) await shot(page, n === 1 ? id : `${id}-${tid.replace(/^[a-z]+-tab-/, '')}`, `${await page.locator('.topbar-title').textContent()}: ${(await tab.textContent())?.trim()}`);
     }
     if (n) await tabs.first().click();
     checked.add(id);
