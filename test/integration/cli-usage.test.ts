@@ -41,7 +41,7 @@ const FP = 'SHA256:' + 'A'.repeat(43);
 const cases = (): Array<[string[], string | RegExp, Record<string, string | undefined>?]> => [
   [['frobnicate', 'now'], 'unknown command "frobnicate now"'],
   [['hosts', 'frob'], 'unknown command "hosts frob"'],
-  [['hosts'], 'hosts needs a command: list, probe, add, confirm, remove'],
+  [['hosts'], 'hosts needs a command: list, probe, add, confirm, repin, edit, remove'],
   [['hosts', 'list', '--no-such-flag'], 'unknown option --no-such-flag'],
   [['hosts', 'list', '-x'], 'unknown option -x'],
   [['hosts', 'list', '--port', '22'], 'hosts list takes no option --port'],
