@@ -23,7 +23,21 @@ export const serve: AreaTable = {
         'with --json every link is one JSON line {"url", "expiresAt"} (the first one also has "port", "dataDir" and "pid")',
       ],
       async run(c) {
-        const core = await openCore(c.dataDir, c.io, 'browser');
+        // Our own SIGUSR1 listener before anything else: Node's default for SIGUSR1 opens its
+        // inspector (code execution for any local user on 127.0.0.1:9229). Installed only after
+        // the first link was printed, a signal sent as soon as the link is read could still open
+        // it. A signal before the server is up asks for a link once it is.
+        let another: ((why: string) => void) | null = null;
+        let early = false;
+        const onUsr1 = () => {
+          if (another) another('SIGUSR1');
+          else early = true;
+        };
+        process.on('SIGUSR1', onUsr1);
+        const core = await openCore(c.dataDir, c.io, 'browser').catch((e: unknown) => {
+          process.off('SIGUSR1', onUsr1);
+          throw e;
+        });
         try {
           // Refusals and cut-off sockets go to stderr, one line each (the URL in them is the client's: shown escaped).
           const log = (line: string) => c.io.stderr(`${new Date().toISOString()} airlock serve: ${line}\n`);
@@ -37,24 +51,25 @@ export const serve: AreaTable = {
           }
           // A new link goes where the first one went: this process's stdout, which only whoever
           // started it reads. Anyone able to signal the process could read its stdout anyway.
-          const another = (why: string) => {
+          const newLink = (why: string) => {
             const link = handle.newLink();
             log(`a new one-time link (${why})`);
             if (c.json) c.io.stdout(JSON.stringify(link) + '\n');
             else c.io.stdout(`New one-time URL (once, until ${link.expiresAt}): ${link.url}\n`);
           };
-          const onUsr1 = () => another('SIGUSR1');
-          process.on('SIGUSR1', onUsr1);
-          const keys = enterForLinks(() => another('Enter'));
+          another = newLink;
+          if (early) newLink('SIGUSR1');
+          const keys = enterForLinks(() => newLink('Enter'));
           await new Promise<void>((resolve) => {
             process.once('SIGINT', resolve);
             process.once('SIGTERM', resolve);
           });
-          process.off('SIGUSR1', onUsr1);
+          another = null;
           keys?.close();
           await handle.close();
           return 0;
         } finally {
+          process.off('SIGUSR1', onUsr1);
           await core.close();
         }
       },
