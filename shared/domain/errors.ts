@@ -35,6 +35,7 @@ export const ErrorCodes = [
   'PARSE_ERROR', // untrusted input (file, host output) could not be parsed
   'NO_SPACE', // the host (or the console) has too little free space for a transfer; nothing was replaced
   'HASH_MISMATCH', // a file's SHA-256 on the host is not the expected one; never reported as success
+  'KEY_UNAVAILABLE', // the key hierarchy is sealed (or a key version is below min_decryption_version): the message says what is missing (unseal with officers' shares)
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];

@@ -50,6 +50,7 @@ export const EXIT_FOR_ERROR: Record<ErrorCode, ExitCode> = {
   PARSE_ERROR: EXIT.failed, // untrusted text (host output, a file's lines) that the core could not parse
   NO_SPACE: EXIT.failed,
   HASH_MISMATCH: EXIT.failed,
+  KEY_UNAVAILABLE: EXIT.failed, // the hierarchy is sealed: unseal with officers' shares first
   INTERNAL: EXIT.failed,
 };
 
