@@ -21,6 +21,8 @@ export const FILE_LIMITS = {
   sshText: 1024 * 1024, // known_hosts, ssh_config: the contract's FileText bound
   attestation: 4 * 1024 * 1024,
   pem: 64 * 1024,
+  share: 16 * 1024, // an armored root key share (the contract's bound)
+  transcript: 1024 * 1024,
 } as const;
 
 const REASONS: Record<string, string> = {

@@ -5,6 +5,7 @@ import type { ChannelDef } from './channel';
 import { attest } from './attest';
 import { hosts } from './hosts';
 import { identity } from './identity';
+import { keys } from './keys';
 import { ops } from './ops';
 import { provision, provisionEvents } from './provision';
 import { session } from './session';
@@ -29,6 +30,7 @@ export const channels = {
   ...provision,
   ...store,
   ...attest,
+  ...keys,
 } as const;
 
 export const events = {

@@ -78,6 +78,16 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
     describe: (i) => `Remove the egress lockdown of host ${String(i.host)} (it could then reach any address)`,
     target: (i) => (typeof i.host === 'string' ? { kind: 'host', name: i.host } : null),
   },
+  'keys:beginReshare': {
+    operation: 'keys:reshareRoot',
+    applies: () => true,
+    describe: (i) => `Reshare the root key ${String(i.threshold)}-of-${Array.isArray(i.officers) ? i.officers.length : '?'} among ${Array.isArray(i.officers) ? i.officers.join(', ') : '?'}; every current share stops working`,
+  },
+  'keys:beginRotateRoot': {
+    operation: 'keys:rotateRoot',
+    applies: () => true,
+    describe: (i) => `Rotate the root key and split the new one ${String(i.threshold)}-of-${Array.isArray(i.officers) ? i.officers.length : '?'} among ${Array.isArray(i.officers) ? i.officers.join(', ') : '?'}`,
+  },
   'approvals:setPolicy': {
     operation: 'approvals:setPolicy',
     applies: () => true,

@@ -5,6 +5,7 @@ import { audit } from './audit';
 import { hosts } from './hosts';
 import { identity } from './identity';
 import { init } from './init';
+import { keys } from './keys';
 import { provision } from './provision';
 import { serve } from './serve';
 import { session } from './session';
@@ -20,7 +21,7 @@ import { users } from './users';
  * commands that are not one channel's. `ops` (ops:cancel) has no command of its own: the store
  * imports call it on Ctrl-C. `terminal` has none: see NOT_IN_CLI.
  */
-export const AREAS: readonly AreaTable[] = [init, serve, session, totp, users, settings, approvals, identity, hosts, provision, store, attest, audit];
+export const AREAS: readonly AreaTable[] = [init, serve, session, totp, users, settings, approvals, identity, hosts, provision, store, attest, keys, audit];
 
 export const COMMANDS: readonly CommandDef[] = AREAS.flatMap((a) => a.commands);
 

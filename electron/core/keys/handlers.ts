@@ -1,0 +1,85 @@
+import type { TranscriptReport } from '../../../shared/contract/keys';
+import type { z } from 'zod';
+import type { AreaHandlers } from '../dispatch';
+import type { Ceremonies, CeremonyKeys } from './ceremony';
+
+/** What the key handlers need beyond the ceremonies: seal state, and the CA that signs transcripts. */
+export interface KeysHandlerDeps {
+  ceremonies: Ceremonies;
+  keys: CeremonyKeys & { seal(): void };
+  /** The root CA certificate (PEM) and its fingerprint, or nulls before genesis. */
+  caCertificate(): { pem: string | null; fingerprint: string | null };
+  verifyTranscript(text: string): z.infer<typeof TranscriptReport>;
+}
+
+/**
+ * Customer-managed keys: status, ceremonies and their steps, the key operations (each the
+ * automatic step of its ceremony), transcripts. Every call is an audit event (the dispatcher's);
+ * a share or passphrase never reaches the trail (the contract marks them secret).
+ */
+export function keysHandlers(d: KeysHandlerDeps): AreaHandlers<'keys'> {
+  const { ceremonies } = d;
+  return {
+    'keys:status': () => d.keys.status(),
+    'keys:ceremonies': (_ctx, i) => ceremonies.list(i.limit),
+    'keys:ceremony': (_ctx, i) => ceremonies.get(i.ceremony),
+    'keys:begin': (ctx, i) => {
+      const c = ceremonies.begin(
+        { kind: i.kind, officers: i.officers, witnesses: i.witnesses, ...(i.threshold !== undefined ? { threshold: i.threshold } : {}), ...(i.domain ? { domain: i.domain } : {}) },
+        ctx.requireSession().user,
+      );
+      ctx.auditDetail({ ceremony: c.id, nonce: c.nonce, kind: c.kind, participants: c.participants });
+      return c;
+    },
+    'keys:beginReshare': (ctx, i) => ceremonies.begin({ kind: 'reshare', ...i }, ctx.requireSession().user),
+    'keys:beginRotateRoot': (ctx, i) => ceremonies.begin({ kind: 'rotate-root', ...i }, ctx.requireSession().user),
+    'keys:acknowledge': (ctx, i) => {
+      const c = ceremonies.acknowledge(i.ceremony, i.step, i.by, ctx.requireSession().user);
+      ctx.auditDetail({ step: i.step, by: i.by, title: c.steps.find((s) => s.n === i.step)?.title, status: c.status });
+      return c;
+    },
+    'keys:cancel': (_ctx, i) => ceremonies.cancel(i.ceremony, i.reason),
+    'keys:genesis': (ctx, i) => {
+      const out = ceremonies.genesis(i.ceremony, i.passphrases);
+      ctx.auditDetail({ hierarchyId: out.hierarchyId, rootKcv: out.rootKcv, shares: out.shares.map((s) => ({ index: s.index, officer: s.officer, sealing: s.sealing, fingerprint: s.fingerprint })) });
+      return out;
+    },
+    'keys:issueShare': (ctx, i) => {
+      const s = ceremonies.issueShare(i.ceremony, i.officer);
+      ctx.auditDetail({ officer: s.officer, index: s.index, fingerprint: s.fingerprint });
+      return s;
+    },
+    'keys:addShare': (ctx, i) => {
+      const p = ceremonies.addShare(i.ceremony, i.share, i.passphrase);
+      ctx.auditDetail({ collected: p.collected, threshold: p.threshold, done: p.done, contributors: p.contributors });
+      return p;
+    },
+    'keys:seal': () => {
+      d.keys.seal();
+      return d.keys.status();
+    },
+    'keys:verifyShares': (ctx, i) => {
+      const out = ceremonies.verifyShares(i.ceremony, i.shares);
+      ctx.auditDetail({ shares: out.report.shares.map((s) => ({ index: s.index, officer: s.officer, ok: s.ok, problem: s.problem })), combines: out.report.combines });
+      return out;
+    },
+    'keys:rotateKek': async (ctx, i) => {
+      const out = await ceremonies.rotateKek(i.ceremony);
+      ctx.auditDetail({ domain: out.domain, version: out.version, rewrapped: out.rewrapped });
+      return out;
+    },
+    'keys:reshare': (ctx, i) => {
+      const out = ceremonies.reshare(i.ceremony, i.passphrases);
+      ctx.auditDetail({ shares: out.shares });
+      return out;
+    },
+    'keys:rotateRoot': (ctx, i) => {
+      const out = ceremonies.rotateRoot(i.ceremony, i.passphrases);
+      ctx.auditDetail({ rootKcv: out.rootKcv, shares: out.shares });
+      return out;
+    },
+    'keys:transcript': (_ctx, i) => ({ text: ceremonies.transcript(i.ceremony) }),
+    'keys:verifyTranscript': (_ctx, i) => d.verifyTranscript(i.text),
+    'keys:caCertificate': () => d.caCertificate(),
+  };
+}

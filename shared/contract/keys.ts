@@ -1,0 +1,286 @@
+import { z } from 'zod';
+import { channel } from './channel';
+import { NoInput, UserName, visibleText } from './common';
+
+/**
+ * Customer-managed keys (docs/keys.md): the root key split m-of-n among security officers, KEKs
+ * per domain wrapped by the root, data keys per asset wrapped by a KEK version, and the
+ * ceremonies that create, open and change them. Shares cross this contract only as armored text
+ * that the officer keeps; the core never stores one.
+ */
+
+export const KeyDomains = ['models', 'datasets', 'host-secrets', 'console'] as const;
+export const KeyDomain = z.enum(KeyDomains);
+export type KeyDomain = z.infer<typeof KeyDomain>;
+
+/** The most shares a root may be split into (a ceremony room, not a crowd). */
+export const MAX_SHARES = 16;
+
+/** A person named in a ceremony: an officer who holds a share, a witness. Names as people say them (not accounts). */
+export const ParticipantName = visibleText(
+  z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9 ._'-]*$/, "letters, digits, spaces and . _ ' - ; starting with a letter or digit"),
+);
+
+/** An armored share (`-----BEGIN AIRLOCK ROOT KEY SHARE-----`): the core parses it strictly (keys/shares.ts). */
+export const ArmoredShare = z.string().min(1).max(16 * 1024);
+export const SharePassphrase = z.string().min(1).max(1024);
+/** A key check value: HMAC-SHA256 of a fixed label under the key, 8 bytes hex. Safe to show; names a key. */
+export const Kcv = z.string().regex(/^[0-9a-f]{16}$/);
+export const CeremonyId = z.string().regex(/^cer-[0-9a-f]{16}$/, 'a ceremony id (cer-…)');
+/** A ceremony's nonce: every share, step and transcript of it is bound to it. */
+export const Nonce = z.string().regex(/^[0-9a-f]{32}$/);
+
+export const CeremonyKinds = ['genesis', 'unseal', 'verify-shares', 'rotate-kek', 'reshare', 'rotate-root'] as const;
+export const CeremonyKind = z.enum(CeremonyKinds);
+export type CeremonyKind = z.infer<typeof CeremonyKind>;
+export const CeremonyRole = z.enum(['administrator', 'officer', 'witness']);
+export type CeremonyRole = z.infer<typeof CeremonyRole>;
+
+export const KeyStatus = z.object({
+  initialised: z.boolean(),
+  sealed: z.boolean(),
+  hierarchyId: z.string().nullable(),
+  threshold: z.number().int().nullable(),
+  count: z.number().int().nullable(),
+  rootKcv: Kcv.nullable(),
+  officers: z.array(z.object({ index: z.number().int(), name: z.string(), fingerprint: z.string() })),
+  /** An unseal in progress: how many of the threshold's shares are in, from whom. */
+  unsealing: z.object({ nonce: Nonce, collected: z.number().int(), threshold: z.number().int(), contributors: z.array(z.string()) }).nullable(),
+  unsealedBy: z.array(z.string()),
+  unsealedAt: z.string().nullable(),
+  domains: z.array(
+    z.object({
+      domain: KeyDomain,
+      currentVersion: z.number().int(),
+      minDecryptionVersion: z.number().int(),
+      versions: z.array(z.object({ version: z.number().int(), kcv: Kcv, createdAt: z.string(), dataKeys: z.number().int() })),
+    }),
+  ),
+});
+export type KeyStatus = z.infer<typeof KeyStatus>;
+
+export const CeremonyStep = z.object({
+  n: z.number().int(),
+  title: z.string(),
+  /** Who must acknowledge it. */
+  by: CeremonyRole,
+  /** Done by the core (the key operation itself), not acknowledged by a person. */
+  automatic: z.boolean(),
+  acknowledgedBy: z.string().nullable(),
+  /** The account whose session recorded the acknowledgement (one console in a room). */
+  recordedBy: UserName.nullable(),
+  at: z.string().nullable(),
+});
+export type CeremonyStep = z.infer<typeof CeremonyStep>;
+
+export const Ceremony = z.object({
+  id: CeremonyId,
+  kind: CeremonyKind,
+  nonce: Nonce,
+  scriptVersion: z.string(),
+  status: z.enum(['open', 'completed', 'cancelled', 'failed']),
+  administrator: UserName,
+  participants: z.array(z.object({ name: z.string(), role: CeremonyRole })),
+  steps: z.array(CeremonyStep),
+  /** The parameters fixed when it began (threshold, count, domain). */
+  params: z.object({ threshold: z.number().int().optional(), count: z.number().int().optional(), domain: KeyDomain.optional() }),
+  startedAt: z.string(),
+  finishedAt: z.string().nullable(),
+  message: z.string().nullable(),
+  /** The signed transcript (JSON text) once completed. */
+  hasTranscript: z.boolean(),
+});
+export type Ceremony = z.infer<typeof Ceremony>;
+
+/** A share a ceremony made: who holds it, how it is sealed, the fingerprint its officer checks before taking it. */
+export const ShareMade = z.object({
+  index: z.number().int(),
+  officer: z.string(),
+  sealing: z.enum(['none', 'passphrase']),
+  /** Printed in the armor too, and checked on unseal. */
+  fingerprint: z.string(),
+});
+/** A share as handed to its officer (keys:issueShare), to be saved by that officer only (removable media, paper). */
+export const IssuedShare = ShareMade.extend({ armored: z.string() });
+
+export const VerifySharesReport = z.object({
+  shares: z.array(z.object({ index: z.number().int().nullable(), officer: z.string().nullable(), ok: z.boolean(), problem: z.string().nullable() })),
+  /** True when at least the threshold of valid shares combine to the root (its canary opens); null when too few valid shares were given to try. */
+  combines: z.boolean().nullable(),
+});
+
+export const TranscriptReport = z.object({
+  ok: z.boolean(),
+  problems: z.array(z.string()),
+  kind: z.string().nullable(),
+  nonce: z.string().nullable(),
+  signer: z.object({ subject: z.string(), fingerprint: z.string() }).nullable(),
+});
+
+const ShareInput = z.object({ share: ArmoredShare, passphrase: SharePassphrase.optional() }).strict();
+
+const ceremonyIn = { ceremony: CeremonyId };
+/** Opening a ceremony that moves the root: new officers, threshold and witnesses. */
+const IssuingBegin = z
+  .object({
+    officers: z.array(ParticipantName).min(2).max(MAX_SHARES),
+    witnesses: z.array(ParticipantName).min(1).max(8),
+    threshold: z.number().int().min(2).max(MAX_SHARES),
+  })
+  .strict();
+const ofCeremony = (i: { ceremony: string }) => i.ceremony;
+
+export const keys = {
+  'keys:status': channel({
+    in: NoInput,
+    out: KeyStatus,
+    roles: ['admin', 'officer', 'auditor'],
+    audit: 'quiet-read',
+    summary: 'The key hierarchy: seal state, officers, KEKs and their versions (fingerprints only)',
+  }),
+  'keys:ceremonies': channel({
+    in: z.object({ limit: z.number().int().min(1).max(500).optional() }).strict(),
+    out: z.array(Ceremony),
+    roles: ['admin', 'officer', 'auditor'],
+    summary: 'Key ceremonies, newest first',
+  }),
+  'keys:ceremony': channel({
+    in: z.object(ceremonyIn).strict(),
+    out: Ceremony,
+    roles: ['admin', 'officer', 'auditor'],
+    target: ofCeremony,
+    summary: 'One key ceremony: its script, who acknowledged each step',
+  }),
+  'keys:begin': channel({
+    in: z
+      .object({
+        kind: z.enum(['genesis', 'unseal', 'verify-shares', 'rotate-kek']),
+        officers: z.array(ParticipantName).max(MAX_SHARES).default([]),
+        witnesses: z.array(ParticipantName).max(8).default([]),
+        threshold: z.number().int().min(2).max(MAX_SHARES).optional(),
+        domain: KeyDomain.optional(),
+      })
+      .strict(),
+    out: Ceremony,
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    summary: 'Open a key ceremony: a fresh nonce, its script of numbered steps, its participants',
+  }),
+  'keys:beginReshare': channel({
+    in: IssuingBegin,
+    out: Ceremony,
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    twoPerson: 'keys:reshareRoot',
+    summary: 'Open a reshare ceremony: the root split among new officers or a new m-of-n (two-person rule)',
+  }),
+  'keys:beginRotateRoot': channel({
+    in: IssuingBegin,
+    out: Ceremony,
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    twoPerson: 'keys:rotateRoot',
+    summary: 'Open a root rotation ceremony: a new root key, every KEK rewrapped, new shares (two-person rule)',
+  }),
+  'keys:acknowledge': channel({
+    in: z.object({ ...ceremonyIn, step: z.number().int().min(1).max(100), by: ParticipantName }).strict(),
+    out: Ceremony,
+    roles: ['admin', 'officer'],
+    target: ofCeremony,
+    summary: 'Record that the named participant acknowledged a ceremony step',
+  }),
+  'keys:cancel': channel({
+    in: z.object({ ...ceremonyIn, reason: visibleText(z.string().min(1).max(500)) }).strict(),
+    out: Ceremony,
+    roles: ['admin', 'officer'],
+    target: ofCeremony,
+    summary: 'Cancel an open ceremony (an unseal in progress forgets its shares)',
+  }),
+  'keys:genesis': channel({
+    in: z.object({ ...ceremonyIn, passphrases: z.record(z.string(), SharePassphrase).default({}) }).strict(),
+    out: z.object({ hierarchyId: z.string(), rootKcv: Kcv, shares: z.array(ShareMade), ceremony: Ceremony }),
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    secret: ['passphrases'],
+    target: ofCeremony,
+    summary: 'Genesis: create the root key, split it among the officers, create every domain KEK',
+  }),
+  'keys:issueShare': channel({
+    in: z.object({ ...ceremonyIn, officer: ParticipantName }).strict(),
+    out: IssuedShare,
+    roles: ['admin', 'officer'],
+    target: ofCeremony,
+    summary: 'Hand an officer their share, once they have checked its fingerprint (their step is acknowledged)',
+  }),
+  'keys:addShare': channel({
+    in: z.object({ ...ceremonyIn, ...ShareInput.shape }).strict(),
+    out: z.object({ collected: z.number().int(), threshold: z.number().int(), done: z.boolean(), contributors: z.array(z.string()), ceremony: Ceremony }),
+    roles: ['admin', 'officer'],
+    secret: ['share', 'passphrase'],
+    target: ofCeremony,
+    summary: 'Unseal: give one officer’s share; the hierarchy opens when the threshold is reached',
+  }),
+  'keys:seal': channel({
+    in: NoInput,
+    out: KeyStatus,
+    roles: ['admin', 'officer'],
+    summary: 'Seal the hierarchy: the root key and KEKs leave memory',
+  }),
+  'keys:verifyShares': channel({
+    in: z.object({ ...ceremonyIn, shares: z.array(ShareInput).min(1).max(MAX_SHARES) }).strict(),
+    out: z.object({ report: VerifySharesReport, ceremony: Ceremony }),
+    roles: ['admin', 'officer'],
+    secret: ['shares'],
+    target: ofCeremony,
+    summary: 'Verify shares: each is this hierarchy’s, current and opens; the set combines to the root',
+  }),
+  'keys:rotateKek': channel({
+    in: z.object(ceremonyIn).strict(),
+    out: z.object({ domain: KeyDomain, version: z.number().int(), rewrapped: z.number().int(), ceremony: Ceremony }),
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    target: ofCeremony,
+    summary: 'Rotate a domain KEK: a new version, and every data key rewrapped to it',
+  }),
+  'keys:reshare': channel({
+    in: z.object({ ...ceremonyIn, passphrases: z.record(z.string(), SharePassphrase).default({}) }).strict(),
+    out: z.object({ shares: z.array(ShareMade), ceremony: Ceremony }),
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    secret: ['passphrases'],
+    target: ofCeremony,
+    summary: 'Reshare the root among new officers or a new m-of-n; the old shares stop working',
+  }),
+  'keys:rotateRoot': channel({
+    in: z.object({ ...ceremonyIn, passphrases: z.record(z.string(), SharePassphrase).default({}) }).strict(),
+    out: z.object({ rootKcv: Kcv, shares: z.array(ShareMade), ceremony: Ceremony }),
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    secret: ['passphrases'],
+    target: ofCeremony,
+    summary: 'Rotate the root key: a new root, every KEK rewrapped under it, new shares',
+  }),
+  'keys:transcript': channel({
+    in: z.object(ceremonyIn).strict(),
+    out: z.object({ text: z.string() }),
+    roles: ['admin', 'officer', 'auditor'],
+    target: ofCeremony,
+    summary: 'A completed ceremony’s signed transcript (JSON), to verify offline',
+  }),
+  'keys:verifyTranscript': channel({
+    in: z.object({ text: z.string().max(1024 * 1024) }).strict(),
+    out: TranscriptReport,
+    roles: ['admin', 'officer', 'auditor'],
+    summary: 'Verify a ceremony transcript against this console’s root CA certificate',
+  }),
+  'keys:caCertificate': channel({
+    in: NoInput,
+    out: z.object({ pem: z.string().nullable(), fingerprint: z.string().nullable() }),
+    roles: ['admin', 'officer', 'auditor'],
+    summary: 'The root CA certificate (PEM): all an auditor needs to verify transcripts offline',
+  }),
+} as const;
