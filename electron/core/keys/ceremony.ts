@@ -7,14 +7,14 @@ import { SCRIPT_VERSION, scriptFor, type ScriptStep } from './scripts';
 /** What the ceremonies need of the key service (keys/service.ts). */
 export interface CeremonyKeys {
   status(): KeyStatus;
-  genesis(o: { threshold: number; officers: { name: string; passphrase?: string }[] }): { hierarchyId: string; rootKcv: string; shares: IssuedShare[] };
+  genesis(o: { threshold: number; officers: { name: string; passphrase?: string }[] }, vaultKey: Buffer): Promise<{ hierarchyId: string; rootKcv: string; shares: IssuedShare[] }>;
   beginUnseal(): { nonce: string };
-  addShare(armored: string, o: { passphrase?: string; by?: string }): { collected: number; threshold: number; done: boolean; contributors: string[] };
+  addShare(armored: string, o: { passphrase?: string; by?: string }): Promise<{ collected: number; threshold: number; done: boolean; contributors: string[] }>;
   cancelUnseal(): void;
-  verifyShares(shares: { share: string; passphrase?: string }[]): { shares: { index: number | null; officer: string | null; ok: boolean; problem: string | null }[]; combines: boolean | null };
-  rotateKek(domain: KeyDomain): Promise<{ domain: KeyDomain; version: number; rewrapped: number }> | { domain: KeyDomain; version: number; rewrapped: number };
-  reshare(o: { threshold: number; officers: { name: string; passphrase?: string }[] }): { shares: IssuedShare[] };
-  rotateRoot(o: { threshold: number; officers: { name: string; passphrase?: string }[] }): { rootKcv: string; shares: IssuedShare[] };
+  verifyShares(shares: { share: string; passphrase?: string }[]): Promise<{ shares: { index: number | null; officer: string | null; ok: boolean; problem: string | null }[]; combines: boolean | null }>;
+  rotateKek(domain: KeyDomain): Promise<{ domain: KeyDomain; version: number; rewrapped: number }>;
+  reshare(o: { threshold: number; officers: { name: string; passphrase?: string }[] }): Promise<{ shares: IssuedShare[] }>;
+  rotateRoot(o: { threshold: number; officers: { name: string; passphrase?: string }[] }): Promise<{ rootKcv: string; shares: IssuedShare[] }>;
 }
 
 export interface IssuedShare {
@@ -114,8 +114,8 @@ export class Ceremonies {
       keys: CeremonyKeys;
       random: (n: number) => Buffer;
       now: () => Date;
-      /** Signs a completed ceremony's transcript body; returns the transcript file's text. */
-      sign(body: TranscriptInput): string;
+      /** Signs a completed ceremony's transcript body with the bundle-signing key (in the vault: any signed-in session opens it); returns the file's text. */
+      sign(body: TranscriptInput, vaultKey: Buffer): Promise<string>;
       /** This console process (tests give another one). */
       owner?: string;
     },
@@ -209,7 +209,7 @@ export class Ceremonies {
    * done), a person's step (not Airlock's), and `by` must hold the step's role in this ceremony.
    * The last step closes the ceremony and signs its transcript.
    */
-  acknowledge(id: string, n: number, by: string, recordedBy: string): Ceremony {
+  async acknowledge(id: string, n: number, by: string, recordedBy: string, vaultKey: Buffer): Promise<Ceremony> {
     const r = this.openRow(id);
     const steps = JSON.parse(r.steps) as StoredStep[];
     const step = steps.find((s) => s.n === n);
@@ -224,7 +224,7 @@ export class Ceremonies {
     if (step.officer && step.officer.toLowerCase() !== by.toLowerCase()) throw new AirlockError('FORBIDDEN', `Step ${n} is ${step.officer}'s own: only ${step.officer} acknowledges it.`);
     Object.assign(step, { acknowledgedBy: who.name, recordedBy, at: this.d.now().toISOString() });
     this.saveSteps(id, steps);
-    if (steps.every((s) => s.at !== null)) return this.complete(id);
+    if (steps.every((s) => s.at !== null)) return this.complete(id, vaultKey);
     return this.get(id);
   }
 
@@ -240,21 +240,21 @@ export class Ceremonies {
 
   // ---- the key operations, each the automatic step of its ceremony ----
 
-  genesis(id: string, passphrases: Record<string, string>) {
+  async genesis(id: string, passphrases: Record<string, string>, vaultKey: Buffer) {
     const { steps, params, participants } = this.readyFor(id, 'genesis');
-    const out = this.issue(id, steps, () => this.d.keys.genesis({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }));
+    const out = await this.issue(id, steps, () => this.d.keys.genesis({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }, vaultKey));
     return { hierarchyId: out.hierarchyId, rootKcv: out.rootKcv, shares: out.shares.map(hideArmor), ceremony: this.get(id) };
   }
 
-  reshare(id: string, passphrases: Record<string, string>) {
+  async reshare(id: string, passphrases: Record<string, string>) {
     const { steps, params, participants } = this.readyFor(id, 'reshare');
-    const out = this.issue(id, steps, () => this.d.keys.reshare({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }));
+    const out = await this.issue(id, steps, () => this.d.keys.reshare({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }));
     return { shares: out.shares.map(hideArmor), ceremony: this.get(id) };
   }
 
-  rotateRoot(id: string, passphrases: Record<string, string>) {
+  async rotateRoot(id: string, passphrases: Record<string, string>) {
     const { steps, params, participants } = this.readyFor(id, 'rotate-root');
-    const out = this.issue(id, steps, () => this.d.keys.rotateRoot({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }));
+    const out = await this.issue(id, steps, () => this.d.keys.rotateRoot({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }));
     return { rootKcv: out.rootKcv, shares: out.shares.map(hideArmor), ceremony: this.get(id) };
   }
 
@@ -270,17 +270,17 @@ export class Ceremonies {
     return share;
   }
 
-  addShare(id: string, share: string, passphrase: string | undefined) {
+  async addShare(id: string, share: string, passphrase: string | undefined) {
     const { steps } = this.readyFor(id, 'unseal');
-    const p = this.d.keys.addShare(share, { ...(passphrase !== undefined ? { passphrase } : {}) });
+    const p = await this.d.keys.addShare(share, { ...(passphrase !== undefined ? { passphrase } : {}) });
     this.setContributors(id, p.contributors);
     if (p.done) this.autoDone(id, steps);
     return { ...p, ceremony: this.get(id) };
   }
 
-  verifyShares(id: string, shares: { share: string; passphrase?: string }[]) {
+  async verifyShares(id: string, shares: { share: string; passphrase?: string }[]) {
     const { steps } = this.readyFor(id, 'verify-shares');
-    const report = this.d.keys.verifyShares(shares);
+    const report = await this.d.keys.verifyShares(shares);
     this.setContributors(id, [...new Set(report.shares.filter((s) => s.ok && s.officer).map((s) => s.officer!))]);
     this.d.db.prepare('UPDATE key_ceremonies SET message = ? WHERE id = ?').run(verifyMessage(report), id);
     this.autoDone(id, steps);
@@ -303,8 +303,8 @@ export class Ceremonies {
 
   // ---- internals ----
 
-  private issue<T extends { shares: IssuedShare[] }>(id: string, steps: StoredStep[], run: () => T): T {
-    const out = run();
+  private async issue<T extends { shares: IssuedShare[] }>(id: string, steps: StoredStep[], run: () => Promise<T>): Promise<T> {
+    const out = await run();
     this.pending.set(id, new Map(out.shares.map((s) => [s.officer, s])));
     this.setContributors(id, out.shares.map((s) => s.officer));
     this.autoDone(id, steps);
@@ -335,7 +335,7 @@ export class Ceremonies {
     this.saveSteps(id, steps);
   }
 
-  private complete(id: string): Ceremony {
+  private async complete(id: string, vaultKey: Buffer): Promise<Ceremony> {
     const finishedAt = this.d.now().toISOString();
     const after = fingerprints(this.d.keys.status());
     this.d.db.prepare('UPDATE key_ceremonies SET after_state = ? WHERE id = ?').run(JSON.stringify(after), id);
@@ -357,7 +357,7 @@ export class Ceremonies {
       finishedAt,
       outcome: 'completed',
     };
-    const transcript = this.d.sign(body);
+    const transcript = await this.d.sign(body, vaultKey);
     this.pending.delete(id);
     this.d.db.prepare("UPDATE key_ceremonies SET status = 'completed', finished_at = ?, transcript = ? WHERE id = ?").run(finishedAt, transcript, id);
     return this.get(id);
