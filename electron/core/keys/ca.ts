@@ -521,3 +521,105 @@ export function needsRenewal(info: Pick<CertInfo, 'notAfter'>, now: Date, window
   if (!(windowDays >= 0)) throw invalid('The renewal window must be zero or more days.');
   return now.getTime() >= info.notAfter.getTime() - windowDays * DAY_MS;
 }
+
+/** Extensions this CA writes and `verifyChain` understands; any other marked critical fails the chain (RFC 5280 §4.2). */
+const KNOWN_EXTENSIONS = new Set(['2.5.29.14', '2.5.29.15', '2.5.29.17', '2.5.29.19', '2.5.29.31', '2.5.29.35', '2.5.29.37']);
+/** Leaf, issuing CA, root: a longer path is not one this CA builds. */
+const MAX_PATH = 4;
+
+export interface ChainCheck {
+  ok: boolean;
+  problems: string[];
+  /** Leaf first, root last, as far as it could be built. */
+  path: CertInfo[];
+}
+
+const sameDer = (a: x509.X509Certificate, b: x509.X509Certificate) => Buffer.from(a.rawData).equals(Buffer.from(b.rawData));
+
+async function signedBy(child: x509.X509Certificate, issuer: x509.X509Certificate): Promise<boolean> {
+  if (child.issuer !== issuer.subject) return false;
+  const aki = child.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId;
+  const ski = issuer.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+  if (aki !== undefined && ski !== undefined && aki !== ski) return false;
+  try {
+    return await child.verify({ publicKey: issuer.publicKey, signatureOnly: true });
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Checks offline that `leaf` chains to `rootPem` (the one trust anchor: nothing else is trusted,
+ * whatever the intermediates claim), every signature verifies, every certificate is valid at `at`,
+ * every issuer is a CA allowed to sign certificates within its path length, and no certificate
+ * carries a critical extension this code does not understand. Revocation is the CRL's business
+ * (`openssl verify -crl_check` on hosts). Never throws for hostile certificates: problems say why.
+ */
+export async function verifyChain(leafPem: string, opts: { intermediatePems: readonly string[]; rootPem: string; at: Date }): Promise<ChainCheck> {
+  try {
+    return await checkChain(leafPem, opts);
+  } catch {
+    // @peculiar/x509 decodes extensions when first asked: a malformed one throws there.
+    return { ok: false, problems: ['A certificate in the chain has a malformed extension.'], path: [] };
+  }
+}
+
+async function checkChain(leafPem: string, opts: { intermediatePems: readonly string[]; rootPem: string; at: Date }): Promise<ChainCheck> {
+  const problems: string[] = [];
+  let leaf: x509.X509Certificate;
+  let root: x509.X509Certificate;
+  try {
+    leaf = parseCert(leafPem, 'leaf');
+    root = parseCert(opts.rootPem, 'root CA');
+  } catch (e) {
+    return { ok: false, problems: [(e as Error).message], path: [] };
+  }
+  const intermediates: x509.X509Certificate[] = [];
+  for (const pem of opts.intermediatePems) {
+    try {
+      intermediates.push(parseCert(pem, 'intermediate'));
+    } catch {
+      problems.push('An intermediate certificate could not be read; it was ignored.');
+    }
+  }
+  if (!(root.getExtension(x509.BasicConstraintsExtension)?.ca === true && (await signedBy(root, root)))) {
+    return { ok: false, problems: [`The root CA given (${root.subject}) is not a self-signed CA certificate.`], path: [] };
+  }
+  const chain: x509.X509Certificate[] = [leaf];
+  for (let current = leaf; !sameDer(current, root); ) {
+    if (chain.length >= MAX_PATH) {
+      problems.push(`No path of at most ${MAX_PATH} certificates leads from ${leaf.subject} to the root CA.`);
+      break;
+    }
+    let next: x509.X509Certificate | null = null;
+    for (const candidate of [root, ...intermediates]) {
+      if (chain.some((c) => sameDer(c, candidate)) && !sameDer(candidate, root)) continue;
+      if (await signedBy(current, candidate)) {
+        next = candidate;
+        break;
+      }
+    }
+    if (!next) {
+      problems.push(`${current.subject} is not signed by the root CA given (${root.subject}) or by a CA that chains to it.`);
+      break;
+    }
+    chain.push(next);
+    current = next;
+  }
+  chain.forEach((cert, i) => {
+    if (opts.at < cert.notBefore || opts.at > cert.notAfter) {
+      problems.push(`${cert.subject} was not valid at ${opts.at.toISOString()} (valid ${cert.notBefore.toISOString()} to ${cert.notAfter.toISOString()}).`);
+    }
+    for (const ext of cert.extensions) {
+      if (ext.critical && !KNOWN_EXTENSIONS.has(ext.type)) problems.push(`${cert.subject} has a critical extension this verifier does not understand (${ext.type}).`);
+    }
+    if (i === 0) return;
+    const bc = cert.getExtension(x509.BasicConstraintsExtension);
+    if (!bc?.ca) problems.push(`${cert.subject} signed a certificate but is not a CA.`);
+    const ku = cert.getExtension(x509.KeyUsagesExtension);
+    if (ku && !(ku.usages & KU.keyCertSign)) problems.push(`${cert.subject} may not sign certificates (no keyCertSign).`);
+    // pathLen counts the CA certificates below this one, the leaf excluded.
+    if (bc?.pathLength !== undefined && i - 1 > bc.pathLength) problems.push(`${cert.subject} allows ${bc.pathLength} CA certificates below it; this path has ${i - 1}.`);
+  });
+  return { ok: problems.length === 0, problems, path: chain.map((c) => certInfo(c.toString('pem'))) };
+}
