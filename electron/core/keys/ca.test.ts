@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as x509 from '@peculiar/x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CERT_PROFILES,
@@ -17,6 +18,7 @@ import {
   needsRenewal,
   publicKeyOf,
   randomSerial,
+  verifyChain,
   type CaKeyPair,
   type CertProfile,
 } from './ca';
@@ -282,5 +284,70 @@ describe('internal CA: keys, serials and renewal', () => {
     expect(needsRenewal(info, new Date(end - 1000), 0)).toBe(false);
     expect(needsRenewal(info, new Date(end), 0)).toBe(true);
     expect(() => needsRenewal(info, now, -1)).toThrow(/zero or more/);
+  });
+});
+
+describe('internal CA: verifyChain (offline, the root as the only anchor)', () => {
+  it('builds leaf → issuing CA → root and checks it at a given time', async () => {
+    const leaf = await issue('bundle-signing');
+    const ok = await verifyChain(leaf.certPem, { intermediatePems: [issuing.certPem], rootPem: root.certPem, at: now });
+    expect(ok.problems).toEqual([]);
+    expect(ok.ok).toBe(true);
+    expect(ok.path.map((c) => c.kind)).toEqual(['bundle-signing', 'issuing-ca', 'root-ca']);
+    const late = await verifyChain(leaf.certPem, { intermediatePems: [issuing.certPem], rootPem: root.certPem, at: new Date(now.getTime() + 400 * DAY) });
+    expect(late.ok).toBe(false);
+    expect(late.problems.join('\n')).toMatch(/was not valid at/);
+    const missing = await verifyChain(leaf.certPem, { intermediatePems: [], rootPem: root.certPem, at: now });
+    expect(missing.ok).toBe(false);
+    expect(missing.problems.join('\n')).toMatch(/not signed by the root CA given/);
+  });
+
+  it('refuses another root, a leaf as the root, and junk', async () => {
+    const leaf = await issue('host-tls');
+    const otherRoot = await createRootCa({ commonName: 'Airlock Root CA', organization: 'Acme Research', validityDays: 3650, now, random });
+    // Same name as our root, another key: the name alone proves nothing.
+    const r = await verifyChain(leaf.certPem, { intermediatePems: [issuing.certPem], rootPem: otherRoot.certPem, at: now });
+    expect(r.ok).toBe(false);
+    otherRoot.privateKeyPkcs8.fill(0);
+    expect((await verifyChain(leaf.certPem, { intermediatePems: [issuing.certPem], rootPem: leaf.certPem, at: now })).problems.join('\n')).toMatch(/not a self-signed CA/);
+    expect((await verifyChain('junk', { intermediatePems: [], rootPem: root.certPem, at: now })).ok).toBe(false);
+  });
+
+  it('refuses a CA below the issuing CA (pathlen 0), as openssl does', async () => {
+    // createIssuingCa refuses to make one, so it is made by hand, as an attacker holding the issuing key could.
+    await expect(createIssuingCa(issuing, { commonName: 'Sub CA', validityDays: 30, now, random })).rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringMatching(/not a root CA/) });
+    const p256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+    const issuingKey = await crypto.webcrypto.subtle.importKey('pkcs8', issuing.privateKeyPkcs8, p256, false, ['sign']);
+    const subKeys = await crypto.webcrypto.subtle.generateKey(p256, false, ['sign', 'verify']);
+    const issuingCert = new x509.X509Certificate(issuing.certPem);
+    const sub = await x509.X509CertificateGenerator.create({
+      serialNumber: '51',
+      subject: 'CN=Sub CA',
+      issuer: issuingCert.subjectName,
+      notBefore: new Date(now.getTime() - 60_000),
+      notAfter: new Date(now.getTime() + DAY),
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      publicKey: subKeys.publicKey as never,
+      signingKey: issuingKey as never,
+      extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true), await x509.AuthorityKeyIdentifierExtension.create(issuingCert.publicKey)],
+    });
+    const leaf = await x509.X509CertificateGenerator.create({
+      serialNumber: '52',
+      subject: 'CN=below sub',
+      issuer: sub.subjectName,
+      notBefore: new Date(now.getTime() - 60_000),
+      notAfter: new Date(now.getTime() + DAY),
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      publicKey: subKeys.publicKey as never,
+      signingKey: subKeys.privateKey as never,
+      extensions: [new x509.ExtendedKeyUsageExtension([EKU.documentSigning])],
+    });
+    const r = await verifyChain(leaf.toString('pem'), { intermediatePems: [sub.toString('pem'), issuing.certPem], rootPem: root.certPem, at: now });
+    expect(r.ok).toBe(false);
+    expect(r.problems.join('\n')).toMatch(/allows 0 CA certificates below it; this path has 1/);
+    const f = write('below-sub.pem', leaf.toString('pem'));
+    const o = await openssl(['verify', '-CAfile', path.join(dir, 'root.pem'), '-untrusted', write('sub+issuing.pem', `${sub.toString('pem')}\n${issuing.certPem}`), f]);
+    expect(o.code).not.toBe(0);
+    expect(o.out).toMatch(/path length constraint exceeded/);
   });
 });

@@ -277,6 +277,8 @@ export async function createRootCa(opts: RootCaOptions): Promise<CaKeyPair> {
 /** An issuing (intermediate) CA signed by the root: pathLen 0, so it issues end-entity certificates only. */
 export async function createIssuingCa(root: CaKeyPair, opts: IssuingCaOptions): Promise<CaKeyPair> {
   const signer = await loadIssuer(root);
+  // Below an issuing CA (pathLen 0) another CA would fail every verifier: refused here instead.
+  if (certInfo(root.certPem).kind !== 'root-ca') throw invalid(`${signer.cert.subject} is not a root CA; issuing CAs are signed by the root.`);
   const serial = checkSerial(opts.serial ?? randomSerial(opts.random));
   const subject = subjectName(opts);
   const { notBefore, notAfter } = validity(opts, signer.cert.notAfter);
