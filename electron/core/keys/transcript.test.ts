@@ -197,10 +197,20 @@ describe('ceremony transcripts: what plain openssl and jq see', () => {
     const bad = await verify(path.join(dir, 'other.json'));
     expect(bad.code).not.toBe(0);
     expect(bad.out).toMatch(/Verification failure/);
-    // The signer and its EKU, as an auditor reads them out of the CMS.
-    const signers = await run('openssl', ['cms', '-verify', '-binary', '-purpose', 'any', '-inform', 'DER', '-in', path.join(dir, 'sig.der'), '-content', path.join(dir, 'content.json'), '-CAfile', path.join(dir, 'root.pem'), '-out', path.join(dir, 'out2.json'), '-signer', path.join(dir, 'signer.pem')]);
+    // The auditor's recipe (docs/keys-ca.md): at the time the ceremony finished, keeping the signer, then its EKU.
+    const at = (iso: string) => String(Math.floor(Date.parse(iso) / 1000));
+    const recipe = (attime: string) =>
+      run('openssl', ['cms', '-verify', '-binary', '-purpose', 'any', '-inform', 'DER', '-in', path.join(dir, 'sig.der'), '-content', path.join(dir, 'content.json'), '-CAfile', path.join(dir, 'root.pem'), '-attime', attime, '-signer', path.join(dir, 'signer.pem'), '-out', path.join(dir, 'out2.json')]);
+    const signers = await recipe(at(t.finishedAt));
+    expect(signers.out).toMatch(/CMS Verification successful/);
     expect(signers.code).toBe(0);
+    const eku = await run('openssl', ['x509', '-in', path.join(dir, 'signer.pem'), '-noout', '-subject', '-ext', 'extendedKeyUsage']);
+    expect(eku.out).toMatch(/subject=CN = Acme bundle signing/);
+    expect(eku.out).toMatch(/X509v3 Extended Key Usage:\s+(1\.3\.6\.1\.5\.5\.7\.3\.36|Document Signing)/);
     expect(certInfo(fs.readFileSync(path.join(dir, 'signer.pem'), 'utf8')).kind).toBe('bundle-signing');
+    const afterExpiry = await recipe(at(new Date(certInfo(acme.signer.certPem).notAfter.getTime() + 86_400_000).toISOString()));
+    expect(afterExpiry.code).not.toBe(0);
+    expect(afterExpiry.out).toMatch(/certificate has expired/);
   });
 
   it('jq -j -c -S .transcript prints exactly the canonical bytes (the auditor recipe in docs/keys-ca.md)', async () => {
