@@ -550,6 +550,45 @@ async function signedBy(child: x509.X509Certificate, issuer: x509.X509Certificat
   }
 }
 
+/** Reasons after which nothing the key signed can be trusted, whenever it was signed. */
+const COMPROMISE = new Set<number>([x509.X509CrlReason.keyCompromise, x509.X509CrlReason.cACompromise, x509.X509CrlReason.aACompromise]);
+
+async function revocationProblems(chain: readonly x509.X509Certificate[], crlPems: readonly string[], at: Date): Promise<string[]> {
+  const problems: string[] = [];
+  const crls: x509.X509Crl[] = [];
+  for (const pem of crlPems) {
+    try {
+      crls.push(new x509.X509Crl(pem));
+    } catch {
+      problems.push('A CRL could not be read; it was ignored.');
+    }
+  }
+  // Each certificate but the root, against a CRL its own issuer (the next one up) signed.
+  for (let i = 0; i + 1 < chain.length; i++) {
+    const cert = chain[i]!;
+    const issuer = chain[i + 1]!;
+    let crl: x509.X509Crl | undefined;
+    for (const c of crls) {
+      if (c.issuer !== issuer.subject) continue;
+      if (await c.verify({ publicKey: issuer.publicKey }).catch(() => false)) {
+        // The newest such CRL speaks for the issuer.
+        if (!crl || c.thisUpdate > crl.thisUpdate) crl = c;
+      }
+    }
+    if (!crl) {
+      problems.push(`No CRL signed by ${issuer.subject} was given, so ${cert.subject} could not be checked for revocation.`);
+      continue;
+    }
+    const entry = crl.findRevoked(cert.serialNumber);
+    if (!entry) continue;
+    const reason = entry.reason ?? x509.X509CrlReason.unspecified;
+    if (COMPROMISE.has(reason) || entry.revocationDate <= at) {
+      problems.push(`${cert.subject} (serial ${cert.serialNumber.toLowerCase()}) was revoked on ${entry.revocationDate.toISOString()} (${x509.X509CrlReason[reason]}).`);
+    }
+  }
+  return problems;
+}
+
 /**
  * Checks offline that `leaf` chains to `rootPem` (the one trust anchor: nothing else is trusted,
  * whatever the intermediates claim), every signature verifies, every certificate is valid at `at`,
@@ -557,7 +596,19 @@ async function signedBy(child: x509.X509Certificate, issuer: x509.X509Certificat
  * carries a critical extension this code does not understand. Revocation is the CRL's business
  * (`openssl verify -crl_check` on hosts). Never throws for hostile certificates: problems say why.
  */
-export async function verifyChain(leafPem: string, opts: { intermediatePems: readonly string[]; rootPem: string; at: Date }): Promise<ChainCheck> {
+export interface ChainOptions {
+  intermediatePems: readonly string[];
+  rootPem: string;
+  at: Date;
+  /**
+   * CRLs to check the path against (as `-crl_check_all`): each certificate below the root needs a
+   * CRL signed by its issuer. A certificate revoked for key or CA compromise fails whatever the
+   * date (its key may have signed anything, backdated); any other revocation fails from its date.
+   */
+  crlPems?: readonly string[];
+}
+
+export async function verifyChain(leafPem: string, opts: ChainOptions): Promise<ChainCheck> {
   try {
     return await checkChain(leafPem, opts);
   } catch {
@@ -566,7 +617,7 @@ export async function verifyChain(leafPem: string, opts: { intermediatePems: rea
   }
 }
 
-async function checkChain(leafPem: string, opts: { intermediatePems: readonly string[]; rootPem: string; at: Date }): Promise<ChainCheck> {
+async function checkChain(leafPem: string, opts: ChainOptions): Promise<ChainCheck> {
   const problems: string[] = [];
   let leaf: x509.X509Certificate;
   let root: x509.X509Certificate;
@@ -623,5 +674,6 @@ async function checkChain(leafPem: string, opts: { intermediatePems: readonly st
     // pathLen counts the CA certificates below this one, the leaf excluded.
     if (bc?.pathLength !== undefined && i - 1 > bc.pathLength) problems.push(`${cert.subject} allows ${bc.pathLength} CA certificates below it; this path has ${i - 1}.`);
   });
+  if (opts.crlPems) problems.push(...(await revocationProblems(chain, opts.crlPems, opts.at)));
   return { ok: problems.length === 0, problems, path: chain.map((c) => certInfo(c.toString('pem'))) };
 }

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { certInfo, createIssuingCa, createRootCa, issueCertificate, type CaKeyPair } from './ca';
+import { certInfo, createCrl, createIssuingCa, createRootCa, issueCertificate, type CaKeyPair, type RevokedEntry } from './ca';
 import { TRANSCRIPT_FORMAT, TranscriptBody, canonicalTranscriptBytes, signTranscript, verifyTranscript, type TranscriptSigner } from './transcript';
 
 /** The real openssl or jq, no shell; `input` goes to stdin (how a private key reaches openssl here: never a file). */
@@ -163,6 +163,33 @@ describe('ceremony transcripts: sign and verify', () => {
       code: 'INVALID_INPUT',
       message: expect.stringMatching(/not valid when the ceremony finished/),
     });
+  });
+
+  it('with CRLs, fails for a signer revoked for key compromise whatever the date, or revoked before the ceremony ended', async () => {
+    const h = await hierarchy('Crl');
+    const twin = await hierarchy('Crl'); // same names, other keys: its CRLs must not count
+    const file = await signTranscript(body(), h.signer);
+    const serial = certInfo(h.signer.certPem).serial;
+    const window = { thisUpdate: new Date(now.getTime() - 60_000), nextUpdate: new Date(now.getTime() + 7 * 86_400_000), crlNumber: 1 };
+    const rootCrl = await createCrl(h.root, [], window);
+    const issuingCrl = (entries: RevokedEntry[]) => createCrl(h.issuing, entries, window);
+    const later = new Date(now.getTime() + 86_400_000);
+    const check = async (crlPems: string[]) => verifyTranscript(file, h.root.certPem, { crlPems });
+
+    expect((await check([await issuingCrl([]), rootCrl])).ok).toBe(true);
+    const compromised = await check([await issuingCrl([{ serial, revokedAt: later, reason: 'keyCompromise' }]), rootCrl]);
+    expect(compromised.ok).toBe(false);
+    expect(compromised.problems.join('\n')).toMatch(/CN=Crl bundle signing \(serial [0-9a-f]+\) was revoked on .* \(keyCompromise\)/);
+    // Superseded after the ceremony: what it signed before stands. Superseded before: it does not.
+    expect((await check([await issuingCrl([{ serial, revokedAt: later, reason: 'superseded' }]), rootCrl])).ok).toBe(true);
+    expect((await check([await issuingCrl([{ serial, revokedAt: new Date(Date.parse(ago(30))), reason: 'superseded' }]), rootCrl])).ok).toBe(false);
+    const missing = await check([rootCrl]);
+    expect(missing.ok).toBe(false);
+    expect(missing.problems.join('\n')).toMatch(/No CRL signed by CN=Crl Issuing CA was given/);
+    const forged = await check([await createCrl(twin.issuing, [], window), rootCrl]);
+    expect(forged.ok).toBe(false);
+    expect(forged.problems.join('\n')).toMatch(/No CRL signed by CN=Crl Issuing CA/);
+    for (const x of [h, twin]) for (const k of [x.root.privateKeyPkcs8, x.issuing.privateKeyPkcs8, x.signer.privateKeyPkcs8]) k.fill(0);
   });
 
   it('refuses to sign with a certificate of another profile, with a key that is not its own, or an invalid transcript', async () => {

@@ -200,9 +200,11 @@ export async function signTranscript(body: TranscriptBody, signer: TranscriptSig
  * canonical bytes, and the signer's chain to `rootCaPem` with the bundle-signing profile. The
  * chain is checked at the time the ceremony finished (`at` overrides): a transcript stays
  * verifiable after its signing certificate expires, and a certificate that was not yet or no
- * longer valid then fails. Hostile input gives problems, never an exception.
+ * longer valid then fails. With `crlPems` the signer and its issuing CA are also checked for
+ * revocation (a compromised key fails whatever date the transcript claims). Hostile input gives
+ * problems, never an exception.
  */
-export async function verifyTranscript(text: string, rootCaPem: string, opts: { at?: Date } = {}): Promise<TranscriptVerification> {
+export async function verifyTranscript(text: string, rootCaPem: string, opts: { at?: Date; crlPems?: readonly string[] } = {}): Promise<TranscriptVerification> {
   const fail = (problems: string[], body: TranscriptBody | null = null, signer: TranscriptVerification['signer'] = null): TranscriptVerification => ({
     ok: false,
     problems,
@@ -269,6 +271,7 @@ export async function verifyTranscript(text: string, rootCaPem: string, opts: { 
     intermediatePems,
     rootPem: rootCaPem,
     at: opts.at ?? new Date(body.data.finishedAt),
+    ...(opts.crlPems ? { crlPems: opts.crlPems } : {}),
   });
   problems.push(...chain.problems);
   if (info.kind !== 'bundle-signing') problems.push(`The signer ${info.subject} does not hold a bundle-signing certificate (${info.kind ?? 'no Airlock profile'}).`);
