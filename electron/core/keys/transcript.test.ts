@@ -240,6 +240,39 @@ describe('ceremony transcripts: what plain openssl and jq see', () => {
     expect(afterExpiry.out).toMatch(/certificate has expired/);
   });
 
+  it('openssl checks the signer for revocation with the CRLs (the recipe in docs/keys-ca.md)', async () => {
+    const h = await hierarchy('Ossl');
+    const t = body();
+    const cms = Buffer.from((JSON.parse(await signTranscript(t, h.signer)) as { signature: { cms: string } }).signature.cms, 'base64');
+    const d = fs.mkdtempSync(path.join(dir, 'crl-'));
+    const f = (name: string, data: string | Buffer) => {
+      fs.writeFileSync(path.join(d, name), data);
+      return path.join(d, name);
+    };
+    f('root.pem', h.root.certPem);
+    f('sig.der', cms);
+    const window = { thisUpdate: new Date(now.getTime() - 60_000), nextUpdate: new Date(now.getTime() + 86_400_000), crlNumber: 1 };
+    const rootCrl = await createCrl(h.root, [], window);
+    // The certificates the CMS carries, and its signer (step 3 of the recipe).
+    const certs = await run('openssl', ['pkcs7', '-inform', 'DER', '-in', path.join(d, 'sig.der'), '-print_certs']);
+    expect(certs.code).toBe(0);
+    f('certs.pem', certs.stdout);
+    f('content.json', canonicalTranscriptBytes(t));
+    expect((await run('openssl', ['cms', '-verify', '-binary', '-purpose', 'any', '-inform', 'DER', '-in', path.join(d, 'sig.der'), '-content', path.join(d, 'content.json'), '-CAfile', path.join(d, 'root.pem'), '-signer', path.join(d, 'signer.pem'), '-out', path.join(d, 'o')])).code).toBe(0);
+    const revocation = async (issuingCrl: string) => {
+      f('crls.pem', issuingCrl + rootCrl);
+      return run('openssl', ['verify', '-no_check_time', '-crl_check_all', '-purpose', 'any', '-CAfile', path.join(d, 'root.pem'), '-CRLfile', path.join(d, 'crls.pem'), '-untrusted', path.join(d, 'certs.pem'), path.join(d, 'signer.pem')]);
+    };
+    const clean = await revocation(await createCrl(h.issuing, [], window));
+    expect(clean.out).toMatch(/: OK/);
+    expect(clean.code).toBe(0);
+    const serial = certInfo(h.signer.certPem).serial;
+    const revoked = await revocation(await createCrl(h.issuing, [{ serial, revokedAt: now, reason: 'keyCompromise' }], window));
+    expect(revoked.code).not.toBe(0);
+    expect(revoked.out).toMatch(/certificate revoked/);
+    for (const k of [h.root.privateKeyPkcs8, h.issuing.privateKeyPkcs8, h.signer.privateKeyPkcs8]) k.fill(0);
+  });
+
   it('jq -j -c -S .transcript prints exactly the canonical bytes (the auditor recipe in docs/keys-ca.md)', async () => {
     const t = body();
     const f = path.join(dir, 'transcript.json');
