@@ -119,7 +119,7 @@ const DAY_MS = 86_400_000;
 /** Hosts' clocks may lag the console's: a certificate issued now is valid from a few minutes ago. */
 const BACKDATE_MS = 5 * 60_000;
 /** The P-256 group order n: a private scalar is in [1, n-1]. */
-const P256_ORDER = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+const P256_ORDER = Buffer.from('ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551', 'hex');
 /** PKCS#8 v1 around an RFC 5915 ECPrivateKey on P-256, before its 32-byte scalar (no public key: OpenSSL derives it). */
 const P256_PKCS8_PREFIX = Buffer.from('3041020100301306072a8648ce3d020106082a8648ce3d030107042730250201010420', 'hex');
 
@@ -138,8 +138,8 @@ const invalid = (message: string) => new AirlockError('INVALID_INPUT', message);
 export function generateP256Key(random: (n: number) => Buffer): Buffer {
   for (;;) {
     const d = random(32);
-    const scalar = BigInt(`0x${d.toString('hex')}`);
-    if (scalar === 0n || scalar >= P256_ORDER) {
+    // Compared as bytes (big-endian, same length): no string or BigInt copy of the secret is made.
+    if (d.length !== 32 || d.every((b) => b === 0) || Buffer.compare(d, P256_ORDER) >= 0) {
       d.fill(0);
       continue;
     }
@@ -492,9 +492,19 @@ function ekusOf(cert: x509.X509Certificate): string[] {
   return out;
 }
 
-/** What a certificate says about itself, for listing by expiry and matching against the store. */
+/** What a certificate says about itself, for listing by expiry and matching against the store. PARSE_ERROR for a malformed one. */
 export function certInfo(pem: string): CertInfo {
   const cert = parseCert(pem, 'given');
+  try {
+    return readInfo(cert);
+  } catch (e) {
+    if (e instanceof AirlockError) throw e;
+    // @peculiar/x509 decodes an extension when first asked for it: a malformed one throws there.
+    throw new AirlockError('PARSE_ERROR', `The certificate ${cert.subject} has a malformed extension.`);
+  }
+}
+
+function readInfo(cert: x509.X509Certificate): CertInfo {
   const isCa = cert.getExtension(x509.BasicConstraintsExtension)?.ca === true;
   const ekus = ekusOf(cert);
   const dnsNames: string[] = [];
