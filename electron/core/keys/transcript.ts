@@ -154,8 +154,9 @@ function derOfPem(pem: string, what: string): ArrayBuffer {
   return exactBuffer(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'));
 }
 
+/** PEM of a certificate from the CMS, its bytes as they came (toSchema() reuses the stored TBS, so the signature still verifies). */
 const pemOfCert = (cert: pkijs.Certificate) =>
-  `-----BEGIN CERTIFICATE-----\n${Buffer.from(cert.toSchema(true).toBER(false)).toString('base64').replace(/(.{64})/g, '$1\n').trimEnd()}\n-----END CERTIFICATE-----\n`;
+  `-----BEGIN CERTIFICATE-----\n${Buffer.from(cert.toSchema().toBER(false)).toString('base64').replace(/(.{64})/g, '$1\n').trimEnd()}\n-----END CERTIFICATE-----\n`;
 
 /**
  * Signs a transcript: validates it against the schema (a malformed transcript is refused, not
