@@ -64,15 +64,14 @@ export class KeyStore {
       .run(h.hierarchyId, h.threshold, h.count, JSON.stringify(h.record), h.rootCanary, h.rootKcv, h.createdAt);
   }
 
-  /** A reshare (same root: canary and KCV unchanged) or a root rotation (new canary and KCV, epoch + 1). */
-  replaceRecord(record: ShareRecord, root?: { canary: Buffer; kcv: string }): void {
-    if (root) {
-      this.db
-        .prepare('UPDATE key_hierarchy SET threshold = ?, share_count = ?, share_record = ?, root_canary = ?, root_kcv = ?, epoch = epoch + 1 WHERE singleton = 1')
-        .run(record.threshold, record.count, JSON.stringify(record), root.canary, root.kcv);
-    } else {
-      this.db.prepare('UPDATE key_hierarchy SET threshold = ?, share_count = ?, share_record = ? WHERE singleton = 1').run(record.threshold, record.count, JSON.stringify(record));
-    }
+  /**
+   * Replaces the share record after a reshare (same root: the KCV is unchanged, the canary is a
+   * fresh seal of the same root) or a root rotation (`newRoot`: epoch + 1).
+   */
+  replaceRecord(record: ShareRecord, newRoot: boolean): void {
+    this.db
+      .prepare('UPDATE key_hierarchy SET threshold = ?, share_count = ?, share_record = ?, root_canary = ?, root_kcv = ?, epoch = epoch + ? WHERE singleton = 1')
+      .run(record.threshold, record.count, JSON.stringify(record), Buffer.from(record.canary, 'base64'), record.rootKcv, newRoot ? 1 : 0);
   }
 
   holders(): HolderRow[] {
