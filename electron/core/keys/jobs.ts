@@ -6,11 +6,13 @@
  * copied) rather than as 10,000 small objects: structured clone of many small buffers would cost
  * more than the AES itself. The KEKs are copied into the worker and zeroed there when the job
  * ends (best effort: structured clone leaves no other copy the handler can reach). Plaintext data
- * keys exist only inside `rewrapDataKeys`, one at a time, and never leave the worker.
+ * keys exist only inside `resealInto` (vault/aead.ts), one at a time, and never leave the worker.
  */
 import crypto from 'node:crypto';
+import { AirlockError } from '../../../shared/domain/errors';
+import { resealInto } from '../vault/aead';
 import { transferring, defineJob } from '../workers/job';
-import { rewrapDataKeys, type KeyDomain, type WrappedDataKey } from './hierarchy';
+import { dataKeyAad, type KeyDomain, type WrappedDataKey } from './hierarchy';
 
 /** Wrapped data keys, packed: `wraps` is every wrap end to end, `lengths[i]` the bytes of the i-th. */
 export interface PackedWraps {
@@ -53,28 +55,46 @@ export function unpack(p: PackedWraps): WrappedDataKey[] {
   return out;
 }
 
-/** IVs drawn from the CSPRNG in one call per batch, not one per key: the per-call overhead is most of the cost for 12 bytes. */
-function pooledRandom(bytes: number): (n: number) => Buffer {
-  let pool = crypto.randomBytes(bytes);
-  let at = 0;
-  return (n) => {
-    if (at + n > pool.length) {
-      pool = crypto.randomBytes(Math.max(bytes, n));
-      at = 0;
+/**
+ * `rewrapDataKeys` over a packed batch, writing the new wraps straight into one output buffer (a
+ * rewrap keeps each wrap's length): the same checks and refusals, without two small allocations
+ * and a copy per key. Keys already at the target version are left out.
+ */
+export function rewrapPacked(job: Omit<RewrapJobInput, 'fromKeks' | 'toKek'>, fromKeks: ReadonlyMap<number, Buffer>, to: { version: number; key: Buffer }): PackedWraps {
+  const { ids, versions, lengths } = job.batch;
+  const wraps = buf(job.batch.wraps);
+  const out = Buffer.allocUnsafeSlow(wraps.length);
+  const ivs = crypto.randomBytes(12 * ids.length);
+  const res: PackedWraps = { ids: [], versions: [], lengths: [], wraps: out };
+  const ctx = { hierarchyId: job.hierarchyId, domain: job.domain };
+  let inAt = 0;
+  let outAt = 0;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]!;
+    const version = versions[i]!;
+    const n = lengths[i]!;
+    const sealed = wraps.subarray(inAt, inAt + n);
+    inAt += n;
+    if (version === to.version) continue;
+    const from = fromKeks.get(version);
+    if (!from) throw new AirlockError('KEY_UNAVAILABLE', `Data key '${id}' is wrapped by ${job.domain} KEK version ${version}, which this rewrap was not given.`);
+    if (!resealInto(from, sealed, dataKeyAad({ ...ctx, version, id }), to.key, dataKeyAad({ ...ctx, version: to.version, id }), ivs.subarray(12 * i, 12 * i + 12), out, outAt)) {
+      throw new AirlockError('KEY_UNAVAILABLE', `Data key '${id}' (${job.domain}, KEK version ${version}) does not open: its database row was altered or copied from elsewhere. Nothing was rewrapped.`);
     }
-    const out = pool.subarray(at, at + n);
-    at += n;
-    return out;
-  };
+    outAt += n;
+    res.ids.push(id);
+    res.versions.push(to.version);
+    res.lengths.push(n);
+  }
+  out.fill(0, outAt); // skipped keys leave a tail: never send uninitialised memory
+  return res;
 }
 
 export const rewrap = defineJob('keys.rewrap', (job: RewrapJobInput) => {
   const fromKeks = new Map(job.fromKeks.map((k) => [k.version, buf(k.key)]));
   const toKey = buf(job.toKek.key);
   try {
-    const batch = unpack(job.batch);
-    const out = rewrapDataKeys(batch, fromKeks, { version: job.toKek.version, key: toKey }, { hierarchyId: job.hierarchyId, domain: job.domain }, pooledRandom(12 * batch.length + 12));
-    const packed = pack(out);
+    const packed = rewrapPacked(job, fromKeks, { version: job.toKek.version, key: toKey });
     return transferring(packed, [packed.wraps.buffer as ArrayBuffer]);
   } finally {
     for (const k of fromKeks.values()) k.fill(0);

@@ -44,4 +44,18 @@ describe('rewrap in the worker pool (real worker threads)', () => {
     expect((e as AirlockError).code).toBe('KEY_UNAVAILABLE');
     expect((e as AirlockError).message).toContain("'moved'");
   });
+
+  it('keys already at the target version are left out; the others come back rewrapped', async () => {
+    const k1 = random(32);
+    const k2 = random(32);
+    const plain = Array.from({ length: 40 }, () => random(32));
+    const batch = plain.map((p, i) => {
+      const version = i % 4 === 0 ? 2 : 1;
+      const id = `k${String(i).padStart(2, '0')}`;
+      return { id, version, wrapped: wrapDataKey(version === 1 ? k1 : k2, p, { ...ctx, version, id }, random) };
+    });
+    const out = await rewrapInWorkers(pool, { ...ctx, batch, fromKeks: new Map([[1, k1]]), toKek: { version: 2, key: k2 } }, 16);
+    expect(out.map((o) => o.id)).toEqual(batch.filter((b) => b.version === 1).map((b) => b.id));
+    for (const o of out) expect(unwrapDataKey(k2, o.wrapped, { ...ctx, version: 2, id: o.id }, 1).equals(plain[Number(o.id.slice(1))]!)).toBe(true);
+  });
 });

@@ -32,3 +32,35 @@ export function open(key: Buffer, sealed: Buffer, aad: string): Buffer | null {
     return null;
   }
 }
+
+/**
+ * Opens `sealed` and seals its plaintext again under `toKey` and `toAad` with `iv`, writing the
+ * result (the same length as `sealed`) into `out` at `at`: a rewrap without allocating a plaintext
+ * the caller could keep, for the keys.rewrap worker's hot loop. The plaintext is zeroed before
+ * return. False when `sealed` does not open (nothing written then).
+ */
+export function resealInto(fromKey: Buffer, sealed: Buffer, fromAad: string, toKey: Buffer, toAad: string, iv: Buffer, out: Buffer, at: number): boolean {
+  const n = sealed.length;
+  if (n < 1 + 12 + 16 || sealed[0] !== SEALED_V1 || iv.length !== 12) return false;
+  let plain: Buffer | null = null;
+  try {
+    const d = crypto.createDecipheriv('aes-256-gcm', fromKey, sealed.subarray(1, 13));
+    d.setAAD(Buffer.from(fromAad, 'utf8'));
+    d.setAuthTag(sealed.subarray(n - 16));
+    plain = d.update(sealed.subarray(13, n - 16));
+    d.final();
+    const c = crypto.createCipheriv('aes-256-gcm', toKey, iv);
+    c.setAAD(Buffer.from(toAad, 'utf8'));
+    const ct = c.update(plain);
+    c.final();
+    out[at] = SEALED_V1;
+    iv.copy(out, at + 1);
+    ct.copy(out, at + 13);
+    c.getAuthTag().copy(out, at + 13 + ct.length);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    plain?.fill(0);
+  }
+}
