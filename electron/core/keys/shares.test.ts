@@ -203,5 +203,8 @@ describe('root shares', () => {
     const key = random(32);
     expect(sealingFingerprint('carol', sealed.salt, key)).not.toBe(sealingFingerprint('dave', sealed.salt, key));
     expect((await refusal(sealShareForOfficer(shares[2]!, 'short', KDF, random))).code).toBe('INVALID_INPUT');
+    // KDF parameters argon2 rejects (memory below 8 × parallelism), in a consistently re-armored file: PARSE_ERROR, not a crash.
+    const odd = dearmorShare(armorShare({ ...p, kdf: { ...p.kdf!, memoryKiB: 8, parallelism: 8 } }));
+    expect((await refusal(unsealShare(odd, 'correct horse battery'))).code).toBe('PARSE_ERROR');
   });
 });

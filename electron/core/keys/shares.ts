@@ -273,7 +273,7 @@ const payloadSchema = z
     officer: officerName,
     sealing: z.enum(['none', 'passphrase']),
     kdf: kdfSchema.optional(),
-    salt: b64.optional(),
+    salt: z.string().regex(/^[A-Za-z0-9+/]{22}==$/, 'a 16-byte salt').optional(),
     fingerprint: z.string().regex(/^[0-9a-f]{4}(-[0-9a-f]{4}){3}$/).optional(),
     share: b64,
   })
@@ -359,7 +359,10 @@ export async function unsealShare(p: SharePayload, passphrase?: string): Promise
   const base = { hierarchyId: p.hierarchyId, nonce: p.nonce, index: p.index, threshold: p.threshold, count: p.count, officer: p.officer };
   if (p.sealing === 'none') return { ...base, share: Buffer.from(p.share, 'base64') };
   if (passphrase === undefined || passphrase === '') throw new AirlockError('BAD_CREDENTIALS', `Share ${p.index} of ${p.count} is sealed to officer '${p.officer}': their passphrase is needed to use it.`);
-  const { key, fingerprint } = await deriveSealingKey(p.officer, passphrase, p.kdf!, Buffer.from(p.salt!, 'base64'));
+  const derived = await deriveSealingKey(p.officer, passphrase, p.kdf!, Buffer.from(p.salt!, 'base64')).catch(() => {
+    throw new AirlockError('PARSE_ERROR', `Share ${p.index} of ${p.count} (officer '${p.officer}') names key-derivation parameters that cannot be used: the file was altered.`);
+  });
+  const { key, fingerprint } = derived;
   try {
     if (fingerprint !== p.fingerprint) {
       throw new AirlockError('BAD_CREDENTIALS', `The passphrase for officer '${p.officer}' (share ${p.index} of ${p.count}) is wrong: it gives sealing fingerprint ${fingerprint}, the file says ${p.fingerprint}. Nothing was collected; try again.`);
