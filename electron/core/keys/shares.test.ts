@@ -172,6 +172,23 @@ describe('root shares', () => {
       }
       expect((err as AirlockError).code).toBe('PARSE_ERROR');
     }
+    // Any JSON body with a correct checksum: refused as PARSE_ERROR unless it is exactly a share.
+    const wrap = (json: string) => {
+      const body = Buffer.from(json, 'utf8');
+      const b64 = body.toString('base64').match(/.{1,64}/g) ?? [];
+      return [BEGIN, 'Officer: x', '', ...b64, `=${crypto.createHash('sha256').update(body).digest('hex').slice(0, 16)}`, END, ''].join('\n');
+    };
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        let err: unknown;
+        try {
+          dearmorShare(wrap(JSON.stringify(v) ?? 'null'));
+        } catch (e) {
+          err = e;
+        }
+        expect((err as AirlockError).code).toBe('PARSE_ERROR');
+      }),
+    );
     fc.assert(
       fc.property(fc.string({ maxLength: 400 }), (s) => {
         try {
