@@ -62,6 +62,7 @@ describe('root shares', () => {
       [2, ['a', 'a', 'b'], 'named twice'],
       [2, ['a', 'b\nc'], 'control characters'],
     ];
+    expect((await refusal(splitRoot(random(32), { hierarchyId: H, nonce: N1, threshold: 2, count: 4, officers: ['a', 'b', 'c'], random }))).message).toContain('4 shares were asked for but 3 officers');
     for (const [threshold, os, text] of cases) {
       const e = await refusal(splitRoot(random(32), { hierarchyId: H, nonce: N1, threshold, officers: os, random }));
       expect(e.code).toBe('INVALID_INPUT');

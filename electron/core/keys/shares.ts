@@ -81,16 +81,18 @@ export function checkShape(threshold: number, officers: readonly string[]): void
 }
 
 /**
- * Splits the root into one share per officer (index i + 1 goes to officers[i]) and builds the
+ * Splits the root into one share per officer (index i + 1 goes to officers[i]; `count`, if given,
+ * must be the number of officers) and builds the
  * record the database keeps: commitments, canary and root KCV, never a share.
  */
 export async function splitRoot(
   root: Buffer,
-  opts: { hierarchyId: string; nonce: string; threshold: number; officers: readonly string[]; random: (n: number) => Buffer },
+  opts: { hierarchyId: string; nonce: string; threshold: number; officers: readonly string[]; random: (n: number) => Buffer; count?: number },
 ): Promise<{ record: ShareRecord; shares: RootShare[] }> {
   if (root.length !== KEY_BYTES) throw new AirlockError('INTERNAL', 'The root key must be 32 bytes.');
   checkShape(opts.threshold, opts.officers);
   const count = opts.officers.length;
+  if (opts.count !== undefined && opts.count !== count) throw new AirlockError('INVALID_INPUT', `${opts.count} shares were asked for but ${count} officers named: each officer holds exactly one share.`);
   const raw = await split(new Uint8Array(root), count, opts.threshold);
   const shares = raw.map(
     (bytes, i): RootShare => ({ hierarchyId: opts.hierarchyId, nonce: opts.nonce, index: i + 1, threshold: opts.threshold, count, officer: opts.officers[i]!, share: Buffer.from(bytes) }),
