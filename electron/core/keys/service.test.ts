@@ -193,6 +193,31 @@ describe('KeyService', () => {
     expect((await refusal(keys.rotateKek('datasets'))).code).toBe('KEY_UNAVAILABLE');
   });
 
+  it('a rewrap in small pages, failing on a middle page, keeps every key at one stored version; rewrap() finishes it', async () => {
+    let calls = 0;
+    const inWorkers = workerRewrap(pool);
+    const { keys, db } = setup({
+      rewrapPageSize: 7,
+      rewrap: async (req) => {
+        if (++calls === 4) throw new Error('worker lost');
+        return inWorkers(req);
+      },
+    });
+    await keys.genesis({ threshold: 2, officers: [{ name: 'a' }, { name: 'b' }] });
+    const plain = new Map<string, Buffer>();
+    for (let i = 0; i < 50; i++) {
+      keys.putDataKey('models', `m${String(i).padStart(2, '0')}`, { bytes: 64 });
+      plain.set(`m${String(i).padStart(2, '0')}`, keys.openDataKey('models', `m${String(i).padStart(2, '0')}`));
+    }
+    await expect(keys.rotateKek('models')).rejects.toThrow('worker lost');
+    const at = db.prepare("SELECT version, count(*) AS n FROM data_keys WHERE domain = 'models' GROUP BY version ORDER BY version").all() as Array<{ version: number; n: number }>;
+    expect(at).toEqual([{ version: 1, n: 29 }, { version: 2, n: 21 }]); // pages 1-3 written, page 4 failed
+    for (const [id, key] of plain) expect(keys.openDataKey('models', id).equals(key)).toBe(true);
+    expect(await keys.rewrap('models')).toEqual({ domain: 'models', version: 2, rewrapped: 29 });
+    for (const [id, key] of plain) expect(keys.openDataKey('models', id).equals(key)).toBe(true);
+    expect(keys.setMinDecryptionVersion('models', 2).minDecryptionVersion).toBe(2);
+  });
+
   it('reshare gives new shares for the same root (old ones stale); root rotation gives a new root and new shares, and every data key still opens', async () => {
     const { keys, file, db } = setup();
     const g = await keys.genesis({ threshold: 3, officers: OFFICERS });

@@ -55,6 +55,8 @@ export interface KeyServiceDeps {
   kdf?: KdfParams;
   /** Rewraps a batch off the main thread (rewrap.ts `workerRewrap(pool)`); in-process without it. */
   rewrap?: RewrapFn;
+  /** Data keys per rewrap page (default REWRAP_PAGE; tests use small pages). */
+  rewrapPageSize?: number;
 }
 
 export interface OfficerInput {
@@ -100,8 +102,11 @@ export interface ShareCheck {
   problem: string | null;
 }
 
-/** Data keys read, rewrapped and written per transaction during a rewrap. */
-const REWRAP_PAGE = 50_000;
+/**
+ * Data keys read, rewrapped and written per transaction during a rewrap: two worker jobs' worth
+ * (rewrap.ts REWRAP_CHUNK), and short enough that one page's write holds the event loop briefly.
+ */
+const REWRAP_PAGE = 20_000;
 const DATA_KEY_ID = /^[\x21-\x7e]{1,200}$/;
 
 const hex = (b: Buffer) => b.toString('hex');
@@ -477,18 +482,25 @@ export class KeyService {
     const fromKeks = new Map([...this.keks.get(domain)!].map(([v, k]) => [v, Buffer.from(k)]));
     const toKek = { version: to, key: Buffer.from(this.kek(domain, to)) };
     let total = 0;
+    const rewrapPage = async (batch: WrappedDataKey[]): Promise<WrappedDataKey[]> =>
+      this.deps.rewrap ? this.deps.rewrap({ hierarchyId, domain, batch, fromKeks, toKek }) : rewrapDataKeys(batch, fromKeks, toKek, { hierarchyId, domain }, this.deps.random);
+    const read = (after: string) => this.store.dataKeysNotAt(domain, to, after, this.deps.rewrapPageSize ?? REWRAP_PAGE);
+    let pending: Promise<WrappedDataKey[]> | null = null;
     try {
-      let after = '';
-      for (;;) {
-        const page = this.store.dataKeysNotAt(domain, to, after, REWRAP_PAGE);
-        if (page.length === 0) break;
-        after = page[page.length - 1]!.id;
-        const req = { hierarchyId, domain, batch: page, fromKeks, toKek };
-        const out: WrappedDataKey[] = this.deps.rewrap ? await this.deps.rewrap(req) : rewrapDataKeys(page, fromKeks, toKek, { hierarchyId, domain }, this.deps.random);
+      // Pipelined: the workers rewrap the next page while this thread writes the last one.
+      let page = read('');
+      pending = page.length > 0 ? rewrapPage(page) : null;
+      while (pending) {
+        const next = read(page[page.length - 1]!.id);
+        const out = await pending;
+        pending = next.length > 0 ? rewrapPage(next) : null;
         const fromVersions = new Map(page.map((k) => [k.id, k.version]));
         total += this.store.transaction(() => this.store.updateWraps(domain, out, fromVersions));
+        page = next;
       }
     } finally {
+      // A failed page leaves the next one's rewrap running with these keys: let it settle first.
+      await pending?.catch(() => undefined);
       for (const k of fromKeks.values()) k.fill(0);
       toKek.key.fill(0);
     }
