@@ -1,4 +1,5 @@
 import type { Ceremony, CeremonyKind, CeremonyRole, CeremonyStep, KeyDomain, KeyStatus } from '../../../shared/contract/keys';
+import type { TranscriptBody } from './transcript';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Db } from '../db/db';
 import { ownerAlive, ownerId } from '../jobs/owner';
@@ -25,32 +26,10 @@ export interface IssuedShare {
   fingerprint: string;
 }
 
-/** The transcript's body (canonical JSON, signed): see docs/keys.md. Never a share. */
-export interface TranscriptInput {
-  format: 'airlock.ceremony-transcript/v1';
-  scriptVersion: string;
-  ceremony: string;
-  kind: CeremonyKind;
-  nonce: string;
-  hierarchyId: string | null;
-  administrator: string;
-  participants: { name: string; role: CeremonyRole }[];
-  steps: { n: number; title: string; by: CeremonyRole; acknowledgedBy: string | null; recordedBy: string | null; at: string | null }[];
-  contributors: string[];
-  before: KeyFingerprints | null;
-  after: KeyFingerprints | null;
-  startedAt: string;
-  finishedAt: string;
-  outcome: 'completed';
-}
-
 export interface KeyFingerprints {
-  hierarchyId: string | null;
   rootKcv: string | null;
-  threshold: number | null;
-  count: number | null;
-  officers: string[];
-  keks: { domain: string; currentVersion: number; minDecryptionVersion: number; versions: { version: number; kcv: string }[] }[];
+  keks: { domain: KeyDomain; version: number; kcv: string }[];
+  certificates: { serial: string; kind: string; sha256: string }[];
 }
 
 interface Row {
@@ -80,15 +59,8 @@ interface StoredStep extends CeremonyStep {
 
 const AIRLOCK = 'Airlock';
 
-function fingerprints(s: KeyStatus): KeyFingerprints {
-  return {
-    hierarchyId: s.hierarchyId,
-    rootKcv: s.rootKcv,
-    threshold: s.threshold,
-    count: s.count,
-    officers: s.officers.map((o) => o.name),
-    keks: s.domains.map((d) => ({ domain: d.domain, currentVersion: d.currentVersion, minDecryptionVersion: d.minDecryptionVersion, versions: d.versions.map((v) => ({ version: v.version, kcv: v.kcv })) })),
-  };
+function keyFingerprints(s: KeyStatus, certificates: KeyFingerprints['certificates']): KeyFingerprints {
+  return { rootKcv: s.rootKcv, keks: s.domains.flatMap((d) => d.versions.map((v) => ({ domain: d.domain, version: v.version, kcv: v.kcv }))), certificates };
 }
 
 /**
@@ -115,7 +87,9 @@ export class Ceremonies {
       random: (n: number) => Buffer;
       now: () => Date;
       /** Signs a completed ceremony's transcript body with the bundle-signing key (in the vault: any signed-in session opens it); returns the file's text. */
-      sign(body: TranscriptInput, vaultKey: Buffer): Promise<string>;
+      sign(body: TranscriptBody, vaultKey: Buffer): Promise<string>;
+      /** The CA's certificates, for the before/after fingerprints of a transcript. */
+      certificates(): KeyFingerprints['certificates'];
       /** This console process (tests give another one). */
       owner?: string;
     },
@@ -179,7 +153,7 @@ export class Ceremonies {
         `INSERT INTO key_ceremonies (id, kind, nonce, script_version, status, owner, administrator, participants, steps, params, before_state, started_at)
          VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(id, i.kind, nonce, SCRIPT_VERSION, this.owner, administrator, JSON.stringify(participants), JSON.stringify(steps), JSON.stringify(params), JSON.stringify(fingerprints(st)), this.d.now().toISOString());
+      .run(id, i.kind, nonce, SCRIPT_VERSION, this.owner, administrator, JSON.stringify(participants), JSON.stringify(steps), JSON.stringify(params), JSON.stringify(keyFingerprints(st, this.d.certificates())), this.d.now().toISOString());
     if (i.kind === 'unseal') this.d.keys.beginUnseal();
     return this.get(id);
   }
@@ -337,21 +311,31 @@ export class Ceremonies {
 
   private async complete(id: string, vaultKey: Buffer): Promise<Ceremony> {
     const finishedAt = this.d.now().toISOString();
-    const after = fingerprints(this.d.keys.status());
+    const st = this.d.keys.status();
+    const after = keyFingerprints(st, this.d.certificates());
     this.d.db.prepare('UPDATE key_ceremonies SET after_state = ? WHERE id = ?').run(JSON.stringify(after), id);
     const r = this.row(id);
-    const body: TranscriptInput = {
+    const params = JSON.parse(r.params) as Ceremony['params'];
+    const named = JSON.parse(r.participants) as { name: string; role: CeremonyRole }[];
+    // Officers who gave a share to an unseal or a verify-shares are participants of it too.
+    const contributors = JSON.parse(r.contributors) as string[];
+    const participants = [...named, ...contributors.filter((c) => !named.some((p) => p.name === c)).map((name) => ({ name, role: 'officer' as const }))];
+    const sealing = new Map(st.officers.map((o) => [o.name, o]));
+    const body: TranscriptBody = {
       format: 'airlock.ceremony-transcript/v1',
       scriptVersion: r.script_version,
-      ceremony: r.id,
-      kind: r.kind,
+      ceremony: r.kind,
       nonce: r.nonce,
-      hierarchyId: after.hierarchyId,
-      administrator: r.administrator,
-      participants: JSON.parse(r.participants),
-      steps: (JSON.parse(r.steps) as StoredStep[]).map((s) => ({ n: s.n, title: s.title, by: s.by, acknowledgedBy: s.acknowledgedBy, recordedBy: s.recordedBy, at: s.at })),
-      contributors: JSON.parse(r.contributors),
-      before: r.before_state ? JSON.parse(r.before_state) : null,
+      hierarchyId: st.hierarchyId ?? 'none',
+      participants: participants.map((p) => {
+        const fp = p.role === 'officer' ? sealing.get(p.name)?.fingerprint : null;
+        return fp ? { ...p, sealingKeyFingerprint: fp } : p;
+      }),
+      ...(params.threshold !== undefined && params.count !== undefined ? { quorum: { threshold: params.threshold, shares: params.count } } : {}),
+      // Airlock's own step is recorded as done at the administrator's call.
+      steps: (JSON.parse(r.steps) as StoredStep[]).map((s) => ({ n: s.n, title: s.automatic ? `${s.title} (done by Airlock)` : s.title, acknowledgedBy: s.automatic ? r.administrator : s.acknowledgedBy!, at: s.at! })),
+      contributors: contributors.map((name) => ({ name, shareIndex: sealing.get(name)?.index ?? 0 })).filter((c) => c.shareIndex > 0),
+      before: r.before_state ? (JSON.parse(r.before_state) as KeyFingerprints) : { rootKcv: null, keks: [], certificates: [] },
       after,
       startedAt: r.started_at,
       finishedAt,

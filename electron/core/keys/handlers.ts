@@ -9,7 +9,7 @@ export interface KeysHandlerDeps {
   keys: CeremonyKeys & { seal(): void };
   /** The root CA certificate (PEM) and its fingerprint, or nulls before genesis. */
   caCertificate(): { pem: string | null; fingerprint: string | null };
-  verifyTranscript(text: string): z.infer<typeof TranscriptReport>;
+  verifyTranscript(text: string): Promise<z.infer<typeof TranscriptReport>>;
 }
 
 /**
