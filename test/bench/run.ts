@@ -21,6 +21,7 @@ import { authorizeKey, labDown, labUp } from '../lab/lab';
 import { ADMIN, testCore } from '../support/core';
 import { benchFleet, fleetOptions } from './fleet';
 import { benchPlan } from './provision';
+import { benchRekey } from './rekey';
 import { benchTransfer } from './transfer';
 
 /**
@@ -414,6 +415,7 @@ if (!only || only === 'start') await benchColdStart();
 if (!only || only === 'audit') await benchAudit();
 if (!only || only === 'plan') await benchPlan(rows);
 if (!only || only === 'transfer') await benchTransfer(rows);
+if (!only || only === 'rekey') await benchRekey(rows);
 if (!only || only === 'fleet') await benchFleet(rows, fleetOptions(process.argv.slice(3)));
 
 const cols = ['figure', 'value', 'anchor', 'anchorValue', 'ratio', 'goal'] as const;

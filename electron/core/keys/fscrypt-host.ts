@@ -334,6 +334,7 @@ def rk_copy(olddir, newdir):
         for n in files:
             if n.startswith(PART):
                 os.unlink(os.path.join(root, n))
+    todo = []
     for rel, s in walk(olddir):
         dst = os.path.join(newdir, rel)
         os.makedirs(os.path.dirname(dst), 0o755, exist_ok=True)
@@ -343,11 +344,19 @@ def rk_copy(olddir, newdir):
                 continue
         except FileNotFoundError:
             pass
-        copy_one(os.path.join(olddir, rel), dst, s)
-        copied += 1
+        todo.append((os.path.join(olddir, rel), dst, s))
+    # Files in parallel: the kernel encrypts a file's pages when they are written back, in the
+    # thread that fsyncs them, so one thread per core re-encrypts on every core.
+    pmap(lambda t: copy_one(*t), todo)
+    copied = len(todo)
     for root, dirs, files in os.walk(newdir):
         fsync_dir(root)
     return copied, skipped
+
+def pmap(fn, items):
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as ex:
+        return list(ex.map(fn, items))
 
 def sha256(p):
     h = hashlib.sha256()
@@ -398,11 +407,11 @@ def cmd_rekey(step, d, store, old, new):
             rk_keys(olddir, newdir, old, new, bufs, where == 'old')
             have = dict((rel, s) for rel, s in walk(newdir))
             bad, missing, extra = [], [], []
-            for rel in sorted(expected):
-                if rel not in have:
-                    missing.append(rel)
-                    continue
-                got = sha256(os.path.join(newdir, rel))
+            present = [rel for rel in sorted(expected) if rel in have]
+            missing = [rel for rel in sorted(expected) if rel not in have]
+            sums = dict(zip(present, pmap(lambda rel: sha256(os.path.join(newdir, rel)), present)))
+            for rel in present:
+                got = sums[rel]
                 if got != expected[rel]:
                     src = os.path.join(olddir, rel)
                     bad.append({'path': rel, 'actual': got, 'source': sha256(src) if where == 'old' and os.path.isfile(src) else None})
