@@ -193,8 +193,10 @@ describe('re-keying', () => {
     const next = key();
     const input = { dir: DIR, oldKey: current, newKey: next, expected };
     for (const step of REKEY_STEPS.slice(0, n)) await rekeyStep(c(), step, input);
-    // A reboot at the boundary, too: both keys gone from the kernel.
-    await lockModels(c(), DIR);
+    // A reboot at the boundary, too: every key gone from the kernel (the old and, once made, the new).
+    const dirs = (await must(c(), `ls ${MODELS_FS_MOUNT}`)).split('\n').filter((d) => d.startsWith('k-'));
+    expect(dirs.length).toBe(n === 0 ? 1 : 2);
+    for (const d of dirs) expect((await lockModels(c(), `${MODELS_FS_MOUNT}/${d}`)).state).toBe('locked');
     await rekeyModels(c(), input);
     current = next;
     await checkDone(current);
