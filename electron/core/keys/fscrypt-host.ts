@@ -307,8 +307,9 @@ def walk(top):
     out.sort()
     return out
 
-def copy_one(src, dst, s):
-    tmp = os.path.join(os.path.dirname(dst), PART + os.path.basename(dst)[:100])
+def copy_one(i, src, dst, s):
+    # Numbered: two long names alike in their first 100 characters never share a temporary file.
+    tmp = os.path.join(os.path.dirname(dst), '%s%d-%s' % (PART, i, os.path.basename(dst)[:100]))
     fi = os.open(src, os.O_RDONLY)
     try:
         fo = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -344,7 +345,7 @@ def rk_copy(olddir, newdir):
                 continue
         except FileNotFoundError:
             pass
-        todo.append((os.path.join(olddir, rel), dst, s))
+        todo.append((len(todo), os.path.join(olddir, rel), dst, s))
     # Files in parallel: the kernel encrypts a file's pages when they are written back, in the
     # thread that fsyncs them, so one thread per core re-encrypts on every core.
     pmap(lambda t: copy_one(*t), todo)

@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import * as fss from 'node:fs';
 import * as path from 'node:path';
 import { execInHost, ensureHolder } from './daemons';
 import { mkdirp } from './host-fs';
@@ -79,6 +80,8 @@ export async function setupModelsFs(st: LabState, h: HostState, sizeMiB: number)
  */
 export async function detachModelsLoops(dir: string): Promise<void> {
   if (!isRoot()) return;
+  // A lab without the option (most of them) costs one readdir, not a losetup.
+  if (!(await hasModelsImages(dir))) return;
   const r = await run('losetup', ['--list', '--noheadings', '--raw', '--output', 'NAME,BACK-FILE'], { timeoutMs: 30_000 });
   if (r.code !== 0) return;
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;
@@ -88,6 +91,14 @@ export async function detachModelsLoops(dir: string): Promise<void> {
     if (!m || !m[2]!.replace(/ \(deleted\)$/, '').startsWith(prefix)) continue;
     await run('losetup', ['--detach', m[1]!], { timeoutMs: 30_000 });
   }
+}
+
+/** Whether `dir` (a lab's directory) holds a host models image; the state root always may. */
+async function hasModelsImages(dir: string): Promise<boolean> {
+  const hosts = path.join(dir, 'hosts');
+  const names = await fs.readdir(hosts).catch(() => null);
+  if (names === null) return !fss.existsSync(path.join(dir, 'state.json')) && fss.existsSync(dir); // the state root, or a lab without hosts/
+  return names.some((n) => fss.existsSync(path.join(hosts, n, 'models.img')));
 }
 
 /**
