@@ -37,6 +37,8 @@ const local: HostExec = {
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       child.on('error', reject);
+      // A command that exits before reading (no python3) closes its stdin: not an error of ours.
+      child.stdin.on('error', () => {});
       child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, truncated: false }));
       void drain(opts.stdin).then((b) => child.stdin.end(b));
     }),
