@@ -11,7 +11,7 @@ import { connect } from '../ssh/connection/connect';
 import type { SshConnection } from '../ssh/connection/types';
 import { shellQuote as q } from '../ssh/quote';
 import { generateIdentity } from '../identity/ssh-key';
-import { authorizeKey, hostModelsImage, labDown, labUp, MODELS_FS_MOUNT, type Lab } from '../../../test/lab/lab';
+import { authorizeKey, hostModelsImage, labDown, labUp, MODELS_FS_MOUNT, runOnHost, type Lab } from '../../../test/lab/lab';
 import { rejection } from '../../../test/support/errors';
 import { encryptModelsDir, fscryptKeyIdentifier, lockModels, modelsStatus, unlockModels } from './fscrypt';
 import { REKEY_STEPS, rekeyModels, rekeyStep, type RekeyStep } from './fscrypt-rekey';
@@ -136,6 +136,17 @@ describe('encrypt, lock, unlock', () => {
     expect((await modelsStatus(c(), DIR)).state).toBe('locked');
 
     expect(await unlockModels(c(), DIR, k)).toMatchObject({ state: 'unlocked', identifier: fscryptKeyIdentifier(k) });
+    expect(await must(c(), `cat ${q(file)}`)).toBe(content);
+  });
+
+  it('after a remount (what a reboot does to the keyring) the directory is locked, and re-delivering the key unlocks it', async () => {
+    const dev = lab.hosts[0]!.models!.device!;
+    const r = await runOnHost(lab, 'host1', ['/bin/sh', '-c', `umount ${q(MODELS_FS_MOUNT)} && mount -t ext4 ${q(dev)} ${q(MODELS_FS_MOUNT)}`]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(await modelsStatus(c(), DIR)).toMatchObject({ state: 'locked', identifier: fscryptKeyIdentifier(k) });
+    expect((await sh(c(), `cat ${q(file)}`)).code).not.toBe(0);
+    expect(await unlockModels(c(), DIR, k)).toMatchObject({ state: 'unlocked' });
     expect(await must(c(), `cat ${q(file)}`)).toBe(content);
   });
 });
