@@ -182,9 +182,10 @@ describe('host answers are parsed strictly', () => {
     expect(e.message).not.toContain('pwned');
   });
 
-  it('control characters in a detail are not passed on', async () => {
-    const st = await modelsStatus(answering({ stdout: JSON.stringify({ ...good, detail: 'busy\u001b]0;x\u0007' }) }), '/srv/models');
+  it('control characters in a detail or target are not passed on', async () => {
+    const st = await modelsStatus(answering({ stdout: JSON.stringify({ ...good, target: '/srv/\u202e\u001b[31mx', detail: 'busy\u001b]0;x\u0007' }) }), '/srv/models');
     expect(st.detail).toBe('busy?]0;x?');
+    expect(st.target).toBe('/srv/??[31mx');
   });
 
   it('unlock reports success only for the key it delivered', async () => {

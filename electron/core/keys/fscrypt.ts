@@ -165,9 +165,13 @@ const StatusOut = z
   })
   .strict();
 
+/** Host text for a caller that may show it: printable ASCII only (escape sequences, bidi controls become `?`), bounded. */
+function printable(s: string | null, max: number): string | null {
+  return s === null ? null : s.replace(/[^\x20-\x7e]/g, '?').slice(0, max);
+}
+
 function toStatus(o: z.infer<typeof StatusOut>): ModelsStatus {
-  const detail = o.detail === null ? null : o.detail.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
-  return { state: o.state, identifier: o.id, target: o.target, detail };
+  return { state: o.state, identifier: o.id, target: printable(o.target, 4096), detail: printable(o.detail, 200) };
 }
 
 function parsed<T extends z.ZodType>(schema: T, obj: unknown, what: string): z.infer<T> {
