@@ -19,7 +19,7 @@ import { KeyService, type IssuedShare as ServiceShare } from './service';
 export function shareFingerprint(s: ServiceShare): { sealing: 'none' | 'passphrase'; fingerprint: string } {
   if (s.fingerprint) return { sealing: 'passphrase', fingerprint: s.fingerprint };
   const h = crypto.createHash('sha256').update(s.armored, 'utf8').digest('hex').slice(0, 16);
-  return { sealing: 'none', fingerprint: h.match(/.{4}/g)!.join(' ') };
+  return { sealing: 'none', fingerprint: h.match(/.{4}/g)!.join('-') };
 }
 
 const issued = (s: ServiceShare): IssuedShare => ({ index: s.index, officer: s.officer, armored: s.armored, ...shareFingerprint(s) });
@@ -33,10 +33,7 @@ export function createKeysArea(d: { db: Db; vault: Vault; random: (n: number) =>
   const service = new KeyService({ db: d.db, random: d.random, now: d.now, kdf: d.kdf, ...(d.workers === false ? {} : { rewrap: workerRewrap(sharedPool()) }) });
   const certs = new CertStore({ db: d.db, now: d.now });
   const ca = new ConsoleCa({ vault: d.vault, keys: service, certs, random: d.random, now: d.now });
-  const status = (): ContractKeyStatus => {
-    const s = service.status();
-    return { ...s, officers: s.officers.map((o) => ({ ...o, fingerprint: o.fingerprint ?? 'unsealed share' })) };
-  };
+  const status = (): ContractKeyStatus => service.status();
   const keys: CeremonyKeys & { seal(): void } = {
     status,
     async genesis(o, vaultKey) {
