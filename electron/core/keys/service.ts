@@ -20,6 +20,8 @@ import {
   checkShape,
   dearmorShare,
   MIN_PASSPHRASE,
+  officerName,
+  prepareSealing,
   problemMessage,
   sealShareForOfficer,
   shareProblem,
@@ -63,6 +65,11 @@ export interface OfficerInput {
   name: string;
   /** Seals the officer's share to this passphrase (Argon2id); without one the armored file holds the share in the clear, for removable media kept locked away. */
   passphrase?: string;
+  /**
+   * The salt (base64) and fingerprint from `prepareSealing` that the officer confirmed: the share
+   * is then sealed to exactly that key, or the ceremony is refused.
+   */
+  confirmed?: { salt: string; fingerprint: string };
 }
 
 export interface IssuedShare {
@@ -210,14 +217,18 @@ export class KeyService {
       if (o.passphrase !== undefined && o.passphrase.length < MIN_PASSPHRASE) {
         throw new AirlockError('INVALID_INPUT', `Officer '${o.name}': a share passphrase needs at least ${MIN_PASSPHRASE} characters.`);
       }
+      if (o.confirmed && o.passphrase === undefined) throw new AirlockError('INVALID_INPUT', `Officer '${o.name}': a confirmed sealing fingerprint needs the passphrase it was made from.`);
     }
     const nonce = hex(this.deps.random(16));
     const { record, shares } = await splitRoot(root, { hierarchyId, nonce, threshold, officers: officers.map((o) => o.name), random: this.deps.random });
     try {
       const issued: IssuedShare[] = [];
       for (const [i, s] of shares.entries()) {
-        const passphrase = officers[i]!.passphrase;
-        const sealed = passphrase === undefined ? undefined : await sealShareForOfficer(s, passphrase, this.kdf, this.deps.random);
+        const { passphrase, confirmed } = officers[i]!;
+        const sealed =
+          passphrase === undefined
+            ? undefined
+            : await sealShareForOfficer(s, passphrase, this.kdf, this.deps.random, confirmed && { salt: Buffer.from(confirmed.salt, 'base64'), fingerprint: confirmed.fingerprint });
         issued.push({ index: s.index, officer: s.officer, armored: armorShare(sharePayload(s, sealed)), fingerprint: sealed?.fingerprint ?? null });
       }
       return { record, shares: issued };
@@ -229,6 +240,18 @@ export class KeyService {
   private holdersOf(shares: readonly IssuedShare[]) {
     const at = this.stamp();
     return shares.map((s) => ({ index: s.index, officer: s.officer, fingerprint: s.fingerprint, issuedAt: at }));
+  }
+
+  /**
+   * Step one of sealing an officer's share: the fingerprint of the key their passphrase derives
+   * (with a fresh salt), to show them before shares are issued. Pass `{salt, fingerprint}` back as
+   * the officer's `confirmed` to genesis, reshare or rotateRoot. Needs nothing unsealed.
+   */
+  async prepareSealing(officer: string, passphrase: string): Promise<{ officer: string; salt: string; fingerprint: string }> {
+    const parsed = officerName.safeParse(officer);
+    if (!parsed.success) throw new AirlockError('INVALID_INPUT', `Officer name '${officer}' is not allowed: ${parsed.error.issues[0]?.message ?? 'invalid'}.`);
+    const { salt, fingerprint } = await prepareSealing(officer, passphrase, this.kdf, this.deps.random);
+    return { officer, salt: salt.toString('base64'), fingerprint };
   }
 
   /**
