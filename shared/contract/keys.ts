@@ -140,7 +140,6 @@ export const keys = {
     in: NoInput,
     out: KeyStatus,
     roles: ['admin', 'officer', 'auditor'],
-    audit: 'quiet-read',
     summary: 'The key hierarchy: seal state, officers, KEKs and their versions (fingerprints only)',
   }),
   'keys:ceremonies': channel({

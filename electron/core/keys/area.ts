@@ -29,7 +29,7 @@ const issued = (s: ServiceShare): IssuedShare => ({ index: s.index, officer: s.o
  * ceremonies over both, and their handlers. Genesis also creates the CA (its keys sealed under the
  * new `console` KEK). The hierarchy starts sealed in every process and is sealed on `close`.
  */
-export function createKeysArea(d: { db: Db; vault: Vault; random: (n: number) => Buffer; now: () => Date; kdf: KdfParams; workers?: boolean }) {
+export function createKeysArea(d: { db: Db; vault: Vault; random: (n: number) => Buffer; now: () => Date; kdf: KdfParams; workers?: boolean; owner?: string }) {
   const service = new KeyService({ db: d.db, random: d.random, now: d.now, kdf: d.kdf, ...(d.workers === false ? {} : { rewrap: workerRewrap(sharedPool()) }) });
   const certs = new CertStore({ db: d.db, now: d.now });
   const ca = new ConsoleCa({ vault: d.vault, keys: service, certs, random: d.random, now: d.now });
@@ -60,7 +60,7 @@ export function createKeysArea(d: { db: Db; vault: Vault; random: (n: number) =>
     },
     seal: () => service.seal(),
   };
-  const ceremonies = new Ceremonies({ db: d.db, keys, random: d.random, now: d.now, sign: (body, vaultKey) => ca.signTranscript(body, vaultKey), certificates: () => ca.fingerprints() });
+  const ceremonies = new Ceremonies({ db: d.db, keys, random: d.random, now: d.now, sign: (body, vaultKey) => ca.signTranscript(body, vaultKey), certificates: () => ca.fingerprints(), ...(d.owner ? { owner: d.owner } : {}) });
   ceremonies.sweep();
   const handlers = keysHandlers({
     ceremonies,
