@@ -86,6 +86,8 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     stepUpMs: () => settings.stepUpMs(),
     now: () => clock().getTime(),
     random,
+    // The console locked (nobody signed in here any more): the key hierarchy seals, its root and KEKs zeroed.
+    onLocked: () => keysArea.close(),
     check: (userId, uid, epoch) => {
       const st = users.state(userId);
       if (!st || st.uid !== uid || st.disabled || st.epoch !== epoch) return null;

@@ -271,7 +271,8 @@ export async function sealShareForOfficer(
         `Officer '${share.officer}': this passphrase gives sealing fingerprint ${fingerprint}, not ${confirmed.fingerprint}, which the officer confirmed. No share was issued; confirm the fingerprint again.`,
       );
     }
-    return { kdf, salt, sealed: seal(key, share.share, sealAad(share), random), fingerprint };
+    // The KDF parameters in a fixed order: the armor is checked against a re-serialisation of its payload.
+    return { kdf: { alg: kdf.alg, memoryKiB: kdf.memoryKiB, iterations: kdf.iterations, parallelism: kdf.parallelism }, salt, sealed: seal(key, share.share, sealAad(share), random), fingerprint };
   } finally {
     key.fill(0);
   }
