@@ -42,7 +42,12 @@ export function createKeysArea(d: { db: Db; vault: Vault; random: (n: number) =>
       return { hierarchyId: r.hierarchyId, rootKcv: r.rootKcv, shares: r.shares.map(issued) };
     },
     beginUnseal: () => service.beginUnseal(),
-    addShare: (armored, o) => service.addShare(armored, o),
+    async addShare(armored, o) {
+      const p = await service.addShare(armored, o);
+      // A KEK rotation a crash interrupted is finished as soon as the root is back.
+      if (p.done) await service.finishRewraps();
+      return p;
+    },
     cancelUnseal: () => service.cancelUnseal(),
     verifyShares: (shares) =>
       service.verifyShares(

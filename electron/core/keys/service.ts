@@ -59,6 +59,12 @@ export interface KeyServiceDeps {
   rewrap?: RewrapFn;
   /** Data keys per rewrap page (default REWRAP_PAGE; tests use small pages). */
   rewrapPageSize?: number;
+  /**
+   * Called at each durable step boundary of a key-replacing operation (after each commit), with
+   * its name: the crash tests kill the process there (test/integration/keys-kill.test.ts). Inert
+   * unless given; production never passes one.
+   */
+  boundary?: (at: string) => void;
 }
 
 export interface OfficerInput {
@@ -480,13 +486,30 @@ export class KeyService {
       const version = this.store.domain(domain)!.currentVersion + 1;
       const kek = this.deps.random(KEY_BYTES);
       const wrapped = wrapKek(root, kek, { hierarchyId, domain, version }, this.deps.random);
+      this.deps.boundary?.('rotate-kek:begin');
       this.store.transaction(() => {
         this.store.addKekVersion({ domain, version, wrapped, kcv: keyCheckValue(kek), createdAt: this.stamp() });
         this.store.setCurrentVersion(domain, version);
       });
+      this.deps.boundary?.('rotate-kek:version-committed');
       this.keks.get(domain)!.set(version, kek);
       return { domain, version, rewrapped: await this.rewrapNow(domain) };
     });
+  }
+
+  /** Domains with data keys still wrapped by an older KEK version: a rotation was interrupted (a crash, a failed page). */
+  pendingRewraps(): KeyDomain[] {
+    return KEY_DOMAINS.filter((d) => {
+      const cur = this.store.domain(d);
+      return cur !== null && this.store.dataKeysNotAt(d, cur.currentVersion, '', 1).length > 0;
+    });
+  }
+
+  /** Finishes every interrupted rotation (run when the hierarchy is unsealed): each domain's keys rewrapped to its current version. */
+  async finishRewraps(): Promise<Array<{ domain: KeyDomain; version: number; rewrapped: number }>> {
+    const out = [];
+    for (const d of this.pendingRewraps()) out.push(await this.rewrap(d));
+    return out;
   }
 
   /** Rewraps the domain's data keys that are not at its current version (after an interrupted rotation). */
@@ -540,6 +563,7 @@ export class KeyService {
         for (let i = 0; i < rows.length; i += WRITE_SLICE) {
           if (i > 0) await turn();
           total += this.store.transaction(() => this.store.updateWraps(domain, rows.slice(i, i + WRITE_SLICE), fromVersions));
+          this.deps.boundary?.('rewrap:slice-written');
         }
       }
     } finally {
