@@ -7,7 +7,7 @@ import type { AreaHandlers } from '../dispatch';
 import type { HostsService } from '../hosts/service';
 import type { SshAuth, SshConnection } from '../ssh/connection';
 import { sanitizeHostText } from '../ssh/sanitize';
-import { encryptModelsDir, fscryptKeyIdentifier, modelsStatus, refusal, unlockModels, type ModelsStatus as HostStatus } from './fscrypt';
+import { encryptModelsDir, fscryptKeyIdentifier, modelsStatus, modelsStore, refusal, unlockModels, type ModelsStatus as HostStatus } from './fscrypt';
 import type { KeyService } from './service';
 
 /**
@@ -208,6 +208,13 @@ export function modelsKeysHandlers(d: ModelsKeysDeps): Pick<AreaHandlers<'keys'>
       return onHost(h, ctx.sshAuth(), ctx.signal, async (conn) => {
         const opts = fsOpts(h, ctx.signal);
         const st = await modelsStatus(conn, dir, opts);
+        if (st.state === 'unsupported' && st.target === dir) {
+          // A real directory where Airlock's link into the models filesystem belongs (its own filesystem has no fscrypt).
+          throw new AirlockError(
+            'CONFLICT',
+            `${what}: ${dir} on the host is a plain directory on a filesystem without fscrypt; Airlock replaces it with a link into the models filesystem (${modelsStore(dir)}): move its files away, remove it, protect, then copy them in.`,
+          );
+        }
         if (st.state === 'unsupported') throw refusal('UNSUPPORTED', what, dir);
         if (st.state === 'unencrypted' && st.detail !== 'empty') throw refusal('NOTEMPTY', what, dir);
         if ((st.state === 'locked' || st.state === 'unlocked') && st.identifier !== rec?.identifier) {
