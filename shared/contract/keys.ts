@@ -327,7 +327,7 @@ export const keys = {
     in: z.object({ hosts: HostSelector }).strict(),
     out: z.array(ModelsUnlockResult),
     roles: ['admin', 'officer'],
-    target: (i) => i.hosts.join(','),
+    target: (i) => i.hosts.join(',').slice(0, 200),
     summary: 'Deliver the models key again to each chosen host whose models directory is locked (after a reboot); needs the hierarchy unsealed',
   }),
 } as const;

@@ -119,6 +119,9 @@ export function modelsKeysHandlers(d: ModelsKeysDeps): Pick<AreaHandlers<'keys'>
   /** The host's row, made with a new `models` data key in one transaction (the key never exists without its host). */
   function newKey(host: string, dir: string): KeyRow {
     return d.db.transaction((): KeyRow => {
+      // Another call for this host may have made it while this one was asking the host.
+      const made = row(host);
+      if (made) return made;
       for (let n = 1; n <= MAX_KEY_GENERATIONS; n++) {
         const id = `models.${host}.${n}`;
         try {
