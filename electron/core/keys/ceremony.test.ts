@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../db/db';
 import { ownerId } from '../jobs/owner';
+import { HostsService } from '../hosts/service';
 import { Vault } from '../vault/vault';
 import { createKeysArea } from './area';
 import { verifyTranscript } from './transcript';
@@ -21,8 +22,9 @@ function setup(owner?: string) {
   const random = (n: number) => crypto.randomBytes(n);
   const vault = new Vault({ db, kdf: KDF, random, now: () => new Date().toISOString() });
   const vaultKey = vault.newVaultKey();
-  const area = createKeysArea({ db, vault, random, now: () => new Date(), kdf: KDF, workers: false, ...(owner ? { owner } : {}) });
-  return { db, vault, vaultKey, area, dir: d };
+  const hosts = new HostsService({ db, now: () => new Date(), timeoutMs: 5000, concurrency: 4, poolIdleMs: 1000 });
+  const area = createKeysArea({ db, vault, random, now: () => new Date(), kdf: KDF, hosts, workers: false, ...(owner ? { owner } : {}) });
+  return { db, vault, vaultKey, area, hosts, dir: d };
 }
 
 const OFFICERS = ['Ann', 'Ben', 'Cy', 'Dee', 'Eve'];
@@ -119,7 +121,7 @@ describe('key ceremonies', () => {
     expect(() => c.begin({ kind: 'genesis', officers: OFFICERS, witnesses: ['Wanda'], threshold: 3 }, 'alice')).toThrow(/still open/);
     // Held by another console process that is alive (here: pid 1, with its real start time): left alone, and nobody else goes on with it.
     s.db.prepare('UPDATE key_ceremonies SET owner = ? WHERE id = ?').run(ownerId(1), first.id);
-    const other = createKeysArea({ db: s.db, vault: s.vault, random: crypto.randomBytes, now: () => new Date(), kdf: KDF, workers: false });
+    const other = createKeysArea({ db: s.db, vault: s.vault, random: crypto.randomBytes, now: () => new Date(), kdf: KDF, hosts: s.hosts, workers: false });
     expect(other.ceremonies.get(first.id).status).toBe('open');
     await expect(other.ceremonies.acknowledge(first.id, 1, 'alice', 'alice', s.vaultKey)).rejects.toMatchObject({ code: 'CONFLICT', message: /another console process/ });
     // Its owner gone (a pid that is not running): swept as failed.
