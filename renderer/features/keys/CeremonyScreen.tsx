@@ -169,13 +169,15 @@ export function CeremonyScreen({
         <>
           <div className="keys-nonce" data-testid="keys-nonce" data-nonce={c.nonce}>
             <div className="keys-nonce-label">Nonce — read it aloud; everyone checks it against their own screen</div>
-            <div className="keys-nonce-groups" aria-label={`Nonce ${c.nonce.split('').join(' ')}`}>
+            <div className="keys-nonce-groups" aria-hidden="true">
               {groupNonce(c.nonce).map((g, i) => (
-                <span key={i} className="keys-nonce-group" aria-hidden="true">
+                <span key={i} className="keys-nonce-group">
                   {g}
                 </span>
               ))}
             </div>
+            {/* Read to a screen reader digit by digit, group by group. */}
+            <span className="sr-only">{groupNonce(c.nonce).map((g) => g.split('').join(' ')).join(', ')}</span>
           </div>
 
           <div className="keys-screen-body">
