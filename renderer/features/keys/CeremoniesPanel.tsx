@@ -74,7 +74,7 @@ export function CeremoniesPanel({ ceremonies, onResume }: { ceremonies: Ceremony
                       Steps
                     </button>
                   )}
-                  {c.hasTranscript ? <TranscriptButton ceremony={c} className="small" testId={`keys-ceremony-transcript-${c.id}`} /> : null}
+                  {c.hasTranscript ? <TranscriptButton ceremony={c} className="small" quiet testId={`keys-ceremony-transcript-${c.id}`} /> : null}
                 </td>
               </tr>
             ))}

@@ -9,8 +9,8 @@ import { Modal } from '../../components/Modal';
 import { safeLine } from '../../components/safeText';
 import { Time } from '../../components/Time';
 import { useApp } from '../../context';
-import { acknowledgers, currentStep, groupNonce, issuing, KIND_LABELS, officerOfStep, ROLE_LABELS, statusText } from './model';
-import { OperationPanel, VerifyReport, type VerifyReportValue } from './OperationPanel';
+import { acknowledgers, currentStep, groupNonce, issuing, KIND_LABELS, officerOfStep, progressText, ROLE_LABELS, statusText } from './model';
+import { OperationPanel, VerifyReport, type Progress, type VerifyReportValue } from './OperationPanel';
 import { SharePanel } from './SharePanel';
 import { TranscriptButton } from './TranscriptButton';
 
@@ -73,6 +73,7 @@ export function CeremonyScreen({
   const [shown, setShown] = useState<IssuedShare | null>(null);
   const [shareError, setShareError] = useState<AirlockErrorShape | null>(null);
   const [report, setReport] = useState<VerifyReportValue | null>(null);
+  const [unsealed, setUnsealed] = useState<Progress | null>(null);
   const [cancelling, setCancelling] = useState(false);
   const [officerPrints, setOfficerPrints] = useState<Record<string, string>>({});
 
@@ -194,14 +195,24 @@ export function CeremonyScreen({
             </ol>
 
             <div className="keys-now">
-              {c.status !== 'open' ? (
+              {shown ? (
+                // One person at the screen at a time: the next step waits until this officer holds their share and hides it.
+                <>
+                  <SharePanel share={shown} ceremony={c.id} onHide={() => setShown(null)} />
+                  {next && c.status === 'open' ? (
+                    <p className="hint" data-testid="keys-next-waits">
+                      Step {next.n} comes next, once {safeLine(shown.officer)} holds the share and has hidden it.
+                    </p>
+                  ) : null}
+                </>
+              ) : c.status !== 'open' ? (
                 <Finished c={c} />
               ) : next?.automatic ? (
                 <section className="keys-now-card" aria-label="Airlock's step" data-testid="keys-now" data-step={next.n} data-auto="true">
                   <h2>
                     Step {next.n}: {next.title}
                   </h2>
-                  <OperationPanel ceremony={c} onCeremony={changed} onMade={onMade} onReport={setReport} />
+                  <OperationPanel ceremony={c} onCeremony={changed} onMade={onMade} onReport={setReport} onUnsealed={setUnsealed} />
                 </section>
               ) : next ? (
                 <form className="keys-now-card" onSubmit={(e) => void acknowledge(e)} aria-label="The step to acknowledge" data-testid="keys-now" data-step={next.n} data-auto="false">
@@ -217,6 +228,11 @@ export function CeremonyScreen({
                     </p>
                   ) : null}
                   {report ? <VerifyReport report={report} /> : null}
+                  {unsealed ? (
+                    <p className="panel panel-ok strong" data-testid="keys-unseal-done">
+                      The hierarchy is unsealed: {progressText(unsealed.collected, unsealed.threshold)}, from {unsealed.contributors.map((n) => safeLine(n)).join(', ')}.
+                    </p>
+                  ) : null}
                   {officer ? (
                     <div className="keys-fp-check" data-testid="keys-fp-check">
                       <div>Fingerprint of {safeLine(officer)}&apos;s share</div>
@@ -247,7 +263,6 @@ export function CeremonyScreen({
               ) : null}
 
               <ErrorLine error={shareError} testId="keys-share-error" />
-              {shown ? <SharePanel share={shown} ceremony={c.id} onHide={() => setShown(null)} /> : null}
               <Participants c={c} />
             </div>
           </div>

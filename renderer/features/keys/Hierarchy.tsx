@@ -36,7 +36,7 @@ export function Hierarchy({ status, canRotate, onRotate }: { status: KeyStatus; 
           )}{' '}
           {!status.sealed && status.unsealedBy.length ? (
             <span data-testid="keys-unsealed-by">
-              by {status.unsealedBy.map(safeLine).join(', ')}
+              by {status.unsealedBy.map((n) => safeLine(n)).join(', ')}
               {status.unsealedAt ? (
                 <>
                   {' '}

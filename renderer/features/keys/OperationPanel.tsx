@@ -9,7 +9,7 @@ import { useApp } from '../../context';
 import { progressText } from './model';
 
 type Made = z.infer<typeof ShareMade>;
-type Progress = { collected: number; threshold: number; contributors: string[] };
+export type Progress = { collected: number; threshold: number; contributors: string[] };
 
 /**
  * The ceremony's key operation, the step Airlock does itself once every step before it was
@@ -21,12 +21,15 @@ export function OperationPanel({
   onCeremony,
   onMade,
   onReport,
+  onUnsealed,
 }: {
   ceremony: Ceremony;
   onCeremony(c: Ceremony): void;
   onMade(shares: Made[]): void;
   /** A verify-shares report, kept by the screen: the next step (confirm the result) reads it. */
   onReport(r: VerifyReportValue): void;
+  /** The unseal reached its threshold: the screen says so on the closing step. */
+  onUnsealed(p: Progress): void;
 }) {
   switch (ceremony.kind) {
     case 'genesis':
@@ -34,7 +37,7 @@ export function OperationPanel({
     case 'rotate-root':
       return <IssuePanel ceremony={ceremony} onCeremony={onCeremony} onMade={onMade} />;
     case 'unseal':
-      return <UnsealPanel ceremony={ceremony} onCeremony={onCeremony} />;
+      return <UnsealPanel ceremony={ceremony} onCeremony={onCeremony} onUnsealed={onUnsealed} />;
     case 'verify-shares':
       return <VerifyPanel ceremony={ceremony} onCeremony={onCeremony} onReport={onReport} />;
     case 'rotate-kek':
@@ -138,7 +141,7 @@ function ShareInput({ value, onChange, passphrase, onPassphrase, testId }: { val
  * hierarchy or an earlier split, or of another ceremony's nonce) is said in the core's words, and
  * what was already collected stays collected: the count shown is read back from the core.
  */
-function UnsealPanel({ ceremony, onCeremony }: { ceremony: Ceremony; onCeremony(c: Ceremony): void }) {
+function UnsealPanel({ ceremony, onCeremony, onUnsealed }: { ceremony: Ceremony; onCeremony(c: Ceremony): void; onUnsealed(p: Progress): void }) {
   const { client } = useApp();
   const [progress, setProgress] = useState<Progress>({ collected: 0, threshold: ceremony.params.threshold ?? 0, contributors: [] });
   const [share, setShare] = useState('');
@@ -163,17 +166,21 @@ function UnsealPanel({ ceremony, onCeremony }: { ceremony: Ceremony; onCeremony(
     setAccepted(null);
     const r = await client.keys.addShare({ ceremony: ceremony.id, share, ...(passphrase ? { passphrase } : {}) });
     setBusy(false);
+    // A passphrase is typed again for each try. A refused share leaves the screen too, unless it
+    // only failed to parse (a character mistyped from paper is corrected in place).
+    setPassphrase('');
     if (!r.ok) {
+      if (r.error.code !== 'PARSE_ERROR') setShare('');
       setRefusal(r.error);
       await readBack();
       return;
     }
-    // The share and its passphrase leave the page's state once the core has it.
+    // The share leaves the page's state once the core has it.
     setShare('');
-    setPassphrase('');
     setProgress(r.value);
     const who = r.value.contributors[r.value.contributors.length - 1];
-    setAccepted(r.value.done ? 'The threshold is reached: the hierarchy is unsealed.' : `Accepted${who ? ` the share of ${who}` : ''}.`);
+    setAccepted(`Accepted${who ? ` the share of ${who}` : ''}.`);
+    if (r.value.done) onUnsealed(r.value);
     onCeremony(r.value.ceremony);
   }
 
@@ -182,7 +189,7 @@ function UnsealPanel({ ceremony, onCeremony }: { ceremony: Ceremony; onCeremony(
       <div className="keys-progress" data-testid="keys-unseal-progress" data-collected={progress.collected} data-threshold={progress.threshold}>
         <span className="keys-progress-count">{progressText(progress.collected, progress.threshold)}</span>
         <progress max={progress.threshold || 1} value={progress.collected} aria-label="Shares collected" />
-        {progress.contributors.length ? <span>from {progress.contributors.map(safeLine).join(', ')}</span> : <span className="muted">none yet</span>}
+        {progress.contributors.length ? <span>from {progress.contributors.map((n) => safeLine(n)).join(', ')}</span> : <span className="muted">none yet</span>}
       </div>
       <ShareInput value={share} onChange={setShare} passphrase={passphrase} onPassphrase={setPassphrase} testId="keys-unseal-share" />
       {refusal ? (

@@ -10,7 +10,18 @@ import { transcriptFileName } from './model';
  * Downloads a completed ceremony's signed transcript as the core holds it (the exact text: the
  * signature covers it), for an auditor to check offline with the root CA certificate.
  */
-export function TranscriptButton({ ceremony, className, testId }: { ceremony: Pick<Ceremony, 'id' | 'kind'>; className?: string; testId: string }) {
+export function TranscriptButton({
+  ceremony,
+  className,
+  testId,
+  quiet,
+}: {
+  ceremony: Pick<Ceremony, 'id' | 'kind'>;
+  className?: string;
+  testId: string;
+  /** In a table row: no "Saved as" note beside the button (the download is its own feedback). */
+  quiet?: boolean;
+}) {
   const { client } = useApp();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<AirlockErrorShape | null>(null);
@@ -32,7 +43,7 @@ export function TranscriptButton({ ceremony, className, testId }: { ceremony: Pi
       <button type="button" className={className} onClick={() => void download()} disabled={busy} data-testid={testId}>
         {busy ? 'Reading…' : 'Download transcript'}
       </button>
-      {note ? (
+      {note && !quiet ? (
         <span className="muted" role="status">
           {note}
         </span>
