@@ -11,6 +11,7 @@
  * - a KEK rotation of `models`: the Keys page then shows v2, and the ceremonies list holds three
  *   completed ceremonies with transcripts;
  * - a downloaded transcript verifies in the page's verifier, and an edited copy does not;
+ * - a reshare asks for a second person: the approval request is filed, and no ceremony opens;
  * - axe (WCAG 2.1 A/AA, serious and critical) on the ceremony screen at an officer's step with the
  *   share shown and at an unseal refusal, and on the Keys page with a hierarchy (test/e2e/a11y.spec.ts
  *   visits the Keys page before genesis, as every view of the registry).
@@ -302,6 +303,24 @@ test('keys: genesis 3-of-5, seal, unseal with refusals that lose nothing, a mode
   await page.getByTestId('keys-verify-submit').click();
   await expect(page.getByTestId('keys-verify-result')).toHaveAttribute('data-ok', 'false');
   await expect(page.getByTestId('keys-verify-problems')).not.toBeEmpty();
+
+  // ---------- reshare goes through the two-person rule: a request is filed, no ceremony opens ----------
+  await page.getByTestId('keys-begin-reshare').click();
+  await page.getByTestId('keys-begin-officers').fill(OFFICERS.slice(0, 4).join('\n'));
+  await page.getByTestId('keys-begin-threshold').fill('3');
+  await page.getByTestId('keys-begin-witnesses').fill(WITNESS);
+  await page.getByTestId('keys-begin-submit').click();
+  await expect(page.getByTestId('approval-dialog')).toBeVisible();
+  await page.getByTestId('approval-reason').fill('Owen leaves the organisation');
+  await page.getByTestId('approval-submit').click();
+  await expect(page.getByTestId('approval-dialog')).toHaveCount(0);
+  await expect(page.getByTestId('keys-begin-error')).toHaveAttribute('data-code', 'APPROVAL_REQUIRED');
+  await expect(page.getByTestId('keys-begin-error')).toContainText(/two-person request #\d+/);
+  await page.getByTestId('keys-begin-go-approvals').click();
+  await expect(page.getByTestId('nav-approvals')).toHaveAttribute('aria-current', 'page');
+  await page.getByTestId('nav-keys').click();
+  await expect(rows).toHaveCount(3);
+  await expect(page.getByTestId('keys-open-ceremony')).toHaveCount(0);
   violations.push(...(await axe(page, 'Keys page with a hierarchy')));
   expect(violations, violations.join('\n')).toEqual([]);
 });
