@@ -76,6 +76,7 @@ export function CeremonyScreen({
   const [unsealed, setUnsealed] = useState<Progress | null>(null);
   const [cancelling, setCancelling] = useState(false);
   const [officerPrints, setOfficerPrints] = useState<Record<string, string>>({});
+  const nowRef = useRef<HTMLDivElement>(null);
 
   const load = useCallback(async () => {
     const r = await client.keys.ceremony({ ceremony: id });
@@ -109,6 +110,16 @@ export function CeremonyScreen({
   useEffect(() => {
     setAckBy(candidates.length === 1 ? candidates[0]! : '');
   }, [next?.n, candidates.length === 1 ? candidates[0] : '']);
+
+  // What the room must do now replaced what it just did (a button that went busy and away takes
+  // the keyboard focus with it): focus moves to the new step, the share shown, or the outcome.
+  const stepKey = `${c?.status}:${next?.n}:${shown?.officer ?? ''}`;
+  useEffect(() => {
+    const a = document.activeElement;
+    const screen = nowRef.current?.closest('.keys-screen');
+    if (a && a !== document.body && screen?.contains(a) && !(a as HTMLButtonElement).disabled) return;
+    nowRef.current?.querySelector<HTMLElement>('.keys-focus')?.focus();
+  }, [stepKey]);
 
   function changed(updated: Ceremony) {
     setC(updated);
@@ -194,7 +205,7 @@ export function CeremonyScreen({
               ))}
             </ol>
 
-            <div className="keys-now">
+            <div className="keys-now" ref={nowRef}>
               {shown ? (
                 // One person at the screen at a time: the next step waits until this officer holds their share and hides it.
                 <>
@@ -209,14 +220,14 @@ export function CeremonyScreen({
                 <Finished c={c} />
               ) : next?.automatic ? (
                 <section className="keys-now-card" aria-label="Airlock's step" data-testid="keys-now" data-step={next.n} data-auto="true">
-                  <h2>
+                  <h2 tabIndex={-1} className="keys-focus">
                     Step {next.n}: {next.title}
                   </h2>
                   <OperationPanel ceremony={c} onCeremony={changed} onMade={onMade} onReport={setReport} onUnsealed={setUnsealed} />
                 </section>
               ) : next ? (
                 <form className="keys-now-card" onSubmit={(e) => void acknowledge(e)} aria-label="The step to acknowledge" data-testid="keys-now" data-step={next.n} data-auto="false">
-                  <h2>
+                  <h2 tabIndex={-1} className="keys-focus">
                     Step {next.n}: {next.title}
                   </h2>
                   <p>
@@ -334,7 +345,9 @@ function Finished({ c }: { c: Ceremony }) {
   const done = c.status === 'completed';
   return (
     <section className={done ? 'keys-now-card panel-ok' : 'keys-now-card panel-bad'} aria-label="Outcome" data-testid="keys-finished" data-status={c.status}>
-      <h2>{done ? 'Completed' : c.status === 'cancelled' ? 'Cancelled' : 'Failed'}</h2>
+      <h2 tabIndex={-1} className="keys-focus">
+        {done ? 'Completed' : c.status === 'cancelled' ? 'Cancelled' : 'Failed'}
+      </h2>
       {c.finishedAt ? (
         <p>
           at <Time iso={c.finishedAt} />

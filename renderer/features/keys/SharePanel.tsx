@@ -44,7 +44,7 @@ export function SharePanel({ share, ceremony, onHide }: { share: IssuedShare; ce
   return (
     <section className="keys-share" aria-label={`Share of ${share.officer}`} data-testid={`keys-share-${share.officer}`} data-officer={share.officer}>
       <div className="keys-share-print">
-        <h3>
+        <h3 tabIndex={-1} className="keys-focus">
           Share {share.index} for <span className="strong">{safeLine(share.officer)}</span>
         </h3>
         <p>
