@@ -15,6 +15,7 @@ import { Dispatcher, Operations, type Handlers } from './dispatch';
 import { hostsHandlers } from './hosts/handlers';
 import { HostsService } from './hosts/service';
 import { identityHandlers } from './identity/handlers';
+import { createKeysArea } from './keys/area';
 import { KeyRegistry } from './keys/registry';
 import { opsHandlers } from './ops/handlers';
 import { Provisioner } from './provision/engine';
@@ -60,6 +61,8 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   const vault = new Vault({ db, kdf, random, now: nowIso });
   // Airlock's own keys (SSH identity, audit, attestation): minted and sealed one way (keys/registry.ts).
   const keys = new KeyRegistry({ db, vault, random });
+  // ---- customer-managed keys: the hierarchy (sealed in every new process), the CA, ceremonies ----
+  const keysArea = createKeysArea({ db, vault, random, now: clock, kdf });
   // ---- audit: the trail, its keys (unsealed at sign-in), checkpoints, verify, export, syslog ----
   const auditService = createAuditService({ db, dbFile, dataDir, vault, registry: keys, clock, random, config });
   const audit = auditService.trail;
@@ -128,6 +131,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     ...provisionHandlers({ playbooks, provisioner }),
     ...storeHandlers({ store }),
     ...attestHandlers({ attestations }),
+    ...keysArea.handlers,
     ...auditService.handlers,
   };
 
@@ -191,6 +195,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
       for (const w of watches) w.stop();
       broadcaster.clear();
       terminals.closeAll();
+      keysArea.close();
       hosts.close();
       sessions.closeAll();
       await auditService.close();

@@ -47,7 +47,8 @@ export const KeyStatus = z.object({
   threshold: z.number().int().nullable(),
   count: z.number().int().nullable(),
   rootKcv: Kcv.nullable(),
-  officers: z.array(z.object({ index: z.number().int(), name: z.string(), fingerprint: z.string() })),
+  /** `fingerprint`: the officer's passphrase sealing key's, which they confirmed; null for a share not sealed to a passphrase. */
+  officers: z.array(z.object({ index: z.number().int(), name: z.string(), fingerprint: z.string().nullable() })),
   /** An unseal in progress: how many of the threshold's shares are in, from whom. */
   unsealing: z.object({ nonce: Nonce, collected: z.number().int(), threshold: z.number().int(), contributors: z.array(z.string()) }).nullable(),
   unsealedBy: z.array(z.string()),

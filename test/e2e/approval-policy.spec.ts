@@ -10,7 +10,7 @@
  *   B — an officer — is now told that deciding needs the role admin;
  * - the trail, read in the UI, has the request, B's approval and the executed policy change.
  */
-import { ADMIN, chooseOwnPassword, createUser, expect, filterAudit, firstRunSetup, secondConsole, submitLogin, test } from './fixtures';
+import { ADMIN, approveAs, createUser, expect, filterAudit, firstRunSetup, secondConsole, test } from './fixtures';
 
 const OP = 'users:grantAdmin';
 
@@ -66,18 +66,9 @@ test('a policy change is filed by one admin, approved by another person, execute
   const b = await secondConsole(dataDir, playwright, launchOptions);
   try {
     const bp = b.page;
-    await submitLogin(bp, bob.name, bob.initial);
-    await chooseOwnPassword(bp, bob.initial, bob.password);
-    await expect(bp.getByTestId('topbar-user')).toHaveText(bob.name);
-    await expect(bp.getByTestId('approvals-badge')).toHaveAttribute('data-awaiting', '1');
-    await bp.getByTestId('nav-approvals').click();
-    await bp.getByTestId(`approval-row-${id}`).click();
-    await expect(bp.getByTestId('approval-detail-reason')).toHaveText(reason);
+    // B approves the policy change, but cannot execute it: only the person who filed it runs it.
+    await approveAs(bp, bob, id, { filed: reason, decision: 'Agreed at the security review' });
     await expect(bp.getByTestId('approval-detail')).toContainText(`Set the two-person policy for ${OP}`);
-    // B approves, but cannot execute: only the person who filed it runs it.
-    await bp.getByTestId('approval-decision-reason').fill('Agreed at the security review');
-    await bp.getByTestId('approval-approve').click();
-    await expect(bp.getByTestId('approval-detail')).toHaveAttribute('data-status', 'approved');
     await expect(bp.getByTestId('approval-execute')).toHaveCount(0);
     // Approved is not executed: the policy B sees is still the old one.
     await expect(bp.getByTestId(`policy-roles-${OP}`)).toHaveText('admin, officer');

@@ -10,7 +10,7 @@
  *   the same data directory, forced to pick a password first) approves; A executes; the new
  *   admin exists, and the trail shows the request, the decision and the execution.
  */
-import { ADMIN, chooseOwnPassword, expect, firstRunSetup, secondConsole, test } from './fixtures';
+import { ADMIN, approveAs, chooseOwnPassword, expect, firstRunSetup, secondConsole, test } from './fixtures';
 import type { Page } from '@playwright/test';
 
 async function createUser(page: Page, name: string, password: string, roles: string[]): Promise<void> {
@@ -116,19 +116,7 @@ test('two-person rule: a second admin needs another person to approve', async ({
   const b = await secondConsole(dataDir, playwright, launchOptions);
   try {
     const bp = b.page;
-    await expect(bp.getByTestId('login-form')).toBeVisible();
-    await bp.getByTestId('login-name').fill(bob.name);
-    await bp.getByTestId('login-password').fill(bob.initial);
-    await bp.getByTestId('login-submit').click();
-    await chooseOwnPassword(bp, bob.initial, bob.password);
-    await expect(bp.getByTestId('topbar-user')).toHaveText(bob.name);
-    await expect(bp.getByTestId('approvals-badge')).toHaveAttribute('data-awaiting', '1');
-    await bp.getByTestId('nav-approvals').click();
-    await bp.getByTestId(`approval-row-${id}`).click();
-    await expect(bp.getByTestId('approval-detail-reason')).toHaveText('Carol joins the on-call rota');
-    await bp.getByTestId('approval-decision-reason').fill('Confirmed with the security lead');
-    await bp.getByTestId('approval-approve').click();
-    await expect(bp.getByTestId('approval-detail')).toHaveAttribute('data-status', 'approved');
+    await approveAs(bp, bob, id, { filed: 'Carol joins the on-call rota', decision: 'Confirmed with the security lead' });
     expect(b.logs.filter((l) => l.startsWith('[pageerror]'))).toEqual([]);
   } finally {
     await b.close();

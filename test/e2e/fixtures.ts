@@ -271,6 +271,29 @@ export async function submitLogin(page: Page, name: string, password: string): P
   await page.getByTestId('login-submit').click();
 }
 
+/**
+ * The second person of the two-person rule, on their own page: a user an administrator created
+ * signs in for the first time (their initial password, then one of their own), sees the request
+ * waiting for them, opens it, checks the reason it was filed with, and approves it with their own.
+ */
+export async function approveAs(
+  page: Page,
+  user: { name: string; initial: string; password: string },
+  id: string,
+  reasons: { filed: string; decision: string },
+): Promise<void> {
+  await submitLogin(page, user.name, user.initial);
+  await chooseOwnPassword(page, user.initial, user.password);
+  await expect(page.getByTestId('topbar-user')).toHaveText(user.name);
+  await expect(page.getByTestId('approvals-badge')).toHaveAttribute('data-awaiting', '1');
+  await page.getByTestId('nav-approvals').click();
+  await page.getByTestId(`approval-row-${id}`).click();
+  await expect(page.getByTestId('approval-detail-reason')).toHaveText(reasons.filed);
+  await page.getByTestId('approval-decision-reason').fill(reasons.decision);
+  await page.getByTestId('approval-approve').click();
+  await expect(page.getByTestId('approval-detail')).toHaveAttribute('data-status', 'approved');
+}
+
 /** Apply the audit view's filters (empty strings clear a field) and wait for the filtered count. */
 export async function filterAudit(
   page: Page,

@@ -6,7 +6,7 @@
  * window over at once (empty, focused name field) while the other person stays signed in; and the
  * Account page states the lockout rule the core applies.
  */
-import { ADMIN, chooseOwnPassword, createUser, expect, firstRunSetup, submitLogin, test } from './fixtures';
+import { ADMIN, approveAs, createUser, expect, firstRunSetup, submitLogin, test } from './fixtures';
 
 declare const document: { activeElement: { getAttribute(name: string): string | null } | null };
 
@@ -62,19 +62,8 @@ test('two people, one console: a link for the second window, B approves what A f
       await submitLogin(bp, 'alcie', `a wrong password ${i}`);
       await expect(bp.getByTestId('login-error')).toHaveAttribute('data-code', i < 5 ? 'BAD_CREDENTIALS' : 'LOCKED_OUT');
     }
-    // …lock that name only: bob signs in from the same window.
-    await submitLogin(bp, bob.name, bob.initial);
-    await chooseOwnPassword(bp, bob.initial, bob.password);
-    await expect(bp.getByTestId('topbar-user')).toHaveText(bob.name);
-
-    // B approves A's request.
-    await expect(bp.getByTestId('approvals-badge')).toHaveAttribute('data-awaiting', '1');
-    await bp.getByTestId('nav-approvals').click();
-    await bp.getByTestId(`approval-row-${id}`).click();
-    await expect(bp.getByTestId('approval-detail-reason')).toHaveText('Carol joins the on-call rota');
-    await bp.getByTestId('approval-decision-reason').fill('Confirmed at the console, side by side');
-    await bp.getByTestId('approval-approve').click();
-    await expect(bp.getByTestId('approval-detail')).toHaveAttribute('data-status', 'approved');
+    // …lock that name only: bob signs in from the same window and approves A's request.
+    await approveAs(bp, bob, id, { filed: 'Carol joins the on-call rota', decision: 'Confirmed at the console, side by side' });
 
     // A, still signed in in the first window, runs it: carol is an administrator.
     await page.getByTestId('nav-approvals').click();

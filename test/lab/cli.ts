@@ -24,7 +24,8 @@ import {
 const USAGE = `usage: npm run lab -- <command> [options]
        npm run -s lab -- <command> --json     (-s: without npm's "> airlock lab" lines, so stdout is JSON only)
 
-  up --hosts N [--authorize PUBKEY_FILE]... [--gpu a100,h100,t4,none,absent,hostile] [--replace] [--json] [--id ID]
+  up --hosts N [--authorize PUBKEY_FILE]... [--gpu a100,h100,t4,none,absent,hostile] [--encrypted-models] [--replace] [--json] [--id ID]
+                                      --encrypted-models: each host gets an ext4 (encrypt) image mounted at /srv/.models-fs
   down [--id ID | --run RUN | --all]  --run: the labs test run RUN started; --all: every lab on this machine
   reclaim [--json]                    take down labs whose recorded owner process is dead (a crashed test run's)
   status [--json] [--id ID | --all]
@@ -50,7 +51,7 @@ interface Parsed {
 }
 
 const VALUE_FLAGS = new Set(['--hosts', '--authorize', '--id', '--run', '--gpu', '--delay', '--jitter', '--loss']);
-const BOOL_FLAGS = new Set(['--json', '--all', '--replace', '--sessions', '--help', '-h']);
+const BOOL_FLAGS = new Set(['--json', '--all', '--replace', '--sessions', '--encrypted-models', '--help', '-h']);
 
 function parse(argv: string[]): Parsed {
   const flags = new Map<string, string[]>();
@@ -121,6 +122,7 @@ function jsonView(lab: Lab): unknown {
       fingerprint: h.fingerprint,
       gpu: h.gpuProfile,
       ...(h.sshdRunning === undefined ? {} : { sshdRunning: h.sshdRunning, linkCut: h.linkCut }),
+      ...(h.models ? { models: h.models } : {}),
     })),
     decoy: lab.decoy,
     privateSystem: lab.privateSystem,
@@ -135,7 +137,8 @@ function human(lab: Lab): string {
   ];
   const rows = lab.hosts.map((h) => {
     const status = h.sshdRunning === undefined ? '' : `  ${h.linkCut ? 'link CUT' : h.sshdRunning ? 'up' : 'sshd DOWN'}`;
-    return `  ${h.name.padEnd(8)} ${`${h.user}@${h.address}:${h.port}`.padEnd(26)} ${h.fingerprint}  gpu=${h.gpuProfile}${status}`;
+    const models = !h.models ? '' : h.models.mounted ? `  models=${h.models.mountpoint} (${h.models.device})` : `  models NOT MOUNTED: ${h.models.error}`;
+    return `  ${h.name.padEnd(8)} ${`${h.user}@${h.address}:${h.port}`.padEnd(26)} ${h.fingerprint}  gpu=${h.gpuProfile}${status}${models}`;
   });
   lines.push(...rows, `  decoy    ${lab.decoy.address}:${lab.decoy.port}  (the "outside world" for lockdown tests)`);
   const h1 = lab.hosts[0];
@@ -163,7 +166,7 @@ async function main(argv: string[]): Promise<number> {
       const authorize = (p.flags.get('--authorize') ?? []).flatMap(readKeyFile);
       const gpu = one(p, '--gpu')?.split(',').map((s) => s.trim()).filter(Boolean);
       const t0 = Date.now();
-      const lab = await labUp({ id, hosts, authorize, gpuProfiles: gpu, replace: has(p, '--replace'), persistent: true });
+      const lab = await labUp({ id, hosts, authorize, gpuProfiles: gpu, replace: has(p, '--replace'), persistent: true, ...(has(p, '--encrypted-models') ? { encryptedModels: true as const } : {}) });
       if (lab.notice) process.stderr.write(`\n*** ${lab.notice}\n\n`);
       if (json) process.stdout.write(JSON.stringify(jsonView(lab), null, 2) + '\n');
       else process.stdout.write(`${human(lab)}\n  started in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);

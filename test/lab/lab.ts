@@ -33,7 +33,8 @@
 // public API: importers use it, never ./lab/* directly.
 export { GPU_PROFILE_NAMES, GPU_PROFILE_ROTATION, type GpuProfile } from './gpu/profiles';
 export * from './gpu/hostile';
-export type { Lab, LabHost, LabUpOptions } from './lab/types';
+export type { Lab, LabHost, LabModelsFs, LabUpOptions } from './lab/types';
+export { MODELS_FS_MOUNT, hostModelsImage } from './lab/models-fs';
 export { DEFAULT_LAB_ID, NETNS_PREFIX, labIdFor, labRun, labStateRoot } from './lab/constants';
 export { labDown, labIsStale, labList, labReclaim, labStatus, labUp } from './lab/lifecycle';
 export {

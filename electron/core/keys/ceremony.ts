@@ -1,4 +1,5 @@
 import type { Ceremony, CeremonyKind, CeremonyRole, CeremonyStep, KeyDomain, KeyStatus } from '../../../shared/contract/keys';
+import type { TranscriptBody } from './transcript';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Db } from '../db/db';
 import { ownerAlive, ownerId } from '../jobs/owner';
@@ -7,14 +8,14 @@ import { SCRIPT_VERSION, scriptFor, type ScriptStep } from './scripts';
 /** What the ceremonies need of the key service (keys/service.ts). */
 export interface CeremonyKeys {
   status(): KeyStatus;
-  genesis(o: { threshold: number; officers: { name: string; passphrase?: string }[] }): { hierarchyId: string; rootKcv: string; shares: IssuedShare[] };
+  genesis(o: { threshold: number; officers: { name: string; passphrase?: string }[] }, vaultKey: Buffer): Promise<{ hierarchyId: string; rootKcv: string; shares: IssuedShare[] }>;
   beginUnseal(): { nonce: string };
-  addShare(armored: string, o: { passphrase?: string; by?: string }): { collected: number; threshold: number; done: boolean; contributors: string[] };
+  addShare(armored: string, o: { passphrase?: string; by?: string }): Promise<{ collected: number; threshold: number; done: boolean; contributors: string[] }>;
   cancelUnseal(): void;
-  verifyShares(shares: { share: string; passphrase?: string }[]): { shares: { index: number | null; officer: string | null; ok: boolean; problem: string | null }[]; combines: boolean | null };
-  rotateKek(domain: KeyDomain): Promise<{ domain: KeyDomain; version: number; rewrapped: number }> | { domain: KeyDomain; version: number; rewrapped: number };
-  reshare(o: { threshold: number; officers: { name: string; passphrase?: string }[] }): { shares: IssuedShare[] };
-  rotateRoot(o: { threshold: number; officers: { name: string; passphrase?: string }[] }): { rootKcv: string; shares: IssuedShare[] };
+  verifyShares(shares: { share: string; passphrase?: string }[]): Promise<{ shares: { index: number | null; officer: string | null; ok: boolean; problem: string | null }[]; combines: boolean | null }>;
+  rotateKek(domain: KeyDomain): Promise<{ domain: KeyDomain; version: number; rewrapped: number }>;
+  reshare(o: { threshold: number; officers: { name: string; passphrase?: string }[] }): Promise<{ shares: IssuedShare[] }>;
+  rotateRoot(o: { threshold: number; officers: { name: string; passphrase?: string }[] }): Promise<{ rootKcv: string; shares: IssuedShare[] }>;
 }
 
 export interface IssuedShare {
@@ -25,32 +26,10 @@ export interface IssuedShare {
   fingerprint: string;
 }
 
-/** The transcript's body (canonical JSON, signed): see docs/keys.md. Never a share. */
-export interface TranscriptInput {
-  format: 'airlock.ceremony-transcript/v1';
-  scriptVersion: string;
-  ceremony: string;
-  kind: CeremonyKind;
-  nonce: string;
-  hierarchyId: string | null;
-  administrator: string;
-  participants: { name: string; role: CeremonyRole }[];
-  steps: { n: number; title: string; by: CeremonyRole; acknowledgedBy: string | null; recordedBy: string | null; at: string | null }[];
-  contributors: string[];
-  before: KeyFingerprints | null;
-  after: KeyFingerprints | null;
-  startedAt: string;
-  finishedAt: string;
-  outcome: 'completed';
-}
-
 export interface KeyFingerprints {
-  hierarchyId: string | null;
   rootKcv: string | null;
-  threshold: number | null;
-  count: number | null;
-  officers: string[];
-  keks: { domain: string; currentVersion: number; minDecryptionVersion: number; versions: { version: number; kcv: string }[] }[];
+  keks: { domain: KeyDomain; version: number; kcv: string }[];
+  certificates: { serial: string; kind: string; sha256: string }[];
 }
 
 interface Row {
@@ -80,15 +59,8 @@ interface StoredStep extends CeremonyStep {
 
 const AIRLOCK = 'Airlock';
 
-function fingerprints(s: KeyStatus): KeyFingerprints {
-  return {
-    hierarchyId: s.hierarchyId,
-    rootKcv: s.rootKcv,
-    threshold: s.threshold,
-    count: s.count,
-    officers: s.officers.map((o) => o.name),
-    keks: s.domains.map((d) => ({ domain: d.domain, currentVersion: d.currentVersion, minDecryptionVersion: d.minDecryptionVersion, versions: d.versions.map((v) => ({ version: v.version, kcv: v.kcv })) })),
-  };
+function keyFingerprints(s: KeyStatus, certificates: KeyFingerprints['certificates']): KeyFingerprints {
+  return { rootKcv: s.rootKcv, keks: s.domains.flatMap((d) => d.versions.map((v) => ({ domain: d.domain, version: v.version, kcv: v.kcv }))), certificates };
 }
 
 /**
@@ -114,8 +86,10 @@ export class Ceremonies {
       keys: CeremonyKeys;
       random: (n: number) => Buffer;
       now: () => Date;
-      /** Signs a completed ceremony's transcript body; returns the transcript file's text. */
-      sign(body: TranscriptInput): string;
+      /** Signs a completed ceremony's transcript body with the bundle-signing key (in the vault: any signed-in session opens it); returns the file's text. */
+      sign(body: TranscriptBody, vaultKey: Buffer): Promise<string>;
+      /** The CA's certificates, for the before/after fingerprints of a transcript. */
+      certificates(): KeyFingerprints['certificates'];
       /** This console process (tests give another one). */
       owner?: string;
     },
@@ -179,7 +153,7 @@ export class Ceremonies {
         `INSERT INTO key_ceremonies (id, kind, nonce, script_version, status, owner, administrator, participants, steps, params, before_state, started_at)
          VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(id, i.kind, nonce, SCRIPT_VERSION, this.owner, administrator, JSON.stringify(participants), JSON.stringify(steps), JSON.stringify(params), JSON.stringify(fingerprints(st)), this.d.now().toISOString());
+      .run(id, i.kind, nonce, SCRIPT_VERSION, this.owner, administrator, JSON.stringify(participants), JSON.stringify(steps), JSON.stringify(params), JSON.stringify(keyFingerprints(st, this.d.certificates())), this.d.now().toISOString());
     if (i.kind === 'unseal') this.d.keys.beginUnseal();
     return this.get(id);
   }
@@ -209,7 +183,7 @@ export class Ceremonies {
    * done), a person's step (not Airlock's), and `by` must hold the step's role in this ceremony.
    * The last step closes the ceremony and signs its transcript.
    */
-  acknowledge(id: string, n: number, by: string, recordedBy: string): Ceremony {
+  async acknowledge(id: string, n: number, by: string, recordedBy: string, vaultKey: Buffer): Promise<Ceremony> {
     const r = this.openRow(id);
     const steps = JSON.parse(r.steps) as StoredStep[];
     const step = steps.find((s) => s.n === n);
@@ -224,7 +198,7 @@ export class Ceremonies {
     if (step.officer && step.officer.toLowerCase() !== by.toLowerCase()) throw new AirlockError('FORBIDDEN', `Step ${n} is ${step.officer}'s own: only ${step.officer} acknowledges it.`);
     Object.assign(step, { acknowledgedBy: who.name, recordedBy, at: this.d.now().toISOString() });
     this.saveSteps(id, steps);
-    if (steps.every((s) => s.at !== null)) return this.complete(id);
+    if (steps.every((s) => s.at !== null)) return this.complete(id, vaultKey);
     return this.get(id);
   }
 
@@ -240,21 +214,21 @@ export class Ceremonies {
 
   // ---- the key operations, each the automatic step of its ceremony ----
 
-  genesis(id: string, passphrases: Record<string, string>) {
+  async genesis(id: string, passphrases: Record<string, string>, vaultKey: Buffer) {
     const { steps, params, participants } = this.readyFor(id, 'genesis');
-    const out = this.issue(id, steps, () => this.d.keys.genesis({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }));
+    const out = await this.issue(id, steps, () => this.d.keys.genesis({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }, vaultKey));
     return { hierarchyId: out.hierarchyId, rootKcv: out.rootKcv, shares: out.shares.map(hideArmor), ceremony: this.get(id) };
   }
 
-  reshare(id: string, passphrases: Record<string, string>) {
+  async reshare(id: string, passphrases: Record<string, string>) {
     const { steps, params, participants } = this.readyFor(id, 'reshare');
-    const out = this.issue(id, steps, () => this.d.keys.reshare({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }));
+    const out = await this.issue(id, steps, () => this.d.keys.reshare({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }));
     return { shares: out.shares.map(hideArmor), ceremony: this.get(id) };
   }
 
-  rotateRoot(id: string, passphrases: Record<string, string>) {
+  async rotateRoot(id: string, passphrases: Record<string, string>) {
     const { steps, params, participants } = this.readyFor(id, 'rotate-root');
-    const out = this.issue(id, steps, () => this.d.keys.rotateRoot({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }));
+    const out = await this.issue(id, steps, () => this.d.keys.rotateRoot({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }));
     return { rootKcv: out.rootKcv, shares: out.shares.map(hideArmor), ceremony: this.get(id) };
   }
 
@@ -270,17 +244,17 @@ export class Ceremonies {
     return share;
   }
 
-  addShare(id: string, share: string, passphrase: string | undefined) {
+  async addShare(id: string, share: string, passphrase: string | undefined) {
     const { steps } = this.readyFor(id, 'unseal');
-    const p = this.d.keys.addShare(share, { ...(passphrase !== undefined ? { passphrase } : {}) });
+    const p = await this.d.keys.addShare(share, { ...(passphrase !== undefined ? { passphrase } : {}) });
     this.setContributors(id, p.contributors);
     if (p.done) this.autoDone(id, steps);
     return { ...p, ceremony: this.get(id) };
   }
 
-  verifyShares(id: string, shares: { share: string; passphrase?: string }[]) {
+  async verifyShares(id: string, shares: { share: string; passphrase?: string }[]) {
     const { steps } = this.readyFor(id, 'verify-shares');
-    const report = this.d.keys.verifyShares(shares);
+    const report = await this.d.keys.verifyShares(shares);
     this.setContributors(id, [...new Set(report.shares.filter((s) => s.ok && s.officer).map((s) => s.officer!))]);
     this.d.db.prepare('UPDATE key_ceremonies SET message = ? WHERE id = ?').run(verifyMessage(report), id);
     this.autoDone(id, steps);
@@ -303,8 +277,8 @@ export class Ceremonies {
 
   // ---- internals ----
 
-  private issue<T extends { shares: IssuedShare[] }>(id: string, steps: StoredStep[], run: () => T): T {
-    const out = run();
+  private async issue<T extends { shares: IssuedShare[] }>(id: string, steps: StoredStep[], run: () => Promise<T>): Promise<T> {
+    const out = await run();
     this.pending.set(id, new Map(out.shares.map((s) => [s.officer, s])));
     this.setContributors(id, out.shares.map((s) => s.officer));
     this.autoDone(id, steps);
@@ -335,29 +309,39 @@ export class Ceremonies {
     this.saveSteps(id, steps);
   }
 
-  private complete(id: string): Ceremony {
+  private async complete(id: string, vaultKey: Buffer): Promise<Ceremony> {
     const finishedAt = this.d.now().toISOString();
-    const after = fingerprints(this.d.keys.status());
+    const st = this.d.keys.status();
+    const after = keyFingerprints(st, this.d.certificates());
     this.d.db.prepare('UPDATE key_ceremonies SET after_state = ? WHERE id = ?').run(JSON.stringify(after), id);
     const r = this.row(id);
-    const body: TranscriptInput = {
+    const params = JSON.parse(r.params) as Ceremony['params'];
+    const named = JSON.parse(r.participants) as { name: string; role: CeremonyRole }[];
+    // Officers who gave a share to an unseal or a verify-shares are participants of it too.
+    const contributors = JSON.parse(r.contributors) as string[];
+    const participants = [...named, ...contributors.filter((c) => !named.some((p) => p.name === c)).map((name) => ({ name, role: 'officer' as const }))];
+    const sealing = new Map(st.officers.map((o) => [o.name, o]));
+    const body: TranscriptBody = {
       format: 'airlock.ceremony-transcript/v1',
       scriptVersion: r.script_version,
-      ceremony: r.id,
-      kind: r.kind,
+      ceremony: r.kind,
       nonce: r.nonce,
-      hierarchyId: after.hierarchyId,
-      administrator: r.administrator,
-      participants: JSON.parse(r.participants),
-      steps: (JSON.parse(r.steps) as StoredStep[]).map((s) => ({ n: s.n, title: s.title, by: s.by, acknowledgedBy: s.acknowledgedBy, recordedBy: s.recordedBy, at: s.at })),
-      contributors: JSON.parse(r.contributors),
-      before: r.before_state ? JSON.parse(r.before_state) : null,
+      hierarchyId: st.hierarchyId ?? 'none',
+      participants: participants.map((p) => {
+        const fp = p.role === 'officer' ? sealing.get(p.name)?.fingerprint : null;
+        return fp ? { ...p, sealingKeyFingerprint: fp } : p;
+      }),
+      ...(params.threshold !== undefined && params.count !== undefined ? { quorum: { threshold: params.threshold, shares: params.count } } : {}),
+      // Airlock's own step is recorded as done at the administrator's call.
+      steps: (JSON.parse(r.steps) as StoredStep[]).map((s) => ({ n: s.n, title: s.automatic ? `${s.title} (done by Airlock)` : s.title, acknowledgedBy: s.automatic ? r.administrator : s.acknowledgedBy!, at: s.at! })),
+      contributors: contributors.map((name) => ({ name, shareIndex: sealing.get(name)?.index ?? 0 })).filter((c) => c.shareIndex > 0),
+      before: r.before_state ? (JSON.parse(r.before_state) as KeyFingerprints) : { rootKcv: null, keks: [], certificates: [] },
       after,
       startedAt: r.started_at,
       finishedAt,
       outcome: 'completed',
     };
-    const transcript = this.d.sign(body);
+    const transcript = await this.d.sign(body, vaultKey);
     this.pending.delete(id);
     this.d.db.prepare("UPDATE key_ceremonies SET status = 'completed', finished_at = ?, transcript = ? WHERE id = ?").run(finishedAt, transcript, id);
     return this.get(id);

@@ -9,7 +9,7 @@ export interface KeysHandlerDeps {
   keys: CeremonyKeys & { seal(): void };
   /** The root CA certificate (PEM) and its fingerprint, or nulls before genesis. */
   caCertificate(): { pem: string | null; fingerprint: string | null };
-  verifyTranscript(text: string): z.infer<typeof TranscriptReport>;
+  verifyTranscript(text: string): Promise<z.infer<typeof TranscriptReport>>;
 }
 
 /**
@@ -33,14 +33,14 @@ export function keysHandlers(d: KeysHandlerDeps): AreaHandlers<'keys'> {
     },
     'keys:beginReshare': (ctx, i) => ceremonies.begin({ kind: 'reshare', ...i }, ctx.requireSession().user),
     'keys:beginRotateRoot': (ctx, i) => ceremonies.begin({ kind: 'rotate-root', ...i }, ctx.requireSession().user),
-    'keys:acknowledge': (ctx, i) => {
-      const c = ceremonies.acknowledge(i.ceremony, i.step, i.by, ctx.requireSession().user);
+    'keys:acknowledge': async (ctx, i) => {
+      const c = await ceremonies.acknowledge(i.ceremony, i.step, i.by, ctx.requireSession().user, ctx.actor().vaultKey);
       ctx.auditDetail({ step: i.step, by: i.by, title: c.steps.find((s) => s.n === i.step)?.title, status: c.status });
       return c;
     },
     'keys:cancel': (_ctx, i) => ceremonies.cancel(i.ceremony, i.reason),
-    'keys:genesis': (ctx, i) => {
-      const out = ceremonies.genesis(i.ceremony, i.passphrases);
+    'keys:genesis': async (ctx, i) => {
+      const out = await ceremonies.genesis(i.ceremony, i.passphrases, ctx.actor().vaultKey);
       ctx.auditDetail({ hierarchyId: out.hierarchyId, rootKcv: out.rootKcv, shares: out.shares.map((s) => ({ index: s.index, officer: s.officer, sealing: s.sealing, fingerprint: s.fingerprint })) });
       return out;
     },
@@ -49,8 +49,8 @@ export function keysHandlers(d: KeysHandlerDeps): AreaHandlers<'keys'> {
       ctx.auditDetail({ officer: s.officer, index: s.index, fingerprint: s.fingerprint });
       return s;
     },
-    'keys:addShare': (ctx, i) => {
-      const p = ceremonies.addShare(i.ceremony, i.share, i.passphrase);
+    'keys:addShare': async (ctx, i) => {
+      const p = await ceremonies.addShare(i.ceremony, i.share, i.passphrase);
       ctx.auditDetail({ collected: p.collected, threshold: p.threshold, done: p.done, contributors: p.contributors });
       return p;
     },
@@ -58,8 +58,8 @@ export function keysHandlers(d: KeysHandlerDeps): AreaHandlers<'keys'> {
       d.keys.seal();
       return d.keys.status();
     },
-    'keys:verifyShares': (ctx, i) => {
-      const out = ceremonies.verifyShares(i.ceremony, i.shares);
+    'keys:verifyShares': async (ctx, i) => {
+      const out = await ceremonies.verifyShares(i.ceremony, i.shares);
       ctx.auditDetail({ shares: out.report.shares.map((s) => ({ index: s.index, officer: s.officer, ok: s.ok, problem: s.problem })), combines: out.report.combines });
       return out;
     },
@@ -68,13 +68,13 @@ export function keysHandlers(d: KeysHandlerDeps): AreaHandlers<'keys'> {
       ctx.auditDetail({ domain: out.domain, version: out.version, rewrapped: out.rewrapped });
       return out;
     },
-    'keys:reshare': (ctx, i) => {
-      const out = ceremonies.reshare(i.ceremony, i.passphrases);
+    'keys:reshare': async (ctx, i) => {
+      const out = await ceremonies.reshare(i.ceremony, i.passphrases);
       ctx.auditDetail({ shares: out.shares });
       return out;
     },
-    'keys:rotateRoot': (ctx, i) => {
-      const out = ceremonies.rotateRoot(i.ceremony, i.passphrases);
+    'keys:rotateRoot': async (ctx, i) => {
+      const out = await ceremonies.rotateRoot(i.ceremony, i.passphrases);
       ctx.auditDetail({ rootKcv: out.rootKcv, shares: out.shares });
       return out;
     },

@@ -1,4 +1,5 @@
 import { auditJobs } from '../audit/jobs';
+import { keysJobs } from '../keys/jobs';
 import { registry } from './job';
 
 /**
@@ -6,5 +7,5 @@ import { registry } from './job';
  * its own `<area>/jobs.ts`; the worker entry dispatches from this table and the pool takes its
  * types from it. Kinds are `<area>.<verb>`.
  */
-export const jobs = registry(...auditJobs);
+export const jobs = registry(...auditJobs, ...keysJobs);
 export type Jobs = typeof jobs;

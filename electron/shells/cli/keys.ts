@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Ceremony, KeyDomain, ParticipantName, type KeyStatus } from '../../../shared/contract/keys';
+import { transcriptReport } from '../../core/keys/console-ca';
 import { verifyTranscript } from '../../core/keys/transcript';
 import { FILE_LIMITS, readTextFile } from '../cli-files';
 import { clean } from './io';
@@ -86,7 +87,7 @@ async function unsealWith(c: C, files: string[], log: string[], administrator: s
     }
   }
   if (!done) {
-    c.io.err(log.join(''));
+    c.io.stderr(log.join(''));
     await c.call('keys:cancel', { ceremony: cer.id, reason: 'not enough valid shares were given' });
     throw new Refused({ ok: false, error: { code: 'KEY_UNAVAILABLE', message: 'The shares given do not reach the threshold: the hierarchy stays sealed.' } });
   }
@@ -138,7 +139,7 @@ async function drive(c: C, body: (log: string[]) => Promise<{ human: string; val
     return 0;
   } catch (e) {
     if (!(e instanceof Refused)) throw e;
-    if (log.length && !c.json) c.io.err(log.join(''));
+    if (log.length && !c.json) c.io.stderr(log.join(''));
     return c.fail(e.failure);
   }
 }
@@ -362,7 +363,7 @@ export const keys: AreaTable = {
       async run(c) {
         const text = readTextFile(c.args.file, FILE_LIMITS.transcript);
         let v;
-        if (c.opts.ca) v = verifyTranscript(text, readTextFile(c.opts.ca, FILE_LIMITS.pem));
+        if (c.opts.ca) v = transcriptReport(await verifyTranscript(text, readTextFile(c.opts.ca, FILE_LIMITS.pem)));
         else {
           const r = await c.call('keys:verifyTranscript', { text });
           if (!r.ok) return c.fail(r);

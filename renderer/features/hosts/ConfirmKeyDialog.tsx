@@ -1,39 +1,29 @@
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import type { Host } from '../../../shared/contract/hosts';
-import type { Out } from '../../../shared/contract/index';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
 import { Modal } from '../../components/Modal';
 import { useApp } from '../../context';
-import { FingerprintCheck } from './FingerprintCheck';
+import { ProbeCheck } from './ProbeCheck';
+import { useHostProbe } from './useHostProbe';
 
 /** An imported (ssh_config) host has no pinned key: probe it, have it compared, pin it. */
 export function ConfirmKeyDialog({ host, onClose, onConfirmed }: { host: Host; onClose: () => void; onConfirmed: () => void }) {
   const { client } = useApp();
-  const [probe, setProbe] = useState<Out<'hosts:probe'> | null>(null);
-  const [busy, setBusy] = useState(true);
-  const [error, setError] = useState<AirlockErrorShape | null>(null);
-
-  useEffect(() => {
-    let live = true;
-    void client.hosts.probe({ address: host.address, port: host.port }).then((r) => {
-      if (!live) return;
-      setBusy(false);
-      if (r.ok) setProbe(r.value);
-      else setError(r.error);
-    });
-    return () => {
-      live = false;
-    };
-  }, [client, host.address, host.port]);
+  const { probe, probing, error: probeError } = useHostProbe(host);
+  const [acting, setActing] = useState(false);
+  const [actError, setActError] = useState<AirlockErrorShape | null>(null);
+  // An action needs a probe, so it starts after probing ended: one busy flag and one error line, as before.
+  const busy = probing || acting;
+  const error = actError ?? probeError;
 
   async function confirm() {
     if (!probe) return;
-    setBusy(true);
-    setError(null);
+    setActing(true);
+    setActError(null);
     const r = await client.hosts.confirm({ name: host.name, fingerprint: probe.fingerprint });
-    setBusy(false);
-    if (!r.ok) return setError(r.error);
+    setActing(false);
+    if (!r.ok) return setActError(r.error);
     onConfirmed();
   }
 
@@ -55,16 +45,7 @@ export function ConfirmKeyDialog({ host, onClose, onConfirmed }: { host: Host; o
       }
     >
       {!probe && busy ? <p className="muted">Connecting to {host.address}:{host.port}…</p> : null}
-      {probe ? (
-        <FingerprintCheck
-          address={probe.address}
-          port={probe.port}
-          fingerprint={probe.fingerprint}
-          keyType={probe.keyType}
-          pinned={probe.pinned}
-          knownHosts={probe.knownHosts}
-        />
-      ) : null}
+      {probe ? <ProbeCheck probe={probe} /> : null}
       <ErrorLine error={error} testId="confirm-key-error" />
     </Modal>
   );

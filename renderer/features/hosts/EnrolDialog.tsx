@@ -1,15 +1,12 @@
 import { useState, type FormEvent } from 'react';
 import type { Host } from '../../../shared/contract/hosts';
-import type { Out } from '../../../shared/contract/index';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
 import { Modal } from '../../components/Modal';
 import { useApp } from '../../context';
 import { ADDR_RE, NAME_RE, USER_RE } from './fields';
-import { FingerprintCheck } from './FingerprintCheck';
-
-type Probe = Out<'hosts:probe'>;
-
+import { ProbeCheck } from './ProbeCheck';
+import type { HostProbe } from './useHostProbe';
 
 /** Enrol a host: fetch its key, have the operator compare it out of band, pin it. */
 export function EnrolDialog({ onClose, onEnrolled }: { onClose: () => void; onEnrolled: (h: Host) => void }) {
@@ -18,7 +15,7 @@ export function EnrolDialog({ onClose, onEnrolled }: { onClose: () => void; onEn
   const [address, setAddress] = useState('');
   const [port, setPort] = useState('22');
   const [user, setUser] = useState('root');
-  const [probe, setProbe] = useState<Probe | null>(null);
+  const [probe, setProbe] = useState<HostProbe | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<AirlockErrorShape | null>(null);
 
@@ -142,14 +139,7 @@ export function EnrolDialog({ onClose, onEnrolled }: { onClose: () => void; onEn
       <p>
         Enrolling <strong className="mono">{name}</strong> as <span className="mono">{user}</span>.
       </p>
-      <FingerprintCheck
-        address={probe.address}
-        port={probe.port}
-        fingerprint={probe.fingerprint}
-        keyType={probe.keyType}
-        pinned={probe.pinned}
-        knownHosts={probe.knownHosts}
-      />
+      <ProbeCheck probe={probe} />
       <ErrorLine error={error} testId="enrol-error" />
     </Modal>
   );

@@ -1,12 +1,12 @@
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import type { Host } from '../../../shared/contract/hosts';
-import type { Out } from '../../../shared/contract/index';
 import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { ErrorLine } from '../../components/ErrorLine';
 import { Modal } from '../../components/Modal';
 import { safeLine } from '../../components/safeText';
 import { useApp } from '../../context';
-import { FingerprintCheck } from './FingerprintCheck';
+import { ProbeCheck } from './ProbeCheck';
+import { useHostProbe } from './useHostProbe';
 
 /**
  * Accept a changed host key: the pinned key and the one the host presents now, side by side, the
@@ -15,30 +15,20 @@ import { FingerprintCheck } from './FingerprintCheck';
  */
 export function RepinDialog({ host, onClose, onPinned }: { host: Host; onClose: () => void; onPinned: (h: Host) => void }) {
   const { client } = useApp();
-  const [probe, setProbe] = useState<Out<'hosts:probe'> | null>(null);
-  const [busy, setBusy] = useState(true);
-  const [error, setError] = useState<AirlockErrorShape | null>(null);
-
-  useEffect(() => {
-    let live = true;
-    void client.hosts.probe({ address: host.address, port: host.port }).then((r) => {
-      if (!live) return;
-      setBusy(false);
-      if (r.ok) setProbe(r.value);
-      else setError(r.error);
-    });
-    return () => {
-      live = false;
-    };
-  }, [client, host.address, host.port]);
+  const { probe, probing, error: probeError } = useHostProbe(host);
+  const [acting, setActing] = useState(false);
+  const [actError, setActError] = useState<AirlockErrorShape | null>(null);
+  // An action needs a probe, so it starts after probing ended: one busy flag and one error line, as before.
+  const busy = probing || acting;
+  const error = actError ?? probeError;
 
   async function accept() {
     if (!probe || !host.fingerprint) return;
-    setBusy(true);
-    setError(null);
+    setActing(true);
+    setActError(null);
     const r = await client.hosts.repin({ name: host.name, pinned: host.fingerprint, fingerprint: probe.fingerprint });
-    setBusy(false);
-    if (!r.ok) return setError(r.error);
+    setActing(false);
+    if (!r.ok) return setActError(r.error);
     onPinned(r.value);
   }
 
@@ -98,14 +88,7 @@ export function RepinDialog({ host, onClose, onPinned }: { host: Host; onClose: 
               The host presents its pinned key again: there is nothing to accept. Scan it to clear its status.
             </div>
           ) : null}
-          <FingerprintCheck
-            address={probe.address}
-            port={probe.port}
-            fingerprint={probe.fingerprint}
-            keyType={probe.keyType}
-            pinned={probe.pinned}
-            knownHosts={probe.knownHosts}
-          />
+          <ProbeCheck probe={probe} />
           <p className="hint">
             Accepting replaces the pinned key for <strong>{host.name}</strong> and is recorded in the audit trail with both
             keys. If the host presents yet another key when you accept, nothing is pinned.

@@ -8,6 +8,7 @@ import { launchDecoy, launchHolder, launchSshd } from './daemons';
 import { keyLines, mkdirp, nodeForHosts, prepareHost, systemBase } from './host-fs';
 import { listStates, usedSlots, withLock } from './locking';
 import { chooseMode } from './mode';
+import { detachModelsLoops, modelsSizeMiB, setupModelsFs } from './models-fs';
 import { buildNetwork } from './network';
 import { alive, allPids, killAll, nsLink, procRef, run, withDescendants } from './processes';
 import { type HostState, type LabState, readState, toPublic, writeState } from './state';
@@ -33,6 +34,7 @@ export async function labUp(opts: LabUpOptions): Promise<Lab> {
     if (!(GPU_PROFILE_NAMES as readonly string[]).includes(p)) throw new Error(`lab: unknown GPU profile "${p}" (known: ${GPU_PROFILE_NAMES.join(', ')})`);
   }
   const keys = keyLines(opts.authorize ?? []);
+  const modelsMiB = opts.encryptedModels ? modelsSizeMiB(opts.encryptedModels) : null;
   const root = labStateRoot();
   await fs.mkdir(root, { recursive: true, mode: 0o755 });
   const dir = path.join(root, id);
@@ -133,6 +135,7 @@ export async function labUp(opts: LabUpOptions): Promise<Lab> {
     const results = await Promise.allSettled(
       st.hosts.map(async (h) => {
         if (isolation) await launchHolder(st, h);
+        if (modelsMiB !== null) await setupModelsFs(st, h, modelsMiB);
         await launchSshd(st, h);
       }),
     );
@@ -256,6 +259,8 @@ export async function downOne(root: string, id: string): Promise<void> {
   const present = [...netnsNames].filter((n) => existing.has(n));
 
   await killAll(await labProcesses(st, dir, present));
+  // Models images (encryptedModels): their mounts went with the host namespaces just killed.
+  await detachModelsLoops(dir);
   if (isRoot()) {
     const cmds = [...present.map((n) => `netns del ${n}`), ...[...links].map((l) => `link del ${l}`)];
     if (cmds.length) await run('ip', ['-force', '-batch', '-'], { input: cmds.join('\n') + '\n' });
@@ -305,6 +310,7 @@ export async function labDown(opts: { id?: string; all?: boolean; run?: string }
     }
   }
   await killAll(pidsMatchingCommand(labCommandRe(`${escapeRe(root)}/[^/\\0]+`)));
+  await detachModelsLoops(root);
 }
 
 /** The labs a test run started: those whose state records the run, and its half-made ones. */

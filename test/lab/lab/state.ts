@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { Lab, LabHost } from './types';
+import type { Lab, LabHost, LabModelsFs } from './types';
 
 // ---------------------------------------------------------------------------------------------
 // Internal state (state.json)
@@ -24,6 +24,8 @@ export interface HostState extends LabHost {
   mntNs: string | null;
   linkCut: boolean;
   slowed: boolean;
+  /** Labs with `encryptedModels` only (models-fs.ts). */
+  models?: LabModelsFs;
 }
 
 export interface LabState {
@@ -85,6 +87,7 @@ export function toPublic(st: LabState): Lab {
       netns: h.netns,
       dir: h.dir,
       gpuProfile: h.gpuProfile,
+      ...(h.models ? { models: { ...h.models } } : {}),
     })),
     decoy: { address: st.decoy.address, port: st.decoy.port },
     privateSystem: st.isolation,

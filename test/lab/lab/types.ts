@@ -26,6 +26,25 @@ export interface LabHost {
   sshdRunning?: boolean;
   /** Only filled by {@link labStatus}: whether the host's link is cut ({@link cutLink}). */
   linkCut?: boolean;
+  /**
+   * Only in labs started with `encryptedModels`: the host's models filesystem (an ext4 image with
+   * the `encrypt` feature on a loop device, mounted at `mountpoint` inside the host). `mounted:
+   * false` with `error` says why a host has none; it is never silently a plain directory.
+   */
+  models?: LabModelsFs;
+}
+
+/** A host's encrypted-capable models filesystem ({@link LabUpOptions.encryptedModels}). */
+export interface LabModelsFs {
+  /** Inside the host: `/srv/.models-fs`. Airlock's encrypted directories live below it. */
+  mountpoint: string;
+  /** The raw image file on this machine (what a thief of the disk would read). */
+  image: string;
+  /** The loop device on this machine, once attached. */
+  device: string | null;
+  mounted: boolean;
+  /** Why the host has no models filesystem, when it has none. */
+  error: string | null;
 }
 
 /** A running lab. Plain data: it can be serialised and handed to another process. */
@@ -73,4 +92,12 @@ export interface LabUpOptions {
    * the lab counts as stale and the next `labUp` with the same id replaces it instead of refusing.
    */
   persistent?: boolean;
+  /**
+   * Give every host a models filesystem that fscrypt can encrypt: a sparse ext4 image
+   * (`mkfs.ext4 -O encrypt`, 256 MiB unless `sizeMiB`) in the host's state directory, on a loop
+   * device, mounted at `/srv/.models-fs` inside the host only. `/srv/models` is left for Airlock
+   * to create (a symlink to its encrypted directory: electron/core/keys/fscrypt.ts). Needs root and
+   * hosts with a mount namespace; a host that cannot have one says so in `LabHost.models`.
+   */
+  encryptedModels?: true | { sizeMiB?: number };
 }

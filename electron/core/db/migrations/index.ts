@@ -5,6 +5,9 @@ import { m0003 } from './0003-provisioning';
 import { m0004 } from './0004-account-identity';
 import { m0005 } from './0005-known-host-keys';
 import { m0006 } from './0006-operation-names';
+import { m0007 } from './0007-key-hierarchy';
+import { m0008 } from './0008-certificates';
+import { m0009 } from './0009-key-ceremonies';
 
 export interface Migration {
   version: number;
@@ -18,4 +21,4 @@ export interface Migration {
 }
 
 /** In order. Add a file `NNNN-name.ts` and a test `NNNN-name.test.ts` for each new one. */
-export const migrations: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006];
+export const migrations: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009];
