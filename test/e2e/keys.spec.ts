@@ -172,6 +172,10 @@ test('keys: genesis 3-of-5, seal, unseal with refusals that lose nothing, a mode
     const file = await saved(page, () => panel.getByTestId('keys-share-download').click(), out);
     expect(file.name).toMatch(new RegExp(`^share-${officer}-\\d+-cer-[0-9a-f]{16}\\.txt$`));
     expect(file.text).toContain(`Officer: ${officer}`);
+    // What the officer compares: their passphrase sealing key's fingerprint (named in the file), or
+    // for a share not sealed to a passphrase the start of the saved file's SHA-256.
+    if (i === 0) expect(file.text).toContain(`fingerprint ${fp}`);
+    else expect(fp).toBe(createHash('sha256').update(fs.readFileSync(out(file.name))).digest('hex').slice(0, 16).match(/.{4}/g)!.join('-'));
     shares[officer] = { file: out(file.name), text: file.text, fingerprint: fp };
     if (i === 0) {
       violations.push(...(await axe(page, 'ceremony screen: an officer’s share')));

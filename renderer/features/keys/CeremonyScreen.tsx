@@ -92,12 +92,13 @@ export function CeremonyScreen({
   }, [load]);
 
   // The fingerprints an officer checks: those the key operation returned on this page, else the
-  // hierarchy's record of each holder's sealing fingerprint (the screen was left and reopened).
+  // hierarchy's record of each holder's passphrase sealing fingerprint (the screen was left and
+  // reopened; a share not sealed to a passphrase has none there).
   useEffect(() => {
     if (!c || !issuing(c.kind) || made) return;
     let live = true;
     void client.keys.status({}).then((r) => {
-      if (live && r.ok) setOfficerPrints(Object.fromEntries(r.value.officers.map((o) => [o.name, o.fingerprint])));
+      if (live && r.ok) setOfficerPrints(Object.fromEntries(r.value.officers.flatMap((o) => (o.fingerprint ? [[o.name, o.fingerprint]] : []))));
     });
     return () => {
       live = false;
@@ -126,6 +127,7 @@ export function CeremonyScreen({
     onChanged();
   }
 
+  const sealingOf = (officer: string) => made?.find((s) => s.officer === officer)?.sealing ?? null;
   const fingerprintOf = (officer: string) => made?.find((s) => s.officer === officer)?.fingerprint ?? officerPrints[officer] ?? null;
 
   async function showShare(officer: string) {
@@ -251,8 +253,11 @@ export function CeremonyScreen({
                         {fingerprint ? safeLine(fingerprint) : 'not known on this page'}
                       </div>
                       <p className="hint">
-                        {safeLine(officer)}: compare it with the one you will see on your share (and, with a passphrase, with the one your passphrase gives). Only then
-                        acknowledge: the share is shown after that, to you.
+                        {safeLine(officer)}:{' '}
+                        {sealingOf(officer) === 'none'
+                          ? 'your share is a file not sealed to a passphrase; this is the start of its SHA-256 (sha256sum of the saved file begins with it).'
+                          : 'this is the fingerprint of your passphrase sealing key; your share file names it on its Sealing line.'}{' '}
+                        Write it down now. Only then acknowledge: the share is shown after that, to you.
                       </p>
                     </div>
                   ) : null}
