@@ -8,8 +8,10 @@
  * - seal, then an unseal with three shares (pasted, and one from its file with its passphrase):
  *   a mistyped share, a re-armored share with altered key bytes (a well-formed but wrong share)
  *   and a duplicated one are each refused in the core's words, the collected count staying 2 of 3;
- * - a KEK rotation of `models`: the Keys page then shows v2, and the ceremonies list holds three
- *   completed ceremonies with transcripts;
+ * - a KEK rotation of `models`: the Keys page then shows v2;
+ * - verify-shares with the two officers who did not unseal and the sealed share (from its file):
+ *   each valid, the set opens the root; the ceremonies list then holds four completed ceremonies,
+ *   each with its transcript;
  * - a downloaded transcript verifies in the page's verifier, and an edited copy does not;
  * - a reshare asks for a second person: the approval request is filed, and no ceremony opens;
  * - axe (WCAG 2.1 A/AA, serious and critical) on the ceremony screen at an officer's step with the
@@ -276,19 +278,44 @@ test('keys: genesis 3-of-5, seal, unseal with refusals that lose nothing, a mode
   await expect(page.getByTestId('keys-kek-models-v2')).toBeVisible();
   await expect(page.getByTestId('keys-kek-version-datasets')).toHaveText('v1');
 
-  // ---------- the ceremonies list: three completed, each with its transcript ----------
+  // ---------- verify shares: the other two officers' and a sealed one; the set opens the root ----------
+  await page.getByTestId('keys-begin-verify-shares').click();
+  await page.getByTestId('keys-begin-witnesses').fill(WITNESS);
+  await page.getByTestId('keys-begin-submit').click();
+  await expect(screen).toHaveAttribute('data-kind', 'verify-shares');
+  await acknowledge(page, 1, 'admin');
+  await page.getByTestId('keys-verify-share-0-text').fill(shares.Odile!.text);
+  await page.getByTestId('keys-verify-share-more').click();
+  await page.getByTestId('keys-verify-share-1-text').fill(shares.Owen!.text);
+  await page.getByTestId('keys-verify-share-more').click();
+  await page.getByTestId('keys-verify-share-2-file').setInputFiles(shares.Olivia!.file);
+  await expect(page.getByTestId('keys-verify-share-2-text')).toHaveValue(/Officer: Olivia/);
+  await page.getByTestId('keys-verify-share-2-passphrase').fill(PASSPHRASE);
+  await page.getByTestId('keys-verify-shares-run').click();
+  await expect(page.getByTestId('keys-step-2')).toHaveAttribute('data-state', 'done', { timeout: 60_000 });
+  await expect(page.getByTestId('keys-verify-report')).toHaveAttribute('data-combines', 'true');
+  await expect(page.getByTestId('keys-verify-report').locator('li')).toHaveText([/^valid: .*Odile/, /^valid: .*Owen/, /^valid: .*Olivia/]);
+  await expect(page.getByTestId('keys-result')).toContainText('3 of 3 shares valid');
+  await acknowledge(page, 3, WITNESS);
+  await expect(screen).toHaveAttribute('data-status', 'completed');
+  await page.getByTestId('keys-screen-close').click();
+  // Verifying opened nothing: the hierarchy is as it was.
+  await expect(page.getByTestId('keys-seal-state')).toHaveAttribute('data-sealed', 'false');
+
+  // ---------- the ceremonies list: four completed, each with its transcript ----------
   const rows = page.locator('[data-testid^="keys-ceremony-cer-"]');
-  await expect(rows).toHaveCount(3);
-  await expect(rows.and(page.locator('[data-status="completed"][data-transcript="true"]'))).toHaveCount(3);
-  await expect(rows.nth(0)).toHaveAttribute('data-kind', 'rotate-kek');
-  await expect(rows.nth(1)).toHaveAttribute('data-kind', 'unseal');
-  await expect(rows.nth(2)).toHaveAttribute('data-kind', 'genesis');
-  const genesisId = (await rows.nth(2).getAttribute('data-testid'))!.replace('keys-ceremony-', '');
+  await expect(rows).toHaveCount(4);
+  await expect(rows.and(page.locator('[data-status="completed"][data-transcript="true"]'))).toHaveCount(4);
+  await expect(rows.nth(0)).toHaveAttribute('data-kind', 'verify-shares');
+  await expect(rows.nth(1)).toHaveAttribute('data-kind', 'rotate-kek');
+  await expect(rows.nth(2)).toHaveAttribute('data-kind', 'unseal');
+  await expect(rows.nth(3)).toHaveAttribute('data-kind', 'genesis');
+  const genesisId = (await rows.nth(3).getAttribute('data-testid'))!.replace('keys-ceremony-', '');
   await page.getByTestId(`keys-ceremony-open-${genesisId}`).click();
   await expect(page.getByTestId('keys-detail-status')).toHaveText('completed');
   await expect(page.getByTestId('keys-detail-steps').locator('tbody tr')).toHaveCount(4 + OFFICERS.length);
   await page.getByTestId('keys-detail-close').click();
-  const rotateId = (await rows.nth(0).getAttribute('data-testid'))!.replace('keys-ceremony-', '');
+  const rotateId = (await rows.nth(1).getAttribute('data-testid'))!.replace('keys-ceremony-', '');
   const rotateTranscript = await saved(page, () => page.getByTestId(`keys-ceremony-transcript-${rotateId}`).click(), out);
   expect(rotateTranscript.name).toBe(`transcript-rotate-kek-${rotateId}.json`);
 
@@ -322,7 +349,7 @@ test('keys: genesis 3-of-5, seal, unseal with refusals that lose nothing, a mode
   await page.getByTestId('keys-begin-go-approvals').click();
   await expect(page.getByTestId('nav-approvals')).toHaveAttribute('aria-current', 'page');
   await page.getByTestId('nav-keys').click();
-  await expect(rows).toHaveCount(3);
+  await expect(rows).toHaveCount(4);
   await expect(page.getByTestId('keys-open-ceremony')).toHaveCount(0);
   violations.push(...(await axe(page, 'Keys page with a hierarchy')));
   expect(violations, violations.join('\n')).toEqual([]);
