@@ -216,7 +216,7 @@ function SealDialog({ threshold, onClose, onSealed }: { threshold: number | null
       testId="keys-seal-dialog"
       footer={
         <>
-          <button type="button" onClick={onClose} disabled={busy}>
+          <button type="button" onClick={onClose} disabled={busy} data-testid="keys-seal-cancel">
             Keep it unsealed
           </button>
           <button type="button" className="danger" onClick={() => void seal()} disabled={busy} data-testid="keys-seal-confirm">
