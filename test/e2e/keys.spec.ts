@@ -155,7 +155,7 @@ test('keys: genesis 3-of-5, seal, unseal with refusals that lose nothing, a mode
     const step = 4 + i;
     await expect(page.getByTestId('keys-now')).toHaveAttribute('data-step', String(step));
     const fp = (await page.getByTestId('keys-officer-fingerprint').innerText()).trim();
-    expect(fp).not.toBe('not known on this page');
+    expect(fp).not.toBe('not known on this screen');
     expect(fp.length).toBeGreaterThan(8);
     // Only this officer may acknowledge their own step, and no share is on screen before they do.
     await expect(page.getByTestId('keys-ack-by').locator('option')).toHaveText([officer]);

@@ -94,8 +94,9 @@ export function CeremonyScreen({
   // The fingerprints an officer checks: those the key operation returned on this page, else the
   // hierarchy's record of each holder's passphrase sealing fingerprint (the screen was left and
   // reopened; a share not sealed to a passphrase has none there).
+  const kind = c?.kind;
   useEffect(() => {
-    if (!c || !issuing(c.kind) || made) return;
+    if (!kind || !issuing(kind) || made) return;
     let live = true;
     void client.keys.status({}).then((r) => {
       if (live && r.ok) setOfficerPrints(Object.fromEntries(r.value.officers.flatMap((o) => (o.fingerprint ? [[o.name, o.fingerprint]] : []))));
@@ -103,7 +104,7 @@ export function CeremonyScreen({
     return () => {
       live = false;
     };
-  }, [client, c, made]);
+  }, [client, id, kind, made]);
 
   const next = c ? currentStep(c) : null;
   const candidates = c && next ? acknowledgers(c, next) : [];
@@ -250,8 +251,14 @@ export function CeremonyScreen({
                     <div className="keys-fp-check" data-testid="keys-fp-check">
                       <div>Fingerprint of {safeLine(officer)}&apos;s share</div>
                       <div className="mono keys-fingerprint keys-fingerprint-big" data-testid="keys-officer-fingerprint">
-                        {fingerprint ? safeLine(fingerprint) : 'not known on this page'}
+                        {fingerprint ? safeLine(fingerprint) : 'not known on this screen'}
                       </div>
+                      {fingerprint ? null : (
+                        <p className="warn-line" data-testid="keys-fingerprint-unknown">
+                          The shares were made while this screen was closed, and this share is not sealed to a passphrase: its fingerprint (the start of the file&apos;s
+                          SHA-256) is shown with the share. Compare it with sha256sum of the saved file before the ceremony closes.
+                        </p>
+                      )}
                       <p className="hint">
                         {safeLine(officer)}:{' '}
                         {sealingOf(officer) === 'none'
