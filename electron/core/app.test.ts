@@ -148,6 +148,14 @@ describe('the dispatcher', () => {
     'provision:resume': { runId: 'run-0123456789abcdef' },
     'provision:disableEgressLockdown': { host: 'gpu1' },
     'audit:acknowledgeAlarm': { id: 1, reason: 'investigated' },
+    'keys:begin': { kind: 'genesis', officers: ['Ann', 'Ben'], witnesses: ['Wanda'], threshold: 2 },
+    'keys:beginReshare': { officers: ['Ann', 'Ben'], witnesses: ['Wanda'], threshold: 2 },
+    'keys:beginRotateRoot': { officers: ['Ann', 'Ben'], witnesses: ['Wanda'], threshold: 2 },
+    'keys:genesis': { ceremony: 'cer-0123456789abcdef' },
+    'keys:rotateKek': { ceremony: 'cer-0123456789abcdef' },
+    'keys:reshare': { ceremony: 'cer-0123456789abcdef' },
+    'keys:rotateRoot': { ceremony: 'cer-0123456789abcdef' },
+    'keys:protectModels': { host: 'gpu1' },
   };
 
   it('refuses every stepUp channel with STEP_UP_REQUIRED once the step-up window passed, and FORBIDDEN for other roles first', async () => {

@@ -61,8 +61,6 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   const vault = new Vault({ db, kdf, random, now: nowIso });
   // Airlock's own keys (SSH identity, audit, attestation): minted and sealed one way (keys/registry.ts).
   const keys = new KeyRegistry({ db, vault, random });
-  // ---- customer-managed keys: the hierarchy (sealed in every new process), the CA, ceremonies ----
-  const keysArea = createKeysArea({ db, vault, random, now: clock, kdf });
   // ---- audit: the trail, its keys (unsealed at sign-in), checkpoints, verify, export, syslog ----
   const auditService = createAuditService({ db, dbFile, dataDir, vault, registry: keys, clock, random, config });
   const audit = auditService.trail;
@@ -86,6 +84,8 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     stepUpMs: () => settings.stepUpMs(),
     now: () => clock().getTime(),
     random,
+    // The console locked (nobody signed in here any more): the key hierarchy seals, its root and KEKs zeroed.
+    onLocked: () => keysArea.close(),
     check: (userId, uid, epoch) => {
       const st = users.state(userId);
       if (!st || st.uid !== uid || st.disabled || st.epoch !== epoch) return null;
@@ -103,6 +103,8 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     poolIdleMs: config.sshPoolIdleMs ?? 30_000,
   });
   const terminals = new TerminalService({ hosts, random });
+  // ---- customer-managed keys: the hierarchy (sealed in every new process), the CA, ceremonies, hosts' models keys ----
+  const keysArea = createKeysArea({ db, vault, random, now: clock, kdf, hosts });
   // ---- provisioning: playbooks, the offline store, runs, attestations ----
   const store = new OfflineStore({ db, dataDir, mediaRoots: config.mediaRoots ?? DEFAULT_MEDIA_ROOTS, now: nowIso });
   const playbooks = new Playbooks({ db, now: nowIso });

@@ -6,6 +6,8 @@ import { auditHandlers } from './audit/handlers';
 import type { AreaChannels, AreaHandlers } from './dispatch';
 import { hostsHandlers } from './hosts/handlers';
 import { identityHandlers } from './identity/handlers';
+import { keysHandlers } from './keys/handlers';
+import { modelsKeysHandlers } from './keys/models-handlers';
 import { opsHandlers } from './ops/handlers';
 import { provisionHandlers } from './provision/handlers';
 import { sessionHandlers } from './session/handlers';
@@ -27,6 +29,7 @@ const areas: Record<string, object> = {
   hosts: hostsHandlers(none),
   ops: opsHandlers(none),
   terminal: terminalHandlers(none),
+  keys: { ...keysHandlers(none), ...modelsKeysHandlers(none) },
   provision: provisionHandlers(none),
   store: storeHandlers(none),
   attest: attestHandlers(none),

@@ -5,7 +5,7 @@ import { NoInput, UserName, visibleText } from './common';
 /**
  * The two-person rule. Operations are rows of the approval policy, not channels: one channel may
  * trigger an operation only for some inputs (users:create only with the admin role).
- * The last five have no channel yet; their rows exist so the policy is declared before the features.
+ * models:grantPhi and audit:delete have no channel yet; their rows exist so the policy is declared before the features.
  */
 export const ApprovalOperations = [
   'users:grantAdmin',

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { channel } from './channel';
-import { NoInput, UserName, visibleText } from './common';
+import { HostName, NoInput, UserName, visibleText } from './common';
+import { HostSelector } from './provision';
 
 /**
  * Customer-managed keys (docs/keys.md): the root key split m-of-n among security officers, KEKs
@@ -122,6 +123,29 @@ export const TranscriptReport = z.object({
   signer: z.object({ subject: z.string(), fingerprint: z.string() }).nullable(),
 });
 
+/**
+ * Model weights at rest on a GPU host (docs/keys-fscrypt.md): the host's models directory as its
+ * kernel reports it, and the `models` data key Airlock holds for it. `identifier` is the fscrypt
+ * key identifier the directory's policy names (32 hex digits; names a key, does not open it).
+ */
+export const ModelsState = z.enum(['unencrypted', 'locked', 'unlocked', 'absent', 'unsupported']);
+export const ModelsStatus = z.object({
+  host: HostName,
+  state: ModelsState,
+  /** The `models` data key Airlock holds for this host, or null when it has none. */
+  keyId: z.string().nullable(),
+  identifier: z.string().regex(/^[0-9a-f]{32}$/).nullable(),
+  dir: z.string(),
+});
+export type ModelsStatus = z.infer<typeof ModelsStatus>;
+/** One host of keys:unlockModels: what it is now, and what was done (`unlocked`: the key was delivered; `already`: it was unlocked; `skipped`/`failed`: see `message`). */
+export const ModelsUnlockResult = ModelsStatus.extend({
+  state: ModelsState.nullable(),
+  outcome: z.enum(['unlocked', 'already', 'skipped', 'failed']),
+  code: z.string().nullable(),
+  message: z.string().nullable(),
+});
+
 const ShareInput = z.object({ share: ArmoredShare, passphrase: SharePassphrase.optional() }).strict();
 
 const ceremonyIn = { ceremony: CeremonyId };
@@ -140,7 +164,6 @@ export const keys = {
     in: NoInput,
     out: KeyStatus,
     roles: ['admin', 'officer', 'auditor'],
-    audit: 'quiet-read',
     summary: 'The key hierarchy: seal state, officers, KEKs and their versions (fingerprints only)',
   }),
   'keys:ceremonies': channel({
@@ -283,5 +306,27 @@ export const keys = {
     out: z.object({ pem: z.string().nullable(), fingerprint: z.string().nullable() }),
     roles: ['admin', 'officer', 'auditor'],
     summary: 'The root CA certificate (PEM): all an auditor needs to verify transcripts offline',
+  }),
+  'keys:modelsStatus': channel({
+    in: z.object({ host: HostName }).strict(),
+    out: ModelsStatus,
+    roles: ['admin', 'officer', 'auditor'],
+    target: 'host',
+    summary: "A host's models directory: unencrypted, locked, unlocked (fscrypt), and the data key Airlock holds for it",
+  }),
+  'keys:protectModels': channel({
+    in: z.object({ host: HostName }).strict(),
+    out: ModelsStatus,
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    target: 'host',
+    summary: "Encrypt a host's (empty) models directory under a new models data key, delivered over SSH into the host's kernel only",
+  }),
+  'keys:unlockModels': channel({
+    in: z.object({ hosts: HostSelector }).strict(),
+    out: z.array(ModelsUnlockResult),
+    roles: ['admin', 'officer'],
+    target: (i) => i.hosts.join(',').slice(0, 200),
+    summary: 'Deliver the models key again to each chosen host whose models directory is locked (after a reboot); needs the hierarchy unsealed',
   }),
 } as const;

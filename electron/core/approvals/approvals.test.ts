@@ -53,6 +53,8 @@ describe('the two-person guards', () => {
       'users:enable': { name: 'bob' },
       'provision:disableEgressLockdown': { host: 'gpu1' },
       'approvals:setPolicy': { operation: 'keys:rotateRoot' },
+      'keys:beginReshare': { officers: ['Ann', 'Ben'], witnesses: ['Wanda'], threshold: 2 },
+      'keys:beginRotateRoot': { officers: ['Ann', 'Ben'], witnesses: ['Wanda'], threshold: 2 },
     };
     for (const [name, guard] of Object.entries(GUARDS) as Array<[ChannelName, NonNullable<(typeof GUARDS)[ChannelName]>]>) {
       expect(examples[name], `${name}: add an example above`).toBeDefined();
@@ -143,6 +145,6 @@ describe('approval requests', () => {
       /cannot be turned off/,
     );
     const p = approvals.setPolicy({ name: 'x' }, { operation: 'keys:rotateRoot', approverRoles: ['officer', 'officer'], expiryMinutes: 60, required: true });
-    expect(p).toMatchObject({ approverRoles: ['officer'], expiryMinutes: 60, implemented: false, updatedBy: 'x' });
+    expect(p).toMatchObject({ approverRoles: ['officer'], expiryMinutes: 60, implemented: true, channels: ['keys:beginRotateRoot'], updatedBy: 'x' });
   });
 });

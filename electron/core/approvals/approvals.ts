@@ -39,7 +39,8 @@ export interface ApprovedCall {
 export type TargetBinding =
   | { kind: 'user'; name: string; state: AccountState | null }
   | { kind: 'host'; name: string; state: { id: number; address: string; port: number; fingerprint: string | null } | null }
-  | { kind: 'policy'; name: string; state: { updatedAt: string; updatedBy: string | null } | null };
+  | { kind: 'policy'; name: string; state: { updatedAt: string; updatedBy: string | null } | null }
+  | { kind: 'hierarchy'; name: string; state: { hierarchyId: string; rootKcv: string; epoch: number; shareRecord: string } | null };
 
 interface PolicyRow {
   operation: ApprovalOperation;
@@ -453,6 +454,14 @@ export class Approvals {
         | undefined;
       return { kind: 'host', name: ref.name, state: h ? { id: h.id, address: h.address, port: h.port, fingerprint: h.fingerprint } : null };
     }
+    if (ref.kind === 'hierarchy') {
+      // The key hierarchy as it is: a reshare or root rotation since filing changes its share record, epoch or root.
+      const k = this.deps.db.prepare('SELECT hierarchy_id, root_kcv, epoch, share_record FROM key_hierarchy WHERE singleton = 1').get() as
+        | { hierarchy_id: string; root_kcv: string; epoch: number; share_record: string }
+        | undefined;
+      const state = k ? { hierarchyId: k.hierarchy_id, rootKcv: k.root_kcv, epoch: k.epoch, shareRecord: crypto.createHash('sha256').update(k.share_record).digest('hex') } : null;
+      return { kind: 'hierarchy', name: ref.name, state };
+    }
     const p = this.deps.db.prepare('SELECT updated_at, updated_by FROM approval_policy WHERE operation = ?').get(ref.name) as
       | { updated_at: string; updated_by: string | null }
       | undefined;
@@ -475,6 +484,7 @@ export class Approvals {
       return accountChange(bound.name, row, bound.state);
     }
     if (canonical(now?.state ?? null) === canonical(bound.state)) return null;
+    if (bound.kind === 'hierarchy') return 'the key hierarchy changed since (a reshare, a root rotation or a new genesis): file the request again';
     return bound.kind === 'host'
       ? `host "${bound.name}" is no longer the same host (removed, re-added or re-keyed)`
       : `the policy for ${bound.name} was changed since`;

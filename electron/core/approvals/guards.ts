@@ -24,7 +24,7 @@ interface Guard {
 }
 
 export interface TargetRef {
-  kind: 'user' | 'host' | 'policy';
+  kind: 'user' | 'host' | 'policy' | 'hierarchy';
   name: string;
 }
 
@@ -81,11 +81,13 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
   'keys:beginReshare': {
     operation: 'keys:reshareRoot',
     applies: () => true,
+    target: () => ({ kind: 'hierarchy', name: 'root' }),
     describe: (i) => `Reshare the root key ${String(i.threshold)}-of-${Array.isArray(i.officers) ? i.officers.length : '?'} among ${Array.isArray(i.officers) ? i.officers.join(', ') : '?'}; every current share stops working`,
   },
   'keys:beginRotateRoot': {
     operation: 'keys:rotateRoot',
     applies: () => true,
+    target: () => ({ kind: 'hierarchy', name: 'root' }),
     describe: (i) => `Rotate the root key and split the new one ${String(i.threshold)}-of-${Array.isArray(i.officers) ? i.officers.length : '?'} among ${Array.isArray(i.officers) ? i.officers.join(', ') : '?'}`,
   },
   'approvals:setPolicy': {

@@ -1,6 +1,8 @@
 import crypto from 'node:crypto';
 import type { KeyStatus as ContractKeyStatus } from '../../../shared/contract/keys';
 import type { Db } from '../db/db';
+import type { AreaHandlers } from '../dispatch';
+import type { HostsService } from '../hosts/service';
 import type { KdfParams } from '../vault/crypto';
 import type { Vault } from '../vault/vault';
 import { sharedPool } from '../workers/pool';
@@ -8,6 +10,7 @@ import { Ceremonies, type CeremonyKeys, type IssuedShare } from './ceremony';
 import { CertStore } from './cert-store';
 import { ConsoleCa } from './console-ca';
 import { keysHandlers } from './handlers';
+import { modelsKeysHandlers } from './models-handlers';
 import { workerRewrap } from './rewrap';
 import { KeyService, type IssuedShare as ServiceShare } from './service';
 
@@ -28,8 +31,10 @@ const issued = (s: ServiceShare): IssuedShare => ({ index: s.index, officer: s.o
  * The keys area as the composition root builds it: the key service (the hierarchy), the CA, the
  * ceremonies over both, and their handlers. Genesis also creates the CA (its keys sealed under the
  * new `console` KEK). The hierarchy starts sealed in every process and is sealed on `close`.
+ * `hosts` reaches the GPU hosts whose models directories are encrypted under `models` data keys
+ * (models-handlers.ts).
  */
-export function createKeysArea(d: { db: Db; vault: Vault; random: (n: number) => Buffer; now: () => Date; kdf: KdfParams; workers?: boolean }) {
+export function createKeysArea(d: { db: Db; vault: Vault; random: (n: number) => Buffer; now: () => Date; kdf: KdfParams; hosts: HostsService; workers?: boolean; owner?: string }) {
   const service = new KeyService({ db: d.db, random: d.random, now: d.now, kdf: d.kdf, ...(d.workers === false ? {} : { rewrap: workerRewrap(sharedPool()) }) });
   const certs = new CertStore({ db: d.db, now: d.now });
   const ca = new ConsoleCa({ vault: d.vault, keys: service, certs, random: d.random, now: d.now });
@@ -42,7 +47,12 @@ export function createKeysArea(d: { db: Db; vault: Vault; random: (n: number) =>
       return { hierarchyId: r.hierarchyId, rootKcv: r.rootKcv, shares: r.shares.map(issued) };
     },
     beginUnseal: () => service.beginUnseal(),
-    addShare: (armored, o) => service.addShare(armored, o),
+    async addShare(armored, o) {
+      const p = await service.addShare(armored, o);
+      // A KEK rotation a crash interrupted is finished as soon as the root is back.
+      if (p.done) await service.finishRewraps();
+      return p;
+    },
     cancelUnseal: () => service.cancelUnseal(),
     verifyShares: (shares) =>
       service.verifyShares(
@@ -60,16 +70,19 @@ export function createKeysArea(d: { db: Db; vault: Vault; random: (n: number) =>
     },
     seal: () => service.seal(),
   };
-  const ceremonies = new Ceremonies({ db: d.db, keys, random: d.random, now: d.now, sign: (body, vaultKey) => ca.signTranscript(body, vaultKey), certificates: () => ca.fingerprints() });
+  const ceremonies = new Ceremonies({ db: d.db, keys, random: d.random, now: d.now, sign: (body, vaultKey) => ca.signTranscript(body, vaultKey), certificates: () => ca.fingerprints(), ...(d.owner ? { owner: d.owner } : {}) });
   ceremonies.sweep();
-  const handlers = keysHandlers({
-    ceremonies,
-    keys,
-    caCertificate: () => {
-      const root = ca.root();
-      return { pem: root?.certPem ?? null, fingerprint: root?.sha256 ?? null };
-    },
-    verifyTranscript: (text) => ca.verifyTranscript(text),
-  });
+  const handlers: AreaHandlers<'keys'> = {
+    ...keysHandlers({
+      ceremonies,
+      keys,
+      caCertificate: () => {
+        const root = ca.root();
+        return { pem: root?.certPem ?? null, fingerprint: root?.sha256 ?? null };
+      },
+      verifyTranscript: (text) => ca.verifyTranscript(text),
+    }),
+    ...modelsKeysHandlers({ db: d.db, keys: service, hosts: d.hosts, now: d.now }),
+  };
   return { service, certs, ca, ceremonies, handlers, close: () => service.seal() };
 }

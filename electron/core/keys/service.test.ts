@@ -71,6 +71,33 @@ describe('KeyService', () => {
     expect((await refusal(keys.genesis({ threshold: 3, officers: OFFICERS }))).code).toBe('CONFLICT');
   });
 
+  it('fingerprint confirmation: shares are sealed to exactly the key each officer confirmed, or genesis is refused', async () => {
+    const { keys } = setup();
+    const a = await keys.prepareSealing('alice', 'alice passphrase 1');
+    const b = await keys.prepareSealing('bob', 'bob passphrase 22');
+    expect(a.fingerprint).toMatch(/^[0-9a-f]{4}(-[0-9a-f]{4}){3}$/);
+    // The same passphrase with another salt gives another fingerprint: what was confirmed is one key.
+    expect((await keys.prepareSealing('alice', 'alice passphrase 1')).fingerprint).not.toBe(a.fingerprint);
+    // A passphrase swapped after confirmation (or a fingerprint the officer never saw) is refused, and nothing is created.
+    const swapped = await refusal(
+      keys.genesis({ threshold: 2, officers: [{ name: 'alice', passphrase: 'mallory passphrase', confirmed: a }, { name: 'bob', passphrase: 'bob passphrase 22', confirmed: b }] }),
+    );
+    expect(swapped.code).toBe('INVALID_INPUT');
+    expect(swapped.message).toContain(`not ${a.fingerprint}, which the officer confirmed`);
+    expect(keys.status().initialised).toBe(false);
+    expect((await refusal(keys.genesis({ threshold: 2, officers: [{ name: 'alice', confirmed: a }, { name: 'bob' }] }))).message).toContain('needs the passphrase');
+    const g = await keys.genesis({
+      threshold: 2,
+      officers: [{ name: 'alice', passphrase: 'alice passphrase 1', confirmed: a }, { name: 'bob', passphrase: 'bob passphrase 22', confirmed: b }, { name: 'carol' }],
+    });
+    expect(g.shares.map((s) => s.fingerprint)).toEqual([a.fingerprint, b.fingerprint, null]);
+    expect(g.shares[0]!.armored).toContain(`fingerprint ${a.fingerprint}`);
+    expect(keys.status().officers.map((o) => o.fingerprint)).toEqual([a.fingerprint, b.fingerprint, null]);
+    keys.seal();
+    await keys.addShare(g.shares[0]!.armored, { passphrase: 'alice passphrase 1' });
+    expect((await keys.addShare(g.shares[1]!.armored, { passphrase: 'bob passphrase 22' })).done).toBe(true);
+  });
+
   it('genesis refuses a bad shape with a clear message and leaves nothing behind', async () => {
     const { keys } = setup();
     for (const [input, text] of [

@@ -20,6 +20,8 @@ import {
   checkShape,
   dearmorShare,
   MIN_PASSPHRASE,
+  officerName,
+  prepareSealing,
   problemMessage,
   sealShareForOfficer,
   shareProblem,
@@ -57,12 +59,23 @@ export interface KeyServiceDeps {
   rewrap?: RewrapFn;
   /** Data keys per rewrap page (default REWRAP_PAGE; tests use small pages). */
   rewrapPageSize?: number;
+  /**
+   * Called at each durable step boundary of a key-replacing operation (after each commit), with
+   * its name: the crash tests kill the process there (test/integration/keys-kill.test.ts). Inert
+   * unless given; production never passes one.
+   */
+  boundary?: (at: string) => void;
 }
 
 export interface OfficerInput {
   name: string;
   /** Seals the officer's share to this passphrase (Argon2id); without one the armored file holds the share in the clear, for removable media kept locked away. */
   passphrase?: string;
+  /**
+   * The salt (base64) and fingerprint from `prepareSealing` that the officer confirmed: the share
+   * is then sealed to exactly that key, or the ceremony is refused.
+   */
+  confirmed?: { salt: string; fingerprint: string };
 }
 
 export interface IssuedShare {
@@ -102,11 +115,12 @@ export interface ShareCheck {
   problem: string | null;
 }
 
-/**
- * Data keys read, rewrapped and written per transaction during a rewrap: two worker jobs' worth
- * (rewrap.ts REWRAP_CHUNK), and short enough that one page's write holds the event loop briefly.
- */
-const REWRAP_PAGE = 20_000;
+/** Data keys read per page of a rewrap: one worker job (rewrap.ts REWRAP_CHUNK). */
+const REWRAP_PAGE = 10_000;
+/** Pages being rewrapped at once: enough to keep two workers busy while this thread writes. */
+const REWRAP_DEPTH = 3;
+/** Rewrapped keys written per transaction. */
+const WRITE_SLICE = 1_000;
 const DATA_KEY_ID = /^[\x21-\x7e]{1,200}$/;
 
 const hex = (b: Buffer) => b.toString('hex');
@@ -209,14 +223,18 @@ export class KeyService {
       if (o.passphrase !== undefined && o.passphrase.length < MIN_PASSPHRASE) {
         throw new AirlockError('INVALID_INPUT', `Officer '${o.name}': a share passphrase needs at least ${MIN_PASSPHRASE} characters.`);
       }
+      if (o.confirmed && o.passphrase === undefined) throw new AirlockError('INVALID_INPUT', `Officer '${o.name}': a confirmed sealing fingerprint needs the passphrase it was made from.`);
     }
     const nonce = hex(this.deps.random(16));
     const { record, shares } = await splitRoot(root, { hierarchyId, nonce, threshold, officers: officers.map((o) => o.name), random: this.deps.random });
     try {
       const issued: IssuedShare[] = [];
       for (const [i, s] of shares.entries()) {
-        const passphrase = officers[i]!.passphrase;
-        const sealed = passphrase === undefined ? undefined : await sealShareForOfficer(s, passphrase, this.kdf, this.deps.random);
+        const { passphrase, confirmed } = officers[i]!;
+        const sealed =
+          passphrase === undefined
+            ? undefined
+            : await sealShareForOfficer(s, passphrase, this.kdf, this.deps.random, confirmed && { salt: Buffer.from(confirmed.salt, 'base64'), fingerprint: confirmed.fingerprint });
         issued.push({ index: s.index, officer: s.officer, armored: armorShare(sharePayload(s, sealed)), fingerprint: sealed?.fingerprint ?? null });
       }
       return { record, shares: issued };
@@ -228,6 +246,18 @@ export class KeyService {
   private holdersOf(shares: readonly IssuedShare[]) {
     const at = this.stamp();
     return shares.map((s) => ({ index: s.index, officer: s.officer, fingerprint: s.fingerprint, issuedAt: at }));
+  }
+
+  /**
+   * Step one of sealing an officer's share: the fingerprint of the key their passphrase derives
+   * (with a fresh salt), to show them before shares are issued. Pass `{salt, fingerprint}` back as
+   * the officer's `confirmed` to genesis, reshare or rotateRoot. Needs nothing unsealed.
+   */
+  async prepareSealing(officer: string, passphrase: string): Promise<{ officer: string; salt: string; fingerprint: string }> {
+    const parsed = officerName.safeParse(officer);
+    if (!parsed.success) throw new AirlockError('INVALID_INPUT', `Officer name '${officer}' is not allowed: ${parsed.error.issues[0]?.message ?? 'invalid'}.`);
+    const { salt, fingerprint } = await prepareSealing(officer, passphrase, this.kdf, this.deps.random);
+    return { officer, salt: salt.toString('base64'), fingerprint };
   }
 
   /**
@@ -456,13 +486,30 @@ export class KeyService {
       const version = this.store.domain(domain)!.currentVersion + 1;
       const kek = this.deps.random(KEY_BYTES);
       const wrapped = wrapKek(root, kek, { hierarchyId, domain, version }, this.deps.random);
+      this.deps.boundary?.('rotate-kek:begin');
       this.store.transaction(() => {
         this.store.addKekVersion({ domain, version, wrapped, kcv: keyCheckValue(kek), createdAt: this.stamp() });
         this.store.setCurrentVersion(domain, version);
       });
+      this.deps.boundary?.('rotate-kek:version-committed');
       this.keks.get(domain)!.set(version, kek);
       return { domain, version, rewrapped: await this.rewrapNow(domain) };
     });
+  }
+
+  /** Domains with data keys still wrapped by an older KEK version: a rotation was interrupted (a crash, a failed page). */
+  pendingRewraps(): KeyDomain[] {
+    return KEY_DOMAINS.filter((d) => {
+      const cur = this.store.domain(d);
+      return cur !== null && this.store.dataKeysNotAt(d, cur.currentVersion, '', 1).length > 0;
+    });
+  }
+
+  /** Finishes every interrupted rotation (run when the hierarchy is unsealed): each domain's keys rewrapped to its current version. */
+  async finishRewraps(): Promise<Array<{ domain: KeyDomain; version: number; rewrapped: number }>> {
+    const out = [];
+    for (const d of this.pendingRewraps()) out.push(await this.rewrap(d));
+    return out;
   }
 
   /** Rewraps the domain's data keys that are not at its current version (after an interrupted rotation). */
@@ -484,23 +531,44 @@ export class KeyService {
     let total = 0;
     const rewrapPage = async (batch: WrappedDataKey[]): Promise<WrappedDataKey[]> =>
       this.deps.rewrap ? this.deps.rewrap({ hierarchyId, domain, batch, fromKeks, toKek }) : rewrapDataKeys(batch, fromKeks, toKek, { hierarchyId, domain }, this.deps.random);
-    const read = (after: string) => this.store.dataKeysNotAt(domain, to, after, this.deps.rewrapPageSize ?? REWRAP_PAGE);
-    let pending: Promise<WrappedDataKey[]> | null = null;
+    const pageSize = this.deps.rewrapPageSize ?? REWRAP_PAGE;
+    const turn = () => new Promise<void>((r) => setImmediate(r));
+    // Pipelined: up to REWRAP_DEPTH pages are being rewrapped (one worker job each) while this
+    // thread writes the oldest; reads and writes are short, with a turn of the event loop
+    // between them, so a large domain's rotation never holds the console's other work.
+    const inflight: Array<{ page: WrappedDataKey[]; out: Promise<WrappedDataKey[]> }> = [];
+    let after = '';
+    let exhausted = false;
+    const fill = async () => {
+      while (!exhausted && inflight.length < REWRAP_DEPTH) {
+        const page = this.store.dataKeysNotAt(domain, to, after, pageSize);
+        if (page.length === 0) {
+          exhausted = true;
+          break;
+        }
+        after = page[page.length - 1]!.id;
+        const out = rewrapPage(page);
+        out.catch(() => undefined); // awaited below; a failure must not be unhandled meanwhile
+        inflight.push({ page, out });
+        await turn();
+      }
+    };
     try {
-      // Pipelined: the workers rewrap the next page while this thread writes the last one.
-      let page = read('');
-      pending = page.length > 0 ? rewrapPage(page) : null;
-      while (pending) {
-        const next = read(page[page.length - 1]!.id);
-        const out = await pending;
-        pending = next.length > 0 ? rewrapPage(next) : null;
+      await fill();
+      while (inflight.length > 0) {
+        const { page, out } = inflight.shift()!;
+        const rows = await out;
+        await fill();
         const fromVersions = new Map(page.map((k) => [k.id, k.version]));
-        total += this.store.transaction(() => this.store.updateWraps(domain, out, fromVersions));
-        page = next;
+        for (let i = 0; i < rows.length; i += WRITE_SLICE) {
+          if (i > 0) await turn();
+          total += this.store.transaction(() => this.store.updateWraps(domain, rows.slice(i, i + WRITE_SLICE), fromVersions));
+          this.deps.boundary?.('rewrap:slice-written');
+        }
       }
     } finally {
-      // A failed page leaves the next one's rewrap running with these keys: let it settle first.
-      await pending?.catch(() => undefined);
+      // A failed page leaves later pages' rewraps running with these keys: let them settle first.
+      await Promise.allSettled(inflight.map((f) => f.out));
       for (const k of fromKeks.values()) k.fill(0);
       toKek.key.fill(0);
     }

@@ -246,16 +246,49 @@ export async function deriveSealingKey(officer: string, passphrase: string, kdf:
   return { key, fingerprint: sealingFingerprint(officer, salt, key) };
 }
 
-/** Seals a share to its officer's passphrase (AES-256-GCM under the Argon2id key, bound to the share's identity). */
-export async function sealShareForOfficer(share: RootShare, passphrase: string, kdf: KdfParams, random: (n: number) => Buffer): Promise<SealedShare> {
+/**
+ * Seals a share to its officer's passphrase (AES-256-GCM under the Argon2id key, bound to the
+ * share's identity). With `confirmed` (the salt and fingerprint the officer was shown and
+ * confirmed before the ceremony issued shares, `prepareSealing`), the key is derived from that salt
+ * and must give that fingerprint, else nothing is sealed: the share goes to exactly the key the
+ * officer confirmed, not to one substituted between confirmation and issue.
+ */
+export async function sealShareForOfficer(
+  share: RootShare,
+  passphrase: string,
+  kdf: KdfParams,
+  random: (n: number) => Buffer,
+  confirmed?: { salt: Buffer; fingerprint: string },
+): Promise<SealedShare> {
   if (passphrase.length < MIN_PASSPHRASE) throw new AirlockError('INVALID_INPUT', `Officer '${share.officer}': a share passphrase needs at least ${MIN_PASSPHRASE} characters.`);
-  const salt = random(16);
+  if (confirmed && confirmed.salt.length !== 16) throw new AirlockError('INVALID_INPUT', `Officer '${share.officer}': the confirmed sealing salt must be 16 bytes.`);
+  const salt = confirmed ? Buffer.from(confirmed.salt) : random(16);
   const { key, fingerprint } = await deriveSealingKey(share.officer, passphrase, kdf, salt);
   try {
-    return { kdf, salt, sealed: seal(key, share.share, sealAad(share), random), fingerprint };
+    if (confirmed && fingerprint !== confirmed.fingerprint) {
+      throw new AirlockError(
+        'INVALID_INPUT',
+        `Officer '${share.officer}': this passphrase gives sealing fingerprint ${fingerprint}, not ${confirmed.fingerprint}, which the officer confirmed. No share was issued; confirm the fingerprint again.`,
+      );
+    }
+    // The KDF parameters in a fixed order: the armor is checked against a re-serialisation of its payload.
+    return { kdf: { alg: kdf.alg, memoryKiB: kdf.memoryKiB, iterations: kdf.iterations, parallelism: kdf.parallelism }, salt, sealed: seal(key, share.share, sealAad(share), random), fingerprint };
   } finally {
     key.fill(0);
   }
+}
+
+/**
+ * The first step of officer sealing: a fresh salt and the fingerprint of the key this passphrase
+ * derives with it, to show the officer before shares are issued. Nothing secret is returned; the
+ * ceremony passes salt and fingerprint back with the passphrase when it issues the shares.
+ */
+export async function prepareSealing(officer: string, passphrase: string, kdf: KdfParams, random: (n: number) => Buffer): Promise<{ salt: Buffer; fingerprint: string }> {
+  if (passphrase.length < MIN_PASSPHRASE) throw new AirlockError('INVALID_INPUT', `Officer '${officer}': a share passphrase needs at least ${MIN_PASSPHRASE} characters.`);
+  const salt = random(16);
+  const { key, fingerprint } = await deriveSealingKey(officer, passphrase, kdf, salt);
+  key.fill(0);
+  return { salt, fingerprint };
 }
 
 // ---- armor ----

@@ -32,6 +32,8 @@ export interface SessionsDeps {
   now: () => number;
   random: (n: number) => Buffer;
   check?: SessionCheck;
+  /** Called when the last signed-in session of this process ends (sign-out, idle lock, a closed window): the console is locked. */
+  onLocked?: () => void;
 }
 
 export interface SessionTimes {
@@ -127,6 +129,7 @@ export class Sessions {
     if (s) {
       s.vaultKey.fill(0);
       this.live.delete(id);
+      if (this.live.size === 0) this.opts.onLocked?.();
     }
   }
 

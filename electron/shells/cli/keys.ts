@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Ceremony, KeyDomain, ParticipantName, type KeyStatus } from '../../../shared/contract/keys';
+import { Ceremony, KeyDomain, ParticipantName, type KeyStatus, type ModelsStatus } from '../../../shared/contract/keys';
 import { transcriptReport } from '../../core/keys/console-ca';
 import { verifyTranscript } from '../../core/keys/transcript';
 import { FILE_LIMITS, readTextFile } from '../cli-files';
@@ -182,6 +182,18 @@ async function rootCeremony(c: C, kind: 'reshare' | 'rotate-root', log: string[]
   const run = (id: string) => must(kind === 'reshare' ? c.call('keys:reshare', { ceremony: id }) : c.call('keys:rotateRoot', { ceremony: id }));
   const done = await issueShares(c, cer, run, files, names, log, o.transcript);
   return { human: `${kind === 'reshare' ? 'Reshared' : 'Rotated'} the root: ${o.threshold}-of-${o.shares}; ceremony ${done.id} ${done.status}.\n`, value: { ceremony: done, shareFiles: files } };
+}
+
+/** One host's models directory, as `keys models-status` and `keys protect-models` print it. */
+function modelsText(v: ModelsStatus): string {
+  const key = v.keyId ? `key ${v.keyId}` : 'no Airlock key';
+  return `${v.host}\t${v.dir}\t${v.state}\t${key}${v.identifier ? ` (identifier ${v.identifier})` : ''}\n`;
+}
+
+/** Unseals with the shares given (if any) in this process, then runs `body`: the hierarchy is sealed again when the command ends. */
+async function withShares(c: C, shares: string[], log: string[], body: () => Promise<{ human: string; value: unknown }>): Promise<{ human: string; value: unknown }> {
+  if (shares.length) await unsealWith(c, shares, log, await whoAmI(c));
+  return body();
 }
 
 const ROOT_OPTIONS = {
@@ -392,6 +404,51 @@ export const keys: AreaTable = {
           c.out(`Wrote the root CA certificate (${r.value.fingerprint}) to ${c.opts.out}\n`, { file: c.opts.out, fingerprint: r.value.fingerprint });
         } else c.out(r.value.pem, r.value);
         return 0;
+      },
+    }),
+    call({
+      words: 'keys models-status',
+      channel: 'keys:modelsStatus',
+      args: { host: arg.one('HOST', 'an enrolled host') },
+      input: (c) => ({ host: c.args.host }),
+      human: modelsText,
+    }),
+    command({
+      words: 'keys protect-models',
+      channel: 'keys:protectModels',
+      alsoCalls: ['keys:begin', 'keys:acknowledge', 'keys:addShare', 'keys:cancel', 'session:status'],
+      summary: "Encrypt a host's empty models directory (fscrypt) under a new models data key, unsealing first with the shares given",
+      args: { host: arg.one('HOST', 'an enrolled host') },
+      options: { share: SHARES },
+      notes: ['a directory that already holds unencrypted files is refused: move them away, protect, then copy them in'],
+      run: (c) =>
+        drive(c, (log) =>
+          withShares(c, c.opts.share, log, async () => {
+            const v = await must(c.call('keys:protectModels', { host: c.args.host }));
+            return { human: `Protected: ${modelsText(v)}`, value: v };
+          }),
+        ),
+    }),
+    command({
+      words: 'keys unlock-models',
+      channel: 'keys:unlockModels',
+      alsoCalls: ['keys:begin', 'keys:acknowledge', 'keys:addShare', 'keys:cancel', 'session:status'],
+      summary: 'Deliver the models key again to each host whose models directory is locked (after a reboot), unsealing first with the shares given',
+      args: { hosts: arg.rest('HOST', 'host names, label:L, or all (the default: every host Airlock holds a models key for)') },
+      options: { share: SHARES },
+      failsWhen: 'a host could not be unlocked (each is listed)',
+      async run(c) {
+        let ok = true;
+        const code = await drive(c, (log) =>
+          withShares(c, c.opts.share, log, async () => {
+            const hosts = c.args.hosts.flatMap((h) => h.split(',')).filter(Boolean);
+            const r = await must(c.call('keys:unlockModels', { hosts: hosts.length ? hosts : ['all'] }));
+            ok = r.every((x) => x.outcome === 'unlocked' || x.outcome === 'already');
+            const lines = r.map((x) => `${x.host}\t${x.outcome}\t${x.state ?? '?'}${x.message ? `\t${x.code}: ${clean(x.message, 300)}` : ''}\n`).join('');
+            return { human: lines, value: r };
+          }),
+        );
+        return code === 0 && !ok ? 1 : code;
       },
     }),
   ],

@@ -8,6 +8,7 @@ import { m0006 } from './0006-operation-names';
 import { m0007 } from './0007-key-hierarchy';
 import { m0008 } from './0008-certificates';
 import { m0009 } from './0009-key-ceremonies';
+import { m0010 } from './0010-models-keys';
 
 export interface Migration {
   version: number;
@@ -21,4 +22,4 @@ export interface Migration {
 }
 
 /** In order. Add a file `NNNN-name.ts` and a test `NNNN-name.test.ts` for each new one. */
-export const migrations: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009];
+export const migrations: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010];
