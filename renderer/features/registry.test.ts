@@ -3,11 +3,12 @@ import { Roles, type Role } from '../../shared/domain/roles';
 import { features, navFor } from './registry';
 
 // The nav each combination of roles saw before the registry (the old NAV list in App.tsx, each item
-// hidden when the roles cannot call the channel it needs): the registry must show the same.
+// hidden when the roles cannot call the channel it needs), with Keys (issue 12) after Approvals:
+// the registry must show the same.
 const before: Record<string, string[]> = {
-  admin: ['hosts', 'terminal', 'provision', 'audit', 'approvals', 'identity', 'users', 'account'],
-  officer: ['hosts', 'provision', 'audit', 'approvals', 'identity', 'account'],
-  auditor: ['hosts', 'provision', 'audit', 'approvals', 'identity', 'account'],
+  admin: ['hosts', 'terminal', 'provision', 'audit', 'approvals', 'keys', 'identity', 'users', 'account'],
+  officer: ['hosts', 'provision', 'audit', 'approvals', 'keys', 'identity', 'account'],
+  auditor: ['hosts', 'provision', 'audit', 'approvals', 'keys', 'identity', 'account'],
 };
 // The old nav's labels (also the top bar's title); e2e tests and people find pages by them.
 const labels: Record<string, string> = {
@@ -16,6 +17,7 @@ const labels: Record<string, string> = {
   provision: 'Provisioning',
   audit: 'Audit',
   approvals: 'Approvals',
+  keys: 'Keys',
   identity: 'Identity',
   users: 'Users',
   account: 'My account',
