@@ -61,8 +61,6 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   const vault = new Vault({ db, kdf, random, now: nowIso });
   // Airlock's own keys (SSH identity, audit, attestation): minted and sealed one way (keys/registry.ts).
   const keys = new KeyRegistry({ db, vault, random });
-  // ---- customer-managed keys: the hierarchy (sealed in every new process), the CA, ceremonies ----
-  const keysArea = createKeysArea({ db, vault, random, now: clock, kdf });
   // ---- audit: the trail, its keys (unsealed at sign-in), checkpoints, verify, export, syslog ----
   const auditService = createAuditService({ db, dbFile, dataDir, vault, registry: keys, clock, random, config });
   const audit = auditService.trail;
@@ -105,6 +103,8 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     poolIdleMs: config.sshPoolIdleMs ?? 30_000,
   });
   const terminals = new TerminalService({ hosts, random });
+  // ---- customer-managed keys: the hierarchy (sealed in every new process), the CA, ceremonies; host certificates (after `hosts`) ----
+  const keysArea = createKeysArea({ db, vault, random, now: clock, kdf, hosts, sshTimeoutMs: config.sshTimeoutMs ?? 15_000 });
   // ---- provisioning: playbooks, the offline store, runs, attestations ----
   const store = new OfflineStore({ db, dataDir, mediaRoots: config.mediaRoots ?? DEFAULT_MEDIA_ROOTS, now: nowIso });
   const playbooks = new Playbooks({ db, now: nowIso });

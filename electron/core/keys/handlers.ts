@@ -1,6 +1,7 @@
 import type { TranscriptReport } from '../../../shared/contract/keys';
 import type { z } from 'zod';
 import type { AreaHandlers } from '../dispatch';
+import type { CaChannel } from './ca-handlers';
 import type { Ceremonies, CeremonyKeys } from './ceremony';
 
 /** What the key handlers need beyond the ceremonies: seal state, and the CA that signs transcripts. */
@@ -15,9 +16,10 @@ export interface KeysHandlerDeps {
 /**
  * Customer-managed keys: status, ceremonies and their steps, the key operations (each the
  * automatic step of its ceremony), transcripts. Every call is an audit event (the dispatcher's);
- * a share or passphrase never reaches the trail (the contract marks them secret).
+ * a share or passphrase never reaches the trail (the contract marks them secret). The CA's
+ * channels are ca-handlers.ts's.
  */
-export function keysHandlers(d: KeysHandlerDeps): AreaHandlers<'keys'> {
+export function keysHandlers(d: KeysHandlerDeps): Omit<AreaHandlers<'keys'>, CaChannel> {
   const { ceremonies } = d;
   return {
     'keys:status': () => d.keys.status(),
