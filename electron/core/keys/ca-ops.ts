@@ -317,6 +317,22 @@ export class CaOps {
     return out;
   }
 
+  /** Issuers whose newest CRL is at half its life (or missing) while hosts hold their certificates: to re-sign and send. */
+  staleCrls(): string[] {
+    return this.d.certs
+      .listByExpiry({ profile: 'issuing-ca' })
+      .filter((ca) => {
+        const latest = this.d.certs.latestCrl(ca.serial);
+        return (!latest || this.crlStale(latest)) && this.holders(ca.serial).length > 0;
+      })
+      .map((ca) => ca.serial);
+  }
+
+  /** Whether a run has anything to do: certificates due, CRLs pending or stale. */
+  hasWork(windowDays: number): boolean {
+    return this.due(windowDays).length > 0 || this.pending.size > 0 || this.staleCrls().length > 0;
+  }
+
   /** Certificates within `windowDays` of their end that this console can renew by itself (host-tls on an enrolled host). */
   due(windowDays: number): StoredCertificate[] {
     return this.d.certs.dueForRenewal(windowDays).filter((c) => c.profile === 'host-tls' && c.host !== null);
@@ -421,14 +437,15 @@ export class RenewalSchedule {
 
   /**
    * What the schedule would do now, computed when asked (so it is true between ticks): what is
-   * due, and what it waits for — an unseal, or an administrator or officer session.
+   * due, and what it waits for — an unseal, or an administrator or officer session — when there
+   * is work (certificates due, CRLs pending or at half their life).
    */
   status() {
     let due: string[] = [];
     let blocked: RenewalBlock = null;
     try {
       due = this.d.ops.due(this.d.windowDays).map((c) => c.serial);
-      if (due.length > 0 || this.d.ops.pendingCrls().length > 0) blocked = this.d.sealed() ? 'sealed' : this.armed ? null : 'no-session';
+      if (this.d.ops.hasWork(this.d.windowDays)) blocked = this.d.sealed() ? 'sealed' : this.armed ? null : 'no-session';
     } catch (e) {
       this.state.lastError = e instanceof Error ? e.message : String(e);
     }
@@ -449,7 +466,7 @@ export class RenewalSchedule {
 
   private async check(): Promise<void> {
     this.state.lastCheckAt = this.d.now().toISOString();
-    if (this.d.ops.due(this.d.windowDays).length === 0 && this.d.ops.pendingCrls().length === 0) return;
+    if (!this.d.ops.hasWork(this.d.windowDays)) return;
     // Waiting for an unseal or a session: status() says which, computed when asked.
     if (this.d.sealed() || !this.armed) return;
     let cred: CaCredentials;
