@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT, runCli } from '../../electron/shells/cli';
 import { connect, type SshConnection } from '../../electron/core/ssh/connection';
 import { shellQuote } from '../../electron/core/ssh/quote';
 import { authorizeKey, cutLink, labDown, labUp, restoreLink, type Lab } from '../lab/lab';
@@ -225,5 +226,55 @@ describe('the internal CA on lab hosts', () => {
     // host1's certificate is revoked in the CRL host2 now holds.
     const l = verifyLocally('host1-late', { ...(await hostFiles('host1')), crl: (await hostFiles('host2')).crl });
     expect(l.out).toContain('certificate revoked');
+  });
+});
+
+describe('the CA on a lab host from the CLI (each command its own sealed console process)', () => {
+  it('issue-host-cert and revoke-cert unseal with --share; certificates lists by expiry; crl --out writes what the host holds', async () => {
+    const data = fs.mkdtempSync(path.join(work, 'cli-data-'));
+    const airlock = async (args: string[]) => {
+      let stdout = '';
+      let stderr = '';
+      const code = await runCli([...args, '--data', data], {
+        stdout: (x) => (stdout += x),
+        stderr: (x) => (stderr += x),
+        env: { AIRLOCK_USER: 'alice', AIRLOCK_PASSWORD: ADMIN.password, AIRLOCK_TOTP_POLICY: 'off' },
+        prompt: null,
+        rendererDir: data,
+        version: 'test',
+      });
+      return { code, stdout, stderr, json: () => JSON.parse(stdout) as Record<string, unknown> };
+    };
+    const h = lab.hosts[0]!;
+    expect((await airlock(['init', '--admin', 'alice'])).code).toBe(EXIT.ok);
+    await authorizeKey(lab, (await airlock(['identity', 'show', '--json'])).json().publicKey as string);
+    const add = await airlock(['hosts', 'add', h.name, '--address', h.address, '--port', String(h.port), '--user', h.user, '--fingerprint', h.fingerprint]);
+    expect(add.code, add.stderr).toBe(EXIT.ok);
+    const g = await airlock(['keys', 'genesis', '--threshold', '2', '--shares', '3', '--share-dir', path.join(data, 'shares'), '--witness', 'Wanda', '--json']);
+    expect(g.code, g.stderr + g.stdout).toBe(EXIT.ok);
+    const shares = (g.json().shareFiles as string[]).slice(0, 2).flatMap((f) => ['--share', f]);
+
+    // Without shares the process is sealed: a usage error, nothing issued.
+    expect((await airlock(['keys', 'issue-host-cert', h.name])).code).toBe(EXIT.usage);
+    const issued = await airlock(['keys', 'issue-host-cert', h.name, ...shares, '--json']);
+    expect(issued.code, issued.stderr + issued.stdout).toBe(EXIT.ok);
+    const serial = issued.json().serial as string;
+    expect(await installedSerial(h.name)).toBe(serial);
+
+    const list = await airlock(['keys', 'certificates', '--host', h.name]);
+    expect(list.code).toBe(EXIT.ok);
+    expect(list.stdout).toContain(serial);
+    expect(list.stdout).toMatch(/host-tls\s+CN=host1 \(host1\)\s+until \S+ \(\d+ days\)\s+ok/);
+
+    const revoked = await airlock(['keys', 'revoke-cert', serial, '--reason', 'keyCompromise', ...shares]);
+    expect(revoked.code, revoked.stderr + revoked.stdout).toBe(EXIT.ok);
+    expect(revoked.stdout).toMatch(new RegExp(`Revoked ${serial} \\(keyCompromise\\)`));
+    expect(revoked.stdout).toContain('sent to host1');
+    const out = path.join(work, 'cli-crl.pem');
+    expect((await airlock(['keys', 'crl', '--out', out])).code).toBe(EXIT.ok);
+    expect((await hostFiles(h.name)).crl).toBe(fs.readFileSync(out, 'utf8'));
+    const v = await onHost(h.name, VERIFY_WITH_CRL);
+    expect(v.stdout + v.stderr).toContain('certificate revoked');
+    expect((await airlock(['keys', 'certificates', '--host', h.name, '--include-revoked'])).stdout).toContain('REVOKED keyCompromise');
   });
 });
