@@ -156,6 +156,8 @@ describe('the dispatcher', () => {
     'keys:reshare': { ceremony: 'cer-0123456789abcdef' },
     'keys:rotateRoot': { ceremony: 'cer-0123456789abcdef' },
     'keys:protectModels': { host: 'gpu1' },
+    'keys:issueHostCertificate': { host: 'gpu1' },
+    'keys:revokeCertificate': { serial: '4a01', reason: 'keyCompromise' },
   };
 
   it('refuses every stepUp channel with STEP_UP_REQUIRED once the step-up window passed, and FORBIDDEN for other roles first', async () => {

@@ -103,8 +103,8 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     poolIdleMs: config.sshPoolIdleMs ?? 30_000,
   });
   const terminals = new TerminalService({ hosts, random });
-  // ---- customer-managed keys: the hierarchy (sealed in every new process), the CA, ceremonies, hosts' models keys ----
-  const keysArea = createKeysArea({ db, vault, random, now: clock, kdf, hosts });
+  // ---- customer-managed keys: the hierarchy (sealed in every new process), the CA, ceremonies; host certificates (after `hosts`) ----
+  const keysArea = createKeysArea({ db, vault, random, now: clock, kdf, hosts, sshTimeoutMs: config.sshTimeoutMs ?? 15_000 });
   // ---- provisioning: playbooks, the offline store, runs, attestations ----
   const store = new OfflineStore({ db, dataDir, mediaRoots: config.mediaRoots ?? DEFAULT_MEDIA_ROOTS, now: nowIso });
   const playbooks = new Playbooks({ db, now: nowIso });

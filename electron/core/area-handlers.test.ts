@@ -6,6 +6,7 @@ import { auditHandlers } from './audit/handlers';
 import type { AreaChannels, AreaHandlers } from './dispatch';
 import { hostsHandlers } from './hosts/handlers';
 import { identityHandlers } from './identity/handlers';
+import { caHandlers } from './keys/ca-handlers';
 import { keysHandlers } from './keys/handlers';
 import { modelsKeysHandlers } from './keys/models-handlers';
 import { opsHandlers } from './ops/handlers';
@@ -29,7 +30,7 @@ const areas: Record<string, object> = {
   hosts: hostsHandlers(none),
   ops: opsHandlers(none),
   terminal: terminalHandlers(none),
-  keys: { ...keysHandlers(none), ...modelsKeysHandlers(none) },
+  keys: { ...keysHandlers(none), ...modelsKeysHandlers(none), ...caHandlers(none) },
   provision: provisionHandlers(none),
   store: storeHandlers(none),
   attest: attestHandlers(none),

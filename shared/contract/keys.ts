@@ -159,6 +159,54 @@ const IssuingBegin = z
   .strict();
 const ofCeremony = (i: { ceremony: string }) => i.ceremony;
 
+/** RFC 5280 reason codes a revocation may give (electron/core/keys/ca.ts REVOCATION_REASONS). */
+export const RevocationReason = z.enum(['unspecified', 'keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold', 'privilegeWithdrawn']);
+/** A certificate serial as the CA writes it: lowercase hex. */
+export const CertSerial = z
+  .string()
+  .regex(/^[0-9a-fA-F]{2,40}$/, 'a certificate serial (hexadecimal)')
+  .transform((s) => s.toLowerCase());
+
+/** A certificate on record, as listed by expiry: `daysLeft` (negative once expired), `renewalDue` inside the renewal window. */
+export const CertificateRow = z.object({
+  serial: z.string(),
+  profile: z.enum(['root-ca', 'issuing-ca', 'host-tls', 'bundle-signing', 'registry-token', 'release-signing']),
+  subject: z.string(),
+  issuerSerial: z.string(),
+  host: z.string().nullable(),
+  sha256: z.string(),
+  notBefore: z.string(),
+  notAfter: z.string(),
+  daysLeft: z.number().int(),
+  renewalDue: z.boolean(),
+  revokedAt: z.string().nullable(),
+  revokeReason: RevocationReason.nullable(),
+});
+export type CertificateRow = z.infer<typeof CertificateRow>;
+
+/** Where an issuer's new CRL went: hosts that have it, hosts it is pending for (unreachable; retried). */
+export const CrlPublication = z.object({
+  issuerSerial: z.string(),
+  crlNumber: z.number().int(),
+  published: z.array(z.string()),
+  pending: z.array(z.object({ host: z.string(), message: z.string() })),
+});
+
+/**
+ * The renewal schedule (docs/keys-ca.md): it renews only while the hierarchy is unsealed and an
+ * administrator's or officer's session is signed in; `blocked` says why it waited.
+ */
+export const RenewalScheduleStatus = z.object({
+  intervalMinutes: z.number(),
+  windowDays: z.number(),
+  lastCheckAt: z.string().nullable(),
+  lastRunAt: z.string().nullable(),
+  /** Serials due (or that failed) at the last check. */
+  due: z.array(z.string()),
+  blocked: z.enum(['sealed', 'no-session']).nullable(),
+  lastError: z.string().nullable(),
+});
+
 export const keys = {
   'keys:status': channel({
     in: NoInput,
@@ -328,5 +376,49 @@ export const keys = {
     roles: ['admin', 'officer'],
     target: (i) => i.hosts.join(',').slice(0, 200),
     summary: 'Deliver the models key again to each chosen host whose models directory is locked (after a reboot); needs the hierarchy unsealed',
+  }),
+  'keys:certificates': channel({
+    in: z.object({ host: HostName.optional(), includeRevoked: z.boolean().optional() }).strict(),
+    out: z.object({
+      certificates: z.array(CertificateRow),
+      /** Hosts still to be sent their issuer's newest CRL (unreachable when it was published). */
+      crlPending: z.array(z.object({ host: z.string(), issuers: z.array(z.string()), message: z.string() })),
+      schedule: RenewalScheduleStatus,
+    }),
+    roles: ['admin', 'officer', 'auditor'],
+    target: 'host',
+    summary: 'The CA’s certificates by expiry (days left, renewal due), CRLs pending and the renewal schedule',
+  }),
+  'keys:issueHostCertificate': channel({
+    in: z.object({ host: HostName }).strict(),
+    out: CertificateRow,
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    target: 'host',
+    summary: 'Issue a host TLS certificate: a key made on the host, certified by the issuing CA, installed with the chain and CRL',
+  }),
+  'keys:revokeCertificate': channel({
+    in: z.object({ serial: CertSerial, reason: RevocationReason }).strict(),
+    out: z.object({ certificate: CertificateRow, crl: CrlPublication }),
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    target: 'serial',
+    summary: 'Revoke a certificate and publish its issuer’s new CRL to every host holding one of its certificates',
+  }),
+  'keys:renewCertificates': channel({
+    in: z.object({ windowDays: z.number().int().min(0).max(3650).optional() }).strict(),
+    out: z.object({
+      renewed: z.array(z.object({ host: z.string().nullable(), oldSerial: z.string(), newSerial: z.string() })),
+      failed: z.array(z.object({ host: z.string().nullable(), serial: z.string(), message: z.string() })),
+      crls: z.array(CrlPublication),
+    }),
+    roles: ['admin', 'officer'],
+    summary: 'Renew every host certificate within the window (old ones revoked as superseded) and send pending CRLs',
+  }),
+  'keys:crl': channel({
+    in: z.object({ issuer: CertSerial.optional() }).strict(),
+    out: z.object({ issuerSerial: z.string(), crlNumber: z.number().int().nullable(), pem: z.string().nullable() }),
+    roles: ['admin', 'officer', 'auditor'],
+    summary: 'The newest CRL (PEM) of the issuing CA, or of the CA given',
   }),
 } as const;

@@ -7,6 +7,8 @@ import type { KdfParams } from '../vault/crypto';
 import type { Vault } from '../vault/vault';
 import { sharedPool } from '../workers/pool';
 import { Ceremonies, type CeremonyKeys, type IssuedShare } from './ceremony';
+import { caHandlers } from './ca-handlers';
+import { CaOps, DEFAULT_RENEWAL_WINDOW_DAYS, RenewalSchedule, type CaHosts } from './ca-ops';
 import { CertStore } from './cert-store';
 import { ConsoleCa } from './console-ca';
 import { keysHandlers } from './handlers';
@@ -27,14 +29,28 @@ export function shareFingerprint(s: ServiceShare): { sealing: 'none' | 'passphra
 
 const issued = (s: ServiceShare): IssuedShare => ({ index: s.index, officer: s.officer, armored: s.armored, ...shareFingerprint(s) });
 
+/** How often the renewal schedule checks (6 hours), and its window: a 90-day host certificate is renewed in its last 30. */
+export const DEFAULT_RENEWAL = { intervalMs: 6 * 3_600_000, windowDays: DEFAULT_RENEWAL_WINDOW_DAYS } as const;
+
 /**
  * The keys area as the composition root builds it: the key service (the hierarchy), the CA, the
  * ceremonies over both, and their handlers. Genesis also creates the CA (its keys sealed under the
  * new `console` KEK). The hierarchy starts sealed in every process and is sealed on `close`.
- * `hosts` reaches the GPU hosts whose models directories are encrypted under `models` data keys
- * (models-handlers.ts).
+ * `hosts` reaches the GPU hosts: their models directories (models-handlers.ts), and the CA's host operations and the renewal schedule (a timer,
+ * stopped on `close`; `renewal.intervalMs` 0 disables it) come too.
  */
-export function createKeysArea(d: { db: Db; vault: Vault; random: (n: number) => Buffer; now: () => Date; kdf: KdfParams; hosts: HostsService; workers?: boolean; owner?: string }) {
+export function createKeysArea(d: {
+  db: Db;
+  vault: Vault;
+  random: (n: number) => Buffer;
+  now: () => Date;
+  kdf: KdfParams;
+  workers?: boolean;
+  owner?: string;
+  hosts: HostsService;
+  renewal?: { intervalMs?: number; windowDays?: number };
+  sshTimeoutMs?: number;
+}) {
   const service = new KeyService({ db: d.db, random: d.random, now: d.now, kdf: d.kdf, ...(d.workers === false ? {} : { rewrap: workerRewrap(sharedPool()) }) });
   const certs = new CertStore({ db: d.db, now: d.now });
   const ca = new ConsoleCa({ vault: d.vault, keys: service, certs, random: d.random, now: d.now });
@@ -72,17 +88,47 @@ export function createKeysArea(d: { db: Db; vault: Vault; random: (n: number) =>
   };
   const ceremonies = new Ceremonies({ db: d.db, keys, random: d.random, now: d.now, sign: (body, vaultKey) => ca.signTranscript(body, vaultKey), certificates: () => ca.fingerprints(), ...(d.owner ? { owner: d.owner } : {}) });
   ceremonies.sweep();
-  const handlers: AreaHandlers<'keys'> = {
+  const ops = d.hosts ? new CaOps({ ca, certs, hosts: d.hosts, random: d.random, now: d.now, ...(d.sshTimeoutMs ? { timeoutMs: d.sshTimeoutMs } : {}) }) : null;
+  const schedule = ops
+    ? new RenewalSchedule({
+        ops,
+        sealed: () => service.status().sealed,
+        now: d.now,
+        intervalMs: d.renewal?.intervalMs ?? DEFAULT_RENEWAL.intervalMs,
+        windowDays: d.renewal?.windowDays ?? DEFAULT_RENEWAL.windowDays,
+      })
+    : null;
+  schedule?.start();
+  const seal = () => {
+    // Sealed or locked: the schedule forgets the session that armed it, along with the keys.
+    schedule?.disarm();
+    service.seal();
+  };
+  keys.seal = seal;
+  const handlers = {
     ...keysHandlers({
-      ceremonies,
-      keys,
-      caCertificate: () => {
-        const root = ca.root();
-        return { pem: root?.certPem ?? null, fingerprint: root?.sha256 ?? null };
-      },
-      verifyTranscript: (text) => ca.verifyTranscript(text),
+    ceremonies,
+    keys,
+    caCertificate: () => {
+      const root = ca.root();
+      return { pem: root?.certPem ?? null, fingerprint: root?.sha256 ?? null };
+    },
+    verifyTranscript: (text) => ca.verifyTranscript(text),
     }),
     ...modelsKeysHandlers({ db: d.db, keys: service, hosts: d.hosts, now: d.now }),
+    ...caHandlers({ certs, ops, schedule, now: d.now }),
   };
-  return { service, certs, ca, ceremonies, handlers, close: () => service.seal() };
+  return {
+    service,
+    certs,
+    ca,
+    ops,
+    schedule,
+    ceremonies,
+    handlers,
+    /** The console locked or exits: sealed, and the schedule disarmed (its unref'd timer keeps only checking). */
+    close: seal,
+    /** Stops the renewal timer for good (tests, a core that is thrown away). */
+    stop: () => schedule?.stop(),
+  };
 }

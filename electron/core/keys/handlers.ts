@@ -1,6 +1,7 @@
 import type { TranscriptReport } from '../../../shared/contract/keys';
 import type { z } from 'zod';
 import type { AreaHandlers } from '../dispatch';
+import type { CaChannel } from './ca-handlers';
 import type { Ceremonies, CeremonyKeys } from './ceremony';
 import type { ModelsChannel } from './models-handlers';
 
@@ -17,9 +18,10 @@ export interface KeysHandlerDeps {
  * Customer-managed keys: status, ceremonies and their steps, the key operations (each the
  * automatic step of its ceremony), transcripts. Every call is an audit event (the dispatcher's);
  * a share or passphrase never reaches the trail (the contract marks them secret). The models
- * channels (hosts' encrypted weights) are models-handlers.ts's; createKeysArea joins the two.
+ * channels (hosts' encrypted weights) are models-handlers.ts's and the CA's are ca-handlers.ts's;
+ * createKeysArea joins them.
  */
-export function keysHandlers(d: KeysHandlerDeps): Omit<AreaHandlers<'keys'>, ModelsChannel> {
+export function keysHandlers(d: KeysHandlerDeps): Omit<AreaHandlers<'keys'>, ModelsChannel | CaChannel> {
   const { ceremonies } = d;
   return {
     'keys:status': () => d.keys.status(),

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Ceremony, KeyDomain, ParticipantName, type KeyStatus, type ModelsStatus } from '../../../shared/contract/keys';
+import { HostName } from '../../../shared/contract/common';
+import { CertSerial, Ceremony, KeyDomain, ParticipantName, RevocationReason, type CertificateRow, type KeyStatus, type ModelsStatus } from '../../../shared/contract/keys';
 import { transcriptReport } from '../../core/keys/console-ca';
 import { verifyTranscript } from '../../core/keys/transcript';
 import { FILE_LIMITS, readTextFile } from '../cli-files';
@@ -22,6 +23,9 @@ const SHARE_DIR = opt.string('DIR', 'where to write one share file per officer (
 const TRANSCRIPT = opt.string('FILE', 'also write the signed transcript to FILE');
 
 type C = Ctx;
+
+/** The calls `unsealWith` makes before a CA command's own. */
+const UNSEAL_CALLS = ['keys:begin', 'keys:acknowledge', 'keys:addShare', 'keys:cancel', 'session:status'] as const;
 
 /** Runs `steps`, stopping at the first refusal: its exit code. */
 class Refused extends Error {
@@ -451,8 +455,106 @@ export const keys: AreaTable = {
         return code === 0 && !ok ? 1 : code;
       },
     }),
+    call({
+      words: 'keys certificates',
+      channel: 'keys:certificates',
+      options: { host: opt.string('NAME', 'only the certificates of this host', { schema: HostName }), 'include-revoked': opt.flag('also list revoked certificates (history)') },
+      input: (c) => ({ ...(c.opts.host !== undefined ? { host: c.opts.host } : {}), ...(c.opts['include-revoked'] ? { includeRevoked: true } : {}) }),
+      human: (v) =>
+        v.certificates.map(certLine).join('') +
+        v.crlPending.map((p) => `CRL pending for ${p.host}: ${clean(p.message, 200)}\n`).join('') +
+        (v.schedule.blocked === 'sealed' ? `Renewal due for ${v.schedule.due.length} certificate(s), waiting: the key hierarchy is sealed.\n` : '') +
+        (v.schedule.blocked === 'no-session' ? `Renewal due for ${v.schedule.due.length} certificate(s), waiting for an administrator or officer to use the CA (or run \`keys renew-certs\`).\n` : ''),
+    }),
+    command({
+      words: 'keys issue-host-cert',
+      channel: 'keys:issueHostCertificate',
+      alsoCalls: UNSEAL_CALLS,
+      summary: 'Issue a host TLS certificate (unsealing with the shares given): the key is made on the host and never leaves it',
+      args: { host: arg.one('HOST', 'an enrolled host', { schema: HostName }) },
+      options: { share: SHARES },
+      run: (c) =>
+        drive(c, async (log) => {
+          await unsealWith(c, c.opts.share, log, await whoAmI(c));
+          const v = await must(c.call('keys:issueHostCertificate', { host: c.args.host }));
+          return { human: `Issued and installed on ${c.args.host}: ${certLine(v)}`, value: v };
+        }),
+    }),
+    command({
+      words: 'keys revoke-cert',
+      channel: 'keys:revokeCertificate',
+      alsoCalls: UNSEAL_CALLS,
+      summary: "Revoke a certificate (unsealing with the shares given) and publish its issuer's new CRL to the hosts",
+      failsWhen: 'the CRL could not be sent to every host (those are pending; `keys renew-certs` retries them)',
+      args: { serial: arg.one('SERIAL', 'the certificate serial (`keys certificates`)', { schema: CertSerial }) },
+      options: { reason: opt.string('R', `why: ${RevocationReason.options.join(', ')}`, { required: true, schema: RevocationReason }), share: SHARES },
+      async run(c) {
+        let pending = 0;
+        const code = await drive(c, async (log) => {
+          await unsealWith(c, c.opts.share, log, await whoAmI(c));
+          const v = await must(c.call('keys:revokeCertificate', { serial: CertSerial.parse(c.args.serial), reason: RevocationReason.parse(c.opts.reason) }));
+          pending = v.crl.pending.length;
+          return { human: `Revoked ${v.certificate.serial} (${v.certificate.revokeReason}).\n${crlText(v.crl)}`, value: v };
+        });
+        return code === 0 && pending > 0 ? 1 : code;
+      },
+    }),
+    command({
+      words: 'keys renew-certs',
+      channel: 'keys:renewCertificates',
+      alsoCalls: UNSEAL_CALLS,
+      summary: 'Renew every host certificate within the window (unsealing with the shares given); old ones revoked as superseded; pending CRLs sent',
+      failsWhen: 'a certificate could not be renewed or a CRL is still pending',
+      options: { 'window-days': opt.int('N', 'renew what ends within N days (default 30)'), share: SHARES },
+      async run(c) {
+        let bad = false;
+        const code = await drive(c, async (log) => {
+          await unsealWith(c, c.opts.share, log, await whoAmI(c));
+          const w = c.opts['window-days'];
+          const v = await must(c.call('keys:renewCertificates', w !== undefined ? { windowDays: w } : {}));
+          bad = v.failed.length > 0 || v.crls.some((x) => x.pending.length > 0);
+          const lines =
+            v.renewed.map((r) => `Renewed ${r.host ?? '?'}: ${r.oldSerial} → ${r.newSerial}\n`).join('') +
+            v.failed.map((f) => `FAILED ${f.host ?? '?'} (${f.serial}): ${clean(f.message, 300)}\n`).join('') +
+            v.crls.map(crlText).join('');
+          return { human: lines || 'Nothing was due.\n', value: v };
+        });
+        return code === 0 && bad ? 1 : code;
+      },
+    }),
+    command({
+      words: 'keys crl',
+      channel: 'keys:crl',
+      options: { issuer: opt.string('SERIAL', 'the CA whose CRL (default: the issuing CA)', { schema: CertSerial }), out: opt.string('FILE', 'write the PEM to FILE') },
+      failsWhen: 'the CA has published no CRL yet',
+      async run(c) {
+        const r = await c.call('keys:crl', c.opts.issuer !== undefined ? { issuer: CertSerial.parse(c.opts.issuer) } : {});
+        if (!r.ok) return c.fail(r);
+        if (!r.value.pem) {
+          c.out(`CA ${r.value.issuerSerial} has published no CRL yet: the first host certificate or revocation publishes one.\n`, r.value);
+          return 1;
+        }
+        if (c.opts.out) {
+          fs.writeFileSync(c.opts.out, r.value.pem, { mode: 0o644 });
+          c.out(`Wrote CRL ${r.value.crlNumber} of ${r.value.issuerSerial} to ${c.opts.out}\n`, { ...r.value, file: c.opts.out });
+        } else c.out(r.value.pem, r.value);
+        return 0;
+      },
+    }),
   ],
 };
+
+function certLine(v: CertificateRow): string {
+  const state = v.revokedAt ? `REVOKED ${v.revokeReason}` : v.renewalDue ? 'RENEWAL DUE' : 'ok';
+  return `${v.serial}  ${v.profile.padEnd(14)} ${clean(v.subject, 80)}${v.host ? ` (${v.host})` : ''}  until ${v.notAfter} (${v.daysLeft} days)  ${state}\n`;
+}
+
+function crlText(x: { issuerSerial: string; crlNumber: number; published: string[]; pending: { host: string; message: string }[] }): string {
+  return (
+    `CRL ${x.crlNumber} of ${x.issuerSerial}: sent to ${x.published.join(', ') || 'no host'}\n` +
+    x.pending.map((p) => `  PENDING ${p.host}: ${clean(p.message, 200)} (retried by \`keys renew-certs\` and the schedule)\n`).join('')
+  );
+}
 
 async function rootRun(c: C, kind: 'reshare' | 'rotate-root'): Promise<number> {
   const o = c.opts as C['opts'] & { threshold: number; reason?: string; approval?: string; officer: string[]; witness: string[]; shares: number };
