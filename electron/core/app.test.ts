@@ -155,6 +155,8 @@ describe('the dispatcher', () => {
     'keys:rotateKek': { ceremony: 'cer-0123456789abcdef' },
     'keys:reshare': { ceremony: 'cer-0123456789abcdef' },
     'keys:rotateRoot': { ceremony: 'cer-0123456789abcdef' },
+    'keys:rotateSshIdentity': { hosts: ['all'] },
+    'keys:resumeSshRotation': { id: 'rot-0123456789abcdef' },
   };
 
   it('refuses every stepUp channel with STEP_UP_REQUIRED once the step-up window passed, and FORBIDDEN for other roles first', async () => {

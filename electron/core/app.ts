@@ -62,7 +62,15 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   // Airlock's own keys (SSH identity, audit, attestation): minted and sealed one way (keys/registry.ts).
   const keys = new KeyRegistry({ db, vault, random });
   // ---- customer-managed keys: the hierarchy (sealed in every new process), the CA, ceremonies ----
-  const keysArea = createKeysArea({ db, vault, random, now: clock, kdf });
+  const keysArea = createKeysArea({
+    db,
+    vault,
+    random,
+    now: clock,
+    kdf,
+    // The hosts service and the provisioner are built below; the rotation reaches them only when it runs.
+    sshRotation: { registry: keys, hosts: () => hosts, resolveHosts: (s) => provisioner.resolveHosts(s), env: process.env },
+  });
   // ---- audit: the trail, its keys (unsealed at sign-in), checkpoints, verify, export, syslog ----
   const auditService = createAuditService({ db, dbFile, dataDir, vault, registry: keys, clock, random, config });
   const audit = auditService.trail;

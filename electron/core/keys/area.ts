@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import type { KeyStatus as ContractKeyStatus } from '../../../shared/contract/keys';
+import { AirlockError } from '../../../shared/domain/errors';
 import type { Db } from '../db/db';
 import type { KdfParams } from '../vault/crypto';
 import type { Vault } from '../vault/vault';
@@ -9,7 +10,10 @@ import { CertStore } from './cert-store';
 import { ConsoleCa } from './console-ca';
 import { keysHandlers } from './handlers';
 import { workerRewrap } from './rewrap';
+import type { KeyRegistry } from './registry';
 import { KeyService, type IssuedShare as ServiceShare } from './service';
+import { killHookFromEnv, SshRotations, type SshRotationDeps } from './ssh-rotation';
+import { sshRotationHandlers } from './ssh-rotation-handlers';
 
 /**
  * The fingerprint an officer checks for a share: the one of their passphrase sealing key when the
@@ -29,7 +33,27 @@ const issued = (s: ServiceShare): IssuedShare => ({ index: s.index, officer: s.o
  * ceremonies over both, and their handlers. Genesis also creates the CA (its keys sealed under the
  * new `console` KEK). The hierarchy starts sealed in every process and is sealed on `close`.
  */
-export function createKeysArea(d: { db: Db; vault: Vault; random: (n: number) => Buffer; now: () => Date; kdf: KdfParams; workers?: boolean; owner?: string }) {
+export function createKeysArea(d: {
+  db: Db;
+  vault: Vault;
+  random: (n: number) => Buffer;
+  now: () => Date;
+  kdf: KdfParams;
+  workers?: boolean;
+  owner?: string;
+  /**
+   * What rotating Airlock's own SSH identity needs: its keys, the hosts (a getter: the composition
+   * root builds the hosts service after this area), a host selector. Without it the rotation
+   * channels refuse.
+   */
+  sshRotation?: {
+    registry: KeyRegistry;
+    hosts: () => SshRotationDeps['hosts'];
+    resolveHosts: (selector: string[]) => Array<{ name: string }>;
+    /** The process environment, read only for the test-only kill hook (AIRLOCK_TEST_KILL_AT). */
+    env?: NodeJS.ProcessEnv;
+  };
+}) {
   const service = new KeyService({ db: d.db, random: d.random, now: d.now, kdf: d.kdf, ...(d.workers === false ? {} : { rewrap: workerRewrap(sharedPool()) }) });
   const certs = new CertStore({ db: d.db, now: d.now });
   const ca = new ConsoleCa({ vault: d.vault, keys: service, certs, random: d.random, now: d.now });
@@ -62,7 +86,26 @@ export function createKeysArea(d: { db: Db; vault: Vault; random: (n: number) =>
   };
   const ceremonies = new Ceremonies({ db: d.db, keys, random: d.random, now: d.now, sign: (body, vaultKey) => ca.signTranscript(body, vaultKey), certificates: () => ca.fingerprints(), ...(d.owner ? { owner: d.owner } : {}) });
   ceremonies.sweep();
-  const handlers = keysHandlers({
+  const sr = d.sshRotation;
+  const rotations = sr
+    ? new SshRotations({
+        db: d.db,
+        now: d.now,
+        random: d.random,
+        registry: sr.registry,
+        hosts: { list: () => sr.hosts().list(), open: (name, auth, signal) => sr.hosts().open(name, auth, signal) },
+        resolveHosts: (s) => sr.resolveHosts(s),
+        boundary: killHookFromEnv(sr.env ?? {}),
+        ...(d.owner ? { owner: d.owner } : {}),
+      })
+    : null;
+  rotations?.sweep();
+  const rotationsOrRefuse = () => {
+    if (!rotations) throw new AirlockError('INTERNAL', 'SSH identity rotation is not set up in this console.');
+    return rotations;
+  };
+  const handlers = {
+    ...keysHandlers({
     ceremonies,
     keys,
     caCertificate: () => {
@@ -70,6 +113,8 @@ export function createKeysArea(d: { db: Db; vault: Vault; random: (n: number) =>
       return { pem: root?.certPem ?? null, fingerprint: root?.sha256 ?? null };
     },
     verifyTranscript: (text) => ca.verifyTranscript(text),
-  });
-  return { service, certs, ca, ceremonies, handlers, close: () => service.seal() };
+    }),
+    ...sshRotationHandlers({ rotations: rotationsOrRefuse }),
+  };
+  return { service, certs, ca, ceremonies, rotations, handlers, close: () => service.seal() };
 }

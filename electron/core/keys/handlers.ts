@@ -15,9 +15,10 @@ export interface KeysHandlerDeps {
 /**
  * Customer-managed keys: status, ceremonies and their steps, the key operations (each the
  * automatic step of its ceremony), transcripts. Every call is an audit event (the dispatcher's);
- * a share or passphrase never reaches the trail (the contract marks them secret).
+ * a share or passphrase never reaches the trail (the contract marks them secret). The SSH
+ * identity rotation's channels are ssh-rotation-handlers.ts's.
  */
-export function keysHandlers(d: KeysHandlerDeps): AreaHandlers<'keys'> {
+export function keysHandlers(d: KeysHandlerDeps): Omit<AreaHandlers<'keys'>, 'keys:rotateSshIdentity' | 'keys:sshRotation' | 'keys:resumeSshRotation'> {
   const { ceremonies } = d;
   return {
     'keys:status': () => d.keys.status(),

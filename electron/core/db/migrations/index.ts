@@ -8,6 +8,8 @@ import { m0006 } from './0006-operation-names';
 import { m0007 } from './0007-key-hierarchy';
 import { m0008 } from './0008-certificates';
 import { m0009 } from './0009-key-ceremonies';
+// m0010 belongs to another branch: import it here when merging, and drop PLACEHOLDER_0010 below.
+import { m0011 } from './0011-ssh-rotation';
 
 export interface Migration {
   version: number;
@@ -20,5 +22,11 @@ export interface Migration {
   foreignKeysOff?: boolean;
 }
 
+/**
+ * TEMPORARY stand-in for 0010 (another branch's migration), so that versions stay 1, 2, 3… on this
+ * branch until the merge: replace it with the real m0010. It changes nothing.
+ */
+const PLACEHOLDER_0010: Migration = { version: 10, name: '0010-placeholder', up() {} };
+
 /** In order. Add a file `NNNN-name.ts` and a test `NNNN-name.test.ts` for each new one. */
-export const migrations: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009];
+export const migrations: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, PLACEHOLDER_0010, m0011];
