@@ -3,7 +3,7 @@ import type { Migration } from './index';
 /**
  * Rotation of Airlock's own SSH identity across the fleet (keys/ssh-rotation.ts), journaled like
  * provisioning (jobs/journal.ts): a rotation, its hosts, each host's steps (add, verify, remove).
- * The next key's private part is sealed in the vault under `ssh.identity.next.<rotation id>` until
+ * The next key's private part is sealed in the vault under `ssh.identity.private.next.<rotation id>` until
  * it is promoted; its public part is on record here. The current key keeps the names it always had
  * (`ssh.identity.private`, meta `ssh.identity.public`), so existing databases need no change.
  */
