@@ -7,6 +7,7 @@ import type { AreaChannels, AreaHandlers } from './dispatch';
 import { hostsHandlers } from './hosts/handlers';
 import { identityHandlers } from './identity/handlers';
 import { keysHandlers } from './keys/handlers';
+import { sshRotationHandlers } from './keys/ssh-rotation-handlers';
 import { opsHandlers } from './ops/handlers';
 import { provisionHandlers } from './provision/handlers';
 import { sessionHandlers } from './session/handlers';
@@ -28,7 +29,7 @@ const areas: Record<string, object> = {
   hosts: hostsHandlers(none),
   ops: opsHandlers(none),
   terminal: terminalHandlers(none),
-  keys: keysHandlers(none),
+  keys: { ...keysHandlers(none), ...sshRotationHandlers(none) },
   provision: provisionHandlers(none),
   store: storeHandlers(none),
   attest: attestHandlers(none),
