@@ -126,7 +126,7 @@ export class SshRotations {
   async start(vaultKey: Buffer, actor: string, selector: string[], signal: AbortSignal): Promise<SshRotation> {
     this.sweep();
     const open = this.unfinished();
-    if (open) throw new AirlockError('CONFLICT', `SSH identity rotation ${open} is not finished; resume it (keys:resumeSshRotation) before starting another.`);
+    if (open) throw new AirlockError('CONFLICT', `SSH identity rotation ${open} is not finished; resume it first (airlock keys resume-ssh-rotation ${open}), then start another if you still need one.`);
     const chosen = this.d.resolveHosts(selector).map((h) => h.name);
     const missing = this.d.hosts
       .list()
