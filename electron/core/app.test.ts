@@ -158,6 +158,8 @@ describe('the dispatcher', () => {
     'keys:protectModels': { host: 'gpu1' },
     'keys:issueHostCertificate': { host: 'gpu1' },
     'keys:revokeCertificate': { serial: '4a01', reason: 'keyCompromise' },
+    'keys:rotateSshIdentity': { hosts: ['all'] },
+    'keys:resumeSshRotation': { id: 'rot-0123456789abcdef' },
   };
 
   it('refuses every stepUp channel with STEP_UP_REQUIRED once the step-up window passed, and FORBIDDEN for other roles first', async () => {

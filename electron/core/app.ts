@@ -104,7 +104,17 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   });
   const terminals = new TerminalService({ hosts, random });
   // ---- customer-managed keys: the hierarchy (sealed in every new process), the CA, ceremonies; host certificates (after `hosts`) ----
-  const keysArea = createKeysArea({ db, vault, random, now: clock, kdf, hosts, sshTimeoutMs: config.sshTimeoutMs ?? 15_000 });
+  const keysArea = createKeysArea({
+    db,
+    vault,
+    random,
+    now: clock,
+    kdf,
+    hosts,
+    sshTimeoutMs: config.sshTimeoutMs ?? 15_000,
+    // The provisioner is built below; the rotation reaches it only when it runs.
+    sshRotation: { registry: keys, hosts: () => hosts, resolveHosts: (s) => provisioner.resolveHosts(s), env: process.env },
+  });
   // ---- provisioning: playbooks, the offline store, runs, attestations ----
   const store = new OfflineStore({ db, dataDir, mediaRoots: config.mediaRoots ?? DEFAULT_MEDIA_ROOTS, now: nowIso });
   const playbooks = new Playbooks({ db, now: nowIso });

@@ -146,6 +146,47 @@ export const ModelsUnlockResult = ModelsStatus.extend({
   message: z.string().nullable(),
 });
 
+/** A rotation of Airlock's own SSH identity across the fleet (docs/keys.md "SSH identity rotation"). */
+export const SshRotationId = z.string().regex(/^rot-[0-9a-f]{16}$/, 'a rotation id (rot-…)');
+export const SshRotationStepNames = ['add', 'verify', 'remove'] as const;
+export const SshRotationStepName = z.enum(SshRotationStepNames);
+export const SshRotationHost = z.object({
+  host: z.string(),
+  status: z.enum(['pending', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted']),
+  /** The host's first step not done (where a resume starts); null when all are done. */
+  next: SshRotationStepName.nullable(),
+  /** The rotation is not finished on this host: it may still need the old key, which therefore stays in the vault. */
+  pending: z.boolean(),
+  message: z.string().nullable(),
+  steps: z.array(
+    z.object({
+      step: SshRotationStepName,
+      status: z.enum(['pending', 'running', 'done', 'failed', 'interrupted']),
+      message: z.string().nullable(),
+      startedAt: z.string().nullable(),
+      finishedAt: z.string().nullable(),
+    }),
+  ),
+});
+export const SshRotation = z.object({
+  id: SshRotationId,
+  status: z.enum(['running', 'succeeded', 'failed', 'cancelled', 'interrupted']),
+  actor: z.string(),
+  oldFingerprint: z.string(),
+  newFingerprint: z.string(),
+  /** The new key is current and the old one is deleted from the vault. */
+  promoted: z.boolean(),
+  promotedAt: z.string().nullable(),
+  startedAt: z.string(),
+  finishedAt: z.string().nullable(),
+  attempts: z.number().int(),
+  /** Hosts the rotation is not finished on (unreachable, failed, interrupted): resume once they are back. */
+  pendingHosts: z.array(z.string()),
+  hosts: z.array(SshRotationHost),
+});
+export type SshRotation = z.infer<typeof SshRotation>;
+const ofRotation = (i: { id: string }) => i.id;
+
 const ShareInput = z.object({ share: ArmoredShare, passphrase: SharePassphrase.optional() }).strict();
 
 const ceremonyIn = { ceremony: CeremonyId };
@@ -420,5 +461,27 @@ export const keys = {
     out: z.object({ issuerSerial: z.string(), crlNumber: z.number().int().nullable(), pem: z.string().nullable() }),
     roles: ['admin', 'officer', 'auditor'],
     summary: 'The newest CRL (PEM) of the issuing CA, or of the CA given',
+  }),
+  'keys:rotateSshIdentity': channel({
+    in: z.object({ hosts: HostSelector }).strict(),
+    out: SshRotation,
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    summary: "Rotate Airlock's own SSH identity on every host: add the new key, log in with it, remove the old one, then retire the old key",
+  }),
+  'keys:sshRotation': channel({
+    in: z.object({ id: SshRotationId }).strict(),
+    out: SshRotation,
+    roles: ['admin', 'officer', 'auditor'],
+    target: ofRotation,
+    summary: 'One SSH identity rotation: each host’s steps, which hosts are pending',
+  }),
+  'keys:resumeSshRotation': channel({
+    in: z.object({ id: SshRotationId }).strict(),
+    out: SshRotation,
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    target: ofRotation,
+    summary: 'Resume an SSH identity rotation from each host’s first unfinished step (after a crash, or once pending hosts are back)',
   }),
 } as const;

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import type { KeyStatus as ContractKeyStatus } from '../../../shared/contract/keys';
+import { AirlockError } from '../../../shared/domain/errors';
 import type { Db } from '../db/db';
 import type { AreaHandlers } from '../dispatch';
 import type { HostsService } from '../hosts/service';
@@ -14,7 +15,10 @@ import { ConsoleCa } from './console-ca';
 import { keysHandlers } from './handlers';
 import { modelsKeysHandlers } from './models-handlers';
 import { workerRewrap } from './rewrap';
+import type { KeyRegistry } from './registry';
 import { KeyService, type IssuedShare as ServiceShare } from './service';
+import { killHookFromEnv, SshRotations, type SshRotationDeps } from './ssh-rotation';
+import { sshRotationHandlers } from './ssh-rotation-handlers';
 
 /**
  * The fingerprint an officer checks for a share: the one of their passphrase sealing key when the
@@ -50,6 +54,18 @@ export function createKeysArea(d: {
   hosts: HostsService;
   renewal?: { intervalMs?: number; windowDays?: number };
   sshTimeoutMs?: number;
+  /**
+   * What rotating Airlock's own SSH identity needs: its keys, the hosts (a getter: the composition
+   * root builds the hosts service after this area), a host selector. Without it the rotation
+   * channels refuse.
+   */
+  sshRotation?: {
+    registry: KeyRegistry;
+    hosts: () => SshRotationDeps['hosts'];
+    resolveHosts: (selector: string[]) => Array<{ name: string }>;
+    /** The process environment, read only for the test-only kill hook (AIRLOCK_TEST_KILL_AT). */
+    env?: NodeJS.ProcessEnv;
+  };
 }) {
   const service = new KeyService({ db: d.db, random: d.random, now: d.now, kdf: d.kdf, ...(d.workers === false ? {} : { rewrap: workerRewrap(sharedPool()) }) });
   const certs = new CertStore({ db: d.db, now: d.now });
@@ -105,6 +121,24 @@ export function createKeysArea(d: {
     service.seal();
   };
   keys.seal = seal;
+  const sr = d.sshRotation;
+  const rotations = sr
+    ? new SshRotations({
+        db: d.db,
+        now: d.now,
+        random: d.random,
+        registry: sr.registry,
+        hosts: { list: () => sr.hosts().list(), open: (name, auth, signal) => sr.hosts().open(name, auth, signal) },
+        resolveHosts: (s) => sr.resolveHosts(s),
+        boundary: killHookFromEnv(sr.env ?? {}),
+        ...(d.owner ? { owner: d.owner } : {}),
+      })
+    : null;
+  rotations?.sweep();
+  const rotationsOrRefuse = () => {
+    if (!rotations) throw new AirlockError('INTERNAL', 'SSH identity rotation is not set up in this console.');
+    return rotations;
+  };
   const handlers = {
     ...keysHandlers({
     ceremonies,
@@ -117,6 +151,7 @@ export function createKeysArea(d: {
     }),
     ...modelsKeysHandlers({ db: d.db, keys: service, hosts: d.hosts, now: d.now }),
     ...caHandlers({ certs, ops, schedule, now: d.now }),
+    ...sshRotationHandlers({ rotations: rotationsOrRefuse }),
   };
   return {
     service,
@@ -125,6 +160,7 @@ export function createKeysArea(d: {
     ops,
     schedule,
     ceremonies,
+    rotations,
     handlers,
     /** The console locked or exits: sealed, and the schedule disarmed (its unref'd timer keeps only checking). */
     close: seal,

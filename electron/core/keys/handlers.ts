@@ -18,10 +18,10 @@ export interface KeysHandlerDeps {
  * Customer-managed keys: status, ceremonies and their steps, the key operations (each the
  * automatic step of its ceremony), transcripts. Every call is an audit event (the dispatcher's);
  * a share or passphrase never reaches the trail (the contract marks them secret). The models
- * channels (hosts' encrypted weights) are models-handlers.ts's and the CA's are ca-handlers.ts's;
+ * channels (hosts' encrypted weights) are models-handlers.ts's and the CA's are ca-handlers.ts's, the SSH identity rotation's ssh-rotation-handlers.ts's;
  * createKeysArea joins them.
  */
-export function keysHandlers(d: KeysHandlerDeps): Omit<AreaHandlers<'keys'>, ModelsChannel | CaChannel> {
+export function keysHandlers(d: KeysHandlerDeps): Omit<AreaHandlers<'keys'>, ModelsChannel | CaChannel | 'keys:rotateSshIdentity' | 'keys:sshRotation' | 'keys:resumeSshRotation'> {
   const { ceremonies } = d;
   return {
     'keys:status': () => d.keys.status(),

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { AirlockError } from '../../../shared/domain/errors';
 import type { Db } from '../db/db';
 import { meta, type MetaKey } from '../db/meta';
 import { generateIdentity } from '../identity/ssh-key';
@@ -24,6 +25,13 @@ export const OWN_KEYS = {
 } as const satisfies Record<string, { alg: 'ed25519' | 'hmac-sha256'; format: 'openssh' | 'pkcs8' | 'secret'; secret: string; public: MetaKey | null }>;
 
 export type KeyPurpose = keyof typeof OWN_KEYS;
+
+/**
+ * The vault name of the SSH identity a rotation rolls out (keys/ssh-rotation.ts), versioned by the
+ * rotation's id: while it is staged, the vault holds two SSH identities, the current one under its
+ * old name and this one, and every host accepts at least one of them.
+ */
+export const nextSshSecret = (rotationId: string): string => `${OWN_KEYS['ssh.identity'].secret}.next.${rotationId}`;
 
 export interface MintedKey {
   purpose: KeyPurpose;
@@ -78,6 +86,54 @@ export class KeyRegistry {
   /** The sealed private part (as minted: OpenSSH text, PKCS#8 DER, raw bytes), or null if none was minted. */
   unseal(vaultKey: Buffer, purpose: KeyPurpose): Buffer | null {
     return this.deps.vault.getSecret(vaultKey, OWN_KEYS[purpose].secret);
+  }
+
+  /**
+   * Stages the next SSH identity of rotation `rotationId`: a new key from the injected random
+   * source, sealed under {@link nextSshSecret}. The current key is untouched (it is still what every
+   * host accepts); the caller records the public part with its rotation, in its transaction.
+   */
+  mintNextSsh(vaultKey: Buffer, rotationId: string, opts: { comment?: string } = {}): { publicKey: string; fingerprint: string } {
+    const seed = this.deps.random(32);
+    const privateKey = ed25519FromSeed(seed);
+    seed.fill(0);
+    const id = generateIdentity(opts.comment ?? 'airlock', privateKey);
+    const text = Buffer.from(id.privateKey, 'utf8');
+    this.deps.vault.putSecret(vaultKey, nextSshSecret(rotationId), text);
+    text.fill(0);
+    return { publicKey: id.publicKey, fingerprint: id.fingerprint };
+  }
+
+  /** The staged next SSH identity of a rotation (OpenSSH private key text), or null when none is staged. */
+  unsealNextSsh(vaultKey: Buffer, rotationId: string): Buffer | null {
+    return this.deps.vault.getSecret(vaultKey, nextSshSecret(rotationId));
+  }
+
+  /**
+   * The staged key becomes the current SSH identity: sealed under the current name, its public
+   * line on record, the staged copy deleted — and with that the old key is gone from the vault.
+   * One transaction (a savepoint inside the caller's, so the rotation records the promotion in the
+   * same commit): a crash leaves either the old key current and the next one staged, or the new one
+   * current, never neither. The caller promotes only once no host needs the old key.
+   */
+  promoteNextSsh(vaultKey: Buffer, rotationId: string, publicKey: string): void {
+    const decl = OWN_KEYS['ssh.identity'];
+    this.deps.db.transaction(() => {
+      const next = this.unsealNextSsh(vaultKey, rotationId);
+      if (!next) throw new AirlockError('NOT_FOUND', `Rotation ${rotationId} has no staged SSH identity to promote.`);
+      try {
+        this.deps.vault.putSecret(vaultKey, decl.secret, next);
+      } finally {
+        next.fill(0);
+      }
+      meta(this.deps.db).set(decl.public, publicKey);
+      this.deps.db.prepare('DELETE FROM secrets WHERE name = ?').run(nextSshSecret(rotationId));
+    })();
+  }
+
+  /** Whether a rotation's next SSH identity is still staged (readable without a session). */
+  hasNextSsh(rotationId: string): boolean {
+    return this.deps.db.prepare('SELECT 1 FROM secrets WHERE name = ?').get(nextSshSecret(rotationId)) !== undefined;
   }
 
   /** The public part on record, readable without a session; null before it is minted. */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HostName } from '../../../shared/contract/common';
-import { CertSerial, Ceremony, KeyDomain, ParticipantName, RevocationReason, type CertificateRow, type KeyStatus, type ModelsStatus } from '../../../shared/contract/keys';
+import { CertSerial, Ceremony, KeyDomain, ParticipantName, RevocationReason, type CertificateRow, type KeyStatus, type ModelsStatus, type SshRotation } from '../../../shared/contract/keys';
 import { transcriptReport } from '../../core/keys/console-ca';
 import { verifyTranscript } from '../../core/keys/transcript';
 import { FILE_LIMITS, readTextFile } from '../cli-files';
@@ -541,6 +541,33 @@ export const keys: AreaTable = {
         return 0;
       },
     }),
+    call({
+      words: 'keys rotate-ssh-identity',
+      channel: 'keys:rotateSshIdentity',
+      args: { hosts: arg.rest('HOST', 'every enrolled host (names, label:L), or all (the default)') },
+      notes: ['each host: add the new key, log in with it alone, remove the old one; the old key leaves the vault once no host needs it', 'unreachable hosts stay pending (exit 1): `keys resume-ssh-rotation ID` once they are back'],
+      failsWhen: 'a host is pending (the rotation is not finished)',
+      input: (c) => ({ hosts: c.args.hosts.length ? c.args.hosts : ['all'] }),
+      human: formatRotation,
+      exit: rotationExit,
+    }),
+    call({
+      words: 'keys ssh-rotation',
+      channel: 'keys:sshRotation',
+      args: { id: arg.one('ID', 'the rotation id (rot-…)') },
+      input: (c) => ({ id: c.args.id }),
+      human: formatRotation,
+    }),
+    call({
+      words: 'keys resume-ssh-rotation',
+      channel: 'keys:resumeSshRotation',
+      args: { id: arg.one('ID', 'the rotation id (rot-…)') },
+      notes: ['after a crash, or once pending hosts are reachable: each host starts at its first unfinished step'],
+      failsWhen: 'a host is still pending',
+      input: (c) => ({ id: c.args.id }),
+      human: formatRotation,
+      exit: rotationExit,
+    }),
   ],
 };
 
@@ -554,6 +581,21 @@ function crlText(x: { issuerSerial: string; crlNumber: number; published: string
     `CRL ${x.crlNumber} of ${x.issuerSerial}: sent to ${x.published.join(', ') || 'no host'}\n` +
     x.pending.map((p) => `  PENDING ${p.host}: ${clean(p.message, 200)} (retried by \`keys renew-certs\` and the schedule)\n`).join('')
   );
+}
+
+/** Exit 0 only once the rotation is finished (promoted); a pending host is exit 1. */
+function rotationExit(r: SshRotation): 0 | 1 {
+  return r.status === 'succeeded' ? 0 : 1;
+}
+
+/** A rotation as a person reads it: where it stands, then each host's steps. Host messages are cleaned. */
+function formatRotation(r: SshRotation): string {
+  const head = `SSH identity rotation ${r.id}: ${r.status}${r.promoted ? ', new key current' : ''} (${r.oldFingerprint} → ${r.newFingerprint})\n`;
+  const pending = r.pendingHosts.length ? `  pending: ${r.pendingHosts.join(', ')} — the old key stays in the vault until they are done; resume with \`keys resume-ssh-rotation ${r.id}\`\n` : '';
+  const hosts = r.hosts
+    .map((h) => `  ${h.host}\t${h.status}${h.next ? `\tnext: ${h.next}` : ''}${h.message ? `\t${clean(h.message, 300)}` : ''}\n${h.steps.map((s) => `    ${s.step}\t${s.status}${s.message ? `\t${clean(s.message, 300)}` : ''}\n`).join('')}`)
+    .join('');
+  return head + pending + hosts;
 }
 
 async function rootRun(c: C, kind: 'reshare' | 'rotate-root'): Promise<number> {
