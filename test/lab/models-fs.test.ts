@@ -66,7 +66,10 @@ describe('encryptedModels', () => {
         `const lab = await labUp({ id: 'modelsfs-stale', hosts: 1, encryptedModels: { sizeMiB: 64 } });\n` +
         'console.log(JSON.stringify(lab));\nprocess.exit(0);\n',
     );
-    const r = await exec(tsx, [script], { timeoutMs: 120_000 });
+    // The child owns its lab itself (not this test run's process, which lives on): without AIRLOCK_LAB_RUN_OWNER.
+    const env = { ...process.env };
+    delete env.AIRLOCK_LAB_RUN_OWNER;
+    const r = await exec(tsx, [script], { env, timeoutMs: 120_000 });
     rmSync(script, { force: true });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
