@@ -78,7 +78,7 @@ export function createKeysArea(d: {
       await ca.genesis(vaultKey);
       return { hierarchyId: r.hierarchyId, rootKcv: r.rootKcv, shares: r.shares.map(issued) };
     },
-    beginUnseal: () => service.beginUnseal(),
+    beginUnseal: (nonce) => service.beginUnseal(nonce),
     async addShare(armored, o) {
       const p = await service.addShare(armored, o);
       // A KEK rotation a crash interrupted is finished as soon as the root is back.

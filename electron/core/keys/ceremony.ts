@@ -8,14 +8,14 @@ import { SCRIPT_VERSION, scriptFor, type ScriptStep } from './scripts';
 /** What the ceremonies need of the key service (keys/service.ts). */
 export interface CeremonyKeys {
   status(): KeyStatus;
-  genesis(o: { threshold: number; officers: { name: string; passphrase?: string }[] }, vaultKey: Buffer): Promise<{ hierarchyId: string; rootKcv: string; shares: IssuedShare[] }>;
-  beginUnseal(): { nonce: string };
+  genesis(o: { threshold: number; officers: { name: string; passphrase?: string }[]; nonce: string }, vaultKey: Buffer): Promise<{ hierarchyId: string; rootKcv: string; shares: IssuedShare[] }>;
+  beginUnseal(nonce: string): { nonce: string };
   addShare(armored: string, o: { passphrase?: string; by?: string }): Promise<{ collected: number; threshold: number; done: boolean; contributors: string[] }>;
   cancelUnseal(): void;
   verifyShares(shares: { share: string; passphrase?: string }[]): Promise<{ shares: { index: number | null; officer: string | null; ok: boolean; problem: string | null }[]; combines: boolean | null }>;
   rotateKek(domain: KeyDomain): Promise<{ domain: KeyDomain; version: number; rewrapped: number }>;
-  reshare(o: { threshold: number; officers: { name: string; passphrase?: string }[] }): Promise<{ shares: IssuedShare[] }>;
-  rotateRoot(o: { threshold: number; officers: { name: string; passphrase?: string }[] }): Promise<{ rootKcv: string; shares: IssuedShare[] }>;
+  reshare(o: { threshold: number; officers: { name: string; passphrase?: string }[]; nonce: string }): Promise<{ shares: IssuedShare[] }>;
+  rotateRoot(o: { threshold: number; officers: { name: string; passphrase?: string }[]; nonce: string }): Promise<{ rootKcv: string; shares: IssuedShare[] }>;
 }
 
 export interface IssuedShare {
@@ -154,7 +154,7 @@ export class Ceremonies {
          VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(id, i.kind, nonce, SCRIPT_VERSION, this.owner, administrator, JSON.stringify(participants), JSON.stringify(steps), JSON.stringify(params), JSON.stringify(keyFingerprints(st, this.d.certificates())), this.d.now().toISOString());
-    if (i.kind === 'unseal') this.d.keys.beginUnseal();
+    if (i.kind === 'unseal') this.d.keys.beginUnseal(nonce);
     return this.get(id);
   }
 
@@ -215,20 +215,20 @@ export class Ceremonies {
   // ---- the key operations, each the automatic step of its ceremony ----
 
   async genesis(id: string, passphrases: Record<string, string>, vaultKey: Buffer) {
-    const { steps, params, participants } = this.readyFor(id, 'genesis');
-    const out = await this.issue(id, steps, () => this.d.keys.genesis({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }, vaultKey));
+    const { steps, params, participants, nonce } = this.readyFor(id, 'genesis');
+    const out = await this.issue(id, steps, () => this.d.keys.genesis({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases), nonce }, vaultKey));
     return { hierarchyId: out.hierarchyId, rootKcv: out.rootKcv, shares: out.shares.map(hideArmor), ceremony: this.get(id) };
   }
 
   async reshare(id: string, passphrases: Record<string, string>) {
-    const { steps, params, participants } = this.readyFor(id, 'reshare');
-    const out = await this.issue(id, steps, () => this.d.keys.reshare({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }));
+    const { steps, params, participants, nonce } = this.readyFor(id, 'reshare');
+    const out = await this.issue(id, steps, () => this.d.keys.reshare({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases), nonce }));
     return { shares: out.shares.map(hideArmor), ceremony: this.get(id) };
   }
 
   async rotateRoot(id: string, passphrases: Record<string, string>) {
-    const { steps, params, participants } = this.readyFor(id, 'rotate-root');
-    const out = await this.issue(id, steps, () => this.d.keys.rotateRoot({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases) }));
+    const { steps, params, participants, nonce } = this.readyFor(id, 'rotate-root');
+    const out = await this.issue(id, steps, () => this.d.keys.rotateRoot({ threshold: params.threshold!, officers: this.officersWith(participants, passphrases), nonce }));
     return { rootKcv: out.rootKcv, shares: out.shares.map(hideArmor), ceremony: this.get(id) };
   }
 
@@ -245,7 +245,9 @@ export class Ceremonies {
   }
 
   async addShare(id: string, share: string, passphrase: string | undefined) {
-    const { steps } = this.readyFor(id, 'unseal');
+    const { steps, nonce } = this.readyFor(id, 'unseal');
+    // The shares collected belong to this ceremony's nonce: one left over from another is dropped.
+    this.d.keys.beginUnseal(nonce);
     const p = await this.d.keys.addShare(share, { ...(passphrase !== undefined ? { passphrase } : {}) });
     this.setContributors(id, p.contributors);
     if (p.done) this.autoDone(id, steps);
@@ -300,7 +302,7 @@ export class Ceremonies {
     if (auto.at !== null) throw new AirlockError('CONFLICT', `Step ${auto.n} of ceremony ${id} has already been done.`);
     const before = steps.find((s) => s.n < auto.n && s.at === null);
     if (before) throw new AirlockError('CONFLICT', `Step ${before.n} must be acknowledged first (by ${before.officer ?? `the ${before.by}`}): "${before.title}".`);
-    return { steps, params: JSON.parse(r.params) as Ceremony['params'], participants: JSON.parse(r.participants) as { name: string; role: CeremonyRole }[] };
+    return { steps, nonce: r.nonce, params: JSON.parse(r.params) as Ceremony['params'], participants: JSON.parse(r.participants) as { name: string; role: CeremonyRole }[] };
   }
 
   private autoDone(id: string, steps: StoredStep[]) {

@@ -24,6 +24,8 @@ describe('keys through the core', () => {
         await a.ok('keys:acknowledge', { ceremony: cer.id, step: 4 + k, by: o });
         armored.push((await a.ok('keys:issueShare', { ceremony: cer.id, officer: o })).armored);
       }
+      // Every share file names this ceremony's nonce (vault#844): the nonce shown and transcribed is the one the shares carry.
+      for (const s of armored) expect(s).toContain(`Ceremony: ${cer.nonce}`);
       const done = await a.ok('keys:acknowledge', { ceremony: cer.id, step: 7, by: 'Wanda' });
       expect(done.status).toBe('completed');
       expect((await a.ok('keys:verifyTranscript', { text: (await a.ok('keys:transcript', { ceremony: cer.id })).text })).ok).toBe(true);
@@ -33,6 +35,7 @@ describe('keys through the core', () => {
       await a.ok('keys:seal', {});
       let un = await a.ok('keys:begin', { kind: 'unseal' });
       un = await a.ok('keys:acknowledge', { ceremony: un.id, step: 1, by: 'alice' });
+      expect((await a.ok('keys:status', {})).unsealing?.nonce).toBe(un.nonce);
       const wrong = await a.call('keys:addShare', { ceremony: un.id, share: armored[1]!, passphrase: 'not it at all, sorry' });
       expect(wrong, JSON.stringify(wrong)).toMatchObject({ ok: false, error: { code: 'BAD_CREDENTIALS' } });
       await a.ok('keys:addShare', { ceremony: un.id, share: armored[1]!, passphrase: 'ben has a long passphrase' });

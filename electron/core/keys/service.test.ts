@@ -245,6 +245,27 @@ describe('KeyService', () => {
     expect(keys.setMinDecryptionVersion('models', 2).minDecryptionVersion).toBe(2);
   });
 
+  it("binds the shares to the ceremony's own nonce, and an unseal to its ceremony's nonce", async () => {
+    const { keys } = setup();
+    expect((await refusal(keys.genesis({ threshold: 2, officers: [{ name: 'a' }, { name: 'b' }], nonce: 'not-a-nonce' }))).code).toBe('INVALID_INPUT');
+    const n1 = 'a'.repeat(32);
+    const g = await keys.genesis({ threshold: 2, officers: [{ name: 'a' }, { name: 'b' }, { name: 'c' }], nonce: n1 });
+    expect(g.nonce).toBe(n1);
+    for (const s of g.shares) expect(dearmorShare(s.armored).nonce).toBe(n1);
+    const n2 = 'b'.repeat(32);
+    const r = await keys.reshare({ threshold: 2, officers: [{ name: 'a' }, { name: 'b' }], nonce: n2 });
+    for (const s of r.shares) expect(dearmorShare(s.armored).nonce).toBe(n2);
+    keys.seal();
+    // An unseal ceremony names its collection; a new ceremony's nonce drops what an abandoned one collected.
+    expect(keys.beginUnseal('c'.repeat(32)).nonce).toBe('c'.repeat(32));
+    await keys.addShare(r.shares[0]!.armored);
+    expect(keys.status().unsealing).toMatchObject({ nonce: 'c'.repeat(32), collected: 1 });
+    expect(keys.beginUnseal('d'.repeat(32)).nonce).toBe('d'.repeat(32));
+    expect(keys.status().unsealing).toMatchObject({ nonce: 'd'.repeat(32), collected: 0 });
+    await keys.addShare(r.shares[0]!.armored);
+    expect((await keys.addShare(r.shares[1]!.armored)).done).toBe(true);
+  });
+
   it('reshare gives new shares for the same root (old ones stale); root rotation gives a new root and new shares, and every data key still opens', async () => {
     const { keys, file, db } = setup();
     const g = await keys.genesis({ threshold: 3, officers: OFFICERS });

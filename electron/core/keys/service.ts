@@ -78,6 +78,17 @@ export interface OfficerInput {
   confirmed?: { salt: string; fingerprint: string };
 }
 
+/**
+ * What genesis, reshare and root rotation take. `nonce` is the ceremony's own (vault#844): the
+ * share files carry it, so a share names the ceremony that made it and the transcript's nonce is
+ * the one inside every share it lists. Without one (direct calls in tests) a fresh one is drawn.
+ */
+export interface CeremonyInput {
+  threshold: number;
+  officers: readonly OfficerInput[];
+  nonce?: string;
+}
+
 export interface IssuedShare {
   index: number;
   officer: string;
@@ -124,6 +135,11 @@ const WRITE_SLICE = 1_000;
 const DATA_KEY_ID = /^[\x21-\x7e]{1,200}$/;
 
 const hex = (b: Buffer) => b.toString('hex');
+const NONCE = /^[0-9a-f]{32}$/;
+function checkNonce(nonce: string): string {
+  if (!NONCE.test(nonce)) throw new AirlockError('INVALID_INPUT', 'A ceremony nonce is 32 lowercase hex digits (128 random bits).');
+  return nonce;
+}
 
 export class KeyService {
   private readonly store: KeyStore;
@@ -214,7 +230,7 @@ export class KeyService {
   // ---- ceremonies ----
 
   /** Splits `root` to the officers under a fresh nonce and seals/armors each share; the caller stores the record. */
-  private async issue(root: Buffer, hierarchyId: string, threshold: number, officers: readonly OfficerInput[]): Promise<{ record: ShareRecord; shares: IssuedShare[] }> {
+  private async issue(root: Buffer, hierarchyId: string, threshold: number, officers: readonly OfficerInput[], ceremonyNonce?: string): Promise<{ record: ShareRecord; shares: IssuedShare[] }> {
     checkShape(
       threshold,
       officers.map((o) => o.name),
@@ -225,7 +241,7 @@ export class KeyService {
       }
       if (o.confirmed && o.passphrase === undefined) throw new AirlockError('INVALID_INPUT', `Officer '${o.name}': a confirmed sealing fingerprint needs the passphrase it was made from.`);
     }
-    const nonce = hex(this.deps.random(16));
+    const nonce = ceremonyNonce === undefined ? hex(this.deps.random(16)) : checkNonce(ceremonyNonce);
     const { record, shares } = await splitRoot(root, { hierarchyId, nonce, threshold, officers: officers.map((o) => o.name), random: this.deps.random });
     try {
       const issued: IssuedShare[] = [];
@@ -264,14 +280,14 @@ export class KeyService {
    * The genesis ceremony: a new root split m-of-n to the officers, a v1 KEK for every domain. The
    * hierarchy is left unsealed (the root was just made here): seal it when the ceremony ends.
    */
-  genesis(input: { threshold: number; officers: readonly OfficerInput[] }): Promise<CeremonyShares> {
+  genesis(input: CeremonyInput): Promise<CeremonyShares> {
     return this.exclusive(async () => {
       if (this.store.hierarchy()) throw new AirlockError('CONFLICT', 'A key hierarchy already exists: genesis runs once. To change officers or the threshold, reshare; to replace the root, rotate it.');
       const hierarchyId = hex(this.deps.random(16));
       const root = this.deps.random(KEY_BYTES);
       const keks = new Map<KeyDomain, Buffer>();
       try {
-        const { record, shares } = await this.issue(root, hierarchyId, input.threshold, input.officers);
+        const { record, shares } = await this.issue(root, hierarchyId, input.threshold, input.officers, input.nonce);
         for (const d of KEY_DOMAINS) keks.set(d, this.deps.random(KEY_BYTES));
         const at = this.stamp();
         this.store.transaction(() => {
@@ -298,10 +314,15 @@ export class KeyService {
    * terminal does not wipe the first one's share). The nonce names this unseal in the audit trail
    * and transcript; shares themselves are bound to the nonce of the ceremony that issued them.
    */
-  beginUnseal(): { nonce: string } {
+  beginUnseal(ceremonyNonce?: string): { nonce: string } {
     const h = this.hierarchyOrThrow();
     if (this.root) throw new AirlockError('CONFLICT', 'The key hierarchy is already unsealed.');
-    if (!this.unsealing) this.unsealing = { nonce: hex(this.deps.random(16)), collector: new ShareCollector(h.record) };
+    if (this.unsealing && ceremonyNonce !== undefined && this.unsealing.nonce !== ceremonyNonce) {
+      // A new unseal ceremony replaces one that was abandoned: its shares are not carried over.
+      this.unsealing.collector.clear();
+      this.unsealing = null;
+    }
+    if (!this.unsealing) this.unsealing = { nonce: ceremonyNonce === undefined ? hex(this.deps.random(16)) : checkNonce(ceremonyNonce), collector: new ShareCollector(h.record) };
     return { nonce: this.unsealing.nonce };
   }
 
@@ -604,12 +625,12 @@ export class KeyService {
    * New shares of the same root (new threshold, count or officers) under a new nonce: the old
    * shares are stale from the moment this commits. Needs the hierarchy unsealed.
    */
-  reshare(input: { threshold: number; officers: readonly OfficerInput[] }): Promise<CeremonyShares> {
+  reshare(input: CeremonyInput): Promise<CeremonyShares> {
     return this.exclusive(async () => {
       const { root, hierarchyId } = this.requireUnsealed();
       const mine = Buffer.from(root);
       try {
-        const { record, shares } = await this.issue(mine, hierarchyId, input.threshold, input.officers);
+        const { record, shares } = await this.issue(mine, hierarchyId, input.threshold, input.officers, input.nonce);
         this.store.transaction(() => {
           this.store.replaceRecord(record, false);
           this.store.setHolders(this.holdersOf(shares));
@@ -626,13 +647,13 @@ export class KeyService {
    * change), a new share record and new shares, in one transaction. Old shares open nothing after
    * it. Needs the hierarchy unsealed.
    */
-  rotateRoot(input: { threshold: number; officers: readonly OfficerInput[] }): Promise<CeremonyShares & { previousRootKcv: string }> {
+  rotateRoot(input: CeremonyInput): Promise<CeremonyShares & { previousRootKcv: string }> {
     return this.exclusive(async () => {
       const { hierarchyId } = this.requireUnsealed();
       const previousRootKcv = this.hierarchyOrThrow().rootKcv;
       const root = this.deps.random(KEY_BYTES);
       try {
-        const { record, shares } = await this.issue(root, hierarchyId, input.threshold, input.officers);
+        const { record, shares } = await this.issue(root, hierarchyId, input.threshold, input.officers, input.nonce);
         this.requireUnsealed();
         const rewrapped = this.store.kekVersions().map((v) => ({ ...v, wrapped: wrapKek(root, this.kek(v.domain, v.version), { hierarchyId, domain: v.domain, version: v.version }, this.deps.random) }));
         this.store.transaction(() => {
