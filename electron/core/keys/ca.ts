@@ -284,24 +284,39 @@ export async function createIssuingCa(root: CaKeyPair, opts: IssuingCaOptions): 
   const { notBefore, notAfter } = validity(opts, signer.cert.notAfter);
   const privateKeyPkcs8 = generateP256Key(opts.random);
   const publicKey = await importPublicKey(publicKeyOf(privateKeyPkcs8));
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serial,
-    subject,
+  const cert = await signCertificate(signer, { serial, subject, notBefore, notAfter, publicKey, crlDistributionPoints: opts.crlDistributionPoints }, [
+    new x509.BasicConstraintsExtension(true, 0, true),
+    new x509.KeyUsagesExtension(KU.keyCertSign | KU.cRLSign, true),
+  ]);
+  return { certPem: pemText(cert), privateKeyPkcs8 };
+}
+
+/**
+ * A certificate signed by `signer` (the root for an issuing CA, the issuing CA for a leaf): the
+ * caller's extensions first, then the ones every issued certificate carries — SKI, AKI and the
+ * optional CRL distribution point — so both builders stay alike where they must.
+ */
+async function signCertificate(
+  signer: Awaited<ReturnType<typeof loadIssuer>>,
+  c: { serial: string; subject: x509.JsonName; notBefore: Date; notAfter: Date; publicKey: WebKey; crlDistributionPoints: string[] | undefined },
+  extensions: x509.Extension[],
+): Promise<x509.X509Certificate> {
+  return x509.X509CertificateGenerator.create({
+    serialNumber: c.serial,
+    subject: c.subject,
     issuer: signer.cert.subjectName,
-    notBefore,
-    notAfter,
+    notBefore: c.notBefore,
+    notAfter: c.notAfter,
     signingAlgorithm: SIGNING,
-    publicKey,
+    publicKey: c.publicKey,
     signingKey: signer.key,
     extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(KU.keyCertSign | KU.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(publicKey),
+      ...extensions,
+      await x509.SubjectKeyIdentifierExtension.create(c.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(signer.cert.publicKey),
-      ...crlDp(opts.crlDistributionPoints),
+      ...crlDp(c.crlDistributionPoints),
     ],
   });
-  return { certPem: pemText(cert), privateKeyPkcs8 };
 }
 
 function crlDp(urls: string[] | undefined): x509.Extension[] {
@@ -350,25 +365,12 @@ export async function issueCertificate(issuer: CaKeyPair, opts: IssueOptions): P
   const { notBefore, notAfter } = validity(opts, signer.cert.notAfter);
   const privateKeyPkcs8 = opts.publicKey ? null : generateP256Key(opts.random);
   const publicKey = await importPublicKey(opts.publicKey ?? publicKeyOf(privateKeyPkcs8!));
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serial,
-    subject,
-    issuer: signer.cert.subjectName,
-    notBefore,
-    notAfter,
-    signingAlgorithm: SIGNING,
-    publicKey,
-    signingKey: signer.key,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(profile.keyUsage, true),
-      new x509.ExtendedKeyUsageExtension([...profile.ekus], false),
-      await x509.SubjectKeyIdentifierExtension.create(publicKey),
-      await x509.AuthorityKeyIdentifierExtension.create(signer.cert.publicKey),
-      ...(altNames.length > 0 ? [new x509.SubjectAlternativeNameExtension(altNames, false)] : []),
-      ...crlDp(opts.crlDistributionPoints),
-    ],
-  });
+  const cert = await signCertificate(signer, { serial, subject, notBefore, notAfter, publicKey, crlDistributionPoints: opts.crlDistributionPoints }, [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(profile.keyUsage, true),
+    new x509.ExtendedKeyUsageExtension([...profile.ekus], false),
+    ...(altNames.length > 0 ? [new x509.SubjectAlternativeNameExtension(altNames, false)] : []),
+  ]);
   return { certPem: pemText(cert), privateKeyPkcs8 };
 }
 
