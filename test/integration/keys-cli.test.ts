@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EXIT, runCli } from '../../electron/shells/cli';
+import { asOlga, inProcessCli } from '../support/cli';
 
 let data: string;
 let work: string;
@@ -24,21 +25,7 @@ afterEach(() => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 
-const ALICE = 'correct horse battery staple';
-async function airlock(args: string[], env: Record<string, string | undefined> = {}) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli([...args, '--data', data], {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    env: { AIRLOCK_USER: 'alice', AIRLOCK_PASSWORD: ALICE, AIRLOCK_TOTP_POLICY: 'off', ...env },
-    prompt: null,
-    rendererDir: data,
-    version: 'test',
-  });
-  return { code, stdout, stderr, json: () => JSON.parse(stdout) as Record<string, unknown> };
-}
-const asOlga = { AIRLOCK_USER: 'olga', AIRLOCK_PASSWORD: 'olga own password' };
+const airlock = inProcessCli(() => data);
 
 async function genesis(dir = path.join(work, 'shares')) {
   expect((await airlock(['init', '--admin', 'alice'])).code).toBe(EXIT.ok);

@@ -16,12 +16,12 @@ import type { SshConnection } from '../../electron/core/ssh/connection/types';
 import { shellQuote as q } from '../../electron/core/ssh/quote';
 import { generateIdentity } from '../../electron/core/identity/ssh-key';
 import { lockModels } from '../../electron/core/keys/fscrypt';
-import { EXIT, runCli } from '../../electron/shells/cli';
+import { EXIT } from '../../electron/shells/cli';
+import { inProcessCli } from '../support/cli';
 import { authorizeKey, hostModelsImage, labDown, labUp, MODELS_FS_MOUNT, type Lab } from '../lab/lab';
 
 const LAB_ID = 'kmodels';
 const DIR = '/srv/models';
-const ALICE = 'correct horse battery staple';
 const T = 60_000;
 
 let lab: Lab;
@@ -30,19 +30,7 @@ let work: string;
 let shares: string[] = [];
 const conns = new Map<string, SshConnection>();
 
-async function airlock(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli([...args, '--data', data], {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    env: { AIRLOCK_USER: 'alice', AIRLOCK_PASSWORD: ALICE, AIRLOCK_TOTP_POLICY: 'off' },
-    prompt: null,
-    rendererDir: data,
-    version: 'test',
-  });
-  return { code, stdout, stderr, json: <T>() => JSON.parse(stdout) as T };
-}
+const airlock = inProcessCli(() => data);
 
 async function ok(args: string[]) {
   const r = await airlock(args);
