@@ -24,8 +24,9 @@ import {
 const USAGE = `usage: npm run lab -- <command> [options]
        npm run -s lab -- <command> --json     (-s: without npm's "> airlock lab" lines, so stdout is JSON only)
 
-  up --hosts N [--authorize PUBKEY_FILE]... [--gpu a100,h100,t4,none,absent,hostile] [--encrypted-models] [--replace] [--json] [--id ID]
+  up --hosts N [--authorize PUBKEY_FILE]... [--gpu a100,h100,t4,none,absent,hostile] [--encrypted-models] [--registry] [--replace] [--json] [--id ID]
                                       --encrypted-models: each host gets an ext4 (encrypt) image mounted at /srv/.models-fs
+                                      --registry: one more host, "registry", running Debian's docker-registry on :5000
   down [--id ID | --run RUN | --all]  --run: the labs test run RUN started; --all: every lab on this machine
   reclaim [--json]                    take down labs whose recorded owner process is dead (a crashed test run's)
   status [--json] [--id ID | --all]
@@ -51,7 +52,7 @@ interface Parsed {
 }
 
 const VALUE_FLAGS = new Set(['--hosts', '--authorize', '--id', '--run', '--gpu', '--delay', '--jitter', '--loss']);
-const BOOL_FLAGS = new Set(['--json', '--all', '--replace', '--sessions', '--encrypted-models', '--help', '-h']);
+const BOOL_FLAGS = new Set(['--json', '--all', '--replace', '--sessions', '--encrypted-models', '--registry', '--help', '-h']);
 
 function parse(argv: string[]): Parsed {
   const flags = new Map<string, string[]>();
@@ -126,6 +127,7 @@ function jsonView(lab: Lab): unknown {
     })),
     decoy: lab.decoy,
     privateSystem: lab.privateSystem,
+    ...(lab.registry ? { registry: { url: lab.registry.url, host: lab.registry.host, storage: lab.registry.storage, auth: lab.registry.auth ? { realm: lab.registry.auth.realm, service: lab.registry.auth.service, issuer: lab.registry.auth.issuer } : null } } : {}),
   };
 }
 
@@ -141,6 +143,7 @@ function human(lab: Lab): string {
     return `  ${h.name.padEnd(8)} ${`${h.user}@${h.address}:${h.port}`.padEnd(26)} ${h.fingerprint}  gpu=${h.gpuProfile}${status}${models}`;
   });
   lines.push(...rows, `  decoy    ${lab.decoy.address}:${lab.decoy.port}  (the "outside world" for lockdown tests)`);
+  if (lab.registry) lines.push(`  registry ${lab.registry.url}/v2/  (docker-registry, ${lab.registry.auth ? 'token auth' : 'no auth'}; storage ${lab.registry.storage})`);
   const h1 = lab.hosts[0];
   if (h1) lines.push(`  try: ssh -p ${h1.port} ${h1.user}@${h1.address} nvidia-smi   (key from --authorize)`);
   return lines.join('\n');
@@ -166,7 +169,7 @@ async function main(argv: string[]): Promise<number> {
       const authorize = (p.flags.get('--authorize') ?? []).flatMap(readKeyFile);
       const gpu = one(p, '--gpu')?.split(',').map((s) => s.trim()).filter(Boolean);
       const t0 = Date.now();
-      const lab = await labUp({ id, hosts, authorize, gpuProfiles: gpu, replace: has(p, '--replace'), persistent: true, ...(has(p, '--encrypted-models') ? { encryptedModels: true as const } : {}) });
+      const lab = await labUp({ id, hosts, authorize, gpuProfiles: gpu, replace: has(p, '--replace'), persistent: true, ...(has(p, '--encrypted-models') ? { encryptedModels: true as const } : {}), ...(has(p, '--registry') ? { registry: true } : {}) });
       if (lab.notice) process.stderr.write(`\n*** ${lab.notice}\n\n`);
       if (json) process.stdout.write(JSON.stringify(jsonView(lab), null, 2) + '\n');
       else process.stdout.write(`${human(lab)}\n  started in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);

@@ -33,9 +33,10 @@
 // public API: importers use it, never ./lab/* directly.
 export { GPU_PROFILE_NAMES, GPU_PROFILE_ROTATION, type GpuProfile } from './gpu/profiles';
 export * from './gpu/hostile';
-export type { Lab, LabHost, LabModelsFs, LabUpOptions } from './lab/types';
+export type { Lab, LabHost, LabModelsFs, LabRegistry, LabUpOptions, RegistryTokenAuth } from './lab/types';
+export { configureRegistry, registryConfig, registryLog } from './lab/registry';
 export { MODELS_FS_MOUNT, hostModelsImage } from './lab/models-fs';
-export { DEFAULT_LAB_ID, NETNS_PREFIX, labIdFor, labRun, labStateRoot } from './lab/constants';
+export { DEFAULT_LAB_ID, NETNS_PREFIX, REGISTRY_HOST, REGISTRY_PORT, labIdFor, labRun, labStateRoot } from './lab/constants';
 export { labDown, labIsStale, labList, labReclaim, labStatus, labUp } from './lab/lifecycle';
 export {
   authorizeKey,

@@ -18,6 +18,10 @@ export const SUBNET_PREFIX = '10.213';
 export const LOOPBACK_PREFIX = '127.213';
 export const HOST_OFFSET = 10; // host N is .(10+N)
 export const DECOY_OCTET = 250;
+/** The registry host (labUp({ registry: true })): its name, address octet and docker-registry port. */
+export const REGISTRY_HOST = 'registry';
+export const REGISTRY_OCTET = 240;
+export const REGISTRY_PORT = 5000;
 export const DECOY_PORT = 8080;
 export const LOOPBACK_PORT_BASE = 2200;
 export const MAX_HOSTS = 200;

@@ -3,13 +3,14 @@ import * as fss from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GPU_PROFILE_NAMES, GPU_PROFILE_ROTATION } from '../gpu/profiles';
-import { DECOY_OCTET, DECOY_PORT, DEFAULT_LAB_ID, HOST_OFFSET, IF_RE, labIdFor, labRun, labRunOwner, RUN_RE, STORED_ID_RE, LOOPBACK_PORT_BASE, LOOPBACK_PREFIX, MAX_HOSTS, NETNS_PREFIX, NFT_TABLE_PREFIX, PRIVATE_DIRS, SUBNET_PREFIX, SYSTEM_OVERLAYS, isRoot, labStateRoot } from './constants';
+import { DECOY_OCTET, DECOY_PORT, DEFAULT_LAB_ID, HOST_OFFSET, IF_RE, labIdFor, labRun, labRunOwner, RUN_RE, STORED_ID_RE, LOOPBACK_PORT_BASE, LOOPBACK_PREFIX, MAX_HOSTS, NETNS_PREFIX, NFT_TABLE_PREFIX, PRIVATE_DIRS, REGISTRY_HOST, REGISTRY_OCTET, SUBNET_PREFIX, SYSTEM_OVERLAYS, isRoot, labStateRoot } from './constants';
 import { launchDecoy, launchHolder, launchSshd } from './daemons';
 import { keyLines, mkdirp, nodeForHosts, prepareHost, systemBase } from './host-fs';
 import { listStates, usedSlots, withLock } from './locking';
 import { chooseMode } from './mode';
 import { detachModelsLoops, modelsSizeMiB, setupModelsFs } from './models-fs';
 import { buildNetwork } from './network';
+import { launchRegistry } from './registry';
 import { alive, allPids, killAll, nsLink, procRef, run, withDescendants } from './processes';
 import { type HostState, type LabState, readState, toPublic, writeState } from './state';
 import type { Lab, LabUpOptions } from './types';
@@ -64,6 +65,22 @@ export async function labUp(opts: LabUpOptions): Promise<Lab> {
     if (!slot) throw new Error('lab: all 254 lab subnets are in use');
     await fs.mkdir(path.join(dir, 'hosts'), { recursive: true });
     const prefix = mode === 'netns' ? `${SUBNET_PREFIX}.${slot}` : `${LOOPBACK_PREFIX}.${slot}`;
+    const newHost = (x: { name: string; octet: number; port: number; veth: string; gpuProfile: string }): HostState => ({
+      name: x.name,
+      address: `${prefix}.${x.octet}`,
+      port: mode === 'netns' ? 22 : x.port,
+      user,
+      fingerprint: '',
+      netns: mode === 'netns' ? `${NETNS_PREFIX}${id}.${x.name}` : null,
+      dir: path.join(dir, 'hosts', x.name),
+      gpuProfile: x.gpuProfile,
+      veth: mode === 'netns' ? x.veth : null,
+      sshd: null,
+      holder: null,
+      mntNs: null,
+      linkCut: false,
+      slowed: false,
+    });
     const state: LabState = {
       version: 1,
       id,
@@ -79,26 +96,14 @@ export async function labUp(opts: LabUpOptions): Promise<Lab> {
       bridge: mode === 'netns' ? `airlb${slot}` : null,
       bridgeAddress: mode === 'netns' ? `${prefix}.1` : null,
       nftTable: mode === 'netns' ? `${NFT_TABLE_PREFIX}${slot}` : null,
-      hosts: Array.from({ length: opts.hosts }, (_, i): HostState => {
-        const n = i + 1;
-        const name = `host${n}`;
-        return {
-          name,
-          address: `${prefix}.${HOST_OFFSET + n}`,
-          port: mode === 'netns' ? 22 : LOOPBACK_PORT_BASE + n,
-          user,
-          fingerprint: '',
-          netns: mode === 'netns' ? `${NETNS_PREFIX}${id}.${name}` : null,
-          dir: path.join(dir, 'hosts', name),
-          gpuProfile: profiles[i % profiles.length]!,
-          veth: mode === 'netns' ? `airlv${slot}h${n}` : null,
-          sshd: null,
-          holder: null,
-          mntNs: null,
-          linkCut: false,
-          slowed: false,
-        };
-      }),
+      hosts: [
+        ...Array.from({ length: opts.hosts }, (_, i): HostState => {
+          const n = i + 1;
+          return newHost({ name: `host${n}`, octet: HOST_OFFSET + n, port: LOOPBACK_PORT_BASE + n, veth: `airlv${slot}h${n}`, gpuProfile: profiles[i % profiles.length]! });
+        }),
+        // The registry host: a lab host like the others (its own sshd), with no GPU.
+        ...(opts.registry ? [newHost({ name: REGISTRY_HOST, octet: REGISTRY_OCTET, port: LOOPBACK_PORT_BASE + REGISTRY_OCTET, veth: `airlv${slot}r`, gpuProfile: 'absent' })] : []),
+      ],
       decoy: {
         address: `${prefix}.${DECOY_OCTET}`,
         port: DECOY_PORT,
@@ -135,7 +140,7 @@ export async function labUp(opts: LabUpOptions): Promise<Lab> {
     const results = await Promise.allSettled(
       st.hosts.map(async (h) => {
         if (isolation) await launchHolder(st, h);
-        if (modelsMiB !== null) await setupModelsFs(st, h, modelsMiB);
+        if (modelsMiB !== null && h.name !== REGISTRY_HOST) await setupModelsFs(st, h, modelsMiB);
         await launchSshd(st, h);
       }),
     );
@@ -143,6 +148,7 @@ export async function labUp(opts: LabUpOptions): Promise<Lab> {
     await writeState(st);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
+    if (opts.registry) await launchRegistry(st);
     return toPublic(st);
   } catch (err) {
     await downOne(root, id).catch(() => {});
@@ -170,7 +176,7 @@ export function machineNamespaces(): Set<string> {
  * older lab.ts and hosts without a system of their own.
  */
 export function labCommandRe(dirRe: string): RegExp {
-  return new RegExp(`(?:^|\0)-E\0${dirRe}/hosts/[^/\0]+/sshd\.log(?:\0|$)|${dirRe}/(?:hosts/[^/\0]+/(?:sshd_config|enter\.sh)|decoy/decoy\.mjs)`);
+  return new RegExp(`(?:^|\0)-E\0${dirRe}/hosts/[^/\0]+/sshd\.log(?:\0|$)|${dirRe}/(?:hosts/[^/\0]+/(?:sshd_config|enter\.sh|registry\.yml)|decoy/decoy\.mjs)`);
 }
 
 export function escapeRe(s: string): string {
@@ -222,6 +228,7 @@ export async function labProcesses(st: LabState | null, dir: string, netnsNames:
       }
     }
     if (alive(st.decoy.proc)) roots.push(st.decoy.proc!.pid);
+    if (st.registryProc && alive(st.registryProc)) roots.push(st.registryProc.pid);
   }
   for (const p of withDescendants(roots)) pids.add(p);
   if (mntNs.size) {

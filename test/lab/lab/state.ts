@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { Lab, LabHost, LabModelsFs } from './types';
+import { REGISTRY_HOST, REGISTRY_PORT } from './constants';
+import type { Lab, LabHost, LabModelsFs, RegistryTokenAuth } from './types';
 
 // ---------------------------------------------------------------------------------------------
 // Internal state (state.json)
@@ -52,6 +53,10 @@ export interface LabState {
   notice?: string;
   hosts: HostState[];
   decoy: { address: string; port: number; netns: string | null; veth: string | null; proc: ProcRef | null };
+  /** Labs with a registry host (registry.ts): its docker-registry process, auth settings and HTTP secret. */
+  registryProc?: ProcRef | null;
+  registryAuth?: RegistryTokenAuth | null;
+  registrySecret?: string;
 }
 
 export function statePath(dir: string): string {
@@ -71,6 +76,9 @@ export async function writeState(st: LabState): Promise<void> {
   await fs.writeFile(tmp, JSON.stringify(st, null, 2) + '\n');
   await fs.rename(tmp, statePath(st.dir));
 }
+
+/** The registry host's storage directory as this machine sees it (the host's private /srv lives in its state dir). */
+export const registryStorageOnMachine = (h: Pick<HostState, 'dir'>): string => path.join(h.dir, 'fs', 'srv', 'registry');
 
 export function toPublic(st: LabState): Lab {
   const lab: Lab = {
@@ -93,6 +101,8 @@ export function toPublic(st: LabState): Lab {
     privateSystem: st.isolation,
   };
   if (st.notice) lab.notice = st.notice;
+  const reg = st.hosts.find((h) => h.name === REGISTRY_HOST);
+  if (reg) lab.registry = { host: reg.name, address: reg.address, port: REGISTRY_PORT, url: `http://${reg.address}:${REGISTRY_PORT}`, storage: registryStorageOnMachine(reg), auth: st.registryAuth ?? null };
   return lab;
 }
 

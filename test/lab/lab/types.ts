@@ -68,6 +68,34 @@ export interface Lab {
   privateSystem: boolean;
   /** Set when the lab had to fall back to loopback mode: why, for the user. */
   notice?: string;
+  /** Labs started with `registry`: the registry host (also in `hosts`, with its own sshd). */
+  registry?: LabRegistry;
+}
+
+/** Token authentication of the lab registry (distribution's `auth.token`). */
+export interface RegistryTokenAuth {
+  /** The URL clients are sent to for a token (the `WWW-Authenticate` realm). */
+  realm: string;
+  /** The registry's name in tokens (`aud`) and in token requests (`service`). */
+  service: string;
+  /** The tokens' `iss`. */
+  issuer: string;
+  /** PEM certificates; a token's `x5c` chain must end in one of them. */
+  rootCertBundlePem: string;
+}
+
+/** The lab's registry host: Debian's docker-registry, bound to the host's lab address only. */
+export interface LabRegistry {
+  /** Its name in `hosts` (`registry`). */
+  host: string;
+  address: string;
+  port: number;
+  /** `http://<address>:5000`: the Registry HTTP API V2 is under `/v2/`. */
+  url: string;
+  /** The registry's storage directory as this machine sees it (the host's own `/srv/registry`). */
+  storage: string;
+  /** Token auth in force, or null: no authentication (the registry as first started). */
+  auth: RegistryTokenAuth | null;
 }
 
 /** Options for {@link labUp}. */
@@ -100,4 +128,11 @@ export interface LabUpOptions {
    * hosts with a mount namespace; a host that cannot have one says so in `LabHost.models`.
    */
   encryptedModels?: true | { sizeMiB?: number };
+  /**
+   * Add a registry host (`registry`, address .240 of the lab subnet, its own sshd like every host)
+   * running Debian's `docker-registry serve` with a config of its own, bound to its lab address,
+   * storage in its own `/srv/registry`, no authentication until {@link configureRegistry} sets
+   * token auth. Needs the docker-registry package.
+   */
+  registry?: boolean;
 }
