@@ -17,14 +17,19 @@ export type CertKind = 'root-ca' | 'issuing-ca' | CertProfile;
  * Extended key usages. `documentSigning` is RFC 9336's (this OpenSSL does not know it by name,
  * hence `-purpose any` when it verifies a CMS). No standard EKU says "signs registry tokens", and
  * a certificate without an EKU is good for anything, so registry tokens get an OID of Airlock's own
- * under `2.25` (X.667: an arc derived from a random UUID, which needs no registration).
+ * under `2.25` (X.667's arc for UUIDs, which needs no registration): `2.25.<N>.1`, N a random
+ * number below 2^31, the `.1` Airlock's first OID under it. Not a full 128-bit UUID because Go's
+ * x509 parser (and so CNCF distribution, which parses the token certificate) refuses any OID arc
+ * of 2^31 or more ("x509: invalid extended key usages") — measured against docker-registry 2.8.2
+ * in the lab. Random 128-bit UUIDs practically never fall below 2^31, so N collides with no one
+ * who follows X.667.
  */
 export const EKU = {
   serverAuth: '1.3.6.1.5.5.7.3.1',
   clientAuth: '1.3.6.1.5.5.7.3.2',
   codeSigning: '1.3.6.1.5.5.7.3.3',
   documentSigning: '1.3.6.1.5.5.7.3.36',
-  airlockRegistryToken: '2.25.131172417961829984283589272342128788370',
+  airlockRegistryToken: '2.25.1245834279.1',
 } as const;
 
 const KU = x509.KeyUsageFlags;
