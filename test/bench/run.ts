@@ -22,6 +22,7 @@ import { ADMIN, testCore } from '../support/core';
 import { benchFleet, fleetOptions } from './fleet';
 import { benchKeys } from './keys';
 import { benchPlan } from './provision';
+import { benchModels } from './models';
 import { benchRekey } from './rekey';
 import { benchTransfer } from './transfer';
 
@@ -418,6 +419,7 @@ if (!only || only === 'plan') await benchPlan(rows);
 if (!only || only === 'transfer') await benchTransfer(rows);
 if (!only || only === 'keys') await benchKeys(rows);
 if (!only || only === 'rekey') await benchRekey(rows);
+if (!only || only === 'models') await benchModels(rows);
 if (!only || only === 'fleet') await benchFleet(rows, fleetOptions(process.argv.slice(3)));
 
 const cols = ['figure', 'value', 'anchor', 'anchorValue', 'ratio', 'goal'] as const;
