@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import canonicalize from 'canonicalize';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AirlockError } from '../../../../shared/domain/errors';
@@ -219,9 +220,13 @@ export class RegistryClient {
     }
   }
 
-  /** Puts an OCI image manifest under `reference` (a tag, or its own digest); returns its digest. */
+  /**
+   * Puts an OCI image manifest under `reference` (a tag, or its own digest); returns its digest.
+   * The bytes are the manifest's RFC 8785 canonical JSON, so a manifest built from the same data
+   * has the same digest wherever it is built (the catalog's identity of a version relies on it).
+   */
   async putManifest(repository: string, reference: string, manifest: ImageManifest): Promise<{ digest: string }> {
-    const body = Buffer.from(JSON.stringify(ImageManifest.parse(manifest)));
+    const body = Buffer.from(canonicalize(ImageManifest.parse(manifest))!, 'utf8');
     const digest = sha256(body);
     if (reference.startsWith('sha256:') && reference !== digest) throw new AirlockError('INVALID_INPUT', `The manifest's digest is ${digest}, not ${reference}.`);
     const r = await this.request('PUT', `/v2/${checkRepository(repository)}/manifests/${checkReference(reference)}`, { scope: pushScope(repository), body, headers: { 'content-type': manifest.mediaType ?? OCI_MANIFEST } });

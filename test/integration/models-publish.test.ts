@@ -1,0 +1,86 @@
+/**
+ * Catalog versions published to the lab's real registry as OCI artifacts and pulled back: the
+ * registry's manifest digest is the catalog's (the version's identity), tampered media pushes
+ * nothing, a pull goes by digest and re-verifies every file, staged and encrypted-only versions
+ * are refused.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase, type Db } from '../../electron/core/db/db';
+import { Catalog } from '../../electron/core/models/catalog';
+import { publishVersion, pullVersion } from '../../electron/core/models/publish';
+import { RegistryClient } from '../../electron/core/models/registry/client';
+import { AirlockError } from '../../shared/domain/errors';
+import { labDown, labUp, type Lab } from '../lab/lab';
+
+let lab: Lab;
+let dir: string;
+let db: Db;
+let catalog: Catalog;
+let client: RegistryClient;
+beforeAll(async () => {
+  lab = await labUp({ id: 'modpub', hosts: 1, registry: true, replace: true });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-publish-'));
+  db = openDatabase(path.join(dir, 'airlock.db'));
+  catalog = new Catalog({ db, now: () => new Date() });
+  client = new RegistryClient({ baseUrl: lab.registry!.url });
+}, 120_000);
+afterAll(async () => {
+  db.close();
+  await labDown({ id: 'modpub' });
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function media(name: string, files: Record<string, Buffer>): string {
+  const root = path.join(dir, name);
+  for (const [p, b] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(root, p)), { recursive: true });
+    fs.writeFileSync(path.join(root, p), b);
+  }
+  return root;
+}
+const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: unknown) => (e instanceof AirlockError ? e.code : String(e)));
+
+describe('publishing catalog versions to docker-registry 2.8.2', () => {
+  it('publishes an approved version under its catalog digest, and pulls it back verified', async () => {
+    catalog.addModel({ name: 'triage-small', owner: 'ml' }, 'alice');
+    const src = media('usb', { 'config.json': Buffer.from('{"layers":2}'), 'weights/model.safetensors': crypto.randomBytes(3 * 1024 * 1024 + 17) });
+    await catalog.importDirectory({ model: 'triage-small', version: 'v1', dir: src, classification: 'internal', license: 'apache-2.0', source: 'USB 7' }, 'alice');
+    expect(await code(publishVersion({ catalog, client }, 'triage-small', 'v1', src))).toBe('CONFLICT'); // staged
+    const v = catalog.setStatus('triage-small', 'v1', 'approved', 'bob');
+    const seen: number[] = [];
+    const out = await publishVersion({ catalog, client }, 'triage-small', 'v1', src, { chunkBytes: 1024 * 1024, onProgress: (p) => seen.push(p.versionDone) });
+    expect(out).toMatchObject({ repository: 'models/triage-small', tag: 'v1', digest: v.manifestDigest });
+    expect(seen.at(-1)).toBe(v.totalBytes);
+    const reg = await client.getManifest('models/triage-small', 'v1');
+    expect(reg?.digest).toBe(v.manifestDigest);
+    expect(reg?.manifest.annotations?.['io.airlock.classification']).toBe('internal');
+    // Published again: nothing new is uploaded.
+    expect((await publishVersion({ catalog, client }, 'triage-small', 'v1', src)).pushedBytes).toBe(0);
+
+    const dest = path.join(dir, 'pulled');
+    expect(await pullVersion({ catalog, client }, 'triage-small', 'v1', dest)).toEqual({ files: 2, bytes: v.totalBytes });
+    expect(await catalog.verify('triage-small', 'v1', dest)).toMatchObject({ ok: true });
+    expect(await code(pullVersion({ catalog, client }, 'triage-small', 'v1', dest))).toBe('CONFLICT'); // not empty
+  });
+
+  it('pushes nothing from media that changed since the import, and refuses classified versions without encryption', async () => {
+    catalog.addModel({ name: 'triage-tampered', owner: 'ml' }, 'alice');
+    const src = media('usb2', { 'w.bin': crypto.randomBytes(4096) });
+    await catalog.importDirectory({ model: 'triage-tampered', version: 'v1', dir: src, classification: 'public', license: 'mit', source: 'USB 8' }, 'alice');
+    catalog.setStatus('triage-tampered', 'v1', 'approved', 'bob');
+    fs.writeFileSync(path.join(src, 'w.bin'), crypto.randomBytes(4096));
+    expect(await code(publishVersion({ catalog, client }, 'triage-tampered', 'v1', src))).toBe('HASH_MISMATCH');
+    expect(await client.tags('models/triage-tampered')).toEqual([]);
+
+    catalog.addModel({ name: 'notes-tune', owner: 'ml' }, 'alice');
+    const c = media('usb3', { 'w.bin': crypto.randomBytes(1024) });
+    await catalog.importDirectory({ model: 'notes-tune', version: 'v1', dir: c, classification: 'confidential', license: 'internal', source: 'run 9' }, 'alice');
+    catalog.setStatus('notes-tune', 'v1', 'approved', 'bob');
+    expect(await code(publishVersion({ catalog, client }, 'notes-tune', 'v1', c))).toBe('CONFLICT');
+    expect(await client.tags('models/notes-tune')).toEqual([]);
+  });
+});
