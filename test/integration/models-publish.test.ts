@@ -1,8 +1,9 @@
 /**
  * Catalog versions published to the lab's real registry as OCI artifacts and pulled back: the
  * registry's manifest digest is the catalog's (the version's identity), tampered media pushes
- * nothing, a pull goes by digest and re-verifies every file, staged and encrypted-only versions
- * are refused.
+ * nothing, a pull goes by digest and re-verifies every file, staged versions are refused, and a
+ * phi version goes in with ocicrypt-encrypted layers: its storage holds no plaintext, and it
+ * opens only with its data key.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -67,7 +68,7 @@ describe('publishing catalog versions to docker-registry 2.8.2', () => {
     expect(await code(pullVersion({ catalog, client }, 'triage-small', 'v1', dest))).toBe('CONFLICT'); // not empty
   });
 
-  it('pushes nothing from media that changed since the import, and refuses classified versions without encryption', async () => {
+  it('pushes nothing from media that changed since the import', async () => {
     catalog.addModel({ name: 'triage-tampered', owner: 'ml' }, 'alice');
     const src = media('usb2', { 'w.bin': crypto.randomBytes(4096) });
     await catalog.importDirectory({ model: 'triage-tampered', version: 'v1', dir: src, classification: 'public', license: 'mit', source: 'USB 8' }, 'alice');
@@ -76,11 +77,42 @@ describe('publishing catalog versions to docker-registry 2.8.2', () => {
     expect(await code(publishVersion({ catalog, client }, 'triage-tampered', 'v1', src))).toBe('HASH_MISMATCH');
     expect(await client.tags('models/triage-tampered')).toEqual([]);
 
+  });
+
+  it('puts phi and confidential versions in the registry encrypted: no plaintext in its storage, opened only with the data key', async () => {
     catalog.addModel({ name: 'notes-tune', owner: 'ml' }, 'alice');
-    const c = media('usb3', { 'w.bin': crypto.randomBytes(1024) });
-    await catalog.importDirectory({ model: 'notes-tune', version: 'v1', dir: c, classification: 'confidential', license: 'internal', source: 'run 9' }, 'alice');
-    catalog.setStatus('notes-tune', 'v1', 'approved', 'bob');
-    expect(await code(publishVersion({ catalog, client }, 'notes-tune', 'v1', c))).toBe('CONFLICT');
+    const secretText = Buffer.from('PATIENT-RECORD-MARKER '.repeat(2000));
+    const weights = Buffer.concat([crypto.randomBytes(1024 * 1024), secretText, crypto.randomBytes(512 * 1024)]);
+    const c = media('usb3', { 'weights.bin': weights, 'notes.txt': secretText });
+    await catalog.importDirectory({ model: 'notes-tune', version: 'v1', dir: c, classification: 'phi', license: 'internal', source: 'run 9' }, 'alice');
+    const v = catalog.setStatus('notes-tune', 'v1', 'approved', 'alice', { secondPerson: 'olga' });
+    // Without the key: refused, nothing pushed.
+    expect(await code(publishVersion({ catalog, client }, 'notes-tune', 'v1', c))).toBe('KEY_UNAVAILABLE');
     expect(await client.tags('models/notes-tune')).toEqual([]);
+
+    const layerKey = { id: 'model-layers/notes-tune/v1', key: crypto.randomBytes(32) };
+    const work = fs.mkdtempSync(path.join(dir, 'work-'));
+    const out = await publishVersion({ catalog, client, random: (n) => crypto.randomBytes(n) }, 'notes-tune', 'v1', c, { layerKey, workDir: work });
+    expect(out).toMatchObject({ encrypted: true, catalogDigest: v.manifestDigest });
+    expect(out.digest).not.toBe(v.manifestDigest);
+    expect(fs.readdirSync(work)).toEqual([]); // no ciphertext left behind either
+    const reg = await client.getManifest('models/notes-tune', 'v1');
+    expect(reg!.manifest.layers.every((l) => l.mediaType.endsWith('+encrypted') && l.annotations?.['org.opencontainers.image.enc.keys.provider.airlock'])).toBe(true);
+
+    // The registry's storage holds no plaintext of the weights or the notes.
+    const needles = [secretText.subarray(0, 64), weights.subarray(4096, 4160), weights.subarray(weights.length - 100, weights.length - 36)];
+    const walk = (p: string): string[] => (fs.statSync(p).isDirectory() ? fs.readdirSync(p).flatMap((n) => walk(path.join(p, n))) : [p]);
+    const stored = walk(lab.registry!.storage);
+    expect(stored.length).toBeGreaterThan(3);
+    for (const f of stored) {
+      const b = fs.readFileSync(f);
+      for (const n of needles) expect(b.includes(n), f).toBe(false);
+    }
+
+    const dest = path.join(dir, 'pulled-phi');
+    expect(await code(pullVersion({ catalog, client }, 'notes-tune', 'v1', dest))).toBe('KEY_UNAVAILABLE');
+    expect(await code(pullVersion({ catalog, client }, 'notes-tune', 'v1', path.join(dir, 'wrong'), { layerKey: () => crypto.randomBytes(32) }))).toBe('KEY_UNAVAILABLE');
+    expect(await pullVersion({ catalog, client }, 'notes-tune', 'v1', dest, { layerKey: () => Buffer.from(layerKey.key) })).toEqual({ files: 2, bytes: v.totalBytes });
+    expect(fs.readFileSync(path.join(dest, 'weights.bin')).equals(weights)).toBe(true);
   });
 });
