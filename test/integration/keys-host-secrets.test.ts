@@ -17,6 +17,7 @@ import { openDatabase } from '../../electron/core/db/db';
 import { apiKeyText, inferenceKeyId, NO_HIERARCHY_NOTE } from '../../electron/core/keys/host-secrets';
 import { KeyService } from '../../electron/core/keys/service';
 import { shellQuote as q } from '../../electron/core/ssh/quote';
+import { EXIT, runCli } from '../../electron/shells/cli';
 import { authorizeKey, labDown, labUp, runOnHost, type Lab } from '../lab/lab';
 import { ADMIN, testCore, type TestClient, type TestCore } from '../support/core';
 
@@ -203,5 +204,45 @@ describe('the inference API key as a host secret', () => {
     expect(await c.ok('keys:addShare', { ceremony: un.id, share: shares[2]! })).toMatchObject({ done: true });
     const r = await c.ok('provision:apply', { playbook: PLAYBOOK.name, hosts: [HOST] });
     expect(r.status, JSON.stringify(r.hosts[0]!.steps.map((s) => [s.stepId, s.status, s.message]))).toBe('succeeded');
+  });
+
+  it('from the CLI: host-secrets lists without the value; redeliver-host-secret unseals with the shares given and delivers', async () => {
+    async function airlock(args: string[]) {
+      let stdout = '';
+      let stderr = '';
+      const code = await runCli([...args, '--data', t.dir], {
+        stdout: (x) => (stdout += x),
+        stderr: (x) => (stderr += x),
+        env: { AIRLOCK_USER: ADMIN.admin, AIRLOCK_PASSWORD: ADMIN.password, AIRLOCK_TOTP_POLICY: 'off' },
+        prompt: null,
+        rendererDir: t.dir,
+        version: 'test',
+      });
+      return { code, stdout, stderr };
+    }
+    const key = (await sealedKeyFromDb()).text;
+    const list = await airlock(['keys', 'host-secrets', '--json']);
+    expect(list.code, list.stderr).toBe(EXIT.ok);
+    expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ host: HOST, unit: UNIT, id: ID, kekVersion: 2 })]);
+    expect(list.stdout).not.toContain(key);
+    const human = await airlock(['keys', 'host-secrets']);
+    expect(human.stdout).toMatch(new RegExp(`^${HOST}\\t${UNIT}\\t${ID}\\tKEK v2\\t`, 'm'));
+
+    const files = shares.slice(1).map((armored, k) => {
+      const f = path.join(media, `share-${k}.txt`);
+      fs.writeFileSync(f, armored, { mode: 0o600 });
+      return f;
+    });
+    // Each CLI invocation is its own console process: sealed, so the shares are needed.
+    const sealed = await airlock(['keys', 'redeliver-host-secret', HOST, ID]);
+    expect(sealed.code).toBe(EXIT.failed);
+    expect(sealed.stderr).toMatch(/KEY_UNAVAILABLE: The host-secrets key is sealed: unseal the hierarchy \(2 officers\) and run again\./);
+    expect((await sh(`rm -f ${KEY_FILE}`)).code).toBe(0);
+    const r = await airlock(['keys', 'redeliver-host-secret', HOST, ID, ...files.flatMap((f) => ['--share', f]), '--json']);
+    expect(r.code, r.stderr).toBe(EXIT.ok);
+    expect(JSON.parse(r.stdout)).toMatchObject({ host: HOST, id: ID, outcome: 'delivered', restarted: true, path: KEY_FILE });
+    expect(r.stdout).not.toContain(key);
+    expect(await keyFile()).toEqual({ mode: '600', text: key });
+    expect(await modelsStatus(key)).toBe('200');
   });
 });
