@@ -129,6 +129,8 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     now: clock,
     timeoutMs: config.sshTimeoutMs ?? 15_000,
     concurrency: config.provisionConcurrency ?? 8,
+    // The inference API key is a host-secrets data key (keys/host-secrets.ts): fails closed while sealed.
+    hostSecrets: keysArea.service,
   });
   const handlers: Handlers = {
     ...sessionHandlers({ shell: config.shell, version, now: clock, requireTotpFor, users, sessions, signin, settings, terminals, keys, audit: auditService }),

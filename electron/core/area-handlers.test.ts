@@ -8,6 +8,7 @@ import { hostsHandlers } from './hosts/handlers';
 import { identityHandlers } from './identity/handlers';
 import { caHandlers } from './keys/ca-handlers';
 import { keysHandlers } from './keys/handlers';
+import { hostSecretsHandlers } from './keys/host-secrets';
 import { modelsKeysHandlers } from './keys/models-handlers';
 import { sshRotationHandlers } from './keys/ssh-rotation-handlers';
 import { opsHandlers } from './ops/handlers';
@@ -31,7 +32,7 @@ const areas: Record<string, object> = {
   hosts: hostsHandlers(none),
   ops: opsHandlers(none),
   terminal: terminalHandlers(none),
-  keys: { ...keysHandlers(none), ...modelsKeysHandlers(none), ...caHandlers(none), ...sshRotationHandlers(none) },
+  keys: { ...keysHandlers(none), ...modelsKeysHandlers(none), ...caHandlers(none), ...sshRotationHandlers(none), ...hostSecretsHandlers(none) },
   provision: provisionHandlers(none),
   store: storeHandlers(none),
   attest: attestHandlers(none),

@@ -248,6 +248,33 @@ export const RenewalScheduleStatus = z.object({
   lastError: z.string().nullable(),
 });
 
+/**
+ * A host secret Airlock keeps sealed under the `host-secrets` KEK (docs/keys.md "Host secrets"):
+ * today the inference API key of a host's inference unit. What it is, never its value.
+ */
+export const HostSecretKinds = ['inference-api-key'] as const;
+export const HostSecretId = z
+  .string()
+  .max(200)
+  .regex(/^inference-api-key\/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\/[a-z0-9][a-z0-9_-]{0,63}$/, 'a host secret id (inference-api-key/HOST/UNIT)');
+export const HostSecret = z.object({
+  host: z.string(),
+  unit: z.string(),
+  id: z.string(),
+  kind: z.enum(HostSecretKinds),
+  /** The `host-secrets` KEK version that wraps it now (a rotation's rewrap moves it). */
+  kekVersion: z.number().int(),
+  createdAt: z.string(),
+});
+export type HostSecret = z.infer<typeof HostSecret>;
+/** keys:redeliverHostSecret: where the secret went (`already`: the host's file was the sealed key, nothing written) and whether its service was restarted to read it. */
+export const HostSecretDelivery = HostSecret.extend({
+  path: z.string(),
+  outcome: z.enum(['delivered', 'already']),
+  restarted: z.boolean(),
+});
+export type HostSecretDelivery = z.infer<typeof HostSecretDelivery>;
+
 export const keys = {
   'keys:status': channel({
     in: NoInput,
@@ -483,5 +510,19 @@ export const keys = {
     stepUp: true,
     target: ofRotation,
     summary: 'Resume an SSH identity rotation from each host’s first unfinished step (after a crash, or once pending hosts are back)',
+  }),
+  'keys:hostSecrets': channel({
+    in: z.object({ host: HostName.optional() }).strict(),
+    out: z.array(HostSecret),
+    roles: ['admin', 'officer', 'auditor'],
+    target: 'host',
+    summary: 'Host secrets sealed under the host-secrets KEK (inference API keys): host, unit, id, KEK version, created; never the value',
+  }),
+  'keys:redeliverHostSecret': channel({
+    in: z.object({ host: HostName, id: HostSecretId }).strict(),
+    out: HostSecretDelivery,
+    roles: ['admin', 'officer'],
+    target: 'host',
+    summary: "Deliver a sealed host secret to its host again (0600, over SSH on stdin) and restart the service that reads it; needs the hierarchy unsealed",
   }),
 } as const;

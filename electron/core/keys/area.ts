@@ -13,6 +13,7 @@ import { CaOps, DEFAULT_RENEWAL_WINDOW_DAYS, RenewalSchedule, type CaHosts } fro
 import { CertStore } from './cert-store';
 import { ConsoleCa } from './console-ca';
 import { keysHandlers } from './handlers';
+import { hostSecretsHandlers } from './host-secrets';
 import { modelsKeysHandlers } from './models-handlers';
 import { workerRewrap } from './rewrap';
 import type { KeyRegistry } from './registry';
@@ -150,6 +151,7 @@ export function createKeysArea(d: {
     verifyTranscript: (text) => ca.verifyTranscript(text),
     }),
     ...modelsKeysHandlers({ db: d.db, keys: service, hosts: d.hosts, now: d.now }),
+    ...hostSecretsHandlers({ db: d.db, keys: service, hosts: d.hosts, ...(d.sshTimeoutMs ? { timeoutMs: d.sshTimeoutMs } : {}) }),
     ...caHandlers({ certs, ops, schedule, now: d.now }),
     ...sshRotationHandlers({ rotations: rotationsOrRefuse }),
   };

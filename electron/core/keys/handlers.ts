@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import type { AreaHandlers } from '../dispatch';
 import type { CaChannel } from './ca-handlers';
 import type { Ceremonies, CeremonyKeys } from './ceremony';
+import type { HostSecretsChannel } from './host-secrets';
 import type { ModelsChannel } from './models-handlers';
 
 /** What the key handlers need beyond the ceremonies: seal state, and the CA that signs transcripts. */
@@ -21,7 +22,7 @@ export interface KeysHandlerDeps {
  * channels (hosts' encrypted weights) are models-handlers.ts's and the CA's are ca-handlers.ts's, the SSH identity rotation's ssh-rotation-handlers.ts's;
  * createKeysArea joins them.
  */
-export function keysHandlers(d: KeysHandlerDeps): Omit<AreaHandlers<'keys'>, ModelsChannel | CaChannel | 'keys:rotateSshIdentity' | 'keys:sshRotation' | 'keys:resumeSshRotation'> {
+export function keysHandlers(d: KeysHandlerDeps): Omit<AreaHandlers<'keys'>, ModelsChannel | CaChannel | HostSecretsChannel | 'keys:rotateSshIdentity' | 'keys:sshRotation' | 'keys:resumeSshRotation'> {
   const { ceremonies } = d;
   return {
     'keys:status': () => d.keys.status(),

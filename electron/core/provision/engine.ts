@@ -11,6 +11,7 @@ import { JobJournal, type StepAt } from '../jobs/journal';
 import { runJob } from '../jobs/run';
 import type { SshConnection } from '../ssh/connection';
 import type { Attestations } from '../attest/attest';
+import type { HostSecretKeys } from '../keys/host-secrets';
 import type { Caller } from './caller';
 import { drift } from './drift';
 import { checkOverrides, playbookDigest, stepParams, type Playbooks } from './playbooks';
@@ -34,6 +35,8 @@ export interface ProvisionerDeps {
   now: () => Date;
   timeoutMs: number;
   concurrency: number;
+  /** The key hierarchy the inference step seals its API key under (StepContext.hostSecrets); optional. */
+  hostSecrets?: HostSecretKeys;
 }
 
 /**
@@ -320,6 +323,7 @@ export class Provisioner {
       store: this.deps.store,
       signal: c.signal,
       timeoutMs: this.deps.timeoutMs,
+      ...(this.deps.hostSecrets ? { hostSecrets: this.deps.hostSecrets } : {}),
       log: io.log,
       transfer: io.transfer,
       extraConnections: async (n) => {

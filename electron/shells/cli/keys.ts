@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HostName } from '../../../shared/contract/common';
-import { CertSerial, Ceremony, KeyDomain, ParticipantName, RevocationReason, type CertificateRow, type KeyStatus, type ModelsStatus, type SshRotation } from '../../../shared/contract/keys';
+import { CertSerial, Ceremony, KeyDomain, ParticipantName, RevocationReason, type CertificateRow, type HostSecret, type KeyStatus, type ModelsStatus, type SshRotation } from '../../../shared/contract/keys';
 import { transcriptReport } from '../../core/keys/console-ca';
 import { verifyTranscript } from '../../core/keys/transcript';
 import { FILE_LIMITS, readTextFile } from '../cli-files';
@@ -568,8 +568,36 @@ export const keys: AreaTable = {
       human: formatRotation,
       exit: rotationExit,
     }),
+    call({
+      words: 'keys host-secrets',
+      channel: 'keys:hostSecrets',
+      options: { host: opt.string('NAME', 'only the secrets of this host', { schema: HostName }) },
+      notes: ['what is sealed under the host-secrets KEK (inference API keys): never the value'],
+      input: (c) => (c.opts.host !== undefined ? { host: c.opts.host } : {}),
+      human: (v) => v.map(hostSecretLine).join('') || 'No host secrets are sealed yet (provisioning an inference service with a key hierarchy makes them).\n',
+    }),
+    command({
+      words: 'keys redeliver-host-secret',
+      channel: 'keys:redeliverHostSecret',
+      alsoCalls: ['keys:begin', 'keys:acknowledge', 'keys:addShare', 'keys:cancel', 'session:status'],
+      summary: "Deliver a sealed host secret to its host again (its key file, 0600) and restart the service that reads it, unsealing first with the shares given",
+      args: { host: arg.one('HOST', 'an enrolled host'), id: arg.one('ID', 'the secret id (inference-api-key/HOST/UNIT; see keys host-secrets)') },
+      options: { share: SHARES },
+      run: (c) =>
+        drive(c, (log) =>
+          withShares(c, c.opts.share, log, async () => {
+            const v = await must(c.call('keys:redeliverHostSecret', { host: c.args.host, id: c.args.id }));
+            const how = v.outcome === 'already' ? 'already there, nothing written' : `delivered${v.restarted ? `, ${v.unit} restarted` : ''}`;
+            return { human: `${clean(v.id, 200)} → ${clean(v.host, 64)}:${clean(v.path, 200)}: ${how}\n`, value: v };
+          }),
+        ),
+    }),
   ],
 };
+
+function hostSecretLine(v: HostSecret): string {
+  return `${clean(v.host, 64)}\t${clean(v.unit, 64)}\t${clean(v.id, 200)}\tKEK v${v.kekVersion}\tcreated ${v.createdAt}\n`;
+}
 
 function certLine(v: CertificateRow): string {
   const state = v.revokedAt ? `REVOKED ${v.revokeReason}` : v.renewalDue ? 'RENEWAL DUE' : 'ok';

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { Change } from '../../../../shared/contract/provision';
+import type { HostSecretKeys } from '../../keys/host-secrets';
 import type { SshConnection } from '../../ssh/connection';
 import type { Remote } from '../remote';
 import type { OfflineStore } from '../../store/store';
@@ -36,6 +37,12 @@ export interface StepContext {
   transfer(p: { sent: number; done: number; total: number }): void;
   /** Default timeout for one command on the host. */
   timeoutMs: number;
+  /**
+   * The key hierarchy, for host secrets sealed under the `host-secrets` KEK (keys/host-secrets.ts;
+   * the inference API key). Optional: without it, or before genesis, a step keeps a host-made
+   * secret and says so; with a sealed hierarchy it fails closed.
+   */
+  hostSecrets?: HostSecretKeys;
 }
 
 export interface StepImpl<P = unknown> {
