@@ -37,7 +37,7 @@ const REASON_LABELS: Record<Reason, string> = {
  * "Renew due certificates now" runs what the renewal schedule would run. The CRLs still pending
  * for unreachable hosts and the schedule's last run are shown under the list.
  */
-export function CertificatesPanel({ active }: { active: boolean }) {
+export function CertificatesPanel({ active, reload = 0 }: { active: boolean; /** Bumped by the page when a ceremony changed the hierarchy (genesis creates the CA). */ reload?: number }) {
   const { client, can } = useApp();
   const [showRevoked, setShowRevoked] = useState(false);
   const list = useLoaded<Listing>(active, () => client.keys.certificates({ includeRevoked: showRevoked }));
@@ -56,7 +56,7 @@ export function CertificatesPanel({ active }: { active: boolean }) {
       return;
     }
     void refresh();
-  }, [showRevoked, refresh]);
+  }, [showRevoked, reload, refresh]);
 
   const rows = byExpiry(list.data?.certificates ?? []);
   const mayRevokeAny = can('keys:revokeCertificate');

@@ -40,6 +40,7 @@ export function KeysView({ active, open }: FeatureProps) {
   const [made, setMade] = useState<Record<string, Made[]>>({});
   const [sealing, setSealing] = useState(false);
   const rot = useRotations(active);
+  const [reload, setReload] = useState(0);
   const [sshRotating, setSshRotating] = useState(false);
   const [resuming, setResuming] = useState<string | null>(null);
   const [rotError, setRotError] = useState<AirlockErrorShape | null>(null);
@@ -74,6 +75,7 @@ export function KeysView({ active, open }: FeatureProps) {
     void ceremonies.refresh();
     void ca.refresh();
     void rot.refresh();
+    setReload((n) => n + 1);
   }, [status.refresh, ceremonies.refresh, ca.refresh, rot.refresh]);
 
   const st = status.data;
@@ -173,7 +175,7 @@ export function KeysView({ active, open }: FeatureProps) {
         />
       </div>
 
-      <CertificatesPanel active={active} />
+      <CertificatesPanel active={active} reload={reload} />
 
       <div className="keys-columns">
         <RootCa pem={ca.data?.pem ?? null} fingerprint={ca.data?.fingerprint ?? null} error={ca.error} />
