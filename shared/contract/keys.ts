@@ -95,6 +95,12 @@ export const Ceremony = z.object({
   message: z.string().nullable(),
   /** The signed transcript (JSON text) once completed. */
   hasTranscript: z.boolean(),
+  /**
+   * While the ceremony is open and its key operation has run: each share it made, by officer, with
+   * the fingerprint that officer checks (their passphrase sealing key's, or the start of the share
+   * file's SHA-256) — never the share. An officer can see theirs again after leaving the screen.
+   */
+  shares: z.array(z.object({ index: z.number().int(), officer: z.string(), sealing: z.enum(['none', 'passphrase']), fingerprint: z.string() })).optional(),
 });
 export type Ceremony = z.infer<typeof Ceremony>;
 
@@ -134,6 +140,8 @@ export const ModelsStatus = z.object({
   state: ModelsState,
   /** The `models` data key Airlock holds for this host, or null when it has none. */
   keyId: z.string().nullable(),
+  /** The `models` KEK version that wraps that data key (hosts per KEK version on the Keys page); absent without one. */
+  kekVersion: z.number().int().optional(),
   identifier: z.string().regex(/^[0-9a-f]{32}$/).nullable(),
   dir: z.string(),
 });

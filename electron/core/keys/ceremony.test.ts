@@ -65,6 +65,12 @@ describe('key ceremonies', () => {
     expect(g.shares).toHaveLength(5);
     expect(JSON.stringify(g)).not.toContain('BEGIN AIRLOCK ROOT KEY SHARE');
     await expect(c.genesis(cer.id, {}, s.vaultKey)).rejects.toMatchObject({ code: 'CONFLICT', message: /already been done/ });
+    // While it is open, the ceremony shows each share's fingerprint again (a screen left and reopened), never a share.
+    const open = c.get(cer.id);
+    expect(open.shares).toEqual([...g.shares].sort((a, b) => a.index - b.index));
+    expect(open.shares!.map((x) => x.officer).sort()).toEqual([...OFFICERS].sort());
+    expect(JSON.stringify(open)).not.toContain('BEGIN AIRLOCK ROOT KEY SHARE');
+    expect(c.list().find((x) => x.id === cer.id)!.shares).toEqual(open.shares);
     // Ann's share is withheld until Ann acknowledged her own step; Ben cannot acknowledge Ann's.
     expect(() => c.issueShare(cer.id, 'Ann')).toThrow(/must first check the fingerprint/);
     await expect(c.acknowledge(cer.id, 4, 'Ben', 'alice', s.vaultKey)).rejects.toMatchObject({ code: 'FORBIDDEN', message: /Ann's own/ });
@@ -74,6 +80,7 @@ describe('key ceremonies', () => {
     const done = await c.acknowledge(cer.id, 9, 'Wanda', 'alice', s.vaultKey);
     expect(done.status).toBe('completed');
     expect(() => c.issueShare(cer.id, 'Ann')).toThrow(/completed/); // shares leave memory with the ceremony
+    expect(done.shares).toBeUndefined(); // and their fingerprints leave the ceremony's view
 
     const text = c.transcript(cer.id);
     const root = s.area.ca.root()!.certPem;

@@ -390,6 +390,8 @@ export class Ceremonies {
       finishedAt: r.finished_at,
       message: r.message,
       hasTranscript: r.transcript !== null,
+      // The fingerprints of the shares this open ceremony made (held in this process only), never the shares.
+      ...(r.status === 'open' && this.pending.get(r.id)?.size ? { shares: [...this.pending.get(r.id)!.values()].map(hideArmor).sort((a, b) => a.index - b.index) } : {}),
     };
   }
 }

@@ -153,7 +153,7 @@ describe('keys models handlers', () => {
     expect(s.modelsKeys()).toBe(1);
     const key = s.keys.openDataKey('models', 'models.gpu1.1');
     const id = fscryptKeyIdentifier(key);
-    expect(ok).toEqual({ host: 'gpu1', state: 'unlocked', keyId: 'models.gpu1.1', identifier: id, dir: s.modelsDir });
+    expect(ok).toEqual({ host: 'gpu1', state: 'unlocked', keyId: 'models.gpu1.1', kekVersion: 1, identifier: id, dir: s.modelsDir });
     expect(s.db.prepare('SELECT protected_at FROM models_keys').pluck().get()).not.toBeNull();
     expect(s.details.at(-1)).toMatchObject({ keyId: 'models.gpu1.1', identifier: id, created: false, before: 'absent', after: 'unlocked' });
     const encrypts = s.sent.filter((x) => ENCRYPT.test(x.cmd));
@@ -165,6 +165,13 @@ describe('keys models handlers', () => {
     }
     for (const x of s.sent.filter((y) => !ENCRYPT.test(y.cmd))) expect(x.stdin.length).toBe(0);
     key.fill(0);
+
+    // The status names the models KEK version wrapping the host's key, and follows a rotation's rewrap.
+    expect(await s.h['keys:modelsStatus'](s.ctx, { host: 'gpu1' })).toMatchObject({ keyId: 'models.gpu1.1', kekVersion: 1 });
+    const rotated = await s.keys.rotateKek('models');
+    expect(rotated.rewrapped).toBe(1);
+    expect(await s.h['keys:modelsStatus'](s.ctx, { host: 'gpu1' })).toMatchObject({ keyId: 'models.gpu1.1', kekVersion: rotated.version });
+    expect(rotated.version).toBe(2);
   });
 
   it('unlock: names, labels and all resolved (unknown refused); a host without a key, or not locked, is skipped and says why', async () => {

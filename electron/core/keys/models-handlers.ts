@@ -108,13 +108,14 @@ export function modelsKeysHandlers(d: ModelsKeysDeps): Pick<AreaHandlers<'keys'>
   }
 
   /** The contract's view: the key id only when the host's policy names that key (or is not encrypted yet). */
-  const view = (host: string, st: HostStatus, rec: KeyRow | undefined, dir: string): Status => ({
-    host,
-    state: st.state,
-    keyId: rec && (st.identifier === null || st.identifier === rec.identifier) ? rec.key_id : null,
-    identifier: st.identifier,
-    dir,
-  });
+  const kekVersion = (keyId: string) =>
+    (d.db.prepare("SELECT version FROM data_keys WHERE domain = 'models' AND id = ?").get(keyId) as { version: number } | undefined)?.version;
+  const view = (host: string, st: HostStatus, rec: KeyRow | undefined, dir: string): Status => {
+    const keyId = rec && (st.identifier === null || st.identifier === rec.identifier) ? rec.key_id : null;
+    // Which models KEK version wraps the host's key: the Keys page's hosts per version.
+    const version = keyId ? kekVersion(keyId) : undefined;
+    return { host, state: st.state, keyId, ...(version !== undefined ? { kekVersion: version } : {}), identifier: st.identifier, dir };
+  };
 
   /** The host's row, made with a new `models` data key in one transaction (the key never exists without its host). */
   function newKey(host: string, dir: string): KeyRow {

@@ -6,7 +6,7 @@ import type { AirlockErrorShape } from '../../../shared/domain/errors';
 import { CopyButton } from '../../components/CopyButton';
 import { ErrorLine } from '../../components/ErrorLine';
 import { useLoaded } from '../../components/useLoaded';
-import { useTextFile } from '../../components/useTextFile';
+import { TextVerifier } from '../../components/TextVerifier';
 import { shortHash } from '../../components/format';
 import { Time } from '../../components/Time';
 import { Modal } from '../../components/Modal';
@@ -249,51 +249,40 @@ export function AttestationsPanel({ active, onOpen }: { active: boolean; onOpen:
 
 const MAX_FILE = 4 * 1024 * 1024;
 
-/** Check an exported attestation file against this console's key (attest:verify). */
+/** Check an exported attestation file against this console's key (attest:verify): the console's one verifier form. */
 function VerifyFile() {
   const { client } = useApp();
-  const f = useTextFile<VerifyReport>(MAX_FILE);
-  const report = f.value;
-
   return (
-    <div className="card prov-run">
-      <h3>Verify an exported attestation</h3>
-      <div className="toolbar-form">
-        <input type="file" accept=".json,application/json" aria-label="Exported attestation file (JSON)" onChange={(e) => f.pick(e.target.files?.[0] ?? null)} data-testid="prov-verify-file" />
-        <button type="button" onClick={() => void f.submit((text) => client.attest.verify({ text }))} disabled={!f.file || f.busy} data-testid="prov-verify-submit">
-          {f.busy ? 'Verifying…' : 'Verify'}
-        </button>
-      </div>
-      <ErrorLine error={f.error} testId="prov-verify-error" />
-      {report ? (
-        <div className={report.ok ? 'panel panel-ok' : 'panel panel-bad'} data-testid="prov-verify-result" data-ok={report.ok}>
-          <div>
-            {report.ok ? 'Valid: signed by this console’s attestation key' : 'Not valid'}
-            {report.host ? (
-              <>
-                {' '}
-                · host <strong>{safeLine(report.host)}</strong>
-              </>
-            ) : null}
-            {report.keyFingerprint ? (
-              <>
-                {' '}
-                · key <span className="mono">{report.keyFingerprint}</span>
-              </>
-            ) : null}
-          </div>
+    <TextVerifier<VerifyReport>
+      title="Verify an exported attestation"
+      fileLabel="Exported attestation file (JSON)"
+      maxBytes={MAX_FILE}
+      verify={(text) => client.attest.verify({ text })}
+      validText="Valid: signed by this console’s attestation key"
+      testId="prov-verify"
+      className="card prov-run"
+      details={(report) => (
+        <>
+          {report.host || report.keyFingerprint ? (
+            <div>
+              {report.host ? (
+                <>
+                  Host <strong>{safeLine(report.host)}</strong>
+                </>
+              ) : null}
+              {report.host && report.keyFingerprint ? ' · ' : null}
+              {report.keyFingerprint ? (
+                <>
+                  key <span className="mono">{report.keyFingerprint}</span>
+                </>
+              ) : null}
+            </div>
+          ) : null}
           <div className="muted">
             signature {report.signatureValid ? 'valid' : 'INVALID'} · key {report.trustedKey ? 'is this console’s' : 'is not this console’s'}
           </div>
-          {report.problems.length ? (
-            <ul data-testid="prov-verify-problems">
-              {report.problems.map((p, i) => (
-                <li key={i}>{safeLine(p)}</li>
-              ))}
-            </ul>
-          ) : null}
-        </div>
-      ) : null}
-    </div>
+        </>
+      )}
+    />
   );
 }

@@ -1,45 +1,68 @@
 import { useState } from 'react';
-import type { Ceremony } from '../../../shared/contract/keys';
+import type { Ceremony, SshRotation } from '../../../shared/contract/keys';
 import { DASH } from '../../components/format';
 import { Modal } from '../../components/Modal';
 import { safeLine } from '../../components/safeText';
 import { Time } from '../../components/Time';
 import { groupNonce, KIND_LABELS, ROLE_LABELS, statusText } from './model';
+import { historyItems, type RotationStarting } from './history';
+import { RotationRow, StartingRow } from './RotationRows';
 import { TranscriptButton } from './TranscriptButton';
 
 const tone = (s: Ceremony['status']) => (s === 'completed' ? 'badge-reachable' : s === 'open' ? 'badge-unconfirmed' : 'badge-error');
 
 /**
- * Every ceremony, newest first: kind, status, who ran it and took part, when. An open one opens
- * the ceremony screen again; a finished one opens its record (steps, who acknowledged them), and
- * a completed one's signed transcript downloads from its row.
+ * The rotation history: every ceremony and every rotation of Airlock's SSH identity in one list,
+ * newest first: kind, status, who ran it and took part, when. An open ceremony opens the ceremony
+ * screen again; a finished one opens its record (steps, who acknowledged them), and a completed
+ * one's signed transcript downloads from its row. A rotation shows each host's progress (live
+ * while it runs) and is resumed from its row when hosts are pending.
  */
-export function CeremoniesPanel({ ceremonies, onResume }: { ceremonies: Ceremony[]; onResume(id: string): void }) {
+export function CeremoniesPanel({
+  ceremonies,
+  onResume,
+  rotations = [],
+  starting = [],
+  onResumeRotation = null,
+  resumingRotation = null,
+}: {
+  ceremonies: Ceremony[];
+  onResume(id: string): void;
+  rotations?: SshRotation[];
+  starting?: RotationStarting[];
+  onResumeRotation?: ((id: string) => void) | null;
+  resumingRotation?: string | null;
+}) {
   const [detail, setDetail] = useState<Ceremony | null>(null);
+  const items = historyItems(ceremonies, rotations, starting);
   return (
     <>
       <div className="table-wrap">
         <table className="grid" data-testid="keys-ceremonies">
           <thead>
             <tr>
-              <th>Ceremony</th>
-              <th>Status</th>
-              <th>Administrator</th>
-              <th>Officers and witnesses</th>
+              <th>Ceremony or rotation</th>
+              <th>Status and progress</th>
+              <th>Run by</th>
+              <th>Officers and witnesses, or hosts</th>
               <th>Started</th>
               <th>Finished</th>
               <th className="col-actions">Actions</th>
             </tr>
           </thead>
           <tbody>
-            {ceremonies.length === 0 ? (
+            {items.length === 0 ? (
               <tr>
                 <td colSpan={7} className="empty">
-                  No ceremony yet.
+                  No ceremony or rotation yet.
                 </td>
               </tr>
             ) : null}
-            {ceremonies.map((c) => (
+            {items.map((it) => {
+              if (it.type === 'ssh') return <RotationRow key={it.key} r={it.rotation} onResume={onResumeRotation} resuming={resumingRotation === it.rotation.id} />;
+              if (it.type === 'ssh-starting') return <StartingRow key={it.key} s={it.starting} />;
+              const c = it.ceremony;
+              return (
               <tr key={c.id} data-testid={`keys-ceremony-${c.id}`} data-kind={c.kind} data-status={c.status} data-transcript={c.hasTranscript}>
                 <td>
                   <span className="strong">
@@ -77,7 +100,8 @@ export function CeremoniesPanel({ ceremonies, onResume }: { ceremonies: Ceremony
                   {c.hasTranscript ? <TranscriptButton ceremony={c} className="small" quiet testId={`keys-ceremony-transcript-${c.id}`} /> : null}
                 </td>
               </tr>
-            ))}
+              );
+            })}
           </tbody>
         </table>
       </div>

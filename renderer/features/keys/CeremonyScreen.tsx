@@ -96,7 +96,7 @@ export function CeremonyScreen({
   // reopened; a share not sealed to a passphrase has none there).
   const kind = c?.kind;
   useEffect(() => {
-    if (!kind || !issuing(kind) || made) return;
+    if (!kind || !issuing(kind) || made || c?.shares) return;
     let live = true;
     void client.keys.status({}).then((r) => {
       if (live && r.ok) setOfficerPrints(Object.fromEntries(r.value.officers.flatMap((o) => (o.fingerprint ? [[o.name, o.fingerprint]] : []))));
@@ -104,7 +104,7 @@ export function CeremonyScreen({
     return () => {
       live = false;
     };
-  }, [client, id, kind, made]);
+  }, [client, id, kind, made, c?.shares]);
 
   const next = c ? currentStep(c) : null;
   const candidates = c && next ? acknowledgers(c, next) : [];
@@ -128,8 +128,12 @@ export function CeremonyScreen({
     onChanged();
   }
 
-  const sealingOf = (officer: string) => made?.find((s) => s.officer === officer)?.sealing ?? null;
-  const fingerprintOf = (officer: string) => made?.find((s) => s.officer === officer)?.fingerprint ?? officerPrints[officer] ?? null;
+  // The ceremony itself names each share's fingerprint while it is open (keys:ceremony), so an
+  // officer sees theirs again after the screen was left; what the key operation returned on this
+  // page comes first, the hierarchy's sealing fingerprints last (another console process ran it).
+  const madeHere = made ?? c?.shares;
+  const sealingOf = (officer: string) => madeHere?.find((s) => s.officer === officer)?.sealing ?? null;
+  const fingerprintOf = (officer: string) => madeHere?.find((s) => s.officer === officer)?.fingerprint ?? officerPrints[officer] ?? null;
 
   async function showShare(officer: string) {
     setShareError(null);
@@ -255,8 +259,8 @@ export function CeremonyScreen({
                       </div>
                       {fingerprint ? null : (
                         <p className="warn-line" data-testid="keys-fingerprint-unknown">
-                          The shares were made while this screen was closed, and this share is not sealed to a passphrase: its fingerprint (the start of the file&apos;s
-                          SHA-256) is shown with the share. Compare it with sha256sum of the saved file before the ceremony closes.
+                          Another console process made these shares, and this share is not sealed to a passphrase: its fingerprint (the start of the file&apos;s SHA-256)
+                          is shown with the share there. Compare it with sha256sum of the saved file before the ceremony closes.
                         </p>
                       )}
                       <p className="hint">
@@ -286,6 +290,7 @@ export function CeremonyScreen({
               ) : null}
 
               <ErrorLine error={shareError} testId="keys-share-error" />
+              {c.status === 'open' && c.shares?.length ? <ShareFingerprints shares={c.shares} /> : null}
               <Participants c={c} />
             </div>
           </div>
@@ -335,6 +340,27 @@ function ScriptStep({ step, current, officer, onShowShare }: { step: CeremonySte
         </div>
       </div>
     </li>
+  );
+}
+
+/**
+ * The fingerprint of every share this open ceremony made, read from the ceremony itself: an
+ * officer who took a file not sealed to a passphrase checks it against sha256sum of the saved file
+ * (or a passphrase-sealed share's Sealing line) at any time until the ceremony closes — never the share.
+ */
+function ShareFingerprints({ shares }: { shares: NonNullable<Ceremony['shares']> }) {
+  return (
+    <section className="keys-participants" aria-label="Share fingerprints">
+      <h3>Share fingerprints</h3>
+      <ul data-testid="keys-share-prints">
+        {shares.map((s) => (
+          <li key={s.index} data-testid={`keys-share-print-${s.officer}`} data-fingerprint={s.fingerprint}>
+            <span className="strong">{safeLine(s.officer)}</span> share {s.index}: <span className="mono keys-fingerprint">{safeLine(s.fingerprint)}</span>{' '}
+            <span className="muted">{s.sealing === 'passphrase' ? '(passphrase sealing key)' : '(start of the file’s SHA-256)'}</span>
+          </li>
+        ))}
+      </ul>
+    </section>
   );
 }
 

@@ -13,10 +13,13 @@ import type { FeatureProps } from '../feature';
 import { useCommand } from '../palette/commands';
 import { BeginDialog, type BeginRequest } from './BeginDialog';
 import { CeremoniesPanel } from './CeremoniesPanel';
+import { CertificatesPanel } from './CertificatesPanel';
 import { CeremonyScreen } from './CeremonyScreen';
 import { Hierarchy } from './Hierarchy';
 import { KIND_LABELS, progressText, statusText } from './model';
+import { ModelsHosts } from './ModelsHosts';
 import { TranscriptVerifier } from './TranscriptVerifier';
+import { useRotations } from './useRotations';
 
 type Made = z.infer<typeof ShareMade>;
 
@@ -36,12 +39,44 @@ export function KeysView({ active, open }: FeatureProps) {
   // Fingerprints of the shares each ceremony made, as its key operation returned them on this page.
   const [made, setMade] = useState<Record<string, Made[]>>({});
   const [sealing, setSealing] = useState(false);
+  const rot = useRotations(active);
+  const [reload, setReload] = useState(0);
+  const [sshRotating, setSshRotating] = useState(false);
+  const [resuming, setResuming] = useState<string | null>(null);
+  const [rotError, setRotError] = useState<AirlockErrorShape | null>(null);
+
+  const [sshRunning, setSshRunning] = useState(false);
+  async function startSshRotation() {
+    setSshRunning(true);
+    setRotError(null);
+    const call = client.keys.rotateSshIdentity({ hosts: ['all'] });
+    // The start is in the audit trail at once: the history shows it running, then its hosts.
+    setTimeout(() => void rot.refresh(), 500);
+    const r = await call;
+    setSshRunning(false);
+    if (!r.ok) setRotError(r.error);
+    else rot.track(r.value.id);
+    void rot.refresh();
+  }
+
+  async function resumeRotation(id: string) {
+    setResuming(id);
+    setRotError(null);
+    rot.track(id);
+    // The call returns when the rotation stops again; meanwhile the row is read every few seconds.
+    const r = await client.keys.resumeSshRotation({ id });
+    setResuming(null);
+    if (!r.ok) setRotError(r.error);
+    rot.track(id);
+  }
 
   const refresh = useCallback(() => {
     void status.refresh();
     void ceremonies.refresh();
     void ca.refresh();
-  }, [status.refresh, ceremonies.refresh, ca.refresh]);
+    void rot.refresh();
+    setReload((n) => n + 1);
+  }, [status.refresh, ceremonies.refresh, ca.refresh, rot.refresh]);
 
   const st = status.data;
   const mayRun = can('keys:begin');
@@ -109,13 +144,38 @@ export function KeysView({ active, open }: FeatureProps) {
         ) : !status.error ? (
           <p className="muted">Loading…</p>
         ) : null}
+        {st?.initialised && can('keys:modelsStatus') ? (
+          <ModelsHosts active={active} versions={st.domains.find((d) => d.domain === 'models')?.versions.map((v) => v.version) ?? []} />
+        ) : null}
       </div>
 
       <div className="card keys-card">
-        <h2>Ceremonies</h2>
+        <div className="panel-head">
+          <h2>Ceremonies and rotations</h2>
+          <div className="form-actions">
+            <button type="button" onClick={refresh} data-testid="keys-history-refresh">
+              Refresh
+            </button>
+            {can('keys:rotateSshIdentity') ? (
+              <button type="button" onClick={() => setSshRotating(true)} disabled={sshRunning} data-testid="keys-ssh-rotate">
+                {sshRunning ? 'Rotating the SSH identity…' : 'Rotate Airlock\u2019s SSH identity…'}
+              </button>
+            ) : null}
+          </div>
+        </div>
         <ErrorLine error={ceremonies.error} testId="keys-ceremonies-error" />
-        <CeremoniesPanel ceremonies={ceremonies.data ?? []} onResume={(id) => setScreen(id)} />
+        <ErrorLine error={rot.error ?? rotError} testId="keys-rotations-error" />
+        <CeremoniesPanel
+          ceremonies={ceremonies.data ?? []}
+          onResume={(id) => setScreen(id)}
+          rotations={rot.rotations}
+          starting={rot.starting}
+          onResumeRotation={can('keys:resumeSshRotation') ? (id) => void resumeRotation(id) : null}
+          resumingRotation={resuming}
+        />
       </div>
+
+      <CertificatesPanel active={active} reload={reload} />
 
       <div className="keys-columns">
         <RootCa pem={ca.data?.pem ?? null} fingerprint={ca.data?.fingerprint ?? null} error={ca.error} />
@@ -134,6 +194,15 @@ export function KeysView({ active, open }: FeatureProps) {
             setBegin(null);
             setScreen(c.id);
             refresh();
+          }}
+        />
+      ) : null}
+      {sshRotating ? (
+        <SshRotateDialog
+          onClose={() => setSshRotating(false)}
+          onConfirm={() => {
+            setSshRotating(false);
+            void startSshRotation();
           }}
         />
       ) : null}
@@ -230,6 +299,36 @@ function SealDialog({ threshold, onClose, onSealed }: { threshold: number | null
         unseal it again with their shares.
       </p>
       <ErrorLine error={error} testId="keys-seal-error" />
+    </Modal>
+  );
+}
+
+/**
+ * Asks before rotating Airlock's own SSH identity on every enrolled host: add the new key, log in
+ * with it, remove the old one, then retire the old key. The rotation then runs from the page (the
+ * dialog closes) and the history list shows each host's progress.
+ */
+function SshRotateDialog({ onClose, onConfirm }: { onClose(): void; onConfirm(): void }) {
+  return (
+    <Modal
+      title="Rotate Airlock's SSH identity"
+      onClose={onClose}
+      testId="keys-ssh-rotate-dialog"
+      footer={
+        <>
+          <button type="button" onClick={onClose} data-testid="keys-ssh-rotate-cancel">
+            Keep the current key
+          </button>
+          <button type="button" className="primary" onClick={onConfirm} data-testid="keys-ssh-rotate-confirm">
+            Rotate on every host
+          </button>
+        </>
+      }
+    >
+      <p>
+        On every enrolled host, Airlock adds a new SSH key, logs in with it alone, then removes the old key. A host that cannot be reached keeps the old key and is
+        shown as pending; the old key stays in the vault until that host is done too (resume the rotation from the history once it is back).
+      </p>
     </Modal>
   );
 }
