@@ -60,7 +60,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
 
   const vault = new Vault({ db, kdf, random, now: nowIso });
   // Airlock's own keys (SSH identity, audit, attestation): minted and sealed one way (keys/registry.ts).
-  const keys = new KeyRegistry({ db, vault, random });
+  const keys = new KeyRegistry({ db, vault, random, now: clock });
   // ---- audit: the trail, its keys (unsealed at sign-in), checkpoints, verify, export, syslog ----
   const auditService = createAuditService({ db, dbFile, dataDir, vault, registry: keys, clock, random, config });
   const audit = auditService.trail;

@@ -62,6 +62,24 @@ export const KeyStatus = z.object({
       versions: z.array(z.object({ version: z.number().int(), kcv: Kcv, createdAt: z.string(), dataKeys: z.number().int() })),
     }),
   ),
+  /**
+   * Airlock's own keys (entries of the `console` domain), every version: retired ones keep their
+   * fingerprint so old signatures stay attributable; `stagedFor` names the SSH rotation staging a
+   * not-yet-current identity. `fingerprint` is what `identity:show` and audit checkpoints show
+   * (null for the HMAC key); `kekVersion` the console KEK version sealing it. Readable sealed.
+   */
+  ownKeys: z.array(
+    z.object({
+      purpose: z.enum(['ssh.identity', 'audit.signing', 'audit.hmac', 'attest.signing']),
+      version: z.number().int(),
+      algorithm: z.string(),
+      fingerprint: z.string().nullable(),
+      createdAt: z.string(),
+      retiredAt: z.string().nullable(),
+      kekVersion: z.number().int(),
+      stagedFor: z.string().nullable(),
+    }),
+  ),
 });
 export type KeyStatus = z.infer<typeof KeyStatus>;
 

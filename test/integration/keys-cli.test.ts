@@ -120,6 +120,36 @@ describe('airlock keys (ceremonies from the CLI)', () => {
     expect(kinds).toContain('genesis:completed');
   }, 90_000);
 
+  it("Airlock's own keys: in keys status before and after genesis, moved by a console KEK rotation, still opening at the next sign-in", async () => {
+    expect((await airlock(['init', '--admin', 'alice'])).code).toBe(EXIT.ok);
+    type Own = { purpose: string; version: number; fingerprint: string | null; kekVersion: number; retiredAt: string | null };
+    const own = async () => ((await airlock(['keys', 'status', '--json'])).json() as { ownKeys: Own[] }).ownKeys;
+    const identity = (await airlock(['identity', 'show', '--json'])).json() as { fingerprint: string };
+    const before = await own();
+    expect(before.find((k) => k.purpose === 'ssh.identity')).toMatchObject({ version: 1, fingerprint: identity.fingerprint, kekVersion: 1, retiredAt: null });
+    expect(before.map((k) => k.purpose).sort()).toEqual(expect.arrayContaining(['audit.hmac', 'audit.signing', 'ssh.identity']));
+    const human = await airlock(['keys', 'status']);
+    expect(human.stdout).toMatch(/No key hierarchy yet/);
+    expect(human.stdout).toContain(`ssh.identity v1 ed25519 ${identity.fingerprint}`);
+
+    const dir = path.join(work, 'shares');
+    const g = await airlock(['keys', 'genesis', '--threshold', '3', '--shares', '5', '--share-dir', dir, '--witness', 'Wanda', '--json']);
+    expect(g.code, g.stderr + g.stdout).toBe(EXIT.ok);
+    const files = (g.json().shareFiles as string[]).map((f) => path.resolve(f));
+    expect((await own()).map((k) => [k.purpose, k.fingerprint, k.kekVersion])).toEqual(before.map((k) => [k.purpose, k.fingerprint, 1]));
+
+    const rot = await airlock(['keys', 'rotate', '--domain', 'console', '--share', files[0]!, '--share', files[2]!, '--share', files[4]!, '--json']);
+    expect(rot.code, rot.stderr).toBe(EXIT.ok);
+    expect(rot.json()).toMatchObject({ domain: 'console', version: 2 });
+    const after = await own();
+    expect(after.map((k) => [k.purpose, k.fingerprint, k.kekVersion])).toEqual(before.map((k) => [k.purpose, k.fingerprint, 2]));
+    // A new console process, a sign-in, the hierarchy sealed: the audit keys open (the chain verifies with the same key), the identity is the same.
+    const verify = await airlock(['audit', 'verify', '--json']);
+    expect(verify.code, verify.stderr).toBe(EXIT.ok);
+    expect(verify.json()).toMatchObject({ ok: true, keyFingerprint: before.find((k) => k.purpose === 'audit.signing')!.fingerprint });
+    expect(((await airlock(['identity', 'show', '--json'])).json() as { fingerprint: string }).fingerprint).toBe(identity.fingerprint);
+  }, 90_000);
+
   it('reshare goes through the two-person rule; the old shares are stale afterwards, shares of another hierarchy are foreign', async () => {
     const { files } = await genesis();
     expect((await airlock(['users', 'create', 'olga', '--role', 'officer', '--no-password-change'], { AIRLOCK_NEW_PASSWORD: 'olga own password' })).code).toBe(EXIT.ok);

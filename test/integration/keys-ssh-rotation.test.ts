@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SshRotation } from '../../shared/contract/keys';
 import { fingerprintOfPrivateKey } from '../../electron/core/identity/ssh-key';
+import { ConsoleKeyStore, openConsoleKek, openEntry } from '../../electron/core/keys/console-keys';
 import { connect } from '../../electron/core/ssh/connection';
 import { fingerprintOfLine } from '../../electron/core/ssh/fingerprint';
 import { Vault } from '../../electron/core/vault/vault';
@@ -50,13 +51,19 @@ async function vaultSshKeys(dataDir: string): Promise<{ current: string; all: Ar
     const vault = new Vault({ db, kdf: { alg: 'argon2id', parallelism: 1, ...TEST_KDF }, random: crypto.randomBytes, now: () => new Date().toISOString() });
     const uid = db.prepare(`SELECT id FROM users WHERE name = ?`).pluck().get(ADMIN.admin) as number;
     const vk = await vault.unlock(uid, ADMIN.password);
-    const names = db.prepare(`SELECT name FROM secrets WHERE name LIKE 'ssh.identity%' ORDER BY name`).pluck().all() as string[];
-    const all = names.map((name) => {
-      const privateKey = vault.getSecret(vk, name)!.toString('utf8');
-      return { name, privateKey, fingerprint: fingerprintOfPrivateKey(privateKey) };
-    });
+    // The SSH identities the console holds: entries of the console domain with a private part (retired versions have none).
+    const store = new ConsoleKeyStore(db);
+    const all = store
+      .entries('ssh.identity')
+      .filter((e) => e.sealed !== null)
+      .map((e) => {
+        const kek = openConsoleKek(vk, store.kek(e.kekVersion)!);
+        const privateKey = openEntry(kek, e).toString('utf8');
+        kek.fill(0);
+        return { name: e.stagedFor ? `staged:${e.stagedFor}` : 'current', privateKey, fingerprint: fingerprintOfPrivateKey(privateKey) };
+      });
     vk.fill(0);
-    const current = all.find((k) => k.name === 'ssh.identity.private');
+    const current = all.find((k) => k.name === 'current');
     if (!current) throw new Error('no current SSH identity in the vault');
     return { current: current.privateKey, all };
   } finally {

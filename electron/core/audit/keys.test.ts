@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { migrate } from '../db/db';
 import { migrations } from '../db/migrations';
 import { Vault } from '../vault/vault';
-import { AUDIT_HMAC_SECRET, AUDIT_PUBLIC_META, AUDIT_SIGNING_SECRET, AuditKeys, auditPublicKeys, keyFingerprint } from './keys';
+import { AUDIT_PUBLIC_META, AuditKeys, auditPublicKeys, keyFingerprint } from './keys';
 
 function setup() {
   const db = new Database(':memory:');
@@ -14,17 +14,18 @@ function setup() {
 }
 
 describe('audit keys', () => {
-  it('seals the signing and HMAC keys in the vault, the public key in the clear', () => {
+  it('seals the signing and HMAC keys as console-domain entries (no vault secrets any more), the public key in the clear', () => {
     const { db, vault, vaultKey } = setup();
     new AuditKeys({ db, vault }).seal(vaultKey);
-    const names = (db.prepare('SELECT name FROM secrets').pluck().all() as string[]).sort();
-    expect(names).toEqual([AUDIT_HMAC_SECRET, AUDIT_SIGNING_SECRET].sort());
+    expect(db.prepare('SELECT name FROM secrets').pluck().all()).toEqual([]);
+    expect(db.prepare('SELECT purpose FROM console_keys ORDER BY purpose').pluck().all()).toEqual(['audit.hmac', 'audit.signing']);
     const pem = db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(AUDIT_PUBLIC_META) as string;
     expect(pem).toMatch(/^-----BEGIN PUBLIC KEY-----/);
     expect(Object.keys(auditPublicKeys(db))).toEqual([keyFingerprint(pem)]);
     expect(keyFingerprint(pem)).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
     // Nothing secret in the clear: the sealed blobs do not contain the raw HMAC key's hex or the PKCS#8 header.
-    const blobs = db.prepare('SELECT sealed FROM secrets').pluck().all() as Buffer[];
+    const blobs = db.prepare('SELECT sealed FROM console_keys').pluck().all() as Buffer[];
+    expect(blobs).toHaveLength(2);
     for (const b of blobs) expect(b.includes(Buffer.from('302e020100300506032b6570', 'hex'))).toBe(false);
   });
 
@@ -63,7 +64,7 @@ describe('audit keys', () => {
     new AuditKeys({ db, vault }).seal(vaultKey);
     const k = new AuditKeys({ db, vault });
     expect(k.unlock(crypto.randomBytes(32), { create: true })).toBe('absent');
-    expect(k.lastError).toMatch(/could not be opened/);
+    expect(k.lastError).toMatch(/does not open with this vault key/);
     // And it did not replace the real keys.
     expect(new AuditKeys({ db, vault }).unlock(vaultKey, { create: false })).toBe('loaded');
   });

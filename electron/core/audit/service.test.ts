@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ADMIN, testCore, type TestCore } from '../../../test/support/core';
 import { DB_FILE } from '../app';
-import { AUDIT_HMAC_SECRET, AUDIT_PUBLIC_META, AUDIT_SIGNING_SECRET } from './keys';
+import { AUDIT_PUBLIC_META } from './keys';
 
 const AUDITOR = { name: 'carol', password: 'a long auditor password', roles: ['auditor'] };
 const cores: TestCore[] = [];
@@ -34,7 +34,7 @@ describe('audit service in the core', () => {
     await c.ok('session:setup', ADMIN);
     for (let i = 0; i < 6; i++) await c.ok('hosts:list', {});
     const raw = new Database(path.join(t.dir, DB_FILE), { readonly: true });
-    expect((raw.prepare('SELECT name FROM secrets WHERE name LIKE ?').pluck().all('audit.%') as string[]).sort()).toEqual([AUDIT_HMAC_SECRET, AUDIT_SIGNING_SECRET].sort());
+    expect(raw.prepare("SELECT purpose FROM console_keys WHERE purpose LIKE 'audit.%' AND retired_at IS NULL ORDER BY purpose").pluck().all()).toEqual(['audit.hmac', 'audit.signing']);
     expect(raw.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(AUDIT_PUBLIC_META)).toMatch(/BEGIN PUBLIC KEY/);
     raw.close();
     const cps = await checkpoints(c);
@@ -74,7 +74,7 @@ describe('audit service in the core', () => {
     await c.ok('users:create', { ...AUDITOR, mustChangePassword: false });
     await cores.pop()!.close();
     const raw = new Database(path.join(dir, DB_FILE));
-    raw.prepare("DELETE FROM secrets WHERE name LIKE 'audit.%'").run();
+    raw.prepare("DELETE FROM console_keys WHERE purpose LIKE 'audit.%'").run();
     raw.prepare('DELETE FROM meta WHERE key = ?').run(AUDIT_PUBLIC_META);
     raw.close();
 
@@ -90,7 +90,7 @@ describe('audit service in the core', () => {
     const alice = b.client();
     await alice.ok('session:login', { name: ADMIN.admin, password: ADMIN.password });
     const raw2 = new Database(path.join(dir, DB_FILE), { readonly: true });
-    expect(raw2.prepare('SELECT count(*) FROM secrets WHERE name LIKE ?').pluck().get('audit.%')).toBe(2);
+    expect(raw2.prepare("SELECT count(*) FROM console_keys WHERE purpose LIKE 'audit.%' AND retired_at IS NULL").pluck().get()).toBe(2);
     raw2.close();
     expect((await checkpoints(alice)).length).toBeGreaterThanOrEqual(1);
     expect(await alice.ok('audit:verify', {})).toMatchObject({ ok: true, checkpoints: expect.any(Number) });

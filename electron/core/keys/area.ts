@@ -75,7 +75,7 @@ export function createKeysArea(d: {
   const keys: CeremonyKeys & { seal(): void } = {
     status,
     async genesis(o, vaultKey) {
-      const r = await service.genesis(o);
+      const r = await service.genesis({ ...o, vaultKey });
       await ca.genesis(vaultKey);
       return { hierarchyId: r.hierarchyId, rootKcv: r.rootKcv, shares: r.shares.map(issued) };
     },
@@ -92,7 +92,7 @@ export function createKeysArea(d: {
         shares.map((s) => s.share),
         shares.map((s) => s.passphrase),
       ),
-    rotateKek: (domain) => service.rotateKek(domain),
+    rotateKek: (domain, vaultKey) => service.rotateKek(domain, { vaultKey }),
     async reshare(o) {
       const r = await service.reshare(o);
       return { shares: r.shares.map(issued) };

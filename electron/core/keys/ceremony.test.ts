@@ -160,7 +160,7 @@ describe('key ceremonies', () => {
     const c = s.area.ceremonies;
     let cer = c.begin({ kind: 'rotate-kek', officers: [], witnesses: ['Wanda'], domain: 'models' }, 'alice');
     cer = await c.acknowledge(cer.id, 1, 'alice', 'alice', s.vaultKey);
-    const r = await c.rotateKek(cer.id);
+    const r = await c.rotateKek(cer.id, s.vaultKey);
     expect(r).toMatchObject({ domain: 'models', version: 2, rewrapped: 50 });
     await c.acknowledge(cer.id, 3, 'Wanda', 'alice', s.vaultKey);
     expect(s.area.service.openDataKey('models', 'm7').equals(before)).toBe(true);

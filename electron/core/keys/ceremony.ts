@@ -13,7 +13,8 @@ export interface CeremonyKeys {
   addShare(armored: string, o: { passphrase?: string; by?: string }): Promise<{ collected: number; threshold: number; done: boolean; contributors: string[] }>;
   cancelUnseal(): void;
   verifyShares(shares: { share: string; passphrase?: string }[]): Promise<{ shares: { index: number | null; officer: string | null; ok: boolean; problem: string | null }[]; combines: boolean | null }>;
-  rotateKek(domain: KeyDomain): Promise<{ domain: KeyDomain; version: number; rewrapped: number }>;
+  /** `vaultKey`: the acting user's; a console KEK rotation wraps its new version under it (sign-ins open Airlock's own keys with it). */
+  rotateKek(domain: KeyDomain, vaultKey: Buffer): Promise<{ domain: KeyDomain; version: number; rewrapped: number }>;
   reshare(o: { threshold: number; officers: { name: string; passphrase?: string }[]; nonce: string }): Promise<{ shares: IssuedShare[] }>;
   rotateRoot(o: { threshold: number; officers: { name: string; passphrase?: string }[]; nonce: string }): Promise<{ rootKcv: string; shares: IssuedShare[] }>;
 }
@@ -263,9 +264,9 @@ export class Ceremonies {
     return { report, ceremony: this.get(id) };
   }
 
-  async rotateKek(id: string) {
+  async rotateKek(id: string, vaultKey: Buffer) {
     const { steps, params } = this.readyFor(id, 'rotate-kek');
-    const out = await this.d.keys.rotateKek(params.domain!);
+    const out = await this.d.keys.rotateKek(params.domain!, vaultKey);
     this.d.db.prepare('UPDATE key_ceremonies SET message = ? WHERE id = ?').run(`${out.domain} KEK is now version ${out.version}; ${out.rewrapped} data keys rewrapped.`, id);
     this.autoDone(id, steps);
     return { ...out, ceremony: this.get(id) };

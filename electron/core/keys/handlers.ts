@@ -69,7 +69,7 @@ export function keysHandlers(d: KeysHandlerDeps): Omit<AreaHandlers<'keys'>, Mod
       return out;
     },
     'keys:rotateKek': async (ctx, i) => {
-      const out = await ceremonies.rotateKek(i.ceremony);
+      const out = await ceremonies.rotateKek(i.ceremony, ctx.actor().vaultKey);
       ctx.auditDetail({ domain: out.domain, version: out.version, rewrapped: out.rewrapped });
       return out;
     },

@@ -95,11 +95,15 @@ describe('the key registry (one minting path for Airlock’s own keys)', () => {
     expect(der.length).toBe(crypto.generateKeyPairSync('ed25519').privateKey.export({ format: 'der', type: 'pkcs8' }).length);
     const pem = db.prepare("SELECT value FROM meta WHERE key = 'audit.signing.public'").pluck().get() as string;
     expect(pem).toBe(crypto.createPublicKey(priv).export({ format: 'pem', type: 'spki' }).toString());
-    expect(minted).toEqual({ purpose: 'audit.signing', alg: 'ed25519', publicKey: pem, fingerprint: keyFingerprint(pem) });
-    expect(keys.mint(vaultKey, 'audit.hmac')).toEqual({ purpose: 'audit.hmac', alg: 'hmac-sha256', publicKey: null, fingerprint: null });
+    expect(minted).toEqual({ purpose: 'audit.signing', alg: 'ed25519', publicKey: pem, fingerprint: keyFingerprint(pem), version: 1 });
+    expect(keys.mint(vaultKey, 'audit.hmac')).toEqual({ purpose: 'audit.hmac', alg: 'hmac-sha256', publicKey: null, fingerprint: null, version: 1 });
     expect(keys.unseal(vaultKey, 'audit.hmac')!.length).toBe(32);
-    // The secret names are the ones every database already holds.
-    expect((db.prepare('SELECT name FROM secrets ORDER BY name').pluck().all() as string[])).toEqual(['audit.hmac.key', 'audit.signing.private']);
+    // Entries of the console domain, no vault secrets.
+    expect(db.prepare('SELECT purpose, version, kek_version AS kek FROM console_keys ORDER BY purpose').all()).toEqual([
+      { purpose: 'audit.hmac', version: 1, kek: 1 },
+      { purpose: 'audit.signing', version: 1, kek: 1 },
+    ]);
+    expect(db.prepare('SELECT count(*) FROM secrets').pluck().get()).toBe(0);
   });
 
   it('mints inside the caller’s transaction: rolled back with it, nothing half-written', () => {

@@ -32,6 +32,8 @@ import {
   type RootShare,
   type ShareRecord,
 } from './shares';
+import { ConsoleKeyStore, openConsoleKek, wrapConsoleKek } from './console-keys';
+import { OWN_KEYS, type KeyPurpose } from './registry';
 import { KeyStore } from './store';
 
 /**
@@ -89,6 +91,15 @@ export interface CeremonyInput {
   nonce?: string;
 }
 
+/**
+ * What genesis takes. `vaultKey` (the acting user's) opens the console KEK versions that exist
+ * since first-run setup, so genesis adopts them (wraps them under the root too) rather than
+ * making a console KEK sign-ins could not open; it is required once any exists.
+ */
+export interface GenesisInput extends CeremonyInput {
+  vaultKey?: Buffer;
+}
+
 export interface IssuedShare {
   index: number;
   officer: string;
@@ -116,6 +127,22 @@ export interface KeyStatus {
   unsealedBy: string[];
   unsealedAt: string | null;
   domains: Array<{ domain: KeyDomain; currentVersion: number; minDecryptionVersion: number; versions: Array<{ version: number; kcv: string; createdAt: string; retiredAt: string | null; dataKeys: number }> }>;
+  /** Airlock's own keys (console domain entries, keys/console-keys.ts), every version; readable sealed. */
+  ownKeys: OwnKeyStatus[];
+}
+
+export interface OwnKeyStatus {
+  purpose: KeyPurpose;
+  version: number;
+  algorithm: string;
+  /** As used where the key signs or logs in (null for the HMAC key, which has no public part). */
+  fingerprint: string | null;
+  createdAt: string;
+  retiredAt: string | null;
+  /** The console KEK version its private part is sealed under. */
+  kekVersion: number;
+  /** The SSH rotation that staged it, while it is not yet current. */
+  stagedFor: string | null;
 }
 
 export interface ShareCheck {
@@ -143,6 +170,7 @@ function checkNonce(nonce: string): string {
 
 export class KeyService {
   private readonly store: KeyStore;
+  private readonly consoleKeys: ConsoleKeyStore;
   private readonly kdf: KdfParams;
   private root: Buffer | null = null;
   private readonly keks = new Map<KeyDomain, Map<number, Buffer>>();
@@ -154,6 +182,7 @@ export class KeyService {
 
   constructor(private readonly deps: KeyServiceDeps) {
     this.store = new KeyStore(deps.db);
+    this.consoleKeys = new ConsoleKeyStore(deps.db);
     this.kdf = deps.kdf ?? DEFAULT_KDF;
   }
 
@@ -224,6 +253,16 @@ export class KeyService {
           .filter((v) => v.domain === d.domain)
           .map((v) => ({ version: v.version, kcv: v.kcv, createdAt: v.createdAt, retiredAt: v.retiredAt, dataKeys: counts.get(`${d.domain}|${v.version}`) ?? 0 })),
       })),
+      ownKeys: this.consoleKeys.entries().map((e) => ({
+        purpose: e.purpose as KeyPurpose,
+        version: e.version,
+        algorithm: OWN_KEYS[e.purpose as KeyPurpose].alg,
+        fingerprint: e.fingerprint,
+        createdAt: e.createdAt,
+        retiredAt: e.retiredAt,
+        kekVersion: e.kekVersion,
+        stagedFor: e.stagedFor,
+      })),
     };
   }
 
@@ -280,33 +319,78 @@ export class KeyService {
    * The genesis ceremony: a new root split m-of-n to the officers, a v1 KEK for every domain. The
    * hierarchy is left unsealed (the root was just made here): seal it when the ceremony ends.
    */
-  genesis(input: CeremonyInput): Promise<CeremonyShares> {
+  genesis(input: GenesisInput): Promise<CeremonyShares> {
     return this.exclusive(async () => {
       if (this.store.hierarchy()) throw new AirlockError('CONFLICT', 'A key hierarchy already exists: genesis runs once. To change officers or the threshold, reshare; to replace the root, rotate it.');
       const hierarchyId = hex(this.deps.random(16));
       const root = this.deps.random(KEY_BYTES);
-      const keks = new Map<KeyDomain, Buffer>();
+      const keks = new Map<KeyDomain, Map<number, Buffer>>();
       try {
+        // The console KEK is adopted, not made: its versions exist since first-run setup and
+        // seal Airlock's own keys. Opened first, so a missing or wrong vault key issues no shares.
+        const adopted = this.adoptConsoleKeks(input.vaultKey);
         const { record, shares } = await this.issue(root, hierarchyId, input.threshold, input.officers, input.nonce);
-        for (const d of KEY_DOMAINS) keks.set(d, this.deps.random(KEY_BYTES));
+        for (const d of KEY_DOMAINS) keks.set(d, d === 'console' && adopted.size > 0 ? adopted : new Map([[1, this.deps.random(KEY_BYTES)]]));
         const at = this.stamp();
+        const consoleV1 = adopted.size === 0 && input.vaultKey ? keks.get('console')!.get(1)! : null;
         this.store.transaction(() => {
           if (this.store.hierarchy()) throw new AirlockError('CONFLICT', 'A key hierarchy already exists: genesis runs once.');
           this.store.createHierarchy({ hierarchyId, threshold: record.threshold, count: record.count, record, rootCanary: Buffer.from(record.canary, 'base64'), rootKcv: record.rootKcv, createdAt: at });
           this.store.setHolders(this.holdersOf(shares));
-          for (const [domain, kek] of keks) this.store.createDomain(domain, { wrapped: wrapKek(root, kek, { hierarchyId, domain, version: 1 }, this.deps.random), kcv: keyCheckValue(kek), createdAt: at });
+          for (const [domain, versions] of keks) {
+            const wrap = (version: number, kek: Buffer) => ({ wrapped: wrapKek(root, kek, { hierarchyId, domain, version }, this.deps.random), kcv: keyCheckValue(kek), createdAt: at });
+            this.store.createDomain(domain, wrap(1, versions.get(1)!));
+            for (const [version, kek] of versions) if (version > 1) this.store.addKekVersion({ domain, version, ...wrap(version, kek) });
+            if (versions.size > 1) this.store.setCurrentVersion(domain, Math.max(...versions.keys()));
+          }
+          // No console KEK before (a database that never minted an own key): the new one is wrapped under the vault key too, so sign-ins open it.
+          if (consoleV1 && input.vaultKey) this.consoleKeys.addKek({ version: 1, vaultWrapped: wrapConsoleKek(input.vaultKey, consoleV1, 1, this.deps.random), kcv: keyCheckValue(consoleV1), createdAt: at });
         });
         this.forget();
         this.root = Buffer.from(root);
-        for (const [domain, kek] of keks) this.keks.set(domain, new Map([[1, Buffer.from(kek)]]));
+        for (const [domain, versions] of keks) this.keks.set(domain, new Map([...versions].map(([v, k]) => [v, Buffer.from(k)])));
         this.unsealedBy = ['genesis ceremony'];
         this.unsealedAt = at;
         return { nonce: record.nonce, hierarchyId, rootKcv: record.rootKcv, shares };
       } finally {
         root.fill(0);
-        for (const k of keks.values()) k.fill(0);
+        for (const m of keks.values()) for (const k of m.values()) k.fill(0);
       }
     });
+  }
+
+  /**
+   * The console KEK versions wrapped under the vault key (version → key; the caller zeroes them),
+   * empty when there are none yet. Versions must run 1..n (the hierarchy's kek_versions mirror
+   * them one to one); any version not opening with `vaultKey` is refused.
+   */
+  private adoptConsoleKeks(vaultKey: Buffer | undefined): Map<number, Buffer> {
+    const rows = this.consoleKeys.keks();
+    const out = new Map<number, Buffer>();
+    if (rows.length === 0) return out;
+    if (!vaultKey) {
+      throw new AirlockError('KEY_UNAVAILABLE', "Genesis adopts the console KEK that seals Airlock's own keys, and opening it needs a signed-in user's vault key: run the genesis ceremony from a signed-in session.");
+    }
+    try {
+      for (const [i, r] of rows.entries()) {
+        if (r.version !== i + 1) throw new AirlockError('INTERNAL', `The console KEK versions are not 1..${rows.length} (version ${r.version} at position ${i + 1}): the database was altered.`);
+        out.set(r.version, openConsoleKek(vaultKey, r));
+      }
+    } catch (e) {
+      for (const k of out.values()) k.fill(0);
+      throw e;
+    }
+    return out;
+  }
+
+  /**
+   * A console KEK version unwrapped with the root (a copy: the caller zeroes it): the recovery
+   * path to Airlock's own keys (keys/console-keys.ts `openEntry`) without any user's vault slot.
+   * Needs the hierarchy unsealed.
+   */
+  consoleKek(version: number): Buffer {
+    this.requireUnsealed();
+    return Buffer.from(this.kek('console', version));
   }
 
   /**
@@ -500,22 +584,46 @@ export class KeyService {
    * versions stay until an officer raises min_decryption_version, so at every moment each key is
    * wrapped by exactly one stored version. `rewrap(domain)` finishes an interrupted rotation.
    */
-  rotateKek(domain: KeyDomain): Promise<{ domain: KeyDomain; version: number; rewrapped: number }> {
+  rotateKek(domain: KeyDomain, opts: { vaultKey?: Buffer } = {}): Promise<{ domain: KeyDomain; version: number; rewrapped: number }> {
     return this.exclusive(async () => {
       domain = this.domainOrThrow(domain);
       const { root, hierarchyId } = this.requireUnsealed();
       const version = this.store.domain(domain)!.currentVersion + 1;
+      if (domain === 'console') this.checkConsoleRotation(opts.vaultKey, version);
       const kek = this.deps.random(KEY_BYTES);
       const wrapped = wrapKek(root, kek, { hierarchyId, domain, version }, this.deps.random);
       this.deps.boundary?.('rotate-kek:begin');
       this.store.transaction(() => {
-        this.store.addKekVersion({ domain, version, wrapped, kcv: keyCheckValue(kek), createdAt: this.stamp() });
+        const at = this.stamp();
+        this.store.addKekVersion({ domain, version, wrapped, kcv: keyCheckValue(kek), createdAt: at });
         this.store.setCurrentVersion(domain, version);
+        if (domain === 'console') {
+          // The new version is wrapped under the vault key too (sign-ins open it), and Airlock's
+          // own keys move to it in the same commit: no entry is ever under a version a sign-in cannot open.
+          this.consoleKeys.addKek({ version, vaultWrapped: wrapConsoleKek(opts.vaultKey!, kek, version, this.deps.random), kcv: keyCheckValue(kek), createdAt: at });
+          this.consoleKeys.rewrapEntries(this.keks.get('console')!, { version, key: kek }, this.deps.random);
+        }
       });
       this.deps.boundary?.('rotate-kek:version-committed');
       this.keks.get(domain)!.set(version, kek);
       return { domain, version, rewrapped: await this.rewrapNow(domain) };
     });
+  }
+
+  /**
+   * A console KEK rotation needs the acting user's vault key, and it must open the console KEK
+   * versions on record (a wrong key would leave the new version where no sign-in opens it).
+   */
+  private checkConsoleRotation(vaultKey: Buffer | undefined, version: number): void {
+    if (!vaultKey) {
+      throw new AirlockError('KEY_UNAVAILABLE', "Rotating the console KEK needs a signed-in user's vault key (the new version is wrapped under it so sign-ins keep opening Airlock's own keys): rotate it from a signed-in session.");
+    }
+    const rows = this.consoleKeys.keks();
+    const last = rows.at(-1);
+    if (last && last.version !== version - 1) {
+      throw new AirlockError('INTERNAL', `The console KEK versions wrapped under the vault key end at ${last.version}, the hierarchy's at ${version - 1}: the database was altered. Restore it from a backup.`);
+    }
+    for (const r of rows) openConsoleKek(vaultKey, r).fill(0);
   }
 
   /** Domains with data keys still wrapped by an older KEK version: a rotation was interrupted (a crash, a failed page). */

@@ -11,7 +11,8 @@ import { generateIdentity, publicKeyOf } from '../identity/ssh-key';
 import type { SshConnection } from '../ssh/connection';
 import { shCommand } from '../ssh/quote';
 import { Vault } from '../vault/vault';
-import { KeyRegistry, nextSshSecret } from './registry';
+import { ConsoleKeyStore } from './console-keys';
+import { KeyRegistry } from './registry';
 import { addScript, killHookFromEnv, parseOutcome, removeScript, SshRotations, verifyScript } from './ssh-rotation';
 
 /**
@@ -83,7 +84,10 @@ function setup(names = ['h1', 'h2', 'h3']) {
     new SshRotations({ db, now: () => new Date(), random: crypto.randomBytes, registry, hosts: f, resolveHosts: f.resolveHosts, ...o });
   /** The SSH keys the vault holds (current and staged), as public blobs. */
   const vaultKeys = () =>
-    (db.prepare(`SELECT name FROM secrets WHERE name LIKE 'ssh.identity%'`).pluck().all() as string[]).map((n) => blob(publicKeyOf(vault.getSecret(vaultKey, n)!.toString('utf8'))));
+    new ConsoleKeyStore(db)
+      .entries('ssh.identity')
+      .filter((e) => e.sealed !== null)
+      .map((e) => blob(publicKeyOf((e.stagedFor ? registry.unsealNextSsh(vaultKey, e.stagedFor) : registry.unseal(vaultKey, 'ssh.identity'))!.toString('utf8'))));
   /** No host accepts a key of Airlock's that the vault does not hold, and each accepts one it holds. */
   const noHostLost = (hosts = names) => {
     const inVault = vaultKeys();
@@ -256,7 +260,7 @@ describe('SSH identity rotation', () => {
       expect(s.vaultKeys(), labels[at]).toEqual([blob(s.registry.publicKey('ssh.identity')!)]);
       s.noHostLost();
       expect(s.registry.hasNextSsh(id)).toBe(false);
-      expect(s.db.prepare('SELECT COUNT(*) FROM secrets WHERE name = ?').pluck().get(nextSshSecret(id))).toBe(0);
+      expect(s.db.prepare('SELECT COUNT(*) FROM console_keys WHERE staged_for = ?').pluck().get(id)).toBe(0);
     }
   });
 });

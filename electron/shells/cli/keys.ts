@@ -148,15 +148,28 @@ async function drive(c: C, body: (log: string[]) => Promise<{ human: string; val
   }
 }
 
+/**
+ * Airlock's own keys (console domain entries): shown before genesis too, since they exist from
+ * first-run setup on; retired versions are listed so an old signature's fingerprint can be found.
+ */
+function ownKeysText(s: KeyStatus): string {
+  if (s.ownKeys.length === 0) return "Airlock's own keys: none minted yet.\n";
+  const line = (k: KeyStatus['ownKeys'][number]) =>
+    `  ${k.purpose} v${k.version} ${k.algorithm} ${k.fingerprint ?? '(secret key, no fingerprint)'} created ${k.createdAt}, console KEK v${k.kekVersion}` +
+    (k.retiredAt ? `, retired ${k.retiredAt}` : k.stagedFor ? `, staged by SSH rotation ${k.stagedFor}` : ', current') +
+    '\n';
+  return "Airlock's own keys:\n" + s.ownKeys.map(line).join('');
+}
+
 function statusText(s: KeyStatus): string {
-  if (!s.initialised) return 'No key hierarchy yet: run the genesis ceremony (`airlock keys genesis`).\n';
+  if (!s.initialised) return 'No key hierarchy yet: run the genesis ceremony (`airlock keys genesis`).\n' + ownKeysText(s);
   const head = `Hierarchy ${s.hierarchyId}: ${s.sealed ? 'SEALED' : `unsealed${s.unsealedBy.length ? ` by ${s.unsealedBy.join(', ')}` : ''}${s.unsealedAt ? ` at ${s.unsealedAt}` : ''}`}\n`;
   const root = `Root key ${s.rootKcv}, split ${s.threshold}-of-${s.count} among ${s.officers.map((o) => `${o.name} (${o.fingerprint})`).join(', ')}\n`;
   const unsealing = s.unsealing ? `Unseal in progress: ${s.unsealing.collected} of ${s.unsealing.threshold} shares (${s.unsealing.contributors.join(', ') || 'none yet'})\n` : '';
   const doms = s.domains
     .map((d) => `  ${d.domain}: KEK v${d.currentVersion} (min decryption v${d.minDecryptionVersion}); ` + d.versions.map((v) => `v${v.version} ${v.kcv} ${v.dataKeys} keys`).join(', ') + '\n')
     .join('');
-  return head + root + unsealing + 'KEKs:\n' + doms;
+  return head + root + unsealing + 'KEKs:\n' + doms + ownKeysText(s);
 }
 
 const participants = (o: { officer: string[]; witness: string[] }, n: number) => ({
