@@ -120,6 +120,9 @@ test('keys: genesis 3-of-5, seal, unseal with refusals that lose nothing, a mode
   // ---------- genesis ----------
   await page.getByTestId('nav-keys').click();
   await expect(page.getByTestId('keys-uninitialised')).toBeVisible();
+  // Airlock's own keys exist before any genesis (console domain, sealed under the vault key): fingerprints only.
+  await expect(page.getByTestId('keys-own-ssh.identity')).toContainText(/SHA256:[A-Za-z0-9+/]{43}/);
+  await expect(page.getByTestId('keys-own-audit.signing')).toContainText('current');
   await expect(page.getByTestId('keys-ca-none')).toBeVisible();
   await expect(page.getByTestId('keys-begin-unseal')).toHaveCount(0);
   await page.getByTestId('keys-begin-genesis').click();

@@ -16,6 +16,7 @@ import { CeremoniesPanel } from './CeremoniesPanel';
 import { CertificatesPanel } from './CertificatesPanel';
 import { CeremonyScreen } from './CeremonyScreen';
 import { Hierarchy } from './Hierarchy';
+import { OwnKeys } from './OwnKeys';
 import { KIND_LABELS, progressText, statusText } from './model';
 import { ModelsHosts } from './ModelsHosts';
 import { TranscriptVerifier } from './TranscriptVerifier';
@@ -144,6 +145,7 @@ export function KeysView({ active, open }: FeatureProps) {
         ) : !status.error ? (
           <p className="muted">Loading…</p>
         ) : null}
+        {st ? <OwnKeys keys={st.ownKeys} /> : null}
         {st?.initialised && can('keys:modelsStatus') ? (
           <ModelsHosts active={active} versions={st.domains.find((d) => d.domain === 'models')?.versions.map((v) => v.version) ?? []} />
         ) : null}
