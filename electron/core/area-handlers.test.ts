@@ -9,6 +9,7 @@ import { identityHandlers } from './identity/handlers';
 import { caHandlers } from './keys/ca-handlers';
 import { keysHandlers } from './keys/handlers';
 import { modelsKeysHandlers } from './keys/models-handlers';
+import { modelsRekeyHandlers } from './keys/models-rekey-handlers';
 import { sshRotationHandlers } from './keys/ssh-rotation-handlers';
 import { opsHandlers } from './ops/handlers';
 import { provisionHandlers } from './provision/handlers';
@@ -31,7 +32,7 @@ const areas: Record<string, object> = {
   hosts: hostsHandlers(none),
   ops: opsHandlers(none),
   terminal: terminalHandlers(none),
-  keys: { ...keysHandlers(none), ...modelsKeysHandlers(none), ...caHandlers(none), ...sshRotationHandlers(none) },
+  keys: { ...keysHandlers(none), ...modelsKeysHandlers(none), ...caHandlers(none), ...sshRotationHandlers(none), ...modelsRekeyHandlers(none) },
   provision: provisionHandlers(none),
   store: storeHandlers(none),
   attest: attestHandlers(none),
