@@ -301,7 +301,9 @@ export class ModelsRekeys {
         const keeps =
           idx < SWAP_IDX
             ? 'The host keeps its old key: its models directory is the old one, unchanged and readable.'
-            : 'The host is already under the new key (the old one stays in Airlock until the re-key is promoted).';
+            : idx === SWAP_IDX
+              ? 'The host is under its old key, or under the new one if the swap took effect before the failure; Airlock keeps both keys until the re-key is done.'
+              : 'The host is already under the new key (the old one stays in Airlock until the re-key is promoted).';
         this.journal.finishTarget(id, host, 'failed', `${step} failed: ${why} ${keeps} Resume the re-key once it is fixed.`);
         return;
       }
