@@ -211,6 +211,34 @@ describe('models re-key from the console (2 lab hosts, fscrypt)', () => {
     for (const h of lab.hosts) await noPlaintext(h.name, 'after the resume');
   }, 600_000);
 
+  it('a host cut off between its steps (copied, not verified) stays pending under its old key; back and resumed, it is done', async () => {
+    const before = (await ok(['keys', 'models-status', 'host2', '--json'])).json<Status>();
+    // One host at a time (host1, then host2): boundary 1 + 7 × 3 + 3 × 3 − 1 is host2's copy recorded done.
+    const killed = await child(['keys', 'rekey-models', 'all', '--concurrency', '1', ...withShares(), '--json'], { AIRLOCK_TEST_KILL_AT: String(1 + 7 * 3 + 3 * 3 - 1) });
+    expect(killed.signal, killed.stderr).toBe('SIGKILL');
+    const db = new Database(path.join(data, 'airlock.db'), { readonly: true });
+    const id = db.prepare('SELECT id FROM models_rekeys ORDER BY rowid DESC LIMIT 1').pluck().get() as string;
+    db.close();
+    await cutLink(lab, 'host2');
+    let r: ModelsRekey;
+    try {
+      const run = await child(['keys', 'resume-models-rekey', id, ...withShares(), '--json']);
+      expect(run.code, run.stderr).toBe(1);
+      r = JSON.parse(run.stdout) as ModelsRekey;
+      expect(r.pendingHosts).toEqual(['host2']);
+      expect(r.hosts.find((h) => h.host === 'host2')).toMatchObject({ status: 'failed', next: 'verify', current: 'old', oldKeyId: before.keyId });
+    } finally {
+      await restoreLink(lab, 'host2');
+    }
+    expect((await ok(['keys', 'models-status', 'host2', '--json'])).json<Status>()).toMatchObject({ state: 'unlocked', keyId: before.keyId, identifier: before.identifier });
+    await everyFileReads('host2 pending after its copy');
+    const done = await child(['keys', 'resume-models-rekey', r.id, ...withShares(), '--json']);
+    expect(done.code, done.stderr + done.stdout).toBe(0);
+    await finished(JSON.parse(done.stdout) as ModelsRekey, 'resumed after the cut');
+    await everyFileReads('resumed after the cut');
+    for (const h of lab.hosts) await noPlaintext(h.name, 'resumed after the cut');
+  }, 600_000);
+
   it('kills the console at every step boundary, restarts, resumes: every file reads back every time, no plaintext on disk', async () => {
     let kills = 0;
     for (let at = 0; ; at++) {
