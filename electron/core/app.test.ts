@@ -160,6 +160,8 @@ describe('the dispatcher', () => {
     'keys:revokeCertificate': { serial: '4a01', reason: 'keyCompromise' },
     'keys:rotateSshIdentity': { hosts: ['all'] },
     'keys:resumeSshRotation': { id: 'rot-0123456789abcdef' },
+    'keys:rekeyModels': { hosts: ['all'] },
+    'keys:resumeModelsRekey': { id: 'mrk-0123456789abcdef' },
   };
 
   it('refuses every stepUp channel with STEP_UP_REQUIRED once the step-up window passed, and FORBIDDEN for other roles first', async () => {

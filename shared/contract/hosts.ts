@@ -75,6 +75,19 @@ export const ScanOutcome = z.object({
   error: z.object({ code: z.string(), message: z.string() }).nullable(),
   inventory: Inventory.nullable(),
   ms: z.number(),
+  /**
+   * The host's models directory (docs/keys-fscrypt.md), only for a host whose directory Airlock
+   * encrypted: `locked` after a reboot until the key is delivered again; `unlocked: true` when this
+   * scan delivered it (the key hierarchy was unsealed). Absent for other hosts (no extra command).
+   */
+  models: z
+    .object({
+      state: z.enum(['unencrypted', 'locked', 'unlocked', 'absent', 'unsupported']).nullable(),
+      keyId: z.string().nullable(),
+      unlocked: z.boolean(),
+      error: z.object({ code: z.string(), message: z.string() }).nullable(),
+    })
+    .optional(),
 });
 export type ScanOutcome = z.infer<typeof ScanOutcome>;
 

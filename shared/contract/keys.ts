@@ -213,6 +213,52 @@ export const SshRotation = z.object({
 export type SshRotation = z.infer<typeof SshRotation>;
 const ofRotation = (i: { id: string }) => i.id;
 
+/**
+ * A re-key of GPU hosts' models directories (docs/keys-fscrypt.md "Re-keying from the console"):
+ * per host, a new `models` data key staged in the database, the five host steps of
+ * keys/fscrypt-rekey.ts, then promote (the new key becomes the host's, the old one is deleted).
+ */
+export const ModelsRekeyId = z.string().regex(/^mrk-[0-9a-f]{16}$/, 'a models re-key id (mrk-…)');
+export const ModelsRekeyStepNames = ['stage', 'prepare', 'copy', 'verify', 'swap', 'cleanup', 'promote'] as const;
+export const ModelsRekeyStepName = z.enum(ModelsRekeyStepNames);
+export const ModelsRekeyHost = z.object({
+  host: z.string(),
+  status: z.enum(['pending', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted']),
+  /** The host's first step not done (where a resume starts); null when all are done. */
+  next: ModelsRekeyStepName.nullable(),
+  /** Not finished on this host: its old key stays in the database (and in use, before `swap`). */
+  pending: z.boolean(),
+  message: z.string().nullable(),
+  dir: z.string().nullable(),
+  oldKeyId: z.string().nullable(),
+  newKeyId: z.string().nullable(),
+  /** Which key the host's models directory is under, as far as the journal knows: `old` until `swap` is done. */
+  current: z.enum(['old', 'new']),
+  steps: z.array(
+    z.object({
+      step: ModelsRekeyStepName,
+      status: z.enum(['pending', 'running', 'done', 'failed', 'interrupted']),
+      message: z.string().nullable(),
+      startedAt: z.string().nullable(),
+      finishedAt: z.string().nullable(),
+    }),
+  ),
+});
+export const ModelsRekey = z.object({
+  id: ModelsRekeyId,
+  status: z.enum(['running', 'succeeded', 'failed', 'cancelled', 'interrupted']),
+  actor: z.string(),
+  concurrency: z.number().int(),
+  startedAt: z.string(),
+  finishedAt: z.string().nullable(),
+  attempts: z.number().int(),
+  /** Hosts not finished (unreachable, failed, interrupted): resume once they are back. */
+  pendingHosts: z.array(z.string()),
+  hosts: z.array(ModelsRekeyHost),
+});
+export type ModelsRekey = z.infer<typeof ModelsRekey>;
+const ofRekey = (i: { id: string }) => i.id;
+
 const ShareInput = z.object({ share: ArmoredShare, passphrase: SharePassphrase.optional() }).strict();
 
 const ceremonyIn = { ceremony: CeremonyId };
@@ -550,5 +596,28 @@ export const keys = {
     roles: ['admin', 'officer'],
     target: 'host',
     summary: "Deliver a sealed host secret to its host again (0600, over SSH on stdin) and restart the service that reads it; needs the hierarchy unsealed",
+  }),
+  'keys:rekeyModels': channel({
+    in: z.object({ hosts: HostSelector, concurrency: z.number().int().min(1).max(16).optional() }).strict(),
+    out: ModelsRekey,
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    target: (i) => i.hosts.join(',').slice(0, 200),
+    summary: "Re-key hosts' models directories: a new models key per host, the files re-encrypted on the host and verified, swapped in, the old key retired",
+  }),
+  'keys:modelsRekey': channel({
+    in: z.object({ id: ModelsRekeyId }).strict(),
+    out: ModelsRekey,
+    roles: ['admin', 'officer', 'auditor'],
+    target: ofRekey,
+    summary: 'One models re-key: each host’s steps, which hosts are pending',
+  }),
+  'keys:resumeModelsRekey': channel({
+    in: z.object({ id: ModelsRekeyId }).strict(),
+    out: ModelsRekey,
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    target: ofRekey,
+    summary: 'Resume a models re-key from each host’s first unfinished step (after a crash, or once pending hosts are back)',
   }),
 } as const;

@@ -9,6 +9,7 @@ import { ConnectionPool } from '../ssh/pool';
 import { hashedEntryMatches, keyTypeRank, parseKnownHosts } from '../ssh/known-hosts';
 import { parseSshConfig } from '../ssh/ssh-config';
 import { INVENTORY_COMMAND, parseInventory, sanitizeHostText } from './inventory';
+import type { ModelsProbe } from '../keys/models-rekey-scan';
 
 interface HostRow {
   id: number;
@@ -54,8 +55,19 @@ export class HostsService {
   /** Connections kept between operations (scan → plan → apply); see ConnectionPool. */
   readonly pool: ConnectionPool;
 
+  /** The models state of protected hosts in a scan (keys/models-rekey-scan.ts); set by the keys area, built after this service. */
+  private modelsProbe: ModelsProbe | null = null;
+
   constructor(private readonly deps: HostsDeps) {
     this.pool = new ConnectionPool({ idleMs: deps.poolIdleMs ?? 30_000 });
+  }
+
+  /**
+   * Scans also report (and, unsealed, unlock) the models directory of each host Airlock protected.
+   * Late-bound because the keys area that owns the keys is composed after the hosts service.
+   */
+  setModelsProbe(probe: ModelsProbe | null): void {
+    this.modelsProbe = probe;
   }
 
   /** Close every kept connection (at exit). */
@@ -281,7 +293,8 @@ export class HostsService {
       this.deps.db
         .prepare(`UPDATE hosts SET status = 'reachable', last_error = NULL, last_seen_at = ?, inventory = ? WHERE id = ?`)
         .run(this.nowIso(), JSON.stringify(inventory), row.id);
-      return { name: row.name, ok: true, status: 'reachable', error: null, inventory, ms: Date.now() - started };
+      const models = this.modelsProbe ? await this.modelsProbe(toHost(row), conn, signal) : undefined;
+      return { name: row.name, ok: true, status: 'reachable', error: null, inventory, ms: Date.now() - started, ...(models ? { models } : {}) };
     } catch (e) {
       const err = e instanceof AirlockError ? e : new AirlockError('SSH_ERROR', sanitizeHostText(String((e as Error).message), 300));
       this.recordFailure(row.id, err);

@@ -15,6 +15,9 @@ import { ConsoleCa } from './console-ca';
 import { keysHandlers } from './handlers';
 import { hostSecretsHandlers } from './host-secrets';
 import { modelsKeysHandlers } from './models-handlers';
+import { ModelsRekeys } from './models-rekey';
+import { modelsRekeyHandlers } from './models-rekey-handlers';
+import { modelsScanProbe } from './models-rekey-scan';
 import { workerRewrap } from './rewrap';
 import type { KeyRegistry } from './registry';
 import { KeyService, type IssuedShare as ServiceShare } from './service';
@@ -140,6 +143,18 @@ export function createKeysArea(d: {
     if (!rotations) throw new AirlockError('INTERNAL', 'SSH identity rotation is not set up in this console.');
     return rotations;
   };
+  // Re-keying models directories (journaled like the SSH rotation; the same test-only kill hook), and the scan's models state.
+  const rekeys = new ModelsRekeys({
+    db: d.db,
+    now: d.now,
+    random: d.random,
+    keys: service,
+    hosts: d.hosts,
+    boundary: killHookFromEnv(sr?.env ?? {}),
+    ...(d.owner ? { owner: d.owner } : {}),
+  });
+  rekeys.sweep();
+  d.hosts.setModelsProbe(modelsScanProbe({ db: d.db, keys: service, staged: (h) => rekeys.stagedKey(h), ...(d.sshTimeoutMs ? { timeoutMs: d.sshTimeoutMs } : {}) }));
   const handlers = {
     ...keysHandlers({
     ceremonies,
@@ -154,6 +169,7 @@ export function createKeysArea(d: {
     ...hostSecretsHandlers({ db: d.db, keys: service, hosts: d.hosts, ...(d.sshTimeoutMs ? { timeoutMs: d.sshTimeoutMs } : {}) }),
     ...caHandlers({ certs, ops, schedule, now: d.now }),
     ...sshRotationHandlers({ rotations: rotationsOrRefuse }),
+    ...modelsRekeyHandlers({ rekeys: () => rekeys }),
   };
   return {
     service,
@@ -163,6 +179,7 @@ export function createKeysArea(d: {
     schedule,
     ceremonies,
     rotations,
+    rekeys,
     handlers,
     /** The console locked or exits: sealed, and the schedule disarmed (its unref'd timer keeps only checking). */
     close: seal,

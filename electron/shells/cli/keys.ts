@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HostName } from '../../../shared/contract/common';
-import { CertSerial, Ceremony, KeyDomain, ParticipantName, RevocationReason, type CertificateRow, type HostSecret, type KeyStatus, type ModelsStatus, type SshRotation } from '../../../shared/contract/keys';
+import { CertSerial, Ceremony, KeyDomain, ParticipantName, RevocationReason, type CertificateRow, type HostSecret, type KeyStatus, type ModelsRekey, type ModelsStatus, type SshRotation } from '../../../shared/contract/keys';
 import { transcriptReport } from '../../core/keys/console-ca';
 import { verifyTranscript } from '../../core/keys/transcript';
 import { FILE_LIMITS, readTextFile } from '../cli-files';
@@ -605,11 +605,75 @@ export const keys: AreaTable = {
           }),
         ),
     }),
+    command({
+      words: 'keys rekey-models',
+      channel: 'keys:rekeyModels',
+      alsoCalls: UNSEAL_CALLS,
+      summary: "Re-key hosts' models directories (unsealing first with the shares given): a new key per host, files re-encrypted and verified on the host, swapped in, the old key retired",
+      args: { hosts: arg.rest('HOST', 'host names, label:L, or all (the default: every protected host)') },
+      options: { share: SHARES, concurrency: opt.int('N', 'hosts re-keyed at once (default 4, at most 16)') },
+      notes: ['a host unreachable or failing stays pending with its old key, its models readable (exit 1): `keys resume-models-rekey ID` once it is back'],
+      failsWhen: 'a host is pending (the re-key is not finished)',
+      async run(c) {
+        let done = false;
+        const code = await drive(c, (log) =>
+          withShares(c, c.opts.share, log, async () => {
+            const hosts = c.args.hosts.flatMap((h) => h.split(',')).filter(Boolean);
+            const v = await must(c.call('keys:rekeyModels', { hosts: hosts.length ? hosts : ['all'], ...(c.opts.concurrency !== undefined ? { concurrency: c.opts.concurrency } : {}) }));
+            done = v.status === 'succeeded';
+            return { human: formatRekey(v), value: v };
+          }),
+        );
+        return code === 0 && !done ? 1 : code;
+      },
+    }),
+    call({
+      words: 'keys models-rekey',
+      channel: 'keys:modelsRekey',
+      args: { id: arg.one('ID', 'the re-key id (mrk-…)') },
+      input: (c) => ({ id: c.args.id }),
+      human: formatRekey,
+    }),
+    command({
+      words: 'keys resume-models-rekey',
+      channel: 'keys:resumeModelsRekey',
+      alsoCalls: UNSEAL_CALLS,
+      summary: 'Resume a models re-key (unsealing first with the shares given), each host from its first unfinished step',
+      args: { id: arg.one('ID', 'the re-key id (mrk-…)') },
+      options: { share: SHARES },
+      notes: ['after a crash, or once pending hosts are reachable'],
+      failsWhen: 'a host is still pending',
+      async run(c) {
+        let done = false;
+        const code = await drive(c, (log) =>
+          withShares(c, c.opts.share, log, async () => {
+            const v = await must(c.call('keys:resumeModelsRekey', { id: c.args.id }));
+            done = v.status === 'succeeded';
+            return { human: formatRekey(v), value: v };
+          }),
+        );
+        return code === 0 && !done ? 1 : code;
+      },
+    }),
   ],
 };
 
 function hostSecretLine(v: HostSecret): string {
   return `${clean(v.host, 64)}\t${clean(v.unit, 64)}\t${clean(v.id, 200)}\tKEK v${v.kekVersion}\tcreated ${v.createdAt}\n`;
+}
+
+/** A models re-key as a person reads it: where it stands, then each host's keys and steps. Host messages are cleaned. */
+function formatRekey(r: ModelsRekey): string {
+  const head = `Models re-key ${r.id}: ${r.status} (${r.hosts.length} host(s), attempt ${r.attempts})\n`;
+  const pending = r.pendingHosts.length ? `  pending: ${r.pendingHosts.join(', ')} — each keeps its old key until done; resume with \`keys resume-models-rekey ${r.id}\`\n` : '';
+  const hosts = r.hosts
+    .map(
+      (h) =>
+        `  ${h.host}\t${h.status}\t${h.oldKeyId ?? '?'} → ${h.newKeyId ?? '(not staged)'}\tunder the ${h.current} key${h.next ? `\tnext: ${h.next}` : ''}${h.message ? `\t${clean(h.message, 300)}` : ''}\n` +
+        h.steps.map((s) => `    ${s.step}\t${s.status}${s.message ? `\t${clean(s.message, 300)}` : ''}\n`).join(''),
+    )
+    .join('');
+  return head + pending + hosts;
 }
 
 function certLine(v: CertificateRow): string {
