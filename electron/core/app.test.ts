@@ -162,6 +162,7 @@ describe('the dispatcher', () => {
     'keys:resumeSshRotation': { id: 'rot-0123456789abcdef' },
     'keys:rekeyModels': { hosts: ['all'] },
     'keys:resumeModelsRekey': { id: 'mrk-0123456789abcdef' },
+    'keys:setMinDecryptionVersion': { domain: 'models', version: 2 },
   };
 
   it('refuses every stepUp channel with STEP_UP_REQUIRED once the step-up window passed, and FORBIDDEN for other roles first', async () => {

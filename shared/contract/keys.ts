@@ -458,6 +458,15 @@ export const keys = {
     target: ofCeremony,
     summary: 'Rotate a domain KEK: a new version, and every data key rewrapped to it',
   }),
+  'keys:setMinDecryptionVersion': channel({
+    in: z.object({ domain: KeyDomain, version: z.number().int().min(1).max(1_000_000) }).strict(),
+    out: z.object({ domain: KeyDomain, minDecryptionVersion: z.number().int() }),
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    target: 'domain',
+    summary:
+      "Retire a domain's older KEK versions for decryption (min_decryption_version); refused while a data key is still wrapped by one or a host pending in a models re-key still needs one",
+  }),
   'keys:reshare': channel({
     in: z.object({ ...ceremonyIn, passphrases: z.record(z.string(), SharePassphrase).default({}) }).strict(),
     out: z.object({ shares: z.array(ShareMade), ceremony: Ceremony }),

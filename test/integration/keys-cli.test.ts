@@ -113,6 +113,15 @@ describe('airlock keys (ceremonies from the CLI)', () => {
     expect(rot.json()).toMatchObject({ domain: 'models', version: 2 });
     const st = (await airlock(['keys', 'status', '--json'])).json() as { domains: { domain: string; currentVersion: number }[] };
     expect(st.domains.find((d) => d.domain === 'models')!.currentVersion).toBe(2);
+    // min_decryption_version: refused past the current version; after the rotation (every key rewrapped) 2 retires v1.
+    const tooHigh = await airlock(['keys', 'set-min-version', '--domain', 'models', '--version', '3', '--json']);
+    expect(tooHigh.code).not.toBe(EXIT.ok);
+    expect(`${tooHigh.stdout}${tooHigh.stderr}`).toContain('between 1 and the current version 2');
+    const min = await airlock(['keys', 'set-min-version', '--domain', 'models', '--version', '2', '--json']);
+    expect(min.code, min.stderr).toBe(EXIT.ok);
+    expect(min.json()).toMatchObject({ domain: 'models', minDecryptionVersion: 2 });
+    const st2 = (await airlock(['keys', 'status', '--json'])).json() as { domains: { domain: string; minDecryptionVersion: number }[] };
+    expect(st2.domains.find((d) => d.domain === 'models')!.minDecryptionVersion).toBe(2);
 
     const list = await airlock(['keys', 'ceremonies', '--json']);
     const kinds = (list.json() as unknown as { kind: string; status: string }[]).map((c) => `${c.kind}:${c.status}`);

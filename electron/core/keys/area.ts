@@ -169,7 +169,7 @@ export function createKeysArea(d: {
     ...hostSecretsHandlers({ db: d.db, keys: service, hosts: d.hosts, ...(d.sshTimeoutMs ? { timeoutMs: d.sshTimeoutMs } : {}) }),
     ...caHandlers({ certs, ops, schedule, now: d.now }),
     ...sshRotationHandlers({ rotations: rotationsOrRefuse }),
-    ...modelsRekeyHandlers({ rekeys: () => rekeys }),
+    ...modelsRekeyHandlers({ rekeys: () => rekeys, keys: service }),
   };
   return {
     service,

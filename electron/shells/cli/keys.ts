@@ -424,6 +424,17 @@ export const keys: AreaTable = {
       },
     }),
     call({
+      words: 'keys set-min-version',
+      channel: 'keys:setMinDecryptionVersion',
+      options: {
+        domain: opt.string('D', 'models, datasets, host-secrets or console', { required: true, schema: KeyDomain }),
+        version: opt.int('N', 'the lowest KEK version that may still decrypt', { required: true }),
+      },
+      notes: ['refused while a data key is still wrapped by an older version (rotate first) or a host pending in a models re-key still needs one'],
+      input: (c) => ({ domain: KeyDomain.parse(c.opts.domain), version: c.opts.version! }),
+      human: (v) => `The ${v.domain} KEK decrypts from version ${v.minDecryptionVersion} on; older versions are retired.\n`,
+    }),
+    call({
       words: 'keys models-status',
       channel: 'keys:modelsStatus',
       args: { host: arg.one('HOST', 'an enrolled host') },
