@@ -577,6 +577,12 @@ export const keys = {
     stepUp: true,
     summary: "Rotate Airlock's own SSH identity on every host: add the new key, log in with it, remove the old one, then retire the old key",
   }),
+  'keys:sshRotations': channel({
+    in: z.object({ limit: z.number().int().min(1).max(200).optional() }).strict(),
+    out: z.array(SshRotation),
+    roles: ['admin', 'officer', 'auditor'],
+    summary: 'SSH identity rotations, newest first (default 50): each with its hosts’ steps and pending hosts',
+  }),
   'keys:sshRotation': channel({
     in: z.object({ id: SshRotationId }).strict(),
     out: SshRotation,

@@ -162,6 +162,9 @@ describe('SSH identity rotation in a console (3 lab hosts)', () => {
       }
       expect(accepted(lab.hosts[1]!)).toEqual([r.oldFingerprint]);
       expect((await c.ok('keys:sshRotation', { id: r.id })).pendingHosts).toEqual(r.pendingHosts);
+      // The list names it too, newest first, with the same pending hosts (what the Keys page's history reads).
+      const listed = await c.ok('keys:sshRotations', {});
+      expect(listed[0]).toMatchObject({ id: r.id, pendingHosts: r.pendingHosts });
     } finally {
       await restoreLink(lab, 'host2');
     }

@@ -1,7 +1,7 @@
 import type { AreaHandlers } from '../dispatch';
 import type { SshRotations } from './ssh-rotation';
 
-type RotationChannels = 'keys:rotateSshIdentity' | 'keys:sshRotation' | 'keys:resumeSshRotation';
+type RotationChannels = 'keys:rotateSshIdentity' | 'keys:sshRotations' | 'keys:sshRotation' | 'keys:resumeSshRotation';
 
 /**
  * Rotation of Airlock's own SSH identity (keys/ssh-rotation.ts): start, read, resume. The vault
@@ -25,6 +25,7 @@ export function sshRotationHandlers(d: { rotations: () => SshRotations }): Pick<
       ctx.auditDetail(detail(r));
       return r;
     },
+    'keys:sshRotations': (_ctx, i) => d.rotations().list(i.limit ?? 50),
     'keys:sshRotation': (_ctx, i) => d.rotations().get(i.id),
     'keys:resumeSshRotation': async (ctx, i) => {
       const r = await d.rotations().resume(ctx.actor().vaultKey, i.id, ctx.signal);

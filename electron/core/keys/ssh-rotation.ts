@@ -167,6 +167,12 @@ export class SshRotations {
   }
 
   /** A rotation with each host's steps, and which hosts are pending. */
+  /** The newest `limit` rotations (running ones included: a rotation is recorded before its first step). */
+  list(limit: number): SshRotation[] {
+    const ids = this.d.db.prepare('SELECT id FROM ssh_rotations ORDER BY started_at DESC, id DESC LIMIT ?').pluck().all(limit) as string[];
+    return ids.map((id) => this.get(id));
+  }
+
   get(id: string): SshRotation {
     this.sweep();
     const r = this.row(id);

@@ -576,6 +576,13 @@ export const keys: AreaTable = {
       exit: rotationExit,
     }),
     call({
+      words: 'keys ssh-rotations',
+      channel: 'keys:sshRotations',
+      options: { limit: opt.int('N', 'at most N, newest first (default 50)') },
+      input: (c) => (c.opts.limit !== undefined ? { limit: c.opts.limit } : {}),
+      human: (v) => v.map(formatRotation).join('\n') || 'No SSH identity rotations yet.\n',
+    }),
+    call({
       words: 'keys ssh-rotation',
       channel: 'keys:sshRotation',
       args: { id: arg.one('ID', 'the rotation id (rot-…)') },

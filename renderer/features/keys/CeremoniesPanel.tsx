@@ -5,8 +5,8 @@ import { Modal } from '../../components/Modal';
 import { safeLine } from '../../components/safeText';
 import { Time } from '../../components/Time';
 import { groupNonce, KIND_LABELS, ROLE_LABELS, statusText } from './model';
-import { historyItems, type RotationStarting } from './history';
-import { RotationRow, StartingRow } from './RotationRows';
+import { historyItems } from './history';
+import { RotationRow } from './RotationRows';
 import { TranscriptButton } from './TranscriptButton';
 
 const tone = (s: Ceremony['status']) => (s === 'completed' ? 'badge-reachable' : s === 'open' ? 'badge-unconfirmed' : 'badge-error');
@@ -22,19 +22,17 @@ export function CeremoniesPanel({
   ceremonies,
   onResume,
   rotations = [],
-  starting = [],
   onResumeRotation = null,
   resumingRotation = null,
 }: {
   ceremonies: Ceremony[];
   onResume(id: string): void;
   rotations?: SshRotation[];
-  starting?: RotationStarting[];
   onResumeRotation?: ((id: string) => void) | null;
   resumingRotation?: string | null;
 }) {
   const [detail, setDetail] = useState<Ceremony | null>(null);
-  const items = historyItems(ceremonies, rotations, starting);
+  const items = historyItems(ceremonies, rotations);
   return (
     <>
       <div className="table-wrap">
@@ -60,7 +58,6 @@ export function CeremoniesPanel({
             ) : null}
             {items.map((it) => {
               if (it.type === 'ssh') return <RotationRow key={it.key} r={it.rotation} onResume={onResumeRotation} resuming={resumingRotation === it.rotation.id} />;
-              if (it.type === 'ssh-starting') return <StartingRow key={it.key} s={it.starting} />;
               const c = it.ceremony;
               return (
               <tr key={c.id} data-testid={`keys-ceremony-${c.id}`} data-kind={c.kind} data-status={c.status} data-transcript={c.hasTranscript}>

@@ -51,24 +51,23 @@ export function KeysView({ active, open }: FeatureProps) {
     setSshRunning(true);
     setRotError(null);
     const call = client.keys.rotateSshIdentity({ hosts: ['all'] });
-    // The start is in the audit trail at once: the history shows it running, then its hosts.
+    // The rotation is recorded before its first step: the history shows it running, then its hosts.
     setTimeout(() => void rot.refresh(), 500);
     const r = await call;
     setSshRunning(false);
     if (!r.ok) setRotError(r.error);
-    else rot.track(r.value.id);
     void rot.refresh();
   }
 
   async function resumeRotation(id: string) {
     setResuming(id);
     setRotError(null);
-    rot.track(id);
+    setTimeout(() => rot.track(), 500);
     // The call returns when the rotation stops again; meanwhile the row is read every few seconds.
     const r = await client.keys.resumeSshRotation({ id });
     setResuming(null);
     if (!r.ok) setRotError(r.error);
-    rot.track(id);
+    rot.track();
   }
 
   const refresh = useCallback(() => {
@@ -171,7 +170,6 @@ export function KeysView({ active, open }: FeatureProps) {
           ceremonies={ceremonies.data ?? []}
           onResume={(id) => setScreen(id)}
           rotations={rot.rotations}
-          starting={rot.starting}
           onResumeRotation={can('keys:resumeSshRotation') ? (id) => void resumeRotation(id) : null}
           resumingRotation={resuming}
         />

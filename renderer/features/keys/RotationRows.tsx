@@ -2,7 +2,7 @@ import type { SshRotation } from '../../../shared/contract/keys';
 import { shortFingerprint } from '../../components/format';
 import { safeLine } from '../../components/safeText';
 import { Time } from '../../components/Time';
-import { rotationProgress, type RotationStarting } from './history';
+import { rotationProgress } from './history';
 
 const TONE: Record<SshRotation['status'], string> = {
   running: 'badge-unconfirmed',
@@ -73,27 +73,6 @@ export function RotationRow({ r, onResume, resuming }: { r: SshRotation; onResum
           </button>
         ) : null}
       </td>
-    </tr>
-  );
-}
-
-/** A rotation whose start is in the audit trail but not its outcome yet: running now; its hosts show once Airlock names it. */
-export function StartingRow({ s }: { s: RotationStarting }) {
-  return (
-    <tr data-testid={`keys-rotation-starting-${s.seq}`} data-status="running">
-      <td>
-        <span className="strong">Rotate Airlock&apos;s SSH identity</span>
-      </td>
-      <td>
-        <span className="badge badge-unconfirmed">running</span> <span role="status">started; each host&apos;s progress shows once it finishes its first pass</span>
-      </td>
-      <td>{safeLine(s.actor)}</td>
-      <td>—</td>
-      <td className="nowrap">
-        <Time iso={s.ts} />
-      </td>
-      <td>—</td>
-      <td className="col-actions" />
     </tr>
   );
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Ceremony, SshRotation } from '../../../shared/contract/keys';
-import { byExpiry, certState, daysLeftText, historyItems, hostsByVersion, mayRevoke, rotationLive, rotationProgress, rotationsFromAudit } from './history';
+import { byExpiry, certState, daysLeftText, historyItems, hostsByVersion, mayRevoke, rotationLive, rotationProgress } from './history';
 
 const cert = (serial: string, notAfter: string) => ({ serial, notAfter });
 
@@ -30,33 +30,6 @@ describe('certificates by expiry', () => {
   });
 });
 
-const ev = (seq: number, channel: string, phase: 'request' | 'outcome', o: { target?: string | null; params?: unknown; actor?: string } = {}) => ({
-  seq,
-  channel,
-  phase,
-  target: o.target ?? null,
-  params: o.params ?? {},
-  actor: o.actor ?? 'admin',
-  ts: `2026-12-07T10:00:${String(seq).padStart(2, '0')}Z`,
-});
-
-describe('SSH identity rotations from the trail', () => {
-  it('finds the ids named by outcomes and by targets, newest first, once each; a start without its outcome is running', () => {
-    const a = 'rot-00000000000000aa';
-    const b = 'rot-00000000000000bb';
-    const { ids, starting } = rotationsFromAudit([
-      ev(1, 'keys:rotateSshIdentity', 'request'),
-      ev(2, 'keys:rotateSshIdentity', 'outcome', { params: { request: 1, detail: { rotation: a } } }),
-      ev(3, 'keys:resumeSshRotation', 'request', { target: a }),
-      ev(4, 'keys:sshRotation', 'request', { target: b }),
-      ev(5, 'keys:sshRotation', 'request', { target: 'not-a-rotation' }),
-      ev(6, 'keys:rotateSshIdentity', 'request', { actor: 'bob' }),
-    ]);
-    expect(ids).toEqual([b, a]);
-    expect(starting).toEqual([{ seq: 6, actor: 'bob', ts: '2026-12-07T10:00:06Z' }]);
-  });
-});
-
 const ceremony = (id: string, startedAt: string) => ({ id, startedAt }) as Ceremony;
 const rotation = (id: string, startedAt: string, hosts: Array<SshRotation['hosts'][number]['status']> = [], status: SshRotation['status'] = 'succeeded') =>
   ({ id, startedAt, status, hosts: hosts.map((s, i) => ({ host: `h${i}`, status: s })) }) as SshRotation;
@@ -66,9 +39,8 @@ describe('rotation history', () => {
     const items = historyItems(
       [ceremony('cer-1', '2026-12-07T10:00:00Z'), ceremony('cer-2', '2026-12-07T12:00:00Z')],
       [rotation('rot-1', '2026-12-07T11:00:00Z')],
-      [{ seq: 9, actor: 'bob', ts: '2026-12-07T13:00:00Z' }],
     );
-    expect(items.map((i) => `${i.type}:${i.key}`)).toEqual(['ssh-starting:start-9', 'ceremony:cer-2', 'ssh:rot-1', 'ceremony:cer-1']);
+    expect(items.map((i) => `${i.type}:${i.key}`)).toEqual(['ceremony:cer-2', 'ssh:rot-1', 'ceremony:cer-1']);
   });
   it('keeps reading a running rotation only, and counts its hosts done', () => {
     expect(rotationLive({ status: 'running' })).toBe(true);

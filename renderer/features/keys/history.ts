@@ -1,4 +1,3 @@
-import type { AuditEvent } from '../../../shared/contract/audit';
 import type { CertificateRow, Ceremony, SshRotation } from '../../../shared/contract/keys';
 
 /**
@@ -51,50 +50,15 @@ export function mayRevoke(c: Pick<CertificateRow, 'profile' | 'revokedAt'>): boo
   return c.profile !== 'root-ca' && !c.revokedAt;
 }
 
-const ROTATION_ID = /^rot-[0-9a-f]{16}$/;
-
-/** An SSH identity rotation whose request is in the trail but not yet its outcome: it is running, its id not known yet. */
-export interface RotationStarting {
-  seq: number;
-  actor: string;
-  ts: string;
-}
-
-/**
- * The SSH identity rotations the audit trail names (keys:rotateSshIdentity's outcome detail, the
- * target of keys:sshRotation and keys:resumeSshRotation), newest mention first, and the starts
- * whose outcome is not in yet (a rotation running now, in this console or another).
- */
-export function rotationsFromAudit(events: readonly Pick<AuditEvent, 'seq' | 'channel' | 'phase' | 'target' | 'params' | 'actor' | 'ts'>[]): { ids: string[]; starting: RotationStarting[] } {
-  const ids: string[] = [];
-  const answered = new Set<number>();
-  const add = (id: unknown) => {
-    if (typeof id === 'string' && ROTATION_ID.test(id) && !ids.includes(id)) ids.push(id);
-  };
-  for (const e of [...events].sort((a, b) => b.seq - a.seq)) {
-    const p = (e.params ?? {}) as { request?: unknown; detail?: { rotation?: unknown } };
-    if (e.phase === 'outcome' && typeof p.request === 'number') answered.add(p.request);
-    if (e.channel === 'keys:rotateSshIdentity' && e.phase === 'outcome') add(p.detail?.rotation);
-    if (e.channel === 'keys:sshRotation' || e.channel === 'keys:resumeSshRotation') add(e.target);
-  }
-  const starting = events
-    .filter((e) => e.channel === 'keys:rotateSshIdentity' && e.phase === 'request' && !answered.has(e.seq))
-    .map((e) => ({ seq: e.seq, actor: e.actor, ts: e.ts }))
-    .sort((a, b) => b.seq - a.seq);
-  return { ids, starting };
-}
-
 export type HistoryItem =
   | { type: 'ceremony'; key: string; at: string; ceremony: Ceremony }
-  | { type: 'ssh'; key: string; at: string; rotation: SshRotation }
-  | { type: 'ssh-starting'; key: string; at: string; starting: RotationStarting };
+  | { type: 'ssh'; key: string; at: string; rotation: SshRotation };
 
 /** Ceremonies and SSH identity rotations in one list, newest first (by when each began). */
-export function historyItems(ceremonies: readonly Ceremony[], rotations: readonly SshRotation[], starting: readonly RotationStarting[] = []): HistoryItem[] {
+export function historyItems(ceremonies: readonly Ceremony[], rotations: readonly SshRotation[]): HistoryItem[] {
   const items: HistoryItem[] = [
     ...ceremonies.map((c) => ({ type: 'ceremony' as const, key: c.id, at: c.startedAt, ceremony: c })),
     ...rotations.map((r) => ({ type: 'ssh' as const, key: r.id, at: r.startedAt, rotation: r })),
-    ...starting.map((s) => ({ type: 'ssh-starting' as const, key: `start-${s.seq}`, at: s.ts, starting: s })),
   ];
   return items.sort((a, b) => Date.parse(b.at) - Date.parse(a.at) || b.key.localeCompare(a.key));
 }
