@@ -112,6 +112,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     kdf,
     hosts,
     sshTimeoutMs: config.sshTimeoutMs ?? 15_000,
+    audit,
     // The provisioner is built below; the rotation reaches it only when it runs.
     sshRotation: { registry: keys, hosts: () => hosts, resolveHosts: (s) => provisioner.resolveHosts(s), env: process.env },
   });
@@ -210,6 +211,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
       broadcaster.clear();
       terminals.closeAll();
       keysArea.close();
+      await keysArea.drain();
       hosts.close();
       sessions.closeAll();
       await auditService.close();

@@ -429,8 +429,23 @@ export const keys = {
     summary: 'Hand an officer their share, once they have checked its fingerprint (their step is acknowledged)',
   }),
   'keys:addShare': channel({
-    in: z.object({ ...ceremonyIn, ...ShareInput.shape }).strict(),
-    out: z.object({ collected: z.number().int(), threshold: z.number().int(), done: z.boolean(), contributors: z.array(z.string()), ceremony: Ceremony }),
+    in: z
+      .object({
+        ...ceremonyIn,
+        ...ShareInput.shape,
+        /** When this share opens the hierarchy: deliver the models key again to every protected host whose directory is locked (in the background; each host's result is an audit event). */
+        unlockModels: z.boolean().optional(),
+      })
+      .strict(),
+    out: z.object({
+      collected: z.number().int(),
+      threshold: z.number().int(),
+      done: z.boolean(),
+      contributors: z.array(z.string()),
+      ceremony: Ceremony,
+      /** The protected hosts whose models directories this unseal is unlocking in the background (empty unless asked). */
+      unlocking: z.array(HostName).optional(),
+    }),
     roles: ['admin', 'officer'],
     secret: ['share', 'passphrase'],
     target: ofCeremony,

@@ -15,9 +15,11 @@ import { connect } from '../../electron/core/ssh/connection/connect';
 import type { SshConnection } from '../../electron/core/ssh/connection/types';
 import { shellQuote as q } from '../../electron/core/ssh/quote';
 import { generateIdentity } from '../../electron/core/identity/ssh-key';
-import { lockModels } from '../../electron/core/keys/fscrypt';
+import Database from 'better-sqlite3';
+import { lockModels, modelsStatus } from '../../electron/core/keys/fscrypt';
 import { EXIT } from '../../electron/shells/cli';
-import { inProcessCli } from '../support/cli';
+import { ALICE, inProcessCli } from '../support/cli';
+import { testCore } from '../support/core';
 import { authorizeKey, hostModelsImage, labDown, labUp, MODELS_FS_MOUNT, type Lab } from '../lab/lab';
 
 const LAB_ID = 'kmodels';
@@ -154,6 +156,10 @@ describe('models at rest from the console', () => {
     const read = await sh('host1', `cat ${q(file)}`);
     expect(read.code).not.toBe(0);
     expect(read.stdout).not.toContain(marker);
+    // The scan says so on its plain line too (sealed in this process: nothing delivered).
+    const scan = (await ok(['hosts', 'scan', 'host1', 'host2'])).stdout.split('\n');
+    expect(scan.find((l) => l.startsWith('host1\t'))).toMatch(/\tmodels: LOCKED \(unseal the key hierarchy, or keys unlock-models\)$/);
+    expect(scan.find((l) => l.startsWith('host2\t'))).toMatch(/\tmodels: unlocked$/);
 
     const sealed = await airlock(['keys', 'unlock-models', 'all']);
     expect(sealed.code).toBe(EXIT.failed);
@@ -169,6 +175,43 @@ describe('models at rest from the console', () => {
     ]);
     expect(await must('host1', `sha256sum ${q(file)}`)).toMatch(new RegExp(`^${digest} `));
     expect((await ok(['keys', 'models-status', 'host1', '--json'])).json<Status>().state).toBe('unlocked');
+  });
+
+  it('an unseal in a long-lived console (the ceremony screen asks for it) unlocks every locked protected host in the background, one audit event each', async () => {
+    for (const h of ['host1', 'host2']) expect((await lockModels(conns.get(h)!, DIR)).state).toBe('locked');
+    const t = await testCore({ dataDir: data, sshTimeoutMs: 10_000 });
+    try {
+      const c = t.client();
+      await c.ok('session:login', { name: 'alice', password: ALICE });
+      let un = await c.ok('keys:begin', { kind: 'unseal' });
+      un = await c.ok('keys:acknowledge', { ceremony: un.id, step: 1, by: 'alice' });
+      const share = (k: number) => fs.readFileSync(shares[k]!, 'utf8');
+      expect(await c.ok('keys:addShare', { ceremony: un.id, share: share(0), unlockModels: true })).toMatchObject({ done: false, unlocking: [] });
+      expect(await c.ok('keys:addShare', { ceremony: un.id, share: share(1), unlockModels: true })).toMatchObject({ done: true, unlocking: ['host1', 'host2'] });
+      // The ceremony answered at once; the hosts are unlocked behind it (each over its own SSH connection).
+      const deadline = Date.now() + T;
+      const states = async () => Promise.all(['host1', 'host2'].map(async (h) => (await modelsStatus(conns.get(h)!, DIR)).state));
+      while ((await states()).some((s) => s !== 'unlocked') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      expect(await states()).toEqual(['unlocked', 'unlocked']);
+      expect(await must('host1', `sha256sum ${q(file)}`)).toMatch(new RegExp(`^${digest} `));
+      const db = new Database(path.join(data, 'airlock.db'), { readonly: true });
+      try {
+        let rows: Array<{ target: string; params: { after?: string; outcome?: string; keyId?: string } }> = [];
+        while (Date.now() < deadline) {
+          rows = (db.prepare("SELECT body FROM audit_events WHERE json_extract(body, '$.channel') = 'keys:unlockModels' AND json_extract(body, '$.phase') = 'outcome' AND json_extract(body, '$.params.after') = 'unseal' ORDER BY seq").pluck().all() as string[]).map((b) => JSON.parse(b));
+          if (rows.length >= 2) break;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        expect(rows.map((r) => [r.target, r.params.outcome, r.params.keyId]).sort()).toEqual([
+          ['host1', 'unlocked', 'models.host1.1'],
+          ['host2', 'unlocked', 'models.host2.1'],
+        ]);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await t.close();
+    }
   });
 
   it('unlock-models names hosts: an unknown one is refused; a host without a models key is skipped and the command fails', async () => {

@@ -2,7 +2,8 @@ import crypto from 'node:crypto';
 import type { KeyStatus as ContractKeyStatus } from '../../../shared/contract/keys';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Db } from '../db/db';
-import type { AreaHandlers } from '../dispatch';
+import type { AuditTrail } from '../audit/audit';
+import type { AreaHandlers, CallContext } from '../dispatch';
 import type { HostsService } from '../hosts/service';
 import type { KdfParams } from '../vault/crypto';
 import type { Vault } from '../vault/vault';
@@ -14,7 +15,7 @@ import { CertStore } from './cert-store';
 import { ConsoleCa } from './console-ca';
 import { keysHandlers } from './handlers';
 import { hostSecretsHandlers } from './host-secrets';
-import { modelsKeysHandlers } from './models-handlers';
+import { modelsKeysHandlers, modelsUnlocker } from './models-handlers';
 import { ModelsRekeys } from './models-rekey';
 import { modelsRekeyHandlers } from './models-rekey-handlers';
 import { modelsScanProbe } from './models-rekey-scan';
@@ -58,6 +59,8 @@ export function createKeysArea(d: {
   hosts: HostsService;
   renewal?: { intervalMs?: number; windowDays?: number };
   sshTimeoutMs?: number;
+  /** Where background work records what it did (the models unlock an unseal starts); without it that unlock is not offered. */
+  audit?: AuditTrail;
   /**
    * What rotating Airlock's own SSH identity needs: its keys, the hosts (a getter: the composition
    * root builds the hosts service after this area), a host selector. Without it the rotation
@@ -155,8 +158,44 @@ export function createKeysArea(d: {
   });
   rekeys.sweep();
   d.hosts.setModelsProbe(modelsScanProbe({ db: d.db, keys: service, staged: (h) => rekeys.stagedKey(h), ...(d.sshTimeoutMs ? { timeoutMs: d.sshTimeoutMs } : {}) }));
+  // The unlock an unseal starts (keys:addShare with unlockModels): in the background, one audit
+  // event per host; aborted when the hierarchy is sealed again, awaited by `drain` before the core closes.
+  const unlocker = modelsUnlocker({ db: d.db, keys: service, hosts: d.hosts, now: d.now, ...(d.sshTimeoutMs ? { timeoutMs: d.sshTimeoutMs } : {}) });
+  const background = new Set<Promise<void>>();
+  let unlockAbort = new AbortController();
+  const unlockAfterUnseal = (ctx: CallContext): string[] => {
+    const audit = d.audit;
+    if (!audit) return [];
+    const hosts = d.hosts.list().filter((h) => unlocker.row(h.name)?.protected_at).map((h) => h.name);
+    if (!hosts.length) return [];
+    const caller = ctx.caller();
+    const record = (target: string, params: Record<string, unknown>, outcome: 'ok' | 'error', errorCode: string | null) =>
+      audit.append({ actor: caller.actor, principal: caller.principal ?? null, roles: caller.roles, session: caller.sessionRef, shell: caller.shell, channel: 'keys:unlockModels', phase: 'outcome', target, params, outcome, errorCode });
+    const run = unlocker
+      .unlockProtected(caller.auth, unlockAbort.signal)
+      .then((results) => {
+        for (const r of results) record(r.host, { after: 'unseal', outcome: r.outcome, keyId: r.keyId, state: r.state, ...(r.message ? { message: r.message } : {}) }, r.outcome === 'failed' ? 'error' : 'ok', r.code);
+      })
+      .catch((e: unknown) => {
+        try {
+          record(hosts.join(','), { after: 'unseal', message: e instanceof Error ? e.message : String(e) }, 'error', e instanceof AirlockError ? e.code : 'INTERNAL');
+        } catch {
+          // the trail is closed (the core is closing): nothing more to record
+        }
+      })
+      .finally(() => background.delete(run));
+    background.add(run);
+    return hosts;
+  };
+  const sealAll = keys.seal;
+  keys.seal = () => {
+    unlockAbort.abort();
+    unlockAbort = new AbortController();
+    sealAll();
+  };
   const handlers = {
     ...keysHandlers({
+    unlockAfterUnseal,
     ceremonies,
     keys,
     caCertificate: () => {
@@ -182,7 +221,11 @@ export function createKeysArea(d: {
     rekeys,
     handlers,
     /** The console locked or exits: sealed, and the schedule disarmed (its unref'd timer keeps only checking). */
-    close: seal,
+    close: () => keys.seal(),
+    /** Waits for background work (an unseal's models unlock) to end: before the core closes its database. */
+    drain: async () => {
+      await Promise.allSettled([...background]);
+    },
     /** Stops the renewal timer for good (tests, a core that is thrown away). */
     stop: () => schedule?.stop(),
   };

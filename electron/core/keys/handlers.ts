@@ -1,6 +1,6 @@
 import type { TranscriptReport } from '../../../shared/contract/keys';
 import type { z } from 'zod';
-import type { AreaHandlers } from '../dispatch';
+import type { AreaHandlers, CallContext } from '../dispatch';
 import type { CaChannel } from './ca-handlers';
 import type { Ceremonies, CeremonyKeys } from './ceremony';
 import type { HostSecretsChannel } from './host-secrets';
@@ -13,6 +13,11 @@ export interface KeysHandlerDeps {
   /** The root CA certificate (PEM) and its fingerprint, or nulls before genesis. */
   caCertificate(): { pem: string | null; fingerprint: string | null };
   verifyTranscript(text: string): Promise<z.infer<typeof TranscriptReport>>;
+  /**
+   * Starts delivering the models keys again to the protected hosts whose directories are locked,
+   * with this call's credentials, in the background; returns the hosts it is unlocking.
+   */
+  unlockAfterUnseal?(ctx: CallContext): string[];
 }
 
 /**
@@ -56,8 +61,10 @@ export function keysHandlers(d: KeysHandlerDeps): Omit<AreaHandlers<'keys'>, Mod
     },
     'keys:addShare': async (ctx, i) => {
       const p = await ceremonies.addShare(i.ceremony, i.share, i.passphrase);
-      ctx.auditDetail({ collected: p.collected, threshold: p.threshold, done: p.done, contributors: p.contributors });
-      return p;
+      // "Airlock unlocks it when the hierarchy is unsealed" (issue 12): asked by the ceremony screen.
+      const unlocking = i.unlockModels && p.done && !d.keys.status().sealed && d.unlockAfterUnseal ? d.unlockAfterUnseal(ctx) : [];
+      ctx.auditDetail({ collected: p.collected, threshold: p.threshold, done: p.done, contributors: p.contributors, ...(unlocking.length ? { unlocking } : {}) });
+      return { ...p, unlocking };
     },
     'keys:seal': () => {
       d.keys.seal();

@@ -88,11 +88,10 @@ async function bounded<T, R>(items: readonly T[], limit: number, fn: (item: T) =
 }
 
 /**
- * keys:modelsStatus, keys:protectModels, keys:unlockModels (spread into the keys area's handlers by
- * createKeysArea). Every key opened here is zeroed once the host has it; the host program receives
- * it on stdin and puts it into the filesystem keyring, never on the host's disk.
+ * Delivering hosts' models keys again (keys:unlockModels, and the unlock an unseal starts when asked):
+ * shared by the handlers and the keys area, so both deliver a key the same way.
  */
-export function modelsKeysHandlers(d: ModelsKeysDeps): Pick<AreaHandlers<'keys'>, ModelsChannel> {
+export function modelsUnlocker(d: ModelsKeysDeps) {
   const defaultDir = d.dir ?? DEFAULT_MODELS_DIR;
   const concurrency = d.concurrency ?? DEFAULT_UNLOCK_CONCURRENCY;
   const row = (host: string) => d.db.prepare('SELECT * FROM models_keys WHERE host = ?').get(host) as KeyRow | undefined;
@@ -116,35 +115,6 @@ export function modelsKeysHandlers(d: ModelsKeysDeps): Pick<AreaHandlers<'keys'>
     const version = keyId ? kekVersion(keyId) : undefined;
     return { host, state: st.state, keyId, ...(version !== undefined ? { kekVersion: version } : {}), identifier: st.identifier, dir };
   };
-
-  /** The host's row, made with a new `models` data key in one transaction (the key never exists without its host). */
-  function newKey(host: string, dir: string): KeyRow {
-    return d.db.transaction((): KeyRow => {
-      // Another call for this host may have made it while this one was asking the host.
-      const made = row(host);
-      if (made) return made;
-      for (let n = 1; n <= MAX_KEY_GENERATIONS; n++) {
-        const id = `models.${host}.${n}`;
-        try {
-          d.keys.putDataKey('models', id, { bytes: 64 });
-        } catch (e) {
-          if (e instanceof AirlockError && e.code === 'CONFLICT') continue; // a key of an earlier generation
-          throw e;
-        }
-        const key = d.keys.openDataKey('models', id);
-        let identifier: string;
-        try {
-          identifier = fscryptKeyIdentifier(key);
-        } finally {
-          key.fill(0);
-        }
-        const rec: KeyRow = { host, key_id: id, identifier, dir, created_at: d.now().toISOString(), protected_at: null };
-        d.db.prepare('INSERT INTO models_keys (host, key_id, identifier, dir, created_at) VALUES (?, ?, ?, ?, ?)').run(rec.host, rec.key_id, rec.identifier, rec.dir, rec.created_at);
-        return rec;
-      }
-      throw new AirlockError('CONFLICT', `Every models key id for ${host} up to models.${host}.${MAX_KEY_GENERATIONS} is taken; delete unused models data keys first.`);
-    })();
-  }
 
   async function unlockOne(h: Host, auth: SshAuth, signal: AbortSignal): Promise<UnlockResult> {
     const rec = row(h.name);
@@ -175,6 +145,55 @@ export function modelsKeysHandlers(d: ModelsKeysDeps): Pick<AreaHandlers<'keys'>
     } catch (e) {
       return { ...base, state: null, outcome: 'failed', ...failure(e) };
     }
+  }
+
+  /**
+   * Every host whose models directory Airlock protected, unlocked where it is locked (at most
+   * `concurrency` at once): what an unseal does for a rack that rebooted while the hierarchy was sealed.
+   */
+  async function unlockProtected(auth: SshAuth, signal: AbortSignal): Promise<UnlockResult[]> {
+    const hosts = d.hosts.list().filter((h) => row(h.name)?.protected_at);
+    return bounded(hosts, concurrency, (h) => unlockOne(h, auth, signal));
+  }
+
+  return { defaultDir, concurrency, row, fsOpts, onHost, view, unlockOne, unlockProtected };
+}
+
+/**
+ * keys:modelsStatus, keys:protectModels, keys:unlockModels (spread into the keys area's handlers by
+ * createKeysArea). Every key opened here is zeroed once the host has it; the host program receives
+ * it on stdin and puts it into the filesystem keyring, never on the host's disk.
+ */
+export function modelsKeysHandlers(d: ModelsKeysDeps): Pick<AreaHandlers<'keys'>, ModelsChannel> {
+  const { row, fsOpts, onHost, view, unlockOne, concurrency, defaultDir } = modelsUnlocker(d);
+
+  /** The host's row, made with a new `models` data key in one transaction (the key never exists without its host). */
+  function newKey(host: string, dir: string): KeyRow {
+    return d.db.transaction((): KeyRow => {
+      // Another call for this host may have made it while this one was asking the host.
+      const made = row(host);
+      if (made) return made;
+      for (let n = 1; n <= MAX_KEY_GENERATIONS; n++) {
+        const id = `models.${host}.${n}`;
+        try {
+          d.keys.putDataKey('models', id, { bytes: 64 });
+        } catch (e) {
+          if (e instanceof AirlockError && e.code === 'CONFLICT') continue; // a key of an earlier generation
+          throw e;
+        }
+        const key = d.keys.openDataKey('models', id);
+        let identifier: string;
+        try {
+          identifier = fscryptKeyIdentifier(key);
+        } finally {
+          key.fill(0);
+        }
+        const rec: KeyRow = { host, key_id: id, identifier, dir, created_at: d.now().toISOString(), protected_at: null };
+        d.db.prepare('INSERT INTO models_keys (host, key_id, identifier, dir, created_at) VALUES (?, ?, ?, ?, ?)').run(rec.host, rec.key_id, rec.identifier, rec.dir, rec.created_at);
+        return rec;
+      }
+      throw new AirlockError('CONFLICT', `Every models key id for ${host} up to models.${host}.${MAX_KEY_GENERATIONS} is taken; delete unused models data keys first.`);
+    })();
   }
 
   /** Names, `all` (every host Airlock holds a models key for) and `label:x`; unknown names refused. */

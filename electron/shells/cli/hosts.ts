@@ -1,5 +1,6 @@
 import type { Out } from '../../../shared/contract/index';
 import { Address, Fingerprint, HostName, Port, SshUser } from '../../../shared/contract/common';
+import type { ScanOutcome } from '../../../shared/contract/hosts';
 import { FILE_LIMITS, readTextFile } from '../cli-files';
 import { EXIT } from './exit';
 import { clean } from './io';
@@ -126,6 +127,15 @@ async function repin(c: Ctx, name: string, o: { fingerprint?: string | undefined
   return EXIT.ok;
 }
 
+/** The models directory's state on a scan line (only for hosts whose directory Airlock encrypted). */
+function modelsWords(m: ScanOutcome['models']): string {
+  if (!m) return '';
+  if (m.error) return `\tmodels: ${m.error.code}: ${clean(m.error.message)}`;
+  if (m.unlocked) return '\tmodels: unlocked by this scan';
+  if (m.state === 'locked') return '\tmodels: LOCKED (unseal the key hierarchy, or keys unlock-models)';
+  return `\tmodels: ${m.state ?? 'unknown'}`;
+}
+
 function formatImport(v: Out<'hosts:importKnownHosts'>): string {
   return (
     v.added.map((a) => `added\t${a.name}\t${a.address}:${a.port}\t${a.fingerprint ?? 'unconfirmed: run `airlock hosts confirm ' + a.name + '`'}`).join('\n') +
@@ -213,7 +223,7 @@ export const hosts: AreaTable = {
         v
           .map((s) =>
             s.ok
-              ? `${s.name}\treachable\t${clean(s.inventory?.os)}\t${s.inventory?.gpus.length ?? 0} GPU(s)${s.inventory?.gpus[0] ? ' ' + clean(s.inventory.gpus[0].name) : ''}\t${s.ms} ms`
+              ? `${s.name}\treachable\t${clean(s.inventory?.os)}\t${s.inventory?.gpus.length ?? 0} GPU(s)${s.inventory?.gpus[0] ? ' ' + clean(s.inventory.gpus[0].name) : ''}\t${s.ms} ms${modelsWords(s.models)}`
               : `${s.name}\t${s.status}\t${s.error?.code}: ${clean(s.error?.message)}`,
           )
           .join('\n') + '\n',

@@ -164,7 +164,8 @@ function UnsealPanel({ ceremony, onCeremony, onUnsealed }: { ceremony: Ceremony;
     setBusy(true);
     setRefusal(null);
     setAccepted(null);
-    const r = await client.keys.addShare({ ceremony: ceremony.id, share, ...(passphrase ? { passphrase } : {}) });
+    // Once the hierarchy opens, the console delivers the models keys again to locked hosts (a rack that rebooted while sealed).
+    const r = await client.keys.addShare({ ceremony: ceremony.id, share, unlockModels: true, ...(passphrase ? { passphrase } : {}) });
     setBusy(false);
     // A passphrase is typed again for each try. A refused share leaves the screen too, unless it
     // only failed to parse (a character mistyped from paper is corrected in place).
@@ -179,7 +180,8 @@ function UnsealPanel({ ceremony, onCeremony, onUnsealed }: { ceremony: Ceremony;
     setShare('');
     setProgress(r.value);
     const who = r.value.contributors[r.value.contributors.length - 1];
-    setAccepted(`Accepted${who ? ` the share of ${who}` : ''}.`);
+    const unlocking = r.value.unlocking ?? [];
+    setAccepted(`Accepted${who ? ` the share of ${who}` : ''}.${unlocking.length ? ` Unlocking the models directories of ${unlocking.length === 1 ? '1 host' : `${unlocking.length} hosts`} (${unlocking.map((h) => safeLine(h)).join(', ')}) in the background: see the hosts' models state below and the audit trail.` : ''}`);
     if (r.value.done) onUnsealed(r.value);
     onCeremony(r.value.ceremony);
   }
