@@ -16,6 +16,7 @@ import { hostsHandlers } from './hosts/handlers';
 import { HostsService } from './hosts/service';
 import { identityHandlers } from './identity/handlers';
 import { createKeysArea } from './keys/area';
+import { Catalog } from './models/catalog';
 import { KeyRegistry } from './keys/registry';
 import { opsHandlers } from './ops/handlers';
 import { Provisioner } from './provision/engine';
@@ -120,6 +121,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   const store = new OfflineStore({ db, dataDir, mediaRoots: config.mediaRoots ?? DEFAULT_MEDIA_ROOTS, now: nowIso });
   const playbooks = new Playbooks({ db, now: nowIso });
   const attestations = new Attestations({ db, keys, now: nowIso });
+  const catalog = new Catalog({ db, now: clock });
   const provisioner = new Provisioner({
     db,
     hosts,
@@ -132,6 +134,11 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     concurrency: config.provisionConcurrency ?? 8,
     // The inference API key is a host-secrets data key (keys/host-secrets.ts): fails closed while sealed.
     hostSecrets: keysArea.service,
+    // Deployment rules (models/deploy-rules.ts): the catalog's status and classification; enclaves.
+    deployRules: {
+      version: (model, version) => catalog.version(model, version),
+      enclaveOf: () => null,
+    },
   });
   const handlers: Handlers = {
     ...sessionHandlers({ shell: config.shell, version, now: clock, requireTotpFor, users, sessions, signin, settings, terminals, keys, audit: auditService }),

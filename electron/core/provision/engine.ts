@@ -12,6 +12,7 @@ import { runJob } from '../jobs/run';
 import type { SshConnection } from '../ssh/connection';
 import type { Attestations } from '../attest/attest';
 import type { HostSecretKeys } from '../keys/host-secrets';
+import { enforceDeployRules, type DeployedVersion, type DeployRuleDeps } from '../models/deploy-rules';
 import type { Caller } from './caller';
 import { drift } from './drift';
 import { checkOverrides, playbookDigest, stepParams, type Playbooks } from './playbooks';
@@ -37,7 +38,12 @@ export interface ProvisionerDeps {
   concurrency: number;
   /** The key hierarchy the inference step seals its API key under (StepContext.hostSecrets); optional. */
   hostSecrets?: HostSecretKeys;
+  /** What may be deployed where (models/deploy-rules.ts: the catalog's status and classification, enclaves); checked before a plan or apply starts. */
+  deployRules?: DeployRuleDeps;
 }
+
+/** The step types that put a model version on a host, whose `model`/`version` the deployment rules check. */
+const DEPLOYING_STEPS = new Set(['model-weights', 'inference-service']);
 
 /**
  * Plan, apply, resume and drift. A run is a job of the job journal (core/jobs): recorded durably
@@ -107,6 +113,7 @@ export class Provisioner {
     const pb = this.deps.playbooks.get(input.playbook).playbook;
     checkOverrides(pb, input.params);
     const hosts = this.resolveHosts(input.hosts);
+    this.checkDeployments(pb, input.params, hosts);
     const id = `run-${crypto.randomBytes(8).toString('hex')}`;
     this.journal.create(
       id,
@@ -135,10 +142,24 @@ export class Provisioner {
     const overrides = JSON.parse(row.params) as Record<string, Record<string, unknown>>;
     const todo = this.journal.resumePoints(runId);
     const hosts = todo.map((t) => this.deps.hosts.get(t.target));
+    // A version revoked (or a host moved out of its enclave) since the run began stops its resume too.
+    this.checkDeployments(pb, overrides, hosts);
     // Claim the run (one resumer at a time).
     if (!this.journal.claim(runId)) throw new AirlockError('CONFLICT', `Run ${runId} is being resumed by someone else.`);
     await this.execute(c, runId, 'apply', pb, overrides, hosts, todo, concurrency);
     return this.get(runId);
+  }
+
+  /** Refuses a run that would deploy a version where the deployment rules forbid it (nothing has started). */
+  private checkDeployments(pb: Playbook, overrides: Record<string, Record<string, unknown>>, hosts: Host[]): void {
+    if (!this.deps.deployRules) return;
+    const deployed: DeployedVersion[] = [];
+    for (const s of pb.steps) {
+      if (!DEPLOYING_STEPS.has(s.type)) continue;
+      const p = stepParams(pb, s.id, overrides) as { model: string; version: string };
+      deployed.push({ step: s.id, model: p.model, version: p.version });
+    }
+    if (deployed.length) enforceDeployRules(this.deps.deployRules, hosts.map((h) => h.name), deployed);
   }
 
   /** The common loop (the journal's): a bounded pool of hosts, steps in order per host. */
