@@ -1,10 +1,9 @@
-import crypto, { webcrypto } from 'node:crypto';
 import canonicalize from 'canonicalize';
-import * as pkijs from 'pkijs';
 import { z } from 'zod';
 import { visibleText } from '../../../shared/contract/common';
 import { AirlockError } from '../../../shared/domain/errors';
-import { certInfo, publicKeyOf, verifyChain } from './ca';
+import { certInfo } from './ca';
+import { signDetachedCms, verifyDetachedCms, type CmsSigner } from './cms';
 
 /**
  * Signed ceremony transcripts: what happened at a key ceremony (who was in the room in which
@@ -107,13 +106,8 @@ const TranscriptFile = z.strictObject({
   signature: z.strictObject({ format: z.literal('cms-detached'), cms: z.base64().max(MAX_CMS_BASE64) }),
 });
 
-export interface TranscriptSigner {
-  /** The bundle-signing certificate. */
-  certPem: string;
-  /** The CA certificates above it (issuing CA; the root may be included), embedded so a verifier needs only the root. */
-  chainPems: readonly string[];
-  privateKeyPkcs8: Buffer;
-}
+/** The bundle-signing certificate, its chain and key. */
+export type TranscriptSigner = CmsSigner;
 
 export interface TranscriptVerification {
   /** True only when the file parsed, the signature verified and the signer chains to the root given with the bundle-signing profile. */
@@ -125,16 +119,6 @@ export interface TranscriptVerification {
   signer: { subject: string; fingerprint: string } | null;
 }
 
-const OID = {
-  data: '1.2.840.113549.1.7.1',
-  signedData: '1.2.840.113549.1.7.2',
-  sha256: '2.16.840.1.101.3.4.2.1',
-  ecdsaWithSha256: '1.2.840.10045.4.3.2',
-};
-
-/** pkijs takes its WebCrypto per call: Node's, so nothing depends on a global engine. */
-const engine = () => new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as ConstructorParameters<typeof pkijs.CryptoEngine>[0]['crypto'] });
-
 const problemsOf = (error: z.ZodError, prefix: string) =>
   error.issues.map((i) => `${[prefix, ...i.path.map(String)].filter((p) => p !== '').join('.')}: ${i.message}`);
 
@@ -144,19 +128,6 @@ export function canonicalTranscriptBytes(body: TranscriptBody): Buffer {
   if (text === undefined) throw new AirlockError('INTERNAL', 'The transcript has no canonical form.');
   return Buffer.from(text, 'utf8');
 }
-
-/** A copy as a standalone ArrayBuffer: a small Buffer's `.buffer` is Node's shared pool, not its bytes. */
-const exactBuffer = (b: Buffer): ArrayBuffer => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-
-function derOfPem(pem: string, what: string): ArrayBuffer {
-  const m = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem);
-  if (!m) throw new AirlockError('PARSE_ERROR', `The ${what} certificate is not PEM.`);
-  return exactBuffer(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'));
-}
-
-/** PEM of a certificate from the CMS, its bytes as they came (toSchema() reuses the stored TBS, so the signature still verifies). */
-const pemOfCert = (cert: pkijs.Certificate) =>
-  `-----BEGIN CERTIFICATE-----\n${Buffer.from(cert.toSchema().toBER(false)).toString('base64').replace(/(.{64})/g, '$1\n').trimEnd()}\n-----END CERTIFICATE-----\n`;
 
 /**
  * Signs a transcript: validates it against the schema (a malformed transcript is refused, not
@@ -174,22 +145,7 @@ export async function signTranscript(body: TranscriptBody, signer: TranscriptSig
   if (finished < info.notBefore || finished > info.notAfter) {
     throw new AirlockError('INVALID_INPUT', `The bundle-signing certificate ${info.subject} was not valid when the ceremony finished; renew it, then sign again.`);
   }
-  const certDer = derOfPem(signer.certPem, 'signer');
-  if (!publicKeyOf(signer.privateKeyPkcs8).equals(crypto.createPublicKey(signer.certPem).export({ format: 'der', type: 'spki' }))) {
-    throw new AirlockError('INVALID_INPUT', `The private key given is not the key of ${info.subject}.`);
-  }
-  const cert = pkijs.Certificate.fromBER(certDer);
-  const chain = signer.chainPems.map((p) => pkijs.Certificate.fromBER(derOfPem(p, 'chain')));
-  const content = canonicalTranscriptBytes(parsed.data);
-  const key = await webcrypto.subtle.importKey('pkcs8', signer.privateKeyPkcs8, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
-  const signed = new pkijs.SignedData({
-    version: 1,
-    encapContentInfo: new pkijs.EncapsulatedContentInfo({ eContentType: OID.data }),
-    signerInfos: [new pkijs.SignerInfo({ version: 1, sid: new pkijs.IssuerAndSerialNumber({ issuer: cert.issuer, serialNumber: cert.serialNumber }) })],
-    certificates: [cert, ...chain],
-  });
-  await signed.sign(key as unknown as Parameters<typeof signed.sign>[0], 0, 'SHA-256', exactBuffer(content), engine());
-  const der = new pkijs.ContentInfo({ contentType: OID.signedData, content: signed.toSchema(true) }).toSchema().toBER(false);
+  const der = await signDetachedCms(canonicalTranscriptBytes(parsed.data), signer);
   const file = { transcript: parsed.data, signature: { format: 'cms-detached', cms: Buffer.from(der).toString('base64') } };
   return `${JSON.stringify(file, null, 2)}\n`;
 }
@@ -226,55 +182,11 @@ export async function verifyTranscript(text: string, rootCaPem: string, opts: { 
   const body = TranscriptBody.safeParse(file.data.transcript);
   if (!body.success) return fail(problemsOf(body.error, 'transcript'));
 
-  let signed: pkijs.SignedData;
-  try {
-    const ci = pkijs.ContentInfo.fromBER(exactBuffer(Buffer.from(file.data.signature.cms, 'base64')));
-    if (ci.contentType !== OID.signedData) return fail(['The signature is not a CMS SignedData.'], body.data);
-    signed = new pkijs.SignedData({ schema: ci.content });
-  } catch {
-    return fail(['The signature could not be read as CMS (DER).'], body.data);
-  }
-  const shape: string[] = [];
-  if (signed.signerInfos.length !== 1) shape.push(`The CMS has ${signed.signerInfos.length} signers; a transcript has exactly one.`);
-  if (signed.encapContentInfo.eContentType !== OID.data) shape.push('The CMS does not sign plain data.');
-  if (signed.encapContentInfo.eContent) shape.push('The CMS carries content of its own; a transcript signature is detached.');
-  const si = signed.signerInfos[0];
-  if (si && si.digestAlgorithm.algorithmId !== OID.sha256) shape.push('The CMS digest is not SHA-256.');
-  if (si && si.signatureAlgorithm.algorithmId !== OID.ecdsaWithSha256) shape.push('The CMS signature is not ECDSA with SHA-256.');
-  const certs = (signed.certificates ?? []).filter((c): c is pkijs.Certificate => c instanceof pkijs.Certificate);
-  if (certs.length === 0 || certs.length > 8) shape.push('The CMS embeds no certificates, or more than 8.');
-  if (shape.length > 0) return fail(shape, body.data);
-
-  let signerCert: pkijs.Certificate | null = null;
-  let signatureOk = false;
-  try {
-    const r = await signed.verify({ signer: 0, data: exactBuffer(canonicalTranscriptBytes(body.data)), extendedMode: true, checkChain: false }, engine());
-    signerCert = r.signerCertificate ?? null;
-    signatureOk = r.signatureVerified === true;
-  } catch (e) {
-    signerCert = (e as { signerCertificate?: pkijs.Certificate | null }).signerCertificate ?? null;
-  }
-  if (!signerCert) return fail(["The signer's certificate is not in the CMS."], body.data);
-  let signerPem: string;
-  let info: ReturnType<typeof certInfo>;
-  let intermediatePems: string[];
-  try {
-    signerPem = pemOfCert(signerCert);
-    info = certInfo(signerPem);
-    intermediatePems = certs.filter((c) => c !== signerCert).map(pemOfCert);
-  } catch {
-    return fail(["The signer's certificate in the CMS could not be read."], body.data);
-  }
-  const signer = { subject: info.subject, fingerprint: info.sha256 };
-  const problems: string[] = [];
-  if (!signatureOk) problems.push('The signature does not match the transcript: it was changed after signing, or signed by another key.');
-  const chain = await verifyChain(signerPem, {
-    intermediatePems,
-    rootPem: rootCaPem,
+  const v = await verifyDetachedCms(canonicalTranscriptBytes(body.data), Buffer.from(file.data.signature.cms, 'base64'), rootCaPem, {
     at: opts.at ?? new Date(body.data.finishedAt),
+    kind: 'bundle-signing',
+    what: 'the transcript',
     ...(opts.crlPems ? { crlPems: opts.crlPems } : {}),
   });
-  problems.push(...chain.problems);
-  if (info.kind !== 'bundle-signing') problems.push(`The signer ${info.subject} does not hold a bundle-signing certificate (${info.kind ?? 'no Airlock profile'}).`);
-  return { ok: problems.length === 0, problems, body: body.data, signer };
+  return { ok: v.ok, problems: v.problems, body: body.data, signer: v.signer ? { subject: v.signer.subject, fingerprint: v.signer.fingerprint } : null };
 }
