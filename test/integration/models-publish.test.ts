@@ -5,6 +5,7 @@
  * phi version goes in with ocicrypt-encrypted layers: its storage holds no plaintext, and it
  * opens only with its data key.
  */
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,6 +15,9 @@ import { openDatabase, type Db } from '../../electron/core/db/db';
 import { Catalog } from '../../electron/core/models/catalog';
 import { publishVersion, pullVersion } from '../../electron/core/models/publish';
 import { RegistryClient } from '../../electron/core/models/registry/client';
+import { attachSignature, SIGNATURE_ARTIFACT, STATEMENT_FORMAT, verifySignatures, type VersionStatement } from '../../electron/core/models/signature';
+import { createIssuingCa, createRootCa, issueCertificate } from '../../electron/core/keys/ca';
+import { signDetachedCms } from '../../electron/core/keys/cms';
 import { AirlockError } from '../../shared/domain/errors';
 import { labDown, labUp, type Lab } from '../lab/lab';
 
@@ -114,5 +118,75 @@ describe('publishing catalog versions to docker-registry 2.8.2', () => {
     expect(await code(pullVersion({ catalog, client }, 'notes-tune', 'v1', path.join(dir, 'wrong'), { layerKey: () => crypto.randomBytes(32) }))).toBe('KEY_UNAVAILABLE');
     expect(await pullVersion({ catalog, client }, 'notes-tune', 'v1', dest, { layerKey: () => Buffer.from(layerKey.key) })).toEqual({ files: 2, bytes: v.totalBytes });
     expect(fs.readFileSync(path.join(dest, 'weights.bin')).equals(weights)).toBe(true);
+  });
+});
+
+describe('signatures attached with the referrers tag-schema fallback (2.8.2 has no referrers API)', () => {
+  const now = new Date();
+  const random = (n: number) => crypto.randomBytes(n);
+  async function authority(name: string) {
+    const root = await createRootCa({ commonName: `${name} Root CA`, validityDays: 3650, now, random });
+    const issuing = await createIssuingCa(root, { commonName: `${name} Issuing CA`, validityDays: 1825, now, random });
+    const bundle = await issueCertificate(issuing, { profile: 'bundle-signing', commonName: `${name} bundle signing`, validityDays: 365, now, random });
+    const signer = { certPem: bundle.certPem, chainPems: [issuing.certPem], privateKeyPkcs8: bundle.privateKeyPkcs8! };
+    return { root, sign: (b: Buffer) => signDetachedCms(b, signer) };
+  }
+  const statementOf = (v: { model: string; version: string; manifestDigest: string | null; classification: VersionStatement['classification'] }, digest: string): VersionStatement => ({
+    format: STATEMENT_FORMAT,
+    repository: `models/${v.model}`,
+    digest,
+    catalogDigest: v.manifestDigest!,
+    model: v.model,
+    version: v.version,
+    classification: v.classification,
+    approvedBy: 'bob',
+    approvedAt: now.toISOString(),
+    signedAt: new Date().toISOString(),
+  });
+
+  it('a signature of a published version verifies offline with the root alone (Airlock and openssl cms); another CA, a claim that differs from the catalog or a forged statement do not', async () => {
+    const v = catalog.version('triage-small', 'v1')!; // published by the first test
+    const repo = 'models/triage-small';
+    const acme = await authority('Acme');
+    expect(await verifySignatures(client, repo, v.manifestDigest!, acme.root.certPem)).toMatchObject({ ok: false, problems: [expect.stringMatching(/No signature is attached/)] });
+
+    const att = await attachSignature(client, statementOf(v, v.manifestDigest!), acme.sign);
+    expect(att.tag).toBe(`sha256-${v.manifestDigest!.slice(7)}`);
+    // What a standard tool sees: an OCI index at the fallback tag, listing the signature with its artifactType.
+    const index = await client.getIndex(repo, att.tag);
+    expect(index?.index.manifests).toEqual([expect.objectContaining({ digest: att.digest, artifactType: SIGNATURE_ARTIFACT })]);
+    const good = await verifySignatures(client, repo, v.manifestDigest!, acme.root.certPem, { expect: { model: 'triage-small', version: 'v1', catalogDigest: v.manifestDigest! } });
+    expect(good.ok, good.problems.join('\n')).toBe(true);
+    expect(good.signatures[0]!.signer?.subject).toMatch(/Acme bundle signing/);
+
+    // The same bytes through the real openssl: statement + CMS from the registry, only the root given.
+    const sig = (await client.getManifest(repo, att.digest))!.manifest;
+    const d = fs.mkdtempSync(path.join(dir, 'sig-'));
+    fs.writeFileSync(path.join(d, 'statement.json'), await client.getSmallBlob(repo, sig.layers[0]!.digest));
+    fs.writeFileSync(path.join(d, 'sig.der'), await client.getSmallBlob(repo, sig.layers[1]!.digest));
+    fs.writeFileSync(path.join(d, 'root.pem'), acme.root.certPem);
+    const ossl = spawnSync('openssl', ['cms', '-verify', '-binary', '-purpose', 'any', '-inform', 'DER', '-in', path.join(d, 'sig.der'), '-content', path.join(d, 'statement.json'), '-CAfile', path.join(d, 'root.pem'), '-out', '/dev/null'], { encoding: 'utf8' });
+    expect(ossl.status, ossl.stderr).toBe(0);
+
+    // Another organisation's root does not vouch for it.
+    const other = await authority('Other');
+    expect((await verifySignatures(client, repo, v.manifestDigest!, other.root.certPem)).ok).toBe(false);
+    // A second signature by another CA is kept beside the first (the index grows; the first still verifies).
+    await attachSignature(client, statementOf(v, v.manifestDigest!), other.sign);
+    const both = await verifySignatures(client, repo, v.manifestDigest!, acme.root.certPem);
+    expect(both.signatures.map((s) => s.ok)).toEqual([true, false]);
+    // A statement that claims another classification than the catalog's is refused by the check.
+    expect((await verifySignatures(client, repo, v.manifestDigest!, acme.root.certPem, { expect: { classification: 'public' } })).ok).toBe(false);
+
+    // A forged statement (an attacker with push rights but no CA key) listed in the index: refused.
+    const forged = statementOf(v, v.manifestDigest!);
+    forged.classification = 'public';
+    const real = (await client.getSmallBlob(repo, sig.layers[1]!.digest));
+    await attachSignature(client, forged, async () => real); // the genuine CMS over other bytes
+    const after = await verifySignatures(client, repo, v.manifestDigest!, acme.root.certPem);
+    expect(after.signatures.map((s) => s.ok)).toEqual([true, false, false]);
+    expect(after.signatures[2]!.problems.join('\n')).toMatch(/does not match the version statement/);
+    // Signing a digest the repository does not hold is refused before anything is pushed.
+    expect(await code(attachSignature(client, statementOf(v, `sha256:${'0'.repeat(64)}`), acme.sign))).toBe('NOT_FOUND');
   });
 });

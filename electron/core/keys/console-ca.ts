@@ -1,3 +1,4 @@
+import { signDetachedCms } from './cms';
 import { AirlockError } from '../../../shared/domain/errors';
 import { open as aeadOpen, seal as aeadSeal } from '../vault/aead';
 import type { Vault } from '../vault/vault';
@@ -111,6 +112,16 @@ export class ConsoleCa {
     const signer = this.signer(vaultKey);
     try {
       return await signTranscript(body, signer);
+    } finally {
+      signer.privateKeyPkcs8.fill(0);
+    }
+  }
+
+  /** A detached CMS over `bytes` by the bundle-signing certificate (model version signatures, models/signature.ts). */
+  async signDetached(bytes: Buffer, vaultKey: Buffer): Promise<Buffer> {
+    const signer = this.signer(vaultKey);
+    try {
+      return await signDetachedCms(bytes, signer);
     } finally {
       signer.privateKeyPkcs8.fill(0);
     }

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AirlockError } from '../../../../shared/domain/errors';
 import { bearerChallenge } from './challenge';
-import { checkDigest, checkReference, checkRepository, ImageManifest, OCI_MANIFEST } from './oci';
+import { checkDigest, checkReference, checkRepository, ImageIndex, ImageManifest, OCI_INDEX, OCI_MANIFEST } from './oci';
 
 /**
  * A small typed client of the Registry HTTP API V2 (the OCI distribution spec) on `fetch`, written
@@ -260,6 +260,48 @@ export class RegistryClient {
     const parsed = ImageManifest.safeParse(json);
     if (!parsed.success) throw new AirlockError('PARSE_ERROR', `Manifest ${reference} from ${repository} is not an OCI image manifest: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`.trim());
     return { digest, manifest: parsed.data, bytes };
+  }
+
+  /**
+   * Puts an OCI image index (what the referrers tag-schema fallback keeps at `sha256-<hex>`): its
+   * RFC 8785 canonical bytes, checked against the schema first.
+   */
+  async putIndex(repository: string, tag: string, index: ImageIndex): Promise<{ digest: string }> {
+    const body = Buffer.from(canonicalize(ImageIndex.parse(index))!, 'utf8');
+    const digest = sha256(body);
+    const r = await this.request('PUT', `/v2/${checkRepository(repository)}/manifests/${checkReference(tag)}`, { scope: pushScope(repository), body, headers: { 'content-type': OCI_INDEX } });
+    await drain(r);
+    if (r.status !== 201) throw await failure(r, `putting index ${tag} in ${repository}`);
+    return { digest };
+  }
+
+  /** An OCI image index by tag, or null when the tag does not exist; anything else under the tag is refused. */
+  async getIndex(repository: string, tag: string): Promise<{ digest: string; index: ImageIndex } | null> {
+    const r = await this.request('GET', `/v2/${checkRepository(repository)}/manifests/${checkReference(tag)}`, { scope: pullScope(repository), headers: { accept: OCI_INDEX }, stream: true });
+    if (r.status === 404) {
+      await drain(r);
+      return null;
+    }
+    if (r.status !== 200) throw await failure(r, `fetching index ${tag} from ${repository}`);
+    const bytes = await readBounded(r, MAX_MANIFEST, 'An index');
+    let json: unknown;
+    try {
+      json = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      throw new AirlockError('PARSE_ERROR', `Index ${tag} from ${repository} is not JSON.`);
+    }
+    const parsed = ImageIndex.safeParse(json);
+    if (!parsed.success) throw new AirlockError('PARSE_ERROR', `${tag} in ${repository} is not an OCI image index.`);
+    return { digest: sha256(bytes), index: parsed.data };
+  }
+
+  /** A small blob (a signature, a statement) in memory, at most `max` bytes, verified against its digest. */
+  async getSmallBlob(repository: string, digest: string, max = 1024 * 1024): Promise<Buffer> {
+    const r = await this.request('GET', `/v2/${checkRepository(repository)}/blobs/${checkDigest(digest)}`, { scope: pullScope(repository), stream: true });
+    if (r.status !== 200) throw await failure(r, `fetching blob ${digest} from ${repository}`);
+    const bytes = await readBounded(r, max, 'A blob');
+    if (sha256(bytes) !== digest) throw new AirlockError('HASH_MISMATCH', `Blob ${digest} from ${repository} hashes to ${sha256(bytes)}: refused.`);
+    return bytes;
   }
 
   async deleteManifest(repository: string, digest: string): Promise<void> {

@@ -31,7 +31,7 @@ export function checkReference(ref: string): string {
 }
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json' as const;
-export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json' as const;
 export const OCI_EMPTY = 'application/vnd.oci.empty.v1+json';
 /** The OCI spec's empty JSON descriptor: `{}`. */
 export const EMPTY_JSON = Buffer.from('{}');
@@ -58,6 +58,14 @@ export const ImageManifest = z.object({
   annotations: Annotations.optional(),
 });
 export type ImageManifest = z.infer<typeof ImageManifest>;
+
+export const ImageIndex = z.object({
+  schemaVersion: z.literal(2),
+  mediaType: z.literal(OCI_INDEX),
+  manifests: z.array(Descriptor).max(10_000),
+  annotations: Annotations.optional(),
+});
+export type ImageIndex = z.infer<typeof ImageIndex>;
 
 /** The referrers tag-schema fallback of the distribution spec (2.8.2 has no referrers API): `sha256-<hex>`. */
 export function referrersTag(digest: string): string {
