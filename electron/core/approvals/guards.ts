@@ -101,6 +101,10 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
       const v = versionRow(db, i);
       if (!v) throw new AirlockError('NOT_FOUND', `There is no ${String(i.name)} ${String(i.version)} in the catalog.`);
       if (v.status !== 'staged') throw new AirlockError('CONFLICT', `${String(i.name)} ${String(i.version)} is ${v.status}: only a staged version is approved.`);
+      if (v.base_model) {
+        const b = db.prepare('SELECT status FROM model_versions WHERE model = ? AND version = ?').get(v.base_model, v.base_version) as { status: string } | undefined;
+        if (b?.status !== 'approved') throw new AirlockError('CONFLICT', `${String(i.name)} ${String(i.version)} is built on ${v.base_model} ${v.base_version}, which is not approved: approve the base first.`);
+      }
     },
   },
   'approvals:setPolicy': {
@@ -113,9 +117,11 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
 };
 
 /** A catalog version named by a call's `name` and `version`, as the database has it now. */
-function versionRow(db: Db, i: Record<string, unknown>): { classification: string; status: string } | undefined {
+function versionRow(db: Db, i: Record<string, unknown>): { classification: string; status: string; base_model: string | null; base_version: string | null } | undefined {
   if (typeof i.name !== 'string' || typeof i.version !== 'string') return undefined;
-  return db.prepare('SELECT classification, status FROM model_versions WHERE model = ? AND version = ?').get(i.name, i.version) as { classification: string; status: string } | undefined;
+  return db.prepare('SELECT classification, status, base_model, base_version FROM model_versions WHERE model = ? AND version = ?').get(i.name, i.version) as
+    | { classification: string; status: string; base_model: string | null; base_version: string | null }
+    | undefined;
 }
 
 /** The operation a call triggers, or null when it runs without a second person whatever the policy says. */

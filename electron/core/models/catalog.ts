@@ -219,7 +219,8 @@ export class Catalog {
       throw new AirlockError('CONFLICT', `${model} ${version} is built on ${r.base_model} ${r.base_version}, which is not approved: approve the base first.`);
     }
     if ((to === 'deprecated' || to === 'revoked') && !o.reason) throw invalid(`Say why ${model} ${version} is ${to} (--reason).`);
-    const digest = to === 'approved' ? this.artifact(model, version).digest : r.manifest_digest;
+    // A staged version revoked gets the digest of what it was, so the record names exactly what was refused.
+    const digest = to === 'approved' || !r.manifest_digest ? this.artifact(model, version).digest : r.manifest_digest;
     const by2 = o.secondPerson ? `${by} with ${o.secondPerson}` : by;
     try {
       this.d.db.prepare('UPDATE model_versions SET status = ?, manifest_digest = ?, status_at = ?, status_by = ?, status_reason = ? WHERE model = ? AND version = ?').run(to, digest, this.stamp(), by2, o.reason ?? null, model, version);
