@@ -385,7 +385,7 @@ function MoveDialog({ move, v, digest, onClose, onDone, onApprovals }: { move: M
               {busy ? 'Working…' : phi ? 'File the approval request' : MOVE_TITLES[move]}
             </button>
           ) : null}
-          <button type="button" onClick={filed === null ? onClose : onDone} disabled={busy}>
+          <button type="button" onClick={filed === null ? onClose : onDone} disabled={busy} data-testid="models-move-close">
             {filed === null ? 'Cancel' : 'Close'}
           </button>
         </div>
@@ -536,7 +536,7 @@ function ImportDialog({
               Cancel the import
             </button>
           ) : (
-            <button type="button" onClick={onClose}>
+            <button type="button" onClick={onClose} data-testid="models-import-close">
               Cancel
             </button>
           )}
