@@ -199,12 +199,32 @@ describe('airlock datasets and models', () => {
     expect(phi.stderr).toMatch(/KEY_UNAVAILABLE: triage-notes v1 goes into the registry encrypted/);
     expect(await client.tags('models/triage-notes')).toEqual([]);
 
+    // With the officers' shares, it goes in encrypted: the registry's storage holds none of its plaintext.
+    const g = await ok(['keys', 'genesis', '--threshold', '2', '--shares', '3', '--share-dir', path.join(outside, 'shares'), '--json']);
+    const shares = g.json<{ shareFiles: string[] }>().shareFiles.map((f) => path.resolve(f));
+    expect((await airlock(['models', 'publish', 'triage-notes', 'v1'])).stderr).toMatch(/KEY_UNAVAILABLE: .*unsealed first/);
+    const enc = (await ok(['models', 'publish', 'triage-notes', 'v1', '--share', shares[0]!, '--share', shares[2]!, '--json'])).json<{ digest: string; catalogDigest: string; encrypted: boolean }>();
+    const notes = (await ok(['models', 'show', 'triage-notes', 'v1', '--json'])).json<Show>();
+    expect(enc).toMatchObject({ encrypted: true, catalogDigest: notes.version.manifestDigest });
+    expect(enc.digest).not.toBe(notes.version.manifestDigest);
+    const em = await client.getManifest('models/triage-notes', 'v1');
+    expect(em?.digest).toBe(enc.digest);
+    expect(em!.manifest.annotations?.['io.airlock.plain-manifest']).toBe(notes.version.manifestDigest);
+    expect(em!.manifest.layers.every((l) => l.mediaType.endsWith('+encrypted'))).toBe(true);
+    const needle = Buffer.from('adapter weights adapter weights');
+    const walk = (p: string): string[] => (fs.statSync(p).isDirectory() ? fs.readdirSync(p).flatMap((n) => walk(path.join(p, n))) : [p]);
+    const stored = walk(lab.registry!.storage);
+    expect(stored.length).toBeGreaterThan(3);
+    for (const f of stored) expect(fs.readFileSync(f).includes(needle), f).toBe(false);
+    expect(fs.readdirSync(path.join(data, 'models-work'))).toEqual([]);
+
     // On the trail: who published what where.
     const events = (await ok(['audit', 'list', '--limit', '400', '--json'])).json<{ events: { channel: string; phase: string; outcome: string; target: string | null }[] }>().events;
     expect(events.filter((e) => e.channel === 'models:publish' && e.phase === 'outcome').map((e) => [e.target, e.outcome])).toEqual(
       expect.arrayContaining([
         ['triage-base:v1', 'ok'],
         ['triage-notes:v1', 'error'],
+        ['triage-notes:v1', 'ok'],
       ]),
     );
   }, 120_000);

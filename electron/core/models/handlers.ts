@@ -119,7 +119,7 @@ export function createModelsArea(d: ModelsDeps) {
   const layerKey = (model: string, version: string) => {
     const s = d.keys.status();
     if (!s.initialised || s.sealed) {
-      throw new AirlockError('KEY_UNAVAILABLE', `${model} ${version} goes into the registry encrypted under a models data key: the key hierarchy must be unsealed first (keys unseal). Nothing was pushed.`);
+      throw new AirlockError('KEY_UNAVAILABLE', `${model} ${version} goes into the registry encrypted under a models data key: the key hierarchy must be unsealed first (an unseal ceremony, or --share FILE with this command on the CLI). Nothing was pushed.`);
     }
     const id = layerKeyIdOf(model, version);
     try {

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import type { z } from 'zod';
 import { CatalogName, CatalogVersion, Classification, ModelFormat, type ModelVersion } from '../../../shared/contract/models';
+import { drive, must, SHARES, UNSEAL_CALLS, withShares } from './keys';
 import { arg, call, command, opt, type AreaTable, type Ctx } from './spec';
 
 /**
@@ -139,13 +140,22 @@ export const models: AreaTable = {
           : `${c.args.name} ${c.args.version} does NOT match the catalog:\n${v.missing.map((f) => `  missing  ${f}\n`).join('')}${v.extra.map((f) => `  extra    ${f}\n`).join('')}${v.changed.map((f) => `  changed  ${f}\n`).join('')}`,
       exit: (v) => (v.ok ? 0 : 1),
     }),
-    call({
+    command({
       words: 'models publish',
       channel: 'models:publish',
+      alsoCalls: [...UNSEAL_CALLS],
       args: { name: NAME, version: VERSION },
-      options: { path: MEDIA, format: FORMAT },
-      input: (c) => ({ name: c.args.name, version: c.args.version, ...(c.opts.path ? { path: c.opts.path } : {}), ...(c.opts.format ? { format: c.opts.format as z.output<typeof ModelFormat> } : {}) }),
-      human: (p) => `Published to ${p.registry}/${p.repository}:${p.tag}@${p.digest}${p.encrypted ? ' (layers encrypted)' : ''}\n`,
+      options: { path: MEDIA, format: FORMAT, share: SHARES },
+      notes: ["a confidential or phi version goes into the registry encrypted under a models data key: give the officers' shares with --share to unseal the key hierarchy for this command"],
+      run: (c) =>
+        drive(c as unknown as Ctx, (log) =>
+          withShares(c as unknown as Ctx, c.opts.share, log, async () => {
+            const p = await must(
+              c.call('models:publish', { name: c.args.name, version: c.args.version, ...(c.opts.path ? { path: c.opts.path } : {}), ...(c.opts.format ? { format: c.opts.format as z.output<typeof ModelFormat> } : {}) }),
+            );
+            return { human: `Published to ${p.registry}/${p.repository}:${p.tag}@${p.digest}${p.encrypted ? ' (layers encrypted)' : ''}\n`, value: p };
+          }),
+        ),
     }),
     call({
       words: 'models registry',
