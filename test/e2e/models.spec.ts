@@ -3,15 +3,16 @@
  * added, a base model imported from a directory on the media root and a PHI fine-tune from an OCI
  * image layout, each shown staged with its classification badge, the fine-tune's lineage drawn
  * datasets → base → fine-tune and its files with sizes and SHA-256; the base approved (its
- * identity digest shown), the fine-tune's approval filed as a two-person request. A path outside
- * the media root is refused. No lab: imports touch only the console's own machine.
+ * identity digest shown), the fine-tune's approval filed as a two-person request, approved by a
+ * security officer in a window of their own and executed: approved, both people named. A path
+ * outside the media root is refused. No lab: imports touch only the console's own machine.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeOciLayout } from '../support/model-media';
-import { expect, firstRunSetup, test } from './fixtures';
+import { approveAs, createUser, expect, firstRunSetup, test } from './fixtures';
 
 const MEDIA = path.join(os.tmpdir(), `airlock-e2e-models-media-${process.pid}`);
 test.use({ serveEnv: { AIRLOCK_MEDIA_ROOTS: MEDIA } });
@@ -28,9 +29,13 @@ test.beforeAll(() => {
 });
 test.afterAll(() => fs.rmSync(MEDIA, { recursive: true, force: true }));
 
-test('imports from the media root, shows badges, lineage and provenance, approves; a PHI approval is filed for a second person', async ({ app }) => {
+test('imports from the media root, shows badges, lineage and provenance, approves; a PHI approval by a second person', async ({ app }) => {
   const { page } = app;
   await firstRunSetup(page);
+  // The security officer who will approve the PHI version (an account older than the request).
+  const olga = { name: 'olga', initial: 'initial password for olga', password: 'olga chooses her own pass' };
+  await createUser(page, olga.name, olga.initial, ['officer']);
+  await expect(page.getByTestId(`user-row-${olga.name}`)).toBeVisible();
   await page.getByTestId('nav-models').click();
   await expect(page.getByTestId('models-table')).toContainText('No model in the catalog yet');
 
@@ -93,8 +98,30 @@ test('imports from the media root, shows badges, lineage and provenance, approve
   await page.getByTestId('models-move-reason').fill('ethics board ref 2026-114');
   await page.getByTestId('models-move-submit').click();
   await expect(page.getByTestId('models-move-filed')).toContainText('Filed as request #');
+  const id = /#(\d+)/.exec(await page.getByTestId('models-move-filed').innerText())![1]!;
   await page.getByTestId('models-move-close').click();
   await expect(tune.getByTestId('models-status')).toHaveAttribute('data-status', 'staged');
+
+  // A security officer approves it in a window of their own (a one-time sign-in link, the same console).
+  await page.getByTestId('nav-account').click();
+  await page.getByTestId('signin-link-new').click();
+  const url = await page.getByTestId('signin-link-url').inputValue();
+  const second = await page.context().browser()!.newContext({ viewport: { width: 1480, height: 900 } });
+  try {
+    const op = await second.newPage();
+    await op.goto(url);
+    await approveAs(op, olga, id, { filed: 'ethics board ref 2026-114', decision: 'lineage and licence checked' });
+  } finally {
+    await second.close();
+  }
+  // The requester runs it: the version is approved, with both people on record.
   await page.getByTestId('nav-approvals').click();
-  await expect(page.getByText('Approve the phi model version triage-notes v1')).toBeVisible();
+  await page.getByTestId(`approval-row-${id}`).click();
+  await expect(page.getByTestId('approval-detail')).toContainText('Approve the phi model version triage-notes v1');
+  await page.getByTestId('approval-execute').click();
+  await expect(page.getByTestId('approval-detail')).toHaveAttribute('data-status', 'executed');
+  await page.getByTestId('nav-models').click();
+  await expect(tune.getByTestId('models-status')).toHaveAttribute('data-status', 'approved');
+  await page.getByTestId('models-open-triage-notes-v1').click();
+  await expect(page.getByTestId('models-status-line')).toContainText('by admin with olga');
 });
