@@ -89,10 +89,10 @@ function modelKit(name: string, layers: { kind: string; tar: Buffer; gzip?: bool
   return file;
 }
 
-async function readKit(file: string) {
+async function readKit(file: string, o: { maxInflateRatio?: number; inflateFloorBytes?: number } = {}) {
   const work = fs.mkdtempSync(path.join(dir, 'work-'));
   const out = fs.mkdtempSync(path.join(dir, 'out-'));
-  const r = await readModelKit(file, work, out);
+  const r = await readModelKit(file, work, out, undefined, o);
   return { ...r, out, tree: await hashTree(out) };
 }
 
@@ -201,6 +201,7 @@ describe('ModelKit tarballs', () => {
       [[{ path: 'tty', type: 'CharacterDevice' }], /CharacterDevice entry/],
       [[{ path: 'fifo', type: 'FIFO' }], /FIFO entry/],
       [[{ path: 'w.bin', body: Buffer.from('1') }, { path: 'w.bin', body: Buffer.from('2') }], /appears twice/],
+      [[{ path: 'w.bin', body: Buffer.from('1') }, { path: 'w.bin/inner', body: Buffer.from('2') }], /appears twice \(or inside a file of the same name\)/],
     ];
     for (const [entries, re] of cases) {
       const file = modelKit(`k${crypto.randomBytes(3).toString('hex')}`, [{ kind: 'model', tar: tarOf(entries) }]);
@@ -226,6 +227,14 @@ describe('ModelKit tarballs', () => {
     const many = Array.from({ length: MAX_ENTRIES + 1 }, (_, i) => ({ path: `d${i}`, type: 'Directory' }));
     expect(await code(readKit(write('many.tar', tarOf(many))))).toMatch(new RegExp(`more than ${MAX_ENTRIES} entries`));
   }, 60_000);
+
+  it('refuses a gzip layer that inflates far past its size (a decompression bomb)', async () => {
+    const bomb = tarOf([{ path: 'zeros.bin', body: Buffer.alloc(8 * 1024 * 1024) }]);
+    const file = modelKit('bomb', [{ kind: 'model', tar: bomb, gzip: true }]);
+    expect(await code(readKit(file, { maxInflateRatio: 64, inflateFloorBytes: 1024 * 1024 }))).toMatch(/^INVALID_INPUT: The ModelKit model layer inflates to more than \d+ bytes/);
+    // The same layer within the default bound is read.
+    expect((await readKit(file)).tree.map((f) => f.size)).toEqual([8 * 1024 * 1024]);
+  });
 
   it('refuses a truncated layer, a zstd layer, a layer that is not a ModelKit type and a config that is not a Kitfile', async () => {
     const inner = tarOf([{ path: 'w.bin', body: crypto.randomBytes(3000) }]);

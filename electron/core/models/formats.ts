@@ -42,6 +42,9 @@ export const KITOPS_LAYER = /^application\/vnd\.kitops\.modelkit\.(model|modelpa
 /** Entries in one archive, and files in one layout: a stick with a million names is refused, not walked. */
 export const MAX_ENTRIES = 100_000;
 const MAX_JSON = 4 * 1024 * 1024;
+/** How far a gzip ModelKit layer may inflate: 64 times its size, plus 1 GiB (see `atMost`). */
+export const MAX_INFLATE_RATIO = 64;
+export const INFLATE_FLOOR = 1024 * 1024 * 1024;
 const MAX_PATH = 1024;
 
 const refuse = (msg: string) => new AirlockError('INVALID_INPUT', `${msg} Nothing was imported.`);
@@ -204,10 +207,11 @@ export async function readOciLayout(root: string, out: string, signal?: AbortSig
  * names, more than {@link MAX_ENTRIES} entries, and an archive that ends before its last entry.
  * `onFile` sees each file's safe path after it is written.
  */
-export async function untarSafely(source: NodeJS.ReadableStream, out: string, what: string, onFile?: (rel: string) => void): Promise<number> {
+export async function untarSafely(source: NodeJS.ReadableStream | Array<NodeJS.ReadableStream | NodeJS.ReadWriteStream>, out: string, what: string, onFile?: (rel: string) => void): Promise<number> {
   let count = 0;
   let failure: AirlockError | null = null;
   const writes: Promise<void>[] = [];
+  const open = new Set<fs.WriteStream>();
   const parser = new Parser({ strict: true });
   const fail = (e: AirlockError) => {
     failure ??= e;
@@ -232,20 +236,22 @@ export async function untarSafely(source: NodeJS.ReadableStream, out: string, wh
       return entry.resume();
     }
     const dest = path.join(out, ...rel.split('/'));
-    // Directories are made here, inside `out`; a parent that is a file (an earlier entry) fails the write.
-    fs.mkdirSync(path.dirname(dest), { recursive: true, mode: 0o700 });
     let fd: number;
     try {
+      // Directories are made here, inside `out`; a parent that is a file (an earlier entry) fails.
+      fs.mkdirSync(path.dirname(dest), { recursive: true, mode: 0o700 });
       fd = fs.openSync(dest, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     } catch {
       fail(refuse(`${what}: ${shown(rel)} appears twice (or inside a file of the same name).`));
       return entry.resume();
     }
     const ws = fs.createWriteStream('', { fd });
+    open.add(ws);
     writes.push(
       new Promise<void>((resolve) => {
         ws.on('close', () => {
-          onFile?.(rel);
+          open.delete(ws);
+          if (!failure) onFile?.(rel);
           resolve();
         });
         ws.on('error', (e) => {
@@ -269,10 +275,13 @@ export async function untarSafely(source: NodeJS.ReadableStream, out: string, wh
     },
   });
   try {
-    await pipeline(source, watch, parser as unknown as Writable);
+    const sources = Array.isArray(source) ? source : [source];
+    await (pipeline as unknown as (streams: readonly unknown[]) => Promise<void>)([...sources, watch, parser as unknown as Writable]);
     if (total % 512 !== 0 || tail.length < 1024 || tail.some((b) => b !== 0)) fail(refuse(`${what} is truncated (it does not end with the end-of-archive marker).`));
   } catch (e) {
     fail(e instanceof AirlockError ? e : refuse(`${what} is not a valid tar archive (${(e as Error).message}).`));
+    // An entry cut off mid-body never ends: its file is closed here (the whole tree is discarded).
+    for (const ws of open) ws.destroy();
   }
   await Promise.all(writes);
   if (failure) throw failure;
@@ -310,7 +319,13 @@ const Kitfile = z.object({
  * outer tar unpacked safely into `work/layout` (an OCI layout), the layout verified blob by blob,
  * its config the Kitfile, and each ModelKit layer unpacked safely into `out`.
  */
-export async function readModelKit(file: string, work: string, out: string, signal?: AbortSignal): Promise<{ kitfile: KitfileFacts; files: number }> {
+export async function readModelKit(
+  file: string,
+  work: string,
+  out: string,
+  signal?: AbortSignal,
+  o: { maxInflateRatio?: number; inflateFloorBytes?: number } = {},
+): Promise<{ kitfile: KitfileFacts; files: number }> {
   const layoutDir = path.join(work, 'layout');
   await fs.promises.mkdir(layoutDir, { mode: 0o700 });
   const st = await fs.promises.lstat(file, { bigint: true });
@@ -335,13 +350,8 @@ export async function readModelKit(file: string, work: string, out: string, sign
     const abs = path.join(layoutDir, ...blob.rel.split('/'));
     const what = `The ModelKit ${m[1]} layer`;
     const raw = fs.createReadStream(abs);
-    const body = m[2] === '+gzip' ? raw.pipe(zlib.createGunzip()).pipe(exactlyAny()) : raw.pipe(exactly(layer.size, what));
-    try {
-      files += await untarSafely(body, out, what, () => {});
-    } catch (e) {
-      raw.destroy();
-      throw e;
-    }
+    const chain = m[2] === '+gzip' ? [raw, zlib.createGunzip(), atMost(Math.max(o.maxInflateRatio ?? MAX_INFLATE_RATIO, 1) * layer.size + (o.inflateFloorBytes ?? INFLATE_FLOOR), what)] : [raw, exactly(layer.size, what)];
+    files += await untarSafely(chain, out, what);
   }
   return {
     kitfile: { name: kit.package?.name ?? null, description: kit.package?.description ?? null, license: kit.package?.license ?? null, authors: kit.package?.authors ?? [] },
@@ -349,5 +359,18 @@ export async function readModelKit(file: string, work: string, out: string, sign
   };
 }
 
-/** A pass-through (gzip's own trailer check finds a truncated layer). */
-const exactlyAny = () => new Transform({ transform: (c: Buffer, _e, cb) => cb(null, c) });
+/**
+ * A gzip layer may not inflate past `max` bytes: a decompression bomb (a few kilobytes that
+ * inflate to terabytes) would otherwise fill the data directory. Weights barely compress, so the
+ * bound ({@link MAX_INFLATE_RATIO} times the layer plus {@link INFLATE_FLOOR}) leaves real ModelKits
+ * alone. gzip's own trailer check finds a truncated layer.
+ */
+function atMost(max: number, what: string): Transform {
+  let n = 0;
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      n += chunk.length;
+      cb(n > max ? refuse(`${what} inflates to more than ${max} bytes (a decompression bomb?).`) : null, chunk);
+    },
+  });
+}
