@@ -8,7 +8,7 @@ import { Parser, type ReadEntry } from 'tar';
 import { z } from 'zod';
 import { AirlockError } from '../../../shared/domain/errors';
 import { listMedia, openMediaFile, readBounded, shown, streamMediaFile, type MediaFile } from '../store/media';
-import { DIGEST_RE, ImageManifest, OCI_INDEX, OCI_MANIFEST } from './registry/oci';
+import { DIGEST_RE, ImageManifest, OCI_MANIFEST } from './registry/oci';
 
 /**
  * The three forms a model version arrives in on removable media (issue 13), each read as the
