@@ -31,7 +31,7 @@ const dependencyLayers = {
   // Needs Node (native addons, sockets, node:crypto, fs): the core, the shells, electron/main, tests, scripts.
   // otpauth and qrcode have browser builds, but their Node entries use node:crypto and fs; the
   // renderer uses neither, so they stay here until it needs one.
-  'node-only': ['ssh2', 'sshpk', 'ssh-config', 'better-sqlite3', '@node-rs/argon2', 'node-forge', 'ws', 'otpauth', 'qrcode', 'shamir-secret-sharing', '@peculiar/x509', 'pkijs'],
+  'node-only': ['ssh2', 'sshpk', 'ssh-config', 'better-sqlite3', '@node-rs/argon2', 'node-forge', 'ws', 'otpauth', 'qrcode', 'shamir-secret-sharing', '@peculiar/x509', 'pkijs', 'tar'],
   // Electron's own API: electron/main and the preload only.
   'electron-main-only': ['electron'],
   // Build, lint and test tools: tests, fixtures, scripts and config files, never shipped code.

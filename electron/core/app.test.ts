@@ -163,6 +163,9 @@ describe('the dispatcher', () => {
     'keys:rekeyModels': { hosts: ['all'] },
     'keys:resumeModelsRekey': { id: 'mrk-0123456789abcdef' },
     'keys:setMinDecryptionVersion': { domain: 'models', version: 2 },
+    'models:approve': { name: 'triage', version: 'v1' },
+    'models:revoke': { name: 'triage', version: 'v1', reason: 'withdrawn by the vendor' },
+    'models:setRegistry': { url: 'http://10.0.0.1:5000' },
   };
 
   it('refuses every stepUp channel with STEP_UP_REQUIRED once the step-up window passed, and FORBIDDEN for other roles first', async () => {

@@ -18,6 +18,7 @@ import { identityHandlers } from './identity/handlers';
 import { createKeysArea } from './keys/area';
 import { Catalog } from './models/catalog';
 import { KeyRegistry } from './keys/registry';
+import { createModelsArea } from './models/handlers';
 import { opsHandlers } from './ops/handlers';
 import { Provisioner } from './provision/engine';
 import { provisionHandlers } from './provision/handlers';
@@ -119,6 +120,16 @@ export async function createCore(config: CoreConfig): Promise<Core> {
   });
   // ---- provisioning: playbooks, the offline store, runs, attestations ----
   const store = new OfflineStore({ db, dataDir, mediaRoots: config.mediaRoots ?? DEFAULT_MEDIA_ROOTS, now: nowIso });
+  // ---- the models catalog: datasets, versions imported from the media roots, approvals, publishing ----
+  const modelsArea = createModelsArea({
+    db,
+    now: clock,
+    random,
+    mediaRoots: () => store.mediaRoots,
+    workDir: path.join(dataDir, 'models-work'),
+    keys: keysArea.service,
+    registryTokens: () => config.modelsRegistryTokens ?? null,
+  });
   const playbooks = new Playbooks({ db, now: nowIso });
   const attestations = new Attestations({ db, keys, now: nowIso });
   const catalog = new Catalog({ db, now: clock });
@@ -154,6 +165,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     ...storeHandlers({ store }),
     ...attestHandlers({ attestations }),
     ...keysArea.handlers,
+    ...modelsArea.handlers,
     ...auditService.handlers,
   };
 

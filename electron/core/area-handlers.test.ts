@@ -12,6 +12,7 @@ import { hostSecretsHandlers } from './keys/host-secrets';
 import { modelsKeysHandlers } from './keys/models-handlers';
 import { modelsRekeyHandlers } from './keys/models-rekey-handlers';
 import { sshRotationHandlers } from './keys/ssh-rotation-handlers';
+import { createModelsArea } from './models/handlers';
 import { opsHandlers } from './ops/handlers';
 import { provisionHandlers } from './provision/handlers';
 import { sessionHandlers } from './session/handlers';
@@ -38,6 +39,8 @@ const areas: Record<string, object> = {
   store: storeHandlers(none),
   attest: attestHandlers(none),
   audit: auditHandlers(none),
+  datasets: createModelsArea(none).datasets,
+  models: createModelsArea(none).models,
 };
 
 describe('per-area handlers', () => {

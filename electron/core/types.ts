@@ -49,6 +49,12 @@ export interface CoreConfig {
    * (default /media, /mnt, /run/media; shells add AIRLOCK_MEDIA_ROOTS).
    */
   mediaRoots?: string[];
+  /**
+   * The signer of the registry tokens Airlock issues for its own pushes (models:publish) when the
+   * registry asks for one; until the console keeps its own registry-token certificate, tests and
+   * installations pass one here. Absent: a registry that challenges is refused with a clear error.
+   */
+  modelsRegistryTokens?: import('./models/handlers').RegistryTokens;
   version?: string;
 }
 

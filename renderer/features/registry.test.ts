@@ -6,9 +6,9 @@ import { features, navFor } from './registry';
 // hidden when the roles cannot call the channel it needs), with Keys (issue 12) after Approvals:
 // the registry must show the same.
 const before: Record<string, string[]> = {
-  admin: ['hosts', 'terminal', 'provision', 'audit', 'approvals', 'keys', 'identity', 'users', 'account'],
-  officer: ['hosts', 'provision', 'audit', 'approvals', 'keys', 'identity', 'account'],
-  auditor: ['hosts', 'provision', 'audit', 'approvals', 'keys', 'identity', 'account'],
+  admin: ['hosts', 'terminal', 'provision', 'audit', 'approvals', 'keys', 'models', 'identity', 'users', 'account'],
+  officer: ['hosts', 'provision', 'audit', 'approvals', 'keys', 'models', 'identity', 'account'],
+  auditor: ['hosts', 'provision', 'audit', 'approvals', 'keys', 'models', 'identity', 'account'],
 };
 // The old nav's labels (also the top bar's title); e2e tests and people find pages by them.
 const labels: Record<string, string> = {
@@ -18,6 +18,7 @@ const labels: Record<string, string> = {
   audit: 'Audit',
   approvals: 'Approvals',
   keys: 'Keys',
+  models: 'Models',
   identity: 'Identity',
   users: 'Users',
   account: 'My account',

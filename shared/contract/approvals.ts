@@ -12,6 +12,7 @@ export const ApprovalOperations = [
   'approvals:setPolicy',
   'provision:disableEgressLockdown',
   'models:grantPhi',
+  'models:approvePhi',
   'keys:rotateRoot',
   'keys:reshareRoot',
   'audit:delete',

@@ -6,6 +6,8 @@ import { attest } from './attest';
 import { hosts } from './hosts';
 import { identity } from './identity';
 import { keys } from './keys';
+import { datasets } from './datasets';
+import { models } from './models';
 import { ops } from './ops';
 import { provision, provisionEvents } from './provision';
 import { session } from './session';
@@ -31,6 +33,8 @@ export const channels = {
   ...store,
   ...attest,
   ...keys,
+  ...datasets,
+  ...models,
 } as const;
 
 export const events = {

@@ -13,6 +13,7 @@
  * docs/screenshots/<view>.png at 1280×800 (see docs/screenshots.md).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import AxeBuilder from '@axe-core/playwright';
 import type { Page } from '@playwright/test';
@@ -20,6 +21,9 @@ import { labDown, labUp, type Lab } from '../lab/lab';
 import { ADMIN, authorizeAirlock, chooseOwnPassword, createUser, enrolHost, expect, firstRunSetup, ROOT, scanHost, submitLogin, test } from './fixtures';
 
 const LAB_ID = 'e2e-a11y';
+// Removable media for the Models page: a model version to import, so the page is checked with data.
+const MEDIA = path.join(os.tmpdir(), `airlock-e2e-a11y-media-${process.pid}`);
+test.use({ serveEnv: { AIRLOCK_MEDIA_ROOTS: MEDIA } });
 const TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
 const SHOTS = process.env.AIRLOCK_SCREENSHOT === '1';
 const SHOT_DIR = path.join(ROOT, 'docs', 'screenshots');
@@ -248,6 +252,40 @@ test('axe finds no serious or critical WCAG 2.1 A/AA violation on any view or ma
   await page.getByTestId('nav-approvals').click();
   await page.locator('[data-testid^="approval-row-"]').first().click();
   await expect(page.getByTestId('approval-detail')).toHaveAttribute('data-status', 'pending');
+
+  // ---------- models: a dataset, a PHI fine-tune's lineage and provenance, the import dialog ----------
+  fs.rmSync(MEDIA, { recursive: true, force: true });
+  fs.mkdirSync(path.join(MEDIA, 'triage'), { recursive: true });
+  fs.writeFileSync(path.join(MEDIA, 'triage', 'model.safetensors'), 'weights');
+  await page.getByTestId('nav-models').click();
+  await page.getByTestId('models-dataset-open').click();
+  await expect(page.getByTestId('models-dataset')).toBeVisible();
+  await axe(page, 'dialog: add a dataset', found);
+  await page.getByTestId('models-dataset-id').fill('ward-notes');
+  await page.getByTestId('models-dataset-name').fill('Ward notes 2023');
+  await page.getByTestId('models-dataset-classification').selectOption('phi');
+  await page.getByTestId('models-dataset-location').fill('Vault 3');
+  await page.getByTestId('models-dataset-owner').fill('Dr Ng');
+  await page.getByTestId('models-dataset-submit').click();
+  await expect(page.getByTestId('models-dataset-ward-notes')).toBeVisible();
+  await page.getByTestId('models-import-open').click();
+  await page.getByTestId('models-import-path').fill(path.join(MEDIA, 'triage'));
+  await page.getByTestId('models-import-name').fill('triage-notes');
+  await page.getByTestId('models-import-version').fill('v1');
+  await page.getByTestId('models-import-classification').selectOption('phi');
+  await page.getByTestId('models-import-owner').fill('ML team');
+  await page.getByTestId('models-import-license').fill('internal');
+  await page.getByTestId('models-import-source').fill('run 42');
+  await page.getByTestId('models-import-lineage-ward-notes').selectOption('fine-tuning');
+  await axe(page, 'dialog: import a model version', found);
+  await page.getByTestId('models-import-submit').click();
+  await expect(page.getByTestId('models-lineage')).toBeVisible();
+  await axe(page, 'models: a version with its lineage and files', found);
+  await page.getByTestId('models-approve').click();
+  await axe(page, 'dialog: request a PHI approval', found);
+  await page.keyboard.press('Escape');
+  await expect(page.getByTestId('models-move')).toHaveCount(0);
+  fs.rmSync(MEDIA, { recursive: true, force: true });
 
   // ---------- provisioning: an organisation playbook, a plan, an apply with step-up, an attestation ----------
   await page.getByTestId('nav-provision').click();

@@ -8,6 +8,9 @@
  * own <pre> (or wraps), not the page. The checks are shown to fail on an over-wide element put
  * into the page on purpose.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { Page } from '@playwright/test';
 import { replaceHostKey, type Lab } from '../lab/lab';
 import { authorizeAirlock, enrolHost, expect, firstRunSetup, scanHost, test } from './fixtures';
@@ -18,6 +21,9 @@ declare const document: any;
 type Element = any;
 
 const WIDTH = 1280;
+// The Models page's media: a version with long names (checked below, no lab needed).
+const MEDIA = path.join(os.tmpdir(), `airlock-e2e-tables-media-${process.pid}`);
+test.use({ serveEnv: { AIRLOCK_MEDIA_ROOTS: MEDIA } });
 
 interface Overflow {
   pageWidth: number;
@@ -153,4 +159,39 @@ test('Hosts and Provisioning at 1280 px: long errors and long diffs stay inside 
   // Taken out again, the same page passes: it was the element, not the checks.
   await steps.evaluate((t) => t.querySelector('[data-testid="too-wide"]')!.remove());
   await expectNoSidewaysOverflow(page, 'Provisioning (plan result), again');
+});
+
+test('Models at 1280 px: long file paths, SHA-256s, sources and locations stay inside their tables', async ({ app }) => {
+  const { page } = app;
+  const long = `${'checkpoints-after-the-second-fine-tuning-run-on-the-ward-notes/'.repeat(3)}model-00001-of-00042.safetensors`;
+  const dir = path.join(MEDIA, 'long');
+  fs.rmSync(MEDIA, { recursive: true, force: true });
+  fs.mkdirSync(path.join(dir, path.dirname(long)), { recursive: true });
+  fs.writeFileSync(path.join(dir, long), 'weights');
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{}');
+  try {
+    await page.setViewportSize({ width: WIDTH, height: 800 });
+    await firstRunSetup(page);
+    await page.getByTestId('nav-models').click();
+    await page.getByTestId('models-dataset-open').click();
+    await page.getByTestId('models-dataset-id').fill('ward-notes-2023-cardiology-and-internal-medicine-extract-17');
+    await page.getByTestId('models-dataset-name').fill('Ward notes 2023, cardiology and internal medicine, extract 17 of the EHR');
+    await page.getByTestId('models-dataset-location').fill(`Vault 3 /${'long/path/on/the/records/share/'.repeat(6)}extract-17.parquet`);
+    await page.getByTestId('models-dataset-owner').fill('Dr Ng, clinical informatics');
+    await page.getByTestId('models-dataset-submit').click();
+    await page.getByTestId('models-import-open').click();
+    await page.getByTestId('models-import-path').fill(dir);
+    await page.getByTestId('models-import-name').fill('triage-assistant-cardiology-fine-tune-from-the-ward-notes-extract');
+    await page.getByTestId('models-import-version').fill('2026.12.07-run-42-checkpoint-final-candidate');
+    await page.getByTestId('models-import-owner').fill('ML team');
+    await page.getByTestId('models-import-license').fill('Proprietary, contract 2026-114 with Vendor X, clause 7');
+    await page.getByTestId('models-import-source').fill(`Vendor X, USB 7, ${'ticket CHG-0042 '.repeat(8)}`);
+    await page.getByTestId('models-import-submit').click();
+    await expect(page.getByTestId('models-detail').getByTestId('models-files')).toContainText('model-00001-of-00042');
+    await expectNoSidewaysOverflow(page, 'Models');
+    await expectColumnVisible(page, 'models-table', 'Actions');
+    await expectColumnVisible(page, 'models-files', 'SHA-256');
+  } finally {
+    fs.rmSync(MEDIA, { recursive: true, force: true });
+  }
 });

@@ -249,6 +249,7 @@ describe('the policy', () => {
       'approvals:setPolicy',
       'provision:disableEgressLockdown',
       'models:grantPhi',
+      'models:approvePhi',
       'keys:rotateRoot',
       'keys:reshareRoot',
       'audit:delete',
@@ -257,6 +258,7 @@ describe('the policy', () => {
     expect(policy.find((p) => p.operation === 'users:grantAdmin')).toMatchObject({ implemented: true, channels: ['users:create', 'users:setRoles', 'users:enable'] });
     expect(policy.find((p) => p.operation === 'keys:rotateRoot')).toMatchObject({ implemented: true, channels: ['keys:beginRotateRoot'], approverRoles: ['officer'] });
     expect(policy.find((p) => p.operation === 'models:grantPhi')).toMatchObject({ implemented: false, channels: [], approverRoles: ['officer'] });
+    expect(policy.find((p) => p.operation === 'models:approvePhi')).toMatchObject({ implemented: true, channels: ['models:approve'], approverRoles: ['officer'] });
   });
 
   it('changing the policy itself needs a second person, and then applies', async () => {

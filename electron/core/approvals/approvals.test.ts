@@ -55,6 +55,7 @@ describe('the two-person guards', () => {
       'approvals:setPolicy': { operation: 'keys:rotateRoot' },
       'keys:beginReshare': { officers: ['Ann', 'Ben'], witnesses: ['Wanda'], threshold: 2 },
       'keys:beginRotateRoot': { officers: ['Ann', 'Ben'], witnesses: ['Wanda'], threshold: 2 },
+      'models:approve': { name: 'triage', version: 'v1' },
     };
     for (const [name, guard] of Object.entries(GUARDS) as Array<[ChannelName, NonNullable<(typeof GUARDS)[ChannelName]>]>) {
       expect(examples[name], `${name}: add an example above`).toBeDefined();

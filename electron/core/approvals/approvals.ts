@@ -7,6 +7,7 @@ import type { ChannelDef } from '../../../shared/contract/channel';
 import { channels, isChannelName, type ChannelName } from '../../../shared/contract/index';
 import { AirlockError } from '../../../shared/domain/errors';
 import { forbiddenMessage, rolesInWords, type Role } from '../../../shared/domain/roles';
+import { Catalog } from '../models/catalog';
 import { accountChange, accountState, type AccountState, type Users } from '../users/users';
 import type { Db } from '../db/db';
 import type { Vault } from '../vault/vault';
@@ -40,7 +41,9 @@ export type TargetBinding =
   | { kind: 'user'; name: string; state: AccountState | null }
   | { kind: 'host'; name: string; state: { id: number; address: string; port: number; fingerprint: string | null } | null }
   | { kind: 'policy'; name: string; state: { updatedAt: string; updatedBy: string | null } | null }
-  | { kind: 'hierarchy'; name: string; state: { hierarchyId: string; rootKcv: string; epoch: number; shareRecord: string } | null };
+  | { kind: 'hierarchy'; name: string; state: { hierarchyId: string; rootKcv: string; epoch: number; shareRecord: string } | null }
+  /** A catalog version (`model:version`): its status, classification and the manifest digest of its artifact (everything its identity covers). */
+  | { kind: 'model-version'; name: string; state: { status: string; classification: string; digest: string } | null };
 
 interface PolicyRow {
   operation: ApprovalOperation;
@@ -146,7 +149,7 @@ export class Approvals {
    * approvals:execute runs a request; the input must then be the approved one, byte for byte.
    */
   gate(name: ChannelName, input: Record<string, unknown>, vaultKey: Buffer, approved: ApprovedCall | undefined): AirlockError | null {
-    const op = operationFor(name, input, this.deps.users);
+    const op = operationFor(name, input, this.deps.users, this.deps.db);
     if (!op) return null;
     const pol = this.policyRow(op);
     if (!pol.required) return null;
@@ -192,11 +195,11 @@ export class Approvals {
       throw new AirlockError('INVALID_INPUT', `Not accepted — ${msg}.`);
     }
     const input = parsed.data as Record<string, unknown>;
-    const op = operationFor(channel, input, this.deps.users);
+    const op = operationFor(channel, input, this.deps.users, this.deps.db);
     if (!op || !this.policyRow(op).required) {
       throw new AirlockError('CONFLICT', 'This does not need a second person: do it directly.');
     }
-    guard.precheck?.(input, this.deps.users);
+    guard.precheck?.(input, this.deps.users, this.deps.db);
     const pol = this.policyRow(op);
     const target = this.bind(guard.target?.(input) ?? null);
     const now = this.deps.now();
@@ -454,6 +457,12 @@ export class Approvals {
         | undefined;
       return { kind: 'host', name: ref.name, state: h ? { id: h.id, address: h.address, port: h.port, fingerprint: h.fingerprint } : null };
     }
+    if (ref.kind === 'model-version') {
+      const [model, version] = [ref.name.slice(0, ref.name.indexOf(':')), ref.name.slice(ref.name.indexOf(':') + 1)];
+      const v = new Catalog({ db: this.deps.db, now: this.deps.now }).version(model, version);
+      const state = v ? { status: v.status, classification: v.classification, digest: new Catalog({ db: this.deps.db, now: this.deps.now }).artifact(model, version).digest } : null;
+      return { kind: 'model-version', name: ref.name, state };
+    }
     if (ref.kind === 'hierarchy') {
       // The key hierarchy as it is: a reshare or root rotation since filing changes its share record, epoch or root.
       const k = this.deps.db.prepare('SELECT hierarchy_id, root_kcv, epoch, share_record FROM key_hierarchy WHERE singleton = 1').get() as
@@ -484,6 +493,7 @@ export class Approvals {
       return accountChange(bound.name, row, bound.state);
     }
     if (canonical(now?.state ?? null) === canonical(bound.state)) return null;
+    if (bound.kind === 'model-version') return `the model version ${bound.name} is no longer the one filed (its status, classification or contents changed, or it was removed): file the request again`;
     if (bound.kind === 'hierarchy') return 'the key hierarchy changed since (a reshare, a root rotation or a new genesis): file the request again';
     return bound.kind === 'host'
       ? `host "${bound.name}" is no longer the same host (removed, re-added or re-keyed)`

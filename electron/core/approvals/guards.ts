@@ -3,16 +3,17 @@ import { channels, type ChannelName } from '../../../shared/contract/index';
 import type { ChannelDef } from '../../../shared/contract/channel';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Role } from '../../../shared/domain/roles';
+import type { Db } from '../db/db';
 import { checkPolicy, type Users } from '../users/users';
 
 /** Per guarded channel: when its input triggers the operation, what to show people, what to check before filing. */
 interface Guard {
   operation: ApprovalOperation;
   /** Whether this input needs the operation (users:create needs it only with the admin role). */
-  applies(input: Record<string, unknown>, users: Users): boolean;
+  applies(input: Record<string, unknown>, users: Users, db: Db): boolean;
   describe(input: Record<string, unknown>): string;
   /** Refuse a request that could never execute (name taken, weak password) before anyone reviews it. */
-  precheck?(input: Record<string, unknown>, users: Users): void;
+  precheck?(input: Record<string, unknown>, users: Users, db: Db): void;
   /** The user account the call is about: that user may not decide the request (no approving one's own promotion). */
   subject?(input: Record<string, unknown>): string | null;
   /**
@@ -24,7 +25,7 @@ interface Guard {
 }
 
 export interface TargetRef {
-  kind: 'user' | 'host' | 'policy' | 'hierarchy';
+  kind: 'user' | 'host' | 'policy' | 'hierarchy' | 'model-version';
   name: string;
 }
 
@@ -90,6 +91,22 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
     target: () => ({ kind: 'hierarchy', name: 'root' }),
     describe: (i) => `Rotate the root key and split the new one ${String(i.threshold)}-of-${Array.isArray(i.officers) ? i.officers.length : '?'} among ${Array.isArray(i.officers) ? i.officers.join(', ') : '?'}`,
   },
+  'models:approve': {
+    operation: 'models:approvePhi',
+    // Only a version classified phi needs the second person; any other is approved directly.
+    applies: (i, _users, db) => versionRow(db, i)?.classification === 'phi',
+    describe: (i) => `Approve the phi model version ${String(i.name)} ${String(i.version)}${typeof i.digest === 'string' ? ` (${i.digest.slice(0, 19)}…)` : ''}`,
+    target: (i) => (typeof i.name === 'string' && typeof i.version === 'string' ? { kind: 'model-version', name: `${i.name}:${i.version}` } : null),
+    precheck: (i, _users, db) => {
+      const v = versionRow(db, i);
+      if (!v) throw new AirlockError('NOT_FOUND', `There is no ${String(i.name)} ${String(i.version)} in the catalog.`);
+      if (v.status !== 'staged') throw new AirlockError('CONFLICT', `${String(i.name)} ${String(i.version)} is ${v.status}: only a staged version is approved.`);
+      if (v.base_model) {
+        const b = db.prepare('SELECT status FROM model_versions WHERE model = ? AND version = ?').get(v.base_model, v.base_version) as { status: string } | undefined;
+        if (b?.status !== 'approved') throw new AirlockError('CONFLICT', `${String(i.name)} ${String(i.version)} is built on ${v.base_model} ${v.base_version}, which is not approved: approve the base first.`);
+      }
+    },
+  },
   'approvals:setPolicy': {
     operation: 'approvals:setPolicy',
     applies: () => true,
@@ -99,10 +116,18 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
   },
 };
 
+/** A catalog version named by a call's `name` and `version`, as the database has it now. */
+function versionRow(db: Db, i: Record<string, unknown>): { classification: string; status: string; base_model: string | null; base_version: string | null } | undefined {
+  if (typeof i.name !== 'string' || typeof i.version !== 'string') return undefined;
+  return db.prepare('SELECT classification, status, base_model, base_version FROM model_versions WHERE model = ? AND version = ?').get(i.name, i.version) as
+    | { classification: string; status: string; base_model: string | null; base_version: string | null }
+    | undefined;
+}
+
 /** The operation a call triggers, or null when it runs without a second person whatever the policy says. */
-export function operationFor(name: ChannelName, input: Record<string, unknown>, users: Users): ApprovalOperation | null {
+export function operationFor(name: ChannelName, input: Record<string, unknown>, users: Users, db: Db): ApprovalOperation | null {
   const g = GUARDS[name];
-  return g && g.applies(input, users) ? g.operation : null;
+  return g && g.applies(input, users, db) ? g.operation : null;
 }
 
 export function guardOf(name: ChannelName): Guard | undefined {

@@ -99,6 +99,10 @@ describe('models catalog', () => {
     cat.setStatus('m', 'v1', 'revoked', 'bob', { reason: 'licence withdrawn' });
     expect((await refusal(() => cat.setStatus('m', 'v1', 'approved', 'bob'))).message).toContain('revocation is final');
     expect((await refusal(cat.importDirectory({ model: 'm', version: 'v2', dir: src, classification: 'internal', license: 'mit', source: 'disk', base: { model: 'm', version: 'v1' } }, 'alice'))).message).toContain('revoked');
+    // A staged version revoked before approval: recorded with the digest of what it was.
+    await cat.importDirectory({ model: 'm', version: 'v3', dir: src, classification: 'internal', license: 'mit', source: 'disk', format: 'oci-layout' }, 'alice');
+    const r = cat.setStatus('m', 'v3', 'revoked', 'bob', { reason: 'wrong training run' });
+    expect(r).toMatchObject({ status: 'revoked', format: 'oci-layout', manifestDigest: cat.artifact('m', 'v3').digest, statusReason: 'wrong training run' });
   });
 
   it('refuses hostile media: symlinks, odd names, empty directories, bad names', async () => {

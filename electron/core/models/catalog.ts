@@ -161,7 +161,7 @@ export class Catalog {
    * transaction (a failed import leaves nothing).
    */
   async importDirectory(
-    i: { model: string; version: string; dir: string; classification: Classification; license: string; source: string; base?: { model: string; version: string } | null; lineage?: { dataset: string; role: LineageRole }[] },
+    i: { model: string; version: string; dir: string; classification: Classification; license: string; source: string; base?: { model: string; version: string } | null; lineage?: { dataset: string; role: LineageRole }[]; format?: ModelVersionView['format']; onRecord?: () => void },
     by: string,
   ): Promise<ModelVersionView> {
     if (!CATALOG_VERSION.test(i.version)) throw invalid(`Version ${JSON.stringify(i.version)}: letters, digits, '_', '.', '-', at most 128 (it is also the registry tag).`);
@@ -181,13 +181,15 @@ export class Catalog {
       this.d.db
         .prepare(
           `INSERT INTO model_versions (model, version, classification, license, status, base_model, base_version, format, source, imported_at, imported_by, files, total_bytes, status_at, status_by)
-           VALUES (?, ?, ?, ?, 'staged', ?, ?, 'directory', ?, ?, ?, ?, ?, ?, ?)`,
+           VALUES (?, ?, ?, ?, 'staged', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(i.model, i.version, i.classification, i.license, i.base?.model ?? null, i.base?.version ?? null, i.source, at, by, files.length, total, at, by);
+        .run(i.model, i.version, i.classification, i.license, i.base?.model ?? null, i.base?.version ?? null, i.format ?? 'directory', i.source, at, by, files.length, total, at, by);
       const put = this.d.db.prepare('INSERT INTO model_files (model, version, path, size, sha256) VALUES (?, ?, ?, ?, ?)');
       for (const f of files) put.run(i.model, i.version, f.path, f.size, f.sha256);
       const line = this.d.db.prepare('INSERT INTO model_lineage (model, version, dataset_id, role) VALUES (?, ?, ?, ?)');
       for (const l of i.lineage ?? []) line.run(i.model, i.version, l.dataset, l.role);
+      // The caller's own rows of this import (where it came from), in the same transaction.
+      i.onRecord?.();
     })();
     return this.version(i.model, i.version)!;
   }
@@ -217,7 +219,8 @@ export class Catalog {
       throw new AirlockError('CONFLICT', `${model} ${version} is built on ${r.base_model} ${r.base_version}, which is not approved: approve the base first.`);
     }
     if ((to === 'deprecated' || to === 'revoked') && !o.reason) throw invalid(`Say why ${model} ${version} is ${to} (--reason).`);
-    const digest = to === 'approved' ? this.artifact(model, version).digest : r.manifest_digest;
+    // A staged version revoked gets the digest of what it was, so the record names exactly what was refused.
+    const digest = to === 'approved' || !r.manifest_digest ? this.artifact(model, version).digest : r.manifest_digest;
     const by2 = o.secondPerson ? `${by} with ${o.secondPerson}` : by;
     try {
       this.d.db.prepare('UPDATE model_versions SET status = ?, manifest_digest = ?, status_at = ?, status_by = ?, status_reason = ? WHERE model = ? AND version = ?').run(to, digest, this.stamp(), by2, o.reason ?? null, model, version);

@@ -16,7 +16,7 @@ import { arg, call, command, opt, type AreaTable, type Ctx, type Failure } from 
  * records each step as acknowledged by the person named for it, entered by the signed-in account.
  */
 
-const SHARES = opt.strings('FILE', "an officer's armored share file (repeat for each; the threshold is needed)");
+export const SHARES = opt.strings('FILE', "an officer's armored share file (repeat for each; the threshold is needed)");
 const OFFICERS = opt.strings('NAME', 'the officers who receive shares, in order (default officer-1 … officer-N)', { schema: ParticipantName });
 const WITNESSES = opt.strings('NAME', 'a witness of the ceremony (default: one named "witness")', { schema: ParticipantName });
 const SHARE_DIR = opt.string('DIR', 'where to write one share file per officer (0600; created 0700 if missing; existing share files are never overwritten)', { required: true });
@@ -25,7 +25,7 @@ const TRANSCRIPT = opt.string('FILE', 'also write the signed transcript to FILE'
 type C = Ctx;
 
 /** The calls `unsealWith` makes before a CA command's own. */
-const UNSEAL_CALLS = ['keys:begin', 'keys:acknowledge', 'keys:addShare', 'keys:cancel', 'session:status'] as const;
+export const UNSEAL_CALLS = ['keys:begin', 'keys:acknowledge', 'keys:addShare', 'keys:cancel', 'session:status'] as const;
 
 /** Runs `steps`, stopping at the first refusal: its exit code. */
 class Refused extends Error {
@@ -34,7 +34,7 @@ class Refused extends Error {
   }
 }
 
-async function must<T>(p: Promise<{ ok: true; value: T } | Failure>): Promise<T> {
+export async function must<T>(p: Promise<{ ok: true; value: T } | Failure>): Promise<T> {
   const r = await p;
   if (!r.ok) throw new Refused(r);
   return r.value;
@@ -135,7 +135,7 @@ async function issueShares(
 }
 
 /** Runs a ceremony-driving command: any refusal is printed with what was done so far. */
-async function drive(c: C, body: (log: string[]) => Promise<{ human: string; value: unknown }>): Promise<number> {
+export async function drive(c: C, body: (log: string[]) => Promise<{ human: string; value: unknown }>): Promise<number> {
   const log: string[] = [];
   try {
     const { human, value } = await body(log);
@@ -208,7 +208,7 @@ function modelsText(v: ModelsStatus): string {
 }
 
 /** Unseals with the shares given (if any) in this process, then runs `body`: the hierarchy is sealed again when the command ends. */
-async function withShares(c: C, shares: string[], log: string[], body: () => Promise<{ human: string; value: unknown }>): Promise<{ human: string; value: unknown }> {
+export async function withShares(c: C, shares: string[], log: string[], body: () => Promise<{ human: string; value: unknown }>): Promise<{ human: string; value: unknown }> {
   if (shares.length) await unsealWith(c, shares, log, await whoAmI(c));
   return body();
 }

@@ -1,11 +1,13 @@
 import type { ChannelName } from '../../../shared/contract/index';
 import { approvals } from './approvals';
 import { attest } from './attest';
+import { datasets } from './datasets';
 import { audit } from './audit';
 import { hosts } from './hosts';
 import { identity } from './identity';
 import { init } from './init';
 import { keys } from './keys';
+import { models } from './models';
 import { provision } from './provision';
 import { serve } from './serve';
 import { session } from './session';
@@ -21,7 +23,7 @@ import { users } from './users';
  * commands that are not one channel's. `ops` (ops:cancel) has no command of its own: the store
  * imports call it on Ctrl-C. `terminal` has none: see NOT_IN_CLI.
  */
-export const AREAS: readonly AreaTable[] = [init, serve, session, totp, users, settings, approvals, identity, hosts, provision, store, attest, keys, audit];
+export const AREAS: readonly AreaTable[] = [init, serve, session, totp, users, settings, approvals, identity, hosts, provision, store, attest, keys, datasets, models, audit];
 
 export const COMMANDS: readonly CommandDef[] = AREAS.flatMap((a) => a.commands);
 
