@@ -129,6 +129,8 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     workDir: path.join(dataDir, 'models-work'),
     keys: keysArea.service,
     registryTokens: () => config.modelsRegistryTokens ?? null,
+    // Published versions are signed by the console CA once it exists (genesis); unsigned before.
+    signStatement: () => (keysArea.ca.root() ? (bytes, vaultKey) => keysArea.ca.signDetached(bytes, vaultKey) : null),
   });
   const playbooks = new Playbooks({ db, now: nowIso });
   const attestations = new Attestations({ db, keys, now: nowIso });

@@ -45,6 +45,8 @@ export const Publication = z.object({
   encrypted: z.boolean(),
   publishedAt: z.string(),
   publishedBy: z.string(),
+  /** The signature attached in the registry (referrers tag `sha256-<hex>`; docs/models.md), null when published before the CA existed. */
+  signature: Digest.nullable(),
 });
 export type Publication = z.infer<typeof Publication>;
 

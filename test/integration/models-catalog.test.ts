@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../electron/core/models/registry/client';
+import { verifySignatures } from '../../electron/core/models/signature';
 import { EXIT } from '../../electron/shells/cli';
 import { labDown, labUp, type Lab } from '../lab/lab';
 import { asOlga, inProcessCli } from '../support/cli';
@@ -177,7 +178,7 @@ describe('airlock datasets and models', () => {
     const pub = (await ok(['models', 'publish', 'triage-base', 'v1', '--json'])).json<{ digest: string; catalogDigest: string; repository: string; encrypted: boolean }>();
     const v = (await ok(['models', 'show', 'triage-base', 'v1', '--json'])).json<Show>();
     expect(pub).toMatchObject({ repository: 'models/triage-base', digest: v.version.manifestDigest, catalogDigest: v.version.manifestDigest, encrypted: false });
-    expect(v.version.publications).toMatchObject([{ registry: lab.registry!.url, digest: v.version.manifestDigest }]);
+    expect(v.version.publications).toMatchObject([{ registry: lab.registry!.url, digest: v.version.manifestDigest, signature: null }]); // no CA yet: unsigned
 
     // Read back from the registry by digest: every layer is a file of the catalog, each blob hashes to it.
     const client = new RegistryClient({ baseUrl: lab.registry!.url });
@@ -217,6 +218,15 @@ describe('airlock datasets and models', () => {
     expect(stored.length).toBeGreaterThan(3);
     for (const f of stored) expect(fs.readFileSync(f).includes(needle), f).toBe(false);
     expect(fs.readdirSync(path.join(data, 'models-work'))).toEqual([]);
+
+    // Published after genesis, the version is signed by the console CA beside it in the registry
+    // (referrers tag sha256-<hex>), verifiable with the root certificate alone.
+    const signature = (notes.version.publications as unknown as { signature: string | null }[])[0]!.signature;
+    expect(signature).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const root = (await ok(['keys', 'ca-certificate', '--json'])).json<{ pem: string }>().pem;
+    const sigs = await verifySignatures(client, 'models/triage-notes', enc.digest, root, { expect: { model: 'triage-notes', version: 'v1', classification: 'phi', catalogDigest: notes.version.manifestDigest! } });
+    expect(sigs.ok, sigs.problems.join('\n')).toBe(true);
+    expect(sigs.signatures.map((x) => x.manifest)).toEqual([signature]);
 
     // On the trail: who published what where.
     const events = (await ok(['audit', 'list', '--limit', '400', '--json'])).json<{ events: { channel: string; phase: string; outcome: string; target: string | null }[] }>().events;

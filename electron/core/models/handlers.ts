@@ -1,3 +1,4 @@
+import { attachSignature, STATEMENT_FORMAT, type VersionStatement } from './signature';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
@@ -43,6 +44,12 @@ export interface ModelsDeps {
   registryTokens?: () => RegistryTokens | null;
   /** Chunk size of layer uploads (tests make it small). */
   chunkBytes?: number;
+  /**
+   * Signs a version statement (detached CMS by the console CA's bundle-signing certificate) with
+   * the caller's vault key; null while there is no CA (before genesis): the version is then
+   * published unsigned, and says so.
+   */
+  signStatement?: () => ((bytes: Buffer, vaultKey: Buffer) => Promise<Buffer>) | null;
 }
 
 type Version = z.input<typeof ContractVersion>;
@@ -57,6 +64,7 @@ interface PubRow {
   encrypted: number;
   published_at: string;
   published_by: string;
+  signature: string | null;
 }
 
 const ENCRYPTED = new Set(['confidential', 'phi']);
@@ -74,6 +82,7 @@ export function createModelsArea(d: ModelsDeps) {
       encrypted: r.encrypted === 1,
       publishedAt: r.published_at,
       publishedBy: r.published_by,
+      signature: r.signature,
     }));
   const media = (model: string, version: string) => (d.db.prepare('SELECT format, path FROM model_media WHERE model = ? AND version = ?').get(model, version) as { format: ModelFormat; path: string } | undefined) ?? null;
   const full = (v: ModelVersionView): Version => ({ ...v, media: media(v.model, v.version), publications: publications(v.model, v.version) });
@@ -237,6 +246,7 @@ export function createModelsArea(d: ModelsDeps) {
       };
       const client = new RegistryClient({ baseUrl: url, token });
       const key = ENCRYPTED.has(v.classification) ? layerKey(i.name, i.version) : undefined;
+      let published: Pub | undefined;
       try {
         const out = await withTree(format, p, ctx.signal, async (tree) => {
           await fs.promises.mkdir(d.workDir, { recursive: true, mode: 0o700 });
@@ -247,17 +257,37 @@ export function createModelsArea(d: ModelsDeps) {
           });
         });
         const at = d.now().toISOString();
+        // The version's signature beside it in the registry (referrers tag-schema fallback), once the CA exists.
+        const sign = d.signStatement?.() ?? null;
+        let signature: string | null = null;
+        if (sign) {
+          const vaultKey = ctx.actor().vaultKey;
+          const statement: VersionStatement = {
+            format: STATEMENT_FORMAT,
+            repository: out.repository,
+            digest: out.digest,
+            catalogDigest: out.catalogDigest,
+            model: i.name,
+            version: i.version,
+            classification: v.classification,
+            approvedBy: v.statusBy,
+            approvedAt: v.statusAt,
+            signedAt: at,
+          };
+          signature = (await attachSignature(client, statement, (b) => sign(b, vaultKey))).digest;
+        }
         d.db
           .prepare(
-            `INSERT INTO model_publications (model, version, registry, repository, tag, digest, catalog_digest, encrypted, published_at, published_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (model, version, registry) DO UPDATE SET repository = excluded.repository, tag = excluded.tag, digest = excluded.digest, catalog_digest = excluded.catalog_digest, encrypted = excluded.encrypted, published_at = excluded.published_at, published_by = excluded.published_by`,
+            `INSERT INTO model_publications (model, version, registry, repository, tag, digest, catalog_digest, encrypted, published_at, published_by, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (model, version, registry) DO UPDATE SET repository = excluded.repository, tag = excluded.tag, digest = excluded.digest, catalog_digest = excluded.catalog_digest, encrypted = excluded.encrypted, published_at = excluded.published_at, published_by = excluded.published_by, signature = coalesce(excluded.signature, model_publications.signature)`,
           )
-          .run(i.name, i.version, url, out.repository, out.tag, out.digest, out.catalogDigest, out.encrypted ? 1 : 0, at, by);
-        return publications(i.name, i.version).find((x) => x.registry === url)!;
+          .run(i.name, i.version, url, out.repository, out.tag, out.digest, out.catalogDigest, out.encrypted ? 1 : 0, at, by, signature);
+        published = publications(i.name, i.version).find((x) => x.registry === url)!;
+        return published;
       } finally {
         key?.key.fill(0);
         // Every token Airlock issued for this push, on the trail: who, what scope, until when.
-        ctx.auditDetail({ registry: url, tokens });
+        ctx.auditDetail({ registry: url, tokens, ...(published ? { signature: published.signature } : {}) });
       }
     },
     'models:registry': () => registry(),

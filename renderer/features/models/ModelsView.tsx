@@ -295,7 +295,8 @@ function VersionDetail({ v, active, onChanged, onApprovals }: { v: Version; acti
                   <span className="mono muted" title={p.digest}>
                     {shortHash(p.digest, 19)}
                   </span>
-                  {p.encrypted ? <span className="badge">encrypted</span> : null} · <Time iso={p.publishedAt} /> by {safeLine(p.publishedBy)}
+                  {p.encrypted ? <span className="badge">encrypted</span> : null}{' '}
+                  {p.signature ? <span className="badge" title={`signature ${p.signature}`}>signed</span> : <span className="badge" title="published before the CA existed (genesis)">unsigned</span>} · <Time iso={p.publishedAt} /> by {safeLine(p.publishedBy)}
                 </li>
               ))}
             </ul>

@@ -43,7 +43,7 @@ describe('migration 0015-models-catalog-ops', () => {
     const db = dbAt(m0015.version);
     db.prepare("INSERT INTO models VALUES ('m', '', 'o', 'now', 'alice')").run();
     db.prepare("INSERT INTO model_versions (model, version, classification, license, format, source, imported_at, imported_by, files, total_bytes, status_at, status_by) VALUES ('m', 'v1', 'public', 'mit', 'directory', 'usb', 'now', 'alice', 1, 3, 'now', 'alice')").run();
-    const pub = db.prepare('INSERT INTO model_publications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    const pub = db.prepare('INSERT INTO model_publications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)');
     expect(() => pub.run('m', 'v2', 'http://r', 'models/m', 'v2', D, D, 0, 'now', 'bob')).toThrow(/FOREIGN KEY/);
     expect(() => pub.run('m', 'v1', 'http://r', 'models/m', 'v1', 'md5:x', D, 0, 'now', 'bob')).toThrow(/CHECK/);
     pub.run('m', 'v1', 'http://r', 'models/m', 'v1', D, D, 0, 'now', 'bob');

@@ -38,6 +38,8 @@ export const m0015: Migration = {
         encrypted      INTEGER NOT NULL CHECK (encrypted IN (0, 1)),
         published_at   TEXT NOT NULL,
         published_by   TEXT NOT NULL,
+        -- The signature artifact attached to it (models/signature.ts), null when published unsigned (no CA yet).
+        signature      TEXT CHECK (signature IS NULL OR signature GLOB 'sha256:*'),
         PRIMARY KEY (model, version, registry),
         FOREIGN KEY (model, version) REFERENCES model_versions(model, version) ON DELETE RESTRICT
       ) STRICT;
