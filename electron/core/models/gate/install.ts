@@ -130,7 +130,7 @@ for d in sorted(dirs):
     fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
     os.fsync(fd)
     os.close(fd)
-sys.stdout.write(json.dumps({'ok': True, 'written': len(done)}) + '\n')
+sys.stdout.write(json.dumps({'ok': True, 'written': len(done)}, separators=(',', ':')) + '\n')
 `;
 
 export interface GateFile {
