@@ -37,7 +37,7 @@ VERSION = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$')
 PRINCIPAL = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,199}$')
 ISO = re.compile(r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$')
 WORD = re.compile(r'\w+', re.UNICODE)
-HOP = {'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'authorization', 'proxy-authorization', 'host'}
+HOP = {'connection', 'expect', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'authorization', 'proxy-authorization', 'host'}
 REASONS = {200: 'OK', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
            411: 'Length Required', 413: 'Payload Too Large', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error',
            501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 505: 'HTTP Version Not Supported'}
@@ -282,7 +282,7 @@ class Request:
     __slots__ = ('method', 'target', 'path', 'query', 'version', 'headers', 'body', 'keep_alive')
 
 
-async def read_request(reader):
+async def read_request(reader, writer=None):
     """One HTTP/1.1 request, bounded; None at a clean end of the connection."""
     try:
         head = await asyncio.wait_for(reader.readuntil(b'\r\n\r\n'), HEADER_TIMEOUT)
@@ -336,6 +336,8 @@ async def read_request(reader):
         n = int(cl)
         if n > MAX_BODY:
             raise BadRequest(413, 'The request body is larger than %d bytes.' % MAX_BODY)
+    if n and writer is not None and h.get('expect', '').lower() == '100-continue':
+        writer.write(b'HTTP/1.1 100 Continue\r\n\r\n')  # curl waits a second for it on bodies > 1 KiB
     try:
         r.body = await asyncio.wait_for(reader.readexactly(n), BODY_TIMEOUT) if n else b''
     except asyncio.IncompleteReadError:
@@ -620,6 +622,17 @@ class Gate:
         self.log('policy-loaded', version=pol.version, sha256=pol.sha, trigger=why, grants=len(pol.doc['grants']))
         self.write_status()
 
+    def hangup(self):
+        # SIGHUP: reopen the logs (logrotate's postrotate sends it) and reload the policy now.
+        for attr, path in (('access_log', self.access_path), ('gate_log', self.gate_log_path)):
+            try:
+                new = open(path, 'ab', buffering=0)
+            except OSError:
+                continue
+            old, _ = getattr(self, attr), setattr(self, attr, new)
+            old.close()
+        asyncio.ensure_future(self.reload('sighup'))
+
     async def poll(self):
         while True:
             await asyncio.sleep(POLL_SECONDS)
@@ -878,7 +891,14 @@ class Gate:
             return done(401, err_body(401, 'unauthenticated', 'Authenticate with HTTP Basic: username = the principal id, password = its Airlock credential.'), [('WWW-Authenticate', 'Basic realm="airlock-registry"')])
         rec['principal'] = principal
         t = time.time()
-        pullable = {'models/' + g['model'] for g in pol.live(principal, 'pull', t)}
+        pullable = {}
+        for g in pol.live(principal, 'pull', t):
+            # A repository's latest expiry among the principal's grants of it (None: never).
+            name, e = 'models/' + g['model'], g['_expires']
+            if name not in pullable:
+                pullable[name] = e
+            elif pullable[name] is not None:
+                pullable[name] = None if e is None else max(pullable[name], e)
         access = []
         for s in ' '.join(scopes).split():
             m = re.match(r'^repository:([^:]+):([a-z,*]+)$', s)
@@ -887,9 +907,14 @@ class Gate:
             name, actions = m.group(1), m.group(2).split(',')
             if name in pullable and 'pull' in actions and not any(a['name'] == name for a in access):
                 access.append({'type': 'repository', 'name': name, 'actions': ['pull']})
-        ttl = min(reg['ttlSeconds'], MAX_TTL)
         now = int(t)
-        claims = {'iss': reg['issuer'], 'sub': principal, 'aud': reg['service'], 'exp': now + ttl, 'nbf': now - 1, 'iat': now,
+        # A token never outlives the grants behind it: a grant that expires in 30 s gives 30 s.
+        exp = now + min(reg['ttlSeconds'], MAX_TTL)
+        for a in access:
+            if pullable[a['name']] is not None:
+                exp = min(exp, max(now + 1, int(pullable[a['name']])))
+        ttl = exp - now
+        claims = {'iss': reg['issuer'], 'sub': principal, 'aud': reg['service'], 'exp': exp, 'nbf': now - 1, 'iat': now,
                   'jti': os.urandom(16).hex(), 'access': access}
         header = {'typ': 'JWT', 'alg': 'ES256', 'x5c': self.x5c}
         b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b'=').decode()
@@ -901,7 +926,7 @@ class Gate:
             return done(503, err_body(503, 'signing', 'The realm cannot sign tokens (its key is unreadable); Airlock must renew it.'))
         tok = signing_input + '.' + b64(sig)
         rec['granted'] = ' '.join('repository:%s:pull' % a['name'] for a in access)
-        rec['expiresAt'] = now_iso(now + ttl)
+        rec['expiresAt'] = now_iso(exp)
         rec['jti'] = claims['jti']
         self.metrics.add(self.metrics.tokens, (principal,))
         done(200, {'token': tok, 'access_token': tok, 'expires_in': ttl, 'issued_at': now_iso(now)})
@@ -912,7 +937,7 @@ class Gate:
         try:
             while True:
                 try:
-                    req = await read_request(reader)
+                    req = await read_request(reader, writer)
                 except BadRequest as e:
                     writer.write(response_bytes(e.status, err_body(e.status, 'bad_request', e.message), (), False))
                     self.metrics.add(self.metrics.requests, ('-', '-', '-', str(e.status)))
@@ -962,7 +987,7 @@ class Gate:
         loop = asyncio.get_running_loop()
         self.lock = asyncio.Lock()
         await self.reload('start')
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload('sighup')))
+        loop.add_signal_handler(signal.SIGHUP, self.hangup)
         stop = loop.create_future()
         for s in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(s, lambda: stop.done() or stop.set_result(None))

@@ -86,7 +86,13 @@ export function gateProgram(): Buffer {
 
 export const gateProgramSha256 = () => crypto.createHash('sha256').update(gateProgram()).digest('hex');
 
-/** The systemd unit: the host's own python3, isolated mode, nothing from the environment. */
+/**
+ * The systemd unit: the host's own python3 in isolated mode (no environment, no site packages).
+ * The gate faces the network and parses hostile requests, so systemd confines it: it can write only
+ * its state, run and log directories, sees no home directories or devices, gets no new privileges
+ * and keeps at most the capability to bind a port below 1024. (The lab's systemctl simulator
+ * ignores these keys; a real host applies them.)
+ */
 export function gateUnit(python = '/usr/bin/python3'): string {
   return [
     '[Unit]',
@@ -99,12 +105,43 @@ export function gateUnit(python = '/usr/bin/python3'): string {
     'ExecReload=/bin/kill -HUP $MAINPID',
     'Restart=on-failure',
     'RestartSec=1',
+    'NoNewPrivileges=yes',
+    'ProtectSystem=strict',
+    'ProtectHome=yes',
+    'PrivateTmp=yes',
+    'PrivateDevices=yes',
+    'ProtectKernelTunables=yes',
+    'ProtectKernelModules=yes',
+    'ProtectControlGroups=yes',
+    'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX',
+    'RestrictNamespaces=yes',
+    'LockPersonality=yes',
+    'CapabilityBoundingSet=CAP_NET_BIND_SERVICE',
+    // Made by systemd at every start (/run is empty after a boot) and writable under ProtectSystem=strict.
+    'StateDirectory=airlock-gate',
+    'RuntimeDirectory=airlock-gate',
+    'LogsDirectory=airlock-gate',
     '',
     '[Install]',
     'WantedBy=multi-user.target',
     '',
   ].join('\n');
 }
+
+/** logrotate: daily, two weeks kept; the gate reopens its logs on SIGHUP (reload). */
+export const GATE_LOGROTATE = `/var/log/airlock-gate/*.log {
+  daily
+  rotate 14
+  compress
+  delaycompress
+  missingok
+  notifempty
+  create 0640 root root
+  postrotate
+    systemctl reload ${GATE_UNIT} >/dev/null 2>&1 || true
+  endscript
+}
+`;
 
 /** Writes files atomically: every X.tmp first (fsync), then the renames in order, then the directory fsyncs. */
 const WRITE_PY = String.raw`
@@ -189,6 +226,7 @@ export async function installGate(conn: HostExec, o: InstallGate): Promise<GateS
   const files: GateFile[] = [
     { path: GATE_PATHS.program, data: gateProgram(), mode: 0o644 },
     { path: GATE_PATHS.unit, data: gateUnit(o.python), mode: 0o644 },
+    { path: '/etc/logrotate.d/airlock-gate', data: GATE_LOGROTATE, mode: 0o644 },
     { path: GATE_PATHS.pinnedKey, data: o.policySigningKeyPem, mode: 0o644 },
     { path: GATE_PATHS.config, data: `${JSON.stringify(cfg, null, 2)}\n`, mode: 0o644 },
   ];
@@ -198,7 +236,7 @@ export async function installGate(conn: HostExec, o: InstallGate): Promise<GateS
   }
   if (o.policy) files.push({ path: GATE_PATHS.signature, data: o.policy.sig, mode: 0o644 }, { path: GATE_PATHS.policy, data: o.policy.bytes, mode: 0o644 });
   await writeGateFiles(conn, files, o);
-  await run(conn, `rm -f ${GATE_PATHS.status} && systemctl daemon-reload && systemctl enable -q ${GATE_UNIT} && systemctl restart ${GATE_UNIT}`, 'Starting the gate', o);
+  await run(conn, `mkdir -p /var/lib/airlock-gate /run/airlock-gate /var/log/airlock-gate && rm -f ${GATE_PATHS.status} && systemctl daemon-reload && systemctl enable -q ${GATE_UNIT} && systemctl restart ${GATE_UNIT}`, 'Starting the gate', o);
   const deadline = Date.now() + (o.startTimeoutMs ?? 20_000);
   for (;;) {
     const st = await readGateStatus(conn, o);
