@@ -298,7 +298,8 @@ if hasattr(asyncio, 'timeout'):  # 3.11+: a deadline on the running task, no ext
         async with asyncio.timeout(seconds):
             return await aw
 else:  # 3.8-3.10 (Ubuntu 22.04's python3 is 3.10)
-    within = asyncio.wait_for
+    async def within(seconds, aw):
+        return await asyncio.wait_for(aw, seconds)
 
 
 class BadRequest(Exception):
