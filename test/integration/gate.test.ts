@@ -248,6 +248,11 @@ describe('the gate on lab hosts', () => {
     expect(events.at(-1)).toBe('data: [DONE]');
     expect(reads).toBeGreaterThan(0);
 
+    // the model list: only what the principal may invoke
+    const list = async (cred: string) => ((await (await fetch(`${gateUrl}/v1/models`, { headers: { authorization: `Bearer ${cred}` } })).json()) as { data: { id: string }[] }).data.map((m) => m.id);
+    expect(await list(bot.cred)).toEqual(['triage:1.2.0']);
+    expect(await list(other.cred)).toEqual([]);
+
     // denials
     expect(await complete('triage:1.2.0', null)).toBe(401);
     expect(await complete('triage:1.2.0', newCredential())).toBe(401);

@@ -28,6 +28,7 @@ MAX_POLICY = 16 * 1024 * 1024
 HEADER_TIMEOUT = 30.0
 BODY_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 5.0
+UPSTREAM_IDLE = 900.0  # a non-streamed completion answers only when done: minutes, not hours
 POLL_SECONDS = 0.5
 MAX_TTL = 300
 MAX_IDLE_UPSTREAM = 64
@@ -645,7 +646,12 @@ class Gate:
         if self.policy is not None and pol.sha == self.policy.sha:
             return
         self.highest = {'highestVersion': pol.version, 'sha256': pol.sha}
-        write_atomic(self.state_path, (json.dumps(self.highest, sort_keys=True) + '\n').encode(), 0o600)
+        try:
+            write_atomic(self.state_path, (json.dumps(self.highest, sort_keys=True) + '\n').encode(), 0o600)
+        except OSError as e:
+            # The newer policy still goes into force (it may be a revocation); only replay
+            # protection across a restart is weakened until the disk is writable again.
+            self.log('state-unwritable', error=str(e)[:200], version=pol.version)
         self.policy = pol
         self.loaded_at = now_iso()
         self.last_rejected = None
@@ -669,7 +675,10 @@ class Gate:
         while True:
             await asyncio.sleep(POLL_SECONDS)
             if self.file_stamp() != self.stamp:
-                await self.reload('changed')
+                try:
+                    await self.reload('changed')
+                except Exception as e:  # the poll must outlive anything a load runs into
+                    self.log('reload-error', error=repr(e)[:300])
 
     # -- invoke ----------------------------------------------------------------------------------
 
@@ -815,11 +824,11 @@ class Gate:
             try:
                 uw.write(data)
                 await uw.drain()
-                status, headers = await read_head(ur)
+                status, headers = await within(UPSTREAM_IDLE, read_head(ur))
                 break
-            except (OSError, asyncio.IncompleteReadError, ValueError, asyncio.LimitOverrunError):
+            except (OSError, asyncio.IncompleteReadError, ValueError, asyncio.LimitOverrunError, asyncio.TimeoutError) as e:
                 uw.close()
-                if reused and attempt == 0:
+                if reused and attempt == 0 and not isinstance(e, asyncio.TimeoutError):
                     continue  # a kept-alive connection the server had closed: one fresh try
                 rec['status'] = 502
                 writer.write(response_bytes(502, err_body(502, 'upstream', 'The inference server broke the connection.'), (), req.keep_alive))
@@ -836,8 +845,20 @@ class Gate:
             if k.lower() not in HOP:
                 out.append('%s: %s' % (k, v))
         try:
-            if models_filter is not None and status == 200 and length is not None and length <= 4 * 1024 * 1024:
-                doc = json.loads(await ur.readexactly(length))
+            if models_filter is not None:
+                # Only what the principal may invoke; a list the gate cannot read is not passed on.
+                if status != 200 or (length is None and not chunked) or (length or 0) > 4 * 1024 * 1024:
+                    raise ValueError('unexpected model list')
+                if chunked:
+                    parts, size = [], 0
+                    async for c in chunks(ur):
+                        size += len(c)
+                        if size > 4 * 1024 * 1024:
+                            raise ValueError('model list too large')
+                        parts.append(c)
+                    doc = json.loads(b''.join(parts))
+                else:
+                    doc = json.loads(await ur.readexactly(length))
                 allowed = {'%s:%s' % (g['model'], g['version']) for g in models_filter}
                 if isinstance(doc, dict) and isinstance(doc.get('data'), list):
                     doc['data'] = [m for m in doc['data'] if isinstance(m, dict) and m.get('id') in allowed]
@@ -881,6 +902,9 @@ class Gate:
         except (OSError, asyncio.IncompleteReadError, ValueError, asyncio.LimitOverrunError):
             reusable = False
             req.keep_alive = False
+            if models_filter is not None and not writer.is_closing():
+                rec['status'] = 502
+                writer.write(response_bytes(502, err_body(502, 'upstream', 'The inference server gave a model list the gate cannot read.'), (), False))
         usage.finish()
         rec['promptTokens'], rec['completionTokens'] = usage.prompt, usage.completion
         if reusable and len(self.idle) < MAX_IDLE_UPSTREAM:
