@@ -9,6 +9,7 @@
  * throughput ratio includes the gate's CPU competing with both.
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import { generateIdentity } from '../../electron/core/identity/ssh-key';
 import { installGate, pushGatePolicy, waitForGatePolicy, writeGateFiles } from '../../electron/core/models/gate/install';
@@ -46,6 +47,13 @@ async function latency(url: URL, body: string, cred: string | null, n: number): 
   return out;
 }
 
+/** CPU seconds (user + system) a process has used, from /proc (the lab shares this machine's pid namespace). */
+function cpuSeconds(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / 100; // utime, stime in USER_HZ (100)
+}
+
 async function throughput(url: URL, body: string, cred: string | null): Promise<number> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   let left = THROUGHPUT_REQUESTS;
@@ -67,10 +75,12 @@ export async function benchGate(rows: BenchRow[]): Promise<void> {
   const h = lab.hosts[0]!;
   const conn = await connect({ address: h.address, port: h.port, user: h.user, fingerprint: h.fingerprint, hostName: h.name }, { privateKey: me.privateKey }, { timeoutMs: 30_000 });
   try {
-    const exec = async (cmd: string) => {
+    const out = async (cmd: string) => {
       const r = await conn.exec(cmd, { timeoutMs: 30_000 });
       if (r.code !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+      return r.stdout;
     };
+    const exec = async (cmd: string) => void (await out(cmd));
     await exec('mkdir -p /srv/models/triage/1.2.0 && echo weights > /srv/models/triage/1.2.0/model.safetensors');
     const simulator = async (latencyMs: number) => {
       await writeGateFiles(conn, [{ path: '/etc/systemd/system/inference-bench.service', data: `[Service]\nExecStart=/usr/local/bin/airlock-inference-sim --model /srv/models/triage/1.2.0 --served-model-name triage:1.2.0 --host 0.0.0.0 --port 8000 --sim-latency-ms ${latencyMs}\n`, mode: 0o644 }]);
@@ -100,12 +110,19 @@ export async function benchGate(rows: BenchRow[]): Promise<void> {
       await simulator(simMs);
       const lat = { direct: [] as number[][], gate: [] as number[][] };
       const rps = { direct: [] as number[], gate: [] as number[] };
+      const cpu = { sim: [] as number[], gate: [] as number[] };
       const n = simMs ? 100 : LATENCY_REQUESTS;
+      const simPid = Number(await out('systemctl show -p MainPID --value inference-bench.service'));
+      const gatePid = Number(await out('cat /run/airlock-gate/gate.pid'));
       for (let i = 0; i < ROUNDS; i++) {
         lat.direct.push(await latency(direct, body, null, n));
         lat.gate.push(await latency(gated, body, cred, n));
+        let s0 = cpuSeconds(simPid);
         rps.direct.push(await throughput(direct, body, null));
+        cpu.sim.push((cpuSeconds(simPid) - s0) / THROUGHPUT_REQUESTS);
+        const g0 = cpuSeconds(gatePid);
         rps.gate.push(await throughput(gated, body, cred));
+        cpu.gate.push((cpuSeconds(gatePid) - g0) / THROUGHPUT_REQUESTS);
       }
       const p50 = (xs: number[][]) => median(xs.map((x) => pct(x, 50)));
       const p99 = (xs: number[][]) => median(xs.map((x) => pct(x, 99)));
@@ -114,8 +131,17 @@ export async function benchGate(rows: BenchRow[]): Promise<void> {
       const sim = `simulator ${simMs} ms`;
       rows.push({ figure: `gate: invoke throughput, ${CONCURRENCY} concurrent, ${sim}`, value: `${rg.toFixed(0)} req/s`, anchor: 'straight to the simulator, same run', anchorValue: `${rd.toFixed(0)} req/s`, ratio: `${(rg / rd).toFixed(2)}×`, goal: simMs ? '≥ 0.9×' : 'report (worst case)' });
       rows.push({ figure: `gate: invoke latency p50, one client, ${sim}`, value: ms(p50(lat.gate)), anchor: 'straight to the simulator, same run', anchorValue: ms(p50(lat.direct)), ratio: `+${(p50(lat.gate) - p50(lat.direct)).toFixed(2)} ms`, goal: '≤ 2 ms added' });
+      if (simMs === 0) {
+        const us = (x: number) => `${(x * 1e6).toFixed(0)} µs`;
+        rows.push({ figure: '(context) gate CPU per request (its own process)', value: us(median(cpu.gate)), anchor: 'simulator CPU per request, direct', anchorValue: us(median(cpu.sim)), ratio: `${(median(cpu.gate) / median(cpu.sim)).toFixed(2)}×`, goal: 'report' });
+      }
       rows.push({ figure: `gate: invoke latency p99, one client, ${sim}`, value: ms(p99(lat.gate)), anchor: 'straight to the simulator, same run', anchorValue: ms(p99(lat.direct)), ratio: `+${(p99(lat.gate) - p99(lat.direct)).toFixed(2)} ms`, goal: 'report' });
     }
+  } catch (e) {
+    // What the host saw, for the person reading the failed run.
+    const r = await conn.exec('tail -n 5 /var/log/airlock-gate/gate.log; journalctl -u inference-bench.service -n 5', { timeoutMs: 10_000 }).catch(() => null);
+    console.error(`gate bench failed: ${String(e)}\n${r?.stdout ?? ''}`);
+    throw e;
   } finally {
     conn.close();
     await labDown({ id: LAB_ID });
