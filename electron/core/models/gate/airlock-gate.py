@@ -742,7 +742,8 @@ class Gate:
             if req.path == '/v1/models' and req.method == 'GET':
                 return await self.forward(req, writer, None, None, rec, grants)
             if req.method != 'POST' or req.path not in ('/v1/completions', '/v1/chat/completions', '/v1/embeddings'):
-                return done(404 if req.method in ('GET', 'POST') else 405, err_body(404, 'not_found', 'The gate serves POST /v1/completions, /v1/chat/completions, /v1/embeddings and GET /v1/models.'))
+                code = 404 if req.method in ('GET', 'POST') else 405
+                return done(code, err_body(code, 'not_found', 'The gate serves POST /v1/completions, /v1/chat/completions, /v1/embeddings and GET /v1/models.'))
             try:
                 body = json.loads(req.body.decode('utf-8'))
             except (UnicodeDecodeError, ValueError, RecursionError):
@@ -967,7 +968,7 @@ class Gate:
             if not m:
                 return done(400, err_body(400, 'bad_scope', 'A scope must be repository:<name>:<actions>.'))
             name, actions = m.group(1), m.group(2).split(',')
-            if name in pullable and 'pull' in actions and not any(a['name'] == name for a in access):
+            if name in pullable and ('pull' in actions or '*' in actions) and not any(a['name'] == name for a in access):
                 access.append({'type': 'repository', 'name': name, 'actions': ['pull']})
         now = int(t)
         # A token never outlives the grants behind it: a grant that expires in 30 s gives 30 s.
