@@ -14,6 +14,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newCredential, TestPolicySigner, type TestGrant } from '../../../../test/support/gate-policy';
 import { createIssuingCa, createRootCa, issueCertificate } from '../../keys/ca';
@@ -213,6 +214,40 @@ describe('the gate program (local, loopback)', () => {
       expect(s).not.toContain(app.cred);
       expect(s).toContain('"model": "triage:1.2.0"'); // the bare name resolved to the granted version
     }
+  });
+
+  it('answers any bytes with an HTTP status or a close, never an exception, and serves on', async () => {
+    const port = Number(new URL(gate.url).port);
+    const send = (data: Buffer) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(port, '127.0.0.1');
+        let got = '';
+        s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+        s.on('error', () => resolve(got));
+        s.on('close', () => resolve(got));
+        s.end(data);
+        setTimeout(() => s.destroy(), 3000);
+      });
+    const line = fc.oneof(
+      fc.string({ maxLength: 80 }),
+      fc.constantFrom('Content-Length: 5', 'Content-Length: -1', 'Content-Length: 99999999999', 'Transfer-Encoding: chunked', `Authorization: Bearer ${app.cred}`, 'Authorization: Basic ::', 'Expect: 100-continue', 'Host: a', 'Host: b', ': empty', 'A B: c'),
+    );
+    const request = fc.tuple(
+      fc.oneof(fc.constantFrom('POST /v1/completions HTTP/1.1', 'GET /v1/models HTTP/1.1', 'GET /token HTTP/1.0', 'POST / HTTP/2', 'BREW /pot HTTP/1.1'), fc.string({ maxLength: 60 })),
+      fc.array(line, { maxLength: 8 }),
+      fc.oneof(fc.constant(''), fc.json(), fc.string({ maxLength: 200 })),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(request.map(([l, h, b]) => Buffer.from(`${[l, ...h].join('\r\n')}\r\n\r\n${b}`)), fc.uint8Array({ maxLength: 512 }).map((a) => Buffer.from(a))), async (data) => {
+        const got = await send(data);
+        expect(got === '' || /^HTTP\/1\.1 \d{3} /.test(got)).toBe(true);
+      }),
+      { numRuns: 150 },
+    );
+    expect(gate.gateLog().filter((l) => l.event === 'connection-error')).toEqual([]);
+    expect(gate.proc.exitCode).toBe(null);
+    const ok = await fetch(`${gate.url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${app.cred}` }, body: JSON.stringify({ model: 'triage', prompt: 'still here' }) });
+    expect(ok.status).toBe(200);
   });
 
   it('sketches prompts with a SimHash: deterministic, near for near-duplicates, far for unrelated text', async () => {
