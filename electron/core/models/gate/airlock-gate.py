@@ -32,6 +32,7 @@ UPSTREAM_IDLE = 900.0  # a non-streamed completion answers only when done: minut
 POLL_SECONDS = 0.5
 MAX_TTL = 300
 MAX_IDLE_UPSTREAM = 64
+MAX_CONNECTIONS = 4096  # the unit raises LimitNOFILE above this
 HEX64 = re.compile(r'^[0-9a-f]{64}$')
 NAME = re.compile(r'^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$')
 VERSION = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$')
@@ -491,6 +492,7 @@ class Gate:
         self.buckets = {}
         self.idle = []
         self.lock = None
+        self.connections = 0
         self.access_log = open(self.access_path, 'ab', buffering=0)
         self.gate_log = open(self.gate_log_path, 'ab', buffering=0)
         self.highest = self.read_state()
@@ -997,6 +999,12 @@ class Gate:
     # -- connections -----------------------------------------------------------------------------
 
     async def client(self, reader, writer):
+        if self.connections >= MAX_CONNECTIONS:
+            # Slow clients holding sockets must not take the file descriptors everyone else needs.
+            writer.write(response_bytes(503, err_body(503, 'busy', 'The gate has too many open connections; retry shortly.'), [('Retry-After', '1')], False))
+            writer.close()
+            return
+        self.connections += 1
         try:
             while True:
                 try:
@@ -1025,6 +1033,7 @@ class Gate:
         except Exception as e:  # never let one connection take the gate down
             self.log('connection-error', error=repr(e)[:300])
         finally:
+            self.connections -= 1
             try:
                 writer.close()
             except Exception:
@@ -1153,6 +1162,14 @@ def main(argv):
         print(simhash(a.simhash))
         return 0
     os.umask(0o027)
+    try:  # room for MAX_CONNECTIONS clients and their upstream connections, within the hard limit
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 4 * MAX_CONNECTIONS if hard == resource.RLIM_INFINITY else min(hard, 4 * MAX_CONNECTIONS)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ImportError, ValueError, OSError):
+        pass
     gate = Gate(a.config, a.state_dir, a.run_dir, a.log_dir)
     asyncio.run(gate.run())
     return 0

@@ -105,6 +105,8 @@ export function gateUnit(python = '/usr/bin/python3'): string {
     'ExecReload=/bin/kill -HUP $MAINPID',
     'Restart=on-failure',
     'RestartSec=1',
+    // Above the gate's own cap of 4096 client connections, plus their upstream connections.
+    'LimitNOFILE=16384',
     'NoNewPrivileges=yes',
     'ProtectSystem=strict',
     'ProtectHome=yes',
