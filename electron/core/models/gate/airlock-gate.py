@@ -33,13 +33,14 @@ POLL_SECONDS = 0.5
 MAX_TTL = 300
 MAX_IDLE_UPSTREAM = 64
 MAX_CONNECTIONS = 4096  # the unit raises LimitNOFILE above this
-HEX64 = re.compile(r'^[0-9a-f]{64}$')
-NAME = re.compile(r'^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$')
-VERSION = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$')
-PRINCIPAL = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,199}$')
-ISO = re.compile(r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$')
+# \Z, not $: $ also matches before a final newline.
+HEX64 = re.compile(r'^[0-9a-f]{64}\Z')
+NAME = re.compile(r'^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*\Z')
+VERSION = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z')
+PRINCIPAL = re.compile(r'^[^\s\x00-\x1f\x7f]{1,200}\Z')  # any visible characters: ids are the console's, escaped wherever they appear
+ISO = re.compile(r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z\Z')
 WORD = re.compile(r'\w+', re.UNICODE)
-TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header name (RFC 9110 token)
+TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # an HTTP header name (RFC 9110 token)
 HOP = {'connection', 'expect', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'authorization', 'proxy-authorization', 'host'}
 REASONS = {200: 'OK', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
            411: 'Length Required', 413: 'Payload Too Large', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error',
@@ -132,7 +133,7 @@ def check_policy(doc):
     principals = {}
     for p in doc['principals']:
         keys(p, ('id', 'kind', 'credentialSha256'), (), 'a principal')
-        if not isinstance(p['id'], str) or not PRINCIPAL.match(p['id']) or not isinstance(p['kind'], str) or not re.match(r'^[a-z]{1,32}$', p['kind']) or not isinstance(p['credentialSha256'], str) or not HEX64.match(p['credentialSha256']):
+        if not isinstance(p['id'], str) or not PRINCIPAL.match(p['id']) or not isinstance(p['kind'], str) or not re.match(r'^[a-z][a-z0-9-]{0,31}\Z', p['kind']) or not isinstance(p['credentialSha256'], str) or not HEX64.match(p['credentialSha256']):
             bad('principal %r' % str(p.get('id'))[:80])
         if p['id'] in principals:
             bad('principal %s twice' % p['id'])
@@ -151,7 +152,7 @@ def check_policy(doc):
             bad('grant %s: model' % g['id'])
         if not isinstance(g['version'], str) or not VERSION.match(g['version']):
             bad('grant %s: version' % g['id'])
-        if not isinstance(g['digest'], str) or not re.match(r'^sha256:[0-9a-f]{64}$', g['digest']):
+        if not isinstance(g['digest'], str) or not re.match(r'^sha256:[0-9a-f]{64}\Z', g['digest']):
             bad('grant %s: digest' % g['id'])
         if g['classification'] not in ('public', 'internal', 'confidential', 'phi'):
             bad('grant %s: classification' % g['id'])
@@ -966,7 +967,7 @@ class Gate:
                 pullable[name] = None if e is None else max(pullable[name], e)
         access = []
         for s in ' '.join(scopes).split():
-            m = re.match(r'^repository:([^:]+):([a-z,*]+)$', s)
+            m = re.match(r'^repository:([^:]+):([a-z,*]+)\Z', s)
             if not m:
                 return done(400, err_body(400, 'bad_scope', 'A scope must be repository:<name>:<actions>.'))
             name, actions = m.group(1), m.group(2).split(',')

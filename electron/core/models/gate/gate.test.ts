@@ -169,6 +169,12 @@ describe('the gate program (local, loopback)', () => {
       signer.document({ version: 1, principals: { [app.id]: app.cred }, grants: [grant({ actions: ['invoke', 'admin' as 'pull'] })] }),
       signer.document({ version: 1, principals: { [app.id]: app.cred }, grants: [grant({ expiresAt: 'tomorrow' })] }),
       signer.document({ version: 1.5, principals: {}, grants: [] }),
+      // a trailing newline after a hash (a regex with $ would let it through)
+      (() => {
+        const d = signer.document({ version: 1, principals: { [app.id]: app.cred }, grants: [grant({})] }) as { principals: { credentialSha256: string }[] };
+        d.principals[0]!.credentialSha256 += '\n';
+        return d;
+      })(),
     ];
     for (const doc of bad) {
       const before = gate.gateLog().length;
