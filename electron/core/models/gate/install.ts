@@ -84,7 +84,6 @@ export function gateProgram(): Buffer {
   }
 }
 
-export const gateProgramSha256 = () => crypto.createHash('sha256').update(gateProgram()).digest('hex');
 
 /**
  * The systemd unit: the host's own python3 in isolated mode (no environment, no site packages).
@@ -147,9 +146,9 @@ export const GATE_LOGROTATE = `/var/log/airlock-gate/*.log {
 
 /** Writes files atomically: every X.tmp first (fsync), then the renames in order, then the directory fsyncs. */
 const WRITE_PY = String.raw`
-import base64, json, os, sys
+import base64, hashlib, json, os, sys
 spec = json.loads(sys.stdin.buffer.read(64 * 1024 * 1024))
-done, dirs = [], set()
+done, dirs, sums = [], set(), []
 for f in spec:
     d = os.path.dirname(f['path'])
     os.makedirs(d, mode=0o755, exist_ok=True)
@@ -165,11 +164,14 @@ for f in spec:
     dirs.add(d)
 for tmp, path in done:
     os.rename(tmp, path)
+for tmp, path in done:
+    with open(path, 'rb') as f:
+        sums.append(hashlib.sha256(f.read()).hexdigest())
 for d in sorted(dirs):
     fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
     os.fsync(fd)
     os.close(fd)
-sys.stdout.write(json.dumps({'ok': True, 'written': len(done)}, separators=(',', ':')) + '\n')
+sys.stdout.write(json.dumps({'ok': True, 'sha256': sums}, separators=(',', ':')) + '\n')
 `;
 
 export interface GateFile {
@@ -201,7 +203,12 @@ export async function writeGateFiles(conn: HostExec, files: GateFile[], o: GateH
   }
   const spec = files.map((f) => ({ path: f.path, mode: f.mode, b64: Buffer.from(f.data).toString('base64') }));
   const out = await run(conn, `${shellQuote(o.python ?? '/usr/bin/python3')} -I -S -c ${shellQuoteScript(WRITE_PY)}`, 'Writing the gate files', { ...o, stdin: JSON.stringify(spec) });
-  if (out.trim() !== JSON.stringify({ ok: true, written: files.length })) throw new AirlockError('PARSE_ERROR', 'Writing the gate files: the host did not confirm every file.');
+  // What the host reads back from each path after the renames must be what was sent.
+  const sums = files.map((f) => crypto.createHash('sha256').update(Buffer.from(f.data)).digest('hex'));
+  if (out.trim() !== JSON.stringify({ ok: true, sha256: sums })) {
+    if (/^\{"ok":true,"sha256":\[("[0-9a-f]{64}",?)*\]\}$/.test(out.trim())) throw new AirlockError('HASH_MISMATCH', 'Writing the gate files: a file on the host is not what was sent; nothing was started.');
+    throw new AirlockError('PARSE_ERROR', 'Writing the gate files: the host did not confirm every file.');
+  }
 }
 
 export interface InstallGate extends GateHostOptions {
