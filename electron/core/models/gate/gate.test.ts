@@ -18,7 +18,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newCredential, TestPolicySigner, type TestGrant } from '../../../../test/support/gate-policy';
 import { createIssuingCa, createRootCa, issueCertificate } from '../../keys/ca';
-import { GateConfig, GateStatus, gateProgram, gateUnit } from './install';
+import type { HostExec } from '../../keys/fscrypt';
+import { GateConfig, GateStatus, gateProgram, gateUnit, writeGateFiles } from './install';
 
 /** The stock interpreter; AIRLOCK_GATE_PYTHON runs the same tests under another (docs/gate.md: 3.8 and later). */
 const PY = process.env.AIRLOCK_GATE_PYTHON ?? '/usr/bin/python3';
@@ -120,6 +121,36 @@ describe('install.ts', () => {
     const unit = gateUnit();
     expect(unit).toContain('ExecStart=/usr/bin/python3 -I -S /usr/local/lib/airlock-gate/airlock-gate.py --config /etc/airlock/gate/gate.json');
     expect(unit).toMatch(/NoNewPrivileges=yes[\s\S]*ProtectSystem=strict[\s\S]*RuntimeDirectory=airlock-gate/);
+  });
+
+  it('writes files atomically with their modes, read back and checked, through a real shell and python3 here', async () => {
+    // This machine as the "host": the same command line install.ts sends over SSH, run by sh.
+    const local: HostExec = {
+      exec: (cmd, o) =>
+        new Promise((resolve) => {
+          const c = spawn('/bin/sh', ['-c', cmd.replace(/^'\/usr\/bin\/python3'/, `'${PY}'`)]);
+          let stdout = '';
+          let stderr = '';
+          c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+          c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+          c.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr, truncated: false }));
+          c.stdin.end(typeof o.stdin === 'string' ? o.stdin : '');
+        }),
+    };
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-gate-write-'));
+    try {
+      await writeGateFiles(local, [
+        { path: `${dir}/etc/policy.json.sig`, data: 'c2lnCg==\n', mode: 0o644 },
+        { path: `${dir}/etc/token-key.pem`, data: Buffer.from('secret key'), mode: 0o600 },
+      ]);
+      expect(fs.readFileSync(`${dir}/etc/policy.json.sig`, 'utf8')).toBe('c2lnCg==\n');
+      expect(fs.statSync(`${dir}/etc/token-key.pem`).mode & 0o777).toBe(0o600);
+      expect(fs.readdirSync(`${dir}/etc`).sort()).toEqual(['policy.json.sig', 'token-key.pem']); // no .tmp left
+      await expect(writeGateFiles(local, [{ path: `${dir}/../etc/x`, data: 'x', mode: 0o644 }])).rejects.toThrow(/not a host path/);
+      await expect(writeGateFiles(local, [{ path: 'relative/x', data: 'x', mode: 0o644 }])).rejects.toThrow(/not a host path/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('checks gate.json and parses status.json strictly', () => {
