@@ -287,6 +287,17 @@ describe('the gate program (local, loopback)', () => {
     expect(ok.status).toBe(200);
   });
 
+  it('SIGHUP (logrotate\'s postrotate) reopens the logs: the next line goes to a new access.log', async () => {
+    const log = path.join(gate.dir, 'log', 'access.log');
+    fs.renameSync(log, `${log}.1`);
+    gate.proc.kill('SIGHUP');
+    await until(() => gate.gateLog().some((l) => l.trigger === 'sighup') || fs.existsSync(log), (v) => v);
+    await (await fetch(`${gate.url}/v1/completions`, { method: 'POST', body: '{}' })).arrayBuffer();
+    const fresh = await until(() => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''), (t) => t.length > 0);
+    expect(JSON.parse(fresh.trim().split('\n').at(-1)!)).toMatchObject({ role: 'invoke', status: 401 });
+    expect(fs.readFileSync(`${log}.1`, 'utf8').length).toBeGreaterThan(0);
+  });
+
   it('sketches prompts with a SimHash: deterministic, near for near-duplicates, far for unrelated text', async () => {
     const a = 'Patient is a 54 year old male presenting with chest pain radiating to the left arm since this morning';
     const b = 'Patient is a 54 year old male presenting with chest pain radiating to the left arm since yesterday';
