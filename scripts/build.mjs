@@ -70,6 +70,19 @@ if (stale('dist/renderer/index.html', ['renderer', 'shared', 'vite.config.ts']))
   }]);
 }
 
+// Host-side programs read at run time from beside the bundle that ships them (import.meta.url):
+// the gate (electron/core/models/gate/install.ts → gateProgram()).
+for (const dir of ['dist/node', 'dist/electron']) {
+  const from = 'electron/core/models/gate/airlock-gate.py';
+  const to = `${dir}/airlock-gate.py`;
+  if (force || mtime(to) < mtime(from)) {
+    jobs.push([`gate program (${dir})`, () => {
+      fs.mkdirSync(path.join(root, dir), { recursive: true });
+      fs.copyFileSync(path.join(root, from), path.join(root, to));
+    }]);
+  }
+}
+
 process.chdir(root);
 for (const [name, job] of jobs) {
   if (name.startsWith('electron') && !fs.existsSync(path.join(root, 'electron/main/main.ts'))) continue;

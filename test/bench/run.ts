@@ -20,6 +20,7 @@ import { callWith, redeem } from '../support/serve';
 import { authorizeKey, labDown, labUp } from '../lab/lab';
 import { ADMIN, testCore } from '../support/core';
 import { benchFleet, fleetOptions } from './fleet';
+import { benchGate } from './gate';
 import { benchKeys } from './keys';
 import { benchPlan } from './provision';
 import { benchModels } from './models';
@@ -420,6 +421,7 @@ if (!only || only === 'transfer') await benchTransfer(rows);
 if (!only || only === 'keys') await benchKeys(rows);
 if (!only || only === 'rekey') await benchRekey(rows);
 if (!only || only === 'models') await benchModels(rows);
+if (!only || only === 'models' || only === 'gate') await benchGate(rows);
 if (!only || only === 'fleet') await benchFleet(rows, fleetOptions(process.argv.slice(3)));
 
 const cols = ['figure', 'value', 'anchor', 'anchorValue', 'ratio', 'goal'] as const;

@@ -266,6 +266,8 @@ async function completion(req, res, chat) {
         : { index: 0, text: w, logprobs: null, finish_reason: last ? finish : null, stop_reason: null };
       res.write(`data: ${JSON.stringify({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created: now, model: served, choices: [choice] })}\n\n`);
     });
+    // vLLM's stream_options.include_usage: one more chunk, no choices, the request's usage.
+    if (body.stream_options?.include_usage === true) res.write(`data: ${JSON.stringify({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created: now, model: served, choices: [], usage })}\n\n`);
     res.end('data: [DONE]\n\n');
     return;
   }
