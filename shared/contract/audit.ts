@@ -119,6 +119,8 @@ export const VerifyReport = z.object({
   toSeq: z.number().int().optional(),
   /** The audit signing key on record: compare it with the one noted at setup. */
   keyFingerprint: z.string().nullable().optional(),
+  /** The audit signing keys trusted, oldest first: the anchor, then each key its predecessor handed over to (docs/security.md). */
+  keyFingerprints: z.array(z.string()).optional(),
   lastCheckpointSeq: z.number().int().nullable().optional(),
   /** Not failures, but what a reviewer should know (e.g. no signing key yet). */
   warnings: z.array(z.string()).optional(),
