@@ -134,7 +134,8 @@ export type VerifyReport = z.infer<typeof VerifyReport>;
 const Seq = z.number().int().positive();
 const Outcome = z.enum(['pending', 'ok', 'refused', 'error']);
 
-export const ExportFormat = z.enum(['jsonl', 'csv']);
+/** `bundle`: JSONL after a header with the audit key versions and handovers, for offline verification (docs/formats.md). */
+export const ExportFormat = z.enum(['jsonl', 'csv', 'bundle']);
 export const ExportResult = z.object({
   /** Absolute path of the file the core wrote in the data directory's `exports/` folder. */
   file: z.string(),
@@ -188,7 +189,12 @@ export const audit = {
   }),
   'audit:verify': channel({
     in: z
-      .object({ fromSeq: Seq.optional(), toSeq: Seq.optional() })
+      .object({
+        fromSeq: Seq.optional(),
+        toSeq: Seq.optional(),
+        /** Trust begins at this audit key (its fingerprint, noted at setup) instead of the oldest version on record. */
+        trust: z.string().min(1).max(128).optional(),
+      })
       .strict()
       .refine((v) => v.fromSeq === undefined || v.toSeq === undefined || v.fromSeq <= v.toSeq, 'fromSeq must not be after toSeq'),
     out: VerifyReport,

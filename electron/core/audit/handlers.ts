@@ -37,6 +37,7 @@ export function auditHandlers(d: {
         headFile: d.headFile,
         fromSeq: input.fromSeq,
         toSeq: input.toSeq,
+        trust: input.trust ?? null,
         workerThreshold: d.workerThreshold,
         onProgress: (checked, total) => ctx.client.emit('audit:verify-progress', { checked, total }),
       });

@@ -65,14 +65,24 @@ export function trustedAuditKeys(db: Db, opts: { pinned?: string | null; upTo?: 
   return pinTo(trustChain(anchor, readHandovers(db, opts.upTo)), opts.pinned ?? null);
 }
 
-/** Keeps the chain only if the pinned fingerprint is on it (else nothing is trusted, and why). */
+/**
+ * Trust starts at the pinned key: it must be on the chain, and the keys before it are dropped
+ * (a predecessor vouches for its successor by signing the handover, never the other way round: an
+ * attacker could make up a predecessor of a pinned key and sign a forged past with it). Pin the
+ * original key to verify the whole trail; a later one verifies from its handover on.
+ */
 export function pinTo(t: TrustedAuditKeys, pinned: string | null): TrustedAuditKeys {
-  if (!pinned || t.chain.includes(pinned)) return t;
-  return {
-    keys: {},
-    chain: [],
-    refused: [{ seq: 0, reason: `the pinned audit key ${pinned} is not on the chain of audit key handovers (${t.chain.join(' → ') || 'none'}): nothing it signed is here, or the keys were replaced` }, ...t.refused],
-  };
+  if (!pinned) return t;
+  const at = t.chain.indexOf(pinned);
+  if (at < 0) {
+    return {
+      keys: {},
+      chain: [],
+      refused: [{ seq: 0, reason: `the pinned audit key ${pinned} is not on the chain of audit key handovers (${t.chain.join(' → ') || 'none'}): nothing it signed is here, or the keys were replaced` }, ...t.refused],
+    };
+  }
+  const chain = t.chain.slice(at);
+  return { keys: Object.fromEntries(chain.map((fp) => [fp, t.keys[fp]!])), chain, refused: t.refused };
 }
 
 /**
