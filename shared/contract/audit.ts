@@ -148,6 +148,20 @@ export const ExportResult = z.object({
 });
 export type ExportResult = z.infer<typeof ExportResult>;
 
+/** `audit:verifyBundle` (and `airlock audit verify-bundle FILE --trust FP`, offline): docs/formats.md "Audit bundles". */
+export const BundleReport = z.object({
+  ok: z.boolean(),
+  events: z.number().int().nonnegative(),
+  fromSeq: z.number().int().nullable(),
+  toSeq: z.number().int().nullable(),
+  checkpoints: z.number().int().nonnegative(),
+  /** The audit keys trusted, from the pinned one along its handovers. */
+  keyFingerprints: z.array(z.string()),
+  firstBad: z.object({ seq: z.number().int(), kind: VerifyKind, reason: z.string() }).nullable(),
+  warnings: z.array(z.string()),
+});
+export type BundleReport = z.infer<typeof BundleReport>;
+
 export const ForwardingStatus = z.object({
   enabled: z.boolean(),
   host: z.string().nullable(),
@@ -209,6 +223,19 @@ export const audit = {
     out: ExportResult,
     roles: ['admin', 'auditor'],
     summary: "Export audit events as JSONL or CSV into the data directory's exports/ folder (audited)",
+  }),
+  'audit:verifyBundle': channel({
+    in: z
+      .object({
+        /** The bundle's text (`audit export --format bundle`). */
+        text: z.string().min(1).max(64 * 1024 * 1024),
+        /** The audit key fingerprint the verifier trusts (noted at setup). */
+        trust: z.string().min(1).max(128),
+      })
+      .strict(),
+    out: BundleReport,
+    roles: ['admin', 'officer', 'auditor'],
+    summary: 'Verify an audit bundle against a pinned audit key fingerprint: every event and checkpoint, across rotations of the audit key',
   }),
   'audit:getForwarding': channel({
     in: z.object({}).strict(),

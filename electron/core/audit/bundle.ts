@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import readline from 'node:readline';
+import type { BundleReport } from '../../../shared/contract/audit';
 import type { Db } from '../db/db';
 import { keyFingerprint } from '../keys/ed25519';
 import { canonical } from './canonical';
@@ -21,6 +22,8 @@ import { ChainScanner, type BadEvent } from './verify-core';
  * JSONL event line, also those before the range. Then one event per line, exactly as the JSONL
  * export writes them (canonical body, then `hash` and `prevHash`).
  */
+
+export type { BundleReport };
 
 export const BUNDLE_FORMAT = 'airlock.audit-bundle/v1';
 
@@ -44,18 +47,6 @@ export function bundleHeader(db: Db, from: number, to: number): string {
   return JSON.stringify({ bundle: BUNDLE_FORMAT, fromSeq: from, toSeq: to, keys, handovers });
 }
 
-export interface BundleReport {
-  ok: boolean;
-  events: number;
-  fromSeq: number | null;
-  toSeq: number | null;
-  checkpoints: number;
-  /** The keys trusted, from the pinned one: the chain of handovers it begins. */
-  keyFingerprints: string[];
-  firstBad: { seq: number; kind: BadEvent['kind']; reason: string } | null;
-  /** Not failures: what the auditor should know (a range that does not start at event 1). */
-  warnings: string[];
-}
 
 /** A JSONL event line split back into its stored parts (the body re-canonicalised). */
 function splitLine(o: Record<string, unknown>): { seq: number; ts: string; actor: string; channel: string; body: string; prevHash: string; hash: string } {
@@ -82,6 +73,13 @@ const fail = (r: Omit<BundleReport, 'ok' | 'firstBad'>, seq: number, kind: BadEv
  * in-memory database the chain scanner of `audit verify` checks.
  */
 export async function verifyBundleFile(file: string, pinned: string): Promise<BundleReport> {
+  const rl = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  return verifyBundleLines(rl, pinned, file);
+}
+
+/** The same, over the bundle's lines (the `audit:verifyBundle` channel passes the text's). */
+export async function verifyBundleLines(lines: AsyncIterable<string> | Iterable<string>, pinned: string, name = 'the bundle'): Promise<BundleReport> {
+  const file = name;
   const base = { events: 0, fromSeq: null as number | null, toSeq: null as number | null, checkpoints: 0, keyFingerprints: [] as string[], warnings: [] as string[] };
   const mem = new Database(':memory:');
   try {
@@ -91,12 +89,11 @@ export async function verifyBundleFile(file: string, pinned: string): Promise<Bu
     const st: { header: Header | null } = { header: null };
     let first: { seq: number; prevHash: string } | null = null;
     let n = 0;
-    const rl = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
     const tx = mem.transaction((rows: Array<ReturnType<typeof splitLine>>) => {
       for (const r of rows) insert.run(r.seq, r.ts, r.actor, r.channel, r.body, r.prevHash, r.hash);
     });
     let batch: Array<ReturnType<typeof splitLine>> = [];
-    for await (const line of rl) {
+    for await (const line of lines) {
       n++;
       if (line.length === 0) continue;
       let o: unknown;

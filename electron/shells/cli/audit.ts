@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Out } from '../../../shared/contract/index';
 import { ExportFormat } from '../../../shared/contract/audit';
-import { verifyBundleFile, type BundleReport } from '../../core/audit/bundle';
+import type { BundleReport } from '../../../shared/contract/audit';
+import { verifyBundleFile } from '../../core/audit/bundle';
 import { FILE_LIMITS, readTextFile } from '../cli-files';
 import { clean } from './io';
 import { arg, call, command, opt, type AreaTable } from './spec';
@@ -77,7 +78,8 @@ export const audit: AreaTable = {
     }),
     command({
       words: 'audit verify-bundle',
-      channel: null,
+      // Always offline: the file and the pinned fingerprint are all an auditor needs (the console's own check is the same code).
+      channel: 'audit:verifyBundle',
       args: { file: arg.one('FILE', 'an audit bundle (`audit export --format bundle`)') },
       options: { trust: opt.string('FP', 'the audit key fingerprint noted at setup (`audit verify` prints it)', { required: true }) },
       summary: 'Verify an audit bundle offline (no data directory, no sign-in): every event, every checkpoint, across rotations of the audit key from the one pinned',
