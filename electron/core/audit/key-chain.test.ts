@@ -216,6 +216,24 @@ describe('rotating the audit signing key', () => {
     expect(other.sign(Buffer.from('x'))?.keyFingerprint).toBe(s.keys.keyFingerprint);
   });
 
+  it('rotates the HMAC key: the handover names the first event tagged with the new key; the old key is destroyed', async () => {
+    const s = setup();
+    s.events(3);
+    const secret = 'a secret value long enough to be tagged';
+    const before = s.keys.hmac(secret);
+    const r = s.rotations.rotate(s.vaultKey, 'audit.hmac');
+    expect(r).toMatchObject({ purpose: 'audit.hmac', oldVersion: 1, newVersion: 2, oldFingerprint: null, newFingerprint: null, hmacFromSeq: r.handoverSeq + 1 });
+    const after = s.keys.hmac(secret);
+    expect(after).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
+    expect(after).not.toBe(before);
+    const body = JSON.parse(s.db.prepare('SELECT body FROM audit_events WHERE seq = ?').pluck().get(r.handoverSeq) as string);
+    expect(body).toMatchObject({ channel: HANDOVER_CHANNEL, params: { purpose: 'audit.hmac', oldVersion: 1, newVersion: 2, fromSeq: r.handoverSeq + 1 } });
+    expect(s.db.prepare("SELECT sealed FROM console_keys WHERE purpose = 'audit.hmac' AND version = 1").pluck().get()).toBeNull();
+    // Not the signing key: the chain has one key, and the checkpoint after the handover is by it.
+    s.events(2);
+    expect(await verify(s)).toMatchObject({ ok: true, keyFingerprints: [s.keys.keyFingerprint] });
+  });
+
   it('a bundle across rotations verifies offline with only the original fingerprint pinned; another pin, or an edit, fails', async () => {
     const s = setup();
     s.events(5);
