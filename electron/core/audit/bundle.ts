@@ -6,7 +6,7 @@ import type { Db } from '../db/db';
 import { keyFingerprint } from '../keys/ed25519';
 import { canonical } from './canonical';
 import { CHECKPOINT_CHANNEL } from './chain';
-import { readHandovers, signingHandoverOf, trustChain, windowsOf, pemsOf, type HandoverRows, type TrustedAuditKeys } from './key-chain';
+import { readHandovers, signingHandoverOf, trustChain, untrustedOf, windowsOf, pemsOf, type HandoverRows, type TrustedAuditKeys } from './key-chain';
 import { trustedAuditKeys } from './keys';
 import { ChainScanner, type BadEvent } from './verify-core';
 
@@ -164,7 +164,12 @@ export async function verifyBundleLines(lines: AsyncIterable<string> | Iterable<
     const trusted: TrustedAuditKeys = trustChain({ fingerprint: pinned, pem: pinnedPem }, walk);
     if (introduced >= 0) trusted.keys[pinned]!.fromHead = handovers[introduced]!.seq + 1;
     base.keyFingerprints = trusted.chain;
-    const untrusted = keys.map((k) => String(k.fingerprint)).filter((fp) => !trusted.keys[fp]);
+    // Keys handed over before the pinned one: not trusted (trust never flows back from a successor).
+    const before = handovers.slice(0, introduced + 1).flatMap((h) => {
+      const ho = signingHandoverOf(h.body);
+      return ho ? [ho.oldFingerprint] : [];
+    });
+    const untrusted = untrustedOf(trusted, keys.map((k) => String(k.fingerprint)), pinned, before);
 
     const events = (mem.prepare('SELECT count(*) FROM audit_events').pluck().get() as number) ?? 0;
     base.events = events;

@@ -118,6 +118,10 @@ describe('rotating the audit signing key', () => {
     const rep = await verify(s);
     expect(rep, JSON.stringify(rep.firstBad)).toMatchObject({ ok: true, keyFingerprint: v1, keyFingerprints: [v1, r.newFingerprint] });
     expect(rep.warnings?.join('\n')).toMatch(/audit signing key was rotated/);
+    // Pinning the new key trusts it from its handover on, never its predecessor (trust does not flow backwards).
+    const pinnedNew = await verifyAudit({ db: s.db, dbFile: null, headFile: s.headFile, trust: r.newFingerprint });
+    expect(pinnedNew.firstBad).toMatchObject({ kind: 'bad-signature', reason: expect.stringMatching(/a key before the pinned one .*pin the original audit key/) });
+    expect(await verifyAudit({ db: s.db, dbFile: null, headFile: s.headFile, trust: r.newFingerprint, fromSeq: r.checkpointSeq + 1 })).toMatchObject({ ok: true });
     // And twice more: v1 → v2 → v3 → v4, pinned at the original.
     s.rotations.rotate(s.vaultKey, 'audit.signing');
     s.events(3);

@@ -48,6 +48,8 @@ export interface TrustedAuditKeys {
   chain: string[];
   /** Handovers that were refused, and why (the first is what a verifier reports). */
   refused: Array<{ seq: number; reason: string }>;
+  /** Keys of the chain before a pinned one (dropped: trust begins at the pin). */
+  before?: string[];
 }
 
 /** The params of an audit signing key handover. */
@@ -167,6 +169,18 @@ export function pemsOf(t: TrustedAuditKeys): Record<string, string> {
 /** Windows by fingerprint (what the scanner checks a checkpoint's head against). */
 export function windowsOf(t: TrustedAuditKeys): Record<string, { from: number; to: number | null }> {
   return Object.fromEntries(Object.entries(t.keys).map(([fp, k]) => [fp, { from: k.fromHead, to: k.toHead }]));
+}
+
+/** Why a key on record is not trusted (what the chain scanner names), for every one of `onRecord` the chain does not reach. */
+export function untrustedOf(t: TrustedAuditKeys, onRecord: readonly string[], pinned: string | null, before: readonly string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const fp of onRecord) {
+    if (t.keys[fp]) continue;
+    out[fp] = before.includes(fp)
+      ? `a key before the pinned one (trust begins at ${pinned}): pin the original audit key to verify this part: not trusted`
+      : 'a key on record that no handover signed by its predecessor introduces: not trusted';
+  }
+  return out;
 }
 
 /** Whether `fp` may sign a head at `headSeq` (a key outside its window signs nothing there). */

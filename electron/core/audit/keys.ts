@@ -82,7 +82,7 @@ export function pinTo(t: TrustedAuditKeys, pinned: string | null): TrustedAuditK
     };
   }
   const chain = t.chain.slice(at);
-  return { keys: Object.fromEntries(chain.map((fp) => [fp, t.keys[fp]!])), chain, refused: t.refused };
+  return { keys: Object.fromEntries(chain.map((fp) => [fp, t.keys[fp]!])), chain, refused: t.refused, before: t.chain.slice(0, at) };
 }
 
 /**

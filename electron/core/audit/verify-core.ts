@@ -116,8 +116,8 @@ export class ChainScanner {
      * lies outside its key's window is refused. Absent: every key in `publicKeys` signs anywhere.
      */
     private readonly windows: Record<string, { from: number; to: number | null }> | null = null,
-    /** Fingerprints on record that the handover chain does not reach (named in the refusal). */
-    private readonly untrusted: readonly string[] = [],
+    /** Keys on record that the handover chain does not reach, by fingerprint: why (named in the refusal). */
+    private readonly untrusted: Readonly<Record<string, string>> = {},
   ) {
     this.batch = db.prepare(BATCH_SQL);
     this.rows = db.prepare(ROWS_SQL);
@@ -350,9 +350,7 @@ export class ChainScanner {
     const headSeq = p.headSeq as number;
     const headHash = p.headHash;
     const key = this.keys.get(p.keyFingerprint);
-    if (!key && this.untrusted.includes(p.keyFingerprint)) {
-      return malformed(`is signed by ${p.keyFingerprint.slice(0, 60)}, a key on record that no handover signed by its predecessor introduces: not trusted`);
-    }
+    if (!key && Object.hasOwn(this.untrusted, p.keyFingerprint)) return malformed(`is signed by ${p.keyFingerprint.slice(0, 60)}, ${this.untrusted[p.keyFingerprint]}`);
     if (!key) return malformed(`is signed by a key that is not on record (${p.keyFingerprint.slice(0, 60)})`);
     const w = this.windows?.[p.keyFingerprint];
     if (this.windows && (!w || headSeq < w.from || (w.to !== null && headSeq > w.to))) {

@@ -4,7 +4,7 @@ import type { Db } from '../db/db';
 import { readAlarms } from './alarm';
 import { CHECKPOINT_CHANNEL, GENESIS_HASH } from './chain';
 import { auditPublicKeys, trustedAuditKeys } from './keys';
-import { pemsOf, windowsOf, withinWindow } from './key-chain';
+import { pemsOf, untrustedOf, windowsOf, withinWindow } from './key-chain';
 import { headSignatureValid, locateDivergence } from './trust';
 import { ChainScanner, checkHighWater, parseHighWater, type BadEvent, type ScanSummary } from './verify-core';
 import { sharedPool, type WorkerPool } from '../workers/pool';
@@ -45,7 +45,7 @@ export async function verifyAudit(o: VerifyOptions): Promise<VerifyReport & { en
   const trusted = trustedAuditKeys(db, { pinned: o.trust ?? null });
   const publicKeys = pemsOf(trusted);
   const windows = windowsOf(trusted);
-  const untrusted = Object.keys(auditPublicKeys(db)).filter((fp) => !trusted.keys[fp]);
+  const untrusted = untrustedOf(trusted, Object.keys(auditPublicKeys(db)), o.trust ?? null, trusted.before);
   const hashAt = (seq: number) => (seq === 0 ? GENESIS_HASH : ((db.prepare('SELECT hash FROM audit_events WHERE seq = ?').pluck().get(seq) as string | undefined) ?? null));
   const maxSeq = () => (db.prepare('SELECT max(seq) FROM audit_events').pluck().get() as number | null) ?? 0;
 
