@@ -8,6 +8,7 @@
  * edited bundle, a stranger's pin, an edited attestation — fails with a message that names it.
  */
 import Database from 'better-sqlite3';
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -220,4 +221,56 @@ describe('airlock keys rotate-own', () => {
       firstBad: { seq: forgedSeq, kind: 'bad-signature', reason: expect.stringMatching(/a key on record that no handover signed by its predecessor introduces: not trusted/) },
     });
   }, 120_000);
+});
+
+/** The bundled CLI (bin/airlock.mjs) in a process of its own, so that it can be SIGKILLed. */
+function bundled(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [path.resolve(__dirname, '../../bin/airlock.mjs'), ...args, '--data', data], {
+    encoding: 'utf8',
+    env: { ...process.env, AIRLOCK_USER: 'alice', AIRLOCK_PASSWORD: ALICE, AIRLOCK_TOTP_POLICY: 'off', ...env },
+    input: '',
+    timeout: 60_000,
+  });
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('a console killed during the rotation of its audit signing key', () => {
+  it('leaves the old key current or the new one, never neither; the trail verifies either way and the next console signs with the current key', async () => {
+    expect(spawnSync(process.execPath, [path.resolve(__dirname, '../../scripts/build.mjs')], { stdio: 'inherit' }).status).toBe(0);
+    // The boundaries (keys/own-rotation.ts): 0 inside the transaction, 1 after the commit before the swap, 2 after audit.head.
+    for (const at of [0, 1, 2]) {
+      fs.rmSync(data, { recursive: true, force: true });
+      fs.mkdirSync(data, { recursive: true });
+      expect((await airlock(['init', '--admin', 'alice'])).code).toBe(EXIT.ok);
+      await activity(6);
+      const original = (await airlock(['audit', 'verify', '--json'])).json<{ keyFingerprint: string }>().keyFingerprint;
+      const killed = bundled(['keys', 'rotate-own', '--purpose', 'audit.signing'], { AIRLOCK_TEST_KILL_AT: String(at) });
+      expect(killed.signal, `boundary ${at}: ${killed.stderr}`).toBe('SIGKILL');
+
+      const versions = (await airlock(['keys', 'status', '--json'])).json<{ ownKeys: Array<{ purpose: string; version: number; retiredAt: string | null }> }>().ownKeys.filter((k) => k.purpose === 'audit.signing');
+      const current = versions.filter((k) => k.retiredAt === null);
+      // Exactly one current version: the old one (killed before the commit) or the new one.
+      expect(current, `boundary ${at}`).toHaveLength(1);
+      expect(current[0]!.version, `boundary ${at}`).toBe(at === 0 ? 1 : 2);
+      expect(versions, `boundary ${at}`).toHaveLength(at === 0 ? 1 : 2);
+
+      // The trail verifies, and a console started now signs its checkpoints with the current key.
+      await activity(7);
+      const v = await airlock(['audit', 'verify', '--trust', original, '--json']);
+      expect(v.code, `boundary ${at}: ${v.stdout}`).toBe(EXIT.ok);
+      const rep = v.json<{ keyFingerprints: string[]; checkpoints: number }>();
+      expect(rep.keyFingerprints, `boundary ${at}`).toHaveLength(at === 0 ? 1 : 2);
+      const db = new Database(DB(), { readonly: true });
+      try {
+        const lastCp = JSON.parse(db.prepare("SELECT body FROM audit_events WHERE channel = 'audit:checkpoint' ORDER BY seq DESC LIMIT 1").pluck().get() as string) as { params: { keyFingerprint: string } };
+        expect(lastCp.params.keyFingerprint, `boundary ${at}`).toBe(rep.keyFingerprints[rep.keyFingerprints.length - 1]);
+      } finally {
+        db.close();
+      }
+      // And the rotation can be run (again) to completion.
+      const again = await airlock(['keys', 'rotate-own', '--purpose', 'audit.signing', '--json']);
+      expect(again.code, again.stderr).toBe(EXIT.ok);
+      expect((await airlock(['audit', 'verify', '--trust', original, '--json'])).code).toBe(EXIT.ok);
+    }
+  }, 300_000);
 });

@@ -145,7 +145,7 @@ export function createKeysArea(d: {
       })
     : null;
   rotations?.sweep();
-  const ownRotations = d.ownKeys ? new OwnKeyRotations(d.ownKeys) : null;
+  const ownRotations = d.ownKeys ? new OwnKeyRotations({ ...d.ownKeys, boundary: killHookFromEnv(sr?.env ?? {}) }) : null;
   const rotationsOrRefuse = () => {
     if (!rotations) throw new AirlockError('INTERNAL', 'SSH identity rotation is not set up in this console.');
     return rotations;

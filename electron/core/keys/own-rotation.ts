@@ -20,7 +20,19 @@ import type { KeyPurpose, KeyRegistry } from './registry';
  * the new one, never neither; only after the commit does the in-memory holder swap.
  */
 export class OwnKeyRotations {
-  constructor(private readonly deps: { registry: KeyRegistry; trail: AuditTrail; auditKeys: AuditKeys }) {}
+  constructor(
+    private readonly deps: {
+      registry: KeyRegistry;
+      trail: AuditTrail;
+      auditKeys: AuditKeys;
+      /**
+       * TEST-ONLY kill hook (AIRLOCK_TEST_KILL_AT, keys/ssh-rotation.ts killHookFromEnv): 0 inside the
+       * transaction after the new version is minted, 1 after the commit before the holder swaps,
+       * 2 once audit.head is rewritten. Unset: inert.
+       */
+      boundary?: (label: string) => void;
+    },
+  ) {}
 
   rotate(vaultKey: Buffer, purpose: KeyPurpose): OwnKeyRotation {
     if (purpose === 'ssh.identity') {
@@ -54,6 +66,7 @@ export class OwnKeyRotations {
       handoverSeq = seq;
       const m = registry.mint(vaultKey, purpose);
       minted = m;
+      this.deps.boundary?.('minted, inside the transaction');
       // Opened inside the transaction: a new key that cannot be unsealed rolls the whole rotation back.
       if (purpose !== 'attest.signing') next = registry.unseal(vaultKey, purpose);
       if (purpose !== 'attest.signing' && !next) throw new AirlockError('INTERNAL', `The new ${purpose} key does not open: nothing was rotated.`);
@@ -70,6 +83,7 @@ export class OwnKeyRotations {
     let events;
     try {
       events = trail.handOver(signOld, prepare, () => {
+        this.deps.boundary?.('committed, before the swap');
         if (purpose === 'audit.signing') auditKeys.adoptSigning(next!, minted!.version);
         else if (purpose === 'audit.hmac') auditKeys.adoptHmac(next!, minted!.version);
         next = null;
@@ -77,6 +91,7 @@ export class OwnKeyRotations {
     } finally {
       (next as Buffer | null)?.fill(0);
     }
+    this.deps.boundary?.('done');
     const m = minted as unknown as { version: number; fingerprint: string | null };
     const covering = events[events.length - 1]!;
     return {
