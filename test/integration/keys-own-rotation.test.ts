@@ -151,6 +151,13 @@ describe('airlock keys rotate-own', () => {
     expect(av.code, av.stdout).toBe(EXIT.ok);
     expect(av.json()).toMatchObject({ ok: true, trustedKey: true, keyFingerprint: keyFingerprint(fs.readFileSync(attKeyV1, 'utf8')) });
     expect((await airlock(['attest', 'verify', file, '--key', attKeyV1])).code).toBe(EXIT.ok);
+    // `attest key` lists the retired version with its public key, for auditors who did not keep it.
+    const keyNow = (await airlock(['attest', 'key', '--json'])).json<{ versions: Array<{ version: number; publicKey: string; retiredAt: string | null }> }>();
+    expect(keyNow.versions.map((k) => [k.version, k.retiredAt !== null])).toEqual([
+      [1, true],
+      [2, false],
+    ]);
+    expect(keyNow.versions[0]!.publicKey).toBe(fs.readFileSync(attKeyV1, 'utf8'));
     // An attestation made now is signed by version 2.
     const now = await attest();
     const nowFile = path.join(work, 'att2.json');

@@ -83,6 +83,15 @@ export class Attestations {
     return out;
   }
 
+  /** Every trusted version with its public part, oldest first (`attest key`). */
+  versions(): Array<{ version: number; fingerprint: string; publicKey: string; createdAt: string; retiredAt: string | null }> {
+    const trusted = this.trustedKeys();
+    return this.deps.keys
+      .versions('attest.signing')
+      .filter((v) => v.fingerprint && v.publicKey && trusted[v.fingerprint])
+      .map((v) => ({ version: v.version, fingerprint: v.fingerprint!, publicKey: v.publicKey!, createdAt: v.createdAt, retiredAt: v.retiredAt }));
+  }
+
   get(id: string): SignedAttestation {
     const r = this.deps.db.prepare('SELECT body, signature, key_fingerprint AS fp FROM attestations WHERE id = ?').get(id) as { body: string; signature: string; fp: string } | undefined;
     if (!r) throw new AirlockError('NOT_FOUND', `No attestation ${id}.`);
