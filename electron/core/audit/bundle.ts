@@ -62,6 +62,8 @@ function splitLine(o: Record<string, unknown>): { seq: number; ts: string; actor
   };
 }
 
+const yieldLoop = () => new Promise<void>((r) => setImmediate(r));
+
 const fail = (r: Omit<BundleReport, 'ok' | 'firstBad'>, seq: number, kind: BadEvent['kind'], reason: string): BundleReport => ({ ...r, ok: false, firstBad: { seq, kind, reason } });
 
 /**
@@ -121,6 +123,7 @@ export async function verifyBundleLines(lines: AsyncIterable<string> | Iterable<
           return fail(base, r.seq, 'inserted', `event ${r.seq} appears twice in the bundle: inserted`);
         }
         batch = [];
+        await yieldLoop(); // the console's channel runs this in its main process: never a long stall
       }
     }
     try {
@@ -175,7 +178,9 @@ export async function verifyBundleLines(lines: AsyncIterable<string> | Iterable<
     base.events = events;
     if (events === 0) return { ...base, ok: true, firstBad: null };
     const last = mem.prepare('SELECT max(seq) FROM audit_events').pluck().get() as number;
-    const scan = new ChainScanner(mem, { from: first!.seq, to: last }, first!.prevHash, pemsOf(trusted), 2000, false, windowsOf(trusted), untrusted).runAll();
+    const scanner = new ChainScanner(mem, { from: first!.seq, to: last }, first!.prevHash, pemsOf(trusted), 2000, false, windowsOf(trusted), untrusted);
+    while (!scanner.step()) await yieldLoop();
+    const scan = scanner.summary;
     base.checkpoints = scan.checkpoints;
     const refused = trusted.refused[0];
     let bad: BadEvent | null = scan.bad;
