@@ -4,6 +4,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ADMIN, TEST_KDF, testCore } from '../../../test/support/core';
 import { Attestations } from '../attest/attest';
+import { canonical } from '../audit/canonical';
+import { keyFingerprint } from './ed25519';
 import { KeyRegistry } from './registry';
 import { Vault } from '../vault/vault';
 
@@ -75,6 +77,28 @@ describe('keys:rotateOwnKey', () => {
       expect(shown.signature.keyFingerprint).toBe(old.signature.keyFingerprint);
       expect(await a.ok('attest:verify', { text: JSON.stringify(old) })).toMatchObject({ ok: true, trustedKey: true, keyFingerprint: at.oldFingerprint });
       expect((await a.ok('attest:key', {})).fingerprint).toBe(at.newFingerprint);
+
+      // An attestation key row added to the file without a handover: an attestation it signed is not trusted.
+      const evil = crypto.generateKeyPairSync('ed25519');
+      const evilPem = evil.publicKey.export({ format: 'pem', type: 'spki' }).toString();
+      const raw = new Database(path.join(t.dir, 'airlock.db'));
+      raw
+        .prepare("INSERT INTO console_keys (purpose, version, kek_version, sealed, public, fingerprint, staged_for, created_at, retired_at) VALUES ('attest.signing', 9, 1, NULL, ?, ?, NULL, '2030-01-01T00:00:00.000Z', '2030-01-02T00:00:00.000Z')")
+        .run(evilPem, keyFingerprint(evilPem));
+      raw.close();
+      const forged = body();
+      const doc = {
+        attestation: forged,
+        signature: {
+          alg: 'Ed25519',
+          publicKey: evil.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
+          keyFingerprint: keyFingerprint(evilPem),
+          value: crypto.sign(null, Buffer.from(canonical(forged), 'utf8'), evil.privateKey).toString('base64'),
+        },
+      };
+      const fv = await a.ok('attest:verify', { text: JSON.stringify(doc) });
+      expect(fv).toMatchObject({ ok: false, signatureValid: true, trustedKey: false });
+      expect(fv.problems.join('\n')).toMatch(/not by any of this console's attestation key versions/);
 
       // An auditor may not rotate; step-up is required (app.test.ts's STEP_UP_SAMPLES checks the expiry).
       await a.ok('users:create', { name: 'audra', password: 'a long enough password', roles: ['auditor'] });
