@@ -159,6 +159,7 @@ describe('the dispatcher', () => {
     'keys:issueHostCertificate': { host: 'gpu1' },
     'keys:revokeCertificate': { serial: '4a01', reason: 'keyCompromise' },
     'keys:rotateSshIdentity': { hosts: ['all'] },
+    'keys:rotateOwnKey': { purpose: 'attest.signing' },
     'keys:resumeSshRotation': { id: 'rot-0123456789abcdef' },
     'keys:rekeyModels': { hosts: ['all'] },
     'keys:resumeModelsRekey': { id: 'mrk-0123456789abcdef' },

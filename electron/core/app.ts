@@ -117,6 +117,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     audit,
     // The provisioner is built below; the rotation reaches it only when it runs.
     sshRotation: { registry: keys, hosts: () => hosts, resolveHosts: (s) => provisioner.resolveHosts(s), env: process.env },
+    ownKeys: { registry: keys, trail: audit, auditKeys: auditService.keys },
   });
   // ---- provisioning: playbooks, the offline store, runs, attestations ----
   const store = new OfflineStore({ db, dataDir, mediaRoots: config.mediaRoots ?? DEFAULT_MEDIA_ROOTS, now: nowIso });

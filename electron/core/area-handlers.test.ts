@@ -11,6 +11,7 @@ import { keysHandlers } from './keys/handlers';
 import { hostSecretsHandlers } from './keys/host-secrets';
 import { modelsKeysHandlers } from './keys/models-handlers';
 import { modelsRekeyHandlers } from './keys/models-rekey-handlers';
+import { ownKeysHandlers } from './keys/own-keys-handlers';
 import { sshRotationHandlers } from './keys/ssh-rotation-handlers';
 import { createModelsArea } from './models/handlers';
 import { opsHandlers } from './ops/handlers';
@@ -34,7 +35,7 @@ const areas: Record<string, object> = {
   hosts: hostsHandlers(none),
   ops: opsHandlers(none),
   terminal: terminalHandlers(none),
-  keys: { ...keysHandlers(none), ...modelsKeysHandlers(none), ...caHandlers(none), ...sshRotationHandlers(none), ...hostSecretsHandlers(none), ...modelsRekeyHandlers(none) },
+  keys: { ...keysHandlers(none), ...modelsKeysHandlers(none), ...caHandlers(none), ...sshRotationHandlers(none), ...hostSecretsHandlers(none), ...modelsRekeyHandlers(none), ...ownKeysHandlers(none) },
   provision: provisionHandlers(none),
   store: storeHandlers(none),
   attest: attestHandlers(none),

@@ -71,9 +71,16 @@ export const attest = {
   }),
   'attest:key': channel({
     in: NoInput,
-    out: z.object({ publicKey: z.string().nullable(), fingerprint: z.string().nullable() }),
+    out: z.object({
+      publicKey: z.string().nullable(),
+      fingerprint: z.string().nullable(),
+      /** Every version this console trusts (retired ones too: attestations they signed still verify), oldest first. */
+      versions: z
+        .array(z.object({ version: z.number().int(), fingerprint: z.string(), publicKey: z.string(), createdAt: z.string(), retiredAt: z.string().nullable() }))
+        .optional(),
+    }),
     roles: ['admin', 'officer', 'auditor'],
-    summary: "This console's attestation public key (PEM) and fingerprint, for verifying attestations offline",
+    summary: "This console's attestation public key (PEM) and fingerprint, and every earlier version's, for verifying attestations offline",
   }),
   'attest:verify': channel({
     in: z.object({ text: z.string().max(4 * 1024 * 1024) }).strict(),

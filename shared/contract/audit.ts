@@ -119,6 +119,8 @@ export const VerifyReport = z.object({
   toSeq: z.number().int().optional(),
   /** The audit signing key on record: compare it with the one noted at setup. */
   keyFingerprint: z.string().nullable().optional(),
+  /** The audit signing keys trusted, oldest first: the anchor, then each key its predecessor handed over to (docs/security.md). */
+  keyFingerprints: z.array(z.string()).optional(),
   lastCheckpointSeq: z.number().int().nullable().optional(),
   /** Not failures, but what a reviewer should know (e.g. no signing key yet). */
   warnings: z.array(z.string()).optional(),
@@ -132,7 +134,8 @@ export type VerifyReport = z.infer<typeof VerifyReport>;
 const Seq = z.number().int().positive();
 const Outcome = z.enum(['pending', 'ok', 'refused', 'error']);
 
-export const ExportFormat = z.enum(['jsonl', 'csv']);
+/** `bundle`: JSONL after a header with the audit key versions and handovers, for offline verification (docs/formats.md). */
+export const ExportFormat = z.enum(['jsonl', 'csv', 'bundle']);
 export const ExportResult = z.object({
   /** Absolute path of the file the core wrote in the data directory's `exports/` folder. */
   file: z.string(),
@@ -144,6 +147,20 @@ export const ExportResult = z.object({
   toSeq: z.number().int().nullable(),
 });
 export type ExportResult = z.infer<typeof ExportResult>;
+
+/** `audit:verifyBundle` (and `airlock audit verify-bundle FILE --trust FP`, offline): docs/formats.md "Audit bundles". */
+export const BundleReport = z.object({
+  ok: z.boolean(),
+  events: z.number().int().nonnegative(),
+  fromSeq: z.number().int().nullable(),
+  toSeq: z.number().int().nullable(),
+  checkpoints: z.number().int().nonnegative(),
+  /** The audit keys trusted, from the pinned one along its handovers. */
+  keyFingerprints: z.array(z.string()),
+  firstBad: z.object({ seq: z.number().int(), kind: VerifyKind, reason: z.string() }).nullable(),
+  warnings: z.array(z.string()),
+});
+export type BundleReport = z.infer<typeof BundleReport>;
 
 export const ForwardingStatus = z.object({
   enabled: z.boolean(),
@@ -186,7 +203,12 @@ export const audit = {
   }),
   'audit:verify': channel({
     in: z
-      .object({ fromSeq: Seq.optional(), toSeq: Seq.optional() })
+      .object({
+        fromSeq: Seq.optional(),
+        toSeq: Seq.optional(),
+        /** Trust begins at this audit key (its fingerprint, noted at setup) instead of the oldest version on record. */
+        trust: z.string().min(1).max(128).optional(),
+      })
       .strict()
       .refine((v) => v.fromSeq === undefined || v.toSeq === undefined || v.fromSeq <= v.toSeq, 'fromSeq must not be after toSeq'),
     out: VerifyReport,
@@ -201,6 +223,19 @@ export const audit = {
     out: ExportResult,
     roles: ['admin', 'auditor'],
     summary: "Export audit events as JSONL or CSV into the data directory's exports/ folder (audited)",
+  }),
+  'audit:verifyBundle': channel({
+    in: z
+      .object({
+        /** The bundle's text (`audit export --format bundle`). */
+        text: z.string().min(1).max(64 * 1024 * 1024),
+        /** The audit key fingerprint the verifier trusts (noted at setup). */
+        trust: z.string().min(1).max(128),
+      })
+      .strict(),
+    out: BundleReport,
+    roles: ['admin', 'officer', 'auditor'],
+    summary: 'Verify an audit bundle against a pinned audit key fingerprint: every event and checkpoint, across rotations of the audit key',
   }),
   'audit:getForwarding': channel({
     in: z.object({}).strict(),

@@ -41,6 +41,28 @@ export type CeremonyKind = z.infer<typeof CeremonyKind>;
 export const CeremonyRole = z.enum(['administrator', 'officer', 'witness']);
 export type CeremonyRole = z.infer<typeof CeremonyRole>;
 
+/** Airlock's own keys (keys/registry.ts OWN_KEYS). */
+export const OwnKeyPurpose = z.enum(['ssh.identity', 'audit.signing', 'audit.hmac', 'attest.signing']);
+/** The own keys `keys:rotateOwnKey` rotates; the SSH identity has its fleet rotation (`keys:rotateSshIdentity`). */
+export const RotatableOwnKeys = ['audit.signing', 'audit.hmac', 'attest.signing'] as const;
+export type RotatableOwnKey = (typeof RotatableOwnKeys)[number];
+
+/** What one own-key rotation did (also its audit detail): versions, fingerprints, where the handover sits in the trail. */
+export const OwnKeyRotation = z.object({
+  purpose: z.enum(RotatableOwnKeys),
+  oldVersion: z.number().int(),
+  newVersion: z.number().int(),
+  /** Null for the HMAC key (nothing public). */
+  oldFingerprint: z.string().nullable(),
+  newFingerprint: z.string().nullable(),
+  /** The `audit:keyHandover` event, and the checkpoint right after it that covers it. */
+  handoverSeq: z.number().int(),
+  checkpointSeq: z.number().int(),
+  /** HMAC key: events from this sequence number on are tagged with the new key. */
+  hmacFromSeq: z.number().int().optional(),
+});
+export type OwnKeyRotation = z.infer<typeof OwnKeyRotation>;
+
 export const KeyStatus = z.object({
   initialised: z.boolean(),
   sealed: z.boolean(),
@@ -70,7 +92,7 @@ export const KeyStatus = z.object({
    */
   ownKeys: z.array(
     z.object({
-      purpose: z.enum(['ssh.identity', 'audit.signing', 'audit.hmac', 'attest.signing']),
+      purpose: OwnKeyPurpose,
       version: z.number().int(),
       algorithm: z.string(),
       fingerprint: z.string().nullable(),
@@ -591,6 +613,15 @@ export const keys = {
     roles: ['admin', 'officer'],
     stepUp: true,
     summary: "Rotate Airlock's own SSH identity on every host: add the new key, log in with it, remove the old one, then retire the old key",
+  }),
+  'keys:rotateOwnKey': channel({
+    // The SSH identity is in the enum so that asking for it gets the pointer to the fleet rotation, not a schema error.
+    in: z.object({ purpose: OwnKeyPurpose }).strict(),
+    out: OwnKeyRotation,
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    target: 'purpose',
+    summary: "Rotate one of Airlock's own keys (audit signing, audit HMAC, attestation signing): a new version current, the old one retired, the handover recorded in the audit trail and signed by the old audit key",
   }),
   'keys:sshRotations': channel({
     in: z.object({ limit: z.number().int().min(1).max(200).optional() }).strict(),

@@ -123,6 +123,17 @@ test('keys: genesis 3-of-5, seal, unseal with refusals that lose nothing, a mode
   // Airlock's own keys exist before any genesis (console domain, sealed under the vault key): fingerprints only.
   await expect(page.getByTestId('keys-own-ssh.identity')).toContainText(/SHA256:[A-Za-z0-9+/]{43}/);
   await expect(page.getByTestId('keys-own-audit.signing')).toContainText('current');
+  // Rotating the audit signing key (step-up fresh): v2 current, v1 retired with its date, the handover in the trail.
+  const v1 = (await page.getByTestId('keys-own-audit.signing').locator('td.mono').textContent())!;
+  await page.getByTestId('keys-own-rotate-audit.signing').click();
+  await expect(page.getByTestId('keys-own-rotate-dialog')).toContainText('signed by the current key');
+  await page.getByTestId('keys-own-rotate-confirm').click();
+  await expect(page.getByTestId('keys-own-rotated')).toContainText('version 1 → 2');
+  await expect(page.getByTestId('keys-own-audit.signing')).toHaveAttribute('data-version', '2');
+  await expect(page.getByTestId('keys-own-audit.signing')).toContainText('current');
+  await expect(page.getByTestId('keys-own-audit.signing-v1')).toContainText('retired');
+  await expect(page.getByTestId('keys-own-audit.signing-v1')).toContainText(v1);
+  await expect(page.getByTestId('keys-own-rotate-ssh.identity')).toHaveCount(0);
   await expect(page.getByTestId('keys-ca-none')).toBeVisible();
   await expect(page.getByTestId('keys-begin-unseal')).toHaveCount(0);
   await page.getByTestId('keys-begin-genesis').click();

@@ -2,6 +2,8 @@ import crypto from 'node:crypto';
 import { AttestationBody, SignedAttestation, type AttestationBody as Body } from '../../../shared/contract/attest';
 import { AirlockError } from '../../../shared/domain/errors';
 import { canonical } from '../audit/canonical';
+import { SYSTEM_ACTOR } from '../audit/chain';
+import { HANDOVER_CHANNEL } from '../audit/key-chain';
 import type { Db } from '../db/db';
 import { keyFingerprint } from '../keys/ed25519';
 import { OWN_KEYS, type KeyRegistry } from '../keys/registry';
@@ -57,10 +59,44 @@ export class Attestations {
     return rows.map((r) => ({ id: r.id, host: r.host, run: r.run_id, createdAt: r.created_at, playbook: r.playbook, playbookDigest: r.playbook_digest, digest: r.digest }));
   }
 
+  /**
+   * The public parts of every attestation key version this console trusts, by fingerprint: the
+   * first version, and each later one that an `audit:keyHandover` event of the trail introduces
+   * (the rotation writes it, covered by a signed checkpoint; `audit verify` checks that chain). A
+   * version row added to the database without its handover is not trusted.
+   */
+  trustedKeys(): Record<string, string> {
+    const versions = this.deps.keys.versions('attest.signing').filter((v) => v.publicKey && v.fingerprint);
+    const out: Record<string, string> = {};
+    const handedOver = new Set(
+      this.deps.db
+        .prepare("SELECT json_extract(body, '$.params.newFingerprint') FROM audit_events WHERE channel = ? AND json_extract(body, '$.params.purpose') = 'attest.signing' AND json_extract(body, '$.actor') = ?")
+        .pluck()
+        .all(HANDOVER_CHANNEL, SYSTEM_ACTOR) as string[],
+    );
+    versions.forEach((v, i) => {
+      if (i === 0 || handedOver.has(v.fingerprint!)) out[v.fingerprint!] = v.publicKey!;
+    });
+    // A database from before the entries: the key mirrored in meta.
+    const legacy = this.publicKeyPem();
+    if (versions.length === 0 && legacy) out[keyFingerprint(legacy)] = legacy;
+    return out;
+  }
+
+  /** Every trusted version with its public part, oldest first (`attest key`). */
+  versions(): Array<{ version: number; fingerprint: string; publicKey: string; createdAt: string; retiredAt: string | null }> {
+    const trusted = this.trustedKeys();
+    return this.deps.keys
+      .versions('attest.signing')
+      .filter((v) => v.fingerprint && v.publicKey && trusted[v.fingerprint])
+      .map((v) => ({ version: v.version, fingerprint: v.fingerprint!, publicKey: v.publicKey!, createdAt: v.createdAt, retiredAt: v.retiredAt }));
+  }
+
   get(id: string): SignedAttestation {
-    const r = this.deps.db.prepare('SELECT body, signature FROM attestations WHERE id = ?').get(id) as { body: string; signature: string } | undefined;
+    const r = this.deps.db.prepare('SELECT body, signature, key_fingerprint AS fp FROM attestations WHERE id = ?').get(id) as { body: string; signature: string; fp: string } | undefined;
     if (!r) throw new AirlockError('NOT_FOUND', `No attestation ${id}.`);
-    const pem = this.publicKeyPem();
+    // The version that signed it (retired versions keep their public part), not merely the current one.
+    const pem = this.deps.keys.versions('attest.signing').find((v) => v.fingerprint === r.fp)?.publicKey ?? this.publicKeyPem();
     if (!pem) throw new AirlockError('INTERNAL', 'The attestation public key is missing from the database.');
     const pub = crypto.createPublicKey(pem);
     return {
@@ -74,16 +110,21 @@ export class Attestations {
     return r ? this.get(r.id) : null;
   }
 
-  /** Verify an exported attestation file: well-formed, signature valid, and made with this console's key. */
+  /** Verify an exported attestation file: well-formed, signature valid, and made with one of this console's trusted attestation key versions. */
   verify(text: string) {
-    return verifyAttestationText(text, this.publicKeyPem());
+    return verifyAttestationText(text, Object.values(this.trustedKeys()));
   }
 }
 
 const sha256 = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
 
-/** Pure: usable offline by `airlock attest verify FILE` (with the console's public key when known). */
-export function verifyAttestationText(text: string, trustedPem: string | null) {
+/**
+ * Pure: usable offline by `airlock attest verify FILE` (with the console's public key when known).
+ * `trusted`: one PEM, or every key version trusted (an attestation signed before a rotation
+ * verifies with the version that signed it).
+ */
+export function verifyAttestationText(text: string, trusted: string | readonly string[] | null) {
+  const trustedPems = trusted === null ? [] : typeof trusted === 'string' ? [trusted] : [...trusted];
   const problems: string[] = [];
   let doc: unknown;
   try {
@@ -109,9 +150,10 @@ export function verifyAttestationText(text: string, trustedPem: string | null) {
   if (!signatureValid) problems.push('the signature does not match the attestation (it was changed, or signed by another key)');
   if (fp && fp !== a.signature.keyFingerprint) problems.push(`the file names key ${a.signature.keyFingerprint} but carries ${fp}`);
   let trustedKey = false;
-  if (trustedPem) {
-    trustedKey = fp !== null && fp === keyFingerprint(trustedPem);
-    if (!trustedKey) problems.push(`signed by ${fp ?? 'an unreadable key'}, not by this console's attestation key ${keyFingerprint(trustedPem)}`);
+  if (trustedPems.length > 0) {
+    const fps = trustedPems.map((p) => keyFingerprint(p));
+    trustedKey = fp !== null && fps.includes(fp);
+    if (!trustedKey) problems.push(`signed by ${fp ?? 'an unreadable key'}, not by ${fps.length > 1 ? `any of this console's attestation key versions (${fps.join(', ')})` : `this console's attestation key ${fps[0]}`}`);
   } else {
     problems.push("this console has no attestation key to compare with (pass the console's public key)");
   }

@@ -18,7 +18,7 @@ export function attestHandlers(d: { attestations: Attestations }): AreaHandlers<
     'attest:verify': (_ctx, input) => attestations.verify(input.text),
     'attest:key': () => {
       const pem = attestations.publicKeyPem();
-      return { publicKey: pem, fingerprint: pem ? keyFingerprint(pem) : null };
+      return { publicKey: pem, fingerprint: pem ? keyFingerprint(pem) : null, versions: attestations.versions() };
     },
   };
 }

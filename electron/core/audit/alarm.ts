@@ -4,7 +4,8 @@ import type { Db } from '../db/db';
 import { meta } from '../db/meta';
 import type { AuditTrail, Divergence } from './audit';
 import { CHECKPOINT_CHANNEL, SYSTEM_ACTOR } from './chain';
-import { auditPublicKeys, type AuditKeys } from './keys';
+import { pemsOf } from './key-chain';
+import { trustedAuditKeys, type AuditKeys } from './keys';
 import { checkExtension, GENESIS_POINT, headSignatureValid, readHeadFile, type ChainPoint } from './trust';
 
 /** Alarms on record (a JSON array in meta): few, kept for good as evidence. */
@@ -68,7 +69,7 @@ export class AuditAlarms {
     const { db, trail } = this.deps;
     this.sync(true);
     const head = trail.headPoint();
-    const pks = auditPublicKeys(db);
+    const pks = pemsOf(trustedAuditKeys(db));
     const f = readHeadFile(this.deps.headFile);
     const observed = { seq: head.seq, hash: head.hash };
     if (f.state === 'missing') {
@@ -115,13 +116,15 @@ export class AuditAlarms {
     const { keys, db, trail } = this.deps;
     const fp = keys.keyFingerprint;
     if (!keys.unlocked || !fp) return;
-    const pks = auditPublicKeys(db);
-    if (Object.keys(pks).length > 0 && !pks[fp]) {
+    // The key held must be the newest on the chain of handovers from the oldest version on record.
+    const chain = trustedAuditKeys(db).chain;
+    const tail = chain[chain.length - 1];
+    if (tail && tail !== fp) {
       const head = trail.headPoint();
       this.raise({
         kind: 'bad-signature',
         firstBadSeq: 1,
-        reason: `the audit public key on record (${Object.keys(pks)[0]}) is not the vault's signing key (${fp}): it was replaced: bad signature`,
+        reason: `the audit key trusted on record (${tail}) is not the vault's signing key (${fp}): it was replaced, or added without a handover signed by its predecessor: bad signature`,
         trusted: null,
         observed: { seq: head.seq, hash: head.hash },
       });
@@ -268,9 +271,10 @@ export class AuditAlarms {
   private adoptHeadFile(): boolean {
     const { db, trail } = this.deps;
     const f = readHeadFile(this.deps.headFile);
-    if (f.state !== 'ok' || !headSignatureValid(f.head, auditPublicKeys(db))) return false;
+    const pks = pemsOf(trustedAuditKeys(db));
+    if (f.state !== 'ok' || !headSignatureValid(f.head, pks)) return false;
     const point = { seq: f.head.seq, hash: f.head.hash, ts: f.head.ts };
-    const r = checkExtension(db, point, trail.headPoint().seq, auditPublicKeys(db), f.head.history);
+    const r = checkExtension(db, point, trail.headPoint().seq, pks, f.head.history);
     if (!r.ok) return false;
     trail.setTrusted(point, r.head, f.head.history);
     trail.block(false);

@@ -291,6 +291,52 @@ export class AuditTrail {
   }
 
   /**
+   * A key handover (docs/security.md, "Rotating the audit signing key"), in ONE IMMEDIATE
+   * transaction: a checkpoint over the current head signed by `signOld` (when events are not yet
+   * covered), then the handover event `prepare` returns (it mints the new key in the same
+   * transaction, given the sequence number its event will have), then a checkpoint over exactly
+   * that event, signed by `signOld` again. A failure anywhere rolls all of it back, the new key's
+   * row included: the old key stays current. Once committed, `afterCommit` runs (the holder swaps
+   * to the new key in memory) and audit.head is rewritten over the last checkpoint by the signer
+   * now holding the key. Refused over a chain that does not extend the trusted head.
+   */
+  handOver(signOld: (payload: Buffer) => { signature: string; keyFingerprint: string }, prepare: (seq: number) => AuditInput, afterCommit: () => void): AuditEvent[] {
+    if (this.db.inTransaction) throw new AirlockError('INTERNAL', 'A key handover cannot run inside another transaction.');
+    this.flush();
+    let events: AuditEvent[];
+    try {
+      events = this.db
+        .transaction((): AuditEvent[] => {
+          const s: HeadState = { ...this.refresh() };
+          if (!this.mayBeSigned(s)) throw new AirlockError('AUDIT_ALARM', 'The audit chain does not extend its trusted head: no key is handed over until the alarm is acknowledged.');
+          const out: AuditEvent[] = [];
+          const checkpoint = () => {
+            const cp = this.write(s, checkpointInput(s, signOld(checkpointPayload({ seq: s.seq, hash: s.hash, ts: s.ts }))));
+            advance(s, cp);
+            out.push(cp);
+          };
+          if (s.seq > s.checkpointSeq) checkpoint();
+          const ev = this.write(s, prepare(s.seq + 1));
+          advance(s, ev);
+          out.push(ev);
+          checkpoint();
+          return out;
+        })
+        .immediate();
+    } catch (e) {
+      this.state = null;
+      this.reportDivergence();
+      if (e instanceof AirlockError) throw e;
+      throw unavailable(e);
+    }
+    for (const ev of events) this.committed(ev);
+    afterCommit();
+    this.checkpointError = null;
+    this.writeHighWater(events[events.length - 1]!);
+    return events;
+  }
+
+  /**
    * Writes a signed checkpoint if one is due and the signing key is unsealed. Never throws: a
    * checkpoint that cannot be written now is written at the next opportunity.
    */

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ExportResult } from '../../../shared/contract/audit';
 import type { Db } from '../db/db';
+import { bundleHeader } from './bundle';
 
 export const EXPORT_DIR = 'exports';
 
@@ -57,7 +58,7 @@ function jsonlLine(body: string, prevHash: string, hash: string): string {
 export async function exportAudit(o: {
   db: Db;
   dataDir: string;
-  format: 'jsonl' | 'csv';
+  format: 'jsonl' | 'csv' | 'bundle';
   fromSeq?: number;
   toSeq?: number;
   now: () => Date;
@@ -85,6 +86,8 @@ export async function exportAudit(o: {
       await fh.write(buf);
     };
     if (o.format === 'csv') await write(CSV_COLUMNS.join(',') + '\r\n');
+    // A bundle: the keys and handovers an offline verifier needs first (bundle.ts), then the JSONL lines.
+    if (o.format === 'bundle') await write(bundleHeader(o.db, from, Math.max(to, from - 1)) + '\n');
     const stmt = o.db.prepare('SELECT seq, body, prev_hash, hash FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT 5000');
     let after = from - 1;
     for (;;) {

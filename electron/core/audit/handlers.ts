@@ -3,6 +3,7 @@ import type { Db } from '../db/db';
 import type { AreaHandlers } from '../dispatch';
 import type { AuditAlarms } from './alarm';
 import type { AuditTrail } from './audit';
+import { verifyBundleLines } from './bundle';
 import { exportAudit } from './export';
 import type { AuditForwarder } from './forward';
 import type { ListOptions, listEvents } from './query';
@@ -37,6 +38,7 @@ export function auditHandlers(d: {
         headFile: d.headFile,
         fromSeq: input.fromSeq,
         toSeq: input.toSeq,
+        trust: input.trust ?? null,
         workerThreshold: d.workerThreshold,
         onProgress: (checked, total) => ctx.client.emit('audit:verify-progress', { checked, total }),
       });
@@ -47,6 +49,11 @@ export function auditHandlers(d: {
     'audit:export': async (ctx, input) => {
       const r = await exportAudit({ db: d.db, dataDir: d.dataDir, format: input.format, fromSeq: input.fromSeq, toSeq: input.toSeq, now: d.clock, random: d.random });
       ctx.auditDetail({ file: path.basename(r.file), events: r.events, sha256: r.sha256, fromSeq: r.fromSeq, toSeq: r.toSeq });
+      return r;
+    },
+    'audit:verifyBundle': async (ctx, input) => {
+      const r = await verifyBundleLines(input.text.split('\n'), input.trust);
+      ctx.auditDetail({ ok: r.ok, events: r.events, fromSeq: r.fromSeq, toSeq: r.toSeq, firstBadSeq: r.firstBad?.seq ?? null, keyFingerprints: r.keyFingerprints });
       return r;
     },
     'audit:getForwarding': () => d.forwarder.status(),

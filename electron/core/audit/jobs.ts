@@ -14,13 +14,16 @@ export interface VerifyRangeInput {
   to: number;
   prev: string | null;
   publicKeys: Record<string, string>;
+  /** The handover chain's windows (audit/key-chain.ts) and the keys on record it does not reach. */
+  windows?: Record<string, { from: number; to: number | null }> | null;
+  untrusted?: Record<string, string>;
   progressMs: number;
 }
 
 export const verifyRange = defineJob('audit.verifyRange', (job: VerifyRangeInput, ctx: JobContext<number>): ScanSummary => {
   const db = new Database(job.dbFile, { readonly: true, fileMustExist: true });
   try {
-    const scanner = new ChainScanner(db, { from: job.from, to: job.to }, job.prev, job.publicKeys);
+    const scanner = new ChainScanner(db, { from: job.from, to: job.to }, job.prev, job.publicKeys, 2000, false, job.windows ?? null, job.untrusted ?? {});
     let last = Date.now();
     while (!scanner.step()) {
       const now = Date.now();

@@ -111,6 +111,13 @@ export class ChainScanner {
     private readonly chunk = 2000,
     /** Row by row with exact checks only (tests compare it with the fast path). */
     private readonly exact = false,
+    /**
+     * Where each key may sign (audit/key-chain.ts: the handover chain): a checkpoint whose head
+     * lies outside its key's window is refused. Absent: every key in `publicKeys` signs anywhere.
+     */
+    private readonly windows: Record<string, { from: number; to: number | null }> | null = null,
+    /** Keys on record that the handover chain does not reach, by fingerprint: why (named in the refusal). */
+    private readonly untrusted: Readonly<Record<string, string>> = {},
   ) {
     this.batch = db.prepare(BATCH_SQL);
     this.rows = db.prepare(ROWS_SQL);
@@ -343,7 +350,16 @@ export class ChainScanner {
     const headSeq = p.headSeq as number;
     const headHash = p.headHash;
     const key = this.keys.get(p.keyFingerprint);
+    if (!key && Object.hasOwn(this.untrusted, p.keyFingerprint)) return malformed(`is signed by ${p.keyFingerprint.slice(0, 60)}, ${this.untrusted[p.keyFingerprint]}`);
     if (!key) return malformed(`is signed by a key that is not on record (${p.keyFingerprint.slice(0, 60)})`);
+    const w = this.windows?.[p.keyFingerprint];
+    if (this.windows && (!w || headSeq < w.from || (w.to !== null && headSeq > w.to))) {
+      return malformed(
+        w && w.to !== null && headSeq > w.to
+          ? `is signed by ${p.keyFingerprint.slice(0, 60)}, which handed over to its successor at event ${w.to}: a retired key signs nothing after its handover`
+          : `is signed by ${p.keyFingerprint.slice(0, 60)} over event ${headSeq}, before a handover introduced that key`,
+      );
+    }
     let valid = false;
     try {
       valid = crypto.verify(null, checkpointPayload({ seq: headSeq, hash: headHash, ts: p.headTs }), key, Buffer.from(p.signature, 'base64'));

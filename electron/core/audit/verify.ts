@@ -3,7 +3,8 @@ import type { VerifyReport } from '../../../shared/contract/audit';
 import type { Db } from '../db/db';
 import { readAlarms } from './alarm';
 import { CHECKPOINT_CHANNEL, GENESIS_HASH } from './chain';
-import { auditPublicKeys } from './keys';
+import { auditPublicKeys, trustedAuditKeys } from './keys';
+import { pemsOf, untrustedOf, windowsOf, withinWindow } from './key-chain';
 import { headSignatureValid, locateDivergence } from './trust';
 import { ChainScanner, checkHighWater, parseHighWater, type BadEvent, type ScanSummary } from './verify-core';
 import { sharedPool, type WorkerPool } from '../workers/pool';
@@ -25,6 +26,8 @@ export interface VerifyOptions {
   progressMs?: number;
   /** The worker pool to verify in (default: the process's; the benchmark gives one running the shipped dist/node/worker.mjs). */
   pool?: WorkerPool;
+  /** The audit key fingerprint the caller trusts (`audit verify --trust FP`); default: the oldest version on record. */
+  trust?: string | null;
 }
 
 /** Events per worker before another worker is worth starting. */
@@ -38,7 +41,11 @@ const PER_WORKER = 250_000;
  */
 export async function verifyAudit(o: VerifyOptions): Promise<VerifyReport & { engine: 'worker' | 'main' }> {
   const db = o.db;
-  const publicKeys = auditPublicKeys(db);
+  // Trusted: the anchor and the keys its handovers reach, each within its window; other versions on record verify nothing.
+  const trusted = trustedAuditKeys(db, { pinned: o.trust ?? null });
+  const publicKeys = pemsOf(trusted);
+  const windows = windowsOf(trusted);
+  const untrusted = untrustedOf(trusted, Object.keys(auditPublicKeys(db)), o.trust ?? null, trusted.before);
   const hashAt = (seq: number) => (seq === 0 ? GENESIS_HASH : ((db.prepare('SELECT hash FROM audit_events WHERE seq = ?').pluck().get(seq) as string | undefined) ?? null));
   const maxSeq = () => (db.prepare('SELECT max(seq) FROM audit_events').pluck().get() as number | null) ?? 0;
 
@@ -68,7 +75,7 @@ export async function verifyAudit(o: VerifyOptions): Promise<VerifyReport & { en
   const pool = o.pool ?? sharedPool();
   let workersUsable = o.dbFile !== null;
   const inProcess = async (f: number, t: number, prev: string | null, key: number): Promise<ScanSummary> => {
-    const scanner = new ChainScanner(db, { from: f, to: t }, prev, publicKeys);
+    const scanner = new ChainScanner(db, { from: f, to: t }, prev, publicKeys, 2000, false, windows, untrusted);
     while (!scanner.step()) {
       progress(key, scanner.checked);
       await new Promise<void>((r) => setImmediate(r));
@@ -81,7 +88,7 @@ export async function verifyAudit(o: VerifyOptions): Promise<VerifyReport & { en
       try {
         const out = await Promise.all(
           ranges.map((r, i) =>
-            pool.run('audit.verifyRange', { dbFile: o.dbFile!, from: r.from, to: r.to, prev: r.prev, publicKeys, progressMs }, { signal: stop.signal, onProgress: (c) => progress(i, c) }),
+            pool.run('audit.verifyRange', { dbFile: o.dbFile!, from: r.from, to: r.to, prev: r.prev, publicKeys, windows, untrusted, progressMs }, { signal: stop.signal, onProgress: (c) => progress(i, c) }),
           ),
         );
         engine = 'worker';
@@ -141,6 +148,11 @@ export async function verifyAudit(o: VerifyOptions): Promise<VerifyReport & { en
     if (s.lastCheckpoint) lastCheckpoint = s.lastCheckpoint;
   }
   if (!bad && lastSeq < to) bad = await boundary(lastSeq + 1);
+  // A refused handover (or a pinned key not on the chain) is named itself, not only the checkpoints its new key signed after it.
+  const refused = trusted.refused[0];
+  if (refused && (refused.seq === 0 || (refused.seq >= from && refused.seq <= to)) && (!bad || bad.seq > refused.seq)) {
+    bad = { seq: Math.max(1, refused.seq), kind: 'bad-signature', reason: `${refused.reason}: bad signature` };
+  }
 
   // Facts from outside the rows: the signed high-water file written after each checkpoint.
   const warnings: string[] = [];
@@ -154,6 +166,9 @@ export async function verifyAudit(o: VerifyOptions): Promise<VerifyReport & { en
     if (text !== null) {
       const hw = parseHighWater(text);
       bad = checkHighWater(db, hw ?? 'malformed', publicKeys, maxSeq());
+      if (!bad && hw && !withinWindow(trusted, hw.keyFingerprint, hw.seq)) {
+        bad = { seq: Math.min(hw.seq, maxSeq() + 1), kind: 'bad-signature', reason: `the high-water file audit.head (event ${hw.seq}) is signed by ${hw.keyFingerprint}, not by the audit key trusted at that point: bad signature` };
+      }
       if (!bad && hw && !headSignatureValid(hw, publicKeys)) {
         bad = { seq: Math.min(hw.seq, maxSeq() + 1), kind: 'bad-signature', reason: `the history in audit.head (event ${hw.seq}) is not signed by the audit key on record: bad signature` };
       }
@@ -181,6 +196,10 @@ export async function verifyAudit(o: VerifyOptions): Promise<VerifyReport & { en
         (a.acknowledged ? ` — acknowledged by ${a.acknowledged.by} at ${a.acknowledged.at} (${a.acknowledged.reason}); re-anchored at event ${a.acknowledged.anchorSeq}` : ' — open'),
     );
   }
+  if (trusted.chain.length > 1) {
+    const at = trusted.chain.slice(1).map((fp) => trusted.keys[fp]!.fromHead - 1);
+    warnings.push(`The audit signing key was rotated: ${trusted.chain.join(' → ')} (handovers at event${at.length > 1 ? 's' : ''} ${at.join(', ')}); each key verified only within its part of the chain.`);
+  }
   if (!bad && toEnd && Object.keys(publicKeys).length === 0 && to > 0) {
     warnings.push('No audit signing key is on record yet (it is created at the next administrator sign-in): the chain is not signed.');
   }
@@ -195,7 +214,9 @@ export async function verifyAudit(o: VerifyOptions): Promise<VerifyReport & { en
     checkpoints,
     fromSeq: from,
     toSeq: to,
-    keyFingerprint: Object.keys(publicKeys)[0] ?? null,
+    // The anchor: what was noted at setup stays the fingerprint to compare, across rotations.
+    keyFingerprint: trusted.chain[0] ?? null,
+    keyFingerprints: trusted.chain,
     lastCheckpointSeq: lastCheckpoint?.seq ?? null,
     warnings,
     alarms,

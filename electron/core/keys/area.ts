@@ -6,6 +6,7 @@ import type { AuditTrail } from '../audit/audit';
 import type { AreaHandlers, CallContext } from '../dispatch';
 import type { HostsService } from '../hosts/service';
 import type { KdfParams } from '../vault/crypto';
+import type { AuditKeys } from '../audit/keys';
 import type { Vault } from '../vault/vault';
 import { sharedPool } from '../workers/pool';
 import { Ceremonies, type CeremonyKeys, type IssuedShare } from './ceremony';
@@ -16,6 +17,8 @@ import { ConsoleCa } from './console-ca';
 import { keysHandlers } from './handlers';
 import { hostSecretsHandlers } from './host-secrets';
 import { modelsKeysHandlers, modelsUnlocker } from './models-handlers';
+import { ownKeysHandlers } from './own-keys-handlers';
+import { OwnKeyRotations } from './own-rotation';
 import { ModelsRekeys } from './models-rekey';
 import { modelsRekeyHandlers } from './models-rekey-handlers';
 import { modelsScanProbe } from './models-rekey-scan';
@@ -73,6 +76,8 @@ export function createKeysArea(d: {
     /** The process environment, read only for the test-only kill hook (AIRLOCK_TEST_KILL_AT). */
     env?: NodeJS.ProcessEnv;
   };
+  /** What rotating the audit and attestation keys needs (keys/own-rotation.ts); without it `keys:rotateOwnKey` refuses. */
+  ownKeys?: { registry: KeyRegistry; trail: AuditTrail; auditKeys: AuditKeys };
 }) {
   const service = new KeyService({ db: d.db, random: d.random, now: d.now, kdf: d.kdf, ...(d.workers === false ? {} : { rewrap: workerRewrap(sharedPool()) }) });
   const certs = new CertStore({ db: d.db, now: d.now });
@@ -142,6 +147,7 @@ export function createKeysArea(d: {
       })
     : null;
   rotations?.sweep();
+  const ownRotations = d.ownKeys ? new OwnKeyRotations({ ...d.ownKeys, boundary: killHookFromEnv(sr?.env ?? {}) }) : null;
   const rotationsOrRefuse = () => {
     if (!rotations) throw new AirlockError('INTERNAL', 'SSH identity rotation is not set up in this console.');
     return rotations;
@@ -208,6 +214,7 @@ export function createKeysArea(d: {
     ...hostSecretsHandlers({ db: d.db, keys: service, hosts: d.hosts, ...(d.sshTimeoutMs ? { timeoutMs: d.sshTimeoutMs } : {}) }),
     ...caHandlers({ certs, ops, schedule, now: d.now }),
     ...sshRotationHandlers({ rotations: rotationsOrRefuse }),
+    ...ownKeysHandlers({ rotations: ownRotations ? () => ownRotations : null }),
     ...modelsRekeyHandlers({ rekeys: () => rekeys, keys: service }),
   };
   return {

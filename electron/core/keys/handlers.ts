@@ -27,7 +27,7 @@ export interface KeysHandlerDeps {
  * channels (hosts' encrypted weights) are models-handlers.ts's and the CA's are ca-handlers.ts's, the SSH identity rotation's ssh-rotation-handlers.ts's;
  * createKeysArea joins them.
  */
-export function keysHandlers(d: KeysHandlerDeps): Omit<AreaHandlers<'keys'>, ModelsChannel | CaChannel | HostSecretsChannel | 'keys:rotateSshIdentity' | 'keys:sshRotations' | 'keys:sshRotation' | 'keys:resumeSshRotation' | 'keys:rekeyModels' | 'keys:modelsRekey' | 'keys:resumeModelsRekey' | 'keys:setMinDecryptionVersion'> {
+export function keysHandlers(d: KeysHandlerDeps): Omit<AreaHandlers<'keys'>, ModelsChannel | CaChannel | HostSecretsChannel | 'keys:rotateSshIdentity' | 'keys:sshRotations' | 'keys:sshRotation' | 'keys:resumeSshRotation' | 'keys:rekeyModels' | 'keys:modelsRekey' | 'keys:resumeModelsRekey' | 'keys:setMinDecryptionVersion' | 'keys:rotateOwnKey'> {
   const { ceremonies } = d;
   return {
     'keys:status': () => d.keys.status(),

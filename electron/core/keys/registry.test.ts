@@ -10,6 +10,7 @@ import { identityHandlers } from '../identity/handlers';
 import { fingerprintOfPrivateKey, generateIdentity, publicKeyOf } from '../identity/ssh-key';
 import { Vault } from '../vault/vault';
 import { ed25519FromSeed, keyFingerprint } from './ed25519';
+import { ConsoleKeyStore } from './console-keys';
 import { KeyRegistry, OWN_KEYS, type KeyPurpose, type MintedKey } from './registry';
 
 const KDF = { alg: 'argon2id' as const, memoryKiB: 1024, iterations: 1, parallelism: 1 };
@@ -163,5 +164,32 @@ describe('the key registry (one minting path for Airlock’s own keys)', () => {
     const sb = new Attestations({ db: b.db, keys: b.keys, now: () => 'now' }).create(attestationBody('bob'), b.vaultKey);
     expect(sa.signature.keyFingerprint).toBe(sb.signature.keyFingerprint);
     expect(a.keys.publicKey('attest.signing')).toBe(b.keys.publicKey('attest.signing'));
+  });
+
+  it('keeps every version: current() is the newest, versions() lists the retired ones with their public part and retirement time', () => {
+    const { db, keys, vaultKey } = setup();
+    expect(keys.current('attest.signing')).toBeNull();
+    expect(keys.versions('attest.signing')).toEqual([]);
+    const v1 = keys.mint(vaultKey, 'attest.signing');
+    const v2 = keys.mint(vaultKey, 'attest.signing');
+    const v3 = keys.mint(vaultKey, 'attest.signing');
+    expect(keys.current('attest.signing')).toMatchObject({ version: 3, fingerprint: v3.fingerprint, publicKey: v3.publicKey });
+    const all = keys.versions('attest.signing');
+    expect(all.map((v) => [v.version, v.fingerprint, v.retiredAt !== null])).toEqual([
+      [1, v1.fingerprint, true],
+      [2, v2.fingerprint, true],
+      [3, v3.fingerprint, false],
+    ]);
+    // A retired version keeps its public part (old signatures verify), and its private part does not open any more.
+    expect(all[0]!.publicKey).toBe(v1.publicKey);
+    expect(keyFingerprint(all[1]!.publicKey!)).toBe(v2.fingerprint);
+    expect(new ConsoleKeyStore(db).entries('attest.signing').map((e) => e.sealed === null)).toEqual([true, true, false]);
+    // The HMAC key: versions without anything public.
+    keys.mint(vaultKey, 'audit.hmac');
+    keys.mint(vaultKey, 'audit.hmac');
+    expect(keys.versions('audit.hmac').map((v) => [v.version, v.publicKey, v.fingerprint, v.retiredAt !== null])).toEqual([
+      [1, null, null, true],
+      [2, null, null, false],
+    ]);
   });
 });

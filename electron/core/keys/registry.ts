@@ -283,6 +283,17 @@ export class KeyRegistry {
     return this.store.staged(rotationId) !== null || this.deps.db.prepare('SELECT 1 FROM secrets WHERE name = ?').get(nextSshSecret(rotationId)) !== undefined;
   }
 
+  /** The current version of a purpose (public part, fingerprint, version; never the private part), or null before it is minted. */
+  current(purpose: KeyPurpose): { version: number; publicKey: string | null; fingerprint: string | null; createdAt: string } | null {
+    const row = this.store.current(purpose);
+    return row ? { version: row.version, publicKey: row.public, fingerprint: row.fingerprint, createdAt: row.createdAt } : null;
+  }
+
+  /** Every version of a purpose on record, oldest first (retired ones keep their public part; staged ones included). */
+  versions(purpose: KeyPurpose): Array<{ version: number; publicKey: string | null; fingerprint: string | null; createdAt: string; retiredAt: string | null; stagedFor: string | null }> {
+    return this.store.entries(purpose).map((r) => ({ version: r.version, publicKey: r.public, fingerprint: r.fingerprint, createdAt: r.createdAt, retiredAt: r.retiredAt, stagedFor: r.stagedFor }));
+  }
+
   /** The current public part on record, readable without a session; null before it is minted. */
   publicKey(purpose: Exclude<KeyPurpose, 'audit.hmac'>): string | null {
     return this.store.current(purpose)?.public ?? meta(this.deps.db).get(OWN_KEYS[purpose].public);

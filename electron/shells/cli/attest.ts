@@ -47,7 +47,15 @@ export const attest: AreaTable = {
       words: 'attest key',
       channel: 'attest:key',
       input: () => ({}),
-      human: (v) => (v.publicKey ? `${v.fingerprint}\n${v.publicKey}` : 'No attestation has been signed yet.\n'),
+      notes: ['after a rotation (`keys rotate-own --purpose attest.signing`), earlier versions are listed too: an attestation verifies with the version that signed it'],
+      human: (v) =>
+        v.publicKey
+          ? `${v.fingerprint}\n${v.publicKey}` +
+            (v.versions ?? [])
+              .filter((k) => k.retiredAt)
+              .map((k) => `\nversion ${k.version} (retired ${k.retiredAt}): ${k.fingerprint}\n${k.publicKey}`)
+              .join('')
+          : 'No attestation has been signed yet.\n',
     }),
     command({
       words: 'attest verify',

@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Out } from '../../../shared/contract/index';
 import { ExportFormat } from '../../../shared/contract/audit';
+import type { BundleReport } from '../../../shared/contract/audit';
+import { verifyBundleFile } from '../../core/audit/bundle';
 import { FILE_LIMITS, readTextFile } from '../cli-files';
 import { clean } from './io';
 import { arg, call, command, opt, type AreaTable } from './spec';
@@ -36,15 +38,18 @@ export const audit: AreaTable = {
     call({
       words: 'audit verify',
       channel: 'audit:verify',
-      options: { from: FROM, to: TO },
-      notes: ['verify the chain and every checkpoint signature; exit 1 names the first bad event and what happened to it'],
+      options: { from: FROM, to: TO, trust: opt.string('FP', 'trust begins at this audit key fingerprint (noted at setup) instead of the oldest version on record') },
+      notes: [
+        'verify the chain and every checkpoint signature; exit 1 names the first bad event and what happened to it',
+        'after rotations of the audit key, each version verifies only its part of the chain, reached by handovers its predecessor signed',
+      ],
       failsWhen: 'the chain is broken (the first bad event is named)',
-      input: (c) => ({ fromSeq: c.opts.from, toSeq: c.opts.to }),
+      input: (c) => ({ fromSeq: c.opts.from, toSeq: c.opts.to, ...(c.opts.trust ? { trust: c.opts.trust } : {}) }),
       human: (v) => {
         const notes = (v.warnings ?? []).map((w) => `warning: ${w}\n`).join('');
         return v.ok
           ? `Audit chain OK: ${v.checked} events (${v.fromSeq ?? 1}–${v.toSeq ?? v.headSeq}), ${v.checkpoints} checkpoint signature(s) verified` +
-              `${v.keyFingerprint ? ` with ${v.keyFingerprint}` : ''}, head ${v.headSeq} ${v.headHash}\n${notes}`
+              `${v.keyFingerprint ? ` with ${(v.keyFingerprints?.length ?? 0) > 1 ? v.keyFingerprints!.join(' → ') : v.keyFingerprint}` : ''}, head ${v.headSeq} ${v.headHash}\n${notes}`
           : `Audit chain BROKEN at event ${v.firstBad?.seq} (${v.firstBad?.kind}): ${clean(v.firstBad?.reason)} (${v.checked} events verified before it)\n${notes}`;
       },
       exit: (v) => (v.ok ? 0 : 1),
@@ -53,14 +58,14 @@ export const audit: AreaTable = {
       words: 'audit export',
       channel: 'audit:export',
       options: {
-        format: opt.string('jsonl|csv', 'the file format', { required: true, schema: ExportFormat }),
+        format: opt.string('jsonl|csv|bundle', 'the file format (bundle: JSONL with the audit keys and their handovers, for `audit verify-bundle`)', { required: true, schema: ExportFormat }),
         from: FROM,
         to: TO,
         out: opt.string('FILE', "also copy the export here (it is always written to the data directory's exports/)"),
       },
       async run(c) {
         const o = c.opts;
-        const r = await c.call('audit:export', { format: o.format as 'jsonl' | 'csv', fromSeq: o.from, toSeq: o.to });
+        const r = await c.call('audit:export', { format: o.format as 'jsonl' | 'csv' | 'bundle', fromSeq: o.from, toSeq: o.to });
         if (!r.ok) return c.fail(r);
         let file = r.value.file;
         if (o.out) {
@@ -69,6 +74,32 @@ export const audit: AreaTable = {
         }
         c.out(`Exported ${r.value.events} events (${r.value.fromSeq ?? '-'}–${r.value.toSeq ?? '-'}) to ${file}\nsha256 ${r.value.sha256}\n`, { ...r.value, file });
         return 0;
+      },
+    }),
+    command({
+      words: 'audit verify-bundle',
+      // Always offline: the file and the pinned fingerprint are all an auditor needs (the console's own check is the same code).
+      channel: 'audit:verifyBundle',
+      args: { file: arg.one('FILE', 'an audit bundle (`audit export --format bundle`)') },
+      options: { trust: opt.string('FP', 'the audit key fingerprint noted at setup (`audit verify` prints it)', { required: true }) },
+      summary: 'Verify an audit bundle offline (no data directory, no sign-in): every event, every checkpoint, across rotations of the audit key from the one pinned',
+      failsWhen: 'the bundle is not verified (the first bad event is named)',
+      needs: 'nothing',
+      async run(c) {
+        let v: BundleReport;
+        try {
+          v = await verifyBundleFile(c.args.file, c.opts.trust);
+        } catch (e) {
+          return c.usage(`cannot read ${c.args.file}: ${(e as Error).message}`);
+        }
+        const notes = v.warnings.map((w) => `warning: ${w}\n`).join('');
+        c.out(
+          v.ok
+            ? `Audit bundle OK: ${v.events} events (${v.fromSeq}–${v.toSeq}), ${v.checkpoints} checkpoint signature(s) verified with ${v.keyFingerprints.join(' → ')}\n${notes}`
+            : `Audit bundle NOT VERIFIED at event ${v.firstBad?.seq} (${v.firstBad?.kind}): ${clean(v.firstBad?.reason)}\n${notes}`,
+          v,
+        );
+        return v.ok ? 0 : 1;
       },
     }),
     command({

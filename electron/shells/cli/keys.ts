@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HostName } from '../../../shared/contract/common';
-import { CertSerial, Ceremony, KeyDomain, ParticipantName, RevocationReason, type CertificateRow, type HostSecret, type KeyStatus, type ModelsRekey, type ModelsStatus, type SshRotation } from '../../../shared/contract/keys';
+import { CertSerial, Ceremony, KeyDomain, OwnKeyPurpose, ParticipantName, RevocationReason, type CertificateRow, type OwnKeyRotation, type HostSecret, type KeyStatus, type ModelsRekey, type ModelsStatus, type SshRotation } from '../../../shared/contract/keys';
 import { transcriptReport } from '../../core/keys/console-ca';
 import { verifyTranscript } from '../../core/keys/transcript';
 import { FILE_LIMITS, readTextFile } from '../cli-files';
@@ -152,6 +152,19 @@ export async function drive(c: C, body: (log: string[]) => Promise<{ human: stri
  * Airlock's own keys (console domain entries): shown before genesis too, since they exist from
  * first-run setup on; retired versions are listed so an old signature's fingerprint can be found.
  */
+type OwnKeyPurposeName = (typeof OwnKeyPurpose.options)[number];
+
+function formatOwnRotation(r: OwnKeyRotation): string {
+  const fp = r.newFingerprint ? ` (${r.oldFingerprint} → ${r.newFingerprint})` : '';
+  return (
+    `Rotated ${r.purpose}: version ${r.oldVersion} → ${r.newVersion}${fp}; old version retired.\n` +
+    `Handover recorded at audit event ${r.handoverSeq}, covered by checkpoint ${r.checkpointSeq}` +
+    (r.purpose === 'audit.signing' ? ' signed by the old key' : '') +
+    (r.hmacFromSeq ? `; events from ${r.hmacFromSeq} on are tagged with the new HMAC key` : '') +
+    '.\n'
+  );
+}
+
 function ownKeysText(s: KeyStatus): string {
   if (s.ownKeys.length === 0) return "Airlock's own keys: none minted yet.\n";
   const line = (k: KeyStatus['ownKeys'][number]) =>
@@ -574,6 +587,17 @@ export const keys: AreaTable = {
       input: (c) => ({ hosts: c.args.hosts.length ? c.args.hosts : ['all'] }),
       human: formatRotation,
       exit: rotationExit,
+    }),
+    call({
+      words: 'keys rotate-own',
+      channel: 'keys:rotateOwnKey',
+      options: { purpose: opt.string('P', 'audit.signing, audit.hmac or attest.signing (the SSH identity: `keys rotate-ssh-identity`)', { required: true, schema: OwnKeyPurpose }) },
+      notes: [
+        'a new version becomes current and the old one is retired (its private part destroyed, its public part kept: what it signed still verifies)',
+        'audit.signing: the handover is recorded in the audit trail and signed by the old key, so verifiers follow it from the key they trust',
+      ],
+      input: (c) => ({ purpose: c.opts.purpose as OwnKeyPurposeName }),
+      human: formatOwnRotation,
     }),
     call({
       words: 'keys ssh-rotations',

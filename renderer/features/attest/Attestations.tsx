@@ -61,7 +61,9 @@ export function AttestationDialog({ id, host, onClose }: { id: string; host: str
 
   const text = att ? attestationFileText(att) : '';
   const fileName = attestationFileName(att?.attestation.host.name ?? host, id);
-  const trusted = att && key?.fingerprint ? att.signature.keyFingerprint === key.fingerprint : null;
+  // After a rotation of the attestation key an older attestation is signed by a retired version this console still trusts.
+  const version = att ? key?.versions?.find((v) => v.fingerprint === att.signature.keyFingerprint) : undefined;
+  const trusted = att && key?.fingerprint ? att.signature.keyFingerprint === key.fingerprint || version !== undefined : null;
 
   return (
     <Modal
@@ -126,7 +128,7 @@ export function AttestationDialog({ id, host, onClose }: { id: string; host: str
               ({att.signature.alg}){' '}
               {trusted === true ? (
                 <span className="badge prov-tone-ok" data-testid="attestation-key-trusted">
-                  this console&apos;s attestation key
+                  {version?.retiredAt ? `this console\u2019s attestation key, version ${version.version} (retired)` : 'this console\u2019s attestation key'}
                 </span>
               ) : trusted === false ? (
                 <span className="badge prov-tone-bad" data-testid="attestation-key-untrusted">

@@ -144,7 +144,7 @@ export function KeysView({ active, open }: FeatureProps) {
         ) : !status.error ? (
           <p className="muted">Loading…</p>
         ) : null}
-        {st ? <OwnKeys keys={st.ownKeys} /> : null}
+        {st ? <OwnKeys keys={st.ownKeys} onRotated={refresh} /> : null}
         {st?.initialised && can('keys:modelsStatus') ? (
           <ModelsHosts active={active} versions={st.domains.find((d) => d.domain === 'models')?.versions.map((v) => v.version) ?? []} />
         ) : null}
