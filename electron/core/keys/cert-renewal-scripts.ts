@@ -1,3 +1,4 @@
+import { AirlockError } from '../../../shared/domain/errors';
 import { shellQuote as q } from '../ssh/quote';
 import { sanitizeHostText } from '../ssh/sanitize';
 
@@ -205,7 +206,8 @@ const REFUSALS: Record<string, string> = {
   'not-live': 'the new pair is not the live one; nothing was deleted.',
 };
 
-export class HostRefused extends Error {}
+/** A host's script refused (CONFLICT) or answered what it never prints (PARSE_ERROR). */
+export class HostRefused extends AirlockError {}
 
 /**
  * The one marker line a script printed, checked strictly. `verified` carries the serial served
@@ -217,12 +219,12 @@ export function parseMarker(r: { code: number | null; stdout: string; stderr: st
   const word = m?.[1];
   if (r.code === 0 && word && allowed.includes(word)) {
     if (word === 'verified') {
-      if (!m![2]) throw new HostRefused('The host did not say which certificate it serves.');
+      if (!m![2]) throw new HostRefused('PARSE_ERROR', 'The host did not say which certificate it serves.');
       return { word, message: 'the served key matches the certificate, which chains to the CA (openssl verify -crl_check)', serial: m![2] };
     }
     if (!m![2]) return { word, message: WORDS[word] ?? word };
   }
-  if (word && Object.hasOwn(REFUSALS, word)) throw new HostRefused(`The host refused: ${REFUSALS[word]}`);
+  if (word && Object.hasOwn(REFUSALS, word)) throw new HostRefused('CONFLICT', `The host refused: ${REFUSALS[word]}`);
   const err = sanitizeHostText(r.stderr, 300);
-  throw new HostRefused(`The host's answer was not understood (exit ${r.code ?? 'none'})${err ? `: ${err}` : ''}.`);
+  throw new HostRefused('PARSE_ERROR', `The host's answer was not understood (exit ${r.code ?? 'none'})${err ? `: ${err}` : ''}.`);
 }

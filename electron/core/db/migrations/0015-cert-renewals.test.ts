@@ -44,7 +44,7 @@ describe('migration 0015-cert-renewals', () => {
     expect(() => db.prepare(`UPDATE cert_renewals SET status = 'half-done' WHERE id = 'crn-1'`).run()).toThrow(/CHECK/);
     expect(() => db.prepare(`INSERT INTO cert_renewals (id, actor, window_days, concurrency, status, started_at) VALUES ('crn-2', 'alice', 9999, 4, 'running', 'now')`).run()).toThrow(/CHECK/);
     db.prepare(`INSERT INTO cert_renewal_hosts (renewal_id, host, status, old_serial) VALUES ('crn-1', 'gpu1', 'pending', 'ab')`).run();
-    expect(() => db.prepare(`INSERT INTO cert_renewal_hosts (renewal_id, host, status) VALUES ('crn-1', 'gpu2', 'pending')`).run()).toThrow(/NOT NULL/);
+    expect(() => db.prepare(`INSERT INTO cert_renewal_hosts (renewal_id, host, status, old_serial) VALUES ('crn-9', 'gpu2', 'pending', 'ab')`).run()).toThrow(/FOREIGN KEY/);
     db.prepare(`INSERT INTO cert_renewal_steps (renewal_id, host, idx, step, status) VALUES ('crn-1', 'gpu1', 0, 'keygen', 'pending')`).run();
     expect(() => db.prepare(`INSERT INTO cert_renewal_steps (renewal_id, host, idx, step, status) VALUES ('crn-1', 'gpu1', 1, 'reboot', 'pending')`).run()).toThrow(/CHECK/);
     expect(() => db.prepare(`INSERT INTO cert_renewal_steps (renewal_id, host, idx, step, status) VALUES ('crn-1', 'gpu1', 1, 'csr', 'maybe')`).run()).toThrow(/CHECK/);

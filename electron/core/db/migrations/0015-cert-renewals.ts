@@ -38,7 +38,7 @@ export const m0015: Migration = {
         message TEXT,
         started_at TEXT,
         finished_at TEXT,
-        old_serial TEXT NOT NULL,          -- the certificate being replaced (current until promote)
+        old_serial TEXT,                   -- the certificate being replaced (current until promote); set with the row
         csr_spki TEXT,                     -- base64 SPKI of the key the host made (from its checked CSR)
         new_serial TEXT,                   -- the certificate issued for that key (recorded with it, one transaction)
         promoted_at TEXT,                  -- when the new certificate became current and the old one superseded
