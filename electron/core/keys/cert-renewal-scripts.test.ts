@@ -106,6 +106,17 @@ describe('the renewal host scripts', () => {
     expect(ok(installScript(next.serial, { dir: d }), ['installed']).word).toBe('installed');
     expect(servedSerial(d)).toBe(next.serial);
 
+    // A newer CRL of the same issuer on the host (sent meanwhile by another renewal) is not replaced by the staged older one.
+    const newer = await createCrl(issuing, [], { thisUpdate: now, nextUpdate: new Date(now.getTime() + 86_400_000), crlNumber: 5 });
+    fs.writeFileSync(path.join(d, 'crl.pem'), newer);
+    fs.writeFileSync(path.join(d, RENEWAL_STAGE.crl), crl);
+    expect(ok(installScript(next.serial, { dir: d }), ['installed']).word).toBe('installed');
+    expect(fs.readFileSync(path.join(d, 'crl.pem'), 'utf8')).toBe(newer);
+    const newest = await createCrl(issuing, [], { thisUpdate: now, nextUpdate: new Date(now.getTime() + 86_400_000), crlNumber: 16 });
+    fs.writeFileSync(path.join(d, RENEWAL_STAGE.crl), newest);
+    expect(ok(installScript(next.serial, { dir: d }), ['installed']).word).toBe('installed');
+    expect(fs.readFileSync(path.join(d, 'crl.pem'), 'utf8')).toBe(newest);
+
     const v = ok(verifyScript(d), ['verified']);
     expect(v.serial).toBe(next.serial);
 

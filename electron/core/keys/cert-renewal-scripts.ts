@@ -55,6 +55,9 @@ const prelude = (dir: string) => [
   'cpub() { openssl x509 -in "$1" -noout -pubkey 2>/dev/null; }',
   'match() { a=$(kpub "$1"); [ -n "$a" ] && [ "$a" = "$(cpub "$2")" ]; }',
   'fail() { echo "' + MARKER + ' $1"; exit "$2"; }',
+  // A CRL's issuer, and its number as a decimal (0 when unreadable).
+  'crliss() { openssl crl -in "$1" -noout -issuer 2>/dev/null; }',
+  'crlnum() { n=$(openssl crl -in "$1" -noout -crlnumber 2>/dev/null | sed "s/^crlNumber=//; s/^0x//"); case "$n" in ""|*[!0-9A-Fa-f]*) echo 0 ;; *) echo $((0x$n)) ;; esac; }',
 ];
 
 /**
@@ -120,7 +123,11 @@ export function installScript(serial: string, opts: { dir?: string; stage?: Stag
     '  chmod 0644 "$CH" && mv -f "$CH" "$D/chain.pem" || fail io 3',
     'fi',
     'openssl verify -CAfile "$D/chain.pem" "$P/host.crt" >/dev/null 2>&1 || fail chain 7',
-    'if [ -f "$CR" ]; then chmod 0644 "$CR" && mv -f "$CR" "$D/crl.pem" || fail io 3; fi',
+    // The staged CRL replaces the installed one unless that is a newer CRL of the same issuer (one sent meanwhile by another host's renewal).
+    'if [ -f "$CR" ]; then',
+    '  if [ -f "$D/crl.pem" ] && [ "$(crliss "$CR")" = "$(crliss "$D/crl.pem")" ] && [ "$(crlnum "$D/crl.pem")" -gt "$(crlnum "$CR")" ]; then rm -f "$CR";',
+    '  else chmod 0644 "$CR" && mv -f "$CR" "$D/crl.pem" || fail io 3; fi',
+    'fi',
     // 3. The earlier layout (regular files), or none: `live` first, then the symlinks, which resolve to identical content.
     'if [ ! -L "$D/host.key" ] || [ ! -L "$D/host.crt" ] || [ ! -L "$D/live" ]; then',
     '  if [ -f "$D/host.key" ] && [ ! -L "$D/host.key" ] && [ -f "$D/host.crt" ] && [ ! -L "$D/host.crt" ] && match "$D/host.key" "$D/host.crt"; then',

@@ -361,8 +361,11 @@ export class CertRenewals {
       }
       case 'retire': {
         const next = this.newCert(r);
-        const crl = await this.withCrlLock(() => this.crlListing(cred.vaultKey, old.issuerSerial, old.serial));
-        const pub = await this.d.ops.sendCrl(cred, crl, this.d.ops.holders(old.issuerSerial));
+        // Signed and sent under one lock: hosts renewed at once never have a newer CRL overwritten by an older one.
+        const { crl, pub } = await this.withCrlLock(async () => {
+          const c = await this.crlListing(cred.vaultKey, old.issuerSerial, old.serial);
+          return { crl: c, pub: await this.d.ops.sendCrl(cred, c, this.d.ops.holders(old.issuerSerial)) };
+        });
         const msg = await this.d.ops.onHost(host, cred, async (x) => parseMarker(await x.sh(retireScript(next.serial, this.dir), { maxOutputBytes: MAX_MARKER_OUTPUT }), ['retired']).message);
         const pending = pub.pending.map((p) => p.host);
         return `CRL ${crl.crlNumber} lists ${old.serial}; sent to ${pub.published.join(', ') || 'no host'}${pending.length ? ` (pending: ${pending.join(', ')})` : ''}; ${msg}`;
