@@ -63,8 +63,8 @@ export interface CertRenewalDeps {
   certs: CertStore;
   /** Whether the key hierarchy is sealed (the issuing CA key opens only when it is not). */
   sealed: () => boolean;
-  /** Where hosts keep their TLS files (tests of the state machine give a directory of their own). */
-  tlsDir?: string;
+  /** Where each host keeps its TLS files (/etc/airlock/tls; tests of the state machine give each host a directory of its own). */
+  tlsDir?: (host: string) => string;
   /** Called at every step boundary: the test-only kill hook (ssh-rotation.ts `killHookFromEnv`). */
   boundary?: ((label: string) => void) | undefined;
   /** The journal's owner id (tests); this process by default. */
@@ -110,8 +110,8 @@ export class CertRenewals {
     });
   }
 
-  private get dir(): string {
-    return this.d.tlsDir ?? HOST_TLS.dir;
+  private dirOf(host: string): string {
+    return this.d.tlsDir?.(host) ?? HOST_TLS.dir;
   }
 
   /** Renewals whose console died are interrupted (at start-up and before reads). */
@@ -291,7 +291,7 @@ export class CertRenewals {
       try {
         message = await this.act(cred, id, host, step);
       } catch (e) {
-        const why = e instanceof StepFailed || e instanceof AirlockError ? sanitizeHostText(e.message, 600) : 'the step failed unexpectedly.';
+        const why = sanitizeHostText(e instanceof StepFailed || e instanceof AirlockError ? e.message : `the step failed unexpectedly (${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}).`, 600);
         this.writeStep(id, host, idx, 'failed', why, 'finished_at');
         this.journal.finishTarget(id, host, 'failed', `${step} failed: ${why} ${keeps(idx)} The renewal resumes it once it is fixed.`);
         return;
@@ -305,13 +305,14 @@ export class CertRenewals {
 
   private async act(cred: CaCredentials, id: string, host: string, step: StepName): Promise<string> {
     const r = this.hostRow(id, host);
+    const dir = this.dirOf(host);
     const old = r.old_serial ? this.d.certs.get(r.old_serial) : null;
     if (!old) throw new AirlockError('INTERNAL', `The renewal of ${host} names no certificate on record to replace; it cannot go on.`);
     switch (step) {
       case 'keygen':
-        return this.d.ops.onHost(host, cred, async (x) => parseMarker(await x.sh(keygenScript(this.dir), { maxOutputBytes: MAX_MARKER_OUTPUT }), ['made', 'kept']).message);
+        return this.d.ops.onHost(host, cred, async (x) => parseMarker(await x.sh(keygenScript(dir), { maxOutputBytes: MAX_MARKER_OUTPUT }), ['made', 'kept']).message);
       case 'csr': {
-        const out = await this.d.ops.onHost(host, cred, (x) => x.sh(csrScript(this.dir), { maxOutputBytes: MAX_CSR_OUTPUT }));
+        const out = await this.d.ops.onHost(host, cred, (x) => x.sh(csrScript(dir), { maxOutputBytes: MAX_CSR_OUTPUT }));
         if (out.code !== 0) parseMarker(out, []);
         const spki = await hostPublicKeyFromCsr(out.stdout);
         const oldSpki = Buffer.from(new x509.X509Certificate(old.certPem).publicKey.rawData);
@@ -339,15 +340,15 @@ export class CertRenewals {
         const chain = this.d.ops.chainPem(issuer);
         const crl = await this.withCrlLock(() => this.d.ops.currentCrl(cred.vaultKey, issuer.serial));
         return this.d.ops.onHost(host, cred, async (x) => {
-          await x.writeFile(`${this.dir}/${RENEWAL_STAGE.crt}`, next.certPem, '0644');
-          await x.writeFile(`${this.dir}/${RENEWAL_STAGE.chain}`, chain, '0644');
-          await x.writeFile(`${this.dir}/${RENEWAL_STAGE.crl}`, crl.crlPem, '0644');
-          return parseMarker(await x.sh(installScript(next.serial, { dir: this.dir }), { maxOutputBytes: MAX_MARKER_OUTPUT }), ['installed']).message;
+          await x.writeFile(`${dir}/${RENEWAL_STAGE.crt}`, next.certPem, '0644');
+          await x.writeFile(`${dir}/${RENEWAL_STAGE.chain}`, chain, '0644');
+          await x.writeFile(`${dir}/${RENEWAL_STAGE.crl}`, crl.crlPem, '0644');
+          return parseMarker(await x.sh(installScript(next.serial, { dir }), { maxOutputBytes: MAX_MARKER_OUTPUT }), ['installed']).message;
         });
       }
       case 'verify': {
         const next = this.newCert(r);
-        const v = await this.d.ops.onHost(host, cred, async (x) => parseMarker(await x.sh(verifyScript(this.dir), { maxOutputBytes: MAX_MARKER_OUTPUT }), ['verified']));
+        const v = await this.d.ops.onHost(host, cred, async (x) => parseMarker(await x.sh(verifyScript(dir), { maxOutputBytes: MAX_MARKER_OUTPUT }), ['verified']));
         if (v.serial !== next.serial) throw new StepFailed(`The host serves certificate ${v.serial}, not the new one (${next.serial}).`);
         return v.message;
       }
@@ -366,7 +367,7 @@ export class CertRenewals {
           const c = await this.crlListing(cred.vaultKey, old.issuerSerial, old.serial);
           return { crl: c, pub: await this.d.ops.sendCrl(cred, c, this.d.ops.holders(old.issuerSerial)) };
         });
-        const msg = await this.d.ops.onHost(host, cred, async (x) => parseMarker(await x.sh(retireScript(next.serial, this.dir), { maxOutputBytes: MAX_MARKER_OUTPUT }), ['retired']).message);
+        const msg = await this.d.ops.onHost(host, cred, async (x) => parseMarker(await x.sh(retireScript(next.serial, dir), { maxOutputBytes: MAX_MARKER_OUTPUT }), ['retired']).message);
         const pending = pub.pending.map((p) => p.host);
         return `CRL ${crl.crlNumber} lists ${old.serial}; sent to ${pub.published.join(', ') || 'no host'}${pending.length ? ` (pending: ${pending.join(', ')})` : ''}; ${msg}`;
       }
