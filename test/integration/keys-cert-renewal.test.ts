@@ -100,16 +100,22 @@ const certBySerial = (serial: string) => store((db) => db.prepare('SELECT * FROM
 const currentOf = (host: string) =>
   store((db) => db.prepare(`SELECT * FROM certificates WHERE profile = 'host-tls' AND host = ? AND revoked_at IS NULL AND renewal_id IS NULL ORDER BY not_after DESC, serial DESC`).all(host) as Cert[]);
 
-/** What a TLS server on the host reading host.key and host.crt gets, checked on the host and here. */
+/**
+ * What a TLS server on the host reading host.key and host.crt gets, checked on the host and here.
+ * Read as docs/keys-ca.md tells a careful reader to: `live` resolved once, both files read from that
+ * pair directory (a host script of a killed console may still be running, switching `live` while
+ * this reads; a reader opening the two paths at two moments could straddle that switch). host.key
+ * and host.crt must be the links into `live` (or, in the earlier layout, regular files equal to it).
+ */
 async function served(host: string, why: string): Promise<{ serial: string; sha256: string }> {
-  // The key matches the certificate (host's openssl), both from one pair directory, and it chains to the host's CA files.
   const out = await sh(
     host,
     [
-      `kd=$(dirname "$(realpath ${TLS}/host.key)"); cd=$(dirname "$(realpath ${TLS}/host.crt)"); [ "$kd" = "$cd" ] || { echo split; exit 1; }`,
-      `[ "$(openssl pkey -in ${TLS}/host.key -pubout)" = "$(openssl x509 -in ${TLS}/host.crt -noout -pubkey)" ] || { echo mismatch; exit 1; }`,
-      `openssl verify -CAfile ${TLS}/chain.pem ${TLS}/host.crt >/dev/null || { echo chain; exit 1; }`,
-      `cat ${TLS}/host.crt`,
+      `T=${TLS}`,
+      'if [ -L "$T/live" ]; then d=$(realpath "$T/live"); for f in host.key host.crt; do if [ -L "$T/$f" ]; then [ "$(readlink "$T/$f")" = "live/$f" ] || { echo "link $f"; exit 1; }; else cmp -s "$T/$f" "$d/$f" || { echo "copy $f"; exit 1; }; fi; done; else d=$T; fi',
+      '[ "$(openssl pkey -in "$d/host.key" -pubout)" = "$(openssl x509 -in "$d/host.crt" -noout -pubkey)" ] || { echo mismatch; exit 1; }',
+      'openssl verify -CAfile "$T/chain.pem" "$d/host.crt" >/dev/null || { echo chain; exit 1; }',
+      'cat "$d/host.crt"',
     ].join('; '),
   );
   expect(out.code, `${why}: ${host} has no matching pair that chains: ${out.stdout}${out.stderr}`).toBe(0);

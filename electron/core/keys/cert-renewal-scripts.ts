@@ -55,6 +55,9 @@ const prelude = (dir: string) => [
   'cpub() { openssl x509 -in "$1" -noout -pubkey 2>/dev/null; }',
   'match() { a=$(kpub "$1"); [ -n "$a" ] && [ "$a" = "$(cpub "$2")" ]; }',
   'fail() { echo "' + MARKER + ' $1"; exit "$2"; }',
+  // One script at a time in the TLS directory: a console killed mid-script leaves that script running
+  // on the host (no terminal, so no hangup), and its resume must not interleave with it.
+  'lock() { mkdir -p "$D" || fail io 3; if command -v flock >/dev/null 2>&1; then exec 9>>"$D/.airlock-lock" && flock -w 120 9 || fail busy 10; fi; }',
   // A CRL's issuer, and its number as a decimal (0 when unreadable).
   'crliss() { openssl crl -in "$1" -noout -issuer 2>/dev/null; }',
   'crlnum() { n=$(openssl crl -in "$1" -noout -crlnumber 2>/dev/null | sed "s/^crlNumber=//; s/^0x//"); case "$n" in ""|*[!0-9A-Fa-f]*) echo 0 ;; *) echo $((0x$n)) ;; esac; }',
@@ -68,7 +71,7 @@ const prelude = (dir: string) => [
 export function keygenScript(dir = DEFAULT_TLS_DIR): string {
   return [
     ...prelude(dir),
-    'mkdir -p "$D" || fail io 3',
+    'lock',
     'chmod 0755 "$D" || fail io 3',
     `N="$D/${RENEWAL_STAGE.key}"`,
     'if [ -f "$N" ] && openssl pkey -in "$N" -noout -text 2>/dev/null | grep -q "NIST CURVE: P-256"; then',
@@ -103,10 +106,12 @@ export function installScript(serial: string, opts: { dir?: string; stage?: Stag
     `S=${q(s)}`,
     'P="$D/pairs/$S"',
     `K="$D/${st.key}"; C="$D/${st.crt}"; CH="$D/${st.chain}"; CR="$D/${st.crl}"`,
+    'lock',
     'mkdir -p "$D/pairs" || fail io 3',
     'chmod 0700 "$D/pairs" || fail io 3',
     // 1. The pair directory, complete or not at all.
     'if ! { [ -f "$P/host.key" ] && [ -f "$P/host.crt" ] && match "$P/host.key" "$P/host.crt"; }; then',
+    '  [ "$(readlink "$D/live" 2>/dev/null)" = "pairs/$S" ] && fail mismatch 6',
     '  [ -f "$K" ] || fail no-key 5',
     '  [ -f "$C" ] || fail no-cert 5',
     '  match "$K" "$C" || fail mismatch 6',
@@ -185,6 +190,7 @@ export function retireScript(serial: string, dir = DEFAULT_TLS_DIR): string {
   return [
     ...prelude(dir),
     `S=${q(s)}`,
+    'lock',
     '[ "$(readlink "$D/live" 2>/dev/null)" = "pairs/$S" ] || fail not-live 9',
     `rm -f "$D/${RENEWAL_STAGE.key}" "$D/${RENEWAL_STAGE.crt}" "$D/${RENEWAL_STAGE.chain}" "$D/${RENEWAL_STAGE.crl}" "$D/${RENEWAL_STAGE.key}.tmp" "$D/live.tmp" "$D/host.key.tmp" "$D/host.crt.tmp"`,
     'for p in "$D"/pairs/* "$D"/pairs/.[!.]*; do',
@@ -211,6 +217,7 @@ const REFUSALS: Record<string, string> = {
   chain: 'the certificate does not verify against the CA files on the host (openssl verify).',
   split: 'host.key and host.crt are not read from the same pair directory.',
   'not-live': 'the new pair is not the live one; nothing was deleted.',
+  busy: 'another Airlock script has held the TLS directory’s lock for two minutes; nothing was changed.',
 };
 
 /** A host's script refused (CONFLICT) or answered what it never prints (PARSE_ERROR). */
