@@ -164,6 +164,24 @@ async function finished(r: CertRenewal, why: string) {
   }
 }
 
+/**
+ * Resumes a renewal until no host is pending. On this shared 2-core machine an SSH connection
+ * is now and then dropped before its handshake; that host is then pending like an unreachable one
+ * (its pair still matching, checked), and the next resume — what the schedule would do — finishes
+ * it. Any other reason a host is left pending fails the test.
+ */
+async function resumeUntilDone(id: string, why: string): Promise<CertRenewal> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await airlock(['keys', 'resume-cert-renewal', id, ...withShares(), '--json']);
+    if (r.code === EXIT.ok) return r.json<CertRenewal>();
+    expect(r.code, `${why}: ${r.stderr}${r.stdout}`).toBe(1);
+    const v = r.json<CertRenewal>();
+    const transient = v.hosts.filter((h) => h.pending).every((h) => /SSH error|Connection lost|timed out|TIMEOUT|HOST_UNREACHABLE|did not answer/i.test(h.message ?? ''));
+    expect(transient && attempt < 3, `${why}: still pending after attempt ${attempt}: ${JSON.stringify(v.hosts.map((h) => [h.host, h.message]))}`).toBe(true);
+    await noPairLost(`${why}, pending after attempt ${attempt}`);
+  }
+}
+
 beforeAll(async () => {
   data = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-kcrenew-'));
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-kcrenew-work-'));
@@ -245,9 +263,7 @@ describe('journaled host certificate renewal (2 lab hosts)', () => {
       // A new console process sees the dead one's renewal as interrupted.
       const shown = (await ok(['keys', 'cert-renewal', id, '--json'])).json<CertRenewal>();
       expect(shown.status, `boundary ${at}`).toBe('interrupted');
-      const resumed = await airlock(['keys', 'resume-cert-renewal', id, ...withShares(), '--json']);
-      expect(resumed.code, `boundary ${at}: ${resumed.stderr}${resumed.stdout}`).toBe(EXIT.ok);
-      await finished(resumed.json<CertRenewal>(), `resumed after boundary ${at}`);
+      await finished(await resumeUntilDone(id, `boundary ${at}`), `resumed after boundary ${at}`);
     }
     // created + per host 7 steps × (started, acted, recorded).
     expect(kills).toBe(1 + lab.hosts.length * 7 * 3);
