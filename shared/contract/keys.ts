@@ -341,6 +341,8 @@ export const CertificateRow = z.object({
   renewalDue: z.boolean(),
   revokedAt: z.string().nullable(),
   revokeReason: RevocationReason.nullable(),
+  /** Issued for this certificate renewal (crn-…) and not yet current: the host's current certificate is still the one it replaces. */
+  renewal: z.string().nullable().optional(),
 });
 export type CertificateRow = z.infer<typeof CertificateRow>;
 

@@ -356,6 +356,7 @@ export function certificateRow(c: StoredCertificate, now: Date, windowDays = DEF
     renewalDue: c.revokedAt === null && needsRenewal({ notAfter: end }, now, windowDays),
     revokedAt: c.revokedAt,
     revokeReason: c.revokeReason,
+    renewal: c.renewalId,
   };
 }
 

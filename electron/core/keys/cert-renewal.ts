@@ -189,7 +189,12 @@ export class CertRenewals {
       if (this.journal.job(id)?.status === 'running') continue;
       for (const h of this.get(id).hosts) if (h.promoted) promotedBefore.add(`${id}/${h.host}`);
       this.requireUnsealed('Renewing host certificates');
-      touched.push(await this.resume(cred, id));
+      try {
+        touched.push(await this.resume(cred, id));
+      } catch (e) {
+        // Claimed by another console process meanwhile: it carries that one on.
+        if (!(e instanceof AirlockError && e.code === 'CONFLICT')) throw e;
+      }
     }
     const started = await this.start(cred, actor, windowDays);
     if (started) touched.push(started);

@@ -141,6 +141,12 @@ export function CertificatesPanel({ active, reload = 0 }: { active: boolean; /**
                   <td className="nowrap">{daysLeftText(c.daysLeft)}</td>
                   <td>
                     <span className={`badge ${TONE[state]}`}>{CERT_STATE_LABELS[state]}</span>
+                    {c.renewal && !c.revokedAt ? (
+                      <span className="muted" data-testid={`keys-cert-renewal-${c.serial}`}>
+                        {' '}
+                        issued for renewal <span className="mono">{c.renewal}</span>, not yet current
+                      </span>
+                    ) : null}
                     {c.revokedAt ? (
                       <span className="muted">
                         {' '}
