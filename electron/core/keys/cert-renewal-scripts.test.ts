@@ -161,6 +161,18 @@ describe('the renewal host scripts', () => {
     expect(servedSerial(d)).toBe(c.serial);
     expect(fs.readdirSync(d).filter((f) => f.includes('airlock-new'))).toEqual([]);
     expect(ok(verifyScript(d), ['verified']).serial).toBe(c.serial);
+    // Issued again, twice: the new pair and the one it replaced are kept, older ones deleted.
+    const serials = [c.serial];
+    for (let i = 0; i < 2; i++) {
+      execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', path.join(d, ISSUE_STAGE.key)]);
+      const n = await certFor(execFileSync('openssl', ['pkey', '-in', path.join(d, ISSUE_STAGE.key), '-pubout', '-outform', 'DER']));
+      fs.writeFileSync(path.join(d, ISSUE_STAGE.crt), n.pem);
+      expect(ok(installScript(n.serial, { dir: d, stage: ISSUE_STAGE, removeStaged: true }), ['installed']).word).toBe('installed');
+      serials.push(n.serial);
+      expect(servedSerial(d)).toBe(n.serial);
+      expect(pairMatches(d)).toBe(true);
+    }
+    expect(fs.readdirSync(path.join(d, 'pairs')).sort()).toEqual(serials.slice(1).sort());
   });
 
   it('reads only the one marker line it expects', () => {

@@ -96,7 +96,8 @@ export function csrScript(dir = DEFAULT_TLS_DIR): string {
  * certificate to chain to the staged CA files), moves the chain and CRL into place, converts the
  * earlier layout if need be, then switches `live` to the new pair with one rename. Already built:
  * not built again; already live: nothing switched. `removeStaged` (an immediate issue) deletes the
- * staged files once the pair is live; a renewal keeps them until `retire`.
+ * staged files once the pair is live, and every pair directory but the new and the previous one; a
+ * renewal keeps them until `retire`.
  */
 export function installScript(serial: string, opts: { dir?: string; stage?: Stage; removeStaged?: boolean } = {}): string {
   const s = serialOk(serial);
@@ -152,11 +153,15 @@ export function installScript(serial: string, opts: { dir?: string; stage?: Stag
     '  done',
     'fi',
     // 4. The switch: one rename.
+    'PREV=$(readlink "$D/live" 2>/dev/null); PREV=${PREV#pairs/}',
     'if [ "$(readlink "$D/live")" != "pairs/$S" ]; then',
     '  ln -sfn "pairs/$S" "$D/live.tmp" && mv -T "$D/live.tmp" "$D/live" || fail io 3',
     '  sync 2>/dev/null',
     'fi',
-    ...(opts.removeStaged ? ['rm -f "$K" "$C" "$CH" "$CR"'] : []),
+    // An immediate issue has no retire step: its staged files go now, and every pair but the new and the previous one.
+    ...(opts.removeStaged
+      ? ['rm -f "$K" "$C" "$CH" "$CR"', 'for p in "$D"/pairs/*; do [ -e "$p" ] || continue; b=$(basename "$p"); [ "$b" = "$S" ] || [ "$b" = "$PREV" ] || rm -rf "$p"; done']
+      : []),
     `echo "${MARKER} installed"`,
   ].join('\n');
 }
