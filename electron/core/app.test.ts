@@ -163,6 +163,7 @@ describe('the dispatcher', () => {
     'keys:resumeSshRotation': { id: 'rot-0123456789abcdef' },
     'keys:rekeyModels': { hosts: ['all'] },
     'keys:resumeModelsRekey': { id: 'mrk-0123456789abcdef' },
+    'keys:resumeCertRenewal': { id: 'crn-0123456789abcdef' },
     'keys:setMinDecryptionVersion': { domain: 'models', version: 2 },
     'models:approve': { name: 'triage', version: 'v1' },
     'models:revoke': { name: 'triage', version: 'v1', reason: 'withdrawn by the vendor' },

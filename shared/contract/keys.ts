@@ -281,6 +281,53 @@ export const ModelsRekey = z.object({
 export type ModelsRekey = z.infer<typeof ModelsRekey>;
 const ofRekey = (i: { id: string }) => i.id;
 
+/**
+ * A journaled renewal of host TLS certificates (docs/keys-ca.md "Renewal as a journaled state
+ * machine"): per host a new key made on the host, its CSR checked, the certificate issued (on record,
+ * not yet current), installed as a new pair switched in by one rename, verified over SSH, promoted
+ * (current; the old one revoked as superseded), then retired (CRL sent, old pair deleted).
+ */
+export const CertRenewalId = z.string().regex(/^crn-[0-9a-f]{16}$/, 'a certificate renewal id (crn-…)');
+export const CertRenewalStepNames = ['keygen', 'csr', 'issue', 'install', 'verify', 'promote', 'retire'] as const;
+export const CertRenewalStepName = z.enum(CertRenewalStepNames);
+export const CertRenewalHost = z.object({
+  host: z.string(),
+  status: z.enum(['pending', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted']),
+  /** The host's first step not done (where a resume starts); null when all are done. */
+  next: CertRenewalStepName.nullable(),
+  /** Not finished on this host: it keeps serving its old certificate until `install`, and the store names the old one current until `promote`. */
+  pending: z.boolean(),
+  message: z.string().nullable(),
+  oldSerial: z.string(),
+  newSerial: z.string().nullable(),
+  /** Which pair the host serves, as far as the journal knows: `old` until `install` is done. */
+  serving: z.enum(['old', 'new']),
+  promoted: z.boolean(),
+  steps: z.array(
+    z.object({
+      step: CertRenewalStepName,
+      status: z.enum(['pending', 'running', 'done', 'failed', 'interrupted']),
+      message: z.string().nullable(),
+      startedAt: z.string().nullable(),
+      finishedAt: z.string().nullable(),
+    }),
+  ),
+});
+export const CertRenewal = z.object({
+  id: CertRenewalId,
+  status: z.enum(['running', 'succeeded', 'failed', 'cancelled', 'interrupted']),
+  actor: z.string(),
+  windowDays: z.number().int(),
+  startedAt: z.string(),
+  finishedAt: z.string().nullable(),
+  attempts: z.number().int(),
+  /** Hosts not finished (unreachable, failed, interrupted): resumed by `keys:resumeCertRenewal`, `keys:renewCertificates` and the schedule. */
+  pendingHosts: z.array(z.string()),
+  hosts: z.array(CertRenewalHost),
+});
+export type CertRenewal = z.infer<typeof CertRenewal>;
+const ofRenewal = (i: { id: string }) => i.id;
+
 const ShareInput = z.object({ share: ArmoredShare, passphrase: SharePassphrase.optional() }).strict();
 
 const ceremonyIn = { ceremony: CeremonyId };
@@ -316,6 +363,8 @@ export const CertificateRow = z.object({
   renewalDue: z.boolean(),
   revokedAt: z.string().nullable(),
   revokeReason: RevocationReason.nullable(),
+  /** Issued for this certificate renewal (crn-…) and not yet current: the host's current certificate is still the one it replaces. */
+  renewal: z.string().nullable().optional(),
 });
 export type CertificateRow = z.infer<typeof CertificateRow>;
 
@@ -597,6 +646,8 @@ export const keys = {
       renewed: z.array(z.object({ host: z.string().nullable(), oldSerial: z.string(), newSerial: z.string() })),
       failed: z.array(z.object({ host: z.string().nullable(), serial: z.string(), message: z.string() })),
       crls: z.array(CrlPublication),
+      /** The journaled renewals this run started or resumed, with each host's steps. */
+      renewals: z.array(CertRenewal),
     }),
     roles: ['admin', 'officer'],
     summary: 'Renew every host certificate within the window (old ones revoked as superseded) and send pending CRLs',
@@ -606,6 +657,27 @@ export const keys = {
     out: z.object({ issuerSerial: z.string(), crlNumber: z.number().int().nullable(), pem: z.string().nullable() }),
     roles: ['admin', 'officer', 'auditor'],
     summary: 'The newest CRL (PEM) of the issuing CA, or of the CA given',
+  }),
+  'keys:certRenewals': channel({
+    in: z.object({ limit: z.number().int().min(1).max(200).optional() }).strict(),
+    out: z.array(CertRenewal),
+    roles: ['admin', 'officer', 'auditor'],
+    summary: 'Host certificate renewals, newest first (default 50): each with its hosts’ steps and pending hosts',
+  }),
+  'keys:certRenewal': channel({
+    in: z.object({ id: CertRenewalId }).strict(),
+    out: CertRenewal,
+    roles: ['admin', 'officer', 'auditor'],
+    target: ofRenewal,
+    summary: 'One host certificate renewal: each host’s steps, which hosts are pending',
+  }),
+  'keys:resumeCertRenewal': channel({
+    in: z.object({ id: CertRenewalId }).strict(),
+    out: CertRenewal,
+    roles: ['admin', 'officer'],
+    stepUp: true,
+    target: ofRenewal,
+    summary: 'Resume a host certificate renewal from each host’s first unfinished step (after a crash, or once pending hosts are back); needs the hierarchy unsealed',
   }),
   'keys:rotateSshIdentity': channel({
     in: z.object({ hosts: HostSelector }).strict(),

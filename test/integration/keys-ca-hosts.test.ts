@@ -107,7 +107,7 @@ describe('the internal CA on lab hosts', () => {
       const text = (await onHost(h.name, `openssl x509 -noout -ext subjectAltName -in ${TLS}/host.crt`)).stdout;
       expect(text).toContain(`DNS:${h.name}`);
       expect(text).toMatch(new RegExp(`IP Address:${h.address.replace(/\./g, '\\.')}|DNS:${h.address.replace(/\./g, '\\.')}`));
-      const mode = await onHost(h.name, `stat -c %a ${TLS}/host.key; openssl pkey -in ${TLS}/host.key -noout -text | grep -c 'NIST CURVE: P-256'; ls ${TLS}`);
+      const mode = await onHost(h.name, `stat -L -c %a ${TLS}/host.key; openssl pkey -in ${TLS}/host.key -noout -text | grep -c 'NIST CURVE: P-256'; ls ${TLS}`);
       expect(mode.stdout.split('\n').slice(0, 2)).toEqual(['600', '1']);
       expect(mode.stdout).not.toContain('airlock-new');
     }

@@ -12,6 +12,7 @@ import { sharedPool } from '../workers/pool';
 import { Ceremonies, type CeremonyKeys, type IssuedShare } from './ceremony';
 import { caHandlers } from './ca-handlers';
 import { CaOps, DEFAULT_RENEWAL_WINDOW_DAYS, RenewalSchedule, type CaHosts } from './ca-ops';
+import { CertRenewals } from './cert-renewal';
 import { CertStore } from './cert-store';
 import { ConsoleCa } from './console-ca';
 import { keysHandlers } from './handlers';
@@ -117,9 +118,16 @@ export function createKeysArea(d: {
   const ceremonies = new Ceremonies({ db: d.db, keys, random: d.random, now: d.now, sign: (body, vaultKey) => ca.signTranscript(body, vaultKey), certificates: () => ca.fingerprints(), ...(d.owner ? { owner: d.owner } : {}) });
   ceremonies.sweep();
   const ops = d.hosts ? new CaOps({ ca, certs, hosts: d.hosts, random: d.random, now: d.now, ...(d.sshTimeoutMs ? { timeoutMs: d.sshTimeoutMs } : {}) }) : null;
-  const schedule = ops
+  // Host certificate renewal, journaled like the rotations (the same test-only kill hook).
+  const renewals = ops
+    ? new CertRenewals({ db: d.db, now: d.now, random: d.random, ops, certs, sealed: () => service.status().sealed, boundary: killHookFromEnv(d.sshRotation?.env ?? {}), ...(d.owner ? { owner: d.owner } : {}) })
+    : null;
+  renewals?.sweep();
+  const schedule = ops && renewals
     ? new RenewalSchedule({
         ops,
+        renew: (cred, windowDays) => renewals.renewDue(cred, 'renewal schedule', windowDays),
+        unfinished: () => renewals.unfinished().length > 0,
         sealed: () => service.status().sealed,
         now: d.now,
         intervalMs: d.renewal?.intervalMs ?? DEFAULT_RENEWAL.intervalMs,
@@ -212,7 +220,7 @@ export function createKeysArea(d: {
     }),
     ...modelsKeysHandlers({ db: d.db, keys: service, hosts: d.hosts, now: d.now }),
     ...hostSecretsHandlers({ db: d.db, keys: service, hosts: d.hosts, ...(d.sshTimeoutMs ? { timeoutMs: d.sshTimeoutMs } : {}) }),
-    ...caHandlers({ certs, ops, schedule, now: d.now }),
+    ...caHandlers({ certs, ops, schedule, renewals, now: d.now }),
     ...sshRotationHandlers({ rotations: rotationsOrRefuse }),
     ...ownKeysHandlers({ rotations: ownRotations ? () => ownRotations : null }),
     ...modelsRekeyHandlers({ rekeys: () => rekeys, keys: service }),
@@ -223,6 +231,7 @@ export function createKeysArea(d: {
     ca,
     ops,
     schedule,
+    renewals,
     ceremonies,
     rotations,
     rekeys,

@@ -1,16 +1,20 @@
 import { AirlockError } from '../../../shared/domain/errors';
 import type { AreaHandlers, CallContext } from '../dispatch';
 import { DEFAULT_RENEWAL_WINDOW_DAYS, certificateRow, type CaOps, type RenewalSchedule } from './ca-ops';
+import type { CertRenewal } from '../../../shared/contract/keys';
+import type { CertRenewals } from './cert-renewal';
 import type { CertStore, StoredCertificate } from './cert-store';
 
 /** The keys channels that are the CA's operations (the rest are handlers.ts's). */
-export type CaChannel = 'keys:certificates' | 'keys:issueHostCertificate' | 'keys:revokeCertificate' | 'keys:renewCertificates' | 'keys:crl';
+export type CaChannel = 'keys:certificates' | 'keys:issueHostCertificate' | 'keys:revokeCertificate' | 'keys:renewCertificates' | 'keys:crl' | 'keys:certRenewals' | 'keys:certRenewal' | 'keys:resumeCertRenewal';
 
 export interface CaHandlerDeps {
   certs: CertStore;
   /** Null when the core was built without a host inventory: the channels that reach hosts say so. */
   ops: CaOps | null;
   schedule: RenewalSchedule | null;
+  /** Journaled renewals (keys/cert-renewal.ts); null without a host inventory, as `ops`. */
+  renewals: CertRenewals | null;
   now: () => Date;
 }
 
@@ -25,6 +29,17 @@ export function caHandlers(d: CaHandlerDeps): Pick<AreaHandlers<'keys'>, CaChann
     if (!d.ops) throw new AirlockError('INTERNAL', 'This core was built without a host inventory: the CA cannot reach hosts.');
     return d.ops;
   };
+  const renewals = () => {
+    if (!d.renewals) throw new AirlockError('INTERNAL', 'This core was built without a host inventory: the CA cannot reach hosts.');
+    return d.renewals;
+  };
+  // What the audit trail keeps of a renewal: ids, serials, pending hosts; never a key (the console holds none of the hosts').
+  const renewalDetail = (r: CertRenewal) => ({
+    renewal: r.id,
+    status: r.status,
+    hosts: r.hosts.map((h) => ({ host: h.host, oldSerial: h.oldSerial, newSerial: h.newSerial, status: h.status })),
+    pendingHosts: r.pendingHosts,
+  });
   const arm = (ctx: CallContext) => {
     const s = ctx.requireSession();
     if (!d.schedule || !s.roles.some((r) => r === 'admin' || r === 'officer')) return;
@@ -53,8 +68,26 @@ export function caHandlers(d: CaHandlerDeps): Pick<AreaHandlers<'keys'>, CaChann
       return { certificate: row(r.certificate), crl: r.crl };
     },
     'keys:renewCertificates': async (ctx, i) => {
-      const r = await ops().renewDue(cred(ctx), i.windowDays ?? DEFAULT_RENEWAL_WINDOW_DAYS);
-      ctx.auditDetail({ renewed: r.renewed, failed: r.failed.map((f) => ({ host: f.host, serial: f.serial })), crls: r.crls.map((c) => ({ issuer: c.issuerSerial, crlNumber: c.crlNumber, pending: c.pending.map((p) => p.host) })) });
+      const r = await renewals().renewDue(cred(ctx), ctx.actor().name, i.windowDays ?? DEFAULT_RENEWAL_WINDOW_DAYS);
+      ctx.auditDetail({
+        renewals: r.renewals.map((x) => x.id),
+        renewed: r.renewed,
+        failed: r.failed.map((f) => ({ host: f.host, serial: f.serial })),
+        crls: r.crls.map((c) => ({ issuer: c.issuerSerial, crlNumber: c.crlNumber, pending: c.pending.map((p) => p.host) })),
+      });
+      return r;
+    },
+    'keys:certRenewals': (ctx, i) => {
+      arm(ctx);
+      return renewals().list(i.limit ?? 50);
+    },
+    'keys:certRenewal': (ctx, i) => {
+      arm(ctx);
+      return renewals().get(i.id);
+    },
+    'keys:resumeCertRenewal': async (ctx, i) => {
+      const r = await renewals().resume(cred(ctx), i.id);
+      ctx.auditDetail(renewalDetail(r));
       return r;
     },
     'keys:crl': (_ctx, i) => {

@@ -1,10 +1,12 @@
 import net from 'node:net';
 import * as x509 from '@peculiar/x509';
+import type { CertRenewal } from '../../../shared/contract/keys';
 import { AirlockError } from '../../../shared/domain/errors';
 import { Remote, q } from '../provision/remote';
 import type { SshAuth, SshConnection } from '../ssh/connection';
 import { createCrl, issueCertificate, needsRenewal, type RevocationReason } from './ca';
 import type { CertStore, StoredCertificate, StoredCrl } from './cert-store';
+import { installScript, ISSUE_STAGE, parseMarker } from './cert-renewal-scripts';
 import type { ConsoleCa } from './console-ca';
 
 /** Where a host keeps what the CA gives it (docs/keys-ca.md). The key is made there and never leaves. */
@@ -22,8 +24,6 @@ export const DEFAULT_RENEWAL_WINDOW_DAYS = 30;
 /** A CRL is good for this long; hosts refuse an expired one (`openssl verify -crl_check`), so the schedule re-signs it at half-life. */
 export const CRL_VALIDITY_DAYS = 30;
 const DAY_MS = 86_400_000;
-/** The temporary name each file is staged under before the one install script renames them all. */
-const NEW = '.airlock-new';
 /** A CSR of a P-256 key is a few hundred bytes; anything larger is not one `openssl req` printed. */
 const MAX_CSR_BYTES = 4096;
 
@@ -52,6 +52,8 @@ export interface RenewalOutcome {
   renewed: { host: string | null; oldSerial: string; newSerial: string }[];
   failed: { host: string | null; serial: string; message: string }[];
   crls: CrlPublication[];
+  /** The journaled renewals (keys/cert-renewal.ts) the run started or resumed. */
+  renewals: CertRenewal[];
 }
 
 const CSR_PEM = /^-----BEGIN CERTIFICATE REQUEST-----\n(?:[A-Za-z0-9+/=]{1,76}\n)+-----END CERTIFICATE REQUEST-----\n?$/;
@@ -119,13 +121,13 @@ export class CaOps {
   }
 
   /** The issuing CA that signs host certificates: the newest unrevoked one. */
-  private issuing(): StoredCertificate {
+  issuing(): StoredCertificate {
     const c = this.d.certs.listByExpiry({ profile: 'issuing-ca' }).at(-1);
     if (!c) throw new AirlockError('KEY_UNAVAILABLE', 'There is no issuing CA yet: run the genesis ceremony first.');
     return c;
   }
 
-  private async onHost<T>(name: string, cred: Pick<CaCredentials, 'auth' | 'signal'>, fn: (r: Remote) => Promise<T>): Promise<T> {
+  async onHost<T>(name: string, cred: Pick<CaCredentials, 'auth' | 'signal'>, fn: (r: Remote) => Promise<T>): Promise<T> {
     const host = this.d.hosts.get(name);
     const conn = await this.d.hosts.lease(name, cred.auth, cred.signal);
     try {
@@ -136,7 +138,7 @@ export class CaOps {
   }
 
   /** Signs a CRL of `issuerSerial` listing everything it revoked, and records it. */
-  private async signCrl(vaultKey: Buffer, issuerSerial: string): Promise<StoredCrl> {
+  async signCrl(vaultKey: Buffer, issuerSerial: string): Promise<StoredCrl> {
     const issuer = this.d.certs.get(issuerSerial);
     if (!issuer) throw new AirlockError('NOT_FOUND', `No CA certificate with serial ${issuerSerial} is on record.`);
     const key = this.d.ca.openCaKey(vaultKey, issuerSerial);
@@ -152,20 +154,20 @@ export class CaOps {
   }
 
   /** The issuer's newest CRL, signing the first one (or a fresh one at half-life) when needed. */
-  private async currentCrl(vaultKey: Buffer, issuerSerial: string): Promise<StoredCrl> {
+  async currentCrl(vaultKey: Buffer, issuerSerial: string): Promise<StoredCrl> {
     const latest = this.d.certs.latestCrl(issuerSerial);
     if (latest && !this.crlStale(latest)) return latest;
     return this.signCrl(vaultKey, issuerSerial);
   }
 
-  private crlStale(crl: StoredCrl): boolean {
+  crlStale(crl: StoredCrl): boolean {
     const start = Date.parse(crl.thisUpdate);
     const end = Date.parse(crl.nextUpdate);
     return this.d.now().getTime() >= start + (end - start) / 2;
   }
 
   /** The PEM of the issuing CA and the root above it: what a host verifies a peer's certificate with. */
-  private chainPem(issuing: StoredCertificate): string {
+  chainPem(issuing: StoredCertificate): string {
     const root = this.d.certs.get(issuing.issuerSerial);
     if (!root) throw new AirlockError('INTERNAL', `The root CA ${issuing.issuerSerial} of ${issuing.subject} is not on record.`);
     return issuing.certPem + root.certPem;
@@ -190,48 +192,47 @@ export class CaOps {
           'umask 077',
           `mkdir -p ${q(HOST_TLS.dir)}`,
           `chmod 0755 ${q(HOST_TLS.dir)}`,
-          `rm -f ${q(HOST_TLS.key + NEW)}`,
-          `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ${q(HOST_TLS.key + NEW)} 2>/dev/null`,
-          `chmod 0600 ${q(HOST_TLS.key + NEW)}`,
-          `openssl req -new -key ${q(HOST_TLS.key + NEW)} -subj ${q('/CN=airlock-host')} -outform PEM`,
+          `rm -f ${q(`${HOST_TLS.dir}/${ISSUE_STAGE.key}`)}`,
+          `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ${q(`${HOST_TLS.dir}/${ISSUE_STAGE.key}`)} 2>/dev/null`,
+          `chmod 0600 ${q(`${HOST_TLS.dir}/${ISSUE_STAGE.key}`)}`,
+          `openssl req -new -key ${q(`${HOST_TLS.dir}/${ISSUE_STAGE.key}`)} -subj ${q('/CN=airlock-host')} -outform PEM`,
         ].join('\n'),
         `making a key on ${host.name}`,
         { maxOutputBytes: MAX_CSR_BYTES + 1 },
       );
       const spki = await hostPublicKeyFromCsr(csr.stdout);
-      const ip = isIp(host.address);
-      const dnsNames = [...new Set([host.name.toLowerCase(), ...(ip ? [] : [host.address.toLowerCase()])])];
-      const key = this.d.ca.openCaKey(cred.vaultKey, issuing.serial);
-      let certPem: string;
-      try {
-        certPem = (
-          await issueCertificate(
-            { certPem: issuing.certPem, privateKeyPkcs8: key },
-            { profile: 'host-tls', commonName: host.name, dnsNames, ipAddresses: ip ? [host.address] : [], publicKey: spki, validityDays: HOST_CERT_DAYS, now: this.d.now(), random: this.d.random },
-          )
-        ).certPem;
-      } finally {
-        key.fill(0);
-      }
+      const certPem = await this.signHostCertificate(cred.vaultKey, host.name, spki, issuing);
       // On record before it is installed: a certificate a host may hold is always one the CA can revoke.
       const rec = this.d.certs.record({ certPem, issuerSerial: issuing.serial, host: host.name, keyRef: null });
-      await r.writeFile(HOST_TLS.cert + NEW, certPem, '0644');
-      await r.writeFile(HOST_TLS.chain + NEW, chain, '0644');
-      await r.writeFile(HOST_TLS.crl + NEW, crl.crlPem, '0644');
-      await r.must(
-        [
-          'set -e',
-          `openssl verify -CAfile ${q(HOST_TLS.chain + NEW)} ${q(HOST_TLS.cert + NEW)} >/dev/null`,
-          `[ "$(openssl pkey -in ${q(HOST_TLS.key + NEW)} -pubout)" = "$(openssl x509 -in ${q(HOST_TLS.cert + NEW)} -noout -pubkey)" ]`,
-          `mv -f ${q(HOST_TLS.chain + NEW)} ${q(HOST_TLS.chain)}`,
-          `mv -f ${q(HOST_TLS.crl + NEW)} ${q(HOST_TLS.crl)}`,
-          `mv -f ${q(HOST_TLS.key + NEW)} ${q(HOST_TLS.key)}`,
-          `mv -f ${q(HOST_TLS.cert + NEW)} ${q(HOST_TLS.cert)}`,
-        ].join('\n'),
-        `installing the certificate on ${host.name}`,
-      );
+      await r.writeFile(`${HOST_TLS.dir}/${ISSUE_STAGE.crt}`, certPem, '0644');
+      await r.writeFile(`${HOST_TLS.dir}/${ISSUE_STAGE.chain}`, chain, '0644');
+      await r.writeFile(`${HOST_TLS.dir}/${ISSUE_STAGE.crl}`, crl.crlPem, '0644');
+      // The same pair switch as a renewal's install (cert-renewal-scripts.ts): key and certificate never mismatched.
+      parseMarker(await r.sh(installScript(rec.serial, { dir: HOST_TLS.dir, stage: ISSUE_STAGE, removeStaged: true }), { maxOutputBytes: 4096 }), ['installed']);
       return rec;
     });
+  }
+
+  /**
+   * A host-tls certificate for a public key a host made (from its checked CSR): CN and a DNS SAN of
+   * the host's inventory name, its address as an IP (or DNS) SAN, 90 days, signed by `issuing` (by
+   * default the newest issuing CA). Not recorded: the caller records it with what it needs beside it.
+   */
+  async signHostCertificate(vaultKey: Buffer, hostName: string, spki: Buffer, issuing: StoredCertificate = this.issuing()): Promise<string> {
+    const host = this.d.hosts.get(hostName);
+    const ip = isIp(host.address);
+    const dnsNames = [...new Set([host.name.toLowerCase(), ...(ip ? [] : [host.address.toLowerCase()])])];
+    const key = this.d.ca.openCaKey(vaultKey, issuing.serial);
+    try {
+      return (
+        await issueCertificate(
+          { certPem: issuing.certPem, privateKeyPkcs8: key },
+          { profile: 'host-tls', commonName: host.name, dnsNames, ipAddresses: ip ? [host.address] : [], publicKey: spki, validityDays: HOST_CERT_DAYS, now: this.d.now(), random: this.d.random },
+        )
+      ).certPem;
+    } finally {
+      key.fill(0);
+    }
   }
 
   /**
@@ -247,7 +248,7 @@ export class CaOps {
   }
 
   /** Hosts in the inventory that hold a certificate of `issuerSerial` (revoked ones included: they still need the CRL). */
-  private holders(issuerSerial: string): string[] {
+  holders(issuerSerial: string): string[] {
     const names = new Set<string>();
     for (const c of this.d.certs.listByExpiry({ includeRevoked: true, profile: 'host-tls' })) {
       if (c.issuerSerial !== issuerSerial || c.host === null) continue;
@@ -267,7 +268,7 @@ export class CaOps {
     return this.sendCrl(cred, crl, this.holders(issuerSerial));
   }
 
-  private async sendCrl(cred: Pick<CaCredentials, 'auth' | 'signal'>, crl: StoredCrl, hosts: string[]): Promise<CrlPublication> {
+  async sendCrl(cred: Pick<CaCredentials, 'auth' | 'signal'>, crl: StoredCrl, hosts: string[]): Promise<CrlPublication> {
     const out: CrlPublication = { issuerSerial: crl.issuerSerial, crlNumber: crl.crlNumber, published: [], pending: [] };
     await Promise.all(
       hosts.map(async (h) => {
@@ -337,29 +338,6 @@ export class CaOps {
   due(windowDays: number): StoredCertificate[] {
     return this.d.certs.dueForRenewal(windowDays).filter((c) => c.profile === 'host-tls' && c.host !== null);
   }
-
-  /**
-   * Renews every host certificate within the window: a new key and certificate on the host,
-   * installed, and only then the old one revoked as superseded; then the issuers' new CRLs go to
-   * every holder, and pending hosts are retried. A host that fails keeps its old certificate.
-   */
-  async renewDue(cred: CaCredentials, windowDays: number): Promise<RenewalOutcome> {
-    const out: RenewalOutcome = { renewed: [], failed: [], crls: [] };
-    const issuers = new Set<string>();
-    for (const c of this.due(windowDays)) {
-      try {
-        const next = await this.issueHostCertificate(cred, c.host!);
-        this.d.certs.revoke(c.serial, 'superseded');
-        issuers.add(c.issuerSerial);
-        out.renewed.push({ host: c.host, oldSerial: c.serial, newSerial: next.serial });
-      } catch (e) {
-        out.failed.push({ host: c.host, serial: c.serial, message: e instanceof Error ? e.message : String(e) });
-      }
-    }
-    for (const i of issuers) out.crls.push(await this.publishCrl(cred, i));
-    out.crls.push(...(await this.retryPending(cred)));
-    return out;
-  }
 }
 
 /** A certificate as the contract lists it: days left (negative once expired) and whether it is in the renewal window. */
@@ -378,6 +356,7 @@ export function certificateRow(c: StoredCertificate, now: Date, windowDays = DEF
     renewalDue: c.revokedAt === null && needsRenewal({ notAfter: end }, now, windowDays),
     revokedAt: c.revokedAt,
     revokeReason: c.revokeReason,
+    renewal: c.renewalId,
   };
 }
 
@@ -410,8 +389,16 @@ export class RenewalSchedule {
       now: () => Date;
       intervalMs: number;
       windowDays: number;
+      /** One renewal run (keys/cert-renewal.ts `renewDue`: unfinished renewals resumed, what is due started, CRLs sent). */
+      renew: (cred: CaCredentials, windowDays: number) => Promise<RenewalOutcome>;
+      /** Whether a journaled renewal has hosts still pending (work for the schedule even when nothing new is due). */
+      unfinished?: () => boolean;
     },
   ) {}
+
+  private hasWork(): boolean {
+    return this.d.ops.hasWork(this.d.windowDays) || (this.d.unfinished?.() ?? false);
+  }
 
   /** Starts the timer (unref'd: it never keeps a process alive). Idempotent. */
   start(): void {
@@ -445,7 +432,7 @@ export class RenewalSchedule {
     let blocked: RenewalBlock = null;
     try {
       due = this.d.ops.due(this.d.windowDays).map((c) => c.serial);
-      if (this.d.ops.hasWork(this.d.windowDays)) blocked = this.d.sealed() ? 'sealed' : this.armed ? null : 'no-session';
+      if (this.hasWork()) blocked = this.d.sealed() ? 'sealed' : this.armed ? null : 'no-session';
     } catch (e) {
       this.state.lastError = e instanceof Error ? e.message : String(e);
     }
@@ -466,7 +453,7 @@ export class RenewalSchedule {
 
   private async check(): Promise<void> {
     this.state.lastCheckAt = this.d.now().toISOString();
-    if (!this.d.ops.hasWork(this.d.windowDays)) return;
+    if (!this.hasWork()) return;
     // Waiting for an unseal or a session: status() says which, computed when asked.
     if (this.d.sealed() || !this.armed) return;
     let cred: CaCredentials;
@@ -477,7 +464,7 @@ export class RenewalSchedule {
       this.armed = null;
       return;
     }
-    const r = await this.d.ops.renewDue(cred, this.d.windowDays);
+    const r = await this.d.renew(cred, this.d.windowDays);
     this.state.lastRunAt = this.d.now().toISOString();
     this.state.lastError = r.failed.length ? r.failed.map((f) => `${f.host ?? f.serial}: ${f.message}`).join('; ') : null;
   }

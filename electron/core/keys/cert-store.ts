@@ -17,6 +17,8 @@ export interface StoredCertificate {
   revokedAt: string | null;
   revokeReason: RevocationReason | null;
   createdAt: string;
+  /** Issued for this renewal and not yet promoted (keys/cert-renewal.ts): on record, revocable, not the host's current certificate. */
+  renewalId: string | null;
 }
 
 export interface StoredCrl {
@@ -41,6 +43,7 @@ interface Row {
   revoked_at: string | null;
   revoke_reason: RevocationReason | null;
   created_at: string;
+  renewal_id?: string | null;
 }
 
 const fromRow = (r: Row): StoredCertificate => ({
@@ -57,6 +60,7 @@ const fromRow = (r: Row): StoredCertificate => ({
   revokedAt: r.revoked_at,
   revokeReason: r.revoke_reason,
   createdAt: r.created_at,
+  renewalId: r.renewal_id ?? null,
 });
 
 /**
@@ -72,7 +76,7 @@ export class CertStore {
    * Records an issued certificate. Its issuer must be on record and be the CA whose name it bears
    * (a root names itself); a certificate this CA's profiles do not describe is refused.
    */
-  record(input: { certPem: string; issuerSerial?: string; host?: string | null; keyRef?: string | null }): StoredCertificate {
+  record(input: { certPem: string; issuerSerial?: string; host?: string | null; keyRef?: string | null; renewalId?: string | null }): StoredCertificate {
     const info = certInfo(input.certPem);
     if (info.kind === null) throw new AirlockError('INVALID_INPUT', `${info.subject} has no profile this CA issues (its key usages match none); it was not recorded.`);
     const issuerSerial = info.kind === 'root-ca' ? info.serial : input.issuerSerial;
@@ -100,12 +104,13 @@ export class CertStore {
       revoked_at: null,
       revoke_reason: null,
       created_at: this.deps.now().toISOString(),
+      renewal_id: input.renewalId ?? null,
     };
     try {
       this.deps.db
         .prepare(
-          `INSERT INTO certificates (serial, profile, subject, issuer_serial, host, cert_pem, sha256, key_ref, not_before, not_after, revoked_at, revoke_reason, created_at)
-           VALUES (@serial, @profile, @subject, @issuer_serial, @host, @cert_pem, @sha256, @key_ref, @not_before, @not_after, @revoked_at, @revoke_reason, @created_at)`,
+          `INSERT INTO certificates (serial, profile, subject, issuer_serial, host, cert_pem, sha256, key_ref, not_before, not_after, revoked_at, revoke_reason, created_at, renewal_id)
+           VALUES (@serial, @profile, @subject, @issuer_serial, @host, @cert_pem, @sha256, @key_ref, @not_before, @not_after, @revoked_at, @revoke_reason, @created_at, @renewal_id)`,
         )
         .run(row);
     } catch (e) {
@@ -143,10 +148,12 @@ export class CertStore {
   /**
    * Certificates to renew: not revoked, within `windowDays` of their end (or past it), and not
    * already followed by a newer certificate of the same profile, subject and host (its successor).
+   * A certificate issued for a renewal not yet promoted is neither due nor a successor: until the
+   * renewal promotes it, the one it replaces is the host's current certificate.
    */
   dueForRenewal(windowDays: number): StoredCertificate[] {
     const now = this.deps.now();
-    const live = this.listByExpiry();
+    const live = this.listByExpiry().filter((c) => c.renewalId === null);
     return live.filter(
       (c) =>
         needsRenewal({ notAfter: new Date(c.notAfter) }, now, windowDays) &&
@@ -164,6 +171,30 @@ export class CertStore {
       const revokedAt = this.deps.now().toISOString();
       this.deps.db.prepare('UPDATE certificates SET revoked_at = ?, revoke_reason = ? WHERE serial = ?').run(revokedAt, reason, c.serial);
       return { ...c, revokedAt, revokeReason: reason };
+    })();
+  }
+
+  /**
+   * A host's current certificate: the newest live host-tls certificate of that host that is not
+   * waiting for its renewal to promote it. Null when it has none.
+   */
+  currentForHost(host: string): StoredCertificate | null {
+    return this.listByExpiry({ profile: 'host-tls', host }).filter((c) => c.renewalId === null).at(-1) ?? null;
+  }
+
+  /**
+   * A renewal's promotion, in one transaction: `next` becomes current (its renewal mark cleared)
+   * and `old` is revoked as superseded (unless it already is revoked). Done already: nothing changes.
+   */
+  promote(nextSerial: string, oldSerial: string): { next: StoredCertificate; old: StoredCertificate } {
+    return this.deps.db.transaction(() => {
+      const next = this.get(nextSerial);
+      const old = this.get(oldSerial);
+      if (!next || !old) throw new AirlockError('NOT_FOUND', `Certificate ${next ? oldSerial : nextSerial} is not on record.`);
+      if (next.revokedAt !== null) throw new AirlockError('CONFLICT', `${next.subject} (${next.serial}) was revoked (${next.revokeReason}) before it could become current.`);
+      if (next.renewalId !== null) this.deps.db.prepare('UPDATE certificates SET renewal_id = NULL WHERE serial = ?').run(next.serial);
+      const retired = old.revokedAt === null ? this.revoke(old.serial, 'superseded') : old;
+      return { next: { ...next, renewalId: null }, old: retired };
     })();
   }
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HostName } from '../../../shared/contract/common';
-import { CertSerial, Ceremony, KeyDomain, OwnKeyPurpose, ParticipantName, RevocationReason, type CertificateRow, type OwnKeyRotation, type HostSecret, type KeyStatus, type ModelsRekey, type ModelsStatus, type SshRotation } from '../../../shared/contract/keys';
+import { CertSerial, Ceremony, KeyDomain, OwnKeyPurpose, ParticipantName, RevocationReason, type CertificateRow, type CertRenewal, type OwnKeyRotation, type HostSecret, type KeyStatus, type ModelsRekey, type ModelsStatus, type SshRotation } from '../../../shared/contract/keys';
 import { transcriptReport } from '../../core/keys/console-ca';
 import { verifyTranscript } from '../../core/keys/transcript';
 import { FILE_LIMITS, readTextFile } from '../cli-files';
@@ -540,7 +540,7 @@ export const keys: AreaTable = {
       words: 'keys renew-certs',
       channel: 'keys:renewCertificates',
       alsoCalls: UNSEAL_CALLS,
-      summary: 'Renew every host certificate within the window (unsealing with the shares given); old ones revoked as superseded; pending CRLs sent',
+      summary: 'Renew every host certificate within the window as a journaled renewal (unsealing with the shares given), resuming unfinished ones first; old ones revoked as superseded; pending CRLs sent',
       failsWhen: 'a certificate could not be renewed or a CRL is still pending',
       options: { 'window-days': opt.int('N', 'renew what ends within N days (default 30)'), share: SHARES },
       async run(c) {
@@ -552,11 +552,46 @@ export const keys: AreaTable = {
           bad = v.failed.length > 0 || v.crls.some((x) => x.pending.length > 0);
           const lines =
             v.renewed.map((r) => `Renewed ${r.host ?? '?'}: ${r.oldSerial} → ${r.newSerial}\n`).join('') +
-            v.failed.map((f) => `FAILED ${f.host ?? '?'} (${f.serial}): ${clean(f.message, 300)}\n`).join('') +
-            v.crls.map(crlText).join('');
+            v.failed.map((f) => `PENDING ${f.host ?? '?'} (keeps ${f.serial}): ${clean(f.message, 300)}\n`).join('') +
+            v.crls.map(crlText).join('') +
+            v.renewals.filter((x) => x.pendingHosts.length).map((x) => `Renewal ${x.id} is pending on ${x.pendingHosts.join(', ')}: \`keys resume-cert-renewal ${x.id}\` (or the next \`keys renew-certs\`) once they are back\n`).join('');
           return { human: lines || 'Nothing was due.\n', value: v };
         });
         return code === 0 && bad ? 1 : code;
+      },
+    }),
+    call({
+      words: 'keys cert-renewals',
+      channel: 'keys:certRenewals',
+      options: { limit: opt.int('N', 'at most N, newest first (default 50)') },
+      input: (c) => (c.opts.limit !== undefined ? { limit: c.opts.limit } : {}),
+      human: (v) => v.map(formatRenewal).join('\n') || 'No certificate renewals yet.\n',
+    }),
+    call({
+      words: 'keys cert-renewal',
+      channel: 'keys:certRenewal',
+      args: { id: arg.one('ID', 'the renewal id (crn-…)') },
+      input: (c) => ({ id: c.args.id }),
+      human: formatRenewal,
+    }),
+    command({
+      words: 'keys resume-cert-renewal',
+      channel: 'keys:resumeCertRenewal',
+      alsoCalls: UNSEAL_CALLS,
+      summary: 'Resume a host certificate renewal (unsealing first with the shares given), each host from its first unfinished step',
+      args: { id: arg.one('ID', 'the renewal id (crn-…)') },
+      options: { share: SHARES },
+      notes: ['after a crash, or once pending hosts are reachable; `keys renew-certs` also resumes every unfinished renewal'],
+      failsWhen: 'a host is still pending',
+      async run(c) {
+        let done = false;
+        const code = await drive(c, async (log) => {
+          await unsealWith(c, c.opts.share, log, await whoAmI(c));
+          const v = await must(c.call('keys:resumeCertRenewal', { id: c.args.id }));
+          done = v.status === 'succeeded';
+          return { human: formatRenewal(v), value: v };
+        });
+        return code === 0 && !done ? 1 : code;
       },
     }),
     command({
@@ -728,6 +763,20 @@ function crlText(x: { issuerSerial: string; crlNumber: number; published: string
     `CRL ${x.crlNumber} of ${x.issuerSerial}: sent to ${x.published.join(', ') || 'no host'}\n` +
     x.pending.map((p) => `  PENDING ${p.host}: ${clean(p.message, 200)} (retried by \`keys renew-certs\` and the schedule)\n`).join('')
   );
+}
+
+/** A certificate renewal as a person reads it: where it stands, then each host's serials and steps. Host messages are cleaned. */
+function formatRenewal(r: CertRenewal): string {
+  const head = `Certificate renewal ${r.id}: ${r.status} (${r.hosts.length} host(s), window ${r.windowDays} days, attempt ${r.attempts})\n`;
+  const pending = r.pendingHosts.length ? `  pending: ${r.pendingHosts.join(', ')} — each serves a matching pair meanwhile; resume with \`keys resume-cert-renewal ${r.id}\`\n` : '';
+  const hosts = r.hosts
+    .map(
+      (h) =>
+        `  ${h.host}\t${h.status}\t${h.oldSerial} → ${h.newSerial ?? '(not issued)'}\tserving the ${h.serving} pair${h.promoted ? ', new one current' : ''}${h.next ? `\tnext: ${h.next}` : ''}${h.message ? `\t${clean(h.message, 300)}` : ''}\n` +
+        h.steps.map((s) => `    ${s.step}\t${s.status}${s.message ? `\t${clean(s.message, 300)}` : ''}\n`).join(''),
+    )
+    .join('');
+  return head + pending + hosts;
 }
 
 /** Exit 0 only once the rotation is finished (promoted); a pending host is exit 1. */

@@ -10,6 +10,7 @@ import { safeLine } from '../../components/safeText';
 import { Time } from '../../components/Time';
 import { useLoaded } from '../../components/useLoaded';
 import { useApp } from '../../context';
+import { CertRenewals } from './CertRenewals';
 import { byExpiry, CERT_STATE_LABELS, certState, daysLeftText, mayRevoke, PROFILE_LABELS, type CertState } from './history';
 
 type Listing = Out<'keys:certificates'>;
@@ -34,8 +35,9 @@ const REASON_LABELS: Record<Reason, string> = {
  * The internal CA's certificates by expiry (keys:certificates): soonest first, days left, revoked,
  * expired or due for renewal inside the schedule's window, and the host each one is installed on.
  * Revocation (with a reason, after a confirmation) publishes the issuer's new CRL to the hosts;
- * "Renew due certificates now" runs what the renewal schedule would run. The CRLs still pending
- * for unreachable hosts and the schedule's last run are shown under the list.
+ * "Renew due certificates now" runs what the renewal schedule would run (a journaled renewal, whose
+ * per-host steps show live below the list, and which can be resumed on hosts left pending). The
+ * CRLs still pending for unreachable hosts and the schedule's last run are shown under the list.
  */
 export function CertificatesPanel({ active, reload = 0 }: { active: boolean; /** Bumped by the page when a ceremony changed the hierarchy (genesis creates the CA). */ reload?: number }) {
   const { client, can } = useApp();
@@ -139,6 +141,12 @@ export function CertificatesPanel({ active, reload = 0 }: { active: boolean; /**
                   <td className="nowrap">{daysLeftText(c.daysLeft)}</td>
                   <td>
                     <span className={`badge ${TONE[state]}`}>{CERT_STATE_LABELS[state]}</span>
+                    {c.renewal && !c.revokedAt ? (
+                      <span className="muted" data-testid={`keys-cert-renewal-${c.serial}`}>
+                        {' '}
+                        issued for renewal <span className="mono">{c.renewal}</span>, not yet current
+                      </span>
+                    ) : null}
                     {c.revokedAt ? (
                       <span className="muted">
                         {' '}
@@ -180,6 +188,7 @@ export function CertificatesPanel({ active, reload = 0 }: { active: boolean; /**
       ) : null}
       <ErrorLine error={renewError} testId="keys-certs-renew-error" />
       {renewal ? <RenewalResult r={renewal} /> : null}
+      <CertRenewals active={active} busy={renewing} reload={reload + (renewal ? 1 : 0)} onChanged={() => void list.refresh()} />
       {note ? (
         <p className="info-line" role="status" data-testid="keys-certs-note">
           {note}
@@ -208,7 +217,7 @@ function RenewalResult({ r }: { r: Renewal }) {
   return (
     <div className={r.failed.length ? 'panel panel-bad' : 'panel panel-ok'} role="status" data-testid="keys-certs-renewal" data-renewed={r.renewed.length} data-failed={r.failed.length}>
       <p className="strong">
-        {r.renewed.length === 0 && r.failed.length === 0 ? 'No certificate was due for renewal.' : `${r.renewed.length} renewed, ${r.failed.length} failed.`}
+        {r.renewed.length === 0 && r.failed.length === 0 ? 'No certificate was due for renewal.' : `${r.renewed.length} renewed, ${r.failed.length} pending.`}
       </p>
       {r.renewed.length || r.failed.length ? (
         <ul>
@@ -219,7 +228,7 @@ function RenewalResult({ r }: { r: Renewal }) {
           ))}
           {r.failed.map((x) => (
             <li key={x.serial}>
-              {safeLine(x.host ?? DASH)}: <span className="mono">{x.serial}</span> not renewed — {safeLine(x.message)}
+              {safeLine(x.host ?? DASH)}: <span className="mono">{x.serial}</span> kept for now (pending) — {safeLine(x.message)}
             </li>
           ))}
         </ul>

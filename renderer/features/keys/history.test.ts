@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Ceremony, SshRotation } from '../../../shared/contract/keys';
-import { byExpiry, certState, daysLeftText, historyItems, hostsByVersion, mayRevoke, rotationLive, rotationProgress } from './history';
+import { byExpiry, certState, daysLeftText, historyItems, hostsByVersion, mayRevoke, renewalProgress, rotationLive, rotationProgress } from './history';
 
 const cert = (serial: string, notAfter: string) => ({ serial, notAfter });
 
@@ -47,6 +47,14 @@ describe('rotation history', () => {
     expect(rotationLive({ status: 'failed' })).toBe(false);
     expect(rotationProgress(rotation('rot-1', '2026-12-07T11:00:00Z', ['succeeded', 'running', 'pending'], 'running')).text).toBe('1 of 3 hosts done');
     expect(rotationProgress(rotation('rot-1', '2026-12-07T11:00:00Z', ['succeeded'])).text).toBe('1 of 1 host done');
+  });
+});
+
+describe('certificate renewal progress', () => {
+  it('counts hosts done and steps done over all hosts', () => {
+    const host = (status: string, done: number) => ({ status, steps: Array.from({ length: 7 }, (_, i) => ({ status: i < done ? 'done' : i === done ? 'running' : 'pending' })) });
+    expect(renewalProgress({ hosts: [host('succeeded', 7), host('running', 3)] })).toEqual({ done: 1, total: 2, text: '1 of 2 hosts done (10 of 14 steps)' });
+    expect(renewalProgress({ hosts: [host('pending', 0)] }).text).toBe('0 of 1 host done (0 of 7 steps)');
   });
 });
 

@@ -75,6 +75,18 @@ export function rotationProgress(r: Pick<SshRotation, 'hosts'>): { done: number;
   return { done, total, text: `${done} of ${total} host${total === 1 ? '' : 's'} done` };
 }
 
+/**
+ * A certificate renewal's progress: hosts done, and steps done of all steps (a host's seven steps
+ * each), so a running renewal's line moves with every step.
+ */
+export function renewalProgress(r: { hosts: ReadonlyArray<{ status: string; steps: ReadonlyArray<{ status: string }> }> }): { done: number; total: number; text: string } {
+  const done = r.hosts.filter((h) => h.status === 'succeeded').length;
+  const total = r.hosts.length;
+  const steps = r.hosts.flatMap((h) => h.steps);
+  const stepsDone = steps.filter((s) => s.status === 'done').length;
+  return { done, total, text: `${done} of ${total} host${total === 1 ? '' : 's'} done (${stepsDone} of ${steps.length} steps)` };
+}
+
 /** Hosts per `models` KEK version: which hosts' models keys each version wraps (hosts without a key apart). */
 export function hostsByVersion(rows: readonly { host: string; kekVersion?: number | undefined }[]): { versions: Map<number, string[]>; without: string[] } {
   const versions = new Map<number, string[]>();
