@@ -163,6 +163,13 @@ describe('the dispatcher', () => {
     'keys:rekeyModels': { hosts: ['all'] },
     'keys:resumeModelsRekey': { id: 'mrk-0123456789abcdef' },
     'keys:setMinDecryptionVersion': { domain: 'models', version: 2 },
+    'principals:create': { kind: 'application', name: 'triage-bot' },
+    'principals:rotateCredential': { id: 'app:triage-bot' },
+    'principals:disable': { id: 'app:triage-bot', reason: 'retired' },
+    'grants:add': { principal: 'app:triage-bot', model: 'triage', version: 'latest-approved', actions: ['invoke'], expiresAt: null },
+    'grants:revoke': { id: 'gr-0123456789abcdef', reason: 'no longer needed' },
+    'enclaves:assign': { host: 'gpu1', enclave: 'general' },
+    'policy:push': {},
   };
 
   it('refuses every stepUp channel with STEP_UP_REQUIRED once the step-up window passed, and FORBIDDEN for other roles first', async () => {

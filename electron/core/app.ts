@@ -17,6 +17,7 @@ import { HostsService } from './hosts/service';
 import { identityHandlers } from './identity/handlers';
 import { createKeysArea } from './keys/area';
 import { KeyRegistry } from './keys/registry';
+import { accessHandlers, createAccessArea } from './models/access/handlers';
 import { opsHandlers } from './ops/handlers';
 import { Provisioner } from './provision/engine';
 import { provisionHandlers } from './provision/handlers';
@@ -132,6 +133,8 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     // The inference API key is a host-secrets data key (keys/host-secrets.ts): fails closed while sealed.
     hostSecrets: keysArea.service,
   });
+  // ---- model access: principals, grants, enclaves, the signed gate policy pushed to every host ----
+  const access = createAccessArea({ db, registry: keys, hosts, now: clock, random, timeoutMs: config.sshTimeoutMs ?? 15_000 });
   const handlers: Handlers = {
     ...sessionHandlers({ shell: config.shell, version, now: clock, requireTotpFor, users, sessions, signin, settings, terminals, keys, audit: auditService }),
     ...totpHandlers({ signin }),
@@ -146,6 +149,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     ...storeHandlers({ store }),
     ...attestHandlers({ attestations }),
     ...keysArea.handlers,
+    ...accessHandlers(access),
     ...auditService.handlers,
   };
 

@@ -12,6 +12,7 @@ import { hostSecretsHandlers } from './keys/host-secrets';
 import { modelsKeysHandlers } from './keys/models-handlers';
 import { modelsRekeyHandlers } from './keys/models-rekey-handlers';
 import { sshRotationHandlers } from './keys/ssh-rotation-handlers';
+import { createAccessArea } from './models/access/handlers';
 import { opsHandlers } from './ops/handlers';
 import { provisionHandlers } from './provision/handlers';
 import { sessionHandlers } from './session/handlers';
@@ -23,6 +24,7 @@ import { usersHandlers } from './users/handlers';
 
 // The factories only close over their services; nothing is called here, so none is needed.
 const none = {} as never;
+const access = createAccessArea(none);
 const areas: Record<string, object> = {
   session: sessionHandlers(none),
   totp: totpHandlers(none),
@@ -38,6 +40,10 @@ const areas: Record<string, object> = {
   store: storeHandlers(none),
   attest: attestHandlers(none),
   audit: auditHandlers(none),
+  principals: access.principalsHandlers(),
+  grants: access.grantsHandlers(),
+  enclaves: access.enclavesHandlers(),
+  policy: access.policyHandlers(),
 };
 
 describe('per-area handlers', () => {

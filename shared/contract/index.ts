@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { enclaves, grants, policy, principals } from './access';
 import { approvals, approvalsEvents } from './approvals';
 import { audit, auditEvents } from './audit';
 import type { ChannelDef } from './channel';
@@ -31,6 +32,10 @@ export const channels = {
   ...store,
   ...attest,
   ...keys,
+  ...principals,
+  ...grants,
+  ...enclaves,
+  ...policy,
 } as const;
 
 export const events = {

@@ -70,7 +70,7 @@ export const KeyStatus = z.object({
    */
   ownKeys: z.array(
     z.object({
-      purpose: z.enum(['ssh.identity', 'audit.signing', 'audit.hmac', 'attest.signing']),
+      purpose: z.enum(['ssh.identity', 'audit.signing', 'audit.hmac', 'attest.signing', 'policy.signing']),
       version: z.number().int(),
       algorithm: z.string(),
       fingerprint: z.string().nullable(),

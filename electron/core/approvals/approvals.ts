@@ -10,6 +10,7 @@ import { forbiddenMessage, rolesInWords, type Role } from '../../../shared/domai
 import { accountChange, accountState, type AccountState, type Users } from '../users/users';
 import type { Db } from '../db/db';
 import type { Vault } from '../vault/vault';
+import { grantTargetState, type GrantTargetState } from '../models/access/grant-target';
 import { channelsByOperation, guardOf, operationFor, type TargetRef } from './guards';
 
 /** Who is looking or acting: a signed-in user with the vault key their session holds. */
@@ -40,7 +41,8 @@ export type TargetBinding =
   | { kind: 'user'; name: string; state: AccountState | null }
   | { kind: 'host'; name: string; state: { id: number; address: string; port: number; fingerprint: string | null } | null }
   | { kind: 'policy'; name: string; state: { updatedAt: string; updatedBy: string | null } | null }
-  | { kind: 'hierarchy'; name: string; state: { hierarchyId: string; rootKcv: string; epoch: number; shareRecord: string } | null };
+  | { kind: 'hierarchy'; name: string; state: { hierarchyId: string; rootKcv: string; epoch: number; shareRecord: string } | null }
+  | { kind: 'grant'; name: string; state: GrantTargetState };
 
 interface PolicyRow {
   operation: ApprovalOperation;
@@ -146,7 +148,7 @@ export class Approvals {
    * approvals:execute runs a request; the input must then be the approved one, byte for byte.
    */
   gate(name: ChannelName, input: Record<string, unknown>, vaultKey: Buffer, approved: ApprovedCall | undefined): AirlockError | null {
-    const op = operationFor(name, input, this.deps.users);
+    const op = operationFor(name, input, this.deps.users, this.deps.db);
     if (!op) return null;
     const pol = this.policyRow(op);
     if (!pol.required) return null;
@@ -192,11 +194,11 @@ export class Approvals {
       throw new AirlockError('INVALID_INPUT', `Not accepted — ${msg}.`);
     }
     const input = parsed.data as Record<string, unknown>;
-    const op = operationFor(channel, input, this.deps.users);
+    const op = operationFor(channel, input, this.deps.users, this.deps.db);
     if (!op || !this.policyRow(op).required) {
       throw new AirlockError('CONFLICT', 'This does not need a second person: do it directly.');
     }
-    guard.precheck?.(input, this.deps.users);
+    guard.precheck?.(input, this.deps.users, this.deps.db);
     const pol = this.policyRow(op);
     const target = this.bind(guard.target?.(input) ?? null);
     const now = this.deps.now();
@@ -454,6 +456,7 @@ export class Approvals {
         | undefined;
       return { kind: 'host', name: ref.name, state: h ? { id: h.id, address: h.address, port: h.port, fingerprint: h.fingerprint } : null };
     }
+    if (ref.kind === 'grant') return { kind: 'grant', name: ref.name, state: grantTargetState(this.deps.db, ref.name) };
     if (ref.kind === 'hierarchy') {
       // The key hierarchy as it is: a reshare or root rotation since filing changes its share record, epoch or root.
       const k = this.deps.db.prepare('SELECT hierarchy_id, root_kcv, epoch, share_record FROM key_hierarchy WHERE singleton = 1').get() as
@@ -485,6 +488,7 @@ export class Approvals {
     }
     if (canonical(now?.state ?? null) === canonical(bound.state)) return null;
     if (bound.kind === 'hierarchy') return 'the key hierarchy changed since (a reshare, a root rotation or a new genesis): file the request again';
+    if (bound.kind === 'grant') return `the principal or the model version of "${bound.name}" changed since it was filed (another principal with that id, or another version): file the request again`;
     return bound.kind === 'host'
       ? `host "${bound.name}" is no longer the same host (removed, re-added or re-keyed)`
       : `the policy for ${bound.name} was changed since`;

@@ -3,16 +3,18 @@ import { channels, type ChannelName } from '../../../shared/contract/index';
 import type { ChannelDef } from '../../../shared/contract/channel';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Role } from '../../../shared/domain/roles';
+import type { Db } from '../db/db';
+import { catalogVersions, needsPhiApproval } from '../models/access/policy';
 import { checkPolicy, type Users } from '../users/users';
 
 /** Per guarded channel: when its input triggers the operation, what to show people, what to check before filing. */
 interface Guard {
   operation: ApprovalOperation;
-  /** Whether this input needs the operation (users:create needs it only with the admin role). */
-  applies(input: Record<string, unknown>, users: Users): boolean;
+  /** Whether this input needs the operation (users:create needs it only with the admin role; grants:add only for a phi version, which the database says). */
+  applies(input: Record<string, unknown>, users: Users, db: Db): boolean;
   describe(input: Record<string, unknown>): string;
   /** Refuse a request that could never execute (name taken, weak password) before anyone reviews it. */
-  precheck?(input: Record<string, unknown>, users: Users): void;
+  precheck?(input: Record<string, unknown>, users: Users, db: Db): void;
   /** The user account the call is about: that user may not decide the request (no approving one's own promotion). */
   subject?(input: Record<string, unknown>): string | null;
   /**
@@ -24,13 +26,21 @@ interface Guard {
 }
 
 export interface TargetRef {
-  kind: 'user' | 'host' | 'policy' | 'hierarchy';
+  kind: 'user' | 'host' | 'policy' | 'hierarchy' | 'grant';
   name: string;
 }
 
 const userTarget = (i: Record<string, unknown>): TargetRef | null => (typeof i.name === 'string' ? { kind: 'user', name: i.name } : null);
 
 const nameOf = (i: Record<string, unknown>) => (typeof i.name === 'string' ? i.name : null);
+
+/** A grant's selector as the contract parses it: `{ exact }` or "latest-approved". */
+const selector = (i: Record<string, unknown>): { exact: string } | 'latest-approved' =>
+  i.version === 'latest-approved' ? 'latest-approved' : { exact: String((i.version as { exact?: unknown } | undefined)?.exact) };
+const selectorText = (i: Record<string, unknown>) => {
+  const s = selector(i);
+  return s === 'latest-approved' ? 'latest approved version' : s.exact;
+};
 
 const roles = (input: Record<string, unknown>) => (Array.isArray(input.roles) ? (input.roles as Role[]) : []);
 const hasAdmin = (name: unknown, users: Users): boolean => {
@@ -90,6 +100,18 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
     target: () => ({ kind: 'hierarchy', name: 'root' }),
     describe: (i) => `Rotate the root key and split the new one ${String(i.threshold)}-of-${Array.isArray(i.officers) ? i.officers.length : '?'} among ${Array.isArray(i.officers) ? i.officers.join(', ') : '?'}`,
   },
+  'grants:add': {
+    operation: 'models:grantPhi',
+    applies: (i, _users, db) => typeof i.model === 'string' && needsPhiApproval(catalogVersions(db), i.model, selector(i)),
+    describe: (i) => `Grant ${String(i.principal)} ${Array.isArray(i.actions) ? i.actions.join(' and ') : '?'} on ${String(i.model)} ${selectorText(i)} (classified phi)`,
+    // Bound to the principal's identity and the version the selector names now (models/access/grant-target.ts): approved for this grant, not another.
+    target: (i) => ({ kind: 'grant', name: `${String(i.principal)} ${String(i.model)} ${selectorText(i)}` }),
+    precheck: (i, _users, db) => {
+      const p = db.prepare('SELECT disabled_at FROM access_principals WHERE id = ?').get(String(i.principal)) as { disabled_at: string | null } | undefined;
+      if (!p) throw new AirlockError('NOT_FOUND', `There is no principal ${String(i.principal)}: create it first (principals create).`);
+      if (p.disabled_at) throw new AirlockError('CONFLICT', `${String(i.principal)} is disabled: it gets no new grants.`);
+    },
+  },
   'approvals:setPolicy': {
     operation: 'approvals:setPolicy',
     applies: () => true,
@@ -100,9 +122,9 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
 };
 
 /** The operation a call triggers, or null when it runs without a second person whatever the policy says. */
-export function operationFor(name: ChannelName, input: Record<string, unknown>, users: Users): ApprovalOperation | null {
+export function operationFor(name: ChannelName, input: Record<string, unknown>, users: Users, db: Db): ApprovalOperation | null {
   const g = GUARDS[name];
-  return g && g.applies(input, users) ? g.operation : null;
+  return g && g.applies(input, users, db) ? g.operation : null;
 }
 
 export function guardOf(name: ChannelName): Guard | undefined {

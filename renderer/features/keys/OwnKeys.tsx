@@ -8,6 +8,7 @@ const PURPOSE: Record<KeyStatus['ownKeys'][number]['purpose'], string> = {
   'audit.signing': 'Audit checkpoint signing',
   'audit.hmac': 'Audit redaction HMAC',
   'attest.signing': 'Attestation signing',
+  'policy.signing': 'Gate policy signing',
 };
 
 /**
