@@ -488,7 +488,7 @@ export class Approvals {
     }
     if (canonical(now?.state ?? null) === canonical(bound.state)) return null;
     if (bound.kind === 'hierarchy') return 'the key hierarchy changed since (a reshare, a root rotation or a new genesis): file the request again';
-    if (bound.kind === 'grant') return `the principal or the model version of "${bound.name}" changed since it was filed (another principal with that id, or another version): file the request again`;
+    if (bound.kind === 'grant') return `the principal or the model version of the grant "${bound.name}" is no longer the one it was filed for (disabled, another principal with that id, or another version)`;
     return bound.kind === 'host'
       ? `host "${bound.name}" is no longer the same host (removed, re-added or re-keyed)`
       : `the policy for ${bound.name} was changed since`;
