@@ -206,6 +206,29 @@ describe('the signed policy on lab hosts', () => {
     for (const h of ['host1', 'host2', 'host3']) expect((await onHost(h, `cat ${GATE}/policy.json`)).stdout).not.toContain(grantId);
   });
 
+  it('treats what a host says about its gate as untrusted: a hostile gate.pid is never run, an oversized or malformed status.json is not believed', async () => {
+    // A gate.pid that is a command, and a status.json claiming the current version but far too large.
+    const st = await c.ok('policy:status', {});
+    const head = JSON.stringify({ policyVersion: st.version, policySha256: st.sha256, loadedAt: 'x', lastRejected: null }).slice(0, -1);
+    const setup = await onHost(
+      'host1',
+      `set -e; mkdir -p /run/airlock-gate; printf '%s' '1; touch /tmp/pwned' > /run/airlock-gate/gate.pid; s=/run/airlock-gate/status.json; printf '%s,"pad":"' '${head}' > $s; head -c 200000 /dev/zero | tr '\\0' A >> $s; printf '"}' >> $s; rm -f /tmp/pwned`,
+    );
+    expect(setup.code, setup.stderr).toBe(0);
+    // A new version (host1 moves enclave), pushed to a host whose "gate" never reports it.
+    const r = await c.ok('enclaves:assign', { host: 'host1', enclave: 'ward-a' });
+    const h1 = r.policy.hosts.find((h) => h.host === 'host1')!;
+    expect(h1).toMatchObject({ state: 'pending', deliveredVersion: r.policy.version, enforcingVersion: null, lastError: 'delivered; the gate has not reported a status' });
+    expect((await onHost('host1', 'test -e /tmp/pwned && echo yes || echo no')).stdout.trim()).toBe('no');
+    // Malformed JSON with a lie in it is no better.
+    await onHost('host1', `printf '%s' '{"policyVersion": ${r.policy.version}, "policySha256": "${r.policy.sha256}"' > /run/airlock-gate/status.json`);
+    const checked = await c.ok('policy:status', { check: true });
+    expect(checked.hosts.find((h) => h.host === 'host1')).toMatchObject({ state: 'pending', enforcingVersion: null });
+    // No gate there after all: the files go, and the host is ok again.
+    await onHost('host1', 'rm -rf /run/airlock-gate');
+    expect((await c.ok('policy:status', { check: true })).hosts.find((h) => h.host === 'host1')).toMatchObject({ state: 'ok', deliveredVersion: r.policy.version });
+  });
+
   it('audits every change and push with each host’s result, and keeps no credential in the database', async () => {
     const events = await c.ok('audit:list', { limit: 500 });
     const text = JSON.stringify(events);

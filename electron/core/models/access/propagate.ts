@@ -152,7 +152,8 @@ mv -f "$d/policy.json.airlock-tmp" "$d/policy.json"
 sync "$d"
 if [ -f '${GATE_FILES.pid}' ]; then
   pid=$(head -c 16 '${GATE_FILES.pid}' | tr -d ' \\n')
-  case "$pid" in ''|*[!0-9]*) echo 'gate.pid is not a pid' >&2 ;; *) kill -HUP "$pid" 2>/dev/null || echo 'the gate did not take SIGHUP' >&2 ;; esac
+  # Digits only, and never 0 or 1 (a process group, init): gate.pid is host output like any other.
+  case "$pid" in ''|*[!0-9]*|0|1|0*) echo 'gate.pid is not a pid' >&2 ;; *) kill -HUP "$pid" 2>/dev/null || echo 'the gate did not take SIGHUP' >&2 ;; esac
 fi`;
 
 export interface PushOutcome {
