@@ -23,6 +23,7 @@ import { benchFleet, fleetOptions } from './fleet';
 import { benchKeys } from './keys';
 import { benchPlan } from './provision';
 import { benchModels } from './models';
+import { benchPolicy } from './policy';
 import { benchRekey } from './rekey';
 import { benchTransfer } from './transfer';
 
@@ -420,6 +421,7 @@ if (!only || only === 'transfer') await benchTransfer(rows);
 if (!only || only === 'keys') await benchKeys(rows);
 if (!only || only === 'rekey') await benchRekey(rows);
 if (!only || only === 'models') await benchModels(rows);
+if (!only || only === 'models' || only === 'policy') await benchPolicy(rows);
 if (!only || only === 'fleet') await benchFleet(rows, fleetOptions(process.argv.slice(3)));
 
 const cols = ['figure', 'value', 'anchor', 'anchorValue', 'ratio', 'goal'] as const;

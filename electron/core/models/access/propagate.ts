@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { HostPolicy, HostPolicyState } from '../../../../shared/contract/access';
 import { AirlockError } from '../../../../shared/domain/errors';
 import type { Db } from '../../db/db';
@@ -209,10 +210,11 @@ export class PolicyPropagation {
 
   /** Pushes `policy` to each of `hosts` (at most `concurrency` at once), records and returns each outcome. */
   async push(policy: StoredPolicy, publicKeyPem: string, hosts: string[], o: { auth: SshAuth; signal: AbortSignal; repin?: ReadonlySet<string> }): Promise<PushOutcome[]> {
+    const signal = this.fanOut(o.signal, hosts.length);
     return this.each(hosts, async (h) => {
       let out: PushOutcome;
       try {
-        out = await this.onHost(h, o.auth, o.signal, (r) => this.pushOne(r, h, policy, publicKeyPem, o.repin?.has(h) ?? false));
+        out = await this.onHost(h, o.auth, signal, (r) => this.pushOne(r, h, policy, publicKeyPem, o.repin?.has(h) ?? false));
       } catch (e) {
         out = this.failed(h, e);
       }
@@ -223,16 +225,29 @@ export class PolicyPropagation {
 
   /** Reads each host's files and the gate's status without writing anything; records and returns the state. */
   async check(policy: StoredPolicy | null, publicKeyPem: string | null, hosts: string[], o: { auth: SshAuth; signal: AbortSignal }): Promise<PushOutcome[]> {
+    const signal = this.fanOut(o.signal, hosts.length);
     return this.each(hosts, async (h) => {
       let out: PushOutcome;
       try {
-        out = await this.onHost(h, o.auth, o.signal, async (r) => this.judge(h, await readHostFiles(r), policy, publicKeyPem, { key: false, policy: false }, false));
+        out = await this.onHost(h, o.auth, signal, async (r) => this.judge(h, await readHostFiles(r), policy, publicKeyPem, { key: false, policy: false }, false));
       } catch (e) {
         out = this.failed(h, e);
       }
       if (policy) this.record(h, out, policy);
       return out;
     });
+  }
+
+  /**
+   * The caller's signal, fanned out: every host's connection listens to a child signal of its own
+   * push (so twenty hosts in parallel do not pile listeners on the caller's signal).
+   */
+  private fanOut(parent: AbortSignal, hosts: number): AbortSignal {
+    const ac = new AbortController();
+    setMaxListeners(Math.max(10, hosts * 4 + 10), ac.signal);
+    if (parent.aborted) ac.abort();
+    else parent.addEventListener('abort', () => ac.abort(), { once: true });
+    return ac.signal;
   }
 
   private async each(hosts: string[], fn: (h: string) => Promise<PushOutcome>): Promise<PushOutcome[]> {
