@@ -134,6 +134,8 @@ describe('access channels', () => {
     const aud = t.client();
     await aud.ok('session:login', { name: 'aud', password: 'auditor password 1' });
     expect(await aud.ok('grants:list', {})).toEqual([]);
+    expect(await aud.ok('policy:status', {})).toMatchObject({ version: null, summary: 'no policy issued yet' });
+    expect(await aud.call('policy:status', { check: true })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
     expect(await aud.call('grants:add', { principal: 'app:bot', model: 'triage', version: 'latest-approved', actions: ['invoke'], expiresAt: null })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
   });
 });

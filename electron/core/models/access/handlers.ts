@@ -136,6 +136,10 @@ export function createAccessArea(d: { db: Db; registry: KeyRegistry; hosts: Prop
       const latest = issuer.latest();
       const hosts = enrolled();
       if (i.check) {
+        // Reaching the hosts is an administrator's or officer's act (as hosts:scan); an auditor reads the record.
+        if (!ctx.requireSession().roles.some((r) => r === 'admin' || r === 'officer')) {
+          throw new AirlockError('FORBIDDEN', 'Reading every host now (check) is for administrators and officers; without check you see the state last recorded.');
+        }
         const outcomes = await propagation.check(latest, issuer.publicKey(), hosts.map((h) => h.host), { auth: ctx.sshAuth(), signal: ctx.signal });
         ctx.auditDetail({ checked: outcomes.map((o) => ({ host: o.host, state: o.state, error: o.error })) });
       }
@@ -156,7 +160,21 @@ export function createAccessArea(d: { db: Db; registry: KeyRegistry; hosts: Prop
     'policy:push': (ctx, i) => repush(ctx, i.repin ?? []),
   });
 
-  return { store, issuer, propagation, principalsHandlers, grantsHandlers, enclavesHandlers, policyHandlers };
+  return {
+    store,
+    issuer,
+    propagation,
+    /**
+     * Compile and push after a change this area does not make itself: a catalog version approved,
+     * deprecated or revoked (latest-approved grants resolve anew; a revoked version leaves the
+     * policy). The catalog's status channels call it with their call's context.
+     */
+    repush,
+    principalsHandlers,
+    grantsHandlers,
+    enclavesHandlers,
+    policyHandlers,
+  };
 }
 
 /** The handlers of the four areas, each exactly its own channels (electron/core/area-handlers.test.ts). */
