@@ -86,7 +86,10 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     now: () => clock().getTime(),
     random,
     // The console locked (nobody signed in here any more): the key hierarchy seals, its root and KEKs zeroed.
-    onLocked: () => keysArea.close(),
+    onLocked: () => {
+      keysArea.close();
+      access.retry.disarm();
+    },
     check: (userId, uid, epoch) => {
       const st = users.state(userId);
       if (!st || st.uid !== uid || st.disabled || st.epoch !== epoch) return null;
@@ -134,7 +137,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     hostSecrets: keysArea.service,
   });
   // ---- model access: principals, grants, enclaves, the signed gate policy pushed to every host ----
-  const access = createAccessArea({ db, registry: keys, hosts, now: clock, random, timeoutMs: config.sshTimeoutMs ?? 15_000 });
+  const access = createAccessArea({ db, registry: keys, hosts, now: clock, random, timeoutMs: config.sshTimeoutMs ?? 15_000, audit, ...(config.policyRetryMs !== undefined ? { retryMs: config.policyRetryMs } : {}) });
   const handlers: Handlers = {
     ...sessionHandlers({ shell: config.shell, version, now: clock, requireTotpFor, users, sessions, signin, settings, terminals, keys, audit: auditService }),
     ...totpHandlers({ signin }),
@@ -214,6 +217,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
       broadcaster.clear();
       terminals.closeAll();
       keysArea.close();
+      access.retry.stop();
       hosts.close();
       sessions.closeAll();
       await auditService.close();

@@ -246,6 +246,38 @@ describe('the signed policy on lab hosts', () => {
   });
 });
 
+describe('the background retry', () => {
+  it('delivers the policy to a host that comes back, without anyone pushing, and audits it as policy:retry', async () => {
+    const lab2 = await labUp({ id: 'iaccretry', hosts: 2 });
+    const t2 = await testCore({ sshTimeoutMs: 3000, sshPoolIdleMs: 0, stepUpMinutes: 600, policyRetryMs: 300 });
+    try {
+      const c2 = t2.client();
+      await c2.ok('session:setup', ADMIN);
+      await authorizeKey(lab2, (await c2.ok('identity:show', {})).publicKey);
+      for (const h of lab2.hosts) await c2.ok('hosts:add', { name: h.name, address: h.address, port: h.port, user: h.user, fingerprint: h.fingerprint });
+      await approvedVersion(t2.dir, 'triage', '1.0.0', 'internal');
+      await c2.ok('principals:create', { kind: 'application', name: 'bot' });
+      await cutLink(lab2, 'host2');
+      const r = await c2.ok('grants:add', { principal: 'app:bot', model: 'triage', version: 'latest-approved', actions: ['invoke'], expiresAt: null });
+      expect(r.policy.hosts.map((h) => h.state)).toEqual(['ok', 'unreachable']);
+      await restoreLink(lab2, 'host2');
+      // Wait (no time asserted) until the retry has delivered it.
+      let state = '';
+      for (let i = 0; i < 200 && state !== 'ok'; i++) {
+        await new Promise((res) => setTimeout(res, 200));
+        state = (await c2.ok('policy:status', {})).hosts.find((h) => h.host === 'host2')!.state;
+      }
+      expect(state).toBe('ok');
+      const events = (await c2.ok('audit:list', { channel: 'policy:retry', limit: 50 })).events;
+      expect(events.some((e) => JSON.stringify(e.params).includes('"host":"host2","state":"ok"'))).toBe(true);
+      expect(events.every((e) => e.actor === 'alice')).toBe(true);
+    } finally {
+      await t2.close();
+      await labDown({ id: 'iaccretry' });
+    }
+  }, 120_000);
+});
+
 describe('airlock principals / grants / policy (CLI)', () => {
   let data: string;
   const airlock = inProcessCli(() => data);

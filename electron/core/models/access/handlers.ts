@@ -1,10 +1,12 @@
 import type { Grant, PolicyPush } from '../../../../shared/contract/access';
 import { AirlockError } from '../../../../shared/domain/errors';
+import type { AuditTrail } from '../../audit/audit';
 import type { Db } from '../../db/db';
 import type { AreaHandlers, CallContext } from '../../dispatch';
 import type { KeyRegistry } from '../../keys/registry';
 import { catalogVersions, compileInputFrom, evaluate, needsPhiApproval, PolicyIssuer, selectorOf } from './policy';
 import { PolicyPropagation, summarize, type PropagationHosts } from './propagate';
+import { DEFAULT_POLICY_RETRY_MS, PolicyRetry } from './retry';
 import { AccessStore, type GrantRow } from './store';
 
 /**
@@ -15,7 +17,19 @@ import { AccessStore, type GrantRow } from './store';
  * host in the same call, with the caller's SSH credentials; the outcome event of the call records
  * the policy version and each host's result (never a credential: those are only in the output).
  */
-export function createAccessArea(d: { db: Db; registry: KeyRegistry; hosts: PropagationHosts; now: () => Date; random: (n: number) => Buffer; timeoutMs?: number; concurrency?: number }) {
+export function createAccessArea(d: {
+  db: Db;
+  registry: KeyRegistry;
+  hosts: PropagationHosts;
+  now: () => Date;
+  random: (n: number) => Buffer;
+  timeoutMs?: number;
+  concurrency?: number;
+  /** Where the background retry records what it did (absent: no retry). */
+  audit?: AuditTrail;
+  /** How often pending and unreachable hosts are retried (default 60 s; 0: never). */
+  retryMs?: number;
+}) {
   const store = new AccessStore({ db: d.db, now: d.now, random: d.random });
   const enrolled = () => store.hostEnclaves().filter((h) => h.confirmed);
   const issuer = new PolicyIssuer({
@@ -33,8 +47,44 @@ export function createAccessArea(d: { db: Db; registry: KeyRegistry; hosts: Prop
     issuedVersionOf: (sha) => (d.db.prepare('SELECT version FROM access_policies WHERE sha256 = ?').pluck().get(sha) as number | undefined) ?? null,
   });
 
+  // Pending and unreachable hosts retried in the background, audited as `policy:retry` events.
+  const retry = new PolicyRetry({
+    intervalMs: d.audit ? (d.retryMs ?? DEFAULT_POLICY_RETRY_MS) : 0,
+    run: async (c, auth) => {
+      const latest = issuer.latest();
+      const key = issuer.publicKey();
+      if (!latest || !key) return;
+      const hosts = enrolled();
+      const todo = propagation.states(hosts).filter((h) => h.state === 'pending' || h.state === 'unreachable' || (h.state === 'ok' && h.deliveredVersion !== latest.version));
+      if (todo.length === 0) return;
+      const outcomes = await propagation.push(latest, key, todo.map((h) => h.host), { auth, signal: new AbortController().signal });
+      d.audit?.append({
+        actor: c.actor,
+        principal: c.principal,
+        roles: c.roles,
+        session: c.sessionRef,
+        shell: c.shell,
+        channel: 'policy:retry',
+        phase: 'outcome',
+        target: null,
+        params: { policy: { version: latest.version, sha256: latest.sha256 }, hosts: outcomes.map((o) => ({ host: o.host, state: o.state, error: o.error, wrotePolicy: o.wrote.policy })) },
+        outcome: outcomes.every((o) => o.state === 'ok') ? 'ok' : 'error',
+        errorCode: null,
+      });
+    },
+  });
+  retry.start();
+  /** An administrator's or officer's call arms the retry with its session's credentials (getters). */
+  const arm = (ctx: CallContext) => {
+    const s = ctx.requireSession();
+    if (!s.roles.some((r) => r === 'admin' || r === 'officer')) return;
+    const c = ctx.caller();
+    retry.arm({ actor: c.actor, principal: c.principal ?? null, roles: c.roles, sessionRef: c.sessionRef, shell: c.shell, auth: () => ctx.sshAuth() });
+  };
+
   /** Compile (a new version only if something changed), push to every enrolled host, audit the result per host. */
   const repush = async (ctx: CallContext, repin: string[] = []): Promise<PolicyPush> => {
+    arm(ctx);
     const actor = ctx.actor();
     const { policy, changed } = issuer.ensure(actor.vaultKey, actor.name);
     const hosts = enrolled();
@@ -170,6 +220,7 @@ export function createAccessArea(d: { db: Db; registry: KeyRegistry; hosts: Prop
      * policy). The catalog's status channels call it with their call's context.
      */
     repush,
+    retry,
     principalsHandlers,
     grantsHandlers,
     enclavesHandlers,
