@@ -168,6 +168,13 @@ describe('the dispatcher', () => {
     'models:approve': { name: 'triage', version: 'v1' },
     'models:revoke': { name: 'triage', version: 'v1', reason: 'withdrawn by the vendor' },
     'models:setRegistry': { url: 'http://10.0.0.1:5000' },
+    'principals:create': { kind: 'application', name: 'triage-bot' },
+    'principals:rotateCredential': { id: 'app:triage-bot' },
+    'principals:disable': { id: 'app:triage-bot', reason: 'retired' },
+    'grants:add': { principal: 'app:triage-bot', model: 'triage', version: 'latest-approved', actions: ['invoke'], expiresAt: null },
+    'grants:revoke': { id: 'gr-0123456789abcdef', reason: 'no longer needed' },
+    'enclaves:assign': { host: 'gpu1', enclave: 'general' },
+    'policy:push': {},
   };
 
   it('refuses every stepUp channel with STEP_UP_REQUIRED once the step-up window passed, and FORBIDDEN for other roles first', async () => {

@@ -19,6 +19,7 @@ import { createKeysArea } from './keys/area';
 import { Catalog } from './models/catalog';
 import { KeyRegistry } from './keys/registry';
 import { createModelsArea } from './models/handlers';
+import { accessHandlers, createAccessArea } from './models/access/handlers';
 import { opsHandlers } from './ops/handlers';
 import { Provisioner } from './provision/engine';
 import { provisionHandlers } from './provision/handlers';
@@ -87,7 +88,10 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     now: () => clock().getTime(),
     random,
     // The console locked (nobody signed in here any more): the key hierarchy seals, its root and KEKs zeroed.
-    onLocked: () => keysArea.close(),
+    onLocked: () => {
+      keysArea.close();
+      access.retry.disarm();
+    },
     check: (userId, uid, epoch) => {
       const st = users.state(userId);
       if (!st || st.uid !== uid || st.disabled || st.epoch !== epoch) return null;
@@ -132,6 +136,12 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     registryTokens: () => config.modelsRegistryTokens ?? null,
     // Published versions are signed by the console CA once it exists (genesis); unsigned before.
     signStatement: () => (keysArea.ca.root() ? (bytes, vaultKey) => keysArea.ca.signDetached(bytes, vaultKey) : null),
+    // A status change reaches the gates when live grants name the model (access is built below).
+    afterStatusChange: async (ctx, model) => {
+      if (!db.prepare('SELECT 1 FROM access_grants WHERE model = ? AND revoked_at IS NULL LIMIT 1').get(model)) return null;
+      const r = await access.repush(ctx);
+      return { version: r.version, summary: r.summary };
+    },
   });
   const playbooks = new Playbooks({ db, now: nowIso });
   const attestations = new Attestations({ db, keys, now: nowIso });
@@ -151,9 +161,14 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     // Deployment rules (models/deploy-rules.ts): the catalog's status and classification; enclaves.
     deployRules: {
       version: (model, version) => catalog.version(model, version),
-      enclaveOf: () => null,
+      enclaveOf: (host) => {
+        const e = access.store.hostEnclaves().find((x) => x.host === host);
+        return e ? { name: e.enclave, phi: e.phi } : null;
+      },
     },
   });
+  // ---- model access: principals, grants, enclaves, the signed gate policy pushed to every host ----
+  const access = createAccessArea({ db, registry: keys, hosts, now: clock, random, timeoutMs: config.sshTimeoutMs ?? 15_000, audit, ...(config.policyRetryMs !== undefined ? { retryMs: config.policyRetryMs } : {}) });
   const handlers: Handlers = {
     ...sessionHandlers({ shell: config.shell, version, now: clock, requireTotpFor, users, sessions, signin, settings, terminals, keys, audit: auditService }),
     ...totpHandlers({ signin }),
@@ -169,6 +184,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     ...attestHandlers({ attestations }),
     ...keysArea.handlers,
     ...modelsArea.handlers,
+    ...accessHandlers(access),
     ...auditService.handlers,
   };
 
@@ -234,6 +250,7 @@ export async function createCore(config: CoreConfig): Promise<Core> {
       terminals.closeAll();
       keysArea.close();
       await keysArea.drain();
+      access.retry.stop();
       hosts.close();
       sessions.closeAll();
       await auditService.close();

@@ -14,6 +14,7 @@ import { modelsRekeyHandlers } from './keys/models-rekey-handlers';
 import { ownKeysHandlers } from './keys/own-keys-handlers';
 import { sshRotationHandlers } from './keys/ssh-rotation-handlers';
 import { createModelsArea } from './models/handlers';
+import { createAccessArea } from './models/access/handlers';
 import { opsHandlers } from './ops/handlers';
 import { provisionHandlers } from './provision/handlers';
 import { sessionHandlers } from './session/handlers';
@@ -25,6 +26,7 @@ import { usersHandlers } from './users/handlers';
 
 // The factories only close over their services; nothing is called here, so none is needed.
 const none = {} as never;
+const access = createAccessArea(none);
 const areas: Record<string, object> = {
   session: sessionHandlers(none),
   totp: totpHandlers(none),
@@ -42,6 +44,10 @@ const areas: Record<string, object> = {
   audit: auditHandlers(none),
   datasets: createModelsArea(none).datasets,
   models: createModelsArea(none).models,
+  principals: access.principalsHandlers(),
+  grants: access.grantsHandlers(),
+  enclaves: access.enclavesHandlers(),
+  policy: access.policyHandlers(),
 };
 
 describe('per-area handlers', () => {

@@ -21,6 +21,8 @@ export interface CoreConfig {
   sshTimeoutMs?: number;
   /** Idle ms a clean SSH connection is kept for the next operation on its host (default 30 000; 0 keeps none). */
   sshPoolIdleMs?: number;
+  /** How often the gate policy is retried on pending and unreachable hosts (models/access/retry.ts; default 60 000; 0: never). */
+  policyRetryMs?: number;
   /** KDF cost; tests lower it, production keeps the defaults. */
   kdf?: { memoryKiB: number; iterations: number };
   /** Idle minutes before a session expires (the default; an admin may change it with settings:set). */

@@ -3,12 +3,12 @@ import { Roles, type Role } from '../../shared/domain/roles';
 import { features, navFor } from './registry';
 
 // The nav each combination of roles saw before the registry (the old NAV list in App.tsx, each item
-// hidden when the roles cannot call the channel it needs), with Keys (issue 12) after Approvals:
+// hidden when the roles cannot call the channel it needs), with Keys (issue 12) after Approvals and Grants (issue 13) after Keys:
 // the registry must show the same.
 const before: Record<string, string[]> = {
-  admin: ['hosts', 'terminal', 'provision', 'audit', 'approvals', 'keys', 'models', 'identity', 'users', 'account'],
-  officer: ['hosts', 'provision', 'audit', 'approvals', 'keys', 'models', 'identity', 'account'],
-  auditor: ['hosts', 'provision', 'audit', 'approvals', 'keys', 'models', 'identity', 'account'],
+  admin: ['hosts', 'terminal', 'provision', 'audit', 'approvals', 'keys', 'models', 'grants', 'identity', 'users', 'account'],
+  officer: ['hosts', 'provision', 'audit', 'approvals', 'keys', 'models', 'grants', 'identity', 'account'],
+  auditor: ['hosts', 'provision', 'audit', 'approvals', 'keys', 'models', 'grants', 'identity', 'account'],
 };
 // The old nav's labels (also the top bar's title); e2e tests and people find pages by them.
 const labels: Record<string, string> = {
@@ -19,6 +19,7 @@ const labels: Record<string, string> = {
   approvals: 'Approvals',
   keys: 'Keys',
   models: 'Models',
+  grants: 'Grants',
   identity: 'Identity',
   users: 'Users',
   account: 'My account',

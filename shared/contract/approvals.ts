@@ -5,7 +5,7 @@ import { NoInput, UserName, visibleText } from './common';
 /**
  * The two-person rule. Operations are rows of the approval policy, not channels: one channel may
  * trigger an operation only for some inputs (users:create only with the admin role).
- * models:grantPhi and audit:delete have no channel yet; their rows exist so the policy is declared before the features.
+ * audit:delete has no channel yet; its row exists so the policy is declared before the feature (models:grantPhi is grants:add on a phi version).
  */
 export const ApprovalOperations = [
   'users:grantAdmin',

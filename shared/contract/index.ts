@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { enclaves, grants, policy, principals } from './access';
 import { approvals, approvalsEvents } from './approvals';
 import { audit, auditEvents } from './audit';
 import type { ChannelDef } from './channel';
@@ -35,6 +36,10 @@ export const channels = {
   ...keys,
   ...datasets,
   ...models,
+  ...principals,
+  ...grants,
+  ...enclaves,
+  ...policy,
 } as const;
 
 export const events = {

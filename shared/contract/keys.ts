@@ -42,7 +42,7 @@ export const CeremonyRole = z.enum(['administrator', 'officer', 'witness']);
 export type CeremonyRole = z.infer<typeof CeremonyRole>;
 
 /** Airlock's own keys (keys/registry.ts OWN_KEYS). */
-export const OwnKeyPurpose = z.enum(['ssh.identity', 'audit.signing', 'audit.hmac', 'attest.signing']);
+export const OwnKeyPurpose = z.enum(['ssh.identity', 'audit.signing', 'audit.hmac', 'attest.signing', 'policy.signing']);
 /** The own keys `keys:rotateOwnKey` rotates; the SSH identity has its fleet rotation (`keys:rotateSshIdentity`). */
 export const RotatableOwnKeys = ['audit.signing', 'audit.hmac', 'attest.signing'] as const;
 export type RotatableOwnKey = (typeof RotatableOwnKeys)[number];

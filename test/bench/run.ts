@@ -24,6 +24,7 @@ import { benchGate } from './gate';
 import { benchKeys } from './keys';
 import { benchPlan } from './provision';
 import { benchModels } from './models';
+import { benchPolicy } from './policy';
 import { benchRekey } from './rekey';
 import { benchTransfer } from './transfer';
 
@@ -422,6 +423,7 @@ if (!only || only === 'keys') await benchKeys(rows);
 if (!only || only === 'rekey') await benchRekey(rows);
 if (!only || only === 'models') await benchModels(rows);
 if (!only || only === 'models' || only === 'gate') await benchGate(rows);
+if (!only || only === 'models' || only === 'policy') await benchPolicy(rows);
 if (!only || only === 'fleet') await benchFleet(rows, fleetOptions(process.argv.slice(3)));
 
 const cols = ['figure', 'value', 'anchor', 'anchorValue', 'ratio', 'goal'] as const;

@@ -4,7 +4,7 @@
  */
 import { ADMIN, expect, firstRunSetup, signIn, test } from './fixtures';
 
-const views = ['hosts', 'terminal', 'provision', 'audit', 'approvals', 'keys', 'models', 'identity', 'users', 'account'];
+const views = ['hosts', 'terminal', 'provision', 'audit', 'approvals', 'keys', 'models', 'grants', 'identity', 'users', 'account'];
 
 test('deep links, Back/Forward, reload and sign-in keep the view; unknown routes fall back', async ({ app }) => {
   const { page } = app;

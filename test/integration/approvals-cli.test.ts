@@ -64,7 +64,8 @@ describe('airlock approvals', () => {
     const policy = await airlock(['approvals', 'policy'], asOlga);
     expect(policy.stdout).toContain('users:grantAdmin\trequired\tadmin|officer\t1440 min\tusers:create,users:setRoles,users:enable');
     expect(policy.stdout).toContain('keys:rotateRoot\trequired\tofficer\t1440 min\tkeys:beginRotateRoot');
-    expect(policy.stdout).toContain('models:grantPhi\trequired\tofficer\t1440 min\t(no channel yet)');
+    expect(policy.stdout).toContain('models:grantPhi\trequired\tofficer\t1440 min\tgrants:add');
+    expect(policy.stdout).toContain('audit:delete\trequired\tofficer\t1440 min\t(no channel yet)');
     const filed = await airlock(['approvals', 'set-policy', 'keys:rotateRoot', '--expiry-minutes', '120', '--reason', 'shorter window', '--json'], asOlga);
     expect(filed.code).toBe(EXIT.pending);
     const id = (filed.json().pending as { id: number }).id;

@@ -257,8 +257,9 @@ describe('the policy', () => {
     for (const p of policy) expect(p, p.operation).toMatchObject({ required: true, expiryMinutes: 1440 });
     expect(policy.find((p) => p.operation === 'users:grantAdmin')).toMatchObject({ implemented: true, channels: ['users:create', 'users:setRoles', 'users:enable'] });
     expect(policy.find((p) => p.operation === 'keys:rotateRoot')).toMatchObject({ implemented: true, channels: ['keys:beginRotateRoot'], approverRoles: ['officer'] });
-    expect(policy.find((p) => p.operation === 'models:grantPhi')).toMatchObject({ implemented: false, channels: [], approverRoles: ['officer'] });
+    expect(policy.find((p) => p.operation === 'models:grantPhi')).toMatchObject({ implemented: true, channels: ['grants:add'], approverRoles: ['officer'] });
     expect(policy.find((p) => p.operation === 'models:approvePhi')).toMatchObject({ implemented: true, channels: ['models:approve'], approverRoles: ['officer'] });
+    expect(policy.find((p) => p.operation === 'audit:delete')).toMatchObject({ implemented: false, channels: [], approverRoles: ['officer'] });
   });
 
   it('changing the policy itself needs a second person, and then applies', async () => {

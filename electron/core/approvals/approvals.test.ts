@@ -56,6 +56,7 @@ describe('the two-person guards', () => {
       'keys:beginReshare': { officers: ['Ann', 'Ben'], witnesses: ['Wanda'], threshold: 2 },
       'keys:beginRotateRoot': { officers: ['Ann', 'Ben'], witnesses: ['Wanda'], threshold: 2 },
       'models:approve': { name: 'triage', version: 'v1' },
+      'grants:add': { principal: 'app:bot', model: 'notes', version: { exact: '2.0' }, actions: ['invoke'], expiresAt: null },
     };
     for (const [name, guard] of Object.entries(GUARDS) as Array<[ChannelName, NonNullable<(typeof GUARDS)[ChannelName]>]>) {
       expect(examples[name], `${name}: add an example above`).toBeDefined();

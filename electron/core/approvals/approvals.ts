@@ -11,6 +11,7 @@ import { Catalog } from '../models/catalog';
 import { accountChange, accountState, type AccountState, type Users } from '../users/users';
 import type { Db } from '../db/db';
 import type { Vault } from '../vault/vault';
+import { grantTargetState, type GrantTargetState } from '../models/access/grant-target';
 import { channelsByOperation, guardOf, operationFor, type TargetRef } from './guards';
 
 /** Who is looking or acting: a signed-in user with the vault key their session holds. */
@@ -43,7 +44,8 @@ export type TargetBinding =
   | { kind: 'policy'; name: string; state: { updatedAt: string; updatedBy: string | null } | null }
   | { kind: 'hierarchy'; name: string; state: { hierarchyId: string; rootKcv: string; epoch: number; shareRecord: string } | null }
   /** A catalog version (`model:version`): its status, classification and the manifest digest of its artifact (everything its identity covers). */
-  | { kind: 'model-version'; name: string; state: { status: string; classification: string; digest: string } | null };
+  | { kind: 'model-version'; name: string; state: { status: string; classification: string; digest: string } | null }
+  | { kind: 'grant'; name: string; state: GrantTargetState };
 
 interface PolicyRow {
   operation: ApprovalOperation;
@@ -463,6 +465,7 @@ export class Approvals {
       const state = v ? { status: v.status, classification: v.classification, digest: new Catalog({ db: this.deps.db, now: this.deps.now }).artifact(model, version).digest } : null;
       return { kind: 'model-version', name: ref.name, state };
     }
+    if (ref.kind === 'grant') return { kind: 'grant', name: ref.name, state: grantTargetState(this.deps.db, ref.name) };
     if (ref.kind === 'hierarchy') {
       // The key hierarchy as it is: a reshare or root rotation since filing changes its share record, epoch or root.
       const k = this.deps.db.prepare('SELECT hierarchy_id, root_kcv, epoch, share_record FROM key_hierarchy WHERE singleton = 1').get() as
@@ -495,6 +498,7 @@ export class Approvals {
     if (canonical(now?.state ?? null) === canonical(bound.state)) return null;
     if (bound.kind === 'model-version') return `the model version ${bound.name} is no longer the one filed (its status, classification or contents changed, or it was removed): file the request again`;
     if (bound.kind === 'hierarchy') return 'the key hierarchy changed since (a reshare, a root rotation or a new genesis): file the request again';
+    if (bound.kind === 'grant') return `the principal or the model version of the grant "${bound.name}" is no longer the one it was filed for (disabled, another principal with that id, or another version)`;
     return bound.kind === 'host'
       ? `host "${bound.name}" is no longer the same host (removed, re-added or re-keyed)`
       : `the policy for ${bound.name} was changed since`;

@@ -4,12 +4,13 @@ import type { ChannelDef } from '../../../shared/contract/channel';
 import { AirlockError } from '../../../shared/domain/errors';
 import type { Role } from '../../../shared/domain/roles';
 import type { Db } from '../db/db';
+import { catalogVersions, needsPhiApproval } from '../models/access/policy';
 import { checkPolicy, type Users } from '../users/users';
 
 /** Per guarded channel: when its input triggers the operation, what to show people, what to check before filing. */
 interface Guard {
   operation: ApprovalOperation;
-  /** Whether this input needs the operation (users:create needs it only with the admin role). */
+  /** Whether this input needs the operation (users:create needs it only with the admin role; grants:add only for a phi version, which the database says). */
   applies(input: Record<string, unknown>, users: Users, db: Db): boolean;
   describe(input: Record<string, unknown>): string;
   /** Refuse a request that could never execute (name taken, weak password) before anyone reviews it. */
@@ -25,13 +26,21 @@ interface Guard {
 }
 
 export interface TargetRef {
-  kind: 'user' | 'host' | 'policy' | 'hierarchy' | 'model-version';
+  kind: 'user' | 'host' | 'policy' | 'hierarchy' | 'model-version' | 'grant';
   name: string;
 }
 
 const userTarget = (i: Record<string, unknown>): TargetRef | null => (typeof i.name === 'string' ? { kind: 'user', name: i.name } : null);
 
 const nameOf = (i: Record<string, unknown>) => (typeof i.name === 'string' ? i.name : null);
+
+/** A grant's selector as the contract parses it: `{ exact }` or "latest-approved". */
+const selector = (i: Record<string, unknown>): { exact: string } | 'latest-approved' =>
+  i.version === 'latest-approved' ? 'latest-approved' : { exact: String((i.version as { exact?: unknown } | undefined)?.exact) };
+const selectorText = (i: Record<string, unknown>) => {
+  const s = selector(i);
+  return s === 'latest-approved' ? 'latest approved version' : s.exact;
+};
 
 const roles = (input: Record<string, unknown>) => (Array.isArray(input.roles) ? (input.roles as Role[]) : []);
 const hasAdmin = (name: unknown, users: Users): boolean => {
@@ -105,6 +114,18 @@ export const GUARDS: Partial<Record<ChannelName, Guard>> = {
         const b = db.prepare('SELECT status FROM model_versions WHERE model = ? AND version = ?').get(v.base_model, v.base_version) as { status: string } | undefined;
         if (b?.status !== 'approved') throw new AirlockError('CONFLICT', `${String(i.name)} ${String(i.version)} is built on ${v.base_model} ${v.base_version}, which is not approved: approve the base first.`);
       }
+    },
+  },
+  'grants:add': {
+    operation: 'models:grantPhi',
+    applies: (i, _users, db) => typeof i.model === 'string' && needsPhiApproval(catalogVersions(db), i.model, selector(i)),
+    describe: (i) => `Grant ${String(i.principal)} ${Array.isArray(i.actions) ? i.actions.join(' and ') : '?'} on ${String(i.model)} ${selectorText(i)} (classified phi)`,
+    // Bound to the principal's identity and the version the selector names now (models/access/grant-target.ts): approved for this grant, not another.
+    target: (i) => ({ kind: 'grant', name: `${String(i.principal)} ${String(i.model)} ${selectorText(i)}` }),
+    precheck: (i, _users, db) => {
+      const p = db.prepare('SELECT disabled_at FROM access_principals WHERE id = ?').get(String(i.principal)) as { disabled_at: string | null } | undefined;
+      if (!p) throw new AirlockError('NOT_FOUND', `There is no principal ${String(i.principal)}: create it first (principals create).`);
+      if (p.disabled_at) throw new AirlockError('CONFLICT', `${String(i.principal)} is disabled: it gets no new grants.`);
     },
   },
   'approvals:setPolicy': {

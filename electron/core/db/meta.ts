@@ -63,6 +63,8 @@ export const META_KEYS = {
   'ssh.identity.public': matching('an authorized_keys line', /^[a-z0-9@.-]+ [A-Za-z0-9+/]+={0,2}( [^\r\n]*)?$/),
   'audit.signing.public': spkiPem,
   'attest.signing.public': spkiPem,
+  /** The gate policy signing key (models/access/policy.ts): hosts pin it as policy-signing.pem. */
+  'policy.signing.public': spkiPem,
   /** Audit alarms on record, kept for good as evidence (audit/alarm.ts); entries without an id are dropped. */
   'audit.alarms': json<AuditAlarm[]>('a list of alarms', (v) =>
     Array.isArray(v) ? (v.filter((a) => a && typeof a === 'object' && Number.isSafeInteger((a as AuditAlarm).id)) as AuditAlarm[]) : null,

@@ -25,6 +25,8 @@ export const OWN_KEYS = {
   'audit.signing': { alg: 'ed25519', format: 'pkcs8', secret: 'audit.signing.private', public: 'audit.signing.public' },
   'audit.hmac': { alg: 'hmac-sha256', format: 'secret', secret: 'audit.hmac.key', public: null },
   'attest.signing': { alg: 'ed25519', format: 'pkcs8', secret: 'attest.signing.private', public: 'attest.signing.public' },
+  // Signs the gate policy (models/access/policy.ts); minted at the first policy. Never a vault secret: `secret` is the name it would have had.
+  'policy.signing': { alg: 'ed25519', format: 'pkcs8', secret: 'policy.signing.private', public: 'policy.signing.public' },
 } as const satisfies Record<string, { alg: 'ed25519' | 'hmac-sha256'; format: 'openssh' | 'pkcs8' | 'secret'; secret: string; public: MetaKey | null }>;
 
 export type KeyPurpose = keyof typeof OWN_KEYS;

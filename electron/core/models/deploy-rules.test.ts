@@ -82,12 +82,12 @@ describe('provisioning refuses a plan that breaks them, before any host is touch
     fs.rmSync(media, { recursive: true, force: true });
   });
 
-  it('a phi version to a host in no PHI enclave: FORBIDDEN, naming host, version and rule; no run recorded', async () => {
+  it('a phi version to a host outside a PHI enclave: FORBIDDEN, naming host, version and rule; no run recorded', async () => {
     const r = await c.call('provision:plan', { playbook: 'onco-deploy', hosts: ['gpu-01'], params: {} });
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.error.code).toBe('FORBIDDEN');
-    expect(r.error.message).toMatch(/onco 2 is classified phi and gpu-01 is in no enclave: phi versions are deployed only to hosts in a PHI enclave \(step weights\)/);
+    expect(r.error.message).toMatch(/onco 2 is classified phi and gpu-01 is in enclave general, which is not a PHI enclave: phi versions are deployed only to hosts in a PHI enclave \(step weights\)/);
     expect(await c.ok('provision:runs', {})).toHaveLength(0);
   });
 });

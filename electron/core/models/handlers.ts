@@ -50,6 +50,12 @@ export interface ModelsDeps {
    * published unsigned, and says so.
    */
   signStatement?: () => ((bytes: Buffer, vaultKey: Buffer) => Promise<Buffer>) | null;
+  /**
+   * After a version's status changed (approved, deprecated, revoked): the access area recompiles
+   * and pushes the gate policy when grants name the model (latest-approved grants resolve anew; a
+   * revoked version leaves the policy). Returns what it did for the audit detail, or null.
+   */
+  afterStatusChange?: (ctx: CallContext, model: string) => Promise<{ version: number | null; summary: string } | null>;
 }
 
 type Version = z.input<typeof ContractVersion>;
@@ -86,6 +92,16 @@ export function createModelsArea(d: ModelsDeps) {
     }));
   const media = (model: string, version: string) => (d.db.prepare('SELECT format, path FROM model_media WHERE model = ? AND version = ?').get(model, version) as { format: ModelFormat; path: string } | undefined) ?? null;
   const full = (v: ModelVersionView): Version => ({ ...v, media: media(v.model, v.version), publications: publications(v.model, v.version) });
+  /** The status is changed (committed) whatever the hosts do: a push that fails is recorded and retried by the access area. */
+  const propagate = async (ctx: CallContext, model: string) => {
+    if (!d.afterStatusChange) return;
+    try {
+      const r = await d.afterStatusChange(ctx, model);
+      if (r) ctx.auditDetail({ policy: r });
+    } catch (e) {
+      ctx.auditDetail({ policy: { error: e instanceof Error ? e.message : String(e) } });
+    }
+  };
   const versionOrThrow = (model: string, version: string) => {
     const v = catalog.version(model, version);
     if (!v) throw new AirlockError('NOT_FOUND', `There is no ${model} ${version} in the catalog (models list shows what is).`);
@@ -203,17 +219,26 @@ export function createModelsArea(d: ModelsDeps) {
         }
       });
     },
-    'models:approve': (ctx, i) => {
+    'models:approve': async (ctx, i) => {
       const v = versionOrThrow(i.name, i.version);
       const digest = catalog.artifact(i.name, i.version).digest;
       if (i.digest && i.digest !== digest) throw new AirlockError('CONFLICT', `${i.name} ${i.version} is now ${digest}, not the ${i.digest} that was reviewed: review it again (models show).`);
       const second = approverOf(ctx);
       const out = catalog.setStatus(i.name, i.version, 'approved', ctx.actor().name, second ? { secondPerson: second } : {});
       ctx.auditDetail({ digest: out.manifestDigest, classification: v.classification, ...(second ? { secondPerson: second } : {}) });
+      await propagate(ctx, i.name);
       return full(out);
     },
-    'models:deprecate': (ctx, i) => full(catalog.setStatus(i.name, i.version, 'deprecated', ctx.actor().name, { reason: i.reason })),
-    'models:revoke': (ctx, i) => full(catalog.setStatus(i.name, i.version, 'revoked', ctx.actor().name, { reason: i.reason })),
+    'models:deprecate': async (ctx, i) => {
+      const out = catalog.setStatus(i.name, i.version, 'deprecated', ctx.actor().name, { reason: i.reason });
+      await propagate(ctx, i.name);
+      return full(out);
+    },
+    'models:revoke': async (ctx, i) => {
+      const out = catalog.setStatus(i.name, i.version, 'revoked', ctx.actor().name, { reason: i.reason });
+      await propagate(ctx, i.name);
+      return full(out);
+    },
     'models:verify': async (ctx, i) => {
       versionOrThrow(i.name, i.version);
       const m = media(i.name, i.version);

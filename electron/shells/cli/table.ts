@@ -1,4 +1,5 @@
 import type { ChannelName } from '../../../shared/contract/index';
+import { enclaves, grants, policy, principals } from './access';
 import { approvals } from './approvals';
 import { attest } from './attest';
 import { datasets } from './datasets';
@@ -23,7 +24,7 @@ import { users } from './users';
  * commands that are not one channel's. `ops` (ops:cancel) has no command of its own: the store
  * imports call it on Ctrl-C. `terminal` has none: see NOT_IN_CLI.
  */
-export const AREAS: readonly AreaTable[] = [init, serve, session, totp, users, settings, approvals, identity, hosts, provision, store, attest, keys, datasets, models, audit];
+export const AREAS: readonly AreaTable[] = [init, serve, session, totp, users, settings, approvals, identity, hosts, provision, store, attest, keys, datasets, models, principals, grants, enclaves, policy, audit];
 
 export const COMMANDS: readonly CommandDef[] = AREAS.flatMap((a) => a.commands);
 

@@ -16,6 +16,7 @@ const PURPOSE: Record<OwnKey['purpose'], string> = {
   'audit.signing': 'Audit checkpoint signing',
   'audit.hmac': 'Audit redaction HMAC',
   'attest.signing': 'Attestation signing',
+  'policy.signing': 'Gate policy signing',
 };
 
 /** What rotating each key means, said before the officer confirms (docs/keys.md "Rotating Airlock's own keys"). */

@@ -15,6 +15,7 @@ import { m0013 } from './0013-console-keys';
 import { m0014 } from './0014-models-rekey';
 import { m0015 } from './0015-models-catalog-ops';
 import { m0016 } from './0016-cert-renewals';
+import { m0017 } from './0017-access';
 
 export interface Migration {
   version: number;
@@ -28,4 +29,4 @@ export interface Migration {
 }
 
 /** In order. Add a file `NNNN-name.ts` and a test `NNNN-name.test.ts` for each new one. */
-export const migrations: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0011, m0012, m0013, m0014, m0015, m0016];
+export const migrations: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0011, m0012, m0013, m0014, m0015, m0016, m0017];
