@@ -158,6 +158,11 @@ export async function createCore(config: CoreConfig): Promise<Core> {
     concurrency: config.provisionConcurrency ?? 8,
     // The inference API key is a host-secrets data key (keys/host-secrets.ts): fails closed while sealed.
     hostSecrets: keysArea.service,
+    // The inference-gate step installs the gate with the console's pinned key and current signed policy.
+    gatePolicy: ({ issue, vaultKey, actor }) => {
+      const p = issue ? access.issuer.ensure(vaultKey, actor).policy : access.issuer.latest();
+      return { keyPem: access.issuer.publicKey(), policy: p ? { bytes: Buffer.from(p.body, 'utf8'), sig: p.signature, version: p.version } : null };
+    },
     // Deployment rules (models/deploy-rules.ts): the catalog's status and classification; enclaves.
     deployRules: {
       version: (model, version) => catalog.version(model, version),

@@ -21,7 +21,7 @@ import { DONE, PROVISION_TABLES, RunRecords, type RunRow, type StepRow } from '.
 import { failureInfo, StepLog } from './step-log';
 import { disableEgress } from './steps/egress';
 import { STEPS } from './steps/index';
-import type { StepContext } from './steps/types';
+import type { GatePolicyNow, StepContext } from './steps/types';
 import type { OfflineStore } from '../store/store';
 
 export type { Caller } from './caller';
@@ -38,6 +38,8 @@ export interface ProvisionerDeps {
   concurrency: number;
   /** The key hierarchy the inference step seals its API key under (StepContext.hostSecrets); optional. */
   hostSecrets?: HostSecretKeys;
+  /** The signed gate policy for the inference-gate step (StepContext.gatePolicy), with the caller's vault key. */
+  gatePolicy?: (o: { issue: boolean; vaultKey: Buffer; actor: string }) => GatePolicyNow;
   /** What may be deployed where (models/deploy-rules.ts: the catalog's status and classification, enclaves); checked before a plan or apply starts. */
   deployRules?: DeployRuleDeps;
 }
@@ -345,6 +347,7 @@ export class Provisioner {
       signal: c.signal,
       timeoutMs: this.deps.timeoutMs,
       ...(this.deps.hostSecrets ? { hostSecrets: this.deps.hostSecrets } : {}),
+      ...(this.deps.gatePolicy ? { gatePolicy: (o: { issue: boolean }) => this.deps.gatePolicy!({ ...o, vaultKey: c.vaultKey, actor: c.actor }) } : {}),
       log: io.log,
       transfer: io.transfer,
       extraConnections: async (n) => {

@@ -57,6 +57,7 @@ describe('path parameters of imported playbooks', () => {
     'offline-packages': { packages: [{ name: 'airlock-node-tools' }] },
     'model-weights': { model: 'm', version: '1' },
     'inference-service': { model: 'm', version: '1' },
+    'inference-gate': {},
     'egress-lockdown': {},
     'ssh-hardening': {},
   };
@@ -75,6 +76,7 @@ describe('path parameters of imported playbooks', () => {
   it('knows every step type, and finds their path parameters', () => {
     expect([...STEPS.keys()].sort()).toEqual(Object.keys(MINIMAL).sort());
     expect(pathParams().map((x) => `${x.type}.${x.param}`).sort()).toEqual([
+      'inference-gate.python',
       'inference-service.apiKeyFile',
       'inference-service.command',
       'inference-service.dest',

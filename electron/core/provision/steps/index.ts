@@ -1,4 +1,5 @@
 import { egressLockdown } from './egress';
+import { inferenceGate } from './gate';
 import { gpuCheck } from './gpu';
 import { inferenceService } from './inference';
 import { modelWeights } from './models';
@@ -8,5 +9,5 @@ import type { StepImpl } from './types';
 
 /** The step catalogue: a playbook may name only these types. */
 export const STEPS: ReadonlyMap<string, StepImpl<unknown>> = new Map(
-  ([gpuCheck, offlinePackages, modelWeights, inferenceService, egressLockdown, sshHardening] as unknown as Array<StepImpl<unknown>>).map((s) => [s.type, s]),
+  ([gpuCheck, offlinePackages, modelWeights, inferenceService, inferenceGate, egressLockdown, sshHardening] as unknown as Array<StepImpl<unknown>>).map((s) => [s.type, s]),
 );

@@ -43,6 +43,18 @@ export interface StepContext {
    * secret and says so; with a sealed hierarchy it fails closed.
    */
   hostSecrets?: HostSecretKeys;
+  /**
+   * The gate policy as the console signs it now (models/access: compiled and, when it changed,
+   * signed as a new version with the caller's vault key), with the pinned public key hosts verify
+   * it with: what the inference-gate step installs. Absent in consoles without the access area.
+   */
+  gatePolicy?: (o: { issue: boolean }) => GatePolicyNow;
+}
+
+/** The pinned key and the current signed policy; `issue: false` only reads (null before the first one). */
+export interface GatePolicyNow {
+  keyPem: string | null;
+  policy: { bytes: Buffer; sig: string; version: number } | null;
 }
 
 export interface StepImpl<P = unknown> {
