@@ -16,6 +16,8 @@
  *   new token no longer pulls;
  * - a new grant, then `models:revoke` of that version → the catalog channel itself pushes the
  *   policy and the gate refuses the request;
+ * - enclaves: a phi version granted (two-person rule) → 403 `phi_enclave` on a host of a non-PHI
+ *   enclave; `enclaves:assign` to a PHI enclave pushes the hosts map and the same request is served;
  * - the access logs on both hosts and the console's SQLite file hold none of the prompts and never
  *   the credential.
  */
@@ -300,6 +302,53 @@ describe('the console’s policy enforced by the gate on lab hosts', () => {
     expect(await pull()).toBe('BAD_CREDENTIALS');
     const onHost = JSON.parse(await sh(gpu, `cat ${GATE_PATHS.policy}`)) as { version: number; grants: unknown[] };
     expect(onHost).toMatchObject({ version: 6, grants: [expect.objectContaining({ model: 'summarize' })] });
+  });
+
+  it('enclaves: a phi version granted to the application is refused on a host outside a PHI enclave, served once enclaves:assign puts it in one', async () => {
+    // A second person for the two-person rule (phi approval, phi grant).
+    await c.ok('users:create', { name: 'olga', password: 'olga own password', roles: ['officer'], mustChangePassword: false });
+    const olga = t.client();
+    await olga.ok('session:login', { name: 'olga', password: 'olga own password' });
+    const twoPerson = async (channel: 'models:approve' | 'grants:add', input: Record<string, unknown>, reason: string) => {
+      expect(await c.call(channel, input as never)).toMatchObject({ ok: false, error: { code: 'APPROVAL_REQUIRED' } });
+      const q = await c.ok('approvals:request', { channel, input, reason });
+      await olga.ok('approvals:approve', { id: q.id, reason: 'checked with the ward' });
+      return c.ok('approvals:execute', { id: q.id });
+    };
+    fs.mkdirSync(path.join(media, 'notes'));
+    fs.writeFileSync(path.join(media, 'notes', 'model.safetensors'), crypto.randomBytes(16 * 1024));
+    await c.ok('models:import', { format: 'directory', path: path.join(media, 'notes'), name: 'notes', version: '1.0.0', owner: 'ML', classification: 'phi', license: 'internal', source: 'run 9' });
+    await twoPerson('models:approve', { name: 'notes', version: '1.0.0' }, 'ward A discharge notes model');
+    await twoPerson('grants:add', { principal: app.id, model: 'notes', version: { exact: '1.0.0' }, actions: ['invoke'], expiresAt: null }, 'triage-bot drafts ward A discharge notes');
+    const granted = await c.ok('policy:status', {});
+    expect(granted.version).toBe(7);
+    await enforced(7);
+
+    // host1's inference server now serves the phi version (the general one was revoked above).
+    await writeGateFiles(gpu, [
+      {
+        path: '/etc/systemd/system/inference-triage.service',
+        data: '[Service]\nExecStart=/usr/local/bin/airlock-inference-sim --model /srv/models/triage/1.2.0 --served-model-name notes:1.0.0 --host 127.0.0.1 --port 8000\n',
+        mode: 0o644,
+      },
+    ]);
+    await sh(gpu, 'systemctl daemon-reload && systemctl restart inference-triage.service');
+
+    // host1 is in the general enclave: the grant is in its policy, the gate refuses the phi version there.
+    expect(await complete('notes:1.0.0')).toEqual({ status: 403, code: 'phi_enclave' });
+    await c.ok('enclaves:create', { name: 'ward-a', phi: true });
+    const moved = await c.ok('enclaves:assign', { host: 'host1', enclave: 'ward-a' });
+    expect(moved.policy.version).toBe(8);
+    await enforced(8);
+    const doc = JSON.parse(await sh(gpu, `cat ${GATE_PATHS.policy}`)) as { hosts: Record<string, unknown> };
+    expect(doc.hosts).toEqual({ host1: { enclave: 'ward-a', phi: true }, registry: { enclave: 'general', phi: false } });
+    let served = await complete('notes:1.0.0');
+    // The simulator may still be starting after its restart: wait until it answers (no time asserted).
+    for (let i = 0; i < 50 && served.status === 502; i++) {
+      await new Promise((res) => setTimeout(res, 200));
+      served = await complete('notes:1.0.0');
+    }
+    expect(served).toEqual({ status: 200, code: null });
   });
 
   it('the hosts’ logs and the console’s SQLite file hold none of the prompts and never the credential', async () => {
