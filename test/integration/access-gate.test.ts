@@ -297,6 +297,8 @@ describe('the console’s policy enforced by the gate on lab hosts', () => {
     // No grants:* or policy:* call in between: the catalog channel pushed v6.
     const st = await c.ok('policy:status', {});
     expect(st.version).toBe(6);
+    const outcome = (await c.ok('audit:list', { channel: 'models:revoke', limit: 5 })).events.find((e) => e.phase === 'outcome')!;
+    expect(JSON.stringify(outcome.params)).toMatch(/"policy":\{[^}]*"version":6/);
     await enforced(6);
     expect(await complete()).toEqual({ status: 403, code: 'not_granted' });
     expect(await pull()).toBe('BAD_CREDENTIALS');
