@@ -86,10 +86,10 @@ export const inferenceGate = defineStep<Params>({
   async apply(ctx, p) {
     const { keyPem, policy } = policyOf(ctx, true);
     if (!keyPem || !policy) throw new StepFailure('The console could not issue a gate policy (sign in again).', null, '');
-    const st = await installGate(hostExec(ctx), { config: configOf(ctx, p), policySigningKeyPem: keyPem, policy: { bytes: policy.bytes, sig: policy.sig }, python: p.python, signal: ctx.signal });
+    const st = await installGate(hostExec(ctx), { config: configOf(ctx, p), policySigningKeyPem: keyPem, policy: { bytes: policy.bytes, sig: policy.sig }, python: p.python, signal: ctx.signal, startTimeoutMs: 60_000 });
     ctx.log(`gate started: policy v${st.policyVersion ?? 'none'}\n`);
     if (st.policyVersion !== policy.version) {
-      const after = await waitForGatePolicy(hostExec(ctx), policy.version, { signal: ctx.signal }).catch((e: unknown) => {
+      const after = await waitForGatePolicy(hostExec(ctx), policy.version, { signal: ctx.signal, waitMs: 60_000 }).catch((e: unknown) => {
         throw new StepFailure(`The gate did not take policy v${policy.version}: ${e instanceof Error ? e.message : String(e)}`, null, '');
       });
       ctx.log(`gate enforces policy v${after.policyVersion}\n`);
