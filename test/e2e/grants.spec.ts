@@ -56,7 +56,7 @@ test('grants: a credential shown once, a grant pushed to every host, expiry warn
   await page.getByTestId('grants-add-model').fill('triage');
   await page.getByTestId('grants-add-pull').check();
   await page.getByTestId('grants-add-submit').click();
-  await expect(page.getByTestId('grants-policy-summary')).toHaveText('policy v1 on 2/2 hosts');
+  await expect(page.getByTestId('grants-policy-summary')).toHaveText('policy v2 on 2/2 hosts');
   for (const h of lab.hosts) await expect(page.getByTestId(`grants-host-${h.name}`)).toHaveAttribute('data-state', 'ok');
   const row = page.locator('[data-testid^="grants-row-gr-"]').first();
   await expect(row).toHaveAttribute('data-status', 'active');
@@ -72,7 +72,7 @@ test('grants: a credential shown once, a grant pushed to every host, expiry warn
   await page.getByTestId('grants-add-version').fill('1.2.0');
   await page.getByTestId('grants-add-expires').fill(local);
   await page.getByTestId('grants-add-submit').click();
-  await expect(page.getByTestId('grants-policy-summary')).toHaveText('policy v2 on 2/2 hosts');
+  await expect(page.getByTestId('grants-policy-summary')).toHaveText('policy v3 on 2/2 hosts');
   await expect(page.locator('[data-testid^="grants-expiry-gr-"]')).toHaveText('expires in 3 days');
 
   // By model: the same two grants under triage.
@@ -86,7 +86,7 @@ test('grants: a credential shown once, a grant pushed to every host, expiry warn
   await page.getByTestId(`grants-revoke-${id}`).click();
   await page.getByTestId(`grants-revoke-reason-${id}`).fill('moved to a new bot');
   await page.getByTestId(`grants-revoke-confirm-${id}`).click();
-  await expect(page.getByTestId('grants-policy-summary')).toHaveText('policy v3 on 2/2 hosts');
+  await expect(page.getByTestId('grants-policy-summary')).toHaveText('policy v4 on 2/2 hosts');
   await expect(page.getByTestId(`grants-row-${id}`)).toHaveCount(0);
   const after = await runOnHost(lab, lab.hosts[1]!.name, ['cat', '/etc/airlock/gate/policy.json']);
   expect(after.stdout).not.toContain(id);

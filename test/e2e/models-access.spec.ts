@@ -82,15 +82,16 @@ test('import → approve → grant → served through the gate → revoked → 4
   await importAndApprove('triage');
   await importAndApprove('summarize');
 
-  // An application and its credential (shown once). No grant yet: the policy names only principals
-  // with live grants, so the gate does not know the credential (401).
+  // An application and its credential (shown once). No grant yet: the gate knows it and grants it
+  // nothing (403); a credential the console never issued is 401.
   await page.getByTestId('nav-grants').click();
   await page.getByTestId('grants-app-name').fill('triage-bot');
   await page.getByTestId('grants-app-create').click();
   const credential = (await page.getByTestId('grants-credential-app:triage-bot').textContent())!;
   expect(credential).toMatch(/^alk_/);
   await page.getByTestId('grants-credential-done').click();
-  await expect.poll(() => ask(credential), { timeout: 30_000 }).toBe(401);
+  await expect.poll(() => ask(credential), { timeout: 30_000 }).toBe(403);
+  expect(await ask('alk_not-issued-by-this-console')).toBe(401);
 
   // Granted (invoke, this version): served through the gate once the policy is on the host.
   await page.getByTestId('grants-add-model').fill('triage');
@@ -99,14 +100,9 @@ test('import → approve → grant → served through the gate → revoked → 4
   await expect(page.getByTestId(`grants-host-${host.name}`)).toHaveAttribute('data-state', 'ok');
   await expect.poll(() => ask(credential), { timeout: 30_000 }).toBe(200);
 
-  // A second grant (another model): the application stays known to the gate after the revocation below.
-  await page.getByTestId('grants-add-model').fill('summarize');
-  await page.getByTestId('grants-add-version').fill('1.0');
-  await page.getByTestId('grants-add-submit').click();
-  await expect(page.locator('[data-testid^="grants-row-gr-"]')).toHaveCount(2);
 
-  // The triage grant revoked: the application is known, that model no longer granted (403).
-  const grant = page.locator('[data-testid^="grants-row-gr-"]', { hasText: '1.0' }).first();
+  // The grant revoked: refused again (403).
+  const grant = page.locator('[data-testid^="grants-row-gr-"]').first();
   const id = (await grant.getAttribute('data-testid'))!.replace('grants-row-', '');
   await page.getByTestId(`grants-revoke-${id}`).click();
   await page.getByTestId(`grants-revoke-reason-${id}`).fill('the pilot ended');

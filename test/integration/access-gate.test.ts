@@ -8,7 +8,8 @@
  * console's own `policy.signing` public key (policy:status). From then on ONLY the console's
  * channels do policy work — no test signer:
  *
- * - an application created, no grant at all → it is in no policy: 401 from the gate and the realm;
+ * - an application created, no grant at all → known to the gates, granted nothing: 403 from the gate,
+ *   an empty token from the realm, no pull; a credential the console never issued → 401;
  * - granted another model only → the gate answers 403 `not_granted` and the registry refuses the pull
  *   (the realm's token carries no access);
  * - a grant (invoke + pull) → served (JSON and SSE) and pulled;
@@ -230,11 +231,12 @@ afterAll(async () => {
 describe('the console’s policy enforced by the gate on lab hosts', () => {
   let grantId = '';
 
-  it('without any grant the application is unknown to the gates: 401 from the gate and the realm, no pull', async () => {
+  it('without any grant the application is known and granted nothing: 403 from the gate, an empty token, no pull', async () => {
     await enforced(1);
-    expect(await complete()).toEqual({ status: 401, code: expect.any(String) });
-    expect((await realmToken(`repository:models/${MODEL}:pull`)).status).toBe(401);
+    expect(await complete()).toEqual({ status: 403, code: 'not_granted' });
+    expect(await realmToken(`repository:models/${MODEL}:pull`)).toMatchObject({ status: 200, access: [] });
     expect(await pull()).toBe('BAD_CREDENTIALS');
+    expect((await invoke({ model: `${MODEL}:${VERSION}`, prompt: prompt() }, `alk_${crypto.randomBytes(32).toString('base64url')}`)).status).toBe(401);
   });
 
   it('granted another model only: the gate answers 403 for triage and the registry refuses its pull', async () => {

@@ -112,7 +112,8 @@ describe('the signed policy on lab hosts', () => {
     const byHost = Object.fromEntries(r.policy.hosts.map((h) => [h.host, h]));
     expect(byHost.host1).toMatchObject({ state: 'ok', deliveredVersion: firstVersion, enforcingVersion: null, lastError: null });
     expect(byHost.host2).toMatchObject({ state: 'ok', deliveredVersion: firstVersion });
-    expect(byHost.host3).toMatchObject({ state: 'unreachable', deliveredVersion: null, since: expect.any(String) });
+    // host3 still holds the policy of the application's creation (delivered before the cut).
+    expect(byHost.host3).toMatchObject({ state: 'unreachable', deliveredVersion: firstVersion - 1, since: expect.any(String) });
     expect(r.policy.summary).toMatch(new RegExp(`^policy v${firstVersion} on 2/3 hosts; host3 unreachable since \\d{4}-`));
     for (const h of ['host1', 'host2']) {
       const v = await onHost(h, VERIFY_ON_HOST);
@@ -299,7 +300,7 @@ describe('airlock principals / grants / policy (CLI)', () => {
 
       const g = await airlock(['grants', 'add', '--principal', 'app:notes-bot', '--model', 'triage', '--latest-approved', '--action', 'invoke', '--expires', '2030-01-01T00:00:00Z', '--json']);
       expect(g.code, g.stderr).toBe(EXIT.ok);
-      expect(g.json<{ grant: { status: string }; policy: { version: number } }>()).toMatchObject({ grant: { status: 'active' }, policy: { version: 1 } });
+      expect(g.json<{ grant: { status: string }; policy: { version: number } }>()).toMatchObject({ grant: { status: 'active' }, policy: { version: 2 } }); // v1 was the application's creation
 
       const phi = ['grants', 'add', '--principal', 'app:notes-bot', '--model', 'ward-notes', '--model-version', '2.0', '--action', 'invoke'];
       const refused = await airlock(phi);
@@ -311,7 +312,7 @@ describe('airlock principals / grants / policy (CLI)', () => {
       expect(both.code).toBe(EXIT.usage);
 
       const st = await airlock(['policy', 'status', '--json']);
-      expect(st.json()).toMatchObject({ version: 1, grants: 1, principals: 1, hosts: [] });
+      expect(st.json()).toMatchObject({ version: 2, grants: 1, principals: 1, hosts: [] });
       const grants = await airlock(['grants', 'list']);
       expect(grants.stdout).toMatch(/gr-[0-9a-f]{16}\tapp:notes-bot\ttriage latest-approved → 1\.0\.0 \(internal\)\tinvoke\tactive expires 2030-01-01T00:00:00\.000Z/);
       expect(dbBytes(data).includes(Buffer.from(cred!))).toBe(false);

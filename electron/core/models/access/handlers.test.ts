@@ -71,9 +71,9 @@ describe('access channels', () => {
     const g = await admin.ok('grants:add', { principal: 'app:triage-bot', model: 'triage', version: 'latest-approved', actions: ['invoke'], expiresAt: new Date(Date.now() + 10 * 86_400_000).toISOString() });
     expect(g.grant).toMatchObject({ status: 'active', resolved: { version: '1.0.0', classification: 'internal' }, phiApproved: false });
     expect(g.grant.expiresInDays).toBe(9);
-    // The rotation issued v1 (no grants yet); the grant v2.
-    expect(rotated.policy).toMatchObject({ version: 1, changed: true });
-    expect(g.policy).toMatchObject({ version: 2, changed: true, hosts: [], summary: 'policy v2 on 0/0 hosts' });
+    // The creation issued v1 (the application known, no grants), the rotation v2 (its new credential hash), the grant v3.
+    expect(rotated.policy).toMatchObject({ version: 2, changed: true });
+    expect(g.policy).toMatchObject({ version: 3, changed: true, hosts: [], summary: 'policy v3 on 0/0 hosts' });
     const audit = await admin.ok('audit:list', { limit: 200 });
     const text = JSON.stringify(audit);
     expect(text).toContain('principals:create');
@@ -86,7 +86,7 @@ describe('access channels', () => {
       expect(bytes).not.toContain(c.slice(4));
     }
     const st = await admin.ok('policy:status', {});
-    expect(st).toMatchObject({ version: 2, principals: 1, grants: 1, issuer: expect.stringMatching(/^SHA256:/), publicKey: expect.stringContaining('BEGIN PUBLIC KEY') });
+    expect(st).toMatchObject({ version: 3, principals: 1, grants: 1, issuer: expect.stringMatching(/^SHA256:/), publicKey: expect.stringContaining('BEGIN PUBLIC KEY') });
     // The policy signing key is one of Airlock's own keys now.
     expect((await admin.ok('keys:status', {})).ownKeys.map((k) => k.purpose)).toContain('policy.signing');
   });
@@ -134,7 +134,8 @@ describe('access channels', () => {
     const aud = t.client();
     await aud.ok('session:login', { name: 'aud', password: 'auditor password 1' });
     expect(await aud.ok('grants:list', {})).toEqual([]);
-    expect(await aud.ok('policy:status', {})).toMatchObject({ version: null, summary: 'no policy issued yet' });
+    // The application created above is already in a policy (known to the gates, granted nothing).
+    expect(await aud.ok('policy:status', {})).toMatchObject({ version: 1, summary: 'policy v1 on 0/0 hosts' });
     expect(await aud.call('policy:status', { check: true })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
     expect(await aud.call('grants:add', { principal: 'app:bot', model: 'triage', version: 'latest-approved', actions: ['invoke'], expiresAt: null })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
   });

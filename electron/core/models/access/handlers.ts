@@ -126,11 +126,13 @@ export function createAccessArea(d: {
   };
 
   const principalsHandlers = (): AreaHandlers<'principals'> => ({
-    'principals:create': (ctx, i) => {
+    'principals:create': async (ctx, i) => {
       const by = ctx.actor().name;
       const r = i.kind === 'application' ? store.createApplication(i.name, i.description ?? '', by) : store.createTeam(i.name, i.members, i.description ?? '', by);
       // Which credentials were issued, by principal and generation: never the credential.
       ctx.auditDetail({ principal: r.principal.id, credentialsIssued: r.credentials.map((c) => c.principal) });
+      // Known to the gates at once: its credential is 403 (not granted) rather than 401 (unknown) until a grant.
+      await repush(ctx);
       return r;
     },
     'principals:list': (_ctx, i) => store.principals({ kind: i.kind, includeDisabled: i.includeDisabled }),

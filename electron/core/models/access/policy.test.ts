@@ -101,7 +101,7 @@ describe('principals and credentials', () => {
 describe('the policy compiler', () => {
   it('resolves exact and latest-approved selectors, leaves out revoked, expired, disabled and non-approved, sorts, and hashes credentials', () => {
     const bot = store.createApplication('triage-bot', '', 'alice').credentials[0]!.credential;
-    store.createApplication('old-bot', '', 'alice');
+    const old = store.createApplication('old-bot', '', 'alice').credentials[0]!.credential;
     const g1 = store.addGrant({ principal: 'app:triage-bot', model: 'triage', version: 'latest-approved', actions: ['pull', 'invoke', 'pull'], expiresAt: null, requestsPerMinute: 60 }, 'alice', { phiAllowed: false, approvalId: null });
     const g2 = store.addGrant({ principal: 'app:triage-bot', model: 'triage', version: { exact: '1.0.0' }, actions: ['invoke'], expiresAt: new Date(clock + 3_600_000).toISOString() }, 'alice', { phiAllowed: false, approvalId: null });
     const g3 = store.addGrant({ principal: 'app:old-bot', model: 'triage', version: { exact: '1.0.0' }, actions: ['invoke'], expiresAt: null }, 'alice', { phiAllowed: false, approvalId: null });
@@ -110,7 +110,11 @@ describe('the policy compiler', () => {
     const d = doc(policy.body);
     expect(d.format).toBe(POLICY_FORMAT);
     expect(d.version).toBe(1);
-    expect(d.principals).toEqual([{ id: 'app:triage-bot', kind: 'application', credentialSha256: credentialSha256(bot) }]);
+    // Both applications are known (old-bot's grant is revoked, so it is known and granted nothing: 403, not 401).
+    expect(d.principals).toEqual([
+      { id: 'app:old-bot', kind: 'application', credentialSha256: credentialSha256(old) },
+      { id: 'app:triage-bot', kind: 'application', credentialSha256: credentialSha256(bot) },
+    ]);
     const digest = (v: string) => cat.version('triage', v)!.manifestDigest;
     expect(d.grants).toEqual(
       [
@@ -138,7 +142,7 @@ describe('the policy compiler', () => {
     store.disable('app:triage-bot', 'compromised', 'alice');
     const off = doc(issuer.ensure(vaultKey, 'alice').policy.body);
     expect(off.grants).toEqual([]);
-    expect(off.principals).toEqual([]);
+    expect(off.principals.map((p) => p.id)).toEqual(['app:old-bot']);
   });
 
   it('is deterministic: the same records give the same bytes, and the version bumps only when the content changes', () => {
@@ -157,8 +161,12 @@ describe('the policy compiler', () => {
     const c = issuer.ensure(vaultKey, 'alice');
     expect(c.changed).toBe(true);
     expect(c.policy.version).toBe(2);
-    // Unrelated records (a principal without grants, a staged version) do not.
+    // A new application is known to the gates at once (401 → 403 for it), even before a grant.
     store.createApplication('idle', '', 'alice');
+    const d = issuer.ensure(vaultKey, 'alice');
+    expect(d.changed).toBe(true);
+    expect(doc(d.policy.body).principals.map((p) => p.id)).toContain('app:idle');
+    // Nothing changed since: no new version.
     expect(issuer.ensure(vaultKey, 'alice').changed).toBe(false);
   });
 

@@ -145,6 +145,12 @@ export function compile(i: CompileInput): PolicyContent {
       });
     }
   }
+  // Every enabled principal with a credential is known to the gates, granted or not: an unknown
+  // credential is 401, a known one without a grant for what it asks is 403 (issue 13's decisions).
+  for (const p of i.principals) {
+    if (p.kind === 'team' || p.disabled_at || p.credential_sha256 === null || used.has(p.id)) continue;
+    used.set(p.id, { id: p.id, kind: p.kind === 'application' ? 'application' : 'user', credentialSha256: p.credential_sha256 });
+  }
   const hosts: PolicyContent['hosts'] = {};
   for (const h of [...i.hosts].sort((a, b) => (a.host < b.host ? -1 : 1))) hosts[h.host] = { enclave: h.enclave, phi: h.phi };
   return {
