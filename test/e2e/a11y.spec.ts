@@ -287,6 +287,17 @@ test('axe finds no serious or critical WCAG 2.1 A/AA violation on any view or ma
   await expect(page.getByTestId('models-move')).toHaveCount(0);
   fs.rmSync(MEDIA, { recursive: true, force: true });
 
+  // ---------- grants: an application's credential shown once, the policy per host ----------
+  await page.getByTestId('nav-grants').click();
+  await expect(page.getByTestId('grants-view')).toBeVisible();
+  await page.getByTestId('grants-app-name').fill('triage-bot');
+  await page.getByTestId('grants-app-create').click();
+  await expect(page.getByTestId('grants-credential-app:triage-bot')).toBeVisible();
+  await axe(page, 'grants: a credential shown once', found);
+  await page.getByTestId('grants-credential-done').click();
+  await expect(page.getByTestId('grants-principal-app:triage-bot')).toBeVisible();
+  await axe(page, 'grants: principals, grants and the policy per host', found);
+
   // ---------- provisioning: an organisation playbook, a plan, an apply with step-up, an attestation ----------
   await page.getByTestId('nav-provision').click();
   await page.getByTestId('prov-tab-run').click();
